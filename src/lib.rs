@@ -1,0 +1,11 @@
+//! `registry`: an embeddable OCI container image registry.
+//!
+//! This facade re-exports the layers: [`core`] (digests, names, manifests,
+//! error codes), [`storage`] (blob, upload and metadata stores with memory,
+//! filesystem and SQLite backends), [`auth`] (namespaces, roles, tokens) and
+//! [`api`] (the axum service).
+
+pub use registry_api as api;
+pub use registry_auth as auth;
+pub use registry_core as core;
+pub use registry_storage as storage;
