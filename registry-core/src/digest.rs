@@ -196,6 +196,7 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
+#[derive(Clone)]
 enum HashState {
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
@@ -204,7 +205,9 @@ enum HashState {
 /// Incremental hasher that yields a [`Digest`].
 ///
 /// Uses the `sha2` crate, which selects the CPU's SHA extensions at run
-/// time where they exist.
+/// time where they exist. Cloning snapshots the state, so a caller can
+/// roll back to it when a write fails part-way.
+#[derive(Clone)]
 pub struct Digester {
     state: HashState,
     bytes: u64,

@@ -37,5 +37,5 @@ pub use digest::{Algorithm, Digest, DigestError, Digester};
 pub use error_code::{ErrorCode, ErrorEnvelope, ErrorInfo};
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
 pub use name::{
-    validate_namespace, NameError, Reference, ReferenceError, RepositoryName, Tag, TagError,
+    NameError, Namespace, Reference, ReferenceError, RepositoryName, Tag, TagError,
 };

@@ -94,6 +94,13 @@ impl RepositoryName {
         self.repr.split_once('/').map_or(&self.repr, |(ns, _)| ns)
     }
 
+    /// The namespace as its validated type.
+    pub fn to_namespace(&self) -> Namespace {
+        Namespace {
+            repr: self.namespace().into(),
+        }
+    }
+
     /// Everything after the namespace: the ImageStream's name within it.
     pub fn stream(&self) -> &str {
         self.repr.split_once('/').map_or("", |(_, rest)| rest)
@@ -110,18 +117,48 @@ impl RepositoryName {
     }
 }
 
-/// Validates a namespace (one name component).
-pub fn validate_namespace(ns: &str) -> Result<(), NameError> {
-    if ns.is_empty() {
-        return Err(NameError::Empty);
+/// A validated namespace: one component of the repository grammar. It owns
+/// repositories and is the scope of role bindings.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace {
+    repr: Box<str>,
+}
+
+impl Namespace {
+    /// The namespace text.
+    pub fn as_str(&self) -> &str {
+        &self.repr
     }
-    if ns.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong(ns.len()));
+}
+
+impl FromStr for Namespace {
+    type Err = NameError;
+
+    fn from_str(ns: &str) -> Result<Self, Self::Err> {
+        if ns.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if ns.len() > MAX_NAME_LEN {
+            return Err(NameError::TooLong(ns.len()));
+        }
+        if ns.contains('/') {
+            return Err(NameError::InvalidCharacter('/'));
+        }
+        validate_component(ns)?;
+        Ok(Namespace { repr: ns.into() })
     }
-    if let Some(bad) = ns.chars().find(|&c| c == '/') {
-        return Err(NameError::InvalidCharacter(bad));
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repr)
     }
-    validate_component(ns)
+}
+
+impl fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Namespace({})", self.repr)
+    }
 }
 
 impl FromStr for RepositoryName {
@@ -299,6 +336,7 @@ macro_rules! serde_via_str {
 
 serde_via_str!(RepositoryName);
 serde_via_str!(Tag);
+serde_via_str!(Namespace);
 serde_via_str!(Reference);
 
 #[cfg(test)]
@@ -319,6 +357,9 @@ mod tests {
         }
         let n: RepositoryName = "team/web/frontend".parse().unwrap();
         assert_eq!(n.namespace(), "team");
+        assert_eq!(n.to_namespace(), "team".parse::<Namespace>().unwrap());
+        assert_eq!("a/b".parse::<Namespace>(), Err(NameError::InvalidCharacter('/')));
+        assert!(matches!("-a".parse::<Namespace>(), Err(NameError::InvalidSeparator(_))));
         assert_eq!(n.stream(), "web/frontend");
     }
 

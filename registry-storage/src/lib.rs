@@ -1,1 +1,47 @@
-//! Placeholder while the crate is written.
+//! Storage for the registry: three small object-safe traits and their backends.
+//!
+//! - [`BlobStore`]: content-addressed blobs shared by all repositories.
+//! - [`UploadStore`]: resumable upload sessions that publish into a blob store.
+//! - [`MetadataStore`]: repositories, manifests, tags with history, blob
+//!   links, referrers and namespaces.
+//!
+//! Backends: [`memory`] (everything in process), [`filesystem`] (blobs and
+//! uploads under a data directory) and, with the default `sqlite` feature,
+//! [`sqlite`] metadata. The `testing` feature exposes the conformance suite
+//! every backend runs.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use registry_core::Digest;
+//! use registry_storage::{memory::MemoryBlobStore, BlobStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let blobs = MemoryBlobStore::default();
+//! let data = bytes::Bytes::from_static(b"hello");
+//! let digest = Digest::sha256_of(&data);
+//! blobs
+//!     .put(&digest, futures::stream::iter([Ok(data)]).boxed())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(blobs.stat(&digest).await.unwrap().unwrap().size, 5);
+//! # });
+//! ```
+
+pub mod blob;
+pub mod error;
+pub mod filesystem;
+pub mod memory;
+pub mod metadata;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod upload;
+pub mod verify;
+
+pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
+pub use error::{BoxError, Result, StorageError};
+pub use metadata::{
+    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+};
+pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};

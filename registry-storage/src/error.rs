@@ -1,0 +1,115 @@
+//! The one error type of the storage layer.
+
+use registry_core::Digest;
+
+/// Boxed error source from a backend or an incoming body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong in a store. Variants describe meaning, not backend detail;
+/// backends keep their own errors private and convert with `From`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The object (blob, manifest, tag, repository, namespace, record) does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked up, for logs.
+        what: String,
+    },
+    /// The object exists already and the operation does not replace it.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What was created, for logs.
+        what: String,
+    },
+    /// The content's digest differs from the one the caller promised.
+    #[error("digest mismatch: expected {expected}, content is {actual}")]
+    DigestMismatch {
+        /// The digest the caller promised.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// The content's size differs from the one the caller promised.
+    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The size promised.
+        expected: u64,
+        /// The size received.
+        actual: u64,
+    },
+    /// An upload chunk does not start where the session ends.
+    #[error("invalid upload offset: session is at {expected}, chunk starts at {got}")]
+    InvalidOffset {
+        /// Bytes the session holds: where the next chunk must start.
+        expected: u64,
+        /// Where the chunk claimed to start.
+        got: u64,
+    },
+    /// A requested byte range lies outside the object.
+    #[error("range {start}..{end} not satisfiable for {size} bytes")]
+    RangeNotSatisfiable {
+        /// First byte asked for.
+        start: u64,
+        /// One past the last byte asked for.
+        end: u64,
+        /// Size of the object.
+        size: u64,
+    },
+    /// The upload session does not exist (never created, committed or cancelled).
+    #[error("upload session {id} unknown")]
+    UploadUnknown {
+        /// The session id.
+        id: String,
+    },
+    /// The backend cannot do this.
+    #[error("operation not supported: {what}")]
+    NotSupported {
+        /// What was asked.
+        what: &'static str,
+    },
+    /// The incoming byte stream failed (client went away, body error).
+    #[error("incoming body failed: {source}")]
+    Incoming {
+        /// The stream's error.
+        source: BoxError,
+    },
+    /// The backend failed (IO, database, object store).
+    #[error("storage backend error: {source}")]
+    Backend {
+        /// The backend's error.
+        source: BoxError,
+    },
+}
+
+impl StorageError {
+    /// A `NotFound` for `what`.
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        StorageError::NotFound {
+            what: what.to_string(),
+        }
+    }
+
+    /// A `Backend` error wrapping `source`.
+    pub fn backend(source: impl Into<BoxError>) -> Self {
+        StorageError::Backend {
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is `NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StorageError::NotFound { .. })
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        // Always a backend failure: a backend that means "the object is
+        // missing" checks the kind itself and says `NotFound` explicitly.
+        StorageError::backend(e)
+    }
+}
+
+/// Result alias of the storage layer.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -1,0 +1,4 @@
+//! Blobs and upload sessions under a data directory.
+
+mod blob;
+mod upload;

@@ -1,0 +1,5 @@
+//! In-process backends: for tests and for embedding without a disk.
+
+mod blob;
+mod metadata;
+mod upload;

@@ -1,0 +1,205 @@
+//! The [`MetadataStore`]: repositories, manifests, tags and their history,
+//! blob links, referrers and namespaces.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Debug;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
+
+use crate::error::Result;
+
+/// A manifest to store, with what the API learned by parsing it.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    /// Repository it is pushed to.
+    pub repository: RepositoryName,
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// Media type it is served with.
+    pub media_type: String,
+    /// The exact bytes received.
+    pub bytes: Bytes,
+    /// Digest of the manifest this one refers to (referrers API).
+    pub subject: Option<Digest>,
+    /// Artifact type, for referrers filtering.
+    pub artifact_type: Option<String>,
+    /// Top-level annotations, shown in referrers listings.
+    pub annotations: BTreeMap<String, String>,
+    /// Config blob (image manifests).
+    pub config: Option<Digest>,
+    /// Blobs it references (config and layers): linked to the repository.
+    pub blobs: Vec<Digest>,
+    /// Child manifests it references (indexes).
+    pub children: Vec<Digest>,
+    /// Tags to point at it, in the same transaction.
+    pub tags: Vec<Tag>,
+    /// Who pushed it, recorded in tag history.
+    pub actor: String,
+}
+
+/// A stored manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredManifest {
+    /// Repository it belongs to.
+    pub repository: RepositoryName,
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// Media type it is served with.
+    pub media_type: String,
+    /// The exact bytes received.
+    pub bytes: Bytes,
+    /// Subject digest, if any.
+    pub subject: Option<Digest>,
+    /// Artifact type, if any.
+    pub artifact_type: Option<String>,
+    /// Top-level annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Config blob (image manifests).
+    pub config: Option<Digest>,
+    /// When it was first pushed to this repository.
+    pub created: SystemTime,
+}
+
+/// A repository (an ImageStream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryInfo {
+    /// Its name.
+    pub name: RepositoryName,
+    /// When it was created (first blob or manifest).
+    pub created: SystemTime,
+}
+
+/// Where a tag points now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRecord {
+    /// The tag.
+    pub tag: Tag,
+    /// The manifest it points at.
+    pub digest: Digest,
+    /// When it last moved.
+    pub updated: SystemTime,
+}
+
+/// One move of a tag. `digest: None` records the tag's deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagEvent {
+    /// Where the tag pointed after the event, or `None` when it was deleted.
+    pub digest: Option<Digest>,
+    /// When.
+    pub at: SystemTime,
+    /// Who moved it.
+    pub actor: String,
+}
+
+/// A manifest that refers to a subject (an entry of the referrers index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// The referring manifest's digest.
+    pub digest: Digest,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size.
+    pub size: u64,
+    /// Its artifact type.
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Registry metadata.
+///
+/// # Contract
+/// - [`put_manifest`](MetadataStore::put_manifest) is one transaction: it
+///   creates the repository if needed, stores the manifest (a second put of
+///   the same digest keeps the first bytes and creation time), links
+///   `blobs` to the repository, indexes it under its subject, and moves
+///   every tag in `tags`, recording a [`TagEvent`] for each tag whose target
+///   changed. Nothing of it is visible until all of it is.
+/// - Tag history is newest first and never forgets: a deletion is an event too.
+/// - Listings are in lexical order; `last` is exclusive and `limit` caps the count.
+/// - [`delete_manifest`](MetadataStore::delete_manifest) removes the
+///   manifest from that repository, deletes (and records) the tags that
+///   pointed at it and removes it from the referrers index. Missing is `NotFound`.
+/// - A blob is *linked* to a repository when uploaded or mounted into it or
+///   referenced by one of its manifests; only linked blobs may be served
+///   from that repository.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + Debug + 'static {
+    /// Creates a namespace; `AlreadyExists` if it does.
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<()>;
+    /// Whether a namespace exists.
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool>;
+    /// All namespaces, sorted.
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
+    /// Deletes a namespace and the metadata of every repository in it
+    /// (their blobs become garbage). Missing is `NotFound`.
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()>;
+
+    /// A repository, or `None`.
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>>;
+    /// Repository names after `last`, at most `limit`, optionally within one namespace.
+    async fn list_repositories(
+        &self,
+        namespace: Option<&Namespace>,
+        last: Option<&RepositoryName>,
+        limit: usize,
+    ) -> Result<Vec<RepositoryName>>;
+    /// Deletes a repository's metadata. Missing is `NotFound`.
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()>;
+
+    /// Stores a manifest and moves its tags (see the contract).
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<()>;
+    /// A manifest by tag or digest, or `None`.
+    async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>>;
+    /// Deletes a manifest from a repository (see the contract).
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        actor: &str,
+    ) -> Result<()>;
+    /// Repositories holding a manifest with this digest, sorted.
+    async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>>;
+
+    /// Tags after `last`, at most `limit`.
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<Tag>>;
+    /// Every tag of a repository with its target, sorted by tag.
+    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>>;
+    /// A tag's history, newest first; empty when the tag never existed.
+    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>>;
+    /// Deletes a tag (recording the event). Missing is `NotFound`.
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()>;
+
+    /// Links a blob to a repository, creating the repository if needed.
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
+    /// Whether a blob is linked to a repository.
+    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+    /// Removes a blob's link to a repository. Missing is `NotFound`.
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
+
+    /// Manifests of a repository whose subject is `subject`, optionally only
+    /// those of one artifact type, sorted by digest.
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>>;
+
+    /// Every blob some manifest references (the mark set of garbage collection).
+    async fn referenced_blobs(&self) -> Result<HashSet<Digest>>;
+    /// Removes every link to a blob (before the blob itself is swept).
+    async fn forget_blob(&self, digest: &Digest) -> Result<()>;
+}

@@ -1,0 +1,6 @@
+//! The shared conformance suite: every backend runs these functions in its
+//! own tests, and each test asserts that nothing is left behind.
+
+mod blob;
+mod metadata;
+mod upload;
