@@ -1,1 +1,421 @@
-//! (being written)
+//! [`MemoryMetadataStore`]: every piece of metadata in one locked struct.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Bound;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
+
+use crate::error::{Result, StorageError};
+use crate::metadata::{
+    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+};
+
+/// Metadata held in process, for tests and for embedding without a disk.
+///
+/// One lock guards all of it, so every operation (notably
+/// [`put_manifest`](MetadataStore::put_manifest)) is atomic: readers see
+/// either nothing of a write or all of it.
+#[derive(Debug, Default)]
+pub struct MemoryMetadataStore {
+    state: RwLock<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    namespaces: BTreeSet<Namespace>,
+    repositories: BTreeMap<RepositoryName, Repository>,
+}
+
+#[derive(Debug)]
+struct Repository {
+    created: SystemTime,
+    manifests: BTreeMap<Digest, ManifestEntry>,
+    tags: BTreeMap<Tag, (Digest, SystemTime)>,
+    /// Oldest first; read back reversed.
+    history: BTreeMap<Tag, Vec<TagEvent>>,
+    links: BTreeSet<Digest>,
+    /// Subject digest → digests of the manifests referring to it.
+    referrers: BTreeMap<Digest, BTreeSet<Digest>>,
+}
+
+#[derive(Debug)]
+struct ManifestEntry {
+    manifest: StoredManifest,
+    blobs: BTreeSet<Digest>,
+}
+
+impl Repository {
+    fn new(created: SystemTime) -> Self {
+        Repository {
+            created,
+            manifests: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            history: BTreeMap::new(),
+            links: BTreeSet::new(),
+            referrers: BTreeMap::new(),
+        }
+    }
+
+    fn record(&mut self, tag: &Tag, digest: Option<Digest>, at: SystemTime, actor: &str) {
+        self.history.entry(tag.clone()).or_default().push(TagEvent {
+            digest,
+            at,
+            actor: actor.to_owned(),
+        });
+    }
+}
+
+impl MemoryMetadataStore {
+    // A panic while the lock is held cannot leave a half-applied write:
+    // every mutation below validates first and then only inserts or removes
+    // map entries, which do not panic. So a poisoned lock still guards
+    // consistent data and is safe to keep using.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn not_found_repository(name: &RepositoryName) -> StorageError {
+    StorageError::not_found(format_args!("repository {name}"))
+}
+
+#[async_trait]
+impl MetadataStore for MemoryMetadataStore {
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
+        if self.write().namespaces.insert(namespace.clone()) {
+            Ok(())
+        } else {
+            Err(StorageError::AlreadyExists {
+                what: format!("namespace {namespace}"),
+            })
+        }
+    }
+
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
+        Ok(self.read().namespaces.contains(namespace))
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        Ok(self.read().namespaces.iter().cloned().collect())
+    }
+
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+        let mut state = self.write();
+        if !state.namespaces.remove(namespace) {
+            return Err(StorageError::not_found(format_args!(
+                "namespace {namespace}"
+            )));
+        }
+        state
+            .repositories
+            .retain(|name, _| name.namespace() != namespace.as_str());
+        Ok(())
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {
+        Ok(self.read().repositories.get(name).map(|r| RepositoryInfo {
+            name: name.clone(),
+            created: r.created,
+        }))
+    }
+
+    async fn list_repositories(
+        &self,
+        namespace: Option<&Namespace>,
+        last: Option<&RepositoryName>,
+        limit: usize,
+    ) -> Result<Vec<RepositoryName>> {
+        let state = self.read();
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
+        let names = state
+            .repositories
+            .range((lower, Bound::Unbounded))
+            .map(|(n, _)| n);
+        Ok(match namespace {
+            None => names.take(limit).cloned().collect(),
+            Some(ns) => {
+                // Names sharing the prefix `ns/` are contiguous in lexical order.
+                let prefix = format!("{ns}/");
+                names
+                    .skip_while(|n| n.as_str() < prefix.as_str())
+                    .take_while(|n| n.as_str().starts_with(&prefix))
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            }
+        })
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+        match self.write().repositories.remove(name) {
+            Some(_) => Ok(()),
+            None => Err(not_found_repository(name)),
+        }
+    }
+
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        let now = SystemTime::now();
+        let mut state = self.write();
+        let repo = state
+            .repositories
+            .entry(manifest.repository.clone())
+            .or_insert_with(|| Repository::new(now));
+
+        let entry = repo
+            .manifests
+            .entry(manifest.digest.clone())
+            .or_insert_with(|| ManifestEntry {
+                manifest: StoredManifest {
+                    repository: manifest.repository.clone(),
+                    digest: manifest.digest.clone(),
+                    media_type: manifest.media_type.clone(),
+                    bytes: manifest.bytes.clone(),
+                    subject: manifest.subject.clone(),
+                    artifact_type: manifest.artifact_type.clone(),
+                    annotations: manifest.annotations.clone(),
+                    config: manifest.config.clone(),
+                    created: now,
+                },
+                blobs: BTreeSet::new(),
+            });
+        entry.blobs.extend(manifest.blobs.iter().cloned());
+        // The first put decides the subject: a later put of the same digest
+        // is the same bytes, so it cannot name another one.
+        if let Some(subject) = entry.manifest.subject.clone() {
+            repo.referrers
+                .entry(subject)
+                .or_default()
+                .insert(manifest.digest.clone());
+        }
+        repo.links.extend(manifest.blobs.iter().cloned());
+
+        for tag in &manifest.tags {
+            let moved = repo
+                .tags
+                .get(tag)
+                .is_none_or(|(current, _)| *current != manifest.digest);
+            if moved {
+                repo.tags
+                    .insert(tag.clone(), (manifest.digest.clone(), now));
+                repo.record(tag, Some(manifest.digest.clone()), now, &manifest.actor);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        let state = self.read();
+        let Some(repo) = state.repositories.get(repository) else {
+            return Ok(None);
+        };
+        let digest = match reference {
+            Reference::Digest(d) => d,
+            Reference::Tag(t) => match repo.tags.get(t) {
+                Some((d, _)) => d,
+                None => return Ok(None),
+            },
+        };
+        Ok(repo.manifests.get(digest).map(|e| e.manifest.clone()))
+    }
+
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        actor: &str,
+    ) -> Result<()> {
+        let now = SystemTime::now();
+        let mut state = self.write();
+        let repo = state
+            .repositories
+            .get_mut(repository)
+            .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
+        let entry = repo
+            .manifests
+            .remove(digest)
+            .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
+        if let Some(subject) = &entry.manifest.subject {
+            if let Some(set) = repo.referrers.get_mut(subject) {
+                set.remove(digest);
+                if set.is_empty() {
+                    repo.referrers.remove(subject);
+                }
+            }
+        }
+        let pointing: Vec<Tag> = repo
+            .tags
+            .iter()
+            .filter(|(_, (d, _))| d == digest)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for tag in pointing {
+            repo.tags.remove(&tag);
+            repo.record(&tag, None, now, actor);
+        }
+        Ok(())
+    }
+
+    async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
+        Ok(self
+            .read()
+            .repositories
+            .iter()
+            .filter(|(_, r)| r.manifests.contains_key(digest))
+            .map(|(n, _)| n.clone())
+            .collect())
+    }
+
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<Tag>> {
+        let state = self.read();
+        let Some(repo) = state.repositories.get(repository) else {
+            return Ok(Vec::new());
+        };
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(repo
+            .tags
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .map(|(t, _)| t.clone())
+            .collect())
+    }
+
+    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
+        let state = self.read();
+        Ok(state
+            .repositories
+            .get(repository)
+            .map(|repo| {
+                repo.tags
+                    .iter()
+                    .map(|(tag, (digest, updated))| TagRecord {
+                        tag: tag.clone(),
+                        digest: digest.clone(),
+                        updated: *updated,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
+        let state = self.read();
+        Ok(state
+            .repositories
+            .get(repository)
+            .and_then(|r| r.history.get(tag))
+            .map(|events| events.iter().rev().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+        let now = SystemTime::now();
+        let mut state = self.write();
+        let repo = state
+            .repositories
+            .get_mut(repository)
+            .filter(|repo| repo.tags.contains_key(tag))
+            .ok_or_else(|| StorageError::not_found(format_args!("tag {repository}:{tag}")))?;
+        repo.tags.remove(tag);
+        repo.record(tag, None, now, actor);
+        Ok(())
+    }
+
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        let now = SystemTime::now();
+        self.write()
+            .repositories
+            .entry(repository.clone())
+            .or_insert_with(|| Repository::new(now))
+            .links
+            .insert(digest.clone());
+        Ok(())
+    }
+
+    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        Ok(self
+            .read()
+            .repositories
+            .get(repository)
+            .is_some_and(|r| r.links.contains(digest)))
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        let mut state = self.write();
+        let removed = state
+            .repositories
+            .get_mut(repository)
+            .is_some_and(|repo| repo.links.remove(digest));
+        if removed {
+            Ok(())
+        } else {
+            Err(StorageError::not_found(format_args!(
+                "blob link {repository}@{digest}"
+            )))
+        }
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let state = self.read();
+        let Some(repo) = state.repositories.get(repository) else {
+            return Ok(Vec::new());
+        };
+        let Some(digests) = repo.referrers.get(subject) else {
+            return Ok(Vec::new());
+        };
+        Ok(digests
+            .iter()
+            .filter_map(|d| repo.manifests.get(d))
+            .map(|e| &e.manifest)
+            .filter(|m| artifact_type.is_none() || m.artifact_type.as_deref() == artifact_type)
+            .map(|m| Referrer {
+                digest: m.digest.clone(),
+                media_type: m.media_type.clone(),
+                size: m.bytes.len() as u64,
+                artifact_type: m.artifact_type.clone(),
+                annotations: m.annotations.clone(),
+            })
+            .collect())
+    }
+
+    async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        Ok(self
+            .read()
+            .repositories
+            .values()
+            .flat_map(|r| r.manifests.values())
+            .flat_map(|e| e.blobs.iter().cloned())
+            .collect())
+    }
+
+    async fn forget_blob(&self, digest: &Digest) -> Result<()> {
+        for repo in self.write().repositories.values_mut() {
+            repo.links.remove(digest);
+        }
+        Ok(())
+    }
+}

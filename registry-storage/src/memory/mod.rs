@@ -3,3 +3,4 @@
 mod blob;
 mod metadata;
 mod upload;
+pub use self::metadata::MemoryMetadataStore;

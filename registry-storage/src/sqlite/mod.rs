@@ -1,1 +1,263 @@
-//! (being written)
+//! [`SqliteMetadataStore`]: registry metadata in one SQLite database file,
+//! the embedded default.
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`, so readers
+//! never wait for the writer. Writes go through a single connection (SQLite
+//! allows one writer at a time; queueing in the pool is cheaper than
+//! spinning on the busy timeout) and every multi-statement write is one
+//! `BEGIN IMMEDIATE` transaction. Reads use a pool of several connections.
+//! Migrations are embedded in the binary and applied by [`open`].
+//!
+//! ```
+//! use registry_core::Namespace;
+//! use registry_storage::{sqlite::SqliteMetadataStore, MetadataStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteMetadataStore::open(dir.path().join("registry.db")).await.unwrap();
+//! let team: Namespace = "team".parse().unwrap();
+//! store.create_namespace(&team).await.unwrap();
+//! assert!(store.namespace_exists(&team).await.unwrap());
+//! # });
+//! ```
+//!
+//! [`open`]: SqliteMetadataStore::open
+
+mod blobs;
+mod error;
+mod manifests;
+mod repositories;
+mod tags;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::error::Result;
+use crate::metadata::{
+    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+};
+
+/// The schema, embedded at compile time from `migrations/sqlite`.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a statement waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Read connections per store.
+const READERS: u32 = 4;
+
+/// Registry metadata in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteMetadataStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+impl SqliteMetadataStore {
+    /// Opens the database at `path`, creating the file if it is missing (its
+    /// directory must exist), and applies pending migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Ok(Self::open_file(path.as_ref()).await?)
+    }
+
+    async fn open_file(path: &Path) -> Result<Self, error::Error> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        // Switching to WAL needs an exclusive lock, so only the writer asks;
+        // the mode is stored in the file and readers inherit it.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteMetadataStore { reader, writer })
+    }
+
+    /// A private database in memory, gone when the store is dropped: for tests.
+    pub async fn open_in_memory() -> Result<Self> {
+        Ok(Self::open_memory().await?)
+    }
+
+    async fn open_memory() -> Result<Self, error::Error> {
+        // Every connection to `:memory:` is its own database, so reads and
+        // writes share one connection that is never closed.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .in_memory(true)
+                    .foreign_keys(true),
+            )
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteMetadataStore {
+            reader: pool.clone(),
+            writer: pool,
+        })
+    }
+
+    /// Closes every connection, waiting for running statements to finish.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
+        Ok(repositories::create_namespace(&self.writer, namespace).await?)
+    }
+
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
+        Ok(repositories::namespace_exists(&self.reader, namespace).await?)
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        Ok(repositories::list_namespaces(&self.reader).await?)
+    }
+
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+        Ok(repositories::delete_namespace(&self.writer, namespace).await?)
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {
+        Ok(repositories::repository(&self.reader, name).await?)
+    }
+
+    async fn list_repositories(
+        &self,
+        namespace: Option<&Namespace>,
+        last: Option<&RepositoryName>,
+        limit: usize,
+    ) -> Result<Vec<RepositoryName>> {
+        Ok(repositories::list_repositories(&self.reader, namespace, last, limit).await?)
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+        Ok(repositories::delete_repository(&self.writer, name).await?)
+    }
+
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        Ok(manifests::put_manifest(&self.writer, manifest).await?)
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        Ok(manifests::get_manifest(&self.reader, repository, reference).await?)
+    }
+
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        actor: &str,
+    ) -> Result<()> {
+        Ok(manifests::delete_manifest(&self.writer, repository, digest, actor).await?)
+    }
+
+    async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
+        Ok(manifests::find_manifest(&self.reader, digest).await?)
+    }
+
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<Tag>> {
+        Ok(tags::list_tags(&self.reader, repository, last, limit).await?)
+    }
+
+    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
+        Ok(tags::tags(&self.reader, repository).await?)
+    }
+
+    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
+        Ok(tags::tag_history(&self.reader, repository, tag).await?)
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+        Ok(tags::delete_tag(&self.writer, repository, tag, actor).await?)
+    }
+
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        Ok(blobs::link_blob(&self.writer, repository, digest).await?)
+    }
+
+    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        Ok(blobs::blob_linked(&self.reader, repository, digest).await?)
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        Ok(blobs::unlink_blob(&self.writer, repository, digest).await?)
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        Ok(manifests::referrers(&self.reader, repository, subject, artifact_type).await?)
+    }
+
+    async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        Ok(blobs::referenced_blobs(&self.reader).await?)
+    }
+
+    async fn forget_blob(&self, digest: &Digest) -> Result<()> {
+        Ok(blobs::forget_blob(&self.writer, digest).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_databases_use_wal_normal_sync_and_foreign_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteMetadataStore::open(dir.path().join("m.db"))
+            .await
+            .expect("open");
+        for pool in [&store.reader, &store.writer] {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(pool)
+                .await
+                .expect("journal_mode");
+            assert_eq!(mode, "wal");
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(pool)
+                .await
+                .expect("synchronous");
+            assert_eq!(sync, 1, "NORMAL");
+            let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+                .fetch_one(pool)
+                .await
+                .expect("foreign_keys");
+            assert_eq!(fk, 1);
+        }
+        store.close().await;
+    }
+}

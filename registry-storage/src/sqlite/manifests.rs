@@ -1,0 +1,255 @@
+//! Manifests: put, get, delete, find, and the referrers index.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use registry_core::{Digest, Reference, RepositoryName};
+use sqlx::SqlitePool;
+
+use super::error::{from_nanos, now, parse, parse_opt, Error, Result};
+use super::repositories::ensure_repository;
+use super::tags::{move_tag, record_deletions};
+use crate::metadata::{NewManifest, Referrer, StoredManifest};
+
+/// Columns of [`ManifestRow`] from `manifests m`.
+macro_rules! manifest_columns {
+    () => {
+        "m.digest, m.media_type, m.bytes, m.subject, m.artifact_type, m.annotations, \
+         m.config, m.created"
+    };
+}
+
+/// A manifest by digest: one primary-key lookup.
+const BY_DIGEST: &str = concat!(
+    "SELECT ",
+    manifest_columns!(),
+    " FROM manifests m WHERE m.repository = ? AND m.digest = ?"
+);
+
+/// A manifest by tag: two primary-key lookups in one statement.
+const BY_TAG: &str = concat!(
+    "SELECT ",
+    manifest_columns!(),
+    " FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest \
+     WHERE t.repository = ? AND t.tag = ?"
+);
+
+/// Referrers of a subject, sorted by digest (served by `manifests_by_subject`).
+const REFERRERS: &str = "SELECT digest, media_type, size, artifact_type, annotations \
+     FROM manifests WHERE repository = ? AND subject = ? ORDER BY digest";
+
+/// [`REFERRERS`] of one artifact type.
+const REFERRERS_OF_TYPE: &str = "SELECT digest, media_type, size, artifact_type, annotations \
+     FROM manifests WHERE repository = ? AND subject = ? AND artifact_type = ? ORDER BY digest";
+
+#[derive(sqlx::FromRow)]
+struct ManifestRow {
+    digest: String,
+    media_type: String,
+    bytes: Vec<u8>,
+    subject: Option<String>,
+    artifact_type: Option<String>,
+    annotations: String,
+    config: Option<String>,
+    created: i64,
+}
+
+impl ManifestRow {
+    fn into_stored(self, repository: &RepositoryName) -> Result<StoredManifest> {
+        Ok(StoredManifest {
+            repository: repository.clone(),
+            digest: parse("manifests.digest", &self.digest)?,
+            media_type: self.media_type,
+            bytes: Bytes::from(self.bytes),
+            subject: parse_opt("manifests.subject", self.subject.as_deref())?,
+            artifact_type: self.artifact_type,
+            annotations: decode_annotations(&self.annotations)?,
+            config: parse_opt("manifests.config", self.config.as_deref())?,
+            created: from_nanos(self.created),
+        })
+    }
+}
+
+fn decode_annotations(json: &str) -> Result<BTreeMap<String, String>> {
+    Ok(serde_json::from_str(json)?)
+}
+
+pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<()> {
+    let now = now();
+    let repo = m.repository.as_str();
+    let digest = m.digest.as_str();
+    let annotations = serde_json::to_string(&m.annotations)?;
+    let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
+
+    // IMMEDIATE takes the write lock up front, so the busy timeout applies
+    // instead of a deferred transaction failing when it upgrades.
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    ensure_repository(&mut tx, &m.repository, now).await?;
+    // Same digest, same bytes: the first row (and its `created`) wins.
+    sqlx::query(
+        "INSERT INTO manifests (repository, digest, media_type, bytes, size, subject, \
+         artifact_type, annotations, config, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (repository, digest) DO NOTHING",
+    )
+    .bind(repo)
+    .bind(digest)
+    .bind(&m.media_type)
+    .bind(m.bytes.as_ref())
+    .bind(size)
+    .bind(m.subject.as_ref().map(Digest::as_str))
+    .bind(m.artifact_type.as_deref())
+    .bind(&annotations)
+    .bind(m.config.as_ref().map(Digest::as_str))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+
+    for blob in &m.blobs {
+        sqlx::query(
+            "INSERT INTO manifest_blobs (repository, manifest, blob) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(digest)
+        .bind(blob.as_str())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(blob.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for child in &m.children {
+        sqlx::query(
+            "INSERT INTO manifest_children (repository, manifest, child) VALUES (?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(digest)
+        .bind(child.as_str())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for tag in &m.tags {
+        move_tag(&mut tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn get_manifest(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+    reference: &Reference,
+) -> Result<Option<StoredManifest>> {
+    let row: Option<ManifestRow> = match reference {
+        Reference::Digest(digest) => {
+            sqlx::query_as(BY_DIGEST)
+                .bind(repository.as_str())
+                .bind(digest.as_str())
+                .fetch_optional(reader)
+                .await?
+        }
+        Reference::Tag(tag) => {
+            sqlx::query_as(BY_TAG)
+                .bind(repository.as_str())
+                .bind(tag.as_str())
+                .fetch_optional(reader)
+                .await?
+        }
+    };
+    row.map(|r| r.into_stored(repository)).transpose()
+}
+
+pub(super) async fn delete_manifest(
+    writer: &SqlitePool,
+    repository: &RepositoryName,
+    digest: &Digest,
+    actor: &str,
+) -> Result<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    // Record the tags' deletion before the cascade removes them.
+    record_deletions(&mut tx, repository, digest, now(), actor).await?;
+    // Cascades to its tags, blob references and children; the referrers
+    // index is an index of this table.
+    let deleted = sqlx::query("DELETE FROM manifests WHERE repository = ? AND digest = ?")
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        // Dropping `tx` rolls back; there was nothing to record anyway.
+        return Err(Error::NotFound(format!("manifest {repository}@{digest}")));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn find_manifest(
+    reader: &SqlitePool,
+    digest: &Digest,
+) -> Result<Vec<RepositoryName>> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT repository FROM manifests WHERE digest = ? ORDER BY repository")
+            .bind(digest.as_str())
+            .fetch_all(reader)
+            .await?;
+    names
+        .iter()
+        .map(|n| parse("manifests.repository", n))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct ReferrerRow {
+    digest: String,
+    media_type: String,
+    size: i64,
+    artifact_type: Option<String>,
+    annotations: String,
+}
+
+pub(super) async fn referrers(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Referrer>> {
+    let rows: Vec<ReferrerRow> = match artifact_type {
+        None => {
+            sqlx::query_as(REFERRERS)
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .fetch_all(reader)
+                .await?
+        }
+        Some(at) => {
+            sqlx::query_as(REFERRERS_OF_TYPE)
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .bind(at)
+                .fetch_all(reader)
+                .await?
+        }
+    };
+    rows.into_iter()
+        .map(|r| {
+            Ok(Referrer {
+                digest: parse("manifests.digest", &r.digest)?,
+                media_type: r.media_type,
+                size: u64::try_from(r.size).map_err(|e| Error::Corrupt {
+                    column: "manifests.size",
+                    value: r.size.to_string(),
+                    source: Box::new(e),
+                })?,
+                artifact_type: r.artifact_type,
+                annotations: decode_annotations(&r.annotations)?,
+            })
+        })
+        .collect()
+}

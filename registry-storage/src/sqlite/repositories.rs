@@ -1,0 +1,136 @@
+//! Namespaces and repositories.
+
+use registry_core::{Namespace, RepositoryName};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
+use crate::metadata::RepositoryInfo;
+
+pub(super) async fn create_namespace(writer: &SqlitePool, namespace: &Namespace) -> Result<()> {
+    let inserted = sqlx::query("INSERT INTO namespaces (name, created) VALUES (?, ?)")
+        .bind(namespace.as_str())
+        .bind(now())
+        .execute(writer)
+        .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(Error::AlreadyExists(format!("namespace {namespace}")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn namespace_exists(reader: &SqlitePool, namespace: &Namespace) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM namespaces WHERE name = ?")
+        .bind(namespace.as_str())
+        .fetch_optional(reader)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(super) async fn list_namespaces(reader: &SqlitePool) -> Result<Vec<Namespace>> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM namespaces ORDER BY name")
+        .fetch_all(reader)
+        .await?;
+    names.iter().map(|n| parse("namespaces.name", n)).collect()
+}
+
+pub(super) async fn delete_namespace(writer: &SqlitePool, namespace: &Namespace) -> Result<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let deleted = sqlx::query("DELETE FROM namespaces WHERE name = ?")
+        .bind(namespace.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("namespace {namespace}")));
+    }
+    // Foreign keys cascade to manifests, tags, history and links.
+    sqlx::query("DELETE FROM repositories WHERE namespace = ?")
+        .bind(namespace.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates the repository row unless it exists; part of a caller's transaction.
+pub(super) async fn ensure_repository(
+    conn: &mut SqliteConnection,
+    name: &RepositoryName,
+    created: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO repositories (name, namespace, created) VALUES (?, ?, ?) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.as_str())
+    .bind(name.namespace())
+    .bind(created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn repository(
+    reader: &SqlitePool,
+    name: &RepositoryName,
+) -> Result<Option<RepositoryInfo>> {
+    let created: Option<i64> =
+        sqlx::query_scalar("SELECT created FROM repositories WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(reader)
+            .await?;
+    Ok(created.map(|c| RepositoryInfo {
+        name: name.clone(),
+        created: from_nanos(c),
+    }))
+}
+
+pub(super) async fn list_repositories(
+    reader: &SqlitePool,
+    namespace: Option<&Namespace>,
+    last: Option<&RepositoryName>,
+    limit: usize,
+) -> Result<Vec<RepositoryName>> {
+    // An empty string sorts before every name, so `last = None` needs no
+    // second statement.
+    let after = last.map_or("", RepositoryName::as_str);
+    let names: Vec<String> = match namespace {
+        None => {
+            sqlx::query_scalar("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")
+                .bind(after)
+                .bind(sql_limit(limit))
+                .fetch_all(reader)
+                .await?
+        }
+        Some(ns) => {
+            sqlx::query_scalar(
+                "SELECT name FROM repositories WHERE namespace = ? AND name > ? \
+                 ORDER BY name LIMIT ?",
+            )
+            .bind(ns.as_str())
+            .bind(after)
+            .bind(sql_limit(limit))
+            .fetch_all(reader)
+            .await?
+        }
+    };
+    names
+        .iter()
+        .map(|n| parse("repositories.name", n))
+        .collect()
+}
+
+pub(super) async fn delete_repository(writer: &SqlitePool, name: &RepositoryName) -> Result<()> {
+    // One statement: foreign keys cascade to everything of the repository
+    // inside the statement's implicit transaction.
+    let deleted = sqlx::query("DELETE FROM repositories WHERE name = ?")
+        .bind(name.as_str())
+        .execute(writer)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("repository {name}")));
+    }
+    Ok(())
+}

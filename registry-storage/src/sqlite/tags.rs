@@ -1,0 +1,165 @@
+//! Tags and their history.
+
+use registry_core::{Digest, RepositoryName, Tag};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
+use crate::metadata::{TagEvent, TagRecord};
+
+/// Points `tag` at `digest` and records the move, unless it already points
+/// there. Part of the caller's transaction.
+pub(super) async fn move_tag(
+    conn: &mut SqliteConnection,
+    repository: &RepositoryName,
+    tag: &Tag,
+    digest: &Digest,
+    at: i64,
+    actor: &str,
+) -> Result<()> {
+    // The upsert changes no row when the tag already points at `digest`.
+    let moved = sqlx::query(
+        "INSERT INTO tags (repository, tag, digest, updated) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (repository, tag) DO UPDATE \
+         SET digest = excluded.digest, updated = excluded.updated \
+         WHERE tags.digest <> excluded.digest",
+    )
+    .bind(repository.as_str())
+    .bind(tag.as_str())
+    .bind(digest.as_str())
+    .bind(at)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() > 0 {
+        sqlx::query(
+            "INSERT INTO tag_events (repository, tag, digest, at, actor) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .bind(digest.as_str())
+        .bind(at)
+        .bind(actor)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records the deletion of every tag pointing at `digest`. Part of the
+/// caller's transaction, which then deletes them.
+pub(super) async fn record_deletions(
+    conn: &mut SqliteConnection,
+    repository: &RepositoryName,
+    digest: &Digest,
+    at: i64,
+    actor: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tag_events (repository, tag, digest, at, actor) \
+         SELECT repository, tag, NULL, ?, ? FROM tags \
+         WHERE repository = ? AND digest = ? ORDER BY tag",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(repository.as_str())
+    .bind(digest.as_str())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM tags WHERE repository = ? AND digest = ?")
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn list_tags(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+    last: Option<&Tag>,
+    limit: usize,
+) -> Result<Vec<Tag>> {
+    // An empty string sorts before every tag.
+    let after = last.map_or("", Tag::as_str);
+    let tags: Vec<String> = sqlx::query_scalar(
+        "SELECT tag FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?",
+    )
+    .bind(repository.as_str())
+    .bind(after)
+    .bind(sql_limit(limit))
+    .fetch_all(reader)
+    .await?;
+    tags.iter().map(|t| parse("tags.tag", t)).collect()
+}
+
+pub(super) async fn tags(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+) -> Result<Vec<TagRecord>> {
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT tag, digest, updated FROM tags WHERE repository = ? ORDER BY tag")
+            .bind(repository.as_str())
+            .fetch_all(reader)
+            .await?;
+    rows.into_iter()
+        .map(|(tag, digest, updated)| {
+            Ok(TagRecord {
+                tag: parse("tags.tag", &tag)?,
+                digest: parse("tags.digest", &digest)?,
+                updated: from_nanos(updated),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn tag_history(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+    tag: &Tag,
+) -> Result<Vec<TagEvent>> {
+    // Ordered by id, not time: events of one clock tick keep their order.
+    let rows: Vec<(Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT digest, at, actor FROM tag_events WHERE repository = ? AND tag = ? \
+         ORDER BY id DESC",
+    )
+    .bind(repository.as_str())
+    .bind(tag.as_str())
+    .fetch_all(reader)
+    .await?;
+    rows.into_iter()
+        .map(|(digest, at, actor)| {
+            Ok(TagEvent {
+                digest: parse_opt("tag_events.digest", digest.as_deref())?,
+                at: from_nanos(at),
+                actor,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn delete_tag(
+    writer: &SqlitePool,
+    repository: &RepositoryName,
+    tag: &Tag,
+    actor: &str,
+) -> Result<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let deleted = sqlx::query("DELETE FROM tags WHERE repository = ? AND tag = ?")
+        .bind(repository.as_str())
+        .bind(tag.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("tag {repository}:{tag}")));
+    }
+    sqlx::query(
+        "INSERT INTO tag_events (repository, tag, digest, at, actor) VALUES (?, ?, NULL, ?, ?)",
+    )
+    .bind(repository.as_str())
+    .bind(tag.as_str())
+    .bind(now())
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! The metadata conformance suite against [`MemoryMetadataStore`].
+
+use std::sync::Arc;
+
+use registry_storage::memory::MemoryMetadataStore;
+use registry_storage::testing;
+use registry_storage::MetadataStore;
+
+fn store() -> Arc<dyn MetadataStore> {
+    Arc::new(MemoryMetadataStore::default())
+}
+
+/// One `#[tokio::test]` per suite function, each on a fresh store.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            testing::$name(store().as_ref()).await;
+        }
+    )*};
+}
+
+suite!(
+    metadata_namespaces,
+    metadata_manifest_put_get,
+    metadata_tag_history,
+    metadata_list_tags_pagination,
+    metadata_list_repositories_pagination,
+    metadata_delete_manifest,
+    metadata_find_manifest,
+    metadata_blob_links,
+    metadata_referrers,
+    metadata_referenced_blobs,
+    metadata_delete_repository,
+    metadata_delete_namespace,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_concurrent_puts() {
+    testing::metadata_concurrent_puts(store()).await;
+}
+
+/// All tests one after another on one store: they must not disturb each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_suite_on_one_store() {
+    testing::run_metadata_suite(store()).await;
+}
