@@ -1,1 +1,58 @@
-//! Placeholder while the crate is written.
+//! The registry's embeddable HTTP service.
+//!
+//! [`router`] returns an [`axum::Router`] with its state applied that serves
+//! the OCI distribution API under `/v2/` plus health endpoints. A host
+//! application merges it into its own router (clients always call `/v2/` at
+//! the host root); a `Router` is a tower `Service`, so non-axum hosts can
+//! serve it too.
+//!
+//! ```
+//! use registry_api::{router, Registry};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let app = axum::Router::new()
+//!     .route("/hello", axum::routing::get(|| async { "hi" }))
+//!     .merge(router(Registry::in_memory()));
+//!
+//! use tower::ServiceExt;
+//! let response = app
+//!     .oneshot(axum::http::Request::get("/v2/").body(axum::body::Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 200);
+//! # });
+//! ```
+
+mod blobs;
+mod distribution;
+pub mod endpoint;
+pub mod error;
+mod health;
+mod http_util;
+mod listing;
+mod manifests;
+mod state;
+mod uploads;
+
+use axum::routing::{any, get};
+use axum::Router;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{Limits, Registry};
+
+/// The identity a request acts as, for logs and tag history. An auth layer
+/// inserts it as a request extension; without one requests act as
+/// `anonymous`.
+#[derive(Debug, Clone)]
+pub struct Actor(pub String);
+
+/// The registry's routes with `registry` as their state.
+pub fn router(registry: Registry) -> Router {
+    Router::new()
+        .route("/v2/", get(distribution::base))
+        .route("/v2", get(distribution::base))
+        .route("/v2/{*rest}", any(distribution::dispatch))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .with_state(registry)
+}

@@ -39,11 +39,13 @@ pub enum ErrorCode {
     /// Too many requests.
     #[serde(rename = "TOOMANYREQUESTS")]
     TooManyRequests,
+    /// The registry failed in a way the client cannot fix (details are logged).
+    Unknown,
 }
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BlobUnknown,
         ErrorCode::BlobUploadInvalid,
         ErrorCode::BlobUploadUnknown,
@@ -58,6 +60,7 @@ impl ErrorCode {
         ErrorCode::Denied,
         ErrorCode::Unsupported,
         ErrorCode::TooManyRequests,
+        ErrorCode::Unknown,
     ];
 
     /// The code's wire form and default HTTP status and message, in one table.
@@ -91,6 +94,7 @@ impl ErrorCode {
             ErrorCode::Denied => ("DENIED", 403, "requested access to the resource is denied"),
             ErrorCode::Unsupported => ("UNSUPPORTED", 405, "the operation is unsupported"),
             ErrorCode::TooManyRequests => ("TOOMANYREQUESTS", 429, "too many requests"),
+            ErrorCode::Unknown => ("UNKNOWN", 500, "internal error"),
         }
     }
 

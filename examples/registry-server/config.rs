@@ -1,0 +1,105 @@
+//! Server settings: defaults < TOML config file < environment < flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command-line flags; each also reads an environment variable.
+#[derive(Debug, Parser)]
+#[command(name = "registry-server", about = "An OCI container image registry", version)]
+pub struct Flags {
+    /// TOML config file.
+    #[arg(long, env = "REGISTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:5000].
+    #[arg(long, env = "REGISTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory for blobs, uploads and the SQLite database [default: ./data].
+    #[arg(long, env = "REGISTRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// `fsync` (default: a pushed blob survives power loss) or `none`.
+    #[arg(long, env = "REGISTRY_DURABILITY")]
+    pub durability: Option<DurabilitySetting>,
+    /// Log format: `text` (default) or `json`.
+    #[arg(long, env = "REGISTRY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The durability setting.
+#[derive(Debug, Clone, Copy, Deserialize, clap::ValueEnum, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilitySetting {
+    /// fsync blobs and their directories before acknowledging a push.
+    Fsync,
+    /// Leave flushing to the OS (as CNCF Distribution does).
+    None,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, Deserialize, clap::ValueEnum, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The config file's shape; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Durability.
+    pub durability: Option<DurabilitySetting>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The settings in force.
+#[derive(Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Durability.
+    pub durability: DurabilitySetting,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Merges flags (and their env vars) over the config file over defaults.
+    pub fn load(flags: Flags) -> Result<Settings, String> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Ok(Settings {
+            listen: flags
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000))),
+            data_dir: flags
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("./data")),
+            durability: flags
+                .durability
+                .or(file.durability)
+                .unwrap_or(DurabilitySetting::Fsync),
+            log_format: flags.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        })
+    }
+}

@@ -1,0 +1,116 @@
+//! `registry-server`: the registry as a standalone server.
+//!
+//! ```text
+//! cargo run --release --example registry-server -- --listen 127.0.0.1:5000 --data-dir ./data
+//! ```
+//!
+//! Blobs and upload sessions live under the data directory, metadata in
+//! `registry.db` (SQLite) beside them. Settings come from flags, their
+//! `REGISTRY_*` environment variables, and an optional TOML file
+//! (`--config`), in that order of precedence.
+
+mod config;
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use clap::Parser;
+use registry::api::{router, Registry};
+use registry::storage::filesystem::Durability;
+use tracing_subscriber::EnvFilter;
+
+use config::{DurabilitySetting, Flags, LogFormat, Settings};
+
+/// One structured log line per request.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "access",
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("REGISTRY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let settings = match Settings::load(Flags::parse()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("registry-server: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format);
+    match run(settings).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("registry-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), String> {
+    let durability = match settings.durability {
+        DurabilitySetting::Fsync => Durability::Fsync,
+        DurabilitySetting::None => Durability::None,
+    };
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create data directory {}: {e}", settings.data_dir.display()))?;
+    let registry = Registry::open_data_dir(&settings.data_dir, durability)
+        .await
+        .map_err(|e| format!("cannot open data directory {}: {e}", settings.data_dir.display()))?;
+    let app = router(registry).layer(middleware::from_fn(access_log));
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), ?durability, "registry listening");
+    println!("registry-server listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))
+}

@@ -1,0 +1,99 @@
+//! [`ApiError`]: the one type that becomes an OCI error response.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use registry_core::{ErrorCode, ErrorEnvelope};
+use registry_storage::StorageError;
+
+/// An error on its way to the client: an OCI code, a message, the HTTP
+/// status (the code's own unless overridden) and extra headers.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    status: StatusCode,
+    message: String,
+    headers: HeaderMap,
+}
+
+impl ApiError {
+    /// An error with the code's own status.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: message.into(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Overrides the HTTP status (e.g. 413 or 416).
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// The OCI code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// An internal failure: logged in full, shown to the client as `UNKNOWN`.
+    pub fn internal(err: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %err, "internal error");
+        ApiError::new(ErrorCode::Unknown, "internal error; see the registry log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorEnvelope::single(self.code, self.message);
+        let mut response = (self.status, axum::Json(body)).into_response();
+        response.headers_mut().extend(self.headers);
+        response
+    }
+}
+
+impl From<StorageError> for ApiError {
+    /// The mapping for errors a handler did not interpret itself: meanings
+    /// that are the client's fault keep a client code, the rest is internal.
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::DigestMismatch { expected, actual } => ApiError::new(
+                ErrorCode::DigestInvalid,
+                format!("digest mismatch: expected {expected}, content is {actual}"),
+            ),
+            StorageError::SizeMismatch { expected, actual } => ApiError::new(
+                ErrorCode::SizeInvalid,
+                format!("expected {expected} bytes, got {actual}"),
+            ),
+            StorageError::UploadUnknown { id } => {
+                ApiError::new(ErrorCode::BlobUploadUnknown, format!("upload {id} unknown"))
+            }
+            StorageError::RangeNotSatisfiable { start, end, size } => ApiError::new(
+                ErrorCode::BlobUploadInvalid,
+                format!("range {start}-{end} outside 0-{size}"),
+            )
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
+            StorageError::Incoming { source } => ApiError::new(
+                ErrorCode::BlobUploadInvalid,
+                format!("request body failed: {source}"),
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

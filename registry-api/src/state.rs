@@ -1,0 +1,116 @@
+//! [`Registry`]: the stores and settings every handler shares.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
+use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
+use registry_storage::sqlite::SqliteMetadataStore;
+use registry_storage::{BlobStore, MetadataStore, StorageError, UploadStore};
+
+/// Limits the service enforces.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest manifest accepted, in bytes (413 above it).
+    pub max_manifest_bytes: usize,
+    /// Largest page of tags or repositories one request returns.
+    pub max_page: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_manifest_bytes: 4 * 1024 * 1024,
+            max_page: 1000,
+        }
+    }
+}
+
+/// The registry: its stores and settings. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) uploads: Arc<dyn UploadStore>,
+    pub(crate) metadata: Arc<dyn MetadataStore>,
+    pub(crate) limits: Limits,
+}
+
+impl Registry {
+    /// A registry over the given stores. `uploads` must publish into `blobs`.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        uploads: Arc<dyn UploadStore>,
+        metadata: Arc<dyn MetadataStore>,
+    ) -> Self {
+        Registry {
+            inner: Arc::new(Inner {
+                blobs,
+                uploads,
+                metadata,
+                limits: Limits::default(),
+            }),
+        }
+    }
+
+    /// A registry held entirely in memory (tests, ephemeral embedding).
+    pub fn in_memory() -> Self {
+        let blobs = MemoryBlobStore::default();
+        let uploads = MemoryUploadStore::new(blobs.clone());
+        Registry::new(
+            Arc::new(blobs),
+            Arc::new(uploads),
+            Arc::new(MemoryMetadataStore::default()),
+        )
+    }
+
+    /// The embedded default: blobs and uploads under `dir`, metadata in
+    /// `dir/registry.db` (SQLite).
+    pub async fn open_data_dir(dir: &Path, durability: Durability) -> Result<Self, StorageError> {
+        let blobs = FsBlobStore::with_durability(dir, durability)?;
+        let uploads = FsUploadStore::new(dir, blobs.clone())?;
+        let metadata = SqliteMetadataStore::open(dir.join("registry.db")).await?;
+        Ok(Registry::new(
+            Arc::new(blobs),
+            Arc::new(uploads),
+            Arc::new(metadata),
+        ))
+    }
+
+    /// Replaces the limits.
+    pub fn with_limits(self, limits: Limits) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            blobs: shared.blobs.clone(),
+            uploads: shared.uploads.clone(),
+            metadata: shared.metadata.clone(),
+            limits: shared.limits.clone(),
+        });
+        Registry {
+            inner: Arc::new(Inner { limits, ..inner }),
+        }
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    /// The upload store.
+    pub fn uploads(&self) -> &Arc<dyn UploadStore> {
+        &self.inner.uploads
+    }
+
+    /// The metadata store.
+    pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
+        &self.inner.metadata
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+}

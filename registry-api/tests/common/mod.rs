@@ -1,0 +1,151 @@
+//! Helpers for in-process router tests.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use registry_api::{router, Registry};
+use registry_core::{media_type, Digest};
+use tower::ServiceExt;
+
+/// A response read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The OCI error code of an error reply.
+    pub fn code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+pub struct Client {
+    pub app: Router,
+}
+
+impl Client {
+    pub fn new() -> Self {
+        Client {
+            app: router(Registry::in_memory()),
+        }
+    }
+
+    pub fn with(registry: Registry) -> Self {
+        Client {
+            app: router(registry),
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Reply {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        self.send(b.body(body.into()).unwrap()).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    /// Monolithic blob upload; returns the digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let d = Digest::sha256_of(data);
+        let r = self
+            .call(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+                &[("content-length", &data.len().to_string())],
+                data.to_vec(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        d
+    }
+
+    /// Pushes config + one layer + an OCI manifest under `tag`; returns
+    /// (manifest digest, manifest bytes, layer digest).
+    pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Digest, Vec<u8>, Digest) {
+        let config = format!(
+            r#"{{"architecture":"amd64","os":"linux","config":{{"Labels":{{"seed":"{seed}"}}}}}}"#
+        );
+        let config_digest = self.push_blob(repo, config.as_bytes()).await;
+        let layer = format!("layer of {seed}");
+        let layer_digest = self.push_blob(repo, layer.as_bytes()).await;
+        let manifest = image_manifest(
+            &config_digest,
+            config.len(),
+            &layer_digest,
+            layer.len(),
+            None,
+        );
+        let r = self
+            .call(
+                Method::PUT,
+                &format!("/v2/{repo}/manifests/{tag}"),
+                &[("content-type", media_type::OCI_MANIFEST)],
+                manifest.clone(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        (Digest::sha256_of(&manifest), manifest, layer_digest)
+    }
+}
+
+pub fn image_manifest(
+    config: &Digest,
+    config_len: usize,
+    layer: &Digest,
+    layer_len: usize,
+    subject: Option<(&Digest, usize)>,
+) -> Vec<u8> {
+    let mut v = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "config": {"mediaType": media_type::OCI_CONFIG, "digest": config, "size": config_len},
+        "layers": [{"mediaType": media_type::OCI_LAYER_GZIP, "digest": layer, "size": layer_len}],
+    });
+    if let Some((d, size)) = subject {
+        v["subject"] =
+            serde_json::json!({"mediaType": media_type::OCI_MANIFEST, "digest": d, "size": size});
+        v["artifactType"] = serde_json::json!("application/vnd.example.sig");
+        v["annotations"] = serde_json::json!({"org.example": "yes"});
+    }
+    serde_json::to_vec(&v).unwrap()
+}
