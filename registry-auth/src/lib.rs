@@ -1,1 +1,91 @@
-//! Placeholder while the crate is written.
+//! Who may do what in the registry: identities, credentials, roles and
+//! bindings, the [`Authorizer`], short-lived registry tokens, and the
+//! [`AuthStore`] that persists it all.
+//!
+//! This crate is pure policy: no HTTP, no SQL. The HTTP layer authenticates
+//! a request with the [`Authenticator`] (Basic credentials or an access
+//! token) or the [`TokenIssuer`] (a registry bearer token), maps it to an
+//! [`Action`] on a [`Resource`], and asks [`Authorizer::check`]; nothing else
+//! decides. `registry-storage` implements [`AuthStore`] over SQL; the
+//! [`MemoryAuthStore`] serves tests and embedding.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use registry_auth::{
+//!     grant_scopes, Action, AuthStore, Authenticator, Authorizer, MemoryAuthStore, Password,
+//!     PasswordHasher, Resource, Role, RoleBinding, Scope, SigningKey, Subject, TokenIssuer, User,
+//! };
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store: Arc<dyn AuthStore> = Arc::new(MemoryAuthStore::new());
+//! let hasher = PasswordHasher::insecure_fast(); // PasswordHasher::new() in production
+//!
+//! // alice may push to namespace `team`, which anyone may pull from.
+//! store.create_user(User {
+//!     name: "alice".parse().unwrap(),
+//!     password_hash: Some(hasher.hash(&Password::new("s3cret")).unwrap()),
+//!     created: time::OffsetDateTime::now_utc(),
+//! }).await.unwrap();
+//! for (role, subject) in [(Role::Editor, "alice"), (Role::Viewer, "system:anonymous")] {
+//!     store.add_role_binding(RoleBinding {
+//!         namespace: "team".parse().unwrap(),
+//!         role,
+//!         subject: subject.parse::<Subject>().unwrap(),
+//!     }).await.unwrap();
+//! }
+//!
+//! // Log in, then decide.
+//! let authn = Authenticator::new(store.clone(), hasher).unwrap();
+//! let alice = authn.basic("alice", "s3cret").await.unwrap();
+//! let authz = Authorizer::load(store.as_ref()).await.unwrap();
+//! let repo = "team/app".parse().unwrap();
+//! assert!(authz.check(&alice, Action::Push, &Resource::Repository(&repo)).is_allowed());
+//! assert!(!authz.check(&alice, Action::Delete, &Resource::Repository(&repo)).is_allowed());
+//!
+//! // The Docker token protocol: grant what was asked and allowed, sign it.
+//! let requested = Scope::parse_all(["repository:team/app:pull,push,delete"]).unwrap();
+//! let granted = grant_scopes(&authz, &alice, &requested);
+//! assert_eq!(granted[0].to_string(), "repository:team/app:pull,push");
+//! let issuer = TokenIssuer::new(&SigningKey::generate().unwrap(), "registry.local").unwrap();
+//! let token = issuer.issue(&alice, &granted).token;
+//! let claims = issuer.verify(token.expose()).unwrap();
+//! assert_eq!(claims.identity(), alice);
+//! # });
+//! ```
+
+mod authenticate;
+pub mod authorizer;
+pub mod bootstrap;
+pub mod credentials;
+pub mod memory;
+pub mod role;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod subject;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod token;
+
+pub use authenticate::{AuthenticationError, Authenticator};
+pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
+pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
+pub use credentials::{
+    AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
+    PasswordHasher, TokenHash, TokenName, TokenNameError,
+};
+pub use memory::MemoryAuthStore;
+pub use role::{
+    Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, Role, RoleBinding,
+    RoleError,
+};
+pub use scope::{grant_scopes, Scope, ScopeAction, ScopeActions, ScopeError};
+pub use secret::{docker_config_json, pull_secret, pull_secret_name, PullSecretPolicy};
+pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
+pub use subject::{
+    Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
+    SubjectError, UserName, UserNameError,
+};
+pub use token::{
+    IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,
+};

@@ -1,0 +1,339 @@
+//! Turning presented credentials into an [`Identity`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use hmac::{KeyInit, Mac};
+use time::{Duration, OffsetDateTime};
+
+use crate::credentials::{
+    random_bytes, AccessToken, AccessTokenSecret, CredentialError, Password, PasswordHash,
+    PasswordHasher, TokenHash,
+};
+use crate::store::{AuthStore, AuthStoreError};
+use crate::subject::{Identity, Subject, UserName};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Why credentials did not yield an identity.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthenticationError {
+    /// Wrong user, wrong password, unknown, expired or orphaned token: one
+    /// answer for all, so a caller learns nothing about which part failed.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// The store failed: a server error, not the caller's fault.
+    #[error(transparent)]
+    Store(#[from] AuthStoreError),
+    /// Password verification could not run.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+/// How many successful Basic logins are remembered (see [`Authenticator`]).
+const VERIFIED_CACHE_CAPACITY: usize = 4096;
+/// `last_used` is written at most this often per token.
+const TOUCH_INTERVAL: Duration = Duration::minutes(1);
+
+/// Verifies Basic credentials and bearer access tokens against an
+/// [`AuthStore`].
+///
+/// - **Basic** (`username`, `password`): if the password has the shape of an
+///   access token and is a valid, unexpired token whose owner still exists,
+///   the identity is the token's owner, whatever the username (so
+///   `podman login -u any -p TOKEN` works). Otherwise the user's argon2id
+///   hash must verify.
+/// - **Bearer access token**: the same token check, without a username.
+///
+/// Every failure is [`AuthenticationError::InvalidCredentials`]. An unknown
+/// user costs an argon2 verification too, so timing does not reveal which
+/// users exist.
+///
+/// argon2 runs on tokio's blocking pool when called inside a tokio runtime.
+/// Because clients that use Basic auth send it on every request, a
+/// successful verification is remembered (keyed by an HMAC of the
+/// credentials under a per-process random key, bound to the stored hash): a
+/// repeat costs one store read and one HMAC, and a password change takes
+/// effect at once.
+pub struct Authenticator {
+    store: Arc<dyn AuthStore>,
+    hasher: PasswordHasher,
+    dummy_hash: PasswordHash,
+    cache_key: HmacSha256,
+    verified: Mutex<HashMap<[u8; 32], PasswordHash>>,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("store", &self.store)
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    /// An authenticator over `store`, hashing with `hasher`.
+    pub fn new(store: Arc<dyn AuthStore>, hasher: PasswordHasher) -> Result<Self, CredentialError> {
+        let dummy_hash = hasher.hash(&Password::generate()?)?;
+        let key = random_bytes::<32>()?;
+        let cache_key = HmacSha256::new_from_slice(&key)
+            .map_err(|e| CredentialError::Hashing(e.to_string()))?;
+        Ok(Authenticator {
+            store,
+            hasher,
+            dummy_hash,
+            cache_key,
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store this authenticator reads.
+    pub fn store(&self) -> &Arc<dyn AuthStore> {
+        &self.store
+    }
+
+    /// The password hasher (to hash new passwords with the same parameters).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Resolves HTTP Basic credentials.
+    pub async fn basic(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Identity, AuthenticationError> {
+        if AccessTokenSecret::looks_like(password) {
+            if let Some(identity) = self.try_access_token(password).await? {
+                return Ok(identity);
+            }
+        }
+        let password = Password::new(password);
+        let user = match username.parse::<UserName>() {
+            Ok(name) => self.store.get_user(&name).await?,
+            Err(_) => None,
+        };
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let Some((user, hash)) = user.zip(stored) else {
+            // Spend the same time as a real check.
+            let _ = self.verify(password, self.dummy_hash.clone()).await?;
+            return Err(AuthenticationError::InvalidCredentials);
+        };
+        let fingerprint = self.fingerprint(user.name.as_str(), &password);
+        let remembered = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&fingerprint).cloned());
+        if remembered.is_some_and(|h| h == hash) {
+            return Ok(Identity::user(user.name));
+        }
+        if !self.verify(password, hash.clone()).await? {
+            return Err(AuthenticationError::InvalidCredentials);
+        }
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_CACHE_CAPACITY {
+                m.clear();
+            }
+            m.insert(fingerprint, hash);
+        }
+        Ok(Identity::user(user.name))
+    }
+
+    /// Resolves an access token presented as a bearer token.
+    pub async fn bearer(&self, token: &str) -> Result<Identity, AuthenticationError> {
+        if !AccessTokenSecret::looks_like(token) {
+            return Err(AuthenticationError::InvalidCredentials);
+        }
+        self.try_access_token(token)
+            .await?
+            .ok_or(AuthenticationError::InvalidCredentials)
+    }
+
+    /// `Ok(None)` when the token does not authenticate; errors only for
+    /// store failures.
+    async fn try_access_token(&self, presented: &str) -> Result<Option<Identity>, AuthStoreError> {
+        let hash = TokenHash::of(presented);
+        let Some(token) = self.store.find_token_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        let now = OffsetDateTime::now_utc();
+        if !token.hash.ct_eq(&hash) || token.is_expired(now) {
+            return Ok(None);
+        }
+        if !self.owner_exists(&token).await? {
+            return Ok(None);
+        }
+        if token.last_used.is_none_or(|t| now - t >= TOUCH_INTERVAL) {
+            match self.store.touch_token(&token.id, now).await {
+                // Revoked in between: the caller still gets in this once,
+                // like any request already past the check.
+                Ok(()) | Err(AuthStoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Identity::authenticated(token.owner))
+    }
+
+    async fn owner_exists(&self, token: &AccessToken) -> Result<bool, AuthStoreError> {
+        Ok(match &token.owner {
+            Subject::User(u) => self.store.get_user(u).await?.is_some(),
+            Subject::ServiceAccount(sa) => self.store.get_service_account(sa).await?.is_some(),
+            Subject::Group(_) => false,
+        })
+    }
+
+    fn fingerprint(&self, user: &str, password: &Password) -> [u8; 32] {
+        let mut mac = self.cache_key.clone();
+        mac.update(user.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    async fn verify(
+        &self,
+        password: Password,
+        hash: PasswordHash,
+    ) -> Result<bool, CredentialError> {
+        let hasher = self.hasher.clone();
+        let work = move || hasher.verify(&password, &hash);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(work)
+                .await
+                .map_err(|e| CredentialError::Hashing(e.to_string())),
+            Err(_) => Ok(work()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::TokenName;
+    use crate::memory::MemoryAuthStore;
+    use crate::store::{ServiceAccount, User};
+    use crate::subject::ServiceAccountRef;
+
+    async fn setup() -> (Authenticator, Arc<dyn AuthStore>) {
+        let store: Arc<dyn AuthStore> = Arc::new(MemoryAuthStore::new());
+        let hasher = PasswordHasher::insecure_fast();
+        store
+            .create_user(User {
+                name: "alice".parse().unwrap(),
+                password_hash: Some(hasher.hash(&Password::new("s3cret")).unwrap()),
+                created: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        (Authenticator::new(store.clone(), hasher).unwrap(), store)
+    }
+
+    fn is_invalid<T: fmt::Debug>(r: Result<T, AuthenticationError>) -> bool {
+        matches!(r, Err(AuthenticationError::InvalidCredentials))
+    }
+
+    #[tokio::test]
+    async fn basic_password() {
+        let (auth, store) = setup().await;
+        let id = auth.basic("alice", "s3cret").await.unwrap();
+        assert_eq!(id.subject().to_string(), "alice");
+        // Second time through the verified cache.
+        assert_eq!(auth.basic("alice", "s3cret").await.unwrap(), id);
+        assert!(is_invalid(auth.basic("alice", "wrong").await));
+        assert!(is_invalid(auth.basic("bob", "s3cret").await));
+        assert!(is_invalid(auth.basic("Not A Name", "s3cret").await));
+        // A password change invalidates the remembered login at once.
+        let name: UserName = "alice".parse().unwrap();
+        let new_hash = auth.hasher().hash(&Password::new("n3w")).unwrap();
+        store.set_password(&name, Some(new_hash)).await.unwrap();
+        assert!(is_invalid(auth.basic("alice", "s3cret").await));
+        assert!(auth.basic("alice", "n3w").await.is_ok());
+        store.set_password(&name, None).await.unwrap();
+        assert!(is_invalid(auth.basic("alice", "n3w").await));
+    }
+
+    #[tokio::test]
+    async fn access_tokens_as_password_and_bearer() {
+        let (auth, store) = setup().await;
+        let alice: Subject = "alice".parse().unwrap();
+        let (token, secret) =
+            AccessToken::generate(alice.clone(), "ci".parse().unwrap(), None).unwrap();
+        let id = token.id;
+        store.create_token(token).await.unwrap();
+        for user in ["any", "alice", ""] {
+            let identity = auth.basic(user, secret.expose()).await.unwrap();
+            assert_eq!(identity.subject(), &alice);
+        }
+        assert_eq!(
+            auth.bearer(secret.expose()).await.unwrap().subject(),
+            &alice
+        );
+        let stored = store.list_tokens(Some(&alice)).await.unwrap();
+        assert!(stored[0].last_used.is_some());
+        assert!(is_invalid(auth.bearer("rgt_nope").await));
+        let (_, unknown) =
+            AccessToken::generate(alice.clone(), "x".parse().unwrap(), None).unwrap();
+        assert!(is_invalid(auth.bearer(unknown.expose()).await));
+        assert!(is_invalid(auth.basic("alice", unknown.expose()).await));
+        store.delete_token(&id).await.unwrap();
+        assert!(is_invalid(auth.bearer(secret.expose()).await));
+    }
+
+    #[tokio::test]
+    async fn expired_and_orphaned_tokens_fail() {
+        let (auth, store) = setup().await;
+        let past = OffsetDateTime::now_utc() - Duration::hours(1);
+        let (token, expired) = AccessToken::generate(
+            "alice".parse().unwrap(),
+            "old".parse::<TokenName>().unwrap(),
+            Some(past),
+        )
+        .unwrap();
+        store.create_token(token).await.unwrap();
+        assert!(is_invalid(auth.bearer(expired.expose()).await));
+
+        let sa = ServiceAccountRef::new("team".parse().unwrap(), "builder".parse().unwrap());
+        store
+            .create_service_account(ServiceAccount {
+                account: sa.clone(),
+                created: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        let (token, secret) =
+            AccessToken::generate(sa.clone().into(), "pull".parse().unwrap(), None).unwrap();
+        // A token whose owner is missing (written behind the store's back).
+        let (orphan, orphan_secret) =
+            AccessToken::generate("ghost".parse().unwrap(), "t".parse().unwrap(), None).unwrap();
+        store.create_token(token).await.unwrap();
+        store.create_token(orphan).await.unwrap();
+        let id = auth.bearer(secret.expose()).await.unwrap();
+        assert_eq!(
+            id.subject().to_string(),
+            "system:serviceaccount:team:builder"
+        );
+        assert!(is_invalid(auth.bearer(orphan_secret.expose()).await));
+        store.delete_service_account(&sa).await.unwrap();
+        assert!(is_invalid(auth.bearer(secret.expose()).await));
+    }
+
+    #[test]
+    fn works_without_a_runtime() {
+        let store: Arc<dyn AuthStore> = Arc::new(MemoryAuthStore::new());
+        let auth = Authenticator::new(store, PasswordHasher::insecure_fast()).unwrap();
+        // The memory store never pends, so polling with a no-op waker ends.
+        let mut fut = std::pin::pin!(auth.basic("nobody", "x"));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let r = loop {
+            if let std::task::Poll::Ready(r) = std::future::Future::poll(fut.as_mut(), &mut cx) {
+                break r;
+            }
+        };
+        assert!(is_invalid(r));
+    }
+}

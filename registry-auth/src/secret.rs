@@ -1,0 +1,150 @@
+//! Managed pull secrets: the `kubernetes.io/dockerconfigjson` Secret that
+//! lets a service account's workloads pull, and which namespaces get one.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use registry_core::Namespace;
+use serde_json::{json, Value};
+
+use crate::credentials::AccessTokenSecret;
+use crate::subject::ServiceAccountRef;
+
+/// The user name written into pull secrets. Any user name works with an
+/// access token; this one has no `:` (which would break Basic auth parsing,
+/// as a `system:serviceaccount:…` subject would).
+pub const PULL_SECRET_USERNAME: &str = "serviceaccount";
+
+/// The suffix of a pull secret's name: `<service account>-pull-secret`.
+pub const PULL_SECRET_SUFFIX: &str = "-pull-secret";
+
+/// The name of a service account's managed pull secret.
+pub fn pull_secret_name(sa: &ServiceAccountRef) -> String {
+    format!("{}{PULL_SECRET_SUFFIX}", sa.name)
+}
+
+/// Builds the Kubernetes Secret document for `sa` holding `token` for
+/// `registry_host` (as clients name the registry, e.g. `registry.example.com:5000`):
+///
+/// ```json
+/// {"apiVersion":"v1","kind":"Secret",
+///  "metadata":{"name":"<sa>-pull-secret","namespace":"<ns>",
+///              "labels":{"app.kubernetes.io/managed-by":"registry"},
+///              "annotations":{"registry/service-account":"system:serviceaccount:<ns>:<sa>"}},
+///  "type":"kubernetes.io/dockerconfigjson",
+///  "data":{".dockerconfigjson":"<base64 of {\"auths\":{host:{username,password,auth}}}>"}}
+/// ```
+///
+/// The result holds the token: treat it as a secret.
+pub fn pull_secret(
+    sa: &ServiceAccountRef,
+    registry_host: &str,
+    token: &AccessTokenSecret,
+) -> Value {
+    let docker_config = docker_config_json(registry_host, PULL_SECRET_USERNAME, token.expose());
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": pull_secret_name(sa),
+            "namespace": sa.namespace.as_str(),
+            "labels": { "app.kubernetes.io/managed-by": "registry" },
+            "annotations": { "registry/service-account": sa.to_string() },
+        },
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": { ".dockerconfigjson": STANDARD.encode(docker_config.to_string()) },
+    })
+}
+
+/// `{"auths":{host:{"username","password","auth"}}}`: the Docker config
+/// document (also what `registryctl login` writes).
+pub fn docker_config_json(registry_host: &str, username: &str, password: &str) -> Value {
+    json!({
+        "auths": {
+            registry_host: {
+                "username": username,
+                "password": password,
+                "auth": STANDARD.encode(format!("{username}:{password}")),
+            }
+        }
+    })
+}
+
+/// Which namespaces get managed pull secrets: all but the ignored ones.
+///
+/// An entry is an exact namespace name, or a prefix ending in `*`
+/// (`kube-*` ignores `kube-system` and `kube-public`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullSecretPolicy {
+    ignored: Vec<Box<str>>,
+}
+
+impl PullSecretPolicy {
+    /// A policy ignoring the given namespaces or `prefix*` patterns.
+    pub fn new<I, S>(ignored_namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        PullSecretPolicy {
+            ignored: ignored_namespaces
+                .into_iter()
+                .map(|s| s.as_ref().into())
+                .collect(),
+        }
+    }
+
+    /// Whether `namespace` is in the ignore list.
+    pub fn is_ignored(&self, namespace: &Namespace) -> bool {
+        let ns = namespace.as_str();
+        self.ignored
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => ns.starts_with(prefix),
+                None => **pattern == *ns,
+            })
+    }
+
+    /// Whether service accounts of `namespace` get a managed token and pull
+    /// secret.
+    pub fn manages(&self, namespace: &Namespace) -> bool {
+        !self.is_ignored(namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_document() {
+        let sa = ServiceAccountRef::new("team".parse().unwrap(), "builder".parse().unwrap());
+        let token = AccessTokenSecret::generate().unwrap();
+        let doc = pull_secret(&sa, "registry.example.com:5000", &token);
+        assert_eq!(doc["apiVersion"], "v1");
+        assert_eq!(doc["kind"], "Secret");
+        assert_eq!(doc["type"], "kubernetes.io/dockerconfigjson");
+        assert_eq!(doc["metadata"]["name"], "builder-pull-secret");
+        assert_eq!(doc["metadata"]["namespace"], "team");
+        let encoded = doc["data"][".dockerconfigjson"].as_str().unwrap();
+        let config: Value = serde_json::from_slice(&STANDARD.decode(encoded).unwrap()).unwrap();
+        let entry = &config["auths"]["registry.example.com:5000"];
+        assert_eq!(entry["username"], PULL_SECRET_USERNAME);
+        assert_eq!(entry["password"], token.expose());
+        let auth = STANDARD.decode(entry["auth"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            String::from_utf8(auth).unwrap(),
+            format!("serviceaccount:{}", token.expose())
+        );
+    }
+
+    #[test]
+    fn ignored_namespaces() {
+        let policy = PullSecretPolicy::new(["default", "kube-*"]);
+        let ns = |s: &str| s.parse::<Namespace>().unwrap();
+        assert!(policy.is_ignored(&ns("default")));
+        assert!(policy.is_ignored(&ns("kube-system")));
+        assert!(policy.manages(&ns("team")));
+        assert!(policy.manages(&ns("defaults")));
+        assert!(PullSecretPolicy::default().manages(&ns("default")));
+    }
+}

@@ -1,0 +1,199 @@
+//! Persistence of users, service accounts, access tokens and role bindings:
+//! the [`AuthStore`] trait and its error.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use async_trait::async_trait;
+use registry_core::Namespace;
+use time::OffsetDateTime;
+
+use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
+use crate::role::{ClusterRoleBinding, RoleBinding};
+use crate::subject::{ServiceAccountRef, Subject, UserName};
+
+/// What went wrong in an [`AuthStore`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthStoreError {
+    /// The record does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A record with the same key exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The backend failed (IO, database, corrupt data).
+    #[error("auth store backend failed: {source}")]
+    Backend {
+        /// What failed underneath.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+impl AuthStoreError {
+    /// A `NotFound` naming what is missing.
+    pub fn not_found(what: impl fmt::Display) -> Self {
+        AuthStoreError::NotFound(what.to_string())
+    }
+
+    /// An `AlreadyExists` naming what collides.
+    pub fn already_exists(what: impl fmt::Display) -> Self {
+        AuthStoreError::AlreadyExists(what.to_string())
+    }
+
+    /// Wraps a backend failure.
+    pub fn backend(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        AuthStoreError::Backend {
+            source: source.into(),
+        }
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The login name.
+    pub name: UserName,
+    /// argon2id hash of the password; `None` for token-only users.
+    pub password_hash: Option<PasswordHash>,
+    /// When the user was created.
+    pub created: OffsetDateTime,
+}
+
+/// A stored service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    /// Namespace and name.
+    pub account: ServiceAccountRef,
+    /// When it was created.
+    pub created: OffsetDateTime,
+}
+
+/// Persistence for authentication and authorization records.
+///
+/// # Contract
+///
+/// Every implementation passes the conformance suite in
+/// `registry_auth::testing` (feature `testing`). In words:
+///
+/// - **Keys.** Users are keyed by name, service accounts by (namespace,
+///   name), tokens by id and, uniquely, by hash; a token's name is unique per
+///   owner. Bindings are sets: adding an existing binding is
+///   `AlreadyExists`, removing a missing one is `NotFound`.
+/// - **Errors.** A missing record is [`AuthStoreError::NotFound`], a
+///   duplicate key [`AuthStoreError::AlreadyExists`]; everything else is
+///   [`AuthStoreError::Backend`]. `get_*`/`find_*` return `Ok(None)` for a
+///   missing record, never `NotFound`.
+/// - **Cascades.** Deleting a user or a service account deletes, in the same
+///   transaction, its tokens and every role and cluster role binding whose
+///   subject it is. Deleting a namespace is not this trait's business; the
+///   caller deletes its service accounts and calls
+///   [`AuthStore::delete_namespace_bindings`].
+/// - **Referential checks.** Creating a token or a binding does not check
+///   that the subject exists (bindings may be made ahead of the account); a
+///   dangling token never authenticates because the
+///   [`Authenticator`](crate::Authenticator) checks the owner.
+/// - **Ordering.** Lists are sorted: users by name, service accounts by
+///   (namespace, name), tokens by (created, id), bindings by their `Ord`.
+/// - **Consistency.** A completed write is visible to every later read from
+///   any handle on the same store.
+///
+/// The trait is object-safe: use it as `Arc<dyn AuthStore>`.
+#[async_trait]
+pub trait AuthStore: Send + Sync + fmt::Debug {
+    // Users.
+
+    /// Stores a new user. `AlreadyExists` if the name is taken.
+    async fn create_user(&self, user: User) -> Result<(), AuthStoreError>;
+    /// The user called `name`, if any.
+    async fn get_user(&self, name: &UserName) -> Result<Option<User>, AuthStoreError>;
+    /// Every user, by name.
+    async fn list_users(&self) -> Result<Vec<User>, AuthStoreError>;
+    /// Deletes a user, its tokens and its bindings. `NotFound` if missing.
+    async fn delete_user(&self, name: &UserName) -> Result<(), AuthStoreError>;
+    /// Replaces a user's password hash (`None` disables password login).
+    /// `NotFound` if missing.
+    async fn set_password(
+        &self,
+        name: &UserName,
+        hash: Option<PasswordHash>,
+    ) -> Result<(), AuthStoreError>;
+
+    // Service accounts.
+
+    /// Stores a new service account. `AlreadyExists` if taken.
+    async fn create_service_account(&self, sa: ServiceAccount) -> Result<(), AuthStoreError>;
+    /// The service account, if any.
+    async fn get_service_account(
+        &self,
+        sa: &ServiceAccountRef,
+    ) -> Result<Option<ServiceAccount>, AuthStoreError>;
+    /// The service accounts of `namespace`, or of every namespace.
+    async fn list_service_accounts(
+        &self,
+        namespace: Option<&Namespace>,
+    ) -> Result<Vec<ServiceAccount>, AuthStoreError>;
+    /// Deletes a service account, its tokens and its bindings. `NotFound`
+    /// if missing.
+    async fn delete_service_account(&self, sa: &ServiceAccountRef) -> Result<(), AuthStoreError>;
+
+    // Access tokens.
+
+    /// Stores a new token. `AlreadyExists` if the id or hash is taken, or
+    /// the owner has a token of that name.
+    async fn create_token(&self, token: AccessToken) -> Result<(), AuthStoreError>;
+    /// The token with this hash, if any (expired ones too: the caller
+    /// checks expiry).
+    async fn find_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<AccessToken>, AuthStoreError>;
+    /// The tokens owned by `owner`, or every token.
+    async fn list_tokens(
+        &self,
+        owner: Option<&Subject>,
+    ) -> Result<Vec<AccessToken>, AuthStoreError>;
+    /// Deletes a token. `NotFound` if missing.
+    async fn delete_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError>;
+    /// Records a use of the token at `at`. `NotFound` if missing.
+    /// Implementations may skip the write when the stored value is recent.
+    async fn touch_token(
+        &self,
+        id: &AccessTokenId,
+        at: OffsetDateTime,
+    ) -> Result<(), AuthStoreError>;
+
+    // Role bindings.
+
+    /// Adds a binding. `AlreadyExists` if present.
+    async fn add_role_binding(&self, binding: RoleBinding) -> Result<(), AuthStoreError>;
+    /// Removes a binding. `NotFound` if absent.
+    async fn remove_role_binding(&self, binding: &RoleBinding) -> Result<(), AuthStoreError>;
+    /// The bindings of `namespace`, or of every namespace.
+    async fn list_role_bindings(
+        &self,
+        namespace: Option<&Namespace>,
+    ) -> Result<Vec<RoleBinding>, AuthStoreError>;
+    /// Removes every binding in `namespace` (when the namespace is deleted);
+    /// returns how many there were.
+    async fn delete_namespace_bindings(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<usize, AuthStoreError>;
+
+    // Cluster role bindings.
+
+    /// Adds a cluster binding. `AlreadyExists` if present.
+    async fn add_cluster_role_binding(
+        &self,
+        binding: ClusterRoleBinding,
+    ) -> Result<(), AuthStoreError>;
+    /// Removes a cluster binding. `NotFound` if absent.
+    async fn remove_cluster_role_binding(
+        &self,
+        binding: &ClusterRoleBinding,
+    ) -> Result<(), AuthStoreError>;
+    /// Every cluster binding.
+    async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError>;
+}
