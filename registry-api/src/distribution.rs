@@ -6,14 +6,34 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use registry_core::ErrorCode;
 
+use registry_auth::Action;
+use registry_core::RepositoryName;
+use registry_storage::StorageError;
+
+use crate::access::{self, Caller};
 use crate::endpoint::Endpoint;
 use crate::error::{ApiError, ApiResult};
-use crate::http_util::{query_pairs, API_VERSION};
+use crate::http_util::{header_value, query_pairs, API_VERSION};
 use crate::state::Registry;
-use crate::{blobs, listing, manifests, uploads, Actor};
+use crate::{blobs, listing, manifests, uploads};
 
-/// `GET /v2/`: the API version check.
-pub(crate) async fn base() -> Response {
+/// `GET /v2/`: the API version check; with access control on, it also
+/// tells clients whether their credentials work (401 with a challenge).
+pub(crate) async fn base(State(registry): State<Registry>, request: Request) -> Response {
+    if let Some(state) = registry.auth() {
+        match access::authenticate(state, request.headers()).await {
+            Ok(caller) if !caller.identity.is_anonymous() => {}
+            Ok(_) => {
+                return access::challenge(state, request.headers(), None, "authentication required")
+                    .with_header(
+                        header::HeaderName::from_static(API_VERSION),
+                        header_value("registry/2.0"),
+                    )
+                    .into_response()
+            }
+            Err(e) => return e.into_response(),
+        }
+    }
     (
         StatusCode::OK,
         [
@@ -23,6 +43,51 @@ pub(crate) async fn base() -> Response {
         "{}",
     )
         .into_response()
+}
+
+/// The action a request needs on its repository (`None`: no single
+/// repository, e.g. the catalog, which is filtered instead).
+fn required_action(endpoint: &Endpoint, method: &Method) -> Option<Action> {
+    match endpoint {
+        Endpoint::Catalog => None,
+        Endpoint::UploadStart(_) | Endpoint::Upload(..) => Some(Action::Push),
+        Endpoint::Tags(_) | Endpoint::Referrers(..) => Some(Action::Pull),
+        Endpoint::Manifest(..) | Endpoint::Blob(..) => Some(match *method {
+            Method::DELETE => Action::Delete,
+            Method::PUT | Method::POST | Method::PATCH => Action::Push,
+            _ => Action::Pull,
+        }),
+    }
+}
+
+/// A push into a namespace that does not exist is `NAME_UNKNOWN`, unless
+/// the caller is a cluster admin (or access control is off): then the
+/// namespace is created.
+async fn ensure_namespace(
+    registry: &Registry,
+    caller: &Caller,
+    repo: &RepositoryName,
+) -> ApiResult<()> {
+    let ns = repo.to_namespace();
+    if registry.metadata().namespace_exists(&ns).await? {
+        return Ok(());
+    }
+    let may_create = registry.auth().is_none_or(|state| {
+        state
+            .authorizer
+            .current()
+            .is_cluster_admin(&caller.identity)
+    });
+    if !may_create {
+        return Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!("namespace {ns} does not exist; a cluster admin must create it"),
+        ));
+    }
+    match registry.metadata().create_namespace(&ns).await {
+        Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn unsupported(method: &Method, what: &str) -> ApiError {
@@ -50,17 +115,52 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
                 .with_status(StatusCode::NOT_FOUND),
         );
     };
-    let query = query_pairs(parts.uri.query());
+    let mut query = query_pairs(parts.uri.query());
     let headers = &parts.headers;
     let method = &parts.method;
-    let actor = parts
-        .extensions
-        .get::<Actor>()
-        .map_or("anonymous", |a| a.0.as_str());
+    let caller = match registry.auth() {
+        Some(state) => access::authenticate(state, headers).await?,
+        None => Caller::anonymous(),
+    };
+    if let Some(state) = registry.auth() {
+        if let (Some(action), Some(repo)) =
+            (required_action(&endpoint, method), endpoint.repository())
+        {
+            access::require(state, headers, &caller, action, repo)?;
+        }
+        // A mount also needs pull on the source; without it the client
+        // just gets a fresh session, as if the blob were not there.
+        if matches!(endpoint, Endpoint::UploadStart(_)) {
+            let from = crate::http_util::query_get(&query, "from")
+                .and_then(|f| f.parse::<RepositoryName>().ok());
+            let may_read = from.is_some_and(|f| access::allowed(state, &caller, Action::Pull, &f));
+            if !may_read {
+                query.retain(|(k, _)| k != "mount");
+            }
+        }
+    }
+    if matches!(
+        (&endpoint, method),
+        (Endpoint::UploadStart(_), &Method::POST) | (Endpoint::Manifest(..), &Method::PUT)
+    ) {
+        if let Some(repo) = endpoint.repository() {
+            ensure_namespace(registry, &caller, repo).await?;
+        }
+    }
+    let actor = caller.actor();
+    let actor = actor.as_str();
     let head = method == Method::HEAD;
     match endpoint {
         Endpoint::Catalog => match *method {
-            Method::GET => listing::catalog(registry, &query, &|_| true).await,
+            Method::GET => {
+                let filter = registry
+                    .auth()
+                    .map(|state| access::visible_namespaces(state, &caller));
+                let visible = move |r: &RepositoryName| {
+                    filter.as_ref().is_none_or(|f| f.allows(r.namespace()))
+                };
+                listing::catalog(registry, &query, &visible).await
+            }
             _ => Err(unsupported(method, "the catalog")),
         },
         Endpoint::Tags(repo) => match *method {

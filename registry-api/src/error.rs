@@ -8,7 +8,10 @@ use registry_storage::StorageError;
 /// An error on its way to the client: an OCI code, a message, the HTTP
 /// status (the code's own unless overridden) and extra headers.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     code: ErrorCode,
     status: StatusCode,
     message: String,
@@ -18,35 +21,35 @@ pub struct ApiError {
 impl ApiError {
     /// An error with the code's own status.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
+        ApiError(Box::new(Inner {
             code,
             status: StatusCode::from_u16(code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             message: message.into(),
             headers: HeaderMap::new(),
-        }
+        }))
     }
 
     /// Overrides the HTTP status (e.g. 413 or 416).
     pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
+        self.0.status = status;
         self
     }
 
     /// Adds a response header.
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+        self.0.headers.insert(name, value);
         self
     }
 
     /// The OCI code.
     pub fn code(&self) -> ErrorCode {
-        self.code
+        self.0.code
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     /// An internal failure: logged in full, shown to the client as `UNKNOWN`.
@@ -58,9 +61,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorEnvelope::single(self.code, self.message);
-        let mut response = (self.status, axum::Json(body)).into_response();
-        response.headers_mut().extend(self.headers);
+        let Inner {
+            code,
+            status,
+            message,
+            headers,
+        } = *self.0;
+        let body = ErrorEnvelope::single(code, message);
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().extend(headers);
         response
     }
 }

@@ -23,6 +23,8 @@
 //! # });
 //! ```
 
+pub mod access;
+mod admin;
 mod blobs;
 mod distribution;
 pub mod endpoint;
@@ -37,22 +39,19 @@ mod uploads;
 use axum::routing::{any, get};
 use axum::Router;
 
+pub use access::{AuthConfig, Caller};
 pub use error::{ApiError, ApiResult};
 pub use state::{Limits, Registry};
-
-/// The identity a request acts as, for logs and tag history. An auth layer
-/// inserts it as a request extension; without one requests act as
-/// `anonymous`.
-#[derive(Debug, Clone)]
-pub struct Actor(pub String);
 
 /// The registry's routes with `registry` as their state.
 pub fn router(registry: Registry) -> Router {
     Router::new()
         .route("/v2/", get(distribution::base))
         .route("/v2", get(distribution::base))
+        .route("/v2/token", get(access::token))
         .route("/v2/{*rest}", any(distribution::dispatch))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(admin::routes())
         .with_state(registry)
 }

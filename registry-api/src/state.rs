@@ -8,6 +8,8 @@ use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploa
 use registry_storage::sqlite::SqliteMetadataStore;
 use registry_storage::{BlobStore, MetadataStore, StorageError, UploadStore};
 
+use crate::access::{AuthConfig, AuthState};
+
 /// Limits the service enforces.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -38,6 +40,19 @@ pub(crate) struct Inner {
     pub(crate) uploads: Arc<dyn UploadStore>,
     pub(crate) metadata: Arc<dyn MetadataStore>,
     pub(crate) limits: Limits,
+    pub(crate) auth: Option<Arc<AuthState>>,
+}
+
+impl Inner {
+    fn rebuild(&self) -> Inner {
+        Inner {
+            blobs: self.blobs.clone(),
+            uploads: self.uploads.clone(),
+            metadata: self.metadata.clone(),
+            limits: self.limits.clone(),
+            auth: self.auth.clone(),
+        }
+    }
 }
 
 impl Registry {
@@ -53,6 +68,7 @@ impl Registry {
                 uploads,
                 metadata,
                 limits: Limits::default(),
+                auth: None,
             }),
         }
     }
@@ -83,15 +99,29 @@ impl Registry {
 
     /// Replaces the limits.
     pub fn with_limits(self, limits: Limits) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            blobs: shared.blobs.clone(),
-            uploads: shared.uploads.clone(),
-            metadata: shared.metadata.clone(),
-            limits: shared.limits.clone(),
-        });
         Registry {
-            inner: Arc::new(Inner { limits, ..inner }),
+            inner: Arc::new(Inner {
+                limits,
+                ..self.inner.rebuild()
+            }),
         }
+    }
+
+    /// Turns authentication and access control on: every request then needs
+    /// credentials or an anonymous binding that allows it.
+    pub async fn with_auth(self, config: AuthConfig) -> Result<Self, String> {
+        let auth = AuthState::new(config).await?;
+        Ok(Registry {
+            inner: Arc::new(Inner {
+                auth: Some(Arc::new(auth)),
+                ..self.inner.rebuild()
+            }),
+        })
+    }
+
+    /// The auth state, when access control is on.
+    pub(crate) fn auth(&self) -> Option<&AuthState> {
+        self.inner.auth.as_deref()
     }
 
     /// The blob store.

@@ -1,0 +1,293 @@
+//! Namespaces, role bindings and cluster role bindings.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use registry_auth::{Action, ClusterRole, ClusterRoleBinding, Resource, Role, RoleBinding};
+use registry_storage::StorageError;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{caller, invalid, namespace, parse_subject, reload, store_error, subject_text};
+use crate::access::require_resource;
+use crate::error::{ApiError, ApiResult};
+use crate::state::Registry;
+
+/// `{"name": …}`
+#[derive(Deserialize)]
+pub(crate) struct NameBody {
+    name: String,
+}
+
+/// `{"role": …, "subject": …}` (body or query).
+#[derive(Deserialize)]
+pub(crate) struct BindingBody {
+    role: String,
+    subject: String,
+}
+
+pub(crate) async fn list_namespaces(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::CreateNamespace,
+        &Resource::Cluster,
+    )?;
+    let list = r.metadata().list_namespaces().await?;
+    Ok(Json(json!({ "namespaces": list })).into_response())
+}
+
+pub(crate) async fn create_namespace(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Json(body): Json<NameBody>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::CreateNamespace,
+        &Resource::Cluster,
+    )?;
+    let ns = namespace(&body.name)?;
+    match r.metadata().create_namespace(&ns).await {
+        Ok(()) => {}
+        Err(StorageError::AlreadyExists { .. }) => {
+            return Err(ApiError::new(
+                registry_core::ErrorCode::Unsupported,
+                format!("namespace {ns} already exists"),
+            )
+            .with_status(StatusCode::CONFLICT))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(target: "audit", actor = %caller.actor(), namespace = %ns, "namespace created");
+    Ok((StatusCode::CREATED, Json(json!({ "name": ns }))).into_response())
+}
+
+pub(crate) async fn delete_namespace(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::DeleteNamespace,
+        &Resource::Cluster,
+    )?;
+    let ns = namespace(&ns)?;
+    match r.metadata().delete_namespace(&ns).await {
+        Ok(()) => {}
+        Err(StorageError::NotFound { .. }) => {
+            return Err(ApiError::new(
+                registry_core::ErrorCode::NameUnknown,
+                format!("namespace {ns} does not exist"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    state
+        .store
+        .delete_namespace_bindings(&ns)
+        .await
+        .map_err(store_error)?;
+    for sa in state
+        .store
+        .list_service_accounts(Some(&ns))
+        .await
+        .map_err(store_error)?
+    {
+        state
+            .store
+            .delete_service_account(&sa.account)
+            .await
+            .map_err(store_error)?;
+    }
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), namespace = %ns, "namespace deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn binding_json(b: &RoleBinding) -> serde_json::Value {
+    json!({ "namespace": b.namespace, "role": b.role.as_str(), "subject": subject_text(&b.subject) })
+}
+
+fn role_binding(ns: &str, body: &BindingBody) -> ApiResult<RoleBinding> {
+    Ok(RoleBinding {
+        namespace: namespace(ns)?,
+        role: body.role.parse::<Role>().map_err(|e| invalid("role", e))?,
+        subject: parse_subject(&body.subject)?,
+    })
+}
+
+pub(crate) async fn list_role_bindings(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let ns = namespace(&ns)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageBindings,
+        &Resource::Namespace(&ns),
+    )?;
+    let list = state
+        .store
+        .list_role_bindings(Some(&ns))
+        .await
+        .map_err(store_error)?;
+    let list: Vec<_> = list.iter().map(binding_json).collect();
+    Ok(Json(json!({ "rolebindings": list })).into_response())
+}
+
+pub(crate) async fn add_role_binding(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Json(body): Json<BindingBody>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let binding = role_binding(&ns, &body)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageBindings,
+        &Resource::Namespace(&binding.namespace),
+    )?;
+    if !r.metadata().namespace_exists(&binding.namespace).await? {
+        return Err(ApiError::new(
+            registry_core::ErrorCode::NameUnknown,
+            format!("namespace {} does not exist", binding.namespace),
+        ));
+    }
+    state
+        .store
+        .add_role_binding(binding.clone())
+        .await
+        .map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding added");
+    Ok((StatusCode::CREATED, Json(binding_json(&binding))).into_response())
+}
+
+pub(crate) async fn remove_role_binding(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Query(body): Query<BindingBody>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let binding = role_binding(&ns, &body)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageBindings,
+        &Resource::Namespace(&binding.namespace),
+    )?;
+    state
+        .store
+        .remove_role_binding(&binding)
+        .await
+        .map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn cluster_binding(body: &BindingBody) -> ApiResult<ClusterRoleBinding> {
+    Ok(ClusterRoleBinding {
+        role: body
+            .role
+            .parse::<ClusterRole>()
+            .map_err(|e| invalid("cluster role", e))?,
+        subject: parse_subject(&body.subject)?,
+    })
+}
+
+fn cluster_json(b: &ClusterRoleBinding) -> serde_json::Value {
+    json!({ "role": b.role.as_str(), "subject": subject_text(&b.subject) })
+}
+
+pub(crate) async fn list_cluster_bindings(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageClusterBindings,
+        &Resource::Cluster,
+    )?;
+    let list = state
+        .store
+        .list_cluster_role_bindings()
+        .await
+        .map_err(store_error)?;
+    let list: Vec<_> = list.iter().map(cluster_json).collect();
+    Ok(Json(json!({ "clusterrolebindings": list })).into_response())
+}
+
+pub(crate) async fn add_cluster_binding(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Json(body): Json<BindingBody>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageClusterBindings,
+        &Resource::Cluster,
+    )?;
+    let binding = cluster_binding(&body)?;
+    state
+        .store
+        .add_cluster_role_binding(binding.clone())
+        .await
+        .map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding added");
+    Ok((StatusCode::CREATED, Json(cluster_json(&binding))).into_response())
+}
+
+pub(crate) async fn remove_cluster_binding(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Query(body): Query<BindingBody>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageClusterBindings,
+        &Resource::Cluster,
+    )?;
+    let binding = cluster_binding(&body)?;
+    state
+        .store
+        .remove_cluster_role_binding(&binding)
+        .await
+        .map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding removed");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,379 @@
+//! `whoami`, users, service accounts with their pull secrets, and access tokens.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use registry_auth::{
+    pull_secret as secret_document, AccessToken, AccessTokenId, Action, Password, Resource,
+    ServiceAccount, ServiceAccountRef, Subject, TokenName, User, UserName,
+};
+use registry_core::ErrorCode;
+use serde::Deserialize;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{caller, groups_text, invalid, namespace, reload, rfc3339, store_error, subject_text};
+use crate::access::require_resource;
+use crate::error::{ApiError, ApiResult};
+use crate::state::Registry;
+
+/// Name of the managed token behind a service account's pull secret.
+const PULL_SECRET_TOKEN: &str = "managed-pull-secret";
+
+pub(crate) async fn whoami(State(r): State<Registry>, headers: HeaderMap) -> ApiResult<Response> {
+    let (_, caller) = caller(&r, &headers).await?;
+    Ok(Json(json!({
+        "subject": subject_text(caller.identity.subject()),
+        "groups": groups_text(caller.identity.groups()),
+    }))
+    .into_response())
+}
+
+/// `{"name": …, "password": …}`
+#[derive(Deserialize)]
+pub(crate) struct NewUser {
+    name: String,
+    password: String,
+}
+
+pub(crate) async fn list_users(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageUsers,
+        &Resource::Cluster,
+    )?;
+    let users = state.store.list_users().await.map_err(store_error)?;
+    let users: Vec<_> = users
+        .iter()
+        .map(|u| json!({ "name": u.name, "created": rfc3339(u.created) }))
+        .collect();
+    Ok(Json(json!({ "users": users })).into_response())
+}
+
+pub(crate) async fn create_user(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Json(body): Json<NewUser>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageUsers,
+        &Resource::Cluster,
+    )?;
+    let name: UserName = body.name.parse().map_err(|e| invalid("user name", e))?;
+    if body.password.len() < 8 {
+        return Err(invalid("password", "it must have at least 8 characters"));
+    }
+    let hasher = state.hasher.clone();
+    let password = Password::new(body.password);
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    state
+        .store
+        .create_user(User {
+            name: name.clone(),
+            password_hash: Some(hash),
+            created: OffsetDateTime::now_utc(),
+        })
+        .await
+        .map_err(store_error)?;
+    tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user created");
+    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
+}
+
+pub(crate) async fn delete_user(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageUsers,
+        &Resource::Cluster,
+    )?;
+    let name: UserName = name.parse().map_err(|e| invalid("user name", e))?;
+    state.store.delete_user(&name).await.map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn sa_json(sa: &ServiceAccount) -> serde_json::Value {
+    json!({
+        "namespace": sa.account.namespace,
+        "name": sa.account.name,
+        "subject": sa.account.to_string(),
+        "created": rfc3339(sa.created),
+    })
+}
+
+/// `{"name": …}`
+#[derive(Deserialize)]
+pub(crate) struct NewServiceAccount {
+    name: String,
+}
+
+pub(crate) async fn list_service_accounts(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let ns = namespace(&ns)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageServiceAccounts,
+        &Resource::Namespace(&ns),
+    )?;
+    let list = state
+        .store
+        .list_service_accounts(Some(&ns))
+        .await
+        .map_err(store_error)?;
+    let list: Vec<_> = list.iter().map(sa_json).collect();
+    Ok(Json(json!({ "serviceaccounts": list })).into_response())
+}
+
+pub(crate) async fn create_service_account(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(ns): Path<String>,
+    Json(body): Json<NewServiceAccount>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let ns = namespace(&ns)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageServiceAccounts,
+        &Resource::Namespace(&ns),
+    )?;
+    if !r.metadata().namespace_exists(&ns).await? {
+        return Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!("namespace {ns} does not exist"),
+        ));
+    }
+    let name = body
+        .name
+        .parse()
+        .map_err(|e| invalid("service account name", e))?;
+    let sa = ServiceAccount {
+        account: ServiceAccountRef::new(ns, name),
+        created: OffsetDateTime::now_utc(),
+    };
+    state
+        .store
+        .create_service_account(sa.clone())
+        .await
+        .map_err(store_error)?;
+    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa.account, "service account created");
+    Ok((StatusCode::CREATED, Json(sa_json(&sa))).into_response())
+}
+
+fn sa_ref(ns: &str, name: &str) -> ApiResult<ServiceAccountRef> {
+    Ok(ServiceAccountRef::new(
+        namespace(ns)?,
+        name.parse()
+            .map_err(|e| invalid("service account name", e))?,
+    ))
+}
+
+pub(crate) async fn delete_service_account(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let sa = sa_ref(&ns, &name)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageServiceAccounts,
+        &Resource::Namespace(&sa.namespace),
+    )?;
+    state
+        .store
+        .delete_service_account(&sa)
+        .await
+        .map_err(store_error)?;
+    reload(state).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "service account deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The managed pull secret of a service account. Each call issues a fresh
+/// token and retires the previous managed one (tokens are stored only as
+/// hashes, so an old secret cannot be shown again).
+pub(crate) async fn pull_secret(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let sa = sa_ref(&ns, &name)?;
+    require_resource(
+        state,
+        &headers,
+        &caller,
+        Action::ManageServiceAccounts,
+        &Resource::Namespace(&sa.namespace),
+    )?;
+    if !state.pull_secrets.manages(&sa.namespace) {
+        return Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!(
+                "namespace {} is configured to get no managed pull secrets",
+                sa.namespace
+            ),
+        ));
+    }
+    if state
+        .store
+        .get_service_account(&sa)
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!("service account {sa} does not exist"),
+        ));
+    }
+    let owner = Subject::ServiceAccount(sa.clone());
+    for old in state
+        .store
+        .list_tokens(Some(&owner))
+        .await
+        .map_err(store_error)?
+    {
+        if old.name.as_str() == PULL_SECRET_TOKEN {
+            state
+                .store
+                .delete_token(&old.id)
+                .await
+                .map_err(store_error)?;
+        }
+    }
+    let token_name: TokenName = PULL_SECRET_TOKEN.parse().map_err(ApiError::internal)?;
+    let (record, secret) =
+        AccessToken::generate(owner, token_name, None).map_err(ApiError::internal)?;
+    state
+        .store
+        .create_token(record)
+        .await
+        .map_err(store_error)?;
+    let base = state.base_url(&headers);
+    let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
+    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "pull secret issued");
+    Ok(Json(secret_document(&sa, host, &secret)).into_response())
+}
+
+/// `{"name": …, "expires_in_seconds": …}`
+#[derive(Deserialize, Default)]
+pub(crate) struct NewToken {
+    name: Option<String>,
+    expires_in_seconds: Option<i64>,
+}
+
+fn token_json(t: &AccessToken) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "owner": subject_text(&t.owner),
+        "created": rfc3339(t.created),
+        "expires": t.expires.map(rfc3339),
+        "last_used": t.last_used.map(rfc3339),
+    })
+}
+
+pub(crate) async fn list_tokens(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let tokens = state
+        .store
+        .list_tokens(Some(caller.identity.subject()))
+        .await
+        .map_err(store_error)?;
+    let tokens: Vec<_> = tokens.iter().map(token_json).collect();
+    Ok(Json(json!({ "tokens": tokens })).into_response())
+}
+
+pub(crate) async fn create_token(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    body: Option<Json<NewToken>>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let name = body
+        .name
+        .unwrap_or_else(|| format!("token-{}", OffsetDateTime::now_utc().unix_timestamp()));
+    let name: TokenName = name.parse().map_err(|e| invalid("token name", e))?;
+    let expires = match body.expires_in_seconds {
+        Some(s) if s <= 0 => return Err(invalid("expires_in_seconds", "it must be positive")),
+        Some(s) => Some(OffsetDateTime::now_utc() + time::Duration::seconds(s)),
+        None => None,
+    };
+    let owner = caller.identity.subject().clone();
+    let (record, secret) =
+        AccessToken::generate(owner, name, expires).map_err(ApiError::internal)?;
+    state
+        .store
+        .create_token(record.clone())
+        .await
+        .map_err(store_error)?;
+    tracing::info!(target: "audit", actor = %caller.actor(), token = %record.id, "access token created");
+    let mut out = token_json(&record);
+    out["token"] = json!(secret.expose());
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+pub(crate) async fn delete_token(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    let id: AccessTokenId = id.parse().map_err(|e| invalid("token id", e))?;
+    let owned = state
+        .store
+        .list_tokens(Some(caller.identity.subject()))
+        .await
+        .map_err(store_error)?
+        .iter()
+        .any(|t| t.id == id);
+    if !owned {
+        require_resource(
+            state,
+            &headers,
+            &caller,
+            Action::ManageUsers,
+            &Resource::Cluster,
+        )?;
+    }
+    state.store.delete_token(&id).await.map_err(store_error)?;
+    tracing::info!(target: "audit", actor = %caller.actor(), token = %id, "access token deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

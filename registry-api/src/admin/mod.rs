@@ -1,0 +1,155 @@
+//! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
+//! bindings, service accounts, access tokens, pull secrets and `whoami`.
+//! `docs/admin-api.md` lists every route.
+
+mod bindings;
+mod identities;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{delete, get};
+use axum::Router;
+use registry_auth::{AuthStoreError, Group, Subject};
+use registry_core::{ErrorCode, Namespace};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::access::{self, AuthState, Caller};
+use crate::error::{ApiError, ApiResult};
+use crate::state::Registry;
+
+/// The admin routes (state applied by the caller).
+pub(crate) fn routes() -> Router<Registry> {
+    Router::new()
+        .route("/apis/admin/v1/whoami", get(identities::whoami))
+        .route(
+            "/apis/admin/v1/namespaces",
+            get(bindings::list_namespaces).post(bindings::create_namespace),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}",
+            delete(bindings::delete_namespace),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/rolebindings",
+            get(bindings::list_role_bindings)
+                .post(bindings::add_role_binding)
+                .delete(bindings::remove_role_binding),
+        )
+        .route(
+            "/apis/admin/v1/clusterrolebindings",
+            get(bindings::list_cluster_bindings)
+                .post(bindings::add_cluster_binding)
+                .delete(bindings::remove_cluster_binding),
+        )
+        .route(
+            "/apis/admin/v1/users",
+            get(identities::list_users).post(identities::create_user),
+        )
+        .route(
+            "/apis/admin/v1/users/{name}",
+            delete(identities::delete_user),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts",
+            get(identities::list_service_accounts).post(identities::create_service_account),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}",
+            delete(identities::delete_service_account),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}/pull-secret",
+            get(identities::pull_secret),
+        )
+        .route(
+            "/apis/admin/v1/tokens",
+            get(identities::list_tokens).post(identities::create_token),
+        )
+        .route(
+            "/apis/admin/v1/tokens/{id}",
+            delete(identities::delete_token),
+        )
+}
+
+/// The auth state and the authenticated caller of an admin request.
+async fn caller<'a>(
+    registry: &'a Registry,
+    headers: &HeaderMap,
+) -> ApiResult<(&'a AuthState, Caller)> {
+    let state = registry.auth().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unsupported,
+            "access control is off on this registry",
+        )
+        .with_status(StatusCode::NOT_FOUND)
+    })?;
+    let caller = access::authenticate(state, headers).await?;
+    if caller.identity.is_anonymous() {
+        return Err(access::challenge(
+            state,
+            headers,
+            None,
+            "authentication required",
+        ));
+    }
+    Ok((state, caller))
+}
+
+fn store_error(e: AuthStoreError) -> ApiError {
+    match e {
+        AuthStoreError::NotFound { .. } => ApiError::new(ErrorCode::NameUnknown, e.to_string()),
+        AuthStoreError::AlreadyExists { .. } => {
+            ApiError::new(ErrorCode::Unsupported, e.to_string()).with_status(StatusCode::CONFLICT)
+        }
+        other => ApiError::internal(other),
+    }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::NameInvalid, format!("invalid {what}: {e}"))
+}
+
+fn namespace(ns: &str) -> ApiResult<Namespace> {
+    ns.parse().map_err(|e| invalid("namespace", e))
+}
+
+/// Parses `user:NAME`, `serviceaccount:NS:NAME`, `group:NAME`, or the
+/// canonical forms (`NAME`, `system:serviceaccount:NS:NAME`, `system:…`).
+fn parse_subject(s: &str) -> ApiResult<Subject> {
+    let canonical = if let Some(user) = s.strip_prefix("user:") {
+        user.to_owned()
+    } else if let Some(sa) = s.strip_prefix("serviceaccount:") {
+        format!("system:serviceaccount:{sa}")
+    } else if let Some(group) = s.strip_prefix("group:") {
+        group.to_owned()
+    } else {
+        s.to_owned()
+    };
+    canonical.parse().map_err(|e| invalid("subject", e))
+}
+
+/// The `kind:name` form of a subject used in requests and responses.
+fn subject_text(s: &Subject) -> String {
+    match s {
+        Subject::User(u) => format!("user:{u}"),
+        Subject::ServiceAccount(sa) => format!("serviceaccount:{}:{}", sa.namespace, sa.name),
+        Subject::Group(g) => format!("group:{g}"),
+    }
+}
+
+fn groups_text(groups: &[Group]) -> Vec<String> {
+    groups.iter().map(|g| g.to_string()).collect()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Reloads the authorizer after a change of bindings.
+async fn reload(state: &AuthState) -> ApiResult<()> {
+    state
+        .authorizer
+        .reload(state.store.as_ref())
+        .await
+        .map_err(ApiError::internal)
+}
