@@ -1,0 +1,664 @@
+//! Access control on every endpoint: a table of endpoint × role with the
+//! expected status, layer authorization, and the token protocol.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use base64::Engine as _;
+use common::Client;
+use registry_api::{AuthConfig, Registry};
+use registry_auth::{
+    AccessToken, AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password,
+    PasswordHasher, PullSecretPolicy, Role, RoleBinding, ServiceAccount, ServiceAccountRef,
+    SigningKey, Subject, User,
+};
+use registry_core::Digest;
+
+const PASSWORD: &str = "password-1";
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+struct World {
+    client: Client,
+    /// Authorization header per role name ("" for anonymous).
+    creds: Vec<(&'static str, String)>,
+    blob: Digest,
+    secret_blob: Digest,
+}
+
+async fn world() -> World {
+    let store = Arc::new(MemoryAuthStore::new());
+    let hasher = PasswordHasher::insecure_fast();
+    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
+    for name in ["root", "viewer", "editor", "nsadmin", "metrics", "nobody"] {
+        store
+            .create_user(User {
+                name: name.parse().unwrap(),
+                password_hash: Some(hash.clone()),
+                created: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+    }
+    let bind = |ns: &str, role: Role, subject: &str| RoleBinding {
+        namespace: ns.parse().unwrap(),
+        role,
+        subject: subject.parse::<Subject>().unwrap(),
+    };
+    store
+        .add_cluster_role_binding(ClusterRoleBinding {
+            role: ClusterRole::ClusterAdmin,
+            subject: "root".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    store
+        .add_cluster_role_binding(ClusterRoleBinding {
+            role: ClusterRole::MetricsViewer,
+            subject: "metrics".parse().unwrap(),
+        })
+        .await
+        .unwrap();
+    store
+        .add_role_binding(bind("a", Role::Viewer, "viewer"))
+        .await
+        .unwrap();
+    store
+        .add_role_binding(bind("a", Role::Editor, "editor"))
+        .await
+        .unwrap();
+    store
+        .add_role_binding(bind("a", Role::Admin, "nsadmin"))
+        .await
+        .unwrap();
+    store
+        .add_role_binding(bind("a", Role::Viewer, "system:serviceaccount:b:puller"))
+        .await
+        .unwrap();
+    store
+        .add_role_binding(bind("pub", Role::Viewer, "system:anonymous"))
+        .await
+        .unwrap();
+    let sa = ServiceAccountRef::new("b".parse().unwrap(), "puller".parse().unwrap());
+    store
+        .create_service_account(ServiceAccount {
+            account: sa.clone(),
+            created: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    let (record, sa_token) =
+        AccessToken::generate(Subject::ServiceAccount(sa), "ci".parse().unwrap(), None).unwrap();
+    store.create_token(record).await.unwrap();
+
+    let registry = Registry::in_memory()
+        .with_auth(AuthConfig {
+            store: store.clone() as Arc<dyn AuthStore>,
+            hasher,
+            signing_key: SigningKey::generate().unwrap(),
+            service: "registry.test".into(),
+            public_url: None,
+            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+        })
+        .await
+        .unwrap();
+    let client = Client::with(registry);
+    let root = basic("root", PASSWORD);
+    // Seed as cluster admin: namespaces a, b, pub are created by the first push.
+    let blob = push_as(&client, &root, "a/app", b"layer").await;
+    let secret_blob = push_as(&client, &root, "b/secret", b"secret layer").await;
+    push_as(&client, &root, "pub/open", b"public").await;
+    let manifest = common::image_manifest(&blob, 5, &blob, 5, None);
+    let r = client
+        .call(
+            Method::PUT,
+            "/v2/a/app/manifests/v1",
+            &[
+                ("authorization", &root),
+                ("content-type", registry_core::media_type::OCI_MANIFEST),
+            ],
+            manifest,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    let creds = vec![
+        ("anonymous", String::new()),
+        ("nobody", basic("nobody", PASSWORD)),
+        ("viewer", basic("viewer", PASSWORD)),
+        ("editor", basic("editor", PASSWORD)),
+        ("nsadmin", basic("nsadmin", PASSWORD)),
+        ("cluster-admin", root),
+        ("metrics-viewer", basic("metrics", PASSWORD)),
+        ("cross-ns-sa", basic("any", sa_token.expose())),
+    ];
+    World {
+        client,
+        creds,
+        blob,
+        secret_blob,
+    }
+}
+
+async fn push_as(c: &Client, auth: &str, repo: &str, data: &[u8]) -> Digest {
+    let d = Digest::sha256_of(data);
+    let r = c
+        .call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[("authorization", auth)],
+            data.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    d
+}
+
+/// Expected outcome: `A` allowed (anything but 401/403), `U` 401, `D` 403.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum E {
+    A,
+    U,
+    D,
+}
+use E::{A, D, U};
+
+#[tokio::test]
+async fn every_endpoint_for_every_role() {
+    let w = world().await;
+    let blob = w.blob.to_string();
+    let unknown = Digest::sha256_of(b"unknown").to_string();
+    let endpoints: Vec<(Method, String)> = vec![
+        (Method::GET, "/v2/a/app/manifests/v1".into()),
+        (Method::HEAD, "/v2/a/app/manifests/v1".into()),
+        (Method::GET, format!("/v2/a/app/blobs/{blob}")),
+        (Method::HEAD, format!("/v2/a/app/blobs/{blob}")),
+        (Method::GET, "/v2/a/app/tags/list".into()),
+        (Method::GET, format!("/v2/a/app/referrers/{blob}")),
+        (Method::POST, "/v2/a/app/blobs/uploads/".into()),
+        (Method::PUT, "/v2/a/app/manifests/v2".into()),
+        (Method::DELETE, format!("/v2/a/app/manifests/{unknown}")),
+        (Method::DELETE, format!("/v2/a/app/blobs/{unknown}")),
+        (Method::GET, "/v2/pub/open/tags/list".into()),
+        (
+            Method::GET,
+            "/apis/admin/v1/namespaces/a/rolebindings".into(),
+        ),
+        (
+            Method::GET,
+            "/apis/admin/v1/namespaces/a/serviceaccounts".into(),
+        ),
+        (Method::GET, "/apis/admin/v1/users".into()),
+        (Method::GET, "/apis/admin/v1/clusterrolebindings".into()),
+        (Method::GET, "/apis/admin/v1/whoami".into()),
+    ];
+    // Rows follow `endpoints`; columns follow the roles in `world()`:
+    // anonymous, nobody, viewer, editor, nsadmin, cluster-admin, metrics-viewer, cross-ns-sa.
+    let table: Vec<[E; 8]> = vec![
+        [U, D, A, A, A, A, D, A], // GET manifest
+        [U, D, A, A, A, A, D, A], // HEAD manifest
+        [U, D, A, A, A, A, D, A], // GET blob
+        [U, D, A, A, A, A, D, A], // HEAD blob
+        [U, D, A, A, A, A, D, A], // tags list
+        [U, D, A, A, A, A, D, A], // referrers
+        [U, D, D, A, A, A, D, D], // start upload
+        [U, D, D, A, A, A, D, D], // put manifest
+        [U, D, D, D, A, A, D, D], // delete manifest
+        [U, D, D, D, A, A, D, D], // delete blob
+        [A, A, A, A, A, A, A, A], // public namespace
+        [U, D, D, D, A, A, D, D], // namespace role bindings
+        [U, D, D, D, A, A, D, D], // namespace service accounts
+        [U, D, D, D, D, A, D, D], // users
+        [U, D, D, D, D, A, D, D], // cluster role bindings
+        [U, A, A, A, A, A, A, A], // whoami
+    ];
+    let mut failures = Vec::new();
+    for ((method, uri), row) in endpoints.iter().zip(&table) {
+        for ((role, auth), expected) in w.creds.iter().zip(row) {
+            let mut headers: Vec<(&str, &str)> =
+                vec![("content-type", registry_core::media_type::OCI_MANIFEST)];
+            if !auth.is_empty() {
+                headers.push(("authorization", auth));
+            }
+            let body = if *method == Method::PUT {
+                b"{}".to_vec()
+            } else {
+                Vec::new()
+            };
+            let r = w.client.call(method.clone(), uri, &headers, body).await;
+            let got = match r.status {
+                StatusCode::UNAUTHORIZED => U,
+                StatusCode::FORBIDDEN => D,
+                _ => A,
+            };
+            if got != *expected {
+                failures.push(format!(
+                    "{method} {uri} as {role}: expected {expected:?}, got {} {}",
+                    r.status,
+                    r.code()
+                ));
+            }
+            if got == U {
+                assert!(
+                    r.header("www-authenticate").starts_with("Bearer realm=\""),
+                    "{method} {uri} as {role}: no challenge"
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn layer_authorization_blocks_blobs_of_other_repositories() {
+    let w = world().await;
+    let editor = w
+        .creds
+        .iter()
+        .find(|(r, _)| *r == "editor")
+        .unwrap()
+        .1
+        .clone();
+    let secret = w.secret_blob.to_string();
+    // The blob exists, but not in a/app: unknown there.
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            &format!("/v2/a/app/blobs/{secret}"),
+            &[("authorization", &editor)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
+    );
+    // Mounting it from b/secret without pull there silently starts a session instead.
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            &format!("/v2/a/app/blobs/uploads/?mount={secret}&from=b/secret"),
+            &[("authorization", &editor)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            &format!("/v2/a/app/blobs/{secret}"),
+            &[("authorization", &editor)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.code(), "BLOB_UNKNOWN");
+    // A manifest referencing it cannot smuggle it in either.
+    let m = common::image_manifest(&w.secret_blob, 12, &w.secret_blob, 12, None);
+    let r = w
+        .client
+        .call(
+            Method::PUT,
+            "/v2/a/app/manifests/stolen",
+            &[
+                ("authorization", &editor),
+                ("content-type", registry_core::media_type::OCI_MANIFEST),
+            ],
+            m,
+        )
+        .await;
+    assert_eq!(r.code(), "MANIFEST_BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn push_to_missing_namespace_needs_cluster_admin() {
+    let w = world().await;
+    let editor = w
+        .creds
+        .iter()
+        .find(|(r, _)| *r == "editor")
+        .unwrap()
+        .1
+        .clone();
+    // Editor of `a` has nothing in `zzz`: 403 before the namespace question.
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/v2/zzz/app/blobs/uploads/",
+            &[("authorization", &editor)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let root = w
+        .creds
+        .iter()
+        .find(|(r, _)| *r == "cluster-admin")
+        .unwrap()
+        .1
+        .clone();
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/v2/zzz/app/blobs/uploads/",
+            &[("authorization", &root)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn catalog_shows_only_what_the_caller_may_pull() {
+    let w = world().await;
+    let list = |auth: &str| {
+        let app = w.client.app.clone();
+        let auth = auth.to_owned();
+        async move {
+            let c = Client { app };
+            let h: Vec<(&str, &str)> = if auth.is_empty() {
+                vec![]
+            } else {
+                vec![("authorization", auth.as_str())]
+            };
+            c.call(Method::GET, "/v2/_catalog", &h, Body::empty())
+                .await
+                .json()["repositories"]
+                .clone()
+        }
+    };
+    assert_eq!(list("").await, serde_json::json!(["pub/open"]));
+    assert_eq!(
+        list(&w.creds[2].1).await,
+        serde_json::json!(["a/app", "pub/open"])
+    );
+    assert_eq!(
+        list(&w.creds[5].1).await,
+        serde_json::json!(["a/app", "b/secret", "pub/open"])
+    );
+}
+
+#[tokio::test]
+async fn token_protocol_grants_only_allowed_actions() {
+    let w = world().await;
+    let viewer = w.creds[2].1.clone();
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/token?service=registry.test&scope=repository:a/app:pull,push",
+            &[("authorization", &viewer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["access_token"], token.as_str());
+    let bearer = format!("Bearer {token}");
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/a/app/manifests/v1",
+            &[("authorization", &bearer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/v2/a/app/blobs/uploads/",
+            &[("authorization", &bearer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r
+        .header("www-authenticate")
+        .contains("scope=\"repository:a/app:pull,push\""));
+    // Wrong password: 401, same message whatever was wrong.
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/token?scope=repository:a/app:pull",
+            &[("authorization", &basic("viewer", "nope"))],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r2 = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/token?scope=repository:a/app:pull",
+            &[("authorization", &basic("ghost", "nope"))],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.body, r2.body);
+    // Anonymous: a token with only the public grants.
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/token?scope=repository:pub/open:pull&scope=repository:a/app:pull",
+            &[],
+            Body::empty(),
+        )
+        .await;
+    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/pub/open/tags/list",
+            &[("authorization", &bearer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/a/app/tags/list",
+            &[("authorization", &bearer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // /v2/ itself: 401 anonymous, 200 with good credentials.
+    assert_eq!(w.client.get("/v2/").await.status, StatusCode::UNAUTHORIZED);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/",
+            &[("authorization", &viewer)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
+    let w = world().await;
+    let root = w.creds[5].1.clone();
+    let call = |method: Method, uri: &str, body: &str| {
+        let app = w.client.app.clone();
+        let (uri, body, auth) = (uri.to_owned(), body.to_owned(), root.clone());
+        async move {
+            Client { app }
+                .call(
+                    method,
+                    &uri,
+                    &[
+                        ("authorization", auth.as_str()),
+                        ("content-type", "application/json"),
+                    ],
+                    body,
+                )
+                .await
+        }
+    };
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces",
+        r#"{"name":"team"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces",
+        r#"{"name":"team"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/users",
+        r#"{"name":"carol","password":"carol-password"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces/team/rolebindings",
+        r#"{"role":"registry-editor","subject":"user:carol"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces/team/rolebindings",
+        r#"{"role":"registry-boss","subject":"user:carol"}"#,
+    )
+    .await;
+    assert_eq!(r.code(), "NAME_INVALID");
+    // carol may now push into team.
+    let carol = basic("carol", "carol-password");
+    push_as(&w.client, &carol, "team/app", b"carol's layer").await;
+    // Service account + pull secret whose token works as a password.
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces/team/serviceaccounts",
+        r#"{"name":"deployer"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = call(
+        Method::GET,
+        "/apis/admin/v1/namespaces/team/serviceaccounts/deployer/pull-secret",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let secret = r.json();
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"][".dockerconfigjson"].as_str().unwrap())
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    let (_, entry) = config["auths"].as_object().unwrap().iter().next().unwrap();
+    let password = entry["password"].as_str().unwrap();
+    let r = call(
+        Method::POST,
+        "/apis/admin/v1/namespaces/team/rolebindings",
+        r#"{"role":"registry-viewer","subject":"serviceaccount:team:deployer"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let sa = basic("serviceaccount", password);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/team/app/tags/list",
+            &[("authorization", &sa)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A personal access token works as a password and can be revoked.
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/apis/admin/v1/tokens",
+            &[
+                ("authorization", &carol),
+                ("content-type", "application/json"),
+            ],
+            r#"{"name":"ci","expires_in_seconds":600}"#,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let via_token = basic("whatever", &token);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/apis/admin/v1/whoami",
+            &[("authorization", &via_token)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.json()["subject"], "user:carol");
+    let r = w
+        .client
+        .call(
+            Method::DELETE,
+            &format!("/apis/admin/v1/tokens/{id}"),
+            &[("authorization", &carol)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/apis/admin/v1/whoami",
+            &[("authorization", &via_token)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Removing the binding takes carol's push away.
+    let r = call(
+        Method::DELETE,
+        "/apis/admin/v1/namespaces/team/rolebindings?role=registry-editor&subject=user:carol",
+        "",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/",
+            &[("authorization", &carol)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
