@@ -1,4 +1,97 @@
 //! Blobs and upload sessions under a data directory.
+//!
+//! Layout under the root:
+//!
+//! ```text
+//! blobs/<alg>/<first two hex>/<hex>   published blobs, never written in place
+//! tmp/<random>                        blobs being put (renamed into blobs/ when verified)
+//! uploads/<id>/state.json             an upload session: repository, start time
+//! uploads/<id>/data                   the bytes received so far
+//! ```
+//!
+//! Everything that becomes visible does so by `rename` within one
+//! filesystem, so a reader or a process restarted after a crash sees a whole
+//! blob or none. With [`Durability::Fsync`] (the default) the file and its
+//! directory are synced before a put or a commit returns.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use registry_core::Digest;
+//! use registry_storage::filesystem::{Durability, FsBlobStore};
+//! use registry_storage::BlobStore;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let blobs = FsBlobStore::builder(dir.path())
+//!     .durability(Durability::None)
+//!     .open()
+//!     .unwrap();
+//! let data = bytes::Bytes::from_static(b"hello");
+//! let digest = Digest::sha256_of(&data);
+//! blobs.put(&digest, futures::stream::iter([Ok(data)]).boxed()).await.unwrap();
+//! assert_eq!(blobs.stat(&digest).await.unwrap().unwrap().size, 5);
+//! # });
+//! ```
 
 mod blob;
 mod upload;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use crate::error::{Result, StorageError};
+
+pub use blob::{FsBlobStore, FsBlobStoreBuilder};
+pub use upload::FsUploadStore;
+
+/// Whether writes are flushed to stable storage before they are acknowledged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `fsync` the file before publishing it and its directory after the
+    /// rename: an acknowledged blob survives a power loss.
+    #[default]
+    Fsync,
+    /// Skip every `fsync`: an acknowledged blob survives a process crash
+    /// (the rename is still atomic) but maybe not a power loss. For tests,
+    /// caches and benchmarks.
+    None,
+}
+
+impl Durability {
+    /// Syncs `file` unless durability is off.
+    pub(crate) fn sync_file(self, file: &File) -> io::Result<()> {
+        match self {
+            Durability::Fsync => file.sync_all(),
+            Durability::None => Ok(()),
+        }
+    }
+
+    /// Syncs the directory `dir` (its entries) unless durability is off.
+    pub(crate) fn sync_dir(self, dir: &Path) -> io::Result<()> {
+        match self {
+            Durability::Fsync => File::open(dir)?.sync_all(),
+            Durability::None => Ok(()),
+        }
+    }
+}
+
+/// Runs blocking file-system work off the async threads.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(StorageError::backend)?
+}
+
+/// Builds a backend error that names the path it concerns.
+pub(crate) fn io_error(context: &str, path: &Path, e: io::Error) -> StorageError {
+    StorageError::backend(io::Error::new(
+        e.kind(),
+        format!("{context} {}: {e}", path.display()),
+    ))
+}

@@ -4,3 +4,4 @@ mod blob;
 mod metadata;
 mod upload;
 pub use self::metadata::MemoryMetadataStore;
+pub use self::{blob::MemoryBlobStore, upload::MemoryUploadStore};

@@ -5,3 +5,4 @@ mod blob;
 mod metadata;
 mod upload;
 pub use self::metadata::*;
+pub use self::{blob::*, upload::*};

@@ -1,1 +1,297 @@
-//! (being written)
+//! Conformance tests for [`UploadStore`] backends over their [`BlobStore`].
+
+use registry_core::{Algorithm, Digest, RepositoryName};
+
+use super::blob::{
+    assert_no_blobs, body_of, failing_body, list_digests, read_body, test_data, AfterEach,
+};
+use crate::blob::BlobStore;
+use crate::error::StorageError;
+use crate::upload::{UploadId, UploadStore};
+
+fn repo() -> RepositoryName {
+    "conformance/uploads"
+        .parse()
+        .expect("valid repository name")
+}
+
+/// Panics unless the store has no open session.
+pub async fn assert_no_uploads(uploads: &dyn UploadStore) {
+    let left = uploads.list().await.expect("list uploads");
+    assert!(left.is_empty(), "upload sessions left behind: {left:?}");
+}
+
+/// Panics unless every call on `id` is `UploadUnknown`.
+pub async fn assert_upload_unknown(uploads: &dyn UploadStore, id: &UploadId) {
+    let is_unknown = |r: Result<(), StorageError>, what: &str| match r {
+        Err(StorageError::UploadUnknown { .. }) => {}
+        other => panic!("{what} on an ended session: expected UploadUnknown, got {other:?}"),
+    };
+    is_unknown(uploads.status(id).await.map(drop), "status");
+    is_unknown(
+        uploads.append(id, 0, body_of(b"x", 1)).await.map(drop),
+        "append",
+    );
+    is_unknown(
+        uploads.commit(id, &Digest::sha256_of(b"")).await.map(drop),
+        "commit",
+    );
+    is_unknown(uploads.cancel(id).await, "cancel");
+}
+
+async fn assert_clean(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    assert_no_uploads(uploads).await;
+    assert_no_blobs(blobs).await;
+}
+
+/// A blob uploaded in many chunks of uneven sizes, with status checks
+/// between them, commits to the right content.
+pub async fn upload_chunked(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(1_500_000, 10);
+    let digest = Digest::sha256_of(&data);
+    let session = uploads.create(&repo()).await.unwrap();
+    assert_eq!(session.offset, 0);
+    assert_eq!(session.repository, repo());
+
+    let mut offset = 0usize;
+    let mut size = 1usize;
+    while offset < data.len() {
+        let end = (offset + size).min(data.len());
+        let status = uploads
+            .append(
+                &session.id,
+                offset as u64,
+                body_of(&data[offset..end], 4096),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status.offset, end as u64);
+        offset = end;
+        size = size * 3 + 1;
+    }
+    let status = uploads.status(&session.id).await.unwrap();
+    assert_eq!(status.offset, data.len() as u64);
+    assert_eq!(status.started, session.started);
+    // Appending nothing is allowed and changes nothing.
+    uploads
+        .append(&session.id, data.len() as u64, body_of(b"", 1))
+        .await
+        .unwrap();
+
+    let info = uploads.commit(&session.id, &digest).await.unwrap();
+    assert_eq!(
+        (info.digest.clone(), info.size),
+        (digest.clone(), data.len() as u64)
+    );
+    let body = blobs.get(&digest, None).await.unwrap();
+    assert_eq!(read_body(body.stream).await.unwrap(), data);
+    assert_upload_unknown(uploads, &session.id).await;
+    blobs.delete(&digest).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// A chunk at the wrong offset is `InvalidOffset { expected, got }` and
+/// the session is unchanged.
+pub async fn upload_wrong_offset(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(20_000, 11);
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data[..10_000], 3000))
+        .await
+        .unwrap();
+    for got in [0, 5_000, 10_001, 1 << 40] {
+        match uploads
+            .append(&session.id, got, body_of(&data[10_000..], 3000))
+            .await
+        {
+            Err(StorageError::InvalidOffset { expected, got: g }) => {
+                assert_eq!((expected, g), (10_000, got));
+            }
+            other => panic!("expected InvalidOffset, got {other:?}"),
+        }
+        assert_eq!(uploads.status(&session.id).await.unwrap().offset, 10_000);
+    }
+    uploads
+        .append(&session.id, 10_000, body_of(&data[10_000..], 3000))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&data);
+    uploads.commit(&session.id, &digest).await.unwrap();
+    let body = blobs.get(&digest, None).await.unwrap();
+    assert_eq!(read_body(body.stream).await.unwrap(), data);
+    blobs.delete(&digest).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// A body that fails part-way is an error and leaves the session as it was
+/// before the call; the upload can go on and commits the right bytes.
+pub async fn upload_failing_stream(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(2_000_000, 12);
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data[..1000], 100))
+        .await
+        .unwrap();
+    // A large partial chunk, so that backends that batch writes did write.
+    let garbage = test_data(1_200_000, 99);
+    let err = uploads
+        .append(&session.id, 1000, failing_body(&garbage))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Incoming { .. }),
+        "expected the body's error, got {err:?}"
+    );
+    assert_eq!(uploads.status(&session.id).await.unwrap().offset, 1000);
+    uploads
+        .append(&session.id, 1000, body_of(&data[1000..], 65536))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&data);
+    uploads.commit(&session.id, &digest).await.unwrap();
+    let body = blobs.get(&digest, None).await.unwrap();
+    assert_eq!(read_body(body.stream).await.unwrap(), data);
+    blobs.delete(&digest).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// A commit with the wrong digest is `DigestMismatch`, ends the session
+/// and publishes nothing.
+pub async fn upload_commit_mismatch(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(30_000, 13);
+    for wrong in [
+        Digest::sha256_of(b"not this"),
+        Digest::of(Algorithm::Sha512, b"not this"),
+    ] {
+        let session = uploads.create(&repo()).await.unwrap();
+        uploads
+            .append(&session.id, 0, body_of(&data, 7000))
+            .await
+            .unwrap();
+        match uploads.commit(&session.id, &wrong).await {
+            Err(StorageError::DigestMismatch { expected, actual }) => {
+                assert_eq!(expected, wrong);
+                assert_eq!(actual, Digest::of(wrong.algorithm(), &data));
+            }
+            other => panic!("expected DigestMismatch, got {other:?}"),
+        }
+        assert_upload_unknown(uploads, &session.id).await;
+        assert_eq!(blobs.stat(&wrong).await.unwrap(), None);
+        assert_clean(uploads, blobs).await;
+    }
+}
+
+/// Cancel discards the bytes; the session is then unknown.
+pub async fn upload_cancel(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(10_000, 14);
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data, 1000))
+        .await
+        .unwrap();
+    uploads.cancel(&session.id).await.unwrap();
+    assert_upload_unknown(uploads, &session.id).await;
+    assert_eq!(blobs.stat(&Digest::sha256_of(&data)).await.unwrap(), None);
+    assert_clean(uploads, blobs).await;
+}
+
+/// Ids never issued are `UploadUnknown` everywhere.
+pub async fn upload_unknown(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    assert_upload_unknown(uploads, &UploadId::random()).await;
+    assert_clean(uploads, blobs).await;
+}
+
+/// SHA-512 commits, the empty blob, and committing a digest that is
+/// already stored.
+pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(500_000, 15);
+    let sha512 = Digest::of(Algorithm::Sha512, &data);
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data[..100_000], 30_000))
+        .await
+        .unwrap();
+    uploads
+        .append(&session.id, 100_000, body_of(&data[100_000..], 30_000))
+        .await
+        .unwrap();
+    let info = uploads.commit(&session.id, &sha512).await.unwrap();
+    assert_eq!(info.size, data.len() as u64);
+    let body = blobs.get(&sha512, None).await.unwrap();
+    assert_eq!(read_body(body.stream).await.unwrap(), data);
+
+    let empty = Digest::sha256_of(b"");
+    let session = uploads.create(&repo()).await.unwrap();
+    assert_eq!(uploads.commit(&session.id, &empty).await.unwrap().size, 0);
+
+    // The blob exists already: the commit succeeds and keeps one copy.
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data, 100_000))
+        .await
+        .unwrap();
+    uploads.commit(&session.id, &sha512).await.unwrap();
+    let mut expected = vec![sha512.clone(), empty.clone()];
+    expected.sort();
+    assert_eq!(list_digests(blobs).await, expected);
+
+    blobs.delete(&sha512).await.unwrap();
+    blobs.delete(&empty).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// `list` shows the open sessions with their offsets.
+pub async fn upload_list(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let mut ids = Vec::new();
+    for n in 0..3u64 {
+        let session = uploads.create(&repo()).await.unwrap();
+        uploads
+            .append(&session.id, 0, body_of(&test_data(n as usize * 10, n), 3))
+            .await
+            .unwrap();
+        ids.push((session.id, n * 10));
+    }
+    let mut listed: Vec<_> = uploads
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            assert_eq!(s.repository, repo());
+            (s.id, s.offset)
+        })
+        .collect();
+    listed.sort();
+    ids.sort();
+    assert_eq!(listed, ids);
+    for (id, _) in &ids {
+        uploads.cancel(id).await.unwrap();
+    }
+    assert_clean(uploads, blobs).await;
+}
+
+/// Runs every upload test in turn, calling `after_each` after each one.
+/// `blobs` is the store `uploads` commits into; both must be empty.
+pub async fn run_upload_suite(
+    uploads: &dyn UploadStore,
+    blobs: &dyn BlobStore,
+    after_each: AfterEach<'_>,
+) {
+    assert_clean(uploads, blobs).await;
+    upload_chunked(uploads, blobs).await;
+    after_each("upload_chunked");
+    upload_wrong_offset(uploads, blobs).await;
+    after_each("upload_wrong_offset");
+    upload_failing_stream(uploads, blobs).await;
+    after_each("upload_failing_stream");
+    upload_commit_mismatch(uploads, blobs).await;
+    after_each("upload_commit_mismatch");
+    upload_cancel(uploads, blobs).await;
+    after_each("upload_cancel");
+    upload_unknown(uploads, blobs).await;
+    after_each("upload_unknown");
+    upload_digests(uploads, blobs).await;
+    after_each("upload_digests");
+    upload_list(uploads, blobs).await;
+    after_each("upload_list");
+}
