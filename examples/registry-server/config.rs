@@ -8,7 +8,11 @@ use serde::Deserialize;
 
 /// Command-line flags; each also reads an environment variable.
 #[derive(Debug, Parser)]
-#[command(name = "registry-server", about = "An OCI container image registry", version)]
+#[command(
+    name = "registry-server",
+    about = "An OCI container image registry",
+    version
+)]
 pub struct Flags {
     /// TOML config file.
     #[arg(long, env = "REGISTRY_CONFIG")]
@@ -25,6 +29,13 @@ pub struct Flags {
     /// Log format: `text` (default) or `json`.
     #[arg(long, env = "REGISTRY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
+    /// Serve without authentication: anyone may pull, push and delete.
+    /// Only for throwaway local registries.
+    #[arg(long, env = "REGISTRY_NO_AUTH")]
+    pub no_auth: bool,
+    /// URL clients use to reach the registry (token realm, pull secrets).
+    #[arg(long, env = "REGISTRY_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The durability setting.
@@ -59,6 +70,14 @@ pub struct FileConfig {
     pub durability: Option<DurabilitySetting>,
     /// Log format.
     pub log_format: Option<LogFormat>,
+    /// `false` serves without authentication.
+    pub auth: Option<bool>,
+    /// URL clients use to reach the registry.
+    pub public_url: Option<String>,
+    /// Namespaces whose service accounts get no managed pull secret
+    /// (exact names or `prefix*`).
+    #[serde(default)]
+    pub ignored_namespaces: Vec<String>,
 }
 
 /// The settings in force.
@@ -72,6 +91,12 @@ pub struct Settings {
     pub durability: DurabilitySetting,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether authentication and access control are on.
+    pub auth: bool,
+    /// URL clients use to reach the registry, if configured.
+    pub public_url: Option<String>,
+    /// Namespaces without managed pull secrets.
+    pub ignored_namespaces: Vec<String>,
 }
 
 impl Settings {
@@ -99,7 +124,13 @@ impl Settings {
                 .durability
                 .or(file.durability)
                 .unwrap_or(DurabilitySetting::Fsync),
-            log_format: flags.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            log_format: flags
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            auth: !flags.no_auth && file.auth.unwrap_or(true),
+            public_url: flags.public_url.or(file.public_url),
+            ignored_namespaces: file.ignored_namespaces,
         })
     }
 }

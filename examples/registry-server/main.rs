@@ -9,6 +9,7 @@
 //! `REGISTRY_*` environment variables, and an optional TOML file
 //! (`--config`), in that order of precedence.
 
+mod auth_setup;
 mod config;
 
 use std::time::Instant;
@@ -18,7 +19,10 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Parser;
 use registry::api::{router, Registry};
-use registry::storage::filesystem::Durability;
+use std::sync::Arc;
+
+use registry::storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
+use registry::storage::sqlite::SqliteMetadataStore;
 use tracing_subscriber::EnvFilter;
 
 use config::{DurabilitySetting, Flags, LogFormat, Settings};
@@ -97,11 +101,29 @@ async fn run(settings: Settings) -> Result<(), String> {
         DurabilitySetting::Fsync => Durability::Fsync,
         DurabilitySetting::None => Durability::None,
     };
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| format!("cannot create data directory {}: {e}", settings.data_dir.display()))?;
-    let registry = Registry::open_data_dir(&settings.data_dir, durability)
-        .await
-        .map_err(|e| format!("cannot open data directory {}: {e}", settings.data_dir.display()))?;
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            settings.data_dir.display()
+        )
+    })?;
+    let dir = &settings.data_dir;
+    let open_error = |e: registry::storage::StorageError| {
+        format!("cannot open data directory {}: {e}", dir.display())
+    };
+    let blobs = FsBlobStore::with_durability(dir, durability).map_err(open_error)?;
+    let uploads = FsUploadStore::new(dir, blobs.clone()).map_err(open_error)?;
+    let metadata = Arc::new(
+        SqliteMetadataStore::open(dir.join("registry.db"))
+            .await
+            .map_err(open_error)?,
+    );
+    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), metadata.clone());
+    if settings.auth {
+        registry = auth_setup::enable(registry, metadata, &settings).await?;
+    } else {
+        tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
+    }
     let app = router(registry).layer(middleware::from_fn(access_log));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -1,0 +1,91 @@
+//! Turning access control on: the token signing key, the first admin, and
+//! the registry's auth configuration.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use registry::api::{AuthConfig, Registry};
+use registry::auth::{
+    ensure_admin, AuthStore, BootstrapOutcome, Password, PasswordHasher, PullSecretPolicy,
+    SigningKey,
+};
+
+use crate::config::Settings;
+
+/// Reads the signing key from `path`, creating it (mode 0600) on first start.
+/// Every replica must use the same key.
+fn signing_key(path: &Path) -> Result<SigningKey, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))?;
+            return Ok(SigningKey::from_bytes(bytes));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the signing key: {e}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(&bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(SigningKey::from_bytes(bytes))
+}
+
+/// Creates the `admin` user on first start and turns access control on.
+pub async fn enable(
+    registry: Registry,
+    store: Arc<dyn AuthStore>,
+    settings: &Settings,
+) -> Result<Registry, String> {
+    let hasher = PasswordHasher::new();
+    let password = std::env::var("REGISTRY_ADMIN_PASSWORD")
+        .ok()
+        .map(Password::new);
+    match ensure_admin(store.as_ref(), &hasher, password)
+        .await
+        .map_err(|e| format!("cannot create the admin user: {e}"))?
+    {
+        BootstrapOutcome::Created {
+            generated_password: Some(p),
+            ..
+        } => {
+            // Shown once, on the terminal only: never logged.
+            println!(
+                "created user `admin` (cluster-admin) with password: {}",
+                p.expose()
+            );
+            println!(
+                "log in with: registryctl login {} -u admin --password-stdin",
+                settings.listen
+            );
+        }
+        BootstrapOutcome::Created { .. } => {
+            println!("created user `admin` (cluster-admin) with the password from REGISTRY_ADMIN_PASSWORD");
+        }
+        _ => {}
+    }
+    let key = signing_key(&settings.data_dir.join("token-signing.key"))?;
+    registry
+        .with_auth(AuthConfig {
+            store,
+            hasher,
+            signing_key: key,
+            service: "registry".into(),
+            public_url: settings.public_url.clone(),
+            pull_secrets: PullSecretPolicy::new(
+                settings.ignored_namespaces.iter().map(String::as_str),
+            ),
+        })
+        .await
+}
