@@ -36,7 +36,10 @@ impl FromStr for UploadId {
     type Err = InvalidUploadId;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(UploadId(s.into()))
         } else {
             Err(InvalidUploadId)
