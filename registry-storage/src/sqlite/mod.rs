@@ -8,6 +8,11 @@
 //! `BEGIN IMMEDIATE` transaction. Reads use a pool of several connections.
 //! Migrations are embedded in the binary and applied by [`open`].
 //!
+//! The same store implements [`registry_auth::AuthStore`]: users, service
+//! accounts, access tokens (by hash only) and role bindings share the
+//! database, so one `Arc<SqliteMetadataStore>` serves as both
+//! `Arc<dyn MetadataStore>` and `Arc<dyn AuthStore>`.
+//!
 //! ```
 //! use registry_core::Namespace;
 //! use registry_storage::{sqlite::SqliteMetadataStore, MetadataStore};
@@ -23,6 +28,8 @@
 //!
 //! [`open`]: SqliteMetadataStore::open
 
+mod auth;
+mod auth_queries;
 mod blobs;
 mod error;
 mod manifests;
