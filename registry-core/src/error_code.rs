@@ -68,9 +68,11 @@ impl ErrorCode {
         match self {
             ErrorCode::BlobUnknown => ("BLOB_UNKNOWN", 404, "blob unknown to registry"),
             ErrorCode::BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
-            ErrorCode::BlobUploadUnknown => {
-                ("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry")
-            }
+            ErrorCode::BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                404,
+                "blob upload unknown to registry",
+            ),
             ErrorCode::DigestInvalid => (
                 "DIGEST_INVALID",
                 400,
@@ -84,7 +86,9 @@ impl ErrorCode {
             ErrorCode::ManifestInvalid => ("MANIFEST_INVALID", 400, "manifest invalid"),
             ErrorCode::ManifestUnknown => ("MANIFEST_UNKNOWN", 404, "manifest unknown"),
             ErrorCode::NameInvalid => ("NAME_INVALID", 400, "invalid repository name"),
-            ErrorCode::NameUnknown => ("NAME_UNKNOWN", 404, "repository name not known to registry"),
+            ErrorCode::NameUnknown => {
+                ("NAME_UNKNOWN", 404, "repository name not known to registry")
+            }
             ErrorCode::SizeInvalid => (
                 "SIZE_INVALID",
                 400,

@@ -36,6 +36,4 @@ pub use config::{ImageConfig, ImageConfigError};
 pub use digest::{Algorithm, Digest, DigestError, Digester};
 pub use error_code::{ErrorCode, ErrorEnvelope, ErrorInfo};
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
-pub use name::{
-    NameError, Namespace, Reference, ReferenceError, RepositoryName, Tag, TagError,
-};
+pub use name::{NameError, Namespace, Reference, ReferenceError, RepositoryName, Tag, TagError};

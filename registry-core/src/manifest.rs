@@ -82,7 +82,10 @@ impl ManifestKind {
 
     /// Whether this kind lists child manifests rather than layers.
     pub const fn is_index(self) -> bool {
-        matches!(self, ManifestKind::OciIndex | ManifestKind::DockerManifestList)
+        matches!(
+            self,
+            ManifestKind::OciIndex | ManifestKind::DockerManifestList
+        )
     }
 
     fn from_media_type(media_type: &str) -> Option<Self> {

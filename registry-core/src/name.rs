@@ -358,8 +358,14 @@ mod tests {
         let n: RepositoryName = "team/web/frontend".parse().unwrap();
         assert_eq!(n.namespace(), "team");
         assert_eq!(n.to_namespace(), "team".parse::<Namespace>().unwrap());
-        assert_eq!("a/b".parse::<Namespace>(), Err(NameError::InvalidCharacter('/')));
-        assert!(matches!("-a".parse::<Namespace>(), Err(NameError::InvalidSeparator(_))));
+        assert_eq!(
+            "a/b".parse::<Namespace>(),
+            Err(NameError::InvalidCharacter('/'))
+        );
+        assert!(matches!(
+            "-a".parse::<Namespace>(),
+            Err(NameError::InvalidSeparator(_))
+        ));
         assert_eq!(n.stream(), "web/frontend");
     }
 
@@ -391,10 +397,7 @@ mod tests {
             Err(NameError::InvalidSeparator(_))
         ));
         let long = format!("a/{}", "b".repeat(254));
-        assert_eq!(
-            long.parse::<RepositoryName>(),
-            Err(NameError::TooLong(256))
-        );
+        assert_eq!(long.parse::<RepositoryName>(), Err(NameError::TooLong(256)));
     }
 
     #[test]

@@ -128,7 +128,10 @@ fn refusals_are_precise() {
     );
     assert!(matches!(
         Manifest::parse(None, no_layers.as_bytes()),
-        Err(ManifestError::InvalidField { field: "layers", .. })
+        Err(ManifestError::InvalidField {
+            field: "layers",
+            ..
+        })
     ));
     let bad_digest = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"x","digest":"sha256:zz","size":2}},"layers":[]}}"#,
@@ -136,7 +139,10 @@ fn refusals_are_precise() {
     );
     assert!(matches!(
         Manifest::parse(None, bad_digest.as_bytes()),
-        Err(ManifestError::InvalidDigest { field: "config", .. })
+        Err(ManifestError::InvalidDigest {
+            field: "config",
+            ..
+        })
     ));
     let neg_size = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"x","digest":"{}","size":-1}},"layers":[]}}"#,
@@ -145,6 +151,9 @@ fn refusals_are_precise() {
     );
     assert!(matches!(
         Manifest::parse(None, neg_size.as_bytes()),
-        Err(ManifestError::InvalidField { field: "config", .. })
+        Err(ManifestError::InvalidField {
+            field: "config",
+            ..
+        })
     ));
 }
