@@ -1,0 +1,332 @@
+//! Command-line definitions (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::parse::{
+    parse_duration, parse_id, parse_namespace, parse_service_account, parse_subject, parse_user,
+};
+
+/// Log in to an OCI registry and administer it: namespaces, users, role
+/// bindings, service accounts, pull secrets and access tokens.
+///
+/// Credentials are kept in a Docker-compatible auth file, which docker,
+/// podman and skopeo read too.
+#[derive(Debug, Parser)]
+#[command(name = "registryctl", version)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Registry for the admin commands: host[:port] (HTTPS) or http[s]://host[:port].
+    #[arg(long, global = true, env = "REGISTRY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Auth file to read and write [default: $DOCKER_CONFIG/config.json, else
+    /// ~/.docker/config.json].
+    #[arg(long, visible_alias = "to", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// PEM file with extra CA certificates to trust (besides the system roots).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Allow plain http:// servers, or skip verification of an HTTPS
+    /// certificate that is not trusted. Weakens security: prints a warning.
+    #[arg(long, global = true)]
+    pub insecure: bool,
+
+    /// Print the server's JSON answer instead of text (list and show commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check credentials against SERVER and store them in the auth file.
+    Login(Login),
+    /// Remove the stored credentials for SERVER.
+    Logout {
+        /// host[:port] or http[s]://host[:port].
+        server: String,
+    },
+    /// Print who the stored credentials authenticate as.
+    Whoami,
+    /// Manage namespaces (cluster-admin).
+    #[command(subcommand)]
+    Namespace(NamespaceCmd),
+    /// Manage users (cluster-admin).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage role bindings in a namespace.
+    #[command(subcommand)]
+    Rolebinding(RoleBindingCmd),
+    /// Manage cluster-wide role bindings (cluster-admin).
+    #[command(subcommand)]
+    Clusterrolebinding(ClusterRoleBindingCmd),
+    /// Manage service accounts and their pull secrets.
+    #[command(subcommand, visible_alias = "sa")]
+    Serviceaccount(ServiceAccountCmd),
+    /// Manage your access tokens (usable as passwords).
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+/// `registryctl login`.
+#[derive(Debug, Args)]
+pub struct Login {
+    /// host[:port] (HTTPS) or http[s]://host[:port].
+    pub server: String,
+    /// User name (any name when logging in with an access token).
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or access token) from standard input.
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// Password or access token (visible to other local users: prefer --password-stdin).
+    #[arg(
+        short,
+        long,
+        required_unless_present = "password_stdin",
+        value_name = "PASSWORD"
+    )]
+    pub password: Option<String>,
+}
+
+/// `registryctl namespace ...`.
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCmd {
+    /// Create a namespace.
+    Create {
+        /// Namespace name.
+        #[arg(value_parser = parse_namespace)]
+        name: String,
+    },
+    /// List namespaces.
+    List,
+    /// Delete a namespace.
+    Delete {
+        /// Namespace name.
+        #[arg(value_parser = parse_namespace)]
+        name: String,
+    },
+}
+
+/// `registryctl user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Create {
+        /// User name.
+        #[arg(value_parser = parse_user)]
+        name: String,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Delete a user.
+    Delete {
+        /// User name.
+        #[arg(value_parser = parse_user)]
+        name: String,
+    },
+}
+
+/// A role and the subject it is bound to.
+#[derive(Debug, Args)]
+pub struct Binding {
+    /// Role, e.g. registry-viewer, registry-editor, registry-admin.
+    pub role: String,
+    /// user:NAME, serviceaccount:NS:NAME or group:NAME.
+    #[arg(value_parser = parse_subject)]
+    pub subject: String,
+}
+
+/// `registryctl rolebinding ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoleBindingCmd {
+    /// Bind ROLE to SUBJECT in namespace NS.
+    Add {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+        /// Role and subject.
+        #[command(flatten)]
+        binding: Binding,
+    },
+    /// Remove the binding of ROLE to SUBJECT in namespace NS.
+    Remove {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+        /// Role and subject.
+        #[command(flatten)]
+        binding: Binding,
+    },
+    /// List the role bindings of namespace NS.
+    List {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+    },
+}
+
+/// `registryctl clusterrolebinding ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterRoleBindingCmd {
+    /// Bind cluster role ROLE to SUBJECT (e.g. cluster-admin, metrics-viewer).
+    Add(Binding),
+    /// Remove the binding of cluster role ROLE to SUBJECT.
+    Remove(Binding),
+    /// List cluster role bindings.
+    List,
+}
+
+/// `registryctl serviceaccount ...`.
+#[derive(Debug, Subcommand)]
+pub enum ServiceAccountCmd {
+    /// Create service account NAME in namespace NS.
+    Create {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+        /// Service account name.
+        #[arg(value_parser = parse_service_account)]
+        name: String,
+    },
+    /// List the service accounts of namespace NS.
+    List {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+    },
+    /// Delete service account NAME in namespace NS.
+    Delete {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+        /// Service account name.
+        #[arg(value_parser = parse_service_account)]
+        name: String,
+    },
+    /// Print the Kubernetes pull Secret (JSON) for service account NAME.
+    PullSecret {
+        /// Namespace.
+        #[arg(value_parser = parse_namespace)]
+        namespace: String,
+        /// Service account name.
+        #[arg(value_parser = parse_service_account)]
+        name: String,
+    },
+}
+
+/// `registryctl token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCmd {
+    /// Create an access token and print it (shown only once).
+    Create {
+        /// A label for the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, e.g. 30m, 12h, 7d [default: the server's].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List your access tokens.
+    List,
+    /// Delete an access token by id.
+    Delete {
+        /// Token id (from `token list`).
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors() {
+        let kind = |args: &[&str]| {
+            let mut all = vec!["registryctl"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all).unwrap_err().kind()
+        };
+        assert_eq!(
+            kind(&["login", "h", "-u", "a"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["login", "h", "-u", "a", "-p", "x", "--password-stdin"]),
+            ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["user", "create", "bob"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["rolebinding", "add", "team", "registry-viewer", "alice"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            kind(&["token", "create", "--expires", "soon"]),
+            ErrorKind::ValueValidation
+        );
+    }
+
+    #[test]
+    fn global_options_after_subcommand() {
+        let cli = Cli::try_parse_from([
+            "registryctl",
+            "login",
+            "http://localhost:5000",
+            "-u",
+            "admin",
+            "--password-stdin",
+            "--to",
+            "/tmp/auth.json",
+            "--insecure",
+        ])
+        .unwrap();
+        assert!(cli.global.insecure);
+        assert_eq!(cli.global.config, Some(PathBuf::from("/tmp/auth.json")));
+        let cli = Cli::try_parse_from([
+            "registryctl",
+            "token",
+            "create",
+            "--expires",
+            "12h",
+            "--server",
+            "reg:5000",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.server.as_deref(), Some("reg:5000"));
+        assert!(matches!(
+            cli.command,
+            Command::Token(TokenCmd::Create {
+                expires: Some(43_200),
+                ..
+            })
+        ));
+    }
+}
