@@ -87,7 +87,7 @@ pub fn save(path: &Path, doc: &Value) -> Result<(), String> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir)
+    create_private_dirs(&dir)
         .map_err(|e| format!("cannot create directory {}: {e}", dir.display()))?;
     let mut text = serde_json::to_string_pretty(doc).expect("a JSON value serializes");
     text.push('\n');
@@ -102,6 +102,16 @@ pub fn save(path: &Path, doc: &Value) -> Result<(), String> {
     tmp.as_file().sync_all().map_err(write_err)?;
     tmp.persist(&target).map_err(|e| write_err(e.error))?;
     Ok(())
+}
+
+/// Creates `dir` and its missing parents, new ones with mode 0700 on Unix
+/// (like docker does for `~/.docker`).
+fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 #[cfg(unix)]
@@ -184,15 +194,16 @@ pub fn credentials(doc: &Value, key: &str) -> Result<Option<Credentials>, String
     })
 }
 
-/// Why there are no usable credentials for `key` in `doc`, for the error.
-pub fn missing_credentials_hint(doc: &Value, key: &str, path: &Path) -> String {
+/// Why there are no usable credentials for `key` in `doc`, for the error;
+/// `login` is the command that would store them.
+pub fn missing_credentials_hint(doc: &Value, key: &str, path: &Path, login: &str) -> String {
     let helper = doc
         .get("credHelpers")
         .and_then(|h| h.get(key))
         .or_else(|| doc.get("credsStore"))
         .and_then(Value::as_str);
     let mut msg = format!(
-        "no credentials for {key} in {}: run `registryctl login {key}` first",
+        "no credentials for {key} in {}: run `{login}` first",
         path.display()
     );
     if let Some(h) = helper {
@@ -296,7 +307,7 @@ mod tests {
     #[test]
     fn hint_mentions_helper() {
         let doc = json!({"credHelpers": {"k": "pass"}});
-        let hint = missing_credentials_hint(&doc, "k", Path::new("/c.json"));
+        let hint = missing_credentials_hint(&doc, "k", Path::new("/c.json"), "registryctl login k");
         assert!(
             hint.contains("registryctl login k") && hint.contains("\"pass\""),
             "{hint}"
@@ -317,6 +328,11 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let dir_mode = std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(dir_mode & 0o777, 0o700);
         }
         // No temporary files left behind.
         let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())

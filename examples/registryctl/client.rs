@@ -74,6 +74,9 @@ fn transport_error(url: &Url, e: &reqwest::Error) -> String {
     if lower.contains("certificate") || lower.contains("unknownissuer") {
         msg.push_str(" (for a private CA pass --ca-file FILE; --insecure skips verification)");
     }
+    if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        msg.push_str(" (the server may speak plain HTTP: use http://... with --insecure)");
+    }
     msg
 }
 
@@ -154,13 +157,13 @@ impl Api {
     }
 
     /// Sends a request with the credentials (HTTP Basic) and a JSON body;
-    /// the JSON answer of a success (`Value::Null` when empty).
-    pub async fn send(
+    /// the body of a success answer, whatever it holds.
+    pub async fn send_raw(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
-    ) -> Result<Value, SendError> {
+    ) -> Result<bytes::Bytes, SendError> {
         let mut request = self.http.request(method, url.clone());
         if let Some(c) = &self.credentials {
             request = request.basic_auth(&c.username, Some(&c.password));
@@ -183,6 +186,17 @@ impl Api {
                 message: describe_error(status, &bytes),
             });
         }
+        Ok(bytes)
+    }
+
+    /// Like [`Api::send_raw`], for a JSON answer (`Value::Null` when empty).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<Value, SendError> {
+        let bytes = self.send_raw(method, url.clone(), body).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Null);
         }

@@ -84,7 +84,11 @@ pub async fn login(global: &Global, args: &Login, io: &mut Io<'_>) -> Result<(),
     let mut doc = authfile::load(&path)?;
 
     let api = connect(global, &server, Some(credentials.clone()), io.err)?;
-    match api.send(Method::GET, api.url(&["v2", ""], &[]), None).await {
+    // Only the status matters: 200 for good credentials, 401 otherwise.
+    match api
+        .send_raw(Method::GET, api.url(&["v2", ""], &[]), None)
+        .await
+    {
         Ok(_) => {}
         Err(SendError::Refused { status, .. }) if status == StatusCode::UNAUTHORIZED => {
             return Err("login failed: wrong username or password".to_owned())
@@ -130,7 +134,7 @@ pub fn logout(global: &Global, server: &str, io: &mut Io<'_>) -> Result<(), Stri
 /// An authenticated client of the admin API (`/apis/admin/v1`).
 pub struct Admin {
     api: Api,
-    key: String,
+    server: Server,
 }
 
 impl Admin {
@@ -141,13 +145,14 @@ impl Admin {
              (e.g. --server localhost:5000)",
         )?;
         let server = Server::parse(raw)?;
-        let key = server.key().to_owned();
+        let key = server.key();
         let path = auth_file_path(global, &io.env)?;
         let doc = authfile::load(&path)?;
-        let credentials = authfile::credentials(&doc, &key)?
-            .ok_or_else(|| authfile::missing_credentials_hint(&doc, &key, &path))?;
+        let credentials = authfile::credentials(&doc, key)?.ok_or_else(|| {
+            authfile::missing_credentials_hint(&doc, key, &path, &server.login_command())
+        })?;
         let api = connect(global, &server, Some(credentials), io.err)?;
-        Ok(Admin { api, key })
+        Ok(Admin { api, server })
     }
 
     /// Calls `/apis/admin/v1/<segments>`; the JSON answer (`Null` if empty).
@@ -165,9 +170,9 @@ impl Admin {
             Ok(body) => Ok(body),
             Err(SendError::Refused { status, message }) if status == StatusCode::UNAUTHORIZED => {
                 Err(format!(
-                    "{message}: the credentials stored for {key} were rejected; \
-                     run `registryctl login {key}` again",
-                    key = self.key
+                    "{message}: the credentials stored for {} were rejected; run `{}` again",
+                    self.server.key(),
+                    self.server.login_command()
                 ))
             }
             Err(SendError::Refused { message, .. }) => Err(message),

@@ -276,7 +276,8 @@ async fn login_admin_commands_and_logout_against_stub() {
     // Without stored credentials the admin commands say how to log in.
     let o = run_admin(&["whoami"]).await;
     let e = o.result.unwrap_err();
-    assert!(e.contains(&format!("registryctl login {key}")), "{e}");
+    let login = format!("`registryctl login http://{key} --insecure` first");
+    assert!(e.contains(&login), "{e}");
 }
 
 #[tokio::test]
@@ -304,10 +305,8 @@ async fn rejected_stored_credentials_suggest_login() {
         e.starts_with("authentication required (UNAUTHORIZED) [HTTP 401]"),
         "{e}"
     );
-    assert!(
-        e.contains(&format!("run `registryctl login {key}` again")),
-        "{e}"
-    );
+    let login = format!("run `registryctl login http://{key} --insecure` again");
+    assert!(e.contains(&login), "{e}");
 }
 
 #[tokio::test]

@@ -93,6 +93,15 @@ impl Server {
         &self.authority
     }
 
+    /// The `registryctl login ...` command line that stores credentials for
+    /// this server (with `http://` and `--insecure` for a plain-HTTP one).
+    pub fn login_command(&self) -> String {
+        match self.scheme {
+            Scheme::Https => format!("registryctl login {}", self.authority),
+            Scheme::Http => format!("registryctl login http://{} --insecure", self.authority),
+        }
+    }
+
     /// `scheme://host[:port]/`.
     pub fn base_url(&self) -> Url {
         Url::parse(&format!("{}://{}/", self.scheme.as_str(), self.authority))
@@ -194,6 +203,12 @@ mod tests {
         let s = Server::parse("http://localhost:5000").unwrap();
         assert_eq!(s.scheme(), Scheme::Http);
         assert_eq!(s.base_url().as_str(), "http://localhost:5000/");
+        assert_eq!(
+            s.login_command(),
+            "registryctl login http://localhost:5000 --insecure"
+        );
+        let s = Server::parse("https://reg:8443/").unwrap();
+        assert_eq!(s.login_command(), "registryctl login reg:8443");
     }
 
     #[test]
