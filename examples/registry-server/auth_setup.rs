@@ -66,7 +66,7 @@ pub async fn enable(
                 p.expose()
             );
             println!(
-                "log in with: registryctl login {} -u admin --password-stdin",
+                "log in with: registryctl login http://{} --insecure -u admin --password-stdin",
                 settings.listen
             );
         }
