@@ -6,7 +6,7 @@ use std::sync::Arc;
 use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
 use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
 use registry_storage::sqlite::SqliteMetadataStore;
-use registry_storage::{BlobStore, MetadataStore, StorageError, UploadStore};
+use registry_storage::{BlobStore, CachedMetadataStore, MetadataStore, StorageError, UploadStore};
 
 use crate::access::{AuthConfig, AuthState};
 
@@ -89,7 +89,8 @@ impl Registry {
     pub async fn open_data_dir(dir: &Path, durability: Durability) -> Result<Self, StorageError> {
         let blobs = FsBlobStore::with_durability(dir, durability)?;
         let uploads = FsUploadStore::new(dir, blobs.clone())?;
-        let metadata = SqliteMetadataStore::open(dir.join("registry.db")).await?;
+        let metadata =
+            CachedMetadataStore::new(SqliteMetadataStore::open(dir.join("registry.db")).await?);
         Ok(Registry::new(
             Arc::new(blobs),
             Arc::new(uploads),

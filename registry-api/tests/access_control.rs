@@ -430,6 +430,9 @@ async fn token_protocol_grants_only_allowed_actions() {
     assert!(r
         .header("www-authenticate")
         .contains("scope=\"repository:a/app:pull,push\""));
+    assert!(r
+        .header("www-authenticate")
+        .contains("error=\"insufficient_scope\""));
     // Wrong password: 401, same message whatever was wrong.
     let r = w
         .client

@@ -5,6 +5,9 @@
 //! - [`MetadataStore`]: repositories, manifests, tags with history, blob
 //!   links, referrers and namespaces.
 //!
+//! [`CachedMetadataStore`] wraps any metadata store with an in-memory read
+//! cache for the hot paths.
+//!
 //! Backends: [`memory`] (everything in process), [`filesystem`] (blobs and
 //! uploads under a data directory) and, with the default `sqlite` feature,
 //! [`sqlite`] metadata. The `testing` feature exposes the conformance suite
@@ -28,6 +31,7 @@
 //! ```
 
 pub mod blob;
+pub mod cache;
 pub mod error;
 pub mod filesystem;
 pub mod memory;
@@ -40,6 +44,7 @@ pub mod upload;
 pub mod verify;
 
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
+pub use cache::{CacheConfig, CachedMetadataStore};
 pub use error::{BoxError, Result, StorageError};
 pub use metadata::{
     MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,

@@ -119,6 +119,18 @@ pub(crate) fn challenge(
     scope: Option<&str>,
     message: &str,
 ) -> ApiError {
+    challenge_with(state, headers, scope, None, message)
+}
+
+/// 401 with a Bearer challenge, optionally naming an OAuth2 `error`
+/// (`insufficient_scope` when a token lacks the scope).
+fn challenge_with(
+    state: &AuthState,
+    headers: &HeaderMap,
+    scope: Option<&str>,
+    error: Option<&str>,
+    message: &str,
+) -> ApiError {
     let realm = format!("{}/v2/token", state.base_url(headers));
     let mut value = format!(
         "Bearer realm=\"{realm}\",service=\"{}\"",
@@ -126,6 +138,9 @@ pub(crate) fn challenge(
     );
     if let Some(scope) = scope {
         value.push_str(&format!(",scope=\"{scope}\""));
+    }
+    if let Some(error) = error {
+        value.push_str(&format!(",error=\"{error}\""));
     }
     ApiError::new(ErrorCode::Unauthorized, message)
         .with_header(header::WWW_AUTHENTICATE, header_value(value))
@@ -243,10 +258,12 @@ pub(crate) fn require(
     };
     if caller.identity.is_anonymous() || caller.token.is_some() {
         let scope = format!("repository:{repo}:{scope_actions}");
-        Err(challenge(
+        let error = caller.token.as_ref().map(|_| "insufficient_scope");
+        Err(challenge_with(
             state,
             headers,
             Some(&scope),
+            error,
             "authentication required",
         ))
     } else {

@@ -1,0 +1,384 @@
+//! [`CachedMetadataStore`]: an in-memory read cache in front of any
+//! [`MetadataStore`], so that SQL round trips do not bound requests per
+//! second on the hot paths (manifest by tag or digest, blob links,
+//! namespace checks).
+//!
+//! Writes through this wrapper invalidate what they change, so one process
+//! always reads its own writes. Other replicas' writes are seen once an
+//! entry's time to live has passed. A generation counter, bumped by every
+//! write, keeps a read that raced with a write from caching what it read
+//! before the write.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
+
+use crate::error::Result;
+use crate::metadata::{
+    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+};
+
+/// How long entries live and how many are kept.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// How long an entry is trusted: the bound on how stale a read may be
+    /// after another replica wrote.
+    pub ttl: Duration,
+    /// Most entries per map; a full map is emptied (a cheap, bounded policy).
+    pub max_entries: usize,
+    /// Most manifest bytes held.
+    pub max_manifest_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            ttl: Duration::from_secs(5),
+            max_entries: 100_000,
+            max_manifest_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+struct Map<K, V> {
+    entries: HashMap<K, (V, Instant)>,
+}
+
+impl<K: Eq + Hash, V: Clone> Map<K, V> {
+    fn new() -> Self {
+        Map {
+            entries: HashMap::new(),
+        }
+    }
+
+    fn get(&self, k: &K, now: Instant) -> Option<V> {
+        self.entries
+            .get(k)
+            .filter(|(_, expires)| *expires > now)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn insert(&mut self, k: K, v: V, expires: Instant, max: usize) {
+        if self.entries.len() >= max {
+            self.entries.clear();
+        }
+        self.entries.insert(k, (v, expires));
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        self.entries.retain(|k, _| keep(k));
+    }
+}
+
+struct Maps {
+    manifests: Map<(RepositoryName, Digest), StoredManifest>,
+    manifest_bytes: usize,
+    tags: Map<(RepositoryName, Tag), Digest>,
+    links: Map<(RepositoryName, Digest), ()>,
+    namespaces: Map<Namespace, ()>,
+}
+
+/// A [`MetadataStore`] that caches hot reads of another one.
+pub struct CachedMetadataStore<S> {
+    inner: S,
+    config: CacheConfig,
+    generation: AtomicU64,
+    maps: Mutex<Maps>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for CachedMetadataStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedMetadataStore")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: MetadataStore> CachedMetadataStore<S> {
+    /// Caches `inner` with the default settings.
+    pub fn new(inner: S) -> Self {
+        Self::with_config(inner, CacheConfig::default())
+    }
+
+    /// Caches `inner` with `config`.
+    pub fn with_config(inner: S, config: CacheConfig) -> Self {
+        CachedMetadataStore {
+            inner,
+            config,
+            generation: AtomicU64::new(0),
+            maps: Mutex::new(Maps {
+                manifests: Map::new(),
+                manifest_bytes: 0,
+                tags: Map::new(),
+                links: Map::new(),
+                namespaces: Map::new(),
+            }),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    fn maps(&self) -> MutexGuard<'_, Maps> {
+        // A panic while holding the lock cannot leave the maps inconsistent
+        // in a way that matters: they only ever hold valid entries.
+        self.maps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs a write, then applies `invalidate` to the maps. The generation
+    /// moves before and after, so no read spanning the write caches.
+    async fn write<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T>>,
+        invalidate: impl FnOnce(&mut Maps),
+    ) -> Result<T> {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let result = op.await;
+        {
+            let mut maps = self.maps();
+            invalidate(&mut maps);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    /// Inserts read results if no write happened since `generation`.
+    fn fill(&self, generation: u64, fill: impl FnOnce(&mut Maps, Instant, usize)) {
+        let mut maps = self.maps();
+        if self.generation.load(Ordering::SeqCst) == generation {
+            fill(
+                &mut maps,
+                Instant::now() + self.config.ttl,
+                self.config.max_entries,
+            );
+        }
+    }
+
+    fn cache_manifest(&self, generation: u64, m: &StoredManifest, tag: Option<&Tag>) {
+        let max_bytes = self.config.max_manifest_bytes;
+        self.fill(generation, |maps, expires, max| {
+            if let Some(tag) = tag {
+                maps.tags.insert(
+                    (m.repository.clone(), tag.clone()),
+                    m.digest.clone(),
+                    expires,
+                    max,
+                );
+            }
+            if maps.manifest_bytes + m.bytes.len() > max_bytes {
+                maps.manifests.entries.clear();
+                maps.manifest_bytes = 0;
+            }
+            maps.manifest_bytes += m.bytes.len();
+            maps.manifests.insert(
+                (m.repository.clone(), m.digest.clone()),
+                m.clone(),
+                expires,
+                max,
+            );
+        });
+    }
+}
+
+fn in_namespace(repo: &RepositoryName, ns: &Namespace) -> bool {
+    repo.namespace() == ns.as_str()
+}
+
+#[async_trait]
+impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
+        self.inner.create_namespace(namespace).await
+    }
+
+    async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if self
+            .maps()
+            .namespaces
+            .get(namespace, Instant::now())
+            .is_some()
+        {
+            return Ok(true);
+        }
+        let exists = self.inner.namespace_exists(namespace).await?;
+        if exists {
+            self.fill(generation, |maps, expires, max| {
+                maps.namespaces.insert(namespace.clone(), (), expires, max)
+            });
+        }
+        Ok(exists)
+    }
+
+    async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
+        self.inner.list_namespaces().await
+    }
+
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+        self.write(self.inner.delete_namespace(namespace), |maps| {
+            maps.namespaces.retain(|ns| ns != namespace);
+            maps.manifests.retain(|(r, _)| !in_namespace(r, namespace));
+            maps.tags.retain(|(r, _)| !in_namespace(r, namespace));
+            maps.links.retain(|(r, _)| !in_namespace(r, namespace));
+        })
+        .await
+    }
+
+    async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {
+        self.inner.repository(name).await
+    }
+
+    async fn list_repositories(
+        &self,
+        namespace: Option<&Namespace>,
+        last: Option<&RepositoryName>,
+        limit: usize,
+    ) -> Result<Vec<RepositoryName>> {
+        self.inner.list_repositories(namespace, last, limit).await
+    }
+
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+        self.write(self.inner.delete_repository(name), |maps| {
+            maps.manifests.retain(|(r, _)| r != name);
+            maps.tags.retain(|(r, _)| r != name);
+            maps.links.retain(|(r, _)| r != name);
+        })
+        .await
+    }
+
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+        let repo = manifest.repository.clone();
+        let tags = manifest.tags.clone();
+        self.write(self.inner.put_manifest(manifest), |maps| {
+            let moved: HashSet<&Tag> = tags.iter().collect();
+            maps.tags.retain(|(r, t)| r != &repo || !moved.contains(t));
+        })
+        .await
+    }
+
+    async fn get_manifest(
+        &self,
+        repository: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<StoredManifest>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let now = Instant::now();
+        {
+            let maps = self.maps();
+            let digest = match reference {
+                Reference::Digest(d) => Some(d.clone()),
+                Reference::Tag(t) => maps.tags.get(&(repository.clone(), t.clone()), now),
+            };
+            if let Some(d) = digest {
+                if let Some(m) = maps.manifests.get(&(repository.clone(), d), now) {
+                    return Ok(Some(m));
+                }
+            }
+        }
+        let found = self.inner.get_manifest(repository, reference).await?;
+        if let Some(m) = &found {
+            self.cache_manifest(generation, m, reference.as_tag());
+        }
+        Ok(found)
+    }
+
+    async fn delete_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        actor: &str,
+    ) -> Result<()> {
+        self.write(
+            self.inner.delete_manifest(repository, digest, actor),
+            |maps| {
+                maps.manifests
+                    .retain(|(r, d)| r != repository || d != digest);
+                maps.tags.retain(|(r, _)| r != repository);
+            },
+        )
+        .await
+    }
+
+    async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
+        self.inner.find_manifest(digest).await
+    }
+
+    async fn list_tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<Tag>> {
+        self.inner.list_tags(repository, last, limit).await
+    }
+
+    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
+        self.inner.tags(repository).await
+    }
+
+    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
+        self.inner.tag_history(repository, tag).await
+    }
+
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+        self.write(self.inner.delete_tag(repository, tag, actor), |maps| {
+            maps.tags.retain(|(r, t)| r != repository || t != tag);
+        })
+        .await
+    }
+
+    async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.inner.link_blob(repository, digest).await
+    }
+
+    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let key = (repository.clone(), digest.clone());
+        if self.maps().links.get(&key, Instant::now()).is_some() {
+            return Ok(true);
+        }
+        let linked = self.inner.blob_linked(repository, digest).await?;
+        if linked {
+            self.fill(generation, |maps, expires, max| {
+                maps.links.insert(key, (), expires, max)
+            });
+        }
+        Ok(linked)
+    }
+
+    async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
+        self.write(self.inner.unlink_blob(repository, digest), |maps| {
+            maps.links.retain(|(r, d)| r != repository || d != digest);
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        repository: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        self.inner
+            .referrers(repository, subject, artifact_type)
+            .await
+    }
+
+    async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        self.inner.referenced_blobs().await
+    }
+
+    async fn forget_blob(&self, digest: &Digest) -> Result<()> {
+        self.write(self.inner.forget_blob(digest), |maps| {
+            maps.links.retain(|(_, d)| d != digest);
+        })
+        .await
+    }
+}
