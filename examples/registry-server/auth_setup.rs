@@ -43,10 +43,12 @@ fn signing_key(path: &Path) -> Result<SigningKey, String> {
 }
 
 /// Creates the `admin` user on first start and turns access control on.
+/// `server_url` (`http://addr` or `https://addr`) goes in the login hint.
 pub async fn enable(
     registry: Registry,
     store: Arc<dyn AuthStore>,
     settings: &Settings,
+    server_url: &str,
 ) -> Result<Registry, String> {
     let hasher = PasswordHasher::new();
     let password = std::env::var("REGISTRY_ADMIN_PASSWORD")
@@ -65,9 +67,14 @@ pub async fn enable(
                 "created user `admin` (cluster-admin) with password: {}",
                 p.expose()
             );
+            // Plain HTTP needs --insecure; HTTPS with a private CA needs --ca-file.
+            let extra = if settings.tls.is_some() {
+                " [--ca-file CA.pem]"
+            } else {
+                " --insecure"
+            };
             println!(
-                "log in with: registryctl login http://{} --insecure -u admin --password-stdin",
-                settings.listen
+                "log in with: registryctl login {server_url}{extra} -u admin --password-stdin"
             );
         }
         BootstrapOutcome::Created { .. } => {

@@ -36,6 +36,12 @@ pub struct Flags {
     /// URL clients use to reach the registry (token realm, pull secrets).
     #[arg(long, env = "REGISTRY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// PEM certificate chain (leaf first): serve HTTPS. Needs --tls-key.
+    #[arg(long, env = "REGISTRY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, RSA or EC) of --tls-cert.
+    #[arg(long, env = "REGISTRY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The durability setting.
@@ -74,6 +80,10 @@ pub struct FileConfig {
     pub auth: Option<bool>,
     /// URL clients use to reach the registry.
     pub public_url: Option<String>,
+    /// PEM certificate chain: serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Namespaces whose service accounts get no managed pull secret
     /// (exact names or `prefix*`).
     #[serde(default)]
@@ -95,8 +105,19 @@ pub struct Settings {
     pub auth: bool,
     /// URL clients use to reach the registry, if configured.
     pub public_url: Option<String>,
+    /// Certificate and key files when serving HTTPS.
+    pub tls: Option<TlsFiles>,
     /// Namespaces without managed pull secrets.
     pub ignored_namespaces: Vec<String>,
+}
+
+/// The PEM files of an HTTPS server.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -110,6 +131,23 @@ impl Settings {
                     .map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
+        };
+        let tls = match (
+            flags.tls_cert.or(file.tls_cert),
+            flags.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err("a TLS certificate needs its key: give --tls-key FILE \
+                     (REGISTRY_TLS_KEY, tls_key) too, or neither"
+                    .into())
+            }
+            (None, Some(_)) => {
+                return Err("a TLS key needs its certificate: give --tls-cert FILE \
+                     (REGISTRY_TLS_CERT, tls_cert) too, or neither"
+                    .into())
+            }
         };
         Ok(Settings {
             listen: flags
@@ -130,6 +168,7 @@ impl Settings {
                 .unwrap_or(LogFormat::Text),
             auth: !flags.no_auth && file.auth.unwrap_or(true),
             public_url: flags.public_url.or(file.public_url),
+            tls,
             ignored_namespaces: file.ignored_namespaces,
         })
     }

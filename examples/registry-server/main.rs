@@ -7,10 +7,12 @@
 //! Blobs and upload sessions live under the data directory, metadata in
 //! `registry.db` (SQLite) beside them. Settings come from flags, their
 //! `REGISTRY_*` environment variables, and an optional TOML file
-//! (`--config`), in that order of precedence.
+//! (`--config`), in that order of precedence. With `--tls-cert` and
+//! `--tls-key` (PEM) it serves HTTPS (rustls, ring) instead of plain HTTP.
 
 mod auth_setup;
 mod config;
+mod tls;
 
 use std::time::Instant;
 
@@ -97,6 +99,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
+    // Checked first: a bad certificate should not leave a half-made data dir.
+    let tls_config = match &settings.tls {
+        Some(files) => Some(tls::server_config(&files.cert, &files.key)?),
+        None => None,
+    };
     let durability = match settings.durability {
         DurabilitySetting::Fsync => Durability::Fsync,
         DurabilitySetting::None => Durability::None,
@@ -118,21 +125,43 @@ async fn run(settings: Settings) -> Result<(), String> {
             .await
             .map_err(open_error)?,
     );
-    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), metadata.clone());
-    if settings.auth {
-        registry = auth_setup::enable(registry, metadata, &settings).await?;
-    } else {
-        tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
-    }
-    let app = router(registry).layer(middleware::from_fn(access_log));
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(%addr, data_dir = %settings.data_dir.display(), ?durability, "registry listening");
-    println!("registry-server listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let server_url = format!("{scheme}://{addr}");
+    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), metadata.clone());
+    if settings.auth {
+        registry = auth_setup::enable(registry, metadata, &settings, &server_url).await?;
+    } else {
+        tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
+    }
+    let mut app = router(registry).layer(middleware::from_fn(access_log));
+    if tls_config.is_some() {
+        // Without --public-url, token realms and pull secrets follow the
+        // request's Host: with this, under the https scheme.
+        app = app.layer(middleware::from_fn(tls::mark_https));
+    }
+    tracing::info!(%addr, tls = tls_config.is_some(), data_dir = %settings.data_dir.display(), ?durability, "registry listening");
+    println!("registry-server listening on {server_url}");
+    let served = match tls_config {
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    };
+    served.map_err(|e| format!("server failed: {e}"))
 }

@@ -1,0 +1,764 @@
+//! End-to-end tests of the `registryctl` example against the real registry.
+//!
+//! - `admin_workflow_over_plain_http`: the registry with access control,
+//!   served in-process on an ephemeral loopback port over plain HTTP, driven
+//!   by the `registryctl` binary: login (auth file), whoami, namespaces,
+//!   users, role bindings, service accounts, pull secrets, access tokens,
+//!   logout, and the failures a user meets first.
+//! - `https_with_a_private_ca`: the `registry-server` example binary serving
+//!   HTTPS with a certificate from a throwaway CA (rcgen); `registryctl`
+//!   trusts it with `--ca-file` only; SIGTERM still shuts down cleanly.
+//! - `server_rejects_bad_tls_settings`: half or broken TLS settings.
+//!
+//! The example binaries are built by running `cargo build --example ...`
+//! once per run of this test binary (a quick no-op when they are up to
+//! date): `cargo test` builds an example with `test = true`, as registryctl
+//! is, only as a test harness, never as the real program.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use registry::api::{router, AuthConfig, Registry};
+use registry::auth::{
+    ensure_admin, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy, SigningKey,
+};
+use registry::storage::filesystem::Durability;
+use serde_json::{json, Value};
+
+const ADMIN_PASSWORD: &str = "admin-pass-1";
+const ALICE_PASSWORD: &str = "alice-pass-1";
+
+// ---------------------------------------------------------------------------
+// The example binaries
+// ---------------------------------------------------------------------------
+
+struct Binaries {
+    registryctl: PathBuf,
+    server: PathBuf,
+}
+
+/// Builds the two examples with the profile of this test binary.
+fn binaries() -> &'static Binaries {
+    static BINARIES: OnceLock<Result<Binaries, String>> = OnceLock::new();
+    match BINARIES.get_or_init(build_examples) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_examples() -> Result<Binaries, String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    // This binary is target/<profile dir>/deps/registryctl_e2e-<hash>.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let profile = match exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+    {
+        Some("debug") | None => "dev",
+        Some(dir) => dir,
+    }
+    .to_owned();
+    let output = Command::new(&cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--example", "registryctl", "--example"])
+        .args(["registry-server", "--profile", &profile])
+        .args(["--message-format", "json-render-diagnostics"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", cargo.to_string_lossy()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo build --example registryctl --example registry-server --profile {profile}` \
+             failed ({}); these tests need both example binaries:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let mut registryctl = None;
+    let mut server = None;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let name = message["target"]["name"].as_str();
+        let Some(executable) = message["executable"].as_str() else {
+            continue;
+        };
+        match name {
+            Some("registryctl") => registryctl = Some(PathBuf::from(executable)),
+            Some("registry-server") => server = Some(PathBuf::from(executable)),
+            _ => {}
+        }
+    }
+    match (registryctl, server) {
+        (Some(registryctl), Some(server)) => Ok(Binaries {
+            registryctl,
+            server,
+        }),
+        _ => Err("cargo build reported no executable for registryctl or registry-server".into()),
+    }
+}
+
+/// Environment variables of the test process that would change what the
+/// examples do.
+fn scrub(command: &mut Command, home: &Path) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("REGISTRY_") || key == "DOCKER_CONFIG" {
+            command.env_remove(key);
+        }
+    }
+    command.env("HOME", home);
+}
+
+// ---------------------------------------------------------------------------
+// registryctl
+// ---------------------------------------------------------------------------
+
+/// What one registryctl run did.
+struct Run {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts success; the standard output.
+    fn ok(self, what: &str) -> String {
+        assert!(
+            self.status.success(),
+            "`{what}` failed ({}):\nstdout: {}\nstderr: {}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self.stdout
+    }
+
+    /// Asserts exit status 1 and that stderr mentions `needle`.
+    fn fails_with(self, what: &str, needle: &str) {
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "`{what}` should exit 1:\nstdout: {}\nstderr: {}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains("registryctl: ") && self.stderr.contains(needle),
+            "`{what}`: stderr should mention {needle:?}: {}",
+            self.stderr
+        );
+    }
+}
+
+/// Runs registryctl with `args` after `--config auth_file`, `stdin` as its
+/// standard input.
+fn registryctl(auth_file: &Path, args: &[&str], stdin: &str) -> Run {
+    let home = auth_file.parent().expect("auth file in a directory");
+    let mut command = Command::new(&binaries().registryctl);
+    command
+        .arg("--config")
+        .arg(auth_file)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    scrub(&mut command, home);
+    let mut child = command.spawn().expect("starting registryctl");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("writing stdin");
+    drop(input);
+    let output = child.wait_with_output().expect("waiting for registryctl");
+    Run {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).expect("reading the auth file");
+    serde_json::from_str(&text).expect("the auth file is JSON")
+}
+
+fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// An HTTP client of the test itself (reqwest: rustls with ring).
+fn http_client(ca_pem: Option<&str>) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(pem) = ca_pem {
+        let ca = reqwest::Certificate::from_pem(pem.as_bytes()).expect("CA certificate");
+        builder = builder.add_root_certificate(ca);
+    }
+    builder.build().expect("building the test's HTTP client")
+}
+
+/// `GET url` (Basic credentials if given): status and `WWW-Authenticate`.
+fn get(client: &reqwest::Client, url: &str, basic: Option<(&str, &str)>) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut request = client.get(url);
+        if let Some((user, password)) = basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request.send().await.expect("GET");
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (response.status().as_u16(), challenge)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// In-process server (plain HTTP)
+// ---------------------------------------------------------------------------
+
+/// The registry with access control on its own thread and runtime (the test
+/// body blocks on registryctl processes), stopped gracefully on drop.
+struct InProcessServer {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcessServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp data dir");
+        let data = dir.path().to_owned();
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            runtime.block_on(async move {
+                let store = Arc::new(MemoryAuthStore::new());
+                let hasher = PasswordHasher::insecure_fast();
+                ensure_admin(store.as_ref(), &hasher, Some(Password::new(ADMIN_PASSWORD)))
+                    .await
+                    .expect("bootstrapping admin");
+                let registry = Registry::open_data_dir(&data, Durability::None)
+                    .await
+                    .expect("Registry::open_data_dir")
+                    .with_auth(AuthConfig {
+                        store,
+                        hasher,
+                        signing_key: SigningKey::from_bytes([7; 32]),
+                        service: "registry".into(),
+                        public_url: None,
+                        pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+                    })
+                    .await
+                    .expect("with_auth");
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("binding a loopback port");
+                addr_tx
+                    .send(listener.local_addr().expect("local addr"))
+                    .expect("sending the address");
+                axum::serve(listener, router(registry))
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .expect("axum::serve");
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the in-process server did not start");
+        InProcessServer {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for InProcessServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn admin_workflow_over_plain_http() {
+    let server = InProcessServer::start();
+    let addr = server.addr.to_string();
+    let url = format!("http://{addr}");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let auth_file = tmp.path().join("config.json");
+    // Other servers' entries and keys registryctl does not know must survive.
+    let other = json!({"auth": b64("someone:else")});
+    let seeded = json!({
+        "auths": {"other.example": other},
+        "credHelpers": {"gcr.io": "gcloud"},
+    });
+    std::fs::write(&auth_file, seeded.to_string()).expect("seeding the auth file");
+    let ctl = |args: &[&str], stdin: &str| registryctl(&auth_file, args, stdin);
+    let admin = |args: &[&str]| {
+        let mut all = vec!["--server", url.as_str()];
+        all.extend_from_slice(args);
+        let what = args.join(" ");
+        ctl(&all, "").ok(&what)
+    };
+
+    // Plain HTTP only with --insecure.
+    ctl(
+        &["login", &url, "-u", "admin", "--password-stdin"],
+        ADMIN_PASSWORD,
+    )
+    .fails_with("login http:// without --insecure", "--insecure");
+    // Wrong password: exit 1, nothing stored.
+    ctl(
+        &[
+            "login",
+            &url,
+            "--insecure",
+            "-u",
+            "admin",
+            "--password-stdin",
+        ],
+        "wrong-password\n",
+    )
+    .fails_with("login with a wrong password", "wrong username or password");
+    assert_eq!(read_json(&auth_file), seeded);
+
+    let out = ctl(
+        &[
+            "login",
+            &url,
+            "--insecure",
+            "-u",
+            "admin",
+            "--password-stdin",
+        ],
+        &format!("{ADMIN_PASSWORD}\n"),
+    )
+    .ok("login");
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let doc = read_json(&auth_file);
+    assert_eq!(
+        doc["auths"][&addr]["auth"],
+        json!(b64(&format!("admin:{ADMIN_PASSWORD}"))),
+        "{doc}"
+    );
+    assert_eq!(doc["auths"]["other.example"], other, "{doc}");
+    assert_eq!(doc["credHelpers"], seeded["credHelpers"], "{doc}");
+
+    let out = admin(&["--insecure", "whoami"]);
+    assert!(out.contains("admin"), "whoami: {out}");
+    let out = admin(&["--insecure", "namespace", "create", "team"]);
+    assert!(out.contains("namespace/team created"), "{out}");
+    let out = admin(&["--insecure", "namespace", "list"]);
+    assert!(out.lines().any(|l| l.trim() == "team"), "{out}");
+    let out = ctl(
+        &["--server", &url, "--insecure", "user", "create", "alice"],
+        "",
+    );
+    // `user create` insists on --password-stdin (usage error, exit 2).
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    let out = ctl(
+        &[
+            "--server",
+            &url,
+            "--insecure",
+            "user",
+            "create",
+            "alice",
+            "--password-stdin",
+        ],
+        ALICE_PASSWORD,
+    )
+    .ok("user create alice");
+    assert!(out.contains("user/alice created"), "{out}");
+    let out = admin(&[
+        "--insecure",
+        "rolebinding",
+        "add",
+        "team",
+        "registry-editor",
+        "user:alice",
+    ]);
+    assert!(out.contains("rolebinding added"), "{out}");
+    let out = admin(&["--insecure", "rolebinding", "list", "team"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("registry-editor") && l.contains("user:alice")),
+        "rolebinding list: {out}"
+    );
+    let out = admin(&["--insecure", "serviceaccount", "create", "team", "deployer"]);
+    assert!(out.contains("deployer"), "{out}");
+    let out = admin(&[
+        "--insecure",
+        "serviceaccount",
+        "pull-secret",
+        "team",
+        "deployer",
+    ]);
+    let secret: Value = serde_json::from_str(&out).expect("pull secret is JSON");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson", "{secret}");
+    let encoded = secret["data"][".dockerconfigjson"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no data..dockerconfigjson: {secret}"));
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect(".dockerconfigjson is base64");
+    let config: Value = serde_json::from_slice(&decoded).expect(".dockerconfigjson is JSON");
+    let auths = config["auths"].as_object().expect("auths");
+    assert!(auths.keys().any(|k| k.contains(&addr)), "{config}");
+
+    // Alice logs in (her own auth file) with the password given on stdin.
+    let alice_file = tmp.path().join("alice.json");
+    registryctl(
+        &alice_file,
+        &[
+            "login",
+            &url,
+            "--insecure",
+            "-u",
+            "alice",
+            "--password-stdin",
+        ],
+        ALICE_PASSWORD,
+    )
+    .ok("login as alice");
+    let out = registryctl(&alice_file, &["--server", &url, "--insecure", "whoami"], "")
+        .ok("whoami as alice");
+    assert!(out.contains("alice"), "{out}");
+    registryctl(
+        &alice_file,
+        &[
+            "--server",
+            &url,
+            "--insecure",
+            "namespace",
+            "create",
+            "mine",
+        ],
+        "",
+    )
+    .fails_with("namespace create as a non-admin", "");
+
+    // An access token works as a password with HTTP Basic.
+    let token = admin(&[
+        "--insecure",
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--expires",
+        "1h",
+    ]);
+    let token = token.trim();
+    assert!(!token.is_empty() && !token.contains(char::is_whitespace));
+    let client = http_client(None);
+    let v2 = format!("{url}/v2/");
+    assert_eq!(get(&client, &v2, None).0, 401);
+    assert_eq!(get(&client, &v2, Some(("ci", token))).0, 200);
+    assert_eq!(get(&client, &v2, Some(("ci", "not-a-token"))).0, 401);
+
+    let out = ctl(&["logout", &url], "").ok("logout");
+    assert!(out.contains("Removed login credentials"), "{out}");
+    let doc = read_json(&auth_file);
+    assert!(doc["auths"].get(&addr).is_none(), "{doc}");
+    assert_eq!(doc["auths"]["other.example"], other, "{doc}");
+    ctl(&["--server", &url, "--insecure", "whoami"], "")
+        .fails_with("whoami after logout", "no credentials");
+}
+
+// ---------------------------------------------------------------------------
+// The server binary over HTTPS
+// ---------------------------------------------------------------------------
+
+/// A throwaway CA and a certificate for `localhost` / 127.0.0.1 it signed.
+struct TestPki {
+    ca_pem: String,
+    /// Leaf then CA.
+    chain_pem: String,
+    /// PKCS#8.
+    key_pem: String,
+}
+
+fn test_pki() -> TestPki {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "registryctl e2e test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+        .expect("CA certificate");
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("leaf params")
+        .signed_by(&leaf_key, &ca)
+        .expect("leaf certificate");
+    TestPki {
+        ca_pem: ca.pem(),
+        chain_pem: format!("{}{}", leaf.pem(), ca.pem()),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+/// The `registry-server` binary, killed on drop if still running.
+struct ServerProcess {
+    child: Child,
+    /// Everything it printed (stdout and stderr), for failure messages.
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    fn command(dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(&binaries().server);
+        command
+            .args(["--listen", "127.0.0.1:0", "--durability", "none"])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(args)
+            .env("REGISTRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("REGISTRY_LOG", "info,sqlx=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        scrub(&mut command, dir);
+        command
+    }
+
+    /// Starts it and waits for `registry-server listening on URL`: the URL.
+    fn start(dir: &Path, args: &[&str]) -> (Self, String) {
+        let mut child = Self::command(dir, args)
+            .spawn()
+            .expect("starting registry-server");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (url_tx, url_rx) = mpsc::channel();
+        let drain = |stream: Box<dyn Read + Send>, url_tx: Option<mpsc::Sender<String>>| {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if let (Some(tx), Some(url)) =
+                        (&url_tx, line.strip_prefix("registry-server listening on "))
+                    {
+                        let _ = tx.send(url.to_owned());
+                    }
+                    output.lock().expect("output").push(line);
+                }
+            });
+        };
+        drain(Box::new(child.stdout.take().expect("stdout")), Some(url_tx));
+        drain(Box::new(child.stderr.take().expect("stderr")), None);
+        let mut server = ServerProcess { child, output };
+        match url_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(url) => (server, url),
+            Err(_) => {
+                let _ = server.child.kill();
+                panic!(
+                    "registry-server did not start listening:\n{}",
+                    server.printed()
+                )
+            }
+        }
+    }
+
+    fn printed(&self) -> String {
+        self.output.lock().expect("output").join("\n")
+    }
+
+    /// SIGTERM; the exit status once it has stopped.
+    #[cfg(unix)]
+    fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry-server did not stop within 10 s of SIGTERM:\n{}",
+                self.printed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn https_with_a_private_ca() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = test_pki();
+    let ca_file = tmp.path().join("ca.pem");
+    let cert_file = tmp.path().join("cert.pem");
+    let key_file = tmp.path().join("key.pem");
+    std::fs::write(&ca_file, &pki.ca_pem).expect("writing ca.pem");
+    std::fs::write(&cert_file, &pki.chain_pem).expect("writing cert.pem");
+    std::fs::write(&key_file, &pki.key_pem).expect("writing key.pem");
+    let (mut server, url) = ServerProcess::start(
+        tmp.path(),
+        &[
+            "--tls-cert",
+            cert_file.to_str().expect("utf-8 path"),
+            "--tls-key",
+            key_file.to_str().expect("utf-8 path"),
+        ],
+    );
+    let addr = url
+        .strip_prefix("https://")
+        .unwrap_or_else(|| panic!("startup line should show https://: {url}"))
+        .to_owned();
+    let auth_file = tmp.path().join("config.json");
+    let ca = ca_file.to_str().expect("utf-8 path");
+    let login = |extra: &[&str]| {
+        let mut args = vec!["login", url.as_str(), "-u", "admin", "--password-stdin"];
+        args.extend_from_slice(extra);
+        registryctl(&auth_file, &args, ADMIN_PASSWORD)
+    };
+
+    // A client that does not trust the CA fails its handshake...
+    login(&[]).fails_with("login without --ca-file", "certificate");
+    // ... and so does one that speaks plain HTTP to the TLS port.
+    let plain = http_client(None);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let plain_http =
+        runtime.block_on(async { plain.get(format!("http://{addr}/v2/")).send().await });
+    assert!(
+        plain_http.is_err(),
+        "plain HTTP to the TLS port: {plain_http:?}"
+    );
+    // Neither stops the server.
+    let out = login(&["--ca-file", ca]).ok("login --ca-file");
+    assert!(out.contains("Login Succeeded"), "{out}");
+    assert_eq!(
+        read_json(&auth_file)["auths"][&addr]["auth"],
+        json!(b64(&format!("admin:{ADMIN_PASSWORD}")))
+    );
+    let out = registryctl(
+        &auth_file,
+        &["--server", &url, "--ca-file", ca, "whoami"],
+        "",
+    )
+    .ok("whoami over https");
+    assert!(out.contains("admin"), "{out}");
+
+    // Without a public URL the token realm follows the request, as https.
+    let client = http_client(Some(&pki.ca_pem));
+    let (status, challenge) = get(&client, &format!("{url}/v2/"), None);
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains(&format!("realm=\"https://{addr}/")),
+        "challenge: {challenge}"
+    );
+    let basic = Some(("admin", ADMIN_PASSWORD));
+    assert_eq!(get(&client, &format!("{url}/v2/"), basic).0, 200);
+
+    let status = server.terminate();
+    assert!(
+        status.success(),
+        "registry-server after SIGTERM: {status}\n{}",
+        server.printed()
+    );
+    assert!(
+        server.printed().contains("shutting down"),
+        "{}",
+        server.printed()
+    );
+}
+
+/// Runs the server binary expecting it to refuse to start.
+fn server_refuses(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = ServerProcess::command(dir, args)
+        .output()
+        .expect("running registry-server");
+    assert!(!output.status.success(), "registry-server {args:?} started");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn server_rejects_bad_tls_settings() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let pki = test_pki();
+    let path = |name: &str| tmp.path().join(name).to_str().expect("utf-8").to_owned();
+    let (cert, key, missing) = (path("cert.pem"), path("key.pem"), path("missing.pem"));
+    std::fs::write(&cert, &pki.chain_pem).expect("writing cert.pem");
+    std::fs::write(&key, &pki.key_pem).expect("writing key.pem");
+    let other_key = path("other-key.pem");
+    let other = rcgen::KeyPair::generate().expect("key");
+    std::fs::write(&other_key, other.serialize_pem()).expect("writing other-key.pem");
+
+    let (code, err) = server_refuses(tmp.path(), &["--tls-cert", &cert]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-key"), "{err}");
+    let (code, err) = server_refuses(tmp.path(), &["--tls-key", &key]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--tls-cert"), "{err}");
+
+    let cases: [(&str, &str, &[&str]); 4] = [
+        (
+            &missing,
+            &key,
+            &["cannot read TLS certificate", "missing.pem"],
+        ),
+        (&cert, &missing, &["cannot read TLS key", "missing.pem"]),
+        (&key, &key, &["key.pem", "holds no PEM certificate"]),
+        (&cert, &other_key, &["cert.pem", "other-key.pem"]),
+    ];
+    for (cert, key, needles) in cases {
+        let (code, err) = server_refuses(tmp.path(), &["--tls-cert", cert, "--tls-key", key]);
+        assert_eq!(code, Some(1), "{err}");
+        for needle in needles {
+            assert!(
+                err.contains(needle),
+                "{cert} {key}: {needle:?} not in {err}"
+            );
+        }
+    }
+    let (_, err) = server_refuses(tmp.path(), &["--tls-cert", &cert, "--tls-key", &cert]);
+    assert!(err.contains("holds no PEM private key"), "{err}");
+    // Refused before the data directory was made.
+    assert!(!tmp.path().join("data").exists());
+}
