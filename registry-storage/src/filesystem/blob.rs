@@ -1,27 +1,20 @@
 //! [`FsBlobStore`]: content-addressed blobs as files, published by rename.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use registry_core::{Algorithm, Digest};
 
+use super::pipe::{drain_into, read_ahead, ChunkSink};
 use super::{blocking, io_error, Durability};
 use crate::blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
 use crate::error::{Result, StorageError};
 use crate::verify::Verifier;
-
-/// Size of the chunks `get` reads and yields.
-const READ_CHUNK: u64 = 1024 * 1024;
-
-/// Incoming chunks smaller than this are gathered before they are written,
-/// so that each trip to the blocking pool moves a useful amount of data.
-const WRITE_BATCH: usize = 512 * 1024;
 
 /// Temp files older than this are left-overs of a crashed process.
 const DEFAULT_STALE_TEMP_AGE: Duration = Duration::from_secs(3600);
@@ -273,41 +266,6 @@ impl Drop for TempFile {
     }
 }
 
-/// Something that consumes the bytes of a stream in the blocking pool.
-pub(crate) trait ChunkSink: Send + 'static {
-    /// Takes one batch of bytes.
-    fn write_chunk(&mut self, data: &[u8]) -> Result<()>;
-}
-
-/// Feeds `body` into `sink`, batching small chunks. On error the sink is
-/// dropped (after any write in flight), which is where it cleans up.
-pub(crate) async fn drain_into<S: ChunkSink>(mut sink: S, mut body: ByteStream) -> Result<S> {
-    let mut pending = BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        if pending.is_empty() && chunk.len() >= WRITE_BATCH {
-            sink = write_batch(sink, chunk).await?;
-        } else {
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= WRITE_BATCH {
-                sink = write_batch(sink, pending.split().freeze()).await?;
-            }
-        }
-    }
-    if !pending.is_empty() {
-        sink = write_batch(sink, pending.freeze()).await?;
-    }
-    Ok(sink)
-}
-
-async fn write_batch<S: ChunkSink>(mut sink: S, data: Bytes) -> Result<S> {
-    blocking(move || {
-        sink.write_chunk(&data)?;
-        Ok(sink)
-    })
-    .await
-}
-
 /// A put in progress: hash, then write.
 struct PutSink {
     verifier: Verifier,
@@ -375,24 +333,11 @@ impl BlobStore for FsBlobStore {
             Ok((file, size, (start, end)))
         })
         .await?;
-        let stream = stream::try_unfold((file, end - start), |(mut file, remaining)| async move {
-            if remaining == 0 {
-                return Ok(None);
-            }
-            let n = remaining.min(READ_CHUNK);
-            let (file, chunk) = blocking(move || {
-                // `n` is at most READ_CHUNK, so it fits in usize.
-                let mut buf = BytesMut::zeroed(n as usize);
-                file.read_exact(&mut buf)?;
-                Ok((file, buf.freeze()))
-            })
-            .await?;
-            Ok(Some((chunk, (file, remaining - n))))
-        });
+        let stream = read_ahead(file, self.blob_path(digest), end - start);
         Ok(BlobBody {
             total_size,
             range: (start, end),
-            stream: stream.boxed(),
+            stream,
         })
     }
 

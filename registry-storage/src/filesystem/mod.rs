@@ -34,6 +34,7 @@
 //! ```
 
 mod blob;
+mod pipe;
 mod upload;
 
 use std::fs::File;

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
-use super::blob::{drain_into, ChunkSink, FsBlobStore};
+use super::blob::FsBlobStore;
+use super::pipe::{drain_into, ChunkSink};
 use super::{blocking, io_error};
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
