@@ -246,15 +246,16 @@ chmod 600 "$CURL_CFG"
 CURL=(curl -sS --max-time 30 -K "$CURL_CFG")
 if [[ -z "${REGISTRY_CMD:-}" ]]; then
     profile=${INTEROP_PROFILE:-release}
-    say "== building the server: cargo build --$profile --example registry-server"
+    say "== building the server and registryctl: cargo build --$profile --example registry-server --example registryctl"
     t0=$SECONDS
     if [[ $profile == release ]]; then
-        (cd "$ROOT" && cargo build --release --example registry-server)
+        (cd "$ROOT" && cargo build --release --example registry-server --example registryctl)
     else
-        (cd "$ROOT" && cargo build --example registry-server)
+        (cd "$ROOT" && cargo build --example registry-server --example registryctl)
     fi
     [[ $profile == release ]] || profile=debug
     REGISTRY_CMD=${CARGO_TARGET_DIR:-$ROOT/target}/$profile/examples/registry-server
+    REGISTRYCTL=${CARGO_TARGET_DIR:-$ROOT/target}/$profile/examples/registryctl
     [[ -x "$REGISTRY_CMD" ]] || die "no server binary at $REGISTRY_CMD"
     say "built in $((SECONDS - t0))s"
     REGISTRY_CMD=$(printf '%q' "$REGISTRY_CMD")
@@ -662,6 +663,36 @@ t_delete() {
     check_digest "$R/interop/docker:again" "$(get app.digest)"
 }
 
+t_registryctl() { # our server with auth only: registryctl's auth file and tokens in real clients
+    [[ $AUTH == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
+    local dir=$WORK/registryctl cfg tokcfg token
+    mkdir -p "$dir"; cfg=$dir/config.json; tokcfg=$dir/token.json
+    echo '{"auths":{"other.example":{"auth":"b3RoZXI6ZW50cnk="}},"credHelpers":{"x.example":"none"}}' >"$cfg"
+    quiet; printf '%s' "$REGISTRY_PASSWORD" | "$REGISTRYCTL" login "$BASE" --insecure -u "$REGISTRY_USER" --password-stdin --to "$cfg"; loud
+    expect_eq "$(jq -r '.auths["other.example"].auth' "$cfg")" b3RoZXI6ZW50cnk= "entry kept by registryctl login"
+    expect_eq "$(jq -r '.credHelpers["x.example"]' "$cfg")" none "credHelpers kept by registryctl login"
+    # skopeo and podman use the file registryctl wrote.
+    skopeo inspect --tls-verify=false --authfile "$cfg" --raw "docker://$R/interop/app:v1" >/dev/null
+    "${PODMAN[@]}" pull -q --tls-verify=false --authfile "$cfg" "$R/interop/app:v1" >/dev/null
+    echo "ok: skopeo and podman authenticate with registryctl's auth file"
+    # A token from `registryctl token create` works as a password.
+    token=$("$REGISTRYCTL" token create --name interop --expires 1h --server "$BASE" --insecure --to "$cfg")
+    quiet; printf '%s' "$token" | skopeo login --tls-verify=false --authfile "$tokcfg" -u anything --password-stdin "$R"; loud
+    skopeo inspect --tls-verify=false --authfile "$tokcfg" --raw "docker://$R/interop/app:v1" >/dev/null
+    quiet; printf '%s' "$token" | "${PODMAN[@]}" login --tls-verify=false --authfile "$tokcfg" -u anything --password-stdin "$R"; loud
+    echo "ok: an access token from registryctl logs skopeo and podman in"
+    # A viewer of the namespace may pull but not push.
+    quiet; printf 'viewer-password-1' | "$REGISTRYCTL" user create viewer1 --password-stdin --server "$BASE" --insecure --to "$cfg"; loud
+    "$REGISTRYCTL" rolebinding add interop registry-viewer user:viewer1 --server "$BASE" --insecure --to "$cfg"
+    quiet; printf 'viewer-password-1' | skopeo login --tls-verify=false --authfile "$dir/viewer.json" -u viewer1 --password-stdin "$R"; loud
+    skopeo inspect --tls-verify=false --authfile "$dir/viewer.json" --raw "docker://$R/interop/app:v1" >/dev/null
+    if skopeo copy --src-tls-verify=false --dest-tls-verify=false --authfile "$dir/viewer.json" \
+        "docker://$R/interop/app:v1" "docker://$R/interop/viewer-copy:v1" >/dev/null 2>&1; then
+        fail "a registry-viewer could push"
+    fi
+    echo "ok: registry-viewer pulls, and its push is refused"
+}
+
 say "== client steps against $BASE"
 step "versions and GET /v2/"                                              t_versions
 step "login (podman, skopeo, buildah) when REGISTRY_USER is set"          t_login
@@ -676,6 +707,7 @@ step "oras-py push (chunked) with subject + pull -> interop/artifact:sbom" t_art
 step "oras-py attach (artifactType, empty config, by digest)"             t_artifact_attach
 step "curl: GET /v2/interop/artifact/referrers/<digest>"                  t_referrers
 step "podman pull (oci, docker, arm64 from index, layout) + content"      t_podman_pull
+step "registryctl login/token/rolebinding used by skopeo and podman"     t_registryctl
 step "skopeo list-tags"                                                   t_list_tags
 step "skopeo delete; inspect must fail afterwards"                        t_delete
 summary
