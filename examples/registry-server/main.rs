@@ -19,12 +19,14 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use registry::api::{router, Registry};
 use std::sync::Arc;
 
 use registry::storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
 use registry::storage::sqlite::SqliteMetadataStore;
+use registry::storage::CachedMetadataStore;
 use tracing_subscriber::EnvFilter;
 
 use config::{DurabilitySetting, Flags, LogFormat, Settings};
@@ -135,7 +137,10 @@ async fn run(settings: Settings) -> Result<(), String> {
         "http"
     };
     let server_url = format!("{scheme}://{addr}");
-    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), metadata.clone());
+    // Requests read metadata through an in-memory cache; the auth records
+    // go to the same database directly.
+    let cached = CachedMetadataStore::new(SqliteMetadataStore::clone(&metadata));
+    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), Arc::new(cached));
     if settings.auth {
         registry = auth_setup::enable(registry, metadata, &settings, &server_url).await?;
     } else {
@@ -158,6 +163,14 @@ async fn run(settings: Settings) -> Result<(), String> {
                 .await
         }
         None => {
+            // Responses often go out in two writes (headers, then body):
+            // without TCP_NODELAY, Nagle holds the second one for the
+            // client's delayed ACK (~40 ms).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {e}");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown_signal())
                 .await

@@ -125,6 +125,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // See the plain listener in main.rs: no Nagle delay on responses.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
+        }
         let acceptor = acceptor.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
