@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::image::{ImageCmd, ImageStreamsCmd, TagCmd};
 use crate::parse::{
     parse_duration, parse_id, parse_namespace, parse_service_account, parse_subject, parse_user,
 };
@@ -80,6 +81,17 @@ pub enum Command {
     /// Manage your access tokens (usable as passwords).
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Inspect the ImageStreams (repositories) of a namespace.
+    #[command(subcommand, visible_alias = "is")]
+    Imagestreams(ImageStreamsCmd),
+    /// Inspect a tag's history.
+    #[command(subcommand)]
+    Tag(TagCmd),
+    /// Inspect an image by digest.
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// List the repositories you may pull.
+    Repositories,
 }
 
 /// `registryctl login`.

@@ -6,6 +6,7 @@
 //! cargo run --example registryctl -- --server localhost:5000 \
 //!     rolebinding add team registry-editor user:alice
 //! TOKEN=$(cargo run -q --example registryctl -- --server localhost:5000 token create --expires 12h)
+//! cargo run --example registryctl -- --server localhost:5000 imagestreams list team
 //! ```
 //!
 //! `login` checks the credentials (`GET /v2/`) and stores them in a
@@ -13,7 +14,9 @@
 //! else `~/.docker/config.json`), which docker, podman and skopeo read too.
 //! The admin commands read the credentials for `--server` (or
 //! `REGISTRY_SERVER`) from that file and call `/apis/admin/v1`
-//! (see `docs/admin-api.md`).
+//! (see `docs/admin-api.md`); the Image API commands (`imagestreams`, `tag
+//! history`, `image show`, `repositories`) call `/apis/image/v1` (see
+//! `docs/image-api.md`), anonymously when no credentials are stored.
 //!
 //! HTTPS is the default and is verified against the system roots plus
 //! `--ca-file`. `--insecure` allows plain `http://` servers or skips
@@ -24,6 +27,7 @@ mod admin;
 mod authfile;
 mod cli;
 mod client;
+mod image;
 mod parse;
 mod session;
 mod target;
@@ -92,6 +96,10 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), String> {
         Command::Clusterrolebinding(cmd) => admin::clusterrolebinding(global, cmd, io).await,
         Command::Serviceaccount(cmd) => admin::serviceaccount(global, cmd, io).await,
         Command::Token(cmd) => admin::token(global, cmd, io).await,
+        Command::Imagestreams(cmd) => image::imagestreams(global, cmd, io).await,
+        Command::Tag(cmd) => image::tag(global, cmd, io).await,
+        Command::Image(cmd) => image::image(global, cmd, io).await,
+        Command::Repositories => image::repositories(global, io).await,
     }
 }
 

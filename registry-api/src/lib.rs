@@ -31,6 +31,7 @@ pub mod endpoint;
 pub mod error;
 mod health;
 mod http_util;
+mod image_api;
 mod listing;
 mod manifests;
 mod state;
@@ -53,5 +54,6 @@ pub fn router(registry: Registry) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(admin::routes())
+        .merge(image_api::routes())
         .with_state(registry)
 }
