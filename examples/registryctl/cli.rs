@@ -63,6 +63,9 @@ pub enum Command {
     },
     /// Print who the stored credentials authenticate as.
     Whoami,
+    /// Delete blobs no manifest references and expire abandoned uploads
+    /// (cluster-admin).
+    Prune(crate::prune::PruneArgs),
     /// Manage namespaces (cluster-admin).
     #[command(subcommand)]
     Namespace(NamespaceCmd),

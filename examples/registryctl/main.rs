@@ -29,6 +29,7 @@ mod cli;
 mod client;
 mod image;
 mod parse;
+mod prune;
 mod session;
 mod target;
 
@@ -90,6 +91,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), String> {
         Command::Login(login) => session::login(global, &login, io).await,
         Command::Logout { server } => session::logout(global, &server, io),
         Command::Whoami => session::whoami(global, io).await,
+        Command::Prune(args) => prune::prune(global, &args, io).await,
         Command::Namespace(cmd) => admin::namespace(global, cmd, io).await,
         Command::User(cmd) => admin::user(global, cmd, io).await,
         Command::Rolebinding(cmd) => admin::rolebinding(global, cmd, io).await,

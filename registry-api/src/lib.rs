@@ -34,6 +34,7 @@ mod http_util;
 mod image_api;
 mod listing;
 mod manifests;
+pub mod metrics;
 mod state;
 mod uploads;
 
@@ -53,7 +54,10 @@ pub fn router(registry: Registry) -> Router {
         .route("/v2/{*rest}", any(distribution::dispatch))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route(metrics::METRICS_PATH, get(metrics::serve))
         .merge(admin::routes())
         .merge(image_api::routes())
+        // Last, so that it measures every route above.
+        .layer(metrics::MetricsLayer::new(&registry))
         .with_state(registry)
 }

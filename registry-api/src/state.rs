@@ -6,9 +6,12 @@ use std::sync::Arc;
 use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
 use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
 use registry_storage::sqlite::SqliteMetadataStore;
-use registry_storage::{BlobStore, CachedMetadataStore, MetadataStore, StorageError, UploadStore};
+use registry_storage::{
+    BlobStore, CachedMetadataStore, GcOptions, GcReport, MetadataStore, StorageError, UploadStore,
+};
 
 use crate::access::{AuthConfig, AuthState};
+use crate::metrics::Metrics;
 
 /// Limits the service enforces.
 #[derive(Debug, Clone)]
@@ -41,6 +44,9 @@ pub(crate) struct Inner {
     pub(crate) metadata: Arc<dyn MetadataStore>,
     pub(crate) limits: Limits,
     pub(crate) auth: Option<Arc<AuthState>>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Held while garbage collection runs: one run at a time per registry.
+    pub(crate) gc_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Inner {
@@ -51,6 +57,8 @@ impl Inner {
             metadata: self.metadata.clone(),
             limits: self.limits.clone(),
             auth: self.auth.clone(),
+            metrics: self.metrics.clone(),
+            gc_lock: self.gc_lock.clone(),
         }
     }
 }
@@ -69,6 +77,8 @@ impl Registry {
                 metadata,
                 limits: Limits::default(),
                 auth: None,
+                metrics: Arc::default(),
+                gc_lock: Arc::default(),
             }),
         }
     }
@@ -138,6 +148,27 @@ impl Registry {
     /// The metadata store.
     pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
         &self.inner.metadata
+    }
+
+    /// The metrics served at `/extensions/v2/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Runs garbage collection over the registry's stores (see
+    /// [`registry_storage::gc`]), waiting for a run already in progress in
+    /// this process to finish first, and records it in the metrics.
+    pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport, StorageError> {
+        let _one_at_a_time = self.inner.gc_lock.lock().await;
+        let report = registry_storage::collect_garbage(
+            self.blobs().as_ref(),
+            self.uploads().as_ref(),
+            self.metadata().as_ref(),
+            options,
+        )
+        .await?;
+        self.metrics().record_gc(&report);
+        Ok(report)
     }
 
     /// The limits in force.

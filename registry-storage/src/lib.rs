@@ -6,7 +6,8 @@
 //!   links, referrers and namespaces.
 //!
 //! [`CachedMetadataStore`] wraps any metadata store with an in-memory read
-//! cache for the hot paths.
+//! cache for the hot paths. [`collect_garbage`] sweeps blobs no manifest
+//! references and expires abandoned uploads, online.
 //!
 //! Backends: [`memory`] (everything in process), [`filesystem`] (blobs and
 //! uploads under a data directory) and, with the default `sqlite` feature,
@@ -34,6 +35,7 @@ pub mod blob;
 pub mod cache;
 pub mod error;
 pub mod filesystem;
+pub mod gc;
 pub mod memory;
 pub mod metadata;
 #[cfg(feature = "sqlite")]
@@ -46,6 +48,7 @@ pub mod verify;
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
 pub use cache::{CacheConfig, CachedMetadataStore};
 pub use error::{BoxError, Result, StorageError};
+pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
     MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };

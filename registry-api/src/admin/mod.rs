@@ -1,12 +1,14 @@
 //! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
-//! bindings, service accounts, access tokens, pull secrets and `whoami`.
+//! bindings, service accounts, access tokens, pull secrets, `whoami` and
+//! `prune` (garbage collection).
 //! `docs/admin-api.md` lists every route.
 
 mod bindings;
 mod identities;
+mod prune;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use registry_auth::{AuthStoreError, Group, Subject};
 use registry_core::{ErrorCode, Namespace};
@@ -21,6 +23,7 @@ use crate::state::Registry;
 pub(crate) fn routes() -> Router<Registry> {
     Router::new()
         .route("/apis/admin/v1/whoami", get(identities::whoami))
+        .route("/apis/admin/v1/prune", post(prune::prune))
         .route(
             "/apis/admin/v1/namespaces",
             get(bindings::list_namespaces).post(bindings::create_namespace),

@@ -1,0 +1,110 @@
+//! `POST /apis/admin/v1/prune`: garbage collection on demand (cluster-admin).
+//!
+//! The optional JSON body `{"dry_run":bool,"grace_period_seconds":n,
+//! "upload_max_age_seconds":n}` overrides the defaults of
+//! [`GcOptions`]; the answer is the run's report.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use registry_auth::{Action, Resource};
+use registry_core::ErrorCode;
+use registry_storage::{GcOptions, GcReport};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::caller;
+use crate::access::require_resource;
+use crate::error::{ApiError, ApiResult};
+use crate::state::Registry;
+
+/// The request body; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneRequest {
+    #[serde(default)]
+    dry_run: bool,
+    grace_period_seconds: Option<u64>,
+    upload_max_age_seconds: Option<u64>,
+}
+
+impl PruneRequest {
+    fn options(&self) -> GcOptions {
+        let defaults = GcOptions::default();
+        GcOptions {
+            grace_period: self
+                .grace_period_seconds
+                .map_or(defaults.grace_period, Duration::from_secs),
+            upload_max_age: self
+                .upload_max_age_seconds
+                .map_or(defaults.upload_max_age, Duration::from_secs),
+            dry_run: self.dry_run,
+        }
+    }
+}
+
+/// The report as the API shows it.
+fn report_json(report: &GcReport) -> serde_json::Value {
+    json!({
+        "dry_run": report.dry_run,
+        "blobs_scanned": report.blobs_scanned,
+        "blobs_referenced": report.blobs_referenced,
+        "blobs_young": report.blobs_young,
+        "blobs_deleted": report.blobs_deleted,
+        "bytes_freed": report.bytes_freed,
+        "uploads_expired": report.uploads_expired,
+        "duration_seconds": report.duration.as_secs_f64(),
+        "deleted": report.deleted,
+    })
+}
+
+/// `POST /apis/admin/v1/prune`.
+pub(crate) async fn prune(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (state, caller) = caller(&r, &headers).await?;
+    require_resource(state, &headers, &caller, Action::Prune, &Resource::Cluster)?;
+    let request: PruneRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PruneRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unsupported,
+                format!("invalid prune request: {e}"),
+            )
+            .with_status(StatusCode::BAD_REQUEST)
+        })?
+    };
+    let options = request.options();
+    tracing::info!(target: "audit", actor = %caller.actor(), dry_run = options.dry_run,
+        grace_seconds = options.grace_period.as_secs(), "prune started");
+    let report = r.collect_garbage(options).await?;
+    tracing::info!(target: "audit", actor = %caller.actor(), dry_run = report.dry_run,
+        blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
+        uploads_expired = report.uploads_expired, "prune finished");
+    Ok(Json(report_json(&report)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_defaults_and_overrides() {
+        let defaults = PruneRequest::default().options();
+        assert_eq!(defaults, GcOptions::default());
+        let r: PruneRequest =
+            serde_json::from_str(r#"{"dry_run":true,"grace_period_seconds":0}"#).unwrap();
+        let o = r.options();
+        assert!(o.dry_run);
+        assert_eq!(o.grace_period, Duration::ZERO);
+        assert_eq!(o.upload_max_age, GcOptions::default().upload_max_age);
+        assert!(serde_json::from_str::<PruneRequest>(r#"{"grace":1}"#).is_err());
+    }
+}
