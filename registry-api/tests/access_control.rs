@@ -3,28 +3,15 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use common::Client;
-use registry_api::{AuthConfig, Registry};
+use common::{basic, with_access_control, Client, PASSWORD};
+use registry_api::Registry;
 use registry_auth::{
-    AccessToken, AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password,
-    PasswordHasher, PullSecretPolicy, Role, RoleBinding, ServiceAccount, ServiceAccountRef,
-    SigningKey, Subject, User,
+    AccessToken, AuthStore, ClusterRole, Role, ServiceAccount, ServiceAccountRef, Subject,
 };
 use registry_core::Digest;
-
-const PASSWORD: &str = "password-1";
-
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
 
 struct World {
     client: Client,
@@ -35,58 +22,20 @@ struct World {
 }
 
 async fn world() -> World {
-    let store = Arc::new(MemoryAuthStore::new());
-    let hasher = PasswordHasher::insecure_fast();
-    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
-    for name in ["root", "viewer", "editor", "nsadmin", "metrics", "nobody"] {
-        store
-            .create_user(User {
-                name: name.parse().unwrap(),
-                password_hash: Some(hash.clone()),
-                created: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-    }
-    let bind = |ns: &str, role: Role, subject: &str| RoleBinding {
-        namespace: ns.parse().unwrap(),
-        role,
-        subject: subject.parse::<Subject>().unwrap(),
-    };
-    store
-        .add_cluster_role_binding(ClusterRoleBinding {
-            role: ClusterRole::ClusterAdmin,
-            subject: "root".parse().unwrap(),
-        })
-        .await
-        .unwrap();
-    store
-        .add_cluster_role_binding(ClusterRoleBinding {
-            role: ClusterRole::MetricsViewer,
-            subject: "metrics".parse().unwrap(),
-        })
-        .await
-        .unwrap();
-    store
-        .add_role_binding(bind("a", Role::Viewer, "viewer"))
-        .await
-        .unwrap();
-    store
-        .add_role_binding(bind("a", Role::Editor, "editor"))
-        .await
-        .unwrap();
-    store
-        .add_role_binding(bind("a", Role::Admin, "nsadmin"))
-        .await
-        .unwrap();
-    store
-        .add_role_binding(bind("a", Role::Viewer, "system:serviceaccount:b:puller"))
-        .await
-        .unwrap();
-    store
-        .add_role_binding(bind("pub", Role::Viewer, "system:anonymous"))
-        .await
-        .unwrap();
+    let users = ["root", "viewer", "editor", "nsadmin", "metrics", "nobody"];
+    let roles = [
+        ("a", Role::Viewer, "viewer"),
+        ("a", Role::Editor, "editor"),
+        ("a", Role::Admin, "nsadmin"),
+        ("a", Role::Viewer, "system:serviceaccount:b:puller"),
+        ("pub", Role::Viewer, "system:anonymous"),
+    ];
+    let cluster = [
+        (ClusterRole::ClusterAdmin, "root"),
+        (ClusterRole::MetricsViewer, "metrics"),
+    ];
+    let (registry, store) =
+        with_access_control(Registry::in_memory(), &users, &roles, &cluster).await;
     let sa = ServiceAccountRef::new("b".parse().unwrap(), "puller".parse().unwrap());
     store
         .create_service_account(ServiceAccount {
@@ -98,18 +47,6 @@ async fn world() -> World {
     let (record, sa_token) =
         AccessToken::generate(Subject::ServiceAccount(sa), "ci".parse().unwrap(), None).unwrap();
     store.create_token(record).await.unwrap();
-
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store: store.clone() as Arc<dyn AuthStore>,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-        })
-        .await
-        .unwrap();
     let client = Client::with(registry);
     let root = basic("root", PASSWORD);
     // Seed as cluster admin: namespaces a, b, pub are created by the first push.

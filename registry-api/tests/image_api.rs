@@ -8,24 +8,18 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use base64::Engine as _;
-use common::{Client, Reply};
+use common::{with_access_control, Client, Reply, PASSWORD};
 use registry_api::{AuthConfig, Registry};
 use registry_auth::{
-    AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher,
-    PullSecretPolicy, Role, RoleBinding, SigningKey, Subject, User,
+    AuthStore, ClusterRole, MemoryAuthStore, PasswordHasher, PullSecretPolicy, Role, SigningKey,
 };
 use registry_core::{media_type, Digest};
 use serde_json::{json, Value};
 
-const PASSWORD: &str = "password-1";
 const API: &str = "/apis/image/v1";
 
 fn basic(user: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"))
-    )
+    common::basic(user, PASSWORD)
 }
 
 async fn get_as(client: &Client, auth: Option<&str>, uri: &str) -> Reply {
@@ -96,49 +90,14 @@ struct World {
 /// (no bindings). `pub` is public (anonymous viewer); `secret` is bound to
 /// nobody but root.
 async fn world() -> World {
-    let store = Arc::new(MemoryAuthStore::new());
-    let hasher = PasswordHasher::insecure_fast();
-    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
-    for name in ["root", "viewer", "nobody"] {
-        store
-            .create_user(User {
-                name: name.parse().unwrap(),
-                password_hash: Some(hash.clone()),
-                created: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-    }
-    store
-        .add_cluster_role_binding(ClusterRoleBinding {
-            role: ClusterRole::ClusterAdmin,
-            subject: "root".parse().unwrap(),
-        })
-        .await
-        .unwrap();
-    for (ns, subject) in [("team", "viewer"), ("pub", "system:anonymous")] {
-        store
-            .add_role_binding(RoleBinding {
-                namespace: ns.parse().unwrap(),
-                role: Role::Viewer,
-                subject: subject.parse::<Subject>().unwrap(),
-            })
-            .await
-            .unwrap();
-    }
     let open = Registry::in_memory();
-    let registry = open
-        .clone()
-        .with_auth(AuthConfig {
-            store: store as Arc<dyn AuthStore>,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-        })
-        .await
-        .unwrap();
+    let roles = [
+        ("team", Role::Viewer, "viewer"),
+        ("pub", Role::Viewer, "system:anonymous"),
+    ];
+    let cluster = [(ClusterRole::ClusterAdmin, "root")];
+    let users = ["root", "viewer", "nobody"];
+    let (registry, _) = with_access_control(open.clone(), &users, &roles, &cluster).await;
     World {
         open: Client::with(open),
         client: Client::with(registry),

@@ -5,22 +5,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use base64::Engine as _;
-use common::Client;
-use registry_api::{AuthConfig, Registry};
-use registry_auth::{
-    AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher,
-    PullSecretPolicy, SigningKey, User,
-};
+use common::{basic, with_access_control, Client, PASSWORD};
+use registry_api::Registry;
+use registry_auth::ClusterRole;
 use registry_core::Digest;
 
 const METRICS: &str = "/extensions/v2/metrics";
-const PASSWORD: &str = "password-1";
-
 /// One sample: metric name with its sorted labels.
 type Samples = HashMap<String, f64>;
 
@@ -239,52 +232,15 @@ async fn counters_move_without_access_control() {
     }
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
 /// A registry with access control: `root` is cluster-admin, `prom` is
 /// metrics-viewer, `nobody` has no role.
 async fn guarded() -> Client {
-    let store = Arc::new(MemoryAuthStore::new());
-    let hasher = PasswordHasher::insecure_fast();
-    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
-    for name in ["root", "prom", "nobody"] {
-        store
-            .create_user(User {
-                name: name.parse().unwrap(),
-                password_hash: Some(hash.clone()),
-                created: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-    }
-    for (role, subject) in [
+    let cluster = [
         (ClusterRole::ClusterAdmin, "root"),
         (ClusterRole::MetricsViewer, "prom"),
-    ] {
-        store
-            .add_cluster_role_binding(ClusterRoleBinding {
-                role,
-                subject: subject.parse().unwrap(),
-            })
-            .await
-            .unwrap();
-    }
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store: store as Arc<dyn AuthStore>,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-        })
-        .await
-        .unwrap();
+    ];
+    let users = ["root", "prom", "nobody"];
+    let (registry, _) = with_access_control(Registry::in_memory(), &users, &[], &cluster).await;
     Client::with(registry)
 }
 

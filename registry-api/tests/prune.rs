@@ -4,64 +4,26 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use base64::Engine as _;
-use common::{Client, Reply};
-use registry_api::{AuthConfig, Registry};
-use registry_auth::{
-    AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher,
-    PullSecretPolicy, SigningKey, User,
-};
+use common::{with_access_control, Client, Reply, PASSWORD};
+use registry_api::Registry;
+use registry_auth::ClusterRole;
 
 const PRUNE: &str = "/apis/admin/v1/prune";
-const PASSWORD: &str = "password-1";
 
 fn basic(user: &str) -> String {
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"))
-    )
+    common::basic(user, PASSWORD)
 }
 
 /// `root` is cluster-admin, `prom` metrics-viewer.
 async fn guarded() -> (Client, Registry) {
-    let store = Arc::new(MemoryAuthStore::new());
-    let hasher = PasswordHasher::insecure_fast();
-    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
-    for (name, role) in [
-        ("root", ClusterRole::ClusterAdmin),
-        ("prom", ClusterRole::MetricsViewer),
-    ] {
-        store
-            .create_user(User {
-                name: name.parse().unwrap(),
-                password_hash: Some(hash.clone()),
-                created: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
-        store
-            .add_cluster_role_binding(ClusterRoleBinding {
-                role,
-                subject: name.parse().unwrap(),
-            })
-            .await
-            .unwrap();
-    }
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store: store as Arc<dyn AuthStore>,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-        })
-        .await
-        .unwrap();
+    let cluster = [
+        (ClusterRole::ClusterAdmin, "root"),
+        (ClusterRole::MetricsViewer, "prom"),
+    ];
+    let (registry, _) =
+        with_access_control(Registry::in_memory(), &["root", "prom"], &[], &cluster).await;
     (Client::with(registry.clone()), registry)
 }
 

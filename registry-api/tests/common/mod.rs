@@ -149,3 +149,69 @@ pub fn image_manifest(
     }
     serde_json::to_vec(&v).unwrap()
 }
+
+/// The password of every user made by [`with_access_control`].
+pub const PASSWORD: &str = "password-1";
+
+/// An `Authorization: Basic` header value.
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// `registry` with access control over a fresh in-memory auth store:
+/// `users` (each with [`PASSWORD`]), namespace bindings `(namespace, role,
+/// subject)` and cluster bindings `(role, subject)`. Returns the store too,
+/// for tests that add service accounts or tokens.
+pub async fn with_access_control(
+    registry: Registry,
+    users: &[&str],
+    roles: &[(&str, registry_auth::Role, &str)],
+    cluster: &[(registry_auth::ClusterRole, &str)],
+) -> (Registry, std::sync::Arc<registry_auth::MemoryAuthStore>) {
+    use registry_auth::{
+        AuthStore, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy,
+        RoleBinding, SigningKey, Subject, User,
+    };
+    let store = std::sync::Arc::new(MemoryAuthStore::new());
+    let hasher = PasswordHasher::insecure_fast();
+    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
+    for name in users {
+        let user = User {
+            name: name.parse().unwrap(),
+            password_hash: Some(hash.clone()),
+            created: time::OffsetDateTime::now_utc(),
+        };
+        store.create_user(user).await.unwrap();
+    }
+    for (namespace, role, subject) in roles {
+        let binding = RoleBinding {
+            namespace: namespace.parse().unwrap(),
+            role: *role,
+            subject: subject.parse::<Subject>().unwrap(),
+        };
+        store.add_role_binding(binding).await.unwrap();
+    }
+    for (role, subject) in cluster {
+        let binding = ClusterRoleBinding {
+            role: *role,
+            subject: subject.parse::<Subject>().unwrap(),
+        };
+        store.add_cluster_role_binding(binding).await.unwrap();
+    }
+    let registry = registry
+        .with_auth(registry_api::AuthConfig {
+            store: store.clone() as std::sync::Arc<dyn AuthStore>,
+            hasher,
+            signing_key: SigningKey::generate().unwrap(),
+            service: "registry.test".into(),
+            public_url: None,
+            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+        })
+        .await
+        .unwrap();
+    (registry, store)
+}
