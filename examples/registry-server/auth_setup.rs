@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use registry::api::{AuthConfig, Registry};
 use registry::auth::{
-    ensure_admin, AuthStore, BootstrapOutcome, Password, PasswordHasher, PullSecretPolicy,
-    SigningKey,
+    ensure_admin, AuthStore, BootstrapOutcome, CachedAuthStore, Password, PasswordHasher,
+    PullSecretPolicy, SigningKey,
 };
 
 use crate::config::Settings;
@@ -85,7 +85,9 @@ pub async fn enable(
     let key = signing_key(&settings.data_dir.join("token-signing.key"))?;
     registry
         .with_auth(AuthConfig {
-            store,
+            // Every authenticated request looks its user or token up:
+            // served from memory, written through.
+            store: Arc::new(CachedAuthStore::new(store)),
             hasher,
             signing_key: key,
             service: "registry".into(),

@@ -56,6 +56,7 @@
 mod authenticate;
 pub mod authorizer;
 pub mod bootstrap;
+pub mod cached;
 pub mod credentials;
 pub mod memory;
 pub mod role;
@@ -70,6 +71,7 @@ pub mod token;
 pub use authenticate::{AuthenticationError, Authenticator};
 pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
 pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
+pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
 pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash, TokenName, TokenNameError,
