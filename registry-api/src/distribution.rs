@@ -147,6 +147,27 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
             ensure_namespace(registry, &caller, repo).await?;
         }
     }
+    // Requests that stream blob bytes in take an upload slot for their
+    // whole life; when none is free the client is told to come back.
+    let streams_in = matches!(
+        (&endpoint, method),
+        (Endpoint::UploadStart(_), &Method::POST)
+            | (Endpoint::Upload(..), &Method::PATCH | &Method::PUT)
+    );
+    let _upload_slot = if streams_in {
+        match registry.inner.upload_slots.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return Err(ApiError::new(
+                    ErrorCode::TooManyRequests,
+                    "too many uploads in progress; retry shortly",
+                )
+                .with_header(header::RETRY_AFTER, header_value("1")))
+            }
+        }
+    } else {
+        None
+    };
     let actor = caller.actor();
     let actor = actor.as_str();
     let head = method == Method::HEAD;

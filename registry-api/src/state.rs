@@ -20,6 +20,11 @@ pub struct Limits {
     pub max_manifest_bytes: usize,
     /// Largest page of tags or repositories one request returns.
     pub max_page: usize,
+    /// Most requests streaming blob bytes in at once (monolithic pushes,
+    /// `PATCH`es, final `PUT`s); beyond it clients get 429
+    /// `TOOMANYREQUESTS` with `Retry-After`, instead of every upload slowing
+    /// down together.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for Limits {
@@ -27,6 +32,7 @@ impl Default for Limits {
         Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_page: 1000,
+            max_concurrent_uploads: 512,
         }
     }
 }
@@ -47,6 +53,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     /// Held while garbage collection runs: one run at a time per registry.
     pub(crate) gc_lock: Arc<tokio::sync::Mutex<()>>,
+    /// One permit per upload request in flight (`Limits::max_concurrent_uploads`).
+    pub(crate) upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Inner {
@@ -59,6 +67,7 @@ impl Inner {
             auth: self.auth.clone(),
             metrics: self.metrics.clone(),
             gc_lock: self.gc_lock.clone(),
+            upload_slots: self.upload_slots.clone(),
         }
     }
 }
@@ -79,6 +88,9 @@ impl Registry {
                 auth: None,
                 metrics: Arc::default(),
                 gc_lock: Arc::default(),
+                upload_slots: Arc::new(tokio::sync::Semaphore::new(
+                    Limits::default().max_concurrent_uploads,
+                )),
             }),
         }
     }
@@ -110,9 +122,11 @@ impl Registry {
 
     /// Replaces the limits.
     pub fn with_limits(self, limits: Limits) -> Self {
+        let upload_slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads));
         Registry {
             inner: Arc::new(Inner {
                 limits,
+                upload_slots,
                 ..self.inner.rebuild()
             }),
         }

@@ -278,6 +278,7 @@ async fn push_to_missing_namespace_needs_cluster_admin() {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "DENIED");
     let root = w
         .creds
         .iter()
@@ -364,6 +365,7 @@ async fn token_protocol_grants_only_allowed_actions() {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.code(), "UNAUTHORIZED");
     assert!(r
         .header("www-authenticate")
         .contains("scope=\"repository:a/app:pull,push\""));

@@ -211,6 +211,7 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
         .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.header("range"), "0-4");
+    assert_eq!(r.code(), "BLOB_UPLOAD_INVALID");
     // Content-Length disagreeing with Content-Range.
     let r = c
         .call(
@@ -407,4 +408,70 @@ async fn cross_repository_mount_and_fallback() {
         )
         .await;
     assert_eq!(r.code(), "DIGEST_INVALID");
+}
+
+#[tokio::test]
+async fn uploads_beyond_the_limit_get_429() {
+    use registry_api::{Limits, Registry};
+    let registry = Registry::in_memory().with_limits(Limits {
+        max_concurrent_uploads: 1,
+        ..Limits::default()
+    });
+    let c = Client::with(registry);
+    let loc = c
+        .call(
+            Method::POST,
+            "/v2/ns/app/blobs/uploads/",
+            &[],
+            Body::empty(),
+        )
+        .await
+        .header("location")
+        .to_owned();
+    // A PATCH whose body stays open holds the only upload slot.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+    tx.send(Ok(bytes::Bytes::from_static(b"first")))
+        .await
+        .unwrap();
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }));
+    let app = c.app.clone();
+    let held = tokio::spawn({
+        let loc = loc.clone();
+        async move { Client { app }.call(Method::PATCH, &loc, &[], body).await }
+    });
+    let mut refused = None;
+    for _ in 0..200 {
+        let r = c
+            .call(
+                Method::POST,
+                "/v2/ns/app/blobs/uploads/",
+                &[],
+                Body::empty(),
+            )
+            .await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let r = refused.expect("a second upload while the first streams gets 429");
+    assert_eq!(r.code(), "TOOMANYREQUESTS");
+    assert_eq!(r.header("retry-after"), "1");
+    // Reads are not limited.
+    assert_eq!(c.get("/v2/").await.status, StatusCode::OK);
+    // When the first upload finishes, the slot is free again.
+    drop(tx);
+    assert_eq!(held.await.unwrap().status, StatusCode::ACCEPTED);
+    let r = c
+        .call(
+            Method::POST,
+            "/v2/ns/app/blobs/uploads/",
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
 }
