@@ -136,10 +136,17 @@ log "physical references: openssl speed, dd"
 SHA_MIBS=$(openssl speed -evp sha256 -seconds "$SSL_SECONDS" -bytes 16384 2>/dev/null |
     awk '/^sha256/ { v = $NF; sub("k", "", v); printf "%.0f", v * 1000 / 1048576 }')
 dd_rate() { awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "s,") s = $(i - 1); printf "%.0f", $1 / s / 1048576 }'; }
-DD_WRITE=$(dd if=/dev/zero of="$WORK/ddfile" bs=1M count="$DD_MIB" conv=fdatasync 2>&1 | dd_rate)
-dd if="$WORK/ddfile" of=/dev/null bs=1M 2>/dev/null
-PAGE_READ=$(dd if="$WORK/ddfile" of=/dev/null bs=1M 2>&1 | dd_rate)
-rm -f "$WORK/ddfile"
+# dd write with fdatasync, then page-cache read (second read of the same file). The
+# virtual disk's speed drifts a lot over minutes here, so this runs once per round and
+# the report takes medians, like the harness figures.
+disk_refs() { # round
+    dd if=/dev/zero of="$WORK/ddfile" bs=1M count="$DD_MIB" conv=fdatasync 2>&1 | dd_rate |
+        awk '{ print "RESULT dd_write", $1, "MiB/s" }' >"$WORK/results/ref.$1"
+    dd if="$WORK/ddfile" of=/dev/null bs=1M 2>/dev/null
+    dd if="$WORK/ddfile" of=/dev/null bs=1M 2>&1 | dd_rate |
+        awk '{ print "RESULT page_read", $1, "MiB/s" }' >>"$WORK/results/ref.$1"
+    rm -f "$WORK/ddfile"
+}
 
 # --- 5. rounds, alternating -------------------------------------------------------------
 harness() { # tag url pid extra-args...
@@ -153,6 +160,7 @@ harness() { # tag url pid extra-args...
 }
 CREDS=(--user admin --password "$PASSWORD")
 for round in $(seq "$ROUNDS"); do
+    disk_refs "$round"
     harness D "http://127.0.0.1:$DPORT" "$DPID" "$round"
     harness N "http://127.0.0.1:$NPORT" "$NPID" "$round"
     harness Fpush "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth token \
@@ -174,6 +182,9 @@ med() {
             m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
             fmt = (m >= 100) ? "%.0f" : "%.2f"; printf fmt, m }'
 }
+dd_list() {
+    cat "$WORK/results/ref".* | awk '$2 == "dd_write" { w = w sep $3; sep = ", " } END { printf "dd write %s MiB/s", w }'
+}
 maxof() { printf '%s\n' "$@" | grep -v '^-$' | sort -g | tail -1; }
 # row LABEL UNIT REF OURS TARGET MODE: MODE "up" = ours/ref, "down" = ref/ours (times)
 row() {
@@ -186,6 +197,8 @@ row() {
 
 report() {
     local d n f
+    DD_WRITE=$(med ref dd_write)
+    PAGE_READ=$(med ref page_read)
     echo "### Side by side ($(date -u +%Y-%m-%d), $([ "$QUICK" = 1 ] && echo quick || echo full) run)"
     echo
     echo "- Machine: $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)," \
@@ -227,7 +240,8 @@ report() {
     echo
     echo "Physical references, same run: SHA-256 one core (\`openssl speed -evp sha256 -bytes 16384\`)" \
         "**$SHA_MIBS MiB/s**; page-cache read (dd of a cached ${DD_MIB} MiB file, second read)" \
-        "**$PAGE_READ MiB/s**; \`dd bs=1M count=$DD_MIB conv=fdatasync\` write **$DD_WRITE MiB/s**."
+        "**$PAGE_READ MiB/s**; \`dd bs=1M count=$DD_MIB conv=fdatasync\` write **$DD_WRITE MiB/s**" \
+        "(disk figures: medians of one measurement per round: $(dd_list))."
     echo
     echo "CPU use during each test (percent of one core, 200 = both cores; server / harness):"
     echo
