@@ -5,6 +5,8 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
@@ -41,9 +43,19 @@ fn worker_gone(e: tokio::task::JoinError) -> StorageError {
 /// after the write in flight: that is where it cleans up.
 pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> Result<S> {
     let (tx, mut rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    // Raised when this future fails or is dropped: the writer then skips
+    // whatever is still queued and drops the sink at once (a dropped
+    // request must not keep writing, nor delay its rollback).
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let stopped = stop.0.clone();
     let worker = tokio::task::spawn_blocking(move || {
         let mut sink = sink;
         while let Some(batch) = rx.blocking_recv() {
+            if stopped.load(Ordering::Acquire) {
+                return Err(StorageError::NotSupported {
+                    what: "writing after the request was abandoned",
+                });
+            }
             sink.write_chunk(&batch)?;
         }
         Ok(sink)
@@ -72,12 +84,27 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
         Ok(())
     }
     .await;
+    if fed.is_err() {
+        stop.0.store(true, Ordering::Release);
+    }
     drop(tx);
+    // `stop` lives until the writer is done: dropping this future before
+    // then raises it.
     let written = worker.await.map_err(worker_gone)?;
     match (fed, written) {
-        // The stream failed: drop the sink (it cleans up) and report why.
+        // The stream failed: the sink was dropped (it cleans up); say why.
         (Err(e), _) => Err(e),
         (Ok(()), written) => written,
+    }
+}
+
+/// Raises its flag when dropped: harmless once the writer has finished,
+/// decisive while it still runs.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
