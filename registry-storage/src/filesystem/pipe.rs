@@ -52,8 +52,8 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
         let mut sink = sink;
         while let Some(batch) = rx.blocking_recv() {
             if stopped.load(Ordering::Acquire) {
-                return Err(StorageError::NotSupported {
-                    what: "writing after the request was abandoned",
+                return Err(StorageError::Incoming {
+                    source: "the request was abandoned before its body ended".into(),
                 });
             }
             sink.write_chunk(&batch)?;
