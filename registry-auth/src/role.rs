@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use registry_core::{Namespace, RepositoryName};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::subject::{serde_via_str, Subject};
 

@@ -5,7 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use registry_core::{NameError, Namespace};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Longest user name accepted, in bytes.
 pub const MAX_USER_NAME_LEN: usize = 64;
@@ -371,24 +370,7 @@ macro_rules! string_form {
 string_form!(UserName);
 string_form!(ServiceAccountName);
 
-macro_rules! serde_via_str {
-    ($t:ty) => {
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $t {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
-pub(crate) use serde_via_str;
+pub(crate) use registry_core::serde_via_str;
 
 serde_via_str!(UserName);
 serde_via_str!(ServiceAccountName);
