@@ -9,8 +9,10 @@ use registry_storage::StorageError;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{caller, invalid, namespace, parse_subject, reload, store_error, subject_text};
-use crate::access::require_resource;
+use super::{
+    authorized, existing_namespace, invalid, namespace, parse_subject, reload, store_error,
+    subject_text,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
 
@@ -31,14 +33,7 @@ pub(crate) async fn list_namespaces(
     State(r): State<Registry>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::CreateNamespace,
-        &Resource::Cluster,
-    )?;
+    authorized(&r, &headers, Action::CreateNamespace, &Resource::Cluster).await?;
     let list = r.metadata().list_namespaces().await?;
     Ok(Json(json!({ "namespaces": list })).into_response())
 }
@@ -48,14 +43,7 @@ pub(crate) async fn create_namespace(
     headers: HeaderMap,
     Json(body): Json<NameBody>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::CreateNamespace,
-        &Resource::Cluster,
-    )?;
+    let (_, caller) = authorized(&r, &headers, Action::CreateNamespace, &Resource::Cluster).await?;
     let ns = namespace(&body.name)?;
     match r.metadata().create_namespace(&ns).await {
         Ok(()) => {}
@@ -77,14 +65,8 @@ pub(crate) async fn delete_namespace(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::DeleteNamespace,
-        &Resource::Cluster,
-    )?;
+    let (state, caller) =
+        authorized(&r, &headers, Action::DeleteNamespace, &Resource::Cluster).await?;
     let ns = namespace(&ns)?;
     match r.metadata().delete_namespace(&ns).await {
         Ok(()) => {}
@@ -135,15 +117,14 @@ pub(crate) async fn list_role_bindings(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let ns = namespace(&ns)?;
-    require_resource(
-        state,
+    let (state, _) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageBindings,
         &Resource::Namespace(&ns),
-    )?;
+    )
+    .await?;
     let list = state
         .store
         .list_role_bindings(Some(&ns))
@@ -159,21 +140,15 @@ pub(crate) async fn add_role_binding(
     Path(ns): Path<String>,
     Json(body): Json<BindingBody>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let binding = role_binding(&ns, &body)?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageBindings,
         &Resource::Namespace(&binding.namespace),
-    )?;
-    if !r.metadata().namespace_exists(&binding.namespace).await? {
-        return Err(ApiError::new(
-            registry_core::ErrorCode::NameUnknown,
-            format!("namespace {} does not exist", binding.namespace),
-        ));
-    }
+    )
+    .await?;
+    existing_namespace(&r, &binding.namespace).await?;
     state
         .store
         .add_role_binding(binding.clone())
@@ -190,15 +165,14 @@ pub(crate) async fn remove_role_binding(
     Path(ns): Path<String>,
     Query(body): Query<BindingBody>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let binding = role_binding(&ns, &body)?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageBindings,
         &Resource::Namespace(&binding.namespace),
-    )?;
+    )
+    .await?;
     state
         .store
         .remove_role_binding(&binding)
@@ -227,14 +201,13 @@ pub(crate) async fn list_cluster_bindings(
     State(r): State<Registry>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
+    let (state, _) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageClusterBindings,
         &Resource::Cluster,
-    )?;
+    )
+    .await?;
     let list = state
         .store
         .list_cluster_role_bindings()
@@ -249,14 +222,13 @@ pub(crate) async fn add_cluster_binding(
     headers: HeaderMap,
     Json(body): Json<BindingBody>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageClusterBindings,
         &Resource::Cluster,
-    )?;
+    )
+    .await?;
     let binding = cluster_binding(&body)?;
     state
         .store
@@ -273,14 +245,13 @@ pub(crate) async fn remove_cluster_binding(
     headers: HeaderMap,
     Query(body): Query<BindingBody>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageClusterBindings,
         &Resource::Cluster,
-    )?;
+    )
+    .await?;
     let binding = cluster_binding(&body)?;
     state
         .store

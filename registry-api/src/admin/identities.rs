@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::{caller, groups_text, invalid, namespace, reload, rfc3339, store_error, subject_text};
+use super::{
+    authorized, caller, existing_namespace, groups_text, invalid, namespace, reload, rfc3339,
+    store_error, subject_text,
+};
 use crate::access::require_resource;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
@@ -41,14 +44,7 @@ pub(crate) async fn list_users(
     State(r): State<Registry>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::ManageUsers,
-        &Resource::Cluster,
-    )?;
+    let (state, _) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let users = state.store.list_users().await.map_err(store_error)?;
     let users: Vec<_> = users
         .iter()
@@ -62,14 +58,7 @@ pub(crate) async fn create_user(
     headers: HeaderMap,
     Json(body): Json<NewUser>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::ManageUsers,
-        &Resource::Cluster,
-    )?;
+    let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = body.name.parse().map_err(|e| invalid("user name", e))?;
     if body.password.len() < 8 {
         return Err(invalid("password", "it must have at least 8 characters"));
@@ -98,14 +87,7 @@ pub(crate) async fn delete_user(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(
-        state,
-        &headers,
-        &caller,
-        Action::ManageUsers,
-        &Resource::Cluster,
-    )?;
+    let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = name.parse().map_err(|e| invalid("user name", e))?;
     state.store.delete_user(&name).await.map_err(store_error)?;
     reload(state).await?;
@@ -133,15 +115,14 @@ pub(crate) async fn list_service_accounts(
     headers: HeaderMap,
     Path(ns): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let ns = namespace(&ns)?;
-    require_resource(
-        state,
+    let (state, _) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageServiceAccounts,
         &Resource::Namespace(&ns),
-    )?;
+    )
+    .await?;
     let list = state
         .store
         .list_service_accounts(Some(&ns))
@@ -157,21 +138,15 @@ pub(crate) async fn create_service_account(
     Path(ns): Path<String>,
     Json(body): Json<NewServiceAccount>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let ns = namespace(&ns)?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageServiceAccounts,
         &Resource::Namespace(&ns),
-    )?;
-    if !r.metadata().namespace_exists(&ns).await? {
-        return Err(ApiError::new(
-            ErrorCode::NameUnknown,
-            format!("namespace {ns} does not exist"),
-        ));
-    }
+    )
+    .await?;
+    existing_namespace(&r, &ns).await?;
     let name = body
         .name
         .parse()
@@ -202,15 +177,14 @@ pub(crate) async fn delete_service_account(
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let sa = sa_ref(&ns, &name)?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageServiceAccounts,
         &Resource::Namespace(&sa.namespace),
-    )?;
+    )
+    .await?;
     state
         .store
         .delete_service_account(&sa)
@@ -229,15 +203,14 @@ pub(crate) async fn pull_secret(
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let sa = sa_ref(&ns, &name)?;
-    require_resource(
-        state,
+    let (state, caller) = authorized(
+        &r,
         &headers,
-        &caller,
         Action::ManageServiceAccounts,
         &Resource::Namespace(&sa.namespace),
-    )?;
+    )
+    .await?;
     if !state.pull_secrets.manages(&sa.namespace) {
         return Err(ApiError::new(
             ErrorCode::NameUnknown,

@@ -10,7 +10,7 @@ mod prune;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use registry_auth::{AuthStoreError, Group, Subject};
+use registry_auth::{Action, AuthStoreError, Group, Resource, Subject};
 use registry_core::{ErrorCode, Namespace};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -96,6 +96,30 @@ async fn caller<'a>(
         ));
     }
     Ok((state, caller))
+}
+
+/// The caller of an admin request, once allowed to do `action` on `resource`.
+async fn authorized<'a>(
+    registry: &'a Registry,
+    headers: &HeaderMap,
+    action: Action,
+    resource: &Resource<'_>,
+) -> ApiResult<(&'a AuthState, Caller)> {
+    let (state, caller) = caller(registry, headers).await?;
+    access::require_resource(state, headers, &caller, action, resource)?;
+    Ok((state, caller))
+}
+
+/// `NAME_UNKNOWN` unless the namespace exists.
+async fn existing_namespace(registry: &Registry, ns: &Namespace) -> ApiResult<()> {
+    if registry.metadata().namespace_exists(ns).await? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NameUnknown,
+            format!("namespace {ns} does not exist"),
+        ))
+    }
 }
 
 fn store_error(e: AuthStoreError) -> ApiError {

@@ -17,8 +17,7 @@ use registry_storage::{GcOptions, GcReport};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::caller;
-use crate::access::require_resource;
+use super::authorized;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
 
@@ -68,8 +67,7 @@ pub(crate) async fn prune(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    require_resource(state, &headers, &caller, Action::Prune, &Resource::Cluster)?;
+    let (_, caller) = authorized(&r, &headers, Action::Prune, &Resource::Cluster).await?;
     let request: PruneRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PruneRequest::default()
     } else {
