@@ -604,3 +604,61 @@ async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn admin_api_answers_bad_input_in_the_oci_envelope() {
+    let w = world().await;
+    let root = w.creds[5].1.clone();
+    let send = |method: Method, uri: &'static str, body: &'static str| {
+        let app = w.client.app.clone();
+        let auth = root.clone();
+        async move {
+            Client { app }
+                .call(
+                    method,
+                    uri,
+                    &[
+                        ("authorization", auth.as_str()),
+                        ("content-type", "application/json"),
+                    ],
+                    body,
+                )
+                .await
+        }
+    };
+    for (method, uri, body) in [
+        (Method::POST, "/apis/admin/v1/namespaces", "{not json"),
+        (
+            Method::POST,
+            "/apis/admin/v1/namespaces",
+            r#"{"nmae":"typo"}"#,
+        ),
+        (Method::POST, "/apis/admin/v1/users", r#"{"name":"x"}"#),
+        (
+            Method::POST,
+            "/apis/admin/v1/tokens",
+            r#"{"name":"ci","expires_in":60}"#,
+        ),
+        (
+            Method::DELETE,
+            "/apis/admin/v1/namespaces/a/rolebindings?role=registry-viewer",
+            "",
+        ),
+    ] {
+        let r = send(method.clone(), uri, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{method} {uri} {body}: {:?}",
+            r.body
+        );
+        assert_eq!(r.code(), "UNSUPPORTED", "{method} {uri} {body}");
+        assert!(r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid "));
+    }
+    // An empty body still creates a token with defaults.
+    let r = send(Method::POST, "/apis/admin/v1/tokens", "").await;
+    assert_eq!(r.status, StatusCode::CREATED);
+}

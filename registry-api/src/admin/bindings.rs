@@ -1,6 +1,6 @@
 //! Namespaces, role bindings and cluster role bindings.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,19 +11,21 @@ use serde_json::json;
 
 use super::{
     authorized, existing_namespace, invalid, namespace, parse_subject, reload, store_error,
-    subject_text,
+    subject_text, JsonBody, QueryParams,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
 
 /// `{"name": …}`
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NameBody {
     name: String,
 }
 
 /// `{"role": …, "subject": …}` (body or query).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct BindingBody {
     role: String,
     subject: String,
@@ -41,7 +43,7 @@ pub(crate) async fn list_namespaces(
 pub(crate) async fn create_namespace(
     State(r): State<Registry>,
     headers: HeaderMap,
-    Json(body): Json<NameBody>,
+    JsonBody(body): JsonBody<NameBody>,
 ) -> ApiResult<Response> {
     let (_, caller) = authorized(&r, &headers, Action::CreateNamespace, &Resource::Cluster).await?;
     let ns = namespace(&body.name)?;
@@ -138,7 +140,7 @@ pub(crate) async fn add_role_binding(
     State(r): State<Registry>,
     headers: HeaderMap,
     Path(ns): Path<String>,
-    Json(body): Json<BindingBody>,
+    JsonBody(body): JsonBody<BindingBody>,
 ) -> ApiResult<Response> {
     let binding = role_binding(&ns, &body)?;
     let (state, caller) = authorized(
@@ -163,7 +165,7 @@ pub(crate) async fn remove_role_binding(
     State(r): State<Registry>,
     headers: HeaderMap,
     Path(ns): Path<String>,
-    Query(body): Query<BindingBody>,
+    QueryParams(body): QueryParams<BindingBody>,
 ) -> ApiResult<Response> {
     let binding = role_binding(&ns, &body)?;
     let (state, caller) = authorized(
@@ -220,7 +222,7 @@ pub(crate) async fn list_cluster_bindings(
 pub(crate) async fn add_cluster_binding(
     State(r): State<Registry>,
     headers: HeaderMap,
-    Json(body): Json<BindingBody>,
+    JsonBody(body): JsonBody<BindingBody>,
 ) -> ApiResult<Response> {
     let (state, caller) = authorized(
         &r,
@@ -243,7 +245,7 @@ pub(crate) async fn add_cluster_binding(
 pub(crate) async fn remove_cluster_binding(
     State(r): State<Registry>,
     headers: HeaderMap,
-    Query(body): Query<BindingBody>,
+    QueryParams(body): QueryParams<BindingBody>,
 ) -> ApiResult<Response> {
     let (state, caller) = authorized(
         &r,

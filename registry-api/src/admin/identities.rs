@@ -1,5 +1,6 @@
 //! `whoami`, users, service accounts with their pull secrets, and access tokens.
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +15,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{
-    authorized, caller, existing_namespace, groups_text, invalid, namespace, reload, rfc3339,
-    store_error, subject_text,
+    authorized, caller, existing_namespace, groups_text, invalid, namespace, optional_json, reload,
+    rfc3339, store_error, subject_text, JsonBody,
 };
 use crate::access::require_resource;
 use crate::error::{ApiError, ApiResult};
@@ -35,6 +36,7 @@ pub(crate) async fn whoami(State(r): State<Registry>, headers: HeaderMap) -> Api
 
 /// `{"name": …, "password": …}`
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewUser {
     name: String,
     password: String,
@@ -56,7 +58,7 @@ pub(crate) async fn list_users(
 pub(crate) async fn create_user(
     State(r): State<Registry>,
     headers: HeaderMap,
-    Json(body): Json<NewUser>,
+    JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
     let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = body.name.parse().map_err(|e| invalid("user name", e))?;
@@ -106,6 +108,7 @@ fn sa_json(sa: &ServiceAccount) -> serde_json::Value {
 
 /// `{"name": …}`
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewServiceAccount {
     name: String,
 }
@@ -136,7 +139,7 @@ pub(crate) async fn create_service_account(
     State(r): State<Registry>,
     headers: HeaderMap,
     Path(ns): Path<String>,
-    Json(body): Json<NewServiceAccount>,
+    JsonBody(body): JsonBody<NewServiceAccount>,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     let (state, caller) = authorized(
@@ -261,8 +264,11 @@ pub(crate) async fn pull_secret(
     Ok(Json(secret_document(&sa, host, &secret)).into_response())
 }
 
-/// `{"name": …, "expires_in_seconds": …}`
+/// `{"name": …, "expires_in_seconds": …}`, both optional; unknown fields
+/// are refused so that a misspelt expiry cannot yield a token that never
+/// expires.
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct NewToken {
     name: Option<String>,
     expires_in_seconds: Option<i64>,
@@ -296,10 +302,10 @@ pub(crate) async fn list_tokens(
 pub(crate) async fn create_token(
     State(r): State<Registry>,
     headers: HeaderMap,
-    body: Option<Json<NewToken>>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let (state, caller) = caller(&r, &headers).await?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body: NewToken = optional_json(&body)?;
     let name = body
         .name
         .unwrap_or_else(|| format!("token-{}", OffsetDateTime::now_utc().unix_timestamp()));

@@ -7,11 +7,15 @@ mod bindings;
 mod identities;
 mod prune;
 
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
+use axum::Json;
 use axum::Router;
 use registry_auth::{Action, AuthStoreError, Group, Resource, Subject};
 use registry_core::{ErrorCode, Namespace};
+use serde::de::DeserializeOwned;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -96,6 +100,49 @@ async fn caller<'a>(
         ));
     }
     Ok((state, caller))
+}
+
+/// 400 `UNSUPPORTED` naming what is wrong with a request's body or query.
+fn bad_request(what: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Unsupported, format!("invalid {what}: {detail}"))
+        .with_status(StatusCode::BAD_REQUEST)
+}
+
+/// A JSON body whose problems are answered in the OCI error envelope (400
+/// `UNSUPPORTED`, saying what is wrong) rather than axum's plain text.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(e) => Err(bad_request("request body", e.body_text())),
+        }
+    }
+}
+
+/// Query parameters whose problems are answered like [`JsonBody`]'s.
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(QueryParams(value)),
+            Err(e) => Err(bad_request("query", e.body_text())),
+        }
+    }
+}
+
+/// A body that may be empty (then `T::default()`) or JSON.
+fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request("request body", e))
 }
 
 /// The caller of an admin request, once allowed to do `action` on `resource`.

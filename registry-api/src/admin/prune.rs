@@ -8,17 +8,16 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use registry_auth::{Action, Resource};
-use registry_core::ErrorCode;
 use registry_storage::{GcOptions, GcReport};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::authorized;
-use crate::error::{ApiError, ApiResult};
+use super::{authorized, optional_json};
+use crate::error::ApiResult;
 use crate::state::Registry;
 
 /// The request body; every field is optional.
@@ -68,17 +67,7 @@ pub(crate) async fn prune(
     body: Bytes,
 ) -> ApiResult<Response> {
     let (_, caller) = authorized(&r, &headers, Action::Prune, &Resource::Cluster).await?;
-    let request: PruneRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        PruneRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                ErrorCode::Unsupported,
-                format!("invalid prune request: {e}"),
-            )
-            .with_status(StatusCode::BAD_REQUEST)
-        })?
-    };
+    let request: PruneRequest = optional_json(&body)?;
     let options = request.options();
     tracing::info!(target: "audit", actor = %caller.actor(), dry_run = options.dry_run,
         grace_seconds = options.grace_period.as_secs(), "prune started");
