@@ -104,5 +104,21 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<registry_auth::AuthStoreError> for ApiError {
+    /// Auth records that are missing or taken are the client's business
+    /// (`NAME_UNKNOWN`, 409); anything else is internal.
+    fn from(e: registry_auth::AuthStoreError) -> Self {
+        use registry_auth::AuthStoreError;
+        match e {
+            AuthStoreError::NotFound { .. } => ApiError::new(ErrorCode::NameUnknown, e.to_string()),
+            AuthStoreError::AlreadyExists { .. } => {
+                ApiError::new(ErrorCode::Unsupported, e.to_string())
+                    .with_status(StatusCode::CONFLICT)
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;

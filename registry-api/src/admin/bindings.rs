@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    authorized, existing_namespace, invalid, namespace, parse_subject, reload, store_error,
-    subject_text, JsonBody, QueryParams,
+    authorized, existing_namespace, invalid, namespace, parse_subject, reload, subject_text,
+    JsonBody, QueryParams,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
@@ -80,22 +80,9 @@ pub(crate) async fn delete_namespace(
         }
         Err(e) => return Err(e.into()),
     }
-    state
-        .store
-        .delete_namespace_bindings(&ns)
-        .await
-        .map_err(store_error)?;
-    for sa in state
-        .store
-        .list_service_accounts(Some(&ns))
-        .await
-        .map_err(store_error)?
-    {
-        state
-            .store
-            .delete_service_account(&sa.account)
-            .await
-            .map_err(store_error)?;
+    state.store.delete_namespace_bindings(&ns).await?;
+    for sa in state.store.list_service_accounts(Some(&ns)).await? {
+        state.store.delete_service_account(&sa.account).await?;
     }
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), namespace = %ns, "namespace deleted");
@@ -127,11 +114,7 @@ pub(crate) async fn list_role_bindings(
         &Resource::Namespace(&ns),
     )
     .await?;
-    let list = state
-        .store
-        .list_role_bindings(Some(&ns))
-        .await
-        .map_err(store_error)?;
+    let list = state.store.list_role_bindings(Some(&ns)).await?;
     let list: Vec<_> = list.iter().map(binding_json).collect();
     Ok(Json(json!({ "rolebindings": list })).into_response())
 }
@@ -151,11 +134,7 @@ pub(crate) async fn add_role_binding(
     )
     .await?;
     existing_namespace(&r, &binding.namespace).await?;
-    state
-        .store
-        .add_role_binding(binding.clone())
-        .await
-        .map_err(store_error)?;
+    state.store.add_role_binding(binding.clone()).await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding added");
     Ok((StatusCode::CREATED, Json(binding_json(&binding))).into_response())
@@ -175,11 +154,7 @@ pub(crate) async fn remove_role_binding(
         &Resource::Namespace(&binding.namespace),
     )
     .await?;
-    state
-        .store
-        .remove_role_binding(&binding)
-        .await
-        .map_err(store_error)?;
+    state.store.remove_role_binding(&binding).await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding removed");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -210,11 +185,7 @@ pub(crate) async fn list_cluster_bindings(
         &Resource::Cluster,
     )
     .await?;
-    let list = state
-        .store
-        .list_cluster_role_bindings()
-        .await
-        .map_err(store_error)?;
+    let list = state.store.list_cluster_role_bindings().await?;
     let list: Vec<_> = list.iter().map(cluster_json).collect();
     Ok(Json(json!({ "clusterrolebindings": list })).into_response())
 }
@@ -235,8 +206,7 @@ pub(crate) async fn add_cluster_binding(
     state
         .store
         .add_cluster_role_binding(binding.clone())
-        .await
-        .map_err(store_error)?;
+        .await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding added");
     Ok((StatusCode::CREATED, Json(cluster_json(&binding))).into_response())
@@ -255,11 +225,7 @@ pub(crate) async fn remove_cluster_binding(
     )
     .await?;
     let binding = cluster_binding(&body)?;
-    state
-        .store
-        .remove_cluster_role_binding(&binding)
-        .await
-        .map_err(store_error)?;
+    state.store.remove_cluster_role_binding(&binding).await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding removed");
     Ok(StatusCode::NO_CONTENT.into_response())

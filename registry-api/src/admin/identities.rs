@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::{
     authorized, caller, existing_namespace, groups_text, invalid, namespace, optional_json, reload,
-    rfc3339, store_error, subject_text, JsonBody,
+    rfc3339, subject_text, JsonBody,
 };
 use crate::access::require_resource;
 use crate::error::{ApiError, ApiResult};
@@ -47,7 +47,7 @@ pub(crate) async fn list_users(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (state, _) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
-    let users = state.store.list_users().await.map_err(store_error)?;
+    let users = state.store.list_users().await?;
     let users: Vec<_> = users
         .iter()
         .map(|u| json!({ "name": u.name, "created": rfc3339(u.created) }))
@@ -78,8 +78,7 @@ pub(crate) async fn create_user(
             password_hash: Some(hash),
             created: OffsetDateTime::now_utc(),
         })
-        .await
-        .map_err(store_error)?;
+        .await?;
     tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user created");
     Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
 }
@@ -91,7 +90,7 @@ pub(crate) async fn delete_user(
 ) -> ApiResult<Response> {
     let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = name.parse().map_err(|e| invalid("user name", e))?;
-    state.store.delete_user(&name).await.map_err(store_error)?;
+    state.store.delete_user(&name).await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -126,11 +125,7 @@ pub(crate) async fn list_service_accounts(
         &Resource::Namespace(&ns),
     )
     .await?;
-    let list = state
-        .store
-        .list_service_accounts(Some(&ns))
-        .await
-        .map_err(store_error)?;
+    let list = state.store.list_service_accounts(Some(&ns)).await?;
     let list: Vec<_> = list.iter().map(sa_json).collect();
     Ok(Json(json!({ "serviceaccounts": list })).into_response())
 }
@@ -158,11 +153,7 @@ pub(crate) async fn create_service_account(
         account: ServiceAccountRef::new(ns, name),
         created: OffsetDateTime::now_utc(),
     };
-    state
-        .store
-        .create_service_account(sa.clone())
-        .await
-        .map_err(store_error)?;
+    state.store.create_service_account(sa.clone()).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa.account, "service account created");
     Ok((StatusCode::CREATED, Json(sa_json(&sa))).into_response())
 }
@@ -188,11 +179,7 @@ pub(crate) async fn delete_service_account(
         &Resource::Namespace(&sa.namespace),
     )
     .await?;
-    state
-        .store
-        .delete_service_account(&sa)
-        .await
-        .map_err(store_error)?;
+    state.store.delete_service_account(&sa).await?;
     reload(state).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "service account deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -223,41 +210,22 @@ pub(crate) async fn pull_secret(
             ),
         ));
     }
-    if state
-        .store
-        .get_service_account(&sa)
-        .await
-        .map_err(store_error)?
-        .is_none()
-    {
+    if state.store.get_service_account(&sa).await?.is_none() {
         return Err(ApiError::new(
             ErrorCode::NameUnknown,
             format!("service account {sa} does not exist"),
         ));
     }
     let owner = Subject::ServiceAccount(sa.clone());
-    for old in state
-        .store
-        .list_tokens(Some(&owner))
-        .await
-        .map_err(store_error)?
-    {
+    for old in state.store.list_tokens(Some(&owner)).await? {
         if old.name.as_str() == PULL_SECRET_TOKEN {
-            state
-                .store
-                .delete_token(&old.id)
-                .await
-                .map_err(store_error)?;
+            state.store.delete_token(&old.id).await?;
         }
     }
     let token_name: TokenName = PULL_SECRET_TOKEN.parse().map_err(ApiError::internal)?;
     let (record, secret) =
         AccessToken::generate(owner, token_name, None).map_err(ApiError::internal)?;
-    state
-        .store
-        .create_token(record)
-        .await
-        .map_err(store_error)?;
+    state.store.create_token(record).await?;
     let base = state.base_url(&headers);
     let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
     tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "pull secret issued");
@@ -293,8 +261,7 @@ pub(crate) async fn list_tokens(
     let tokens = state
         .store
         .list_tokens(Some(caller.identity.subject()))
-        .await
-        .map_err(store_error)?;
+        .await?;
     let tokens: Vec<_> = tokens.iter().map(token_json).collect();
     Ok(Json(json!({ "tokens": tokens })).into_response())
 }
@@ -318,11 +285,7 @@ pub(crate) async fn create_token(
     let owner = caller.identity.subject().clone();
     let (record, secret) =
         AccessToken::generate(owner, name, expires).map_err(ApiError::internal)?;
-    state
-        .store
-        .create_token(record.clone())
-        .await
-        .map_err(store_error)?;
+    state.store.create_token(record.clone()).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), token = %record.id, "access token created");
     let mut out = token_json(&record);
     out["token"] = json!(secret.expose());
@@ -339,8 +302,7 @@ pub(crate) async fn delete_token(
     let owned = state
         .store
         .list_tokens(Some(caller.identity.subject()))
-        .await
-        .map_err(store_error)?
+        .await?
         .iter()
         .any(|t| t.id == id);
     if !owned {
@@ -352,7 +314,7 @@ pub(crate) async fn delete_token(
             &Resource::Cluster,
         )?;
     }
-    state.store.delete_token(&id).await.map_err(store_error)?;
+    state.store.delete_token(&id).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), token = %id, "access token deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

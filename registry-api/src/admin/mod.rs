@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::Json;
 use axum::Router;
-use registry_auth::{Action, AuthStoreError, Group, Resource, Subject};
+use registry_auth::{Action, Group, Resource, Subject};
 use registry_core::{ErrorCode, Namespace};
 use serde::de::DeserializeOwned;
 use time::format_description::well_known::Rfc3339;
@@ -166,16 +166,6 @@ async fn existing_namespace(registry: &Registry, ns: &Namespace) -> ApiResult<()
             ErrorCode::NameUnknown,
             format!("namespace {ns} does not exist"),
         ))
-    }
-}
-
-fn store_error(e: AuthStoreError) -> ApiError {
-    match e {
-        AuthStoreError::NotFound { .. } => ApiError::new(ErrorCode::NameUnknown, e.to_string()),
-        AuthStoreError::AlreadyExists { .. } => {
-            ApiError::new(ErrorCode::Unsupported, e.to_string()).with_status(StatusCode::CONFLICT)
-        }
-        other => ApiError::internal(other),
     }
 }
 
