@@ -208,11 +208,10 @@ async fn layer_authorization_blocks_blobs_of_other_repositories() {
     // The blob exists, but not in a/app: unknown there.
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/a/app/blobs/{secret}"),
             &[("authorization", &editor)],
-            Body::empty(),
         )
         .await;
     assert_eq!(
@@ -222,21 +221,19 @@ async fn layer_authorization_blocks_blobs_of_other_repositories() {
     // Mounting it from b/secret without pull there silently starts a session instead.
     let r = w
         .client
-        .call(
+        .bare(
             Method::POST,
             &format!("/v2/a/app/blobs/uploads/?mount={secret}&from=b/secret"),
             &[("authorization", &editor)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/a/app/blobs/{secret}"),
             &[("authorization", &editor)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.code(), "BLOB_UNKNOWN");
@@ -270,11 +267,10 @@ async fn push_to_missing_namespace_needs_cluster_admin() {
     // Editor of `a` has nothing in `zzz`: 403 before the namespace question.
     let r = w
         .client
-        .call(
+        .bare(
             Method::POST,
             "/v2/zzz/app/blobs/uploads/",
             &[("authorization", &editor)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -288,11 +284,10 @@ async fn push_to_missing_namespace_needs_cluster_admin() {
         .clone();
     let r = w
         .client
-        .call(
+        .bare(
             Method::POST,
             "/v2/zzz/app/blobs/uploads/",
             &[("authorization", &root)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -311,10 +306,7 @@ async fn catalog_shows_only_what_the_caller_may_pull() {
             } else {
                 vec![("authorization", auth.as_str())]
             };
-            c.call(Method::GET, "/v2/_catalog", &h, Body::empty())
-                .await
-                .json()["repositories"]
-                .clone()
+            c.bare(Method::GET, "/v2/_catalog", &h).await.json()["repositories"].clone()
         }
     };
     assert_eq!(list("").await, serde_json::json!(["pub/open"]));
@@ -347,21 +339,19 @@ async fn token_protocol_grants_only_allowed_actions() {
     let bearer = format!("Bearer {token}");
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/a/app/manifests/v1",
             &[("authorization", &bearer)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = w
         .client
-        .call(
+        .bare(
             Method::POST,
             "/v2/a/app/blobs/uploads/",
             &[("authorization", &bearer)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -375,52 +365,47 @@ async fn token_protocol_grants_only_allowed_actions() {
     // Wrong password: 401, same message whatever was wrong.
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/token?scope=repository:a/app:pull",
             &[("authorization", &basic("viewer", "nope"))],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r2 = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/token?scope=repository:a/app:pull",
             &[("authorization", &basic("ghost", "nope"))],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.body, r2.body);
     // Anonymous: a token with only the public grants.
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/token?scope=repository:pub/open:pull&scope=repository:a/app:pull",
             &[],
-            Body::empty(),
         )
         .await;
     let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/pub/open/tags/list",
             &[("authorization", &bearer)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/a/app/tags/list",
             &[("authorization", &bearer)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -428,12 +413,7 @@ async fn token_protocol_grants_only_allowed_actions() {
     assert_eq!(w.client.get("/v2/").await.status, StatusCode::UNAUTHORIZED);
     let r = w
         .client
-        .call(
-            Method::GET,
-            "/v2/",
-            &[("authorization", &viewer)],
-            Body::empty(),
-        )
+        .bare(Method::GET, "/v2/", &[("authorization", &viewer)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
@@ -530,11 +510,10 @@ async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
     let sa = basic("serviceaccount", password);
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/v2/team/app/tags/list",
             &[("authorization", &sa)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
@@ -557,31 +536,28 @@ async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
     let via_token = basic("whatever", &token);
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/apis/admin/v1/whoami",
             &[("authorization", &via_token)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.json()["subject"], "user:carol");
     let r = w
         .client
-        .call(
+        .bare(
             Method::DELETE,
             &format!("/apis/admin/v1/tokens/{id}"),
             &[("authorization", &carol)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = w
         .client
-        .call(
+        .bare(
             Method::GET,
             "/apis/admin/v1/whoami",
             &[("authorization", &via_token)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -595,11 +571,10 @@ async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = w
         .client
-        .call(
+        .bare(
             Method::POST,
             "/v2/team/app/blobs/uploads/",
             &[("authorization", &carol)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);

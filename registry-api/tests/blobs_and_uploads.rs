@@ -22,12 +22,7 @@ async fn monolithic_push_then_head_get_and_ranges() {
     let c = Client::new();
     let d = c.push_blob("ns/app", b"hello world").await;
     let r = c
-        .call(
-            Method::HEAD,
-            &format!("/v2/ns/app/blobs/{d}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::HEAD, &format!("/v2/ns/app/blobs/{d}"), &[])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("content-length"), "11");
@@ -38,11 +33,10 @@ async fn monolithic_push_then_head_get_and_ranges() {
     assert_eq!(&r.body[..], b"hello world");
 
     let r = c
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/ns/app/blobs/{d}"),
             &[("range", "bytes=6-10")],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
@@ -50,21 +44,19 @@ async fn monolithic_push_then_head_get_and_ranges() {
     assert_eq!(r.header("content-range"), "bytes 6-10/11");
 
     let r = c
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/ns/app/blobs/{d}"),
             &[("range", "bytes=50-60")],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.header("content-range"), "bytes */11");
     let r = c
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/ns/app/blobs/{d}"),
             &[("range", "pages=1")],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
@@ -92,12 +84,7 @@ async fn blob_errors() {
     let r = c.get(&format!("/v2/nonamespace/blobs/{missing}")).await;
     assert_eq!(r.code(), "NAME_INVALID");
     let r = c
-        .call(
-            Method::POST,
-            &format!("/v2/ns/app/blobs/{missing}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, &format!("/v2/ns/app/blobs/{missing}"), &[])
         .await;
     assert_eq!(
         (r.status, r.code().as_str()),
@@ -122,12 +109,7 @@ async fn blob_errors() {
     let r = c.get(&format!("/v2/ns/app/blobs/{missing}")).await;
     assert_eq!(r.code(), "BLOB_UNKNOWN");
     let r = c
-        .call(
-            Method::POST,
-            "/v2/ns/app/blobs/uploads/?digest=nope",
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, "/v2/ns/app/blobs/uploads/?digest=nope", &[])
         .await;
     assert_eq!(r.code(), "DIGEST_INVALID");
     let r = c
@@ -149,12 +131,7 @@ async fn blob_visible_only_in_repositories_that_link_it() {
     assert_eq!(r.code(), "BLOB_UNKNOWN");
     // Deleting unlinks it from ns/a only.
     let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2/ns/a/blobs/{d}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::DELETE, &format!("/v2/ns/a/blobs/{d}"), &[])
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(
@@ -162,12 +139,7 @@ async fn blob_visible_only_in_repositories_that_link_it() {
         "BLOB_UNKNOWN"
     );
     let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2/ns/a/blobs/{d}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::DELETE, &format!("/v2/ns/a/blobs/{d}"), &[])
         .await;
     assert_eq!(r.code(), "BLOB_UNKNOWN");
 }
@@ -175,14 +147,7 @@ async fn blob_visible_only_in_repositories_that_link_it() {
 #[tokio::test]
 async fn chunked_upload_with_status_and_out_of_order_chunk() {
     let c = Client::new();
-    let r = c
-        .call(
-            Method::POST,
-            "/v2/ns/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
-        .await;
+    let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let location = r.header("location").to_owned();
     assert!(location.starts_with("/v2/ns/app/blobs/uploads/"));
@@ -240,7 +205,7 @@ async fn chunked_upload_with_status_and_out_of_order_chunk() {
     assert_eq!(c.get(&other).await.code(), "BLOB_UPLOAD_UNKNOWN");
 
     // PUT without digest, with a bad digest, then properly with a final chunk.
-    let r = c.call(Method::PUT, &location, &[], Body::empty()).await;
+    let r = c.bare(Method::PUT, &location, &[]).await;
     assert_eq!(r.code(), "DIGEST_INVALID");
     let d = Digest::sha256_of(b"hello world!");
     let r = c
@@ -268,27 +233,17 @@ async fn upload_commit_mismatch_cancel_and_unknown_sessions() {
         let c = c.app.clone();
         async move {
             let c = Client { app: c };
-            c.call(
-                Method::POST,
-                "/v2/ns/app/blobs/uploads/",
-                &[],
-                Body::empty(),
-            )
-            .await
-            .header("location")
-            .to_owned()
+            c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[])
+                .await
+                .header("location")
+                .to_owned()
         }
     };
     let loc = start(&c).await;
     c.call(Method::PATCH, &loc, &[], "data").await;
     let wrong = Digest::sha256_of(b"other");
     let r = c
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={wrong}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::PUT, &format!("{loc}?digest={wrong}"), &[])
         .await;
     assert_eq!(
         (r.status, r.code().as_str()),
@@ -300,9 +255,9 @@ async fn upload_commit_mismatch_cancel_and_unknown_sessions() {
     );
 
     let loc = start(&c).await;
-    let r = c.call(Method::DELETE, &loc, &[], Body::empty()).await;
+    let r = c.bare(Method::DELETE, &loc, &[]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = c.call(Method::DELETE, &loc, &[], Body::empty()).await;
+    let r = c.bare(Method::DELETE, &loc, &[]).await;
     assert_eq!(
         (r.status, r.code().as_str()),
         (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN")
@@ -311,9 +266,7 @@ async fn upload_commit_mismatch_cancel_and_unknown_sessions() {
     assert_eq!(r.code(), "BLOB_UPLOAD_UNKNOWN");
     let r = c.get("/v2/ns/app/blobs/uploads/not-a-session").await;
     assert_eq!(r.code(), "BLOB_UPLOAD_UNKNOWN");
-    let r = c
-        .call(Method::GET, "/v2/ns/app/blobs/uploads/", &[], Body::empty())
-        .await;
+    let r = c.bare(Method::GET, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.code(), "UNSUPPORTED");
 }
 
@@ -332,24 +285,14 @@ async fn sha512_uploads() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let loc = c
-        .call(
-            Method::POST,
-            "/v2/ns/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[])
         .await
         .header("location")
         .to_owned();
     c.call(Method::PATCH, &loc, &[], "abc").await;
     let d2 = Digest::of(Algorithm::Sha512, b"abc");
     let r = c
-        .call(
-            Method::PUT,
-            &format!("{loc}?digest={d2}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::PUT, &format!("{loc}?digest={d2}"), &[])
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(
@@ -363,11 +306,10 @@ async fn cross_repository_mount_and_fallback() {
     let c = Client::new();
     let d = c.push_blob("ns/src", b"shared layer").await;
     let r = c
-        .call(
+        .bare(
             Method::POST,
             &format!("/v2/ns/dst/blobs/uploads/?mount={d}&from=ns/src"),
             &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
@@ -380,31 +322,28 @@ async fn cross_repository_mount_and_fallback() {
     // Not in the source: a new session instead.
     let other = Digest::sha256_of(b"elsewhere");
     let r = c
-        .call(
+        .bare(
             Method::POST,
             &format!("/v2/ns/dst/blobs/uploads/?mount={other}&from=ns/src"),
             &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert!(r.header("location").contains("/blobs/uploads/"));
     // No `from`: a new session too.
     let r = c
-        .call(
+        .bare(
             Method::POST,
             &format!("/v2/ns/dst/blobs/uploads/?mount={d}"),
             &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let r = c
-        .call(
+        .bare(
             Method::POST,
             "/v2/ns/dst/blobs/uploads/?mount=bad&from=ns/src",
             &[],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.code(), "DIGEST_INVALID");
@@ -419,12 +358,7 @@ async fn uploads_beyond_the_limit_get_429() {
     });
     let c = Client::with(registry);
     let loc = c
-        .call(
-            Method::POST,
-            "/v2/ns/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[])
         .await
         .header("location")
         .to_owned();
@@ -443,14 +377,7 @@ async fn uploads_beyond_the_limit_get_429() {
     });
     let mut refused = None;
     for _ in 0..200 {
-        let r = c
-            .call(
-                Method::POST,
-                "/v2/ns/app/blobs/uploads/",
-                &[],
-                Body::empty(),
-            )
-            .await;
+        let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
         if r.status == StatusCode::TOO_MANY_REQUESTS {
             refused = Some(r);
             break;
@@ -465,13 +392,6 @@ async fn uploads_beyond_the_limit_get_429() {
     // When the first upload finishes, the slot is free again.
     drop(tx);
     assert_eq!(held.await.unwrap().status, StatusCode::ACCEPTED);
-    let r = c
-        .call(
-            Method::POST,
-            "/v2/ns/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
-        .await;
+    let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }

@@ -6,7 +6,6 @@ mod common;
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{with_access_control, Client, Reply, PASSWORD};
 use registry_api::{AuthConfig, Registry};
@@ -27,7 +26,7 @@ async fn get_as(client: &Client, auth: Option<&str>, uri: &str) -> Reply {
     if let Some(a) = auth {
         headers.push(("authorization", a));
     }
-    client.call(Method::GET, uri, &headers, Body::empty()).await
+    client.bare(Method::GET, uri, &headers).await
 }
 
 /// PUTs a manifest by `reference` as `auth` (or anonymously).
@@ -261,11 +260,10 @@ async fn tag_history_after_moves_and_a_delete() {
     // Deleting the tag keeps its history, newest first.
     let r = w
         .client
-        .call(
+        .bare(
             Method::DELETE,
             "/v2/team/app/manifests/v1",
             &[("authorization", &root)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
@@ -343,11 +341,10 @@ async fn image_metadata_of_a_manifest() {
     // The same image in a second repository, untagged.
     for blob in common_blobs(&bytes) {
         let r = c
-            .call(
+            .bare(
                 Method::POST,
                 &format!("/v2/team/mirror/blobs/uploads/?mount={blob}&from=team/app"),
                 &[],
-                Body::empty(),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);

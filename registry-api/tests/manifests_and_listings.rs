@@ -2,7 +2,6 @@
 
 mod common;
 
-use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{image_manifest, Client};
 use registry_api::{Limits, Registry};
@@ -19,11 +18,10 @@ async fn push_pull_by_tag_and_digest() {
         assert_eq!(r.header("content-type"), media_type::OCI_MANIFEST);
         assert_eq!(r.header("docker-content-digest"), d.as_str());
         let h = c
-            .call(
+            .bare(
                 Method::HEAD,
                 &format!("/v2/ns/app/manifests/{reference}"),
                 &[],
-                Body::empty(),
             )
             .await;
         assert_eq!(h.status, StatusCode::OK);
@@ -32,16 +30,15 @@ async fn push_pull_by_tag_and_digest() {
     }
     // Content negotiation: a client that only takes Docker schema 2 does not get OCI.
     let r = c
-        .call(
+        .bare(
             Method::GET,
             "/v2/ns/app/manifests/v1",
             &[("accept", media_type::DOCKER_MANIFEST)],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.code(), "MANIFEST_UNKNOWN");
     let r = c
-        .call(
+        .bare(
             Method::GET,
             "/v2/ns/app/manifests/v1",
             &[(
@@ -52,7 +49,6 @@ async fn push_pull_by_tag_and_digest() {
                     media_type::OCI_MANIFEST
                 ),
             )],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
@@ -148,9 +144,7 @@ async fn manifest_put_errors() {
         )
         .await;
     assert_eq!(r.code(), "MANIFEST_INVALID");
-    let r = c
-        .call(Method::POST, "/v2/ns/app/manifests/v1", &[], Body::empty())
-        .await;
+    let r = c.bare(Method::POST, "/v2/ns/app/manifests/v1", &[]).await;
     assert_eq!(r.code(), "UNSUPPORTED");
 }
 
@@ -214,9 +208,7 @@ async fn multiple_tags_in_one_put_and_delete() {
     assert_eq!(r.json()["tags"], serde_json::json!(["a", "b", "c"]));
 
     // Tag delete removes the tag only.
-    let r = c
-        .call(Method::DELETE, "/v2/ns/app/manifests/b", &[], Body::empty())
-        .await;
+    let r = c.bare(Method::DELETE, "/v2/ns/app/manifests/b", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(
         c.get("/v2/ns/app/tags/list").await.json()["tags"],
@@ -232,12 +224,7 @@ async fn multiple_tags_in_one_put_and_delete() {
     );
     // Digest delete removes the manifest and its tags.
     let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2/ns/app/manifests/{d}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::DELETE, &format!("/v2/ns/app/manifests/{d}"), &[])
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(
@@ -249,12 +236,7 @@ async fn multiple_tags_in_one_put_and_delete() {
         serde_json::json!([])
     );
     let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2/ns/app/manifests/{d}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::DELETE, &format!("/v2/ns/app/manifests/{d}"), &[])
         .await;
     assert_eq!(r.code(), "MANIFEST_UNKNOWN");
 }

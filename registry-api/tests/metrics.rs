@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 
-use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{basic, with_access_control, Client, PASSWORD};
 use registry_api::Registry;
@@ -73,7 +72,7 @@ fn parse(text: &str) -> Samples {
 
 async fn scrape(c: &Client, auth: Option<&str>) -> Samples {
     let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
-    let r = c.call(Method::GET, METRICS, &headers, Body::empty()).await;
+    let r = c.bare(Method::GET, METRICS, &headers).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert!(r
         .header("content-type")
@@ -98,11 +97,10 @@ async fn counters_move_without_access_control() {
     let r = c.get(&format!("/v2/team/app/blobs/{layer}")).await;
     assert_eq!(r.status, StatusCode::OK);
     let r = c
-        .call(
+        .bare(
             Method::GET,
             &format!("/v2/team/app/blobs/{layer}"),
             &[("range", "bytes=0-4")],
-            Body::empty(),
         )
         .await;
     assert_eq!(r.status, StatusCode::PARTIAL_CONTENT);
@@ -112,12 +110,7 @@ async fn counters_move_without_access_control() {
     // A chunked upload, committed; another, cancelled.
     let data = b"chunked upload data";
     let r = c
-        .call(
-            Method::POST,
-            "/v2/team/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, "/v2/team/app/blobs/uploads/", &[])
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let location = r.header("location").to_owned();
@@ -132,26 +125,16 @@ async fn counters_move_without_access_control() {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let digest = Digest::sha256_of(data);
     let r = c
-        .call(
-            Method::PUT,
-            &format!("{location}?digest={digest}"),
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::PUT, &format!("{location}?digest={digest}"), &[])
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     let r = c
-        .call(
-            Method::POST,
-            "/v2/team/app/blobs/uploads/",
-            &[],
-            Body::empty(),
-        )
+        .bare(Method::POST, "/v2/team/app/blobs/uploads/", &[])
         .await;
     let open = r.header("location").to_owned();
     let after_open = scrape(&c, None).await;
     assert_eq!(get(&after_open, "registry_uploads_in_progress{}"), 1.0);
-    let r = c.call(Method::DELETE, &open, &[], Body::empty()).await;
+    let r = c.bare(Method::DELETE, &open, &[]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 
     let s = scrape(&c, None).await;
@@ -252,22 +235,12 @@ async fn metrics_need_the_metrics_viewer_role() {
     assert!(r.header("www-authenticate").starts_with("Bearer realm="));
     let nobody = basic("nobody", PASSWORD);
     let r = c
-        .call(
-            Method::GET,
-            METRICS,
-            &[("authorization", &nobody)],
-            Body::empty(),
-        )
+        .bare(Method::GET, METRICS, &[("authorization", &nobody)])
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let wrong = basic("prom", "wrong-password");
     let r = c
-        .call(
-            Method::GET,
-            METRICS,
-            &[("authorization", &wrong)],
-            Body::empty(),
-        )
+        .bare(Method::GET, METRICS, &[("authorization", &wrong)])
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 

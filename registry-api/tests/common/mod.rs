@@ -80,6 +80,11 @@ impl Client {
         self.send(b.body(body.into()).unwrap()).await
     }
 
+    /// A request without a body.
+    pub async fn bare(&self, method: Method, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        self.call(method, uri, headers, Body::empty()).await
+    }
+
     pub async fn get(&self, uri: &str) -> Reply {
         self.call(Method::GET, uri, &[], Body::empty()).await
     }
