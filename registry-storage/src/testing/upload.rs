@@ -115,8 +115,19 @@ pub async fn upload_wrong_offset(uploads: &dyn UploadStore, blobs: &dyn BlobStor
         .append(&session.id, 10_000, body_of(&data[10_000..], 3000))
         .await
         .unwrap();
-    let digest = Digest::sha256_of(&data);
-    uploads.commit(&session.id, &digest).await.unwrap();
+    commit_and_check(uploads, blobs, &session.id, &data).await;
+}
+
+/// Commits `data` as uploaded by `id`, reads it back, deletes it and
+/// checks that nothing is left behind.
+async fn commit_and_check(
+    uploads: &dyn UploadStore,
+    blobs: &dyn BlobStore,
+    id: &UploadId,
+    data: &[u8],
+) {
+    let digest = Digest::sha256_of(data);
+    uploads.commit(id, &digest).await.unwrap();
     let body = blobs.get(&digest, None).await.unwrap();
     assert_eq!(read_body(body.stream).await.unwrap(), data);
     blobs.delete(&digest).await.unwrap();
@@ -147,12 +158,7 @@ pub async fn upload_failing_stream(uploads: &dyn UploadStore, blobs: &dyn BlobSt
         .append(&session.id, 1000, body_of(&data[1000..], 65536))
         .await
         .unwrap();
-    let digest = Digest::sha256_of(&data);
-    uploads.commit(&session.id, &digest).await.unwrap();
-    let body = blobs.get(&digest, None).await.unwrap();
-    assert_eq!(read_body(body.stream).await.unwrap(), data);
-    blobs.delete(&digest).await.unwrap();
-    assert_clean(uploads, blobs).await;
+    commit_and_check(uploads, blobs, &session.id, &data).await;
 }
 
 /// A commit with the wrong digest is `DigestMismatch`, ends the session
