@@ -24,9 +24,7 @@ use clap::Parser;
 use registry::api::{router, Registry};
 use std::sync::Arc;
 
-use registry::storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
-use registry::storage::sqlite::SqliteMetadataStore;
-use registry::storage::CachedMetadataStore;
+use registry::storage::filesystem::Durability;
 use tracing_subscriber::EnvFilter;
 
 use config::{DurabilitySetting, Flags, LogFormat, Settings};
@@ -120,13 +118,9 @@ async fn run(settings: Settings) -> Result<(), String> {
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
-    let blobs = FsBlobStore::with_durability(dir, durability).map_err(open_error)?;
-    let uploads = FsUploadStore::new(dir, blobs.clone()).map_err(open_error)?;
-    let metadata = Arc::new(
-        SqliteMetadataStore::open(dir.join("registry.db"))
-            .await
-            .map_err(open_error)?,
-    );
+    let (mut registry, database) = Registry::open_data_dir_with_database(dir, durability)
+        .await
+        .map_err(open_error)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -137,12 +131,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         "http"
     };
     let server_url = format!("{scheme}://{addr}");
-    // Requests read metadata through an in-memory cache; the auth records
-    // go to the same database directly.
-    let cached = CachedMetadataStore::new(SqliteMetadataStore::clone(&metadata));
-    let mut registry = Registry::new(Arc::new(blobs), Arc::new(uploads), Arc::new(cached));
     if settings.auth {
-        registry = auth_setup::enable(registry, metadata, &settings, &server_url).await?;
+        registry = auth_setup::enable(registry, Arc::new(database), &settings, &server_url).await?;
     } else {
         tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
     }

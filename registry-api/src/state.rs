@@ -109,15 +109,23 @@ impl Registry {
     /// The embedded default: blobs and uploads under `dir`, metadata in
     /// `dir/registry.db` (SQLite).
     pub async fn open_data_dir(dir: &Path, durability: Durability) -> Result<Self, StorageError> {
+        Ok(Self::open_data_dir_with_database(dir, durability).await?.0)
+    }
+
+    /// [`open_data_dir`](Self::open_data_dir), also handing back the SQLite
+    /// database itself (uncached), which holds the auth records too: pass it
+    /// to [`with_auth`](Self::with_auth) as the `AuthStore`.
+    pub async fn open_data_dir_with_database(
+        dir: &Path,
+        durability: Durability,
+    ) -> Result<(Self, SqliteMetadataStore), StorageError> {
         let blobs = FsBlobStore::with_durability(dir, durability)?;
         let uploads = FsUploadStore::new(dir, blobs.clone())?;
-        let metadata =
-            CachedMetadataStore::new(SqliteMetadataStore::open(dir.join("registry.db")).await?);
-        Ok(Registry::new(
-            Arc::new(blobs),
-            Arc::new(uploads),
-            Arc::new(metadata),
-        ))
+        let database = SqliteMetadataStore::open(dir.join("registry.db")).await?;
+        // Requests read metadata through an in-memory cache.
+        let metadata = CachedMetadataStore::new(database.clone());
+        let registry = Registry::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata));
+        Ok((registry, database))
     }
 
     /// Replaces the limits.
