@@ -329,10 +329,12 @@ async fn references_per_manifest_are_capped() {
     assert_eq!(r.code(), "MANIFEST_INVALID", "{:?}", r.body);
 }
 
-#[tokio::test]
-async fn mount_with_a_token_issued_for_both_repositories() {
+/// The mount flow of Docker and containerd with registry tokens: challenged
+/// on the target, they ask the token endpoint for the challenge's scope plus
+/// `pull` on the `from` repository, then mount with that token.
+async fn mount_with_a_token_issued_for_both_repositories(registry: Registry) {
     let (registry, _) = with_access_control(
-        Registry::in_memory(),
+        registry,
         &["alice", "root"],
         &[
             ("src", Role::Viewer, "alice"),
@@ -357,22 +359,40 @@ async fn mount_with_a_token_issued_for_both_repositories() {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     }
-    // As Docker asks: the source for pull, the target for push and pull.
+    let mount = format!("/v2/dst/app/blobs/uploads/?mount={d}&from=src%2Fapp");
+    let r = c.bare(Method::POST, &mount, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let challenge = r.header("www-authenticate").to_owned();
+    assert!(
+        challenge.contains("scope=\"repository:dst/app:pull,push\""),
+        "{challenge}"
+    );
+
+    let token = |query: &'static str| {
+        let (c, alice) = (&c, &alice);
+        async move {
+            let r = c
+                .bare(
+                    Method::GET,
+                    &format!("/v2/token?service=registry.test&{query}"),
+                    &[("authorization", alice)],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            format!("Bearer {}", r.json()["token"].as_str().unwrap())
+        }
+    };
+    // Docker: one `scope` per scope, its own action order.
+    let both =
+        token("scope=repository%3Adst%2Fapp%3Apush%2Cpull&scope=repository%3Asrc%2Fapp%3Apull")
+            .await;
+    let head = format!("/v2/dst/app/blobs/{d}");
     let r = c
-        .bare(
-            Method::GET,
-            "/v2/token?service=registry.test&scope=repository%3Adst%2Fapp%3Apush%2Cpull&scope=repository%3Asrc%2Fapp%3Apull",
-            &[("authorization", &alice)],
-        )
+        .bare(Method::HEAD, &head, &[("authorization", &both)])
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = c
-        .bare(
-            Method::POST,
-            &format!("/v2/dst/app/blobs/uploads/?mount={d}&from=src%2Fapp"),
-            &[("authorization", &bearer)],
-        )
+        .bare(Method::POST, &mount, &[("authorization", &both)])
         .await;
     assert_eq!(
         r.status,
@@ -382,4 +402,48 @@ async fn mount_with_a_token_issued_for_both_repositories() {
         r.body
     );
     assert_eq!(r.header("docker-content-digest"), d.as_str());
+    let r = c
+        .bare(Method::HEAD, &head, &[("authorization", &both)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // containerd (GET fallback): the scopes space-separated in one parameter.
+    let both =
+        token("scope=repository%3Adst%2Fapp%3Apull%2Cpush+repository%3Asrc%2Fapp%3Apull").await;
+    let other = format!("/v2/dst/third/blobs/uploads/?mount={d}&from=src/app");
+    let r = c
+        .bare(Method::POST, &other, &[("authorization", &both)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "scoped to dst/app only");
+    let both =
+        token("scope=repository%3Adst%2Fthird%3Apull%2Cpush+repository%3Asrc%2Fapp%3Apull").await;
+    let r = c
+        .bare(Method::POST, &other, &[("authorization", &both)])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+
+    // A token without pull on the source opens a session instead.
+    let target_only = token("scope=repository%3Adst%2Fapp%3Apull%2Cpush").await;
+    let r = c
+        .bare(
+            Method::POST,
+            &format!("/v2/dst/app/blobs/uploads/?mount={d}&from=dst%2Fother"),
+            &[("authorization", &target_only)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+}
+
+#[tokio::test]
+async fn mount_with_a_token_for_both_repositories_in_memory() {
+    mount_with_a_token_issued_for_both_repositories(Registry::in_memory()).await;
+}
+
+#[tokio::test]
+async fn mount_with_a_token_for_both_repositories_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open_data_dir(dir.path(), Durability::None)
+        .await
+        .unwrap();
+    mount_with_a_token_issued_for_both_repositories(registry).await;
 }
