@@ -266,7 +266,8 @@ async fn append(
     let mut stream = body_stream(body);
     let offset = match content_range(headers)? {
         Some((start, end)) => {
-            let announced = end - start + 1;
+            // `end >= start` (content_range checks); `0-u64::MAX` saturates.
+            let announced = (end - start).saturating_add(1);
             if let Some(len) = header_str(headers, header::CONTENT_LENGTH.as_str())
                 .and_then(|l| l.trim().parse::<u64>().ok())
             {
