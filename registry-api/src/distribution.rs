@@ -57,6 +57,13 @@ fn required_action(endpoint: &Endpoint, method: &Method) -> Option<Action> {
             Method::PUT | Method::POST | Method::PATCH => Action::Push,
             _ => Action::Pull,
         }),
+        // Checked like the manifest it names, so the answer says nothing
+        // to a caller who may not read the repository.
+        Endpoint::InvalidReference(..) => Some(match *method {
+            Method::DELETE => Action::Delete,
+            Method::PUT | Method::POST | Method::PATCH => Action::Push,
+            _ => Action::Pull,
+        }),
     }
 }
 
@@ -196,6 +203,12 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
                 manifests::put(registry, &repo, &reference, &query, headers, body, actor).await
             }
             Method::DELETE => manifests::delete(registry, &repo, &reference, actor).await,
+            _ => Err(unsupported(method, "manifests")),
+        },
+        Endpoint::InvalidReference(repo, reference, e) => match *method {
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE => {
+                Err(manifests::invalid_reference(&repo, &reference, &e, method))
+            }
             _ => Err(unsupported(method, "manifests")),
         },
         Endpoint::Blob(repo, digest) => match *method {

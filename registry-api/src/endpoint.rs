@@ -1,7 +1,7 @@
 //! Routing of `/v2/{*rest}`: the path is parsed from the right into a typed
 //! [`Endpoint`], so repository names may have any number of components.
 
-use registry_core::{Digest, ErrorCode, Reference, RepositoryName};
+use registry_core::{Digest, ErrorCode, Reference, ReferenceError, RepositoryName};
 use registry_storage::UploadId;
 
 use crate::error::ApiError;
@@ -15,6 +15,11 @@ pub enum Endpoint {
     Tags(RepositoryName),
     /// `/v2/<name>/manifests/<reference>`
     Manifest(RepositoryName, Reference),
+    /// `/v2/<name>/manifests/<reference>` whose reference is neither a tag
+    /// nor a digest (as given, and why). No manifest can be found under it
+    /// (clients probe with such names: a `GET` is `MANIFEST_UNKNOWN`), and
+    /// none can be put under it.
+    InvalidReference(RepositoryName, String, ReferenceError),
     /// `/v2/<name>/blobs/<digest>`
     Blob(RepositoryName, Digest),
     /// `/v2/<name>/blobs/uploads/`
@@ -74,14 +79,11 @@ impl Endpoint {
         match kind {
             "manifests" => {
                 let repo = name(repo)?;
-                let reference = last.parse().map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::ManifestInvalid,
-                        format!("invalid reference {last:?}: {e}"),
-                    )
-                    .with_status(axum::http::StatusCode::BAD_REQUEST)
-                })?;
-                Ok(Some(Endpoint::Manifest(repo, reference)))
+                // What to answer depends on the method: the dispatcher decides.
+                Ok(Some(match last.parse() {
+                    Ok(reference) => Endpoint::Manifest(repo, reference),
+                    Err(e) => Endpoint::InvalidReference(repo, last.to_owned(), e),
+                }))
             }
             "blobs" => Ok(Some(Endpoint::Blob(
                 name(repo)?,
@@ -101,6 +103,7 @@ impl Endpoint {
             Endpoint::Catalog => None,
             Endpoint::Tags(r)
             | Endpoint::Manifest(r, _)
+            | Endpoint::InvalidReference(r, ..)
             | Endpoint::Blob(r, _)
             | Endpoint::UploadStart(r)
             | Endpoint::Upload(r, _)
@@ -155,7 +158,15 @@ mod tests {
         assert_eq!(code("single/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("Upper/x/tags/list"), ErrorCode::NameInvalid);
         assert_eq!(code("ns/app/blobs/sha256:nothex"), ErrorCode::DigestInvalid);
-        assert_eq!(code("ns/app/manifests/-bad"), ErrorCode::ManifestInvalid);
+        assert!(matches!(
+            parse("ns/app/manifests/-bad"),
+            Endpoint::InvalidReference(n, r, registry_core::ReferenceError::Tag(_))
+                if n.as_str() == "ns/app" && r == "-bad"
+        ));
+        assert!(matches!(
+            parse("ns/app/manifests/sha256:short"),
+            Endpoint::InvalidReference(_, _, registry_core::ReferenceError::Digest(_))
+        ));
         assert_eq!(
             code("ns/app/blobs/uploads/not-an-id"),
             ErrorCode::BlobUploadUnknown

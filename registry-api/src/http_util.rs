@@ -19,6 +19,8 @@ pub const API_VERSION: &str = "docker-distribution-api-version";
 pub const OCI_SUBJECT: &str = "oci-subject";
 /// `OCI-Filters-Applied`.
 pub const OCI_FILTERS_APPLIED: &str = "oci-filters-applied";
+/// `OCI-Tag`: one per tag a manifest `PUT` applied.
+pub const OCI_TAG: &str = "oci-tag";
 
 /// A header value from text we built ourselves (digests, paths of validated
 /// names, numbers): always visible ASCII.

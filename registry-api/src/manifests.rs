@@ -1,15 +1,17 @@
 //! Manifests: `HEAD`/`GET`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use registry_core::{Algorithm, Digest, ErrorCode, Manifest, Reference, RepositoryName, Tag};
+use registry_core::{
+    Algorithm, Digest, ErrorCode, Manifest, Reference, ReferenceError, RepositoryName, Tag,
+};
 use registry_storage::{NewManifest, StorageError, StoredManifest};
 
 use crate::error::{ApiError, ApiResult};
-use crate::http_util::{header_str, header_value, DOCKER_CONTENT_DIGEST, OCI_SUBJECT};
+use crate::http_util::{header_str, header_value, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG};
 use crate::state::Registry;
 
 fn manifest_unknown(repo: &RepositoryName, reference: &Reference) -> ApiError {
@@ -17,6 +19,30 @@ fn manifest_unknown(repo: &RepositoryName, reference: &Reference) -> ApiError {
         ErrorCode::ManifestUnknown,
         format!("manifest {reference} unknown in repository {repo}"),
     )
+}
+
+/// The answer to a manifest reference that is neither a tag nor a digest:
+/// nothing is stored under it, so reads and deletes find nothing (404
+/// `MANIFEST_UNKNOWN`: clients probe with such names), while a `PUT` under
+/// it is a malformed request (400 `MANIFEST_INVALID`).
+pub(crate) fn invalid_reference(
+    repo: &RepositoryName,
+    reference: &str,
+    error: &ReferenceError,
+    method: &Method,
+) -> ApiError {
+    if method == Method::PUT {
+        ApiError::new(
+            ErrorCode::ManifestInvalid,
+            format!("invalid reference {reference:?}: {error}"),
+        )
+        .with_status(StatusCode::BAD_REQUEST)
+    } else {
+        ApiError::new(
+            ErrorCode::ManifestUnknown,
+            format!("manifest {reference:?} unknown in repository {repo}: {error}"),
+        )
+    }
 }
 
 /// Whether the client's `Accept` headers allow `media_type`. No `Accept`
@@ -66,7 +92,10 @@ pub(crate) async fn get(
     head: bool,
 ) -> ApiResult<Response> {
     let m = load(registry, repo, reference).await?;
-    if !accepts(headers, &m.media_type) {
+    // A digest names exact bytes: there is nothing to negotiate, so they
+    // are served with their own type whatever `Accept` says (clients that
+    // never list the OCI types still read an OCI index by digest).
+    if reference.as_tag().is_some() && !accepts(headers, &m.media_type) {
         return Err(ApiError::new(
             ErrorCode::ManifestUnknown,
             format!(
@@ -153,6 +182,18 @@ pub(crate) async fn put(
     let content_type = header_str(headers, header::CONTENT_TYPE.as_str());
     let manifest = Manifest::parse(content_type, &bytes)
         .map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
+    // Before any lookup: accepting a manifest costs store work per reference.
+    let references = manifest.reference_count();
+    let max_references = registry.limits().max_manifest_references;
+    if references > max_references {
+        return Err(ApiError::new(
+            ErrorCode::ManifestInvalid,
+            format!(
+                "manifest references {references} descriptors (config, layers, manifests, \
+                 subject); this registry accepts at most {max_references}"
+            ),
+        ));
+    }
     let algorithm = reference
         .as_digest()
         .map_or(Algorithm::Sha256, Digest::algorithm);
@@ -200,7 +241,7 @@ pub(crate) async fn put(
             .manifest_references()
             .map(|d| d.digest.clone())
             .collect(),
-        tags,
+        tags: tags.clone(),
         actor: actor.to_owned(),
     };
     registry.metadata().put_manifest(record).await?;
@@ -215,6 +256,11 @@ pub(crate) async fn put(
         .header(DOCKER_CONTENT_DIGEST, digest.as_str());
     if let Some(subject) = subject {
         builder = builder.header(OCI_SUBJECT, subject.as_str());
+    }
+    // One `OCI-Tag` per tag applied (distribution-spec v1.1): a client that
+    // pushed with `?tag=` sees the tags took and need not tag one by one.
+    for tag in &tags {
+        builder = builder.header(OCI_TAG, tag.as_str());
     }
     builder.body(Body::empty()).map_err(ApiError::internal)
 }

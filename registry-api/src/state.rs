@@ -25,6 +25,14 @@ pub struct Limits {
     /// `TOOMANYREQUESTS` with `Retry-After`, instead of every upload slowing
     /// down together.
     pub max_concurrent_uploads: usize,
+    /// Most descriptors one manifest may reference (config, layers, child
+    /// manifests and subject together); above it a `PUT` is 400
+    /// `MANIFEST_INVALID`. Each reference costs store lookups when the
+    /// manifest is accepted, so this bounds the work of one request. Real
+    /// images stay far below the default: Docker and containerd cannot
+    /// even stack more than ~128 layers, and the largest multi-platform
+    /// indexes list tens of entries.
+    pub max_manifest_references: usize,
 }
 
 impl Default for Limits {
@@ -33,6 +41,7 @@ impl Default for Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_page: 1000,
             max_concurrent_uploads: 512,
+            max_manifest_references: 1000,
         }
     }
 }

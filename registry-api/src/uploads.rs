@@ -4,8 +4,10 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
 use registry_core::{Digest, ErrorCode, RepositoryName};
-use registry_storage::{StorageError, UploadId, UploadStatus};
+use registry_storage::{ByteStream, StorageError, UploadId, UploadStatus};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::{
@@ -173,7 +175,87 @@ fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
     Ok(Some((a, b)))
 }
 
-/// Appends a request body at the session's offset, checking `Content-Range`.
+/// A chunk body that is longer or shorter than its `Content-Range` says.
+#[derive(Debug)]
+enum ChunkLengthMismatch {
+    /// More bytes arrived than announced.
+    Longer { announced: u64 },
+    /// The body ended early.
+    Shorter { announced: u64, received: u64 },
+}
+
+impl std::fmt::Display for ChunkLengthMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChunkLengthMismatch::Longer { announced } => write!(
+                f,
+                "the chunk body is longer than the {announced} bytes its Content-Range announces"
+            ),
+            ChunkLengthMismatch::Shorter {
+                announced,
+                received,
+            } => write!(
+                f,
+                "the chunk body ended after {received} of the {announced} bytes its Content-Range announces"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ChunkLengthMismatch {}
+
+/// `body` failing as soon as it yields more than `announced` bytes, and at
+/// its end when it yielded fewer: a chunk sent without `Content-Length`
+/// (chunked transfer coding) is held to its `Content-Range`. The store then
+/// sees a stream that failed part-way, which leaves the session as it was.
+fn exactly(body: ByteStream, announced: u64) -> ByteStream {
+    let mismatch = |e: ChunkLengthMismatch| StorageError::Incoming {
+        source: Box::new(e),
+    };
+    // State: the body (until it ends or fails) and the bytes seen so far.
+    stream::unfold(Some((body, 0u64)), move |state| async move {
+        let (mut body, received) = state?;
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let received = received + chunk.len() as u64;
+                if received > announced {
+                    Some((
+                        Err(mismatch(ChunkLengthMismatch::Longer { announced })),
+                        None,
+                    ))
+                } else {
+                    Some((Ok::<Bytes, _>(chunk), Some((body, received))))
+                }
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None if received < announced => Some((
+                Err(mismatch(ChunkLengthMismatch::Shorter {
+                    announced,
+                    received,
+                })),
+                None,
+            )),
+            None => None,
+        }
+    })
+    .boxed()
+}
+
+/// The answer to a chunk the store refused for its length or its offset:
+/// 416 with the session's unchanged range, as for a wrong offset.
+fn chunk_refused(repo: &RepositoryName, id: &UploadId, offset: u64, message: String) -> ApiError {
+    ApiError::new(ErrorCode::BlobUploadInvalid, message)
+        .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+        .with_header(header::RANGE, header_value(range_value(offset)))
+        .with_header(
+            header::LOCATION,
+            header_value(format!("/v2/{repo}/blobs/uploads/{id}")),
+        )
+}
+
+/// Appends a request body at the session's offset, checking `Content-Range`
+/// against `Content-Length` when there is one, and against the body's
+/// actual length in any case.
 async fn append(
     registry: &Registry,
     repo: &RepositoryName,
@@ -181,38 +263,37 @@ async fn append(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<UploadStatus> {
+    let mut stream = body_stream(body);
     let offset = match content_range(headers)? {
         Some((start, end)) => {
+            // `end >= start` (content_range checks); `0-u64::MAX` saturates.
+            let announced = (end - start).saturating_add(1);
             if let Some(len) = header_str(headers, header::CONTENT_LENGTH.as_str())
                 .and_then(|l| l.trim().parse::<u64>().ok())
             {
-                if len != end - start + 1 {
+                if len != announced {
                     return Err(ApiError::new(
                         ErrorCode::SizeInvalid,
                         format!("Content-Length {len} does not match Content-Range {start}-{end}"),
                     ));
                 }
             }
+            stream = exactly(stream, announced);
             start
         }
         None => current.offset,
     };
-    match registry
-        .uploads()
-        .append(&current.id, offset, body_stream(body))
-        .await
-    {
+    match registry.uploads().append(&current.id, offset, stream).await {
         Ok(s) => Ok(s),
-        Err(StorageError::InvalidOffset { expected, got }) => Err(ApiError::new(
-            ErrorCode::BlobUploadInvalid,
+        Err(StorageError::InvalidOffset { expected, got }) => Err(chunk_refused(
+            repo,
+            &current.id,
+            expected,
             format!("chunk starts at {got}, upload is at {expected}"),
-        )
-        .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
-        .with_header(header::RANGE, header_value(range_value(expected)))
-        .with_header(
-            header::LOCATION,
-            header_value(format!("/v2/{repo}/blobs/uploads/{}", current.id)),
         )),
+        Err(StorageError::Incoming { source }) if source.is::<ChunkLengthMismatch>() => {
+            Err(chunk_refused(repo, &current.id, offset, source.to_string()))
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -59,7 +59,9 @@ async fn monolithic_push_then_head_get_and_ranges() {
             &[("range", "pages=1")],
         )
         .await;
-    assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    // An unknown unit is ignored (RFC 9110 §14.2): the whole blob.
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.len(), 11);
 }
 
 #[tokio::test]

@@ -308,6 +308,15 @@ impl Manifest {
             .chain(self.layers.iter().filter(|l| l.urls.is_empty()))
     }
 
+    /// How many descriptors the manifest holds: config, layers (foreign
+    /// ones too), child manifests and subject.
+    pub fn reference_count(&self) -> usize {
+        usize::from(self.config.is_some())
+            + self.layers.len()
+            + self.manifests.len()
+            + usize::from(self.subject.is_some())
+    }
+
     /// Child manifests this index needs in the registry.
     pub fn manifest_references(&self) -> impl Iterator<Item = &Descriptor> {
         self.manifests.iter()

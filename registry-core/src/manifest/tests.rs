@@ -34,6 +34,14 @@ fn subject_and_artifact_type() {
         d("s")
     );
     let m = Manifest::parse(Some(mt::OCI_MANIFEST), image(&extra).as_bytes()).unwrap();
+    // Config, one layer and the subject.
+    assert_eq!(m.reference_count(), 3);
+    assert_eq!(
+        Manifest::parse(None, image("").as_bytes())
+            .unwrap()
+            .reference_count(),
+        2
+    );
     assert_eq!(m.artifact_type.as_deref(), Some("application/x-sig"));
     assert_eq!(m.subject.unwrap().digest.to_string(), d("s"));
     assert_eq!(m.annotations["a"], "b");
@@ -62,6 +70,7 @@ fn index_and_docker_list() {
         assert!(m.kind.is_index());
         assert_eq!(m.manifest_references().count(), 1);
         assert_eq!(m.blob_references().count(), 0);
+        assert_eq!(m.reference_count(), 1);
     }
 }
 
