@@ -99,6 +99,16 @@ impl From<StorageError> for ApiError {
                 ErrorCode::BlobUploadInvalid,
                 format!("request body failed: {source}"),
             ),
+            // Raced a prune: retrying (uploading the blob again) works.
+            StorageError::BlobDeleted { digest } => ApiError::new(
+                ErrorCode::BlobUnknown,
+                format!("blob {digest} is being deleted by garbage collection; retry"),
+            )
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .with_header(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            ),
             other => ApiError::internal(other),
         }
     }

@@ -244,7 +244,17 @@ pub(crate) async fn put(
         tags: tags.clone(),
         actor: actor.to_owned(),
     };
-    registry.metadata().put_manifest(record).await?;
+    match registry.metadata().put_manifest(record).await {
+        Ok(()) => {}
+        // A prune deleted a blob after `check_references` saw it.
+        Err(StorageError::BlobDeleted { digest }) => {
+            return Err(ApiError::new(
+                ErrorCode::ManifestBlobUnknown,
+                format!("blob {digest} was deleted by garbage collection; push it again"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    }
 
     let mut builder = Response::builder()
         .status(StatusCode::CREATED)

@@ -60,7 +60,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     pub(crate) auth: Option<Arc<AuthState>>,
     pub(crate) metrics: Arc<Metrics>,
-    /// Held while garbage collection runs: one run at a time per registry.
+    /// Held while garbage collection runs: one run at a time per registry
+    /// (to save work; safety does not depend on it).
     pub(crate) gc_lock: Arc<tokio::sync::Mutex<()>>,
     /// One permit per upload request in flight (`Limits::max_concurrent_uploads`).
     pub(crate) upload_slots: Arc<tokio::sync::Semaphore>,
@@ -188,7 +189,10 @@ impl Registry {
 
     /// Runs garbage collection over the registry's stores (see
     /// [`registry_storage::gc`]), waiting for a run already in progress in
-    /// this process to finish first, and records it in the metrics.
+    /// this process to finish first, and records it in the metrics. The
+    /// wait only saves duplicate work: concurrent runs (here or on other
+    /// replicas) are safe, because the metadata store's transactions decide
+    /// every delete.
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport, StorageError> {
         let _one_at_a_time = self.inner.gc_lock.lock().await;
         let report = registry_storage::collect_garbage(

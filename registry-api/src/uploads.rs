@@ -80,8 +80,11 @@ async fn put_blob(
     digest: &Digest,
     body: Body,
 ) -> ApiResult<Response> {
+    // The ticket comes first: a put that finds the bytes present (a no-op)
+    // must not be acknowledged if a prune deletes them meanwhile.
+    let ticket = registry.metadata().blob_ticket(digest).await?;
     registry.blobs().put(digest, body_stream(body)).await?;
-    registry.metadata().link_blob(repo, digest).await?;
+    registry.metadata().link_blob_with(repo, &ticket).await?;
     created(repo, digest)
 }
 
@@ -125,12 +128,22 @@ async fn try_mount(
     let Some(from) = from.and_then(|f| f.parse::<RepositoryName>().ok()) else {
         return Ok(None);
     };
+    // Ticket before the checks: a prune deleting the blob after them makes
+    // the link fail, and the client uploads instead.
+    let ticket = match registry.metadata().blob_ticket(&digest).await {
+        Ok(ticket) => ticket,
+        Err(StorageError::BlobDeleted { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let linked = registry.metadata().blob_linked(&from, &digest).await?;
     if !linked || registry.blobs().stat(&digest).await?.is_none() {
         return Ok(None);
     }
-    registry.metadata().link_blob(repo, &digest).await?;
-    created(repo, &digest).map(Some)
+    match registry.metadata().link_blob_with(repo, &ticket).await {
+        Ok(()) => created(repo, &digest).map(Some),
+        Err(StorageError::BlobDeleted { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Loads a session and checks it belongs to `repo`.
@@ -327,6 +340,8 @@ pub(crate) async fn finish(
     if has_body(headers) {
         append(registry, repo, &current, headers, body).await?;
     }
+    // Before the commit, which may find the bytes present already.
+    let ticket = registry.metadata().blob_ticket(&digest).await?;
     match registry.uploads().commit(id, &digest).await {
         Ok(_) => {}
         Err(StorageError::UploadUnknown { .. }) => {
@@ -337,7 +352,7 @@ pub(crate) async fn finish(
         }
         Err(e) => return Err(e.into()),
     }
-    registry.metadata().link_blob(repo, &digest).await?;
+    registry.metadata().link_blob_with(repo, &ticket).await?;
     created(repo, &digest)
 }
 

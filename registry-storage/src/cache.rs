@@ -20,7 +20,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::Result;
 use crate::metadata::{
-    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
+    TagEvent, TagRecord,
 };
 
 /// How long entries live and how many are kept.
@@ -380,5 +381,30 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
             maps.links.retain(|(_, d)| d != digest);
         })
         .await
+    }
+
+    // Garbage collection's records are never cached: they decide deletes.
+    async fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
+        self.inner.blob_record(digest).await
+    }
+
+    async fn link_blob_with(&self, repository: &RepositoryName, ticket: &BlobTicket) -> Result<()> {
+        self.inner.link_blob_with(repository, ticket).await
+    }
+
+    async fn begin_blob_delete(&self, digest: &Digest, generation: u64) -> Result<bool> {
+        // The mark removes every link of the blob: drop the cached ones.
+        self.write(self.inner.begin_blob_delete(digest, generation), |maps| {
+            maps.links.retain(|(_, d)| d != digest);
+        })
+        .await
+    }
+
+    async fn finish_blob_delete(&self, digest: &Digest) -> Result<()> {
+        self.inner.finish_blob_delete(digest).await
+    }
+
+    async fn stale_blob_deletes(&self, before: std::time::SystemTime) -> Result<Vec<Digest>> {
+        self.inner.stale_blob_deletes(before).await
     }
 }

@@ -80,6 +80,14 @@ pub enum StorageError {
         /// The backend's error.
         source: BoxError,
     },
+    /// Garbage collection is deleting the blob, or deleted it after the
+    /// operation began (see [`crate::gc`]): the link or manifest that needed
+    /// it was not recorded. Retrying (uploading the blob again) succeeds.
+    #[error("blob {digest} is being deleted or was deleted by garbage collection")]
+    BlobDeleted {
+        /// The blob.
+        digest: Digest,
+    },
 }
 
 impl StorageError {

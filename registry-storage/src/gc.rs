@@ -12,16 +12,47 @@
 //! backend does not know are always kept. Manifests are never collected,
 //! tagged or not.
 //!
-//! # Running online
-//! The collector runs while the registry serves. To keep a manifest
-//! committed during the sweep from losing its blobs, it re-reads the mark
-//! set after listing the blobs and only deletes what is unreferenced in
-//! both readings and older than the grace period. A manifest that starts
-//! referencing an *old* unreferenced blob between that second reading and
-//! the delete (a client that found the blob with `HEAD` and skipped the
-//! upload) can still lose it: keep the grace period longer than the time
-//! between a client's blob check and its manifest push. Only one collector
-//! should run at a time against one set of stores; callers serialise runs.
+//! # Running online, safely
+//! The collector runs while the registry serves, and several collectors
+//! (threads, processes, replicas) may run at once: its safety comes from
+//! the metadata store's transactions, not from a lock. Each blob has a
+//! [`BlobRecord`] in the metadata store: a *generation* that every link and
+//! every manifest commit moves inside its own transaction, and an *epoch*
+//! that moves when a collector starts deleting the blob.
+//!
+//! A sweep lists the blobs; for each unreferenced one older than the grace
+//! period (by its bytes' age and by when a link or manifest last touched
+//! it) it reads the record. To delete, it first *marks* the blob
+//! ([`MetadataStore::begin_blob_delete`]): one transaction that re-checks
+//! that no manifest references it and that its generation has not moved
+//! since the read, then records it `Deleting`, moves its epoch and removes
+//! its links. Only then are the bytes deleted, and the record becomes
+//! `Deleted` ([`MetadataStore::finish_blob_delete`]). On the other side:
+//!
+//! - A manifest commit ([`MetadataStore::put_manifest`]) fails with
+//!   [`StorageError::BlobDeleted`] when one of its blobs is `Deleting` or
+//!   `Deleted`, and otherwise moves their generations in the same
+//!   transaction. Whichever commits first, the other sees it: a collector
+//!   never deletes a blob that a manifest acknowledged before, during or
+//!   after the sweep references, whatever the manifest's reference checks
+//!   saw earlier (a `HEAD`, a stat before the sweep).
+//! - An upload or mount takes a [`BlobTicket`](crate::BlobTicket) (the epoch) *before* storing
+//!   or finding the bytes, and links with
+//!   [`MetadataStore::link_blob_with`], which fails if the epoch moved. So a
+//!   put that was a no-op because the bytes existed, or a mount that found
+//!   them, cannot be acknowledged once a deletion started in between; and a
+//!   link made after the collector read the record moves the generation, so
+//!   that collector keeps the blob.
+//!
+//! A client racing a deletion gets an error (`BlobDeleted`, which it can
+//! retry by uploading the blob again), never a success for bytes that are
+//! then gone. The grace period is no longer what keeps acknowledged data:
+//! it only spares the blobs of a push in progress (uploaded, manifest not
+//! pushed yet) from being deleted under it, which would fail that push.
+//! Blobs whose age the backend does not know are always kept. A blob left
+//! `Deleting` by a collector that crashed is finished by a later run once
+//! the mark is [`ABANDONED_DELETE`] old; a collector must not pause longer
+//! than that between a mark and its delete.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
@@ -31,8 +62,12 @@ use registry_core::Digest;
 
 use crate::blob::{BlobInfo, BlobStore};
 use crate::error::{Result, StorageError};
-use crate::metadata::MetadataStore;
+use crate::metadata::{BlobRecord, BlobState, MetadataStore};
 use crate::upload::UploadStore;
+
+/// How old a collector's `Deleting` mark must be before another run takes
+/// it for abandoned (its collector crashed) and finishes the deletion.
+pub const ABANDONED_DELETE: Duration = Duration::from_secs(3600);
 
 /// How [`collect_garbage`] behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +111,9 @@ pub struct GcReport {
     /// Upload sessions cancelled for being older than `upload_max_age` (or,
     /// in a dry run, that would have been).
     pub uploads_expired: u64,
+    /// Unreferenced blobs kept because a link or a manifest took them while
+    /// the run was deciding (their record moved after it was read).
+    pub blobs_raced: u64,
     /// How long the run took.
     pub duration: Duration,
     /// Whether this was a dry run (nothing was changed).
@@ -115,43 +153,104 @@ async fn expire_uploads(
     Ok(expired)
 }
 
+/// A blob the run may delete: what the listing said, and the record's
+/// generation when it was read.
+struct Candidate {
+    info: BlobInfo,
+    generation: u64,
+}
+
+/// Whether a record says the blob was linked or referenced within the grace
+/// period (or is being deleted by another run).
+fn recently_touched(record: &BlobRecord, now: SystemTime, options: &GcOptions) -> bool {
+    record.state == BlobState::Deleting
+        || record
+            .touched
+            .is_some_and(|t| !older_than(t, now, options.grace_period))
+}
+
 /// Lists the blobs and returns those that are unreferenced and old enough,
-/// counting the others into `report`.
+/// each with its record's generation read at listing time, counting the
+/// others into `report`.
 async fn candidates(
     blobs: &dyn BlobStore,
+    metadata: &dyn MetadataStore,
     marked: &HashSet<Digest>,
     now: SystemTime,
     options: &GcOptions,
     report: &mut GcReport,
-) -> Result<Vec<BlobInfo>> {
+) -> Result<Vec<Candidate>> {
     let mut listing = blobs.list();
     let mut found = Vec::new();
     while let Some(info) = listing.try_next().await? {
         report.blobs_scanned += 1;
         if marked.contains(&info.digest) {
             report.blobs_referenced += 1;
-        } else if info
-            .modified
-            .is_some_and(|m| older_than(m, now, options.grace_period))
-        {
-            found.push(info);
-        } else {
-            report.blobs_young += 1;
+            continue;
         }
+        let old_bytes = info
+            .modified
+            .is_some_and(|m| older_than(m, now, options.grace_period));
+        if !old_bytes {
+            report.blobs_young += 1;
+            continue;
+        }
+        let record = metadata.blob_record(&info.digest).await?;
+        if recently_touched(&record, now, options) {
+            report.blobs_young += 1;
+            continue;
+        }
+        found.push(Candidate {
+            info,
+            generation: record.generation,
+        });
     }
     Ok(found)
 }
 
+/// Deletes the bytes of a blob marked `Deleting`, then records it
+/// `Deleted`. The record is finished even when the delete fails: the bytes
+/// are then still there, unlinked, for a later run.
+async fn delete_marked(
+    blobs: &dyn BlobStore,
+    metadata: &dyn MetadataStore,
+    digest: &Digest,
+) -> Result<()> {
+    let deleted = match blobs.delete(digest).await {
+        Ok(()) | Err(StorageError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    };
+    metadata.finish_blob_delete(digest).await?;
+    deleted
+}
+
+/// Finishes deletions that a crashed collector marked and never ended.
+async fn finish_abandoned(
+    blobs: &dyn BlobStore,
+    metadata: &dyn MetadataStore,
+    now: SystemTime,
+) -> Result<()> {
+    let Some(before) = now.checked_sub(ABANDONED_DELETE) else {
+        return Ok(());
+    };
+    for digest in metadata.stale_blob_deletes(before).await? {
+        tracing::warn!(target: "gc", %digest, "finishing a deletion an earlier run abandoned");
+        delete_marked(blobs, metadata, &digest).await?;
+    }
+    Ok(())
+}
+
 /// Runs one garbage collection over the three stores (see the module
-/// documentation for what is collected and how it stays safe online).
+/// documentation for what is collected and why it is safe online).
 ///
-/// Order: expire upload sessions; read the mark set; list the blobs and
-/// pick the unreferenced ones older than the grace period; read the mark
-/// set again and drop every candidate referenced now; then, for each
-/// remaining candidate, [`MetadataStore::forget_blob`] (so no repository
-/// claims it any more) and [`BlobStore::delete`]. A blob deleted by someone
-/// else meanwhile is skipped. With `dry_run` nothing is changed and the
-/// report says what would have been.
+/// Order: expire upload sessions; finish abandoned deletions; read the mark
+/// set; list the blobs and pick the unreferenced ones older than the grace
+/// period, reading each one's record; read the mark set again and drop
+/// every candidate referenced now (for the report: the mark re-checks it
+/// anyway); then for each remaining candidate mark it
+/// ([`MetadataStore::begin_blob_delete`], which refuses a blob whose record
+/// moved), delete its bytes and finish its record. With `dry_run` nothing
+/// is changed and the report says what would have been.
 pub async fn collect_garbage(
     blobs: &dyn BlobStore,
     uploads: &dyn UploadStore,
@@ -165,27 +264,29 @@ pub async fn collect_garbage(
         ..GcReport::default()
     };
     report.uploads_expired = expire_uploads(uploads, now, &options).await?;
+    if !options.dry_run {
+        finish_abandoned(blobs, metadata, now).await?;
+    }
 
     let marked = metadata.referenced_blobs().await?;
-    let found = candidates(blobs, &marked, now, &options, &mut report).await?;
+    let found = candidates(blobs, metadata, &marked, now, &options, &mut report).await?;
     // Manifests committed while we listed: their blobs are not garbage.
     let marked_again = if found.is_empty() {
         HashSet::new()
     } else {
         metadata.referenced_blobs().await?
     };
-    for info in found {
+    for Candidate { info, generation } in found {
         if marked_again.contains(&info.digest) {
             report.blobs_referenced += 1;
             continue;
         }
         if !options.dry_run {
-            metadata.forget_blob(&info.digest).await?;
-            match blobs.delete(&info.digest).await {
-                Ok(()) => {}
-                Err(StorageError::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
+            if !metadata.begin_blob_delete(&info.digest, generation).await? {
+                report.blobs_raced += 1;
+                continue;
             }
+            delete_marked(blobs, metadata, &info.digest).await?;
         }
         tracing::info!(target: "gc", digest = %info.digest, size = info.size,
             dry_run = options.dry_run, "swept unreferenced blob");
@@ -196,6 +297,7 @@ pub async fn collect_garbage(
     report.duration = started.elapsed();
     tracing::info!(target: "gc", scanned = report.blobs_scanned,
         deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
+        raced = report.blobs_raced,
         uploads_expired = report.uploads_expired, dry_run = report.dry_run,
         elapsed_ms = report.duration.as_millis() as u64, "garbage collection finished");
     Ok(report)

@@ -50,6 +50,7 @@ pub use cache::{CacheConfig, CachedMetadataStore};
 pub use error::{BoxError, Result, StorageError};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
-    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
+    StoredManifest, TagEvent, TagRecord,
 };
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 
 /// A manifest to store, with what the API learned by parsing it.
 #[derive(Debug, Clone)]
@@ -109,6 +109,76 @@ pub struct Referrer {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Where a blob stands in garbage collection's deletion protocol (see
+/// [`crate::gc`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    /// Its bytes are (or may be) stored and nothing is deleting them.
+    Live,
+    /// A collector recorded that it is deleting the bytes: no link and no
+    /// manifest may take the blob until the deletion ends.
+    Deleting,
+    /// A collector deleted the bytes. Only a link made with a
+    /// [`BlobTicket`] taken after the deletion (by a client that stored the
+    /// bytes again) makes it live.
+    Deleted,
+}
+
+/// What the metadata store records of a blob for garbage collection. A blob
+/// the store never heard of is [`BlobRecord::UNKNOWN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRecord {
+    /// Where it stands.
+    pub state: BlobState,
+    /// Moves whenever the blob is linked, referenced by a committed
+    /// manifest or marked by a collector: a collector deletes only if it
+    /// has not moved since the collector read it.
+    pub generation: u64,
+    /// Moves whenever a collector starts deleting the blob: a
+    /// [`BlobTicket`] is good only while it has not moved.
+    pub epoch: u64,
+    /// When the generation last moved, if ever.
+    pub touched: Option<SystemTime>,
+}
+
+impl BlobRecord {
+    /// The record of a blob the store never heard of.
+    pub const UNKNOWN: BlobRecord = BlobRecord {
+        state: BlobState::Live,
+        generation: 0,
+        epoch: 0,
+        touched: None,
+    };
+}
+
+/// Taken before storing (or finding) a blob's bytes, and handed to
+/// [`MetadataStore::link_blob_with`] afterwards: the link is recorded only
+/// if no collector started deleting the blob in between, so bytes found
+/// present by a no-op put cannot be deleted under a link that is then
+/// acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobTicket {
+    digest: Digest,
+    epoch: u64,
+}
+
+impl BlobTicket {
+    /// A ticket for `digest` at `epoch` (backends build these from a record).
+    pub fn new(digest: Digest, epoch: u64) -> Self {
+        BlobTicket { digest, epoch }
+    }
+
+    /// The blob.
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// The blob's epoch when the ticket was taken.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
 /// Registry metadata.
 ///
 /// # Contract
@@ -126,6 +196,18 @@ pub struct Referrer {
 /// - A blob is *linked* to a repository when uploaded or mounted into it or
 ///   referenced by one of its manifests; only linked blobs may be served
 ///   from that repository.
+/// - Garbage collection (see [`crate::gc`]): every link and every
+///   `put_manifest` moves each of its blobs' [`BlobRecord::generation`] and
+///   `touched` *in its own transaction*, and fails with
+///   [`StorageError::BlobDeleted`] (changing nothing) when a blob is
+///   [`BlobState::Deleting`] (`put_manifest` also when it is
+///   [`BlobState::Deleted`]; `link_blob_with` also when the blob's epoch
+///   moved since its ticket). [`begin_blob_delete`](Self::begin_blob_delete)
+///   is one transaction that checks "no manifest references it and its
+///   generation is the one the collector read" before it marks the blob
+///   `Deleting`, moves its epoch and removes its links. So whichever
+///   commits first, a manifest commit and a collector never both succeed
+///   on one blob.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// Creates a namespace; `AlreadyExists` if it does.
@@ -182,7 +264,11 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// Deletes a tag (recording the event). Missing is `NotFound`.
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()>;
 
-    /// Links a blob to a repository, creating the repository if needed.
+    /// Links a blob to a repository, creating the repository if needed. The
+    /// caller asserts that the bytes are stored now (a
+    /// [`BlobState::Deleted`] blob becomes live); `BlobDeleted` while a
+    /// collector is deleting it. Request paths use
+    /// [`link_blob_with`](Self::link_blob_with) instead.
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
     /// Whether a blob is linked to a repository.
     async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
@@ -202,4 +288,41 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn referenced_blobs(&self) -> Result<HashSet<Digest>>;
     /// Removes every link to a blob (before the blob itself is swept).
     async fn forget_blob(&self, digest: &Digest) -> Result<()>;
+
+    /// A blob's garbage-collection record ([`BlobRecord::UNKNOWN`] if none).
+    async fn blob_record(&self, digest: &Digest) -> Result<BlobRecord>;
+
+    /// A ticket to take before storing or finding a blob's bytes (see
+    /// [`BlobTicket`]); `BlobDeleted` while a collector is deleting it.
+    async fn blob_ticket(&self, digest: &Digest) -> Result<BlobTicket> {
+        let record = self.blob_record(digest).await?;
+        if record.state == BlobState::Deleting {
+            return Err(StorageError::BlobDeleted {
+                digest: digest.clone(),
+            });
+        }
+        Ok(BlobTicket::new(digest.clone(), record.epoch))
+    }
+
+    /// Links the ticket's blob to a repository (creating the repository if
+    /// needed) if no collector started deleting it since the ticket was
+    /// taken; `BlobDeleted` otherwise, recording nothing.
+    async fn link_blob_with(&self, repository: &RepositoryName, ticket: &BlobTicket) -> Result<()>;
+
+    /// A collector's mark, in one transaction: if no manifest references the
+    /// blob, it is not already `Deleting` and its generation is still
+    /// `generation`, marks it `Deleting`, moves its epoch and generation and
+    /// removes every link to it, and returns `true`. Otherwise changes
+    /// nothing and returns `false`.
+    async fn begin_blob_delete(&self, digest: &Digest, generation: u64) -> Result<bool>;
+
+    /// Ends a deletion [`begin_blob_delete`](Self::begin_blob_delete)
+    /// started, once the bytes are gone: `Deleting` becomes `Deleted`. A blob
+    /// in another state is left as it is.
+    async fn finish_blob_delete(&self, digest: &Digest) -> Result<()>;
+
+    /// Blobs left `Deleting` since before `before` (by a collector that
+    /// crashed between its mark and the end of the deletion), for the next
+    /// collector to finish.
+    async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>>;
 }

@@ -21,8 +21,9 @@ use registry_storage::testing::{
     assert_no_blobs, assert_no_uploads, assert_upload_unknown, body_of, list_digests, test_data,
 };
 use registry_storage::{
-    collect_garbage, BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream, CachedMetadataStore,
-    GcOptions, GcReport, MetadataStore, NewManifest, Result, UploadStore,
+    collect_garbage, BlobBody, BlobInfo, BlobStore, BlobTicket, ByteRange, ByteStream,
+    CachedMetadataStore, GcOptions, GcReport, MetadataStore, NewManifest, Result, StorageError,
+    UploadStore,
 };
 
 /// One set of stores (and the directory behind them, if any).
@@ -338,9 +339,120 @@ async fn manifest_committed_during_sweep_keeps_its_blobs(s: Stores) {
     .await
     .expect("garbage collection");
     assert_eq!(report.deleted, vec![orphan.clone()], "{report:?}");
-    assert_eq!(report.blobs_referenced, 2);
+    // Kept as referenced, or as just touched by the commit.
+    assert_eq!(
+        report.blobs_referenced + report.blobs_young,
+        2,
+        "{report:?}"
+    );
     assert!(s.exists(&config).await && s.exists(&layer).await);
     assert!(!s.exists(&orphan).await);
+    s.clean_up_and_check().await;
+}
+
+/// A blob store that links a blob with a ticket taken before the sweep
+/// once the collector has listed everything (and read every record): a
+/// re-upload or mount acknowledged after the listing.
+#[derive(Debug)]
+struct LinksAfterListing {
+    inner: Arc<dyn BlobStore>,
+    metadata: Arc<dyn MetadataStore>,
+    repo: RepositoryName,
+    ticket: BlobTicket,
+}
+
+#[async_trait]
+impl BlobStore for LinksAfterListing {
+    async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
+        self.inner.stat(digest).await
+    }
+    async fn get(&self, digest: &Digest, range: Option<ByteRange>) -> Result<BlobBody> {
+        self.inner.get(digest, range).await
+    }
+    async fn put(&self, expected: &Digest, body: ByteStream) -> Result<BlobInfo> {
+        self.inner.put(expected, body).await
+    }
+    async fn delete(&self, digest: &Digest) -> Result<()> {
+        self.inner.delete(digest).await
+    }
+    fn list(&self) -> BoxStream<'_, Result<BlobInfo>> {
+        let link = self.metadata.link_blob_with(&self.repo, &self.ticket);
+        self.inner
+            .list()
+            .chain(stream::once(link).filter_map(|r| async move { r.err().map(Err) }))
+            .boxed()
+    }
+}
+
+/// A blob linked after the collector read its record survives that run.
+async fn linked_after_listing_survives(s: Stores) {
+    let app = repo("team/app");
+    let d = s.blob(64, 12).await;
+    s.metadata.link_blob(&app, &d).await.expect("link");
+    let ticket = s.metadata.blob_ticket(&d).await.expect("ticket");
+    let racing = LinksAfterListing {
+        inner: s.blobs.clone(),
+        metadata: s.metadata.clone(),
+        repo: app.clone(),
+        ticket,
+    };
+    let report = collect_garbage(
+        &racing,
+        s.uploads.as_ref(),
+        s.metadata.as_ref(),
+        now_options(),
+    )
+    .await
+    .expect("garbage collection");
+    assert_eq!(report.blobs_deleted, 0, "{report:?}");
+    assert_eq!(report.blobs_raced, 1, "{report:?}");
+    assert!(s.exists(&d).await);
+    assert!(s.metadata.blob_linked(&app, &d).await.expect("linked"));
+    s.clean_up_and_check().await;
+}
+
+/// A put that found the bytes present (a no-op) and a sweep that deleted
+/// them before the link: the link is refused, and an upload after the
+/// sweep is accepted and keeps its bytes.
+async fn noop_put_then_sweep_refuses_the_link(s: Stores) {
+    let app = repo("team/app");
+    let d = s.blob(80, 13).await;
+    s.metadata.link_blob(&app, &d).await.expect("link");
+    // The client: ticket, then a put that finds the bytes.
+    let ticket = s.metadata.blob_ticket(&d).await.expect("ticket");
+    let again = s.blob(80, 13).await;
+    assert_eq!(again, d);
+    // The sweep in between.
+    let report = s.gc(now_options()).await;
+    assert_eq!(report.deleted, vec![d.clone()]);
+    assert!(!s.exists(&d).await);
+    // The client's link must fail: acknowledging it would point at nothing.
+    let refused = s.metadata.link_blob_with(&app, &ticket).await;
+    assert!(
+        matches!(refused, Err(StorageError::BlobDeleted { .. })),
+        "{refused:?}"
+    );
+    // A manifest whose reference check ran before the sweep is refused too.
+    let config = s.blob(10, 14).await;
+    let refused = s
+        .metadata
+        .put_manifest(new_manifest(&app, &config, &d))
+        .await;
+    assert!(
+        matches!(refused, Err(StorageError::BlobDeleted { .. })),
+        "{refused:?}"
+    );
+    // The retry: a fresh ticket, the bytes stored again, the link, the manifest.
+    let ticket = s.metadata.blob_ticket(&d).await.expect("ticket");
+    s.blob(80, 13).await;
+    s.metadata
+        .link_blob_with(&app, &ticket)
+        .await
+        .expect("link after the sweep");
+    s.manifest(&app, &config, &d).await;
+    let report = s.gc(now_options()).await;
+    assert_eq!(report.blobs_deleted, 0, "{report:?}");
+    assert!(s.exists(&d).await);
     s.clean_up_and_check().await;
 }
 
@@ -367,4 +479,6 @@ over_backends!(
     dry_run_changes_nothing,
     expired_uploads_cancelled,
     manifest_committed_during_sweep_keeps_its_blobs,
+    linked_after_listing_survives,
+    noop_put_then_sweep_refuses_the_link,
 );

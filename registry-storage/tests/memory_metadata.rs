@@ -33,11 +33,17 @@ suite!(
     metadata_referenced_blobs,
     metadata_delete_repository,
     metadata_delete_namespace,
+    metadata_blob_deletion_protocol,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metadata_concurrent_puts() {
     testing::metadata_concurrent_puts(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_blob_deletion_races() {
+    testing::metadata_blob_deletion_races(store()).await;
 }
 
 /// All tests one after another on one store: they must not disturb each other.

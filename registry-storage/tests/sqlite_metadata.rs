@@ -41,12 +41,19 @@ suite!(
     metadata_referenced_blobs,
     metadata_delete_repository,
     metadata_delete_namespace,
+    metadata_blob_deletion_protocol,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metadata_concurrent_puts() {
     let (store, _dir) = store().await;
     testing::metadata_concurrent_puts(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_blob_deletion_races() {
+    let (store, _dir) = store().await;
+    testing::metadata_blob_deletion_races(store).await;
 }
 
 /// All tests one after another on one file: they must not disturb each other.

@@ -1,6 +1,6 @@
 //! [`MemoryMetadataStore`]: every piece of metadata in one locked struct.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
@@ -10,7 +10,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
 use crate::metadata::{
-    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
+    StoredManifest, TagEvent, TagRecord,
 };
 
 /// Metadata held in process, for tests and for embedding without a disk.
@@ -27,6 +28,50 @@ pub struct MemoryMetadataStore {
 struct State {
     namespaces: BTreeSet<Namespace>,
     repositories: BTreeMap<RepositoryName, Repository>,
+    /// Garbage collection's record of each blob it or a link has touched.
+    blobs: HashMap<Digest, BlobRecord>,
+}
+
+impl State {
+    fn record(&self, digest: &Digest) -> BlobRecord {
+        self.blobs
+            .get(digest)
+            .copied()
+            .unwrap_or(BlobRecord::UNKNOWN)
+    }
+
+    /// Marks a blob live and wanted now (a link or a manifest reference).
+    fn touch(&mut self, digest: &Digest, now: SystemTime) {
+        let record = self
+            .blobs
+            .entry(digest.clone())
+            .or_insert(BlobRecord::UNKNOWN);
+        record.state = BlobState::Live;
+        record.generation += 1;
+        record.touched = Some(now);
+    }
+
+    fn referenced(&self, digest: &Digest) -> bool {
+        self.repositories
+            .values()
+            .flat_map(|r| r.manifests.values())
+            .any(|e| e.blobs.contains(digest))
+    }
+
+    fn link(&mut self, repository: &RepositoryName, digest: &Digest, now: SystemTime) {
+        self.touch(digest, now);
+        self.repositories
+            .entry(repository.clone())
+            .or_insert_with(|| Repository::new(now))
+            .links
+            .insert(digest.clone());
+    }
+}
+
+fn blob_deleted(digest: &Digest) -> StorageError {
+    StorageError::BlobDeleted {
+        digest: digest.clone(),
+    }
 }
 
 #[derive(Debug)]
@@ -167,6 +212,16 @@ impl MetadataStore for MemoryMetadataStore {
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
         let now = SystemTime::now();
         let mut state = self.write();
+        if let Some(gone) = manifest
+            .blobs
+            .iter()
+            .find(|d| state.record(d).state != BlobState::Live)
+        {
+            return Err(blob_deleted(gone));
+        }
+        for blob in &manifest.blobs {
+            state.touch(blob, now);
+        }
         let repo = state
             .repositories
             .entry(manifest.repository.clone())
@@ -341,13 +396,11 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
-        let now = SystemTime::now();
-        self.write()
-            .repositories
-            .entry(repository.clone())
-            .or_insert_with(|| Repository::new(now))
-            .links
-            .insert(digest.clone());
+        let mut state = self.write();
+        if state.record(digest).state == BlobState::Deleting {
+            return Err(blob_deleted(digest));
+        }
+        state.link(repository, digest, SystemTime::now());
         Ok(())
     }
 
@@ -417,5 +470,68 @@ impl MetadataStore for MemoryMetadataStore {
             repo.links.remove(digest);
         }
         Ok(())
+    }
+
+    async fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
+        Ok(self.read().record(digest))
+    }
+
+    async fn link_blob_with(&self, repository: &RepositoryName, ticket: &BlobTicket) -> Result<()> {
+        let digest = ticket.digest();
+        let mut state = self.write();
+        let record = state.record(digest);
+        if record.state == BlobState::Deleting || record.epoch != ticket.epoch() {
+            return Err(blob_deleted(digest));
+        }
+        state.link(repository, digest, SystemTime::now());
+        Ok(())
+    }
+
+    async fn begin_blob_delete(&self, digest: &Digest, generation: u64) -> Result<bool> {
+        let mut state = self.write();
+        let record = state.record(digest);
+        if record.state == BlobState::Deleting
+            || record.generation != generation
+            || state.referenced(digest)
+        {
+            return Ok(false);
+        }
+        state.blobs.insert(
+            digest.clone(),
+            BlobRecord {
+                state: BlobState::Deleting,
+                generation: record.generation + 1,
+                epoch: record.epoch + 1,
+                touched: Some(SystemTime::now()),
+            },
+        );
+        for repo in state.repositories.values_mut() {
+            repo.links.remove(digest);
+        }
+        Ok(true)
+    }
+
+    async fn finish_blob_delete(&self, digest: &Digest) -> Result<()> {
+        if let Some(record) = self.write().blobs.get_mut(digest) {
+            if record.state == BlobState::Deleting {
+                record.state = BlobState::Deleted;
+                record.generation += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>> {
+        let mut stale: Vec<Digest> = self
+            .read()
+            .blobs
+            .iter()
+            .filter(|(_, r)| {
+                r.state == BlobState::Deleting && r.touched.is_some_and(|t| t < before)
+            })
+            .map(|(d, _)| d.clone())
+            .collect();
+        stale.sort();
+        Ok(stale)
     }
 }

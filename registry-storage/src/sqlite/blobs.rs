@@ -1,20 +1,127 @@
-//! Repository↔blob links and the garbage collector's mark set.
+//! Repository↔blob links, the garbage collector's mark set and its
+//! per-blob records (`blob_records`, see `crate::gc`).
 
 use std::collections::HashSet;
 
 use registry_core::{Digest, RepositoryName};
-use sqlx::SqlitePool;
+use sqlx::{SqliteConnection, SqlitePool};
 
-use super::error::{now, parse, Error, Result};
+use super::error::{from_nanos, now, parse, Error, Result};
 use super::repositories::ensure_repository;
+use crate::metadata::{BlobRecord, BlobState, BlobTicket};
+
+const LIVE: i64 = 0;
+const DELETING: i64 = 1;
+const DELETED: i64 = 2;
+
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    state: i64,
+    generation: i64,
+    epoch: i64,
+    touched: i64,
+}
+
+fn to_u64(column: &'static str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|e| Error::Corrupt {
+        column,
+        value: v.to_string(),
+        source: Box::new(e),
+    })
+}
+
+impl RecordRow {
+    fn into_record(self) -> Result<BlobRecord> {
+        let state = match self.state {
+            LIVE => BlobState::Live,
+            DELETING => BlobState::Deleting,
+            DELETED => BlobState::Deleted,
+            other => {
+                return Err(Error::Corrupt {
+                    column: "blob_records.state",
+                    value: other.to_string(),
+                    source: "unknown state".into(),
+                })
+            }
+        };
+        Ok(BlobRecord {
+            state,
+            generation: to_u64("blob_records.generation", self.generation)?,
+            epoch: to_u64("blob_records.epoch", self.epoch)?,
+            touched: Some(from_nanos(self.touched)),
+        })
+    }
+}
+
+/// A blob's record, inside a caller's transaction or on a pool.
+async fn record(conn: &mut SqliteConnection, digest: &Digest) -> Result<BlobRecord> {
+    let row: Option<RecordRow> = sqlx::query_as(
+        "SELECT state, generation, epoch, touched FROM blob_records WHERE digest = ?",
+    )
+    .bind(digest.as_str())
+    .fetch_optional(conn)
+    .await?;
+    row.map_or(Ok(BlobRecord::UNKNOWN), RecordRow::into_record)
+}
+
+pub(super) async fn blob_record(reader: &SqlitePool, digest: &Digest) -> Result<BlobRecord> {
+    let mut conn = reader.acquire().await?;
+    record(&mut conn, digest).await
+}
+
+/// Marks a blob live and wanted now; part of a caller's transaction.
+pub(super) async fn touch(conn: &mut SqliteConnection, digest: &Digest, now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO blob_records (digest, state, generation, epoch, touched)          VALUES (?, 0, 1, 0, ?) ON CONFLICT (digest) DO UPDATE SET          state = 0, generation = generation + 1, touched = excluded.touched",
+    )
+    .bind(digest.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Fails with `BlobDeleted` unless the blob is live; part of a caller's
+/// transaction (a manifest commit).
+pub(super) async fn ensure_live(conn: &mut SqliteConnection, digest: &Digest) -> Result<()> {
+    if record(conn, digest).await?.state == BlobState::Live {
+        Ok(())
+    } else {
+        Err(Error::BlobDeleted(digest.clone()))
+    }
+}
 
 pub(super) async fn link_blob(
     writer: &SqlitePool,
     repository: &RepositoryName,
     digest: &Digest,
 ) -> Result<()> {
+    link(writer, repository, digest, None).await
+}
+
+pub(super) async fn link_blob_with(
+    writer: &SqlitePool,
+    repository: &RepositoryName,
+    ticket: &BlobTicket,
+) -> Result<()> {
+    link(writer, repository, ticket.digest(), Some(ticket.epoch())).await
+}
+
+/// Links a blob unless a collector is deleting it or (with `epoch`) started
+/// deleting it since the caller's ticket.
+async fn link(
+    writer: &SqlitePool,
+    repository: &RepositoryName,
+    digest: &Digest,
+    epoch: Option<u64>,
+) -> Result<()> {
     let now = now();
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let current = record(&mut tx, digest).await?;
+    if current.state == BlobState::Deleting || epoch.is_some_and(|e| e != current.epoch) {
+        return Err(Error::BlobDeleted(digest.clone()));
+    }
+    touch(&mut tx, digest, now).await?;
     ensure_repository(&mut tx, repository, now).await?;
     sqlx::query(
         "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \
@@ -76,4 +183,66 @@ pub(super) async fn forget_blob(writer: &SqlitePool, digest: &Digest) -> Result<
         .execute(writer)
         .await?;
     Ok(())
+}
+
+pub(super) async fn begin_blob_delete(
+    writer: &SqlitePool,
+    digest: &Digest,
+    generation: u64,
+) -> Result<bool> {
+    let now = now();
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let current = record(&mut tx, digest).await?;
+    let referenced: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifest_blobs WHERE blob = ?")
+        .bind(digest.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if current.state == BlobState::Deleting
+        || current.generation != generation
+        || referenced.is_some()
+    {
+        return Ok(false);
+    }
+    let next = |v: u64| i64::try_from(v + 1).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO blob_records (digest, state, generation, epoch, touched) \
+         VALUES (?1, 1, ?2, ?3, ?4) ON CONFLICT (digest) DO UPDATE SET \
+         state = 1, generation = ?2, epoch = ?3, touched = ?4",
+    )
+    .bind(digest.as_str())
+    .bind(next(current.generation))
+    .bind(next(current.epoch))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM blob_links WHERE digest = ?")
+        .bind(digest.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+pub(super) async fn finish_blob_delete(writer: &SqlitePool, digest: &Digest) -> Result<()> {
+    sqlx::query(
+        "UPDATE blob_records SET state = 2, generation = generation + 1 \
+         WHERE digest = ? AND state = 1",
+    )
+    .bind(digest.as_str())
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn stale_blob_deletes(reader: &SqlitePool, before: i64) -> Result<Vec<Digest>> {
+    let digests: Vec<String> = sqlx::query_scalar(
+        "SELECT digest FROM blob_records WHERE state = 1 AND touched < ? ORDER BY digest",
+    )
+    .bind(before)
+    .fetch_all(reader)
+    .await?;
+    digests
+        .iter()
+        .map(|d| parse("blob_records.digest", d))
+        .collect()
 }

@@ -35,6 +35,9 @@ pub(super) enum Error {
     /// The object exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// Garbage collection is deleting (or deleted) the blob.
+    #[error("blob {0} deleted by garbage collection")]
+    BlobDeleted(registry_core::Digest),
 }
 
 impl From<Error> for StorageError {
@@ -42,6 +45,7 @@ impl From<Error> for StorageError {
         match e {
             Error::NotFound(what) => StorageError::NotFound { what },
             Error::AlreadyExists(what) => StorageError::AlreadyExists { what },
+            Error::BlobDeleted(digest) => StorageError::BlobDeleted { digest },
             other => StorageError::backend(other),
         }
     }

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use registry_core::{Digest, Reference, RepositoryName};
 use sqlx::SqlitePool;
 
+use super::blobs::{ensure_live, touch};
 use super::error::{from_nanos, now, parse, parse_opt, Error, Result};
 use super::repositories::ensure_repository;
 use super::tags::{move_tag, record_deletions};
@@ -84,6 +85,13 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
     // IMMEDIATE takes the write lock up front, so the busy timeout applies
     // instead of a deferred transaction failing when it upgrades.
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    // A blob a collector is deleting (or deleted) cannot be referenced: the
+    // check and the touch that stops a later collector share this
+    // transaction (see `crate::gc`).
+    for blob in &m.blobs {
+        ensure_live(&mut tx, blob).await?;
+        touch(&mut tx, blob, now).await?;
+    }
     ensure_repository(&mut tx, &m.repository, now).await?;
     // Same digest, same bytes: the first row (and its `created`) wins.
     sqlx::query(

@@ -38,7 +38,7 @@ mod tags;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
@@ -47,7 +47,8 @@ use sqlx::SqlitePool;
 
 use crate::error::Result;
 use crate::metadata::{
-    MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
+    TagEvent, TagRecord,
 };
 
 /// The schema, embedded at compile time from `migrations/sqlite`.
@@ -235,6 +236,26 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn forget_blob(&self, digest: &Digest) -> Result<()> {
         Ok(blobs::forget_blob(&self.writer, digest).await?)
+    }
+
+    async fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
+        Ok(blobs::blob_record(&self.reader, digest).await?)
+    }
+
+    async fn link_blob_with(&self, repository: &RepositoryName, ticket: &BlobTicket) -> Result<()> {
+        Ok(blobs::link_blob_with(&self.writer, repository, ticket).await?)
+    }
+
+    async fn begin_blob_delete(&self, digest: &Digest, generation: u64) -> Result<bool> {
+        Ok(blobs::begin_blob_delete(&self.writer, digest, generation).await?)
+    }
+
+    async fn finish_blob_delete(&self, digest: &Digest) -> Result<()> {
+        Ok(blobs::finish_blob_delete(&self.writer, digest).await?)
+    }
+
+    async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>> {
+        Ok(blobs::stale_blob_deletes(&self.reader, error::to_nanos(before)).await?)
     }
 }
 

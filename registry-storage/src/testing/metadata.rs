@@ -16,11 +16,13 @@ use crate::metadata::{MetadataStore, NewManifest, TagEvent};
 use crate::StorageError;
 
 mod blobs;
+mod gc;
 mod manifests;
 mod namespaces;
 mod tags;
 
 pub use blobs::{metadata_blob_links, metadata_referenced_blobs};
+pub use gc::{metadata_blob_deletion_protocol, metadata_blob_deletion_races};
 pub use manifests::{
     metadata_concurrent_puts, metadata_delete_manifest, metadata_find_manifest,
     metadata_manifest_put_get, metadata_referrers,
@@ -46,6 +48,8 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_referenced_blobs(s).await;
     metadata_delete_repository(s).await;
     metadata_delete_namespace(s).await;
+    metadata_blob_deletion_protocol(s).await;
+    metadata_blob_deletion_races(store.clone()).await;
     metadata_concurrent_puts(store).await;
 }
 
