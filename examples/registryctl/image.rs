@@ -130,17 +130,32 @@ impl ImageApi {
     /// Every page of a list (following `metadata.continue`), merged into
     /// the first page's document.
     async fn get_all(&self, segments: &[&str]) -> Result<Value, String> {
+        self.get_pages(segments, "/metadata/continue", "/items")
+            .await
+    }
+
+    /// Every page of a paged document: while the string at the JSON
+    /// pointer `next` is set, fetches `?last=<it>` and appends the array at
+    /// `array` to the first page's (the Image API pages lists, an
+    /// ImageStream's tags and a tag's history this way).
+    async fn get_pages(&self, segments: &[&str], next: &str, array: &str) -> Result<Value, String> {
         let mut doc = self.get(segments, &[]).await?;
-        while let Some(next) = doc["metadata"]["continue"].as_str().map(str::to_owned) {
-            let page = self.get(segments, &[("last", &next)]).await?;
-            let more = page["items"].as_array().cloned().unwrap_or_default();
+        while let Some(last) = doc.pointer(next).and_then(Value::as_str).map(str::to_owned) {
+            let page = self.get(segments, &[("last", &last)]).await?;
+            let more = page
+                .pointer(array)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if more.is_empty() {
                 break;
             }
-            if let Some(items) = doc["items"].as_array_mut() {
+            if let Some(items) = doc.pointer_mut(array).and_then(Value::as_array_mut) {
                 items.extend(more);
             }
-            doc["metadata"]["continue"] = page["metadata"]["continue"].clone();
+            if let Some(cursor) = doc.pointer_mut(next) {
+                *cursor = page.pointer(next).cloned().unwrap_or(Value::Null);
+            }
         }
         Ok(doc)
     }
@@ -162,7 +177,9 @@ pub async fn imagestreams(
         ImageStreamsCmd::Show { namespace, name } => {
             let mut segments = vec!["namespaces", namespace, "imagestreams"];
             segments.extend(name.split('/').filter(|s| !s.is_empty()));
-            client.get(&segments, &[]).await?
+            client
+                .get_pages(&segments, "/status/tagsContinue", "/status/tags")
+                .await?
         }
     };
     if global.json {
@@ -190,7 +207,20 @@ pub async fn tag(global: &Global, cmd: TagCmd, io: &mut Io<'_>) -> Result<(), St
     let client = ImageApi::connect(global, io)?;
     let mut segments = vec!["namespaces", &namespace, "imagestreamtags"];
     segments.extend(name_tag.split('/').filter(|s| !s.is_empty()));
-    let answer = client.get(&segments, &[]).await?;
+    let mut answer = client
+        .get_pages(&segments, "/historyContinue", "/history")
+        .await?;
+    // The first page was asked for without a cursor; the merged history
+    // reaches the first move, so its time is when the tag was created.
+    if answer["metadata"]["creationTimestamp"].is_null() {
+        if let Some(first) = answer["history"]
+            .as_array()
+            .and_then(|h| h.last())
+            .map(|e| e["created"].clone())
+        {
+            answer["metadata"]["creationTimestamp"] = first;
+        }
+    }
     if global.json {
         return print_json(io, &answer);
     }
@@ -257,10 +287,16 @@ fn render_stream_list(items: &[Value]) -> String {
         .map(|s| {
             let tags = s["status"]["tags"].as_array().cloned().unwrap_or_default();
             let mut names: Vec<String> = tags.iter().map(|t| text(&t["tag"])).collect();
-            if names.len() > 4 {
-                let more = names.len() - 3;
+            // A listed stream shows its first tags only.
+            let truncated = !s["status"]["tagsContinue"].is_null();
+            if names.len() > 4 || truncated {
+                let more = names.len().saturating_sub(3);
                 names.truncate(3);
-                names.push(format!("+ {more} more"));
+                names.push(if truncated {
+                    format!("+ {more}+ more")
+                } else {
+                    format!("+ {more} more")
+                });
             }
             let updated = tags
                 .iter()

@@ -6,7 +6,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use registry_core::ErrorCode;
 
-use registry_auth::Action;
+use registry_auth::{Action, NamespaceFilter};
 use registry_core::RepositoryName;
 use registry_storage::StorageError;
 
@@ -181,12 +181,9 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
     match endpoint {
         Endpoint::Catalog => match *method {
             Method::GET => {
-                let filter = registry
-                    .auth()
-                    .map(|state| access::visible_namespaces(state, &caller));
-                let visible = move |r: &RepositoryName| {
-                    filter.as_ref().is_none_or(|f| f.allows(r.namespace()))
-                };
+                let visible = registry.auth().map_or(NamespaceFilter::All, |state| {
+                    access::visible_namespaces(state, &caller)
+                });
                 listing::catalog(registry, &query, &visible).await
             }
             _ => Err(unsupported(method, "the catalog")),

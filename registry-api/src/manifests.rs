@@ -230,7 +230,9 @@ pub(crate) async fn put(
         media_type: manifest.media_type().to_owned(),
         bytes,
         subject: subject.clone(),
-        artifact_type: manifest.artifact_type.clone(),
+        // What the referrers API lists and filters on (spec: the config's
+        // media type when `artifactType` is absent).
+        artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
         annotations: manifest.annotations.clone(),
         config: manifest.config.as_ref().map(|c| c.digest.clone()),
         blobs: manifest

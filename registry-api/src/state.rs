@@ -89,6 +89,9 @@ impl Registry {
         uploads: Arc<dyn UploadStore>,
         metadata: Arc<dyn MetadataStore>,
     ) -> Self {
+        let metrics: Arc<Metrics> = Arc::default();
+        // Counts sessions as they open and close, for the metrics gauge.
+        let uploads = crate::metrics::CountingUploads::wrap(uploads, metrics.open_uploads.clone());
         Registry {
             inner: Arc::new(Inner {
                 blobs,
@@ -96,7 +99,7 @@ impl Registry {
                 metadata,
                 limits: Limits::default(),
                 auth: None,
-                metrics: Arc::default(),
+                metrics,
                 gc_lock: Arc::default(),
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(
                     Limits::default().max_concurrent_uploads,

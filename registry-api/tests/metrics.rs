@@ -264,3 +264,126 @@ async fn metrics_need_the_metrics_viewer_role() {
     // cluster-admin may read them too.
     scrape(&c, Some(&basic("root", PASSWORD))).await;
 }
+
+/// An upload store that counts how often it is listed.
+#[derive(Debug)]
+struct ListCounting {
+    inner: registry_storage::memory::MemoryUploadStore,
+    lists: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl registry_storage::UploadStore for ListCounting {
+    async fn create(
+        &self,
+        repository: &registry_core::RepositoryName,
+    ) -> registry_storage::Result<registry_storage::UploadStatus> {
+        self.inner.create(repository).await
+    }
+    async fn status(
+        &self,
+        id: &registry_storage::UploadId,
+    ) -> registry_storage::Result<registry_storage::UploadStatus> {
+        self.inner.status(id).await
+    }
+    async fn append(
+        &self,
+        id: &registry_storage::UploadId,
+        offset: u64,
+        body: registry_storage::ByteStream,
+    ) -> registry_storage::Result<registry_storage::UploadStatus> {
+        self.inner.append(id, offset, body).await
+    }
+    async fn commit(
+        &self,
+        id: &registry_storage::UploadId,
+        expected: &Digest,
+    ) -> registry_storage::Result<registry_storage::BlobInfo> {
+        self.inner.commit(id, expected).await
+    }
+    async fn cancel(&self, id: &registry_storage::UploadId) -> registry_storage::Result<()> {
+        self.inner.cancel(id).await
+    }
+    async fn list(&self) -> registry_storage::Result<Vec<registry_storage::UploadStatus>> {
+        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.list().await
+    }
+}
+
+/// The open-sessions gauge follows sessions as they open, commit, fail,
+/// are cancelled and expire, and a scrape does not list the upload store
+/// (before: every scrape listed every session, reading its state file).
+#[tokio::test]
+async fn open_uploads_gauge_does_not_list_sessions_per_scrape() {
+    use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
+    use registry_storage::UploadStore as _;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::sync::Arc;
+
+    let blobs = MemoryBlobStore::default();
+    let uploads = Arc::new(ListCounting {
+        inner: MemoryUploadStore::new(blobs.clone()),
+        lists: Default::default(),
+    });
+    // A session left by an earlier process: counted by the first scrape.
+    uploads.create(&"team/app".parse().unwrap()).await.unwrap();
+    let registry = Registry::new(
+        Arc::new(blobs),
+        uploads.clone(),
+        Arc::new(MemoryMetadataStore::default()),
+    );
+    let c = Client::with(registry.clone());
+    let gauge = |s: &Samples| get(s, "registry_uploads_in_progress{}");
+    assert_eq!(gauge(&scrape(&c, None).await), 1.0);
+
+    let mut locations = Vec::new();
+    for _ in 0..3 {
+        let r = c
+            .bare(Method::POST, "/v2/team/app/blobs/uploads/", &[])
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        locations.push(r.header("location").to_owned());
+    }
+    assert_eq!(gauge(&scrape(&c, None).await), 4.0);
+    // A monolithic push opens and commits: no change.
+    c.push_blob("team/app", b"monolithic").await;
+    // A digest mismatch at commit ends the session too.
+    let wrong = Digest::sha256_of(b"something else");
+    let r = c
+        .bare(
+            Method::PUT,
+            &format!("{}&digest={wrong}", with_query(&locations[0])),
+            &[],
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{:?}", r.status);
+    let r = c.bare(Method::DELETE, &locations[1], &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(gauge(&scrape(&c, None).await), 2.0);
+    // Expiry by garbage collection cancels through the same store.
+    let report = registry
+        .collect_garbage(registry_storage::GcOptions {
+            upload_max_age: std::time::Duration::ZERO,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let after_gc = gauge(&scrape(&c, None).await);
+    assert_eq!(report.uploads_expired, 2);
+    assert_eq!(after_gc, 0.0);
+    let lists_by_gc = 1;
+    assert_eq!(
+        uploads.lists.load(SeqCst),
+        1 + lists_by_gc,
+        "one listing for the first scrape, one by garbage collection"
+    );
+}
+
+/// `location` with a query string started, so more pairs can be added.
+fn with_query(location: &str) -> String {
+    if location.contains('?') {
+        location.to_owned()
+    } else {
+        format!("{location}?")
+    }
+}

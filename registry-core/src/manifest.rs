@@ -295,6 +295,16 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// The artifact type the referrers API lists this manifest under
+    /// (distribution-spec v1.1): the explicit `artifactType`, else, for an
+    /// image manifest, its config's media type, whatever that is (also the
+    /// OCI image config type, which [`Manifest::artifact_type`] leaves out).
+    pub fn referrers_artifact_type(&self) -> Option<&str> {
+        self.artifact_type
+            .as_deref()
+            .or_else(|| self.config.as_ref().map(|c| c.media_type.as_str()))
+    }
+
     /// The media type the manifest is served with.
     pub fn media_type(&self) -> &'static str {
         self.kind.media_type()

@@ -181,6 +181,15 @@ impl FromStr for RepositoryName {
     }
 }
 
+/// Lets ordered maps keyed by name be searched with any string (an opaque
+/// listing cursor). Consistent with `Eq`, `Ord` and `Hash`, which all
+/// derive from the one string field.
+impl std::borrow::Borrow<str> for RepositoryName {
+    fn borrow(&self) -> &str {
+        &self.repr
+    }
+}
+
 impl fmt::Display for RepositoryName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.repr)

@@ -239,7 +239,7 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
     async fn list_repositories(
         &self,
         namespace: Option<&Namespace>,
-        last: Option<&RepositoryName>,
+        last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RepositoryName>> {
         self.inner.list_repositories(namespace, last, limit).await
@@ -320,12 +320,23 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.list_tags(repository, last, limit).await
     }
 
-    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
-        self.inner.tags(repository).await
+    async fn tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<TagRecord>> {
+        self.inner.tags(repository, last, limit).await
     }
 
-    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
-        self.inner.tag_history(repository, tag).await
+    async fn tag_history(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TagEvent>> {
+        self.inner.tag_history(repository, tag, before, limit).await
     }
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
@@ -366,9 +377,11 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         repository: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&Digest>,
+        limit: usize,
     ) -> Result<Vec<Referrer>> {
         self.inner
-            .referrers(repository, subject, artifact_type)
+            .referrers(repository, subject, artifact_type, last, limit)
             .await
     }
 

@@ -106,8 +106,12 @@ pub struct GcReport {
     pub blobs_deleted: u64,
     /// Bytes of the deleted blobs.
     pub bytes_freed: u64,
-    /// The deleted blobs' digests.
+    /// The first [`GcReport::MAX_LISTED`] deleted blobs' digests; the
+    /// rest are counted in `deleted_unlisted` (every one is in the log).
     pub deleted: Vec<Digest>,
+    /// Deleted blobs not listed in `deleted`, so a report's size stays
+    /// bounded however much one run sweeps.
+    pub deleted_unlisted: u64,
     /// Upload sessions cancelled for being older than `upload_max_age` (or,
     /// in a dry run, that would have been).
     pub uploads_expired: u64,
@@ -118,6 +122,21 @@ pub struct GcReport {
     pub duration: Duration,
     /// Whether this was a dry run (nothing was changed).
     pub dry_run: bool,
+}
+
+impl GcReport {
+    /// Most digests [`GcReport::deleted`] lists.
+    pub const MAX_LISTED: usize = 256;
+
+    /// Records a deleted blob's digest: listed while there is room, else
+    /// only counted.
+    fn record_deleted(&mut self, digest: Digest) {
+        if self.deleted.len() < Self::MAX_LISTED {
+            self.deleted.push(digest);
+        } else {
+            self.deleted_unlisted += 1;
+        }
+    }
 }
 
 /// Whether something last changed at `modified` is at least `age` old at
@@ -292,7 +311,7 @@ pub async fn collect_garbage(
             dry_run = options.dry_run, "swept unreferenced blob");
         report.blobs_deleted += 1;
         report.bytes_freed += info.size;
-        report.deleted.push(info.digest);
+        report.record_deleted(info.digest);
     }
     report.duration = started.elapsed();
     tracing::info!(target: "gc", scanned = report.blobs_scanned,

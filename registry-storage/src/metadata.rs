@@ -86,6 +86,10 @@ pub struct TagRecord {
 /// One move of a tag. `digest: None` records the tag's deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagEvent {
+    /// Position in the tag's history: larger for every later event of the
+    /// same tag (not necessarily consecutive). The cursor of
+    /// [`MetadataStore::tag_history`] pages.
+    pub seq: u64,
     /// Where the tag pointed after the event, or `None` when it was deleted.
     pub digest: Option<Digest>,
     /// When.
@@ -189,7 +193,9 @@ impl BlobTicket {
 ///   every tag in `tags`, recording a [`TagEvent`] for each tag whose target
 ///   changed. Nothing of it is visible until all of it is.
 /// - Tag history is newest first and never forgets: a deletion is an event too.
-/// - Listings are in lexical order; `last` is exclusive and `limit` caps the count.
+/// - Listings are in lexical (byte-wise) order; `last` is exclusive and
+///   `limit` caps the count, so the work of one call is bounded by `limit`.
+///   A `last` need not name anything that exists.
 /// - [`delete_manifest`](MetadataStore::delete_manifest) removes the
 ///   manifest from that repository, deletes (and records) the tags that
 ///   pointed at it and removes it from the referrers index. Missing is `NotFound`.
@@ -222,11 +228,13 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
 
     /// A repository, or `None`.
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>>;
-    /// Repository names after `last`, at most `limit`, optionally within one namespace.
+    /// Repository names after `last`, at most `limit`, optionally within one
+    /// namespace. `last` is an opaque cursor compared byte-wise: any string,
+    /// not only a repository name.
     async fn list_repositories(
         &self,
         namespace: Option<&Namespace>,
-        last: Option<&RepositoryName>,
+        last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RepositoryName>>;
     /// Deletes a repository's metadata. Missing is `NotFound`.
@@ -257,10 +265,24 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         last: Option<&Tag>,
         limit: usize,
     ) -> Result<Vec<Tag>>;
-    /// Every tag of a repository with its target, sorted by tag.
-    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>>;
-    /// A tag's history, newest first; empty when the tag never existed.
-    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>>;
+    /// Tags of a repository with their targets, sorted by tag: those after
+    /// `last`, at most `limit`.
+    async fn tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<TagRecord>>;
+    /// A tag's history, newest first: the events older than the one whose
+    /// [`TagEvent::seq`] is `before` (all when `None`), at most `limit`.
+    /// Empty when the tag never existed.
+    async fn tag_history(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TagEvent>>;
     /// Deletes a tag (recording the event). Missing is `NotFound`.
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()>;
 
@@ -276,12 +298,15 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
 
     /// Manifests of a repository whose subject is `subject`, optionally only
-    /// those of one artifact type, sorted by digest.
+    /// those of one artifact type, sorted by digest: those after `last`, at
+    /// most `limit`.
     async fn referrers(
         &self,
         repository: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&Digest>,
+        limit: usize,
     ) -> Result<Vec<Referrer>>;
 
     /// Every blob some manifest references (the mark set of garbage collection).

@@ -38,6 +38,9 @@ suite!(
     metadata_find_manifest,
     metadata_blob_links,
     metadata_referrers,
+    metadata_tags_pagination,
+    metadata_tag_history_pagination,
+    metadata_referrers_pagination,
     metadata_referenced_blobs,
     metadata_delete_repository,
     metadata_delete_namespace,
@@ -120,7 +123,7 @@ async fn reopening_the_file_keeps_the_data() {
     assert_eq!(after, before, "bytes, times and fields survive reopening");
     assert!(store.blob_linked(&name, &layer).await.unwrap());
     let history = store
-        .tag_history(&name, &"latest".parse().unwrap())
+        .tag_history(&name, &"latest".parse().unwrap(), None, usize::MAX)
         .await
         .unwrap();
     assert_eq!(history.len(), 1);

@@ -2,7 +2,9 @@
 //!
 //! The optional JSON body `{"dry_run":bool,"grace_period_seconds":n,
 //! "upload_max_age_seconds":n}` overrides the defaults of
-//! [`GcOptions`]; the answer is the run's report.
+//! [`GcOptions`]; the answer is the run's report: counts, and the digests
+//! of at most [`GcReport::MAX_LISTED`] deleted blobs (`deleted_unlisted`
+//! counts the others, which the log lists).
 
 use std::time::Duration;
 
@@ -56,7 +58,10 @@ fn report_json(report: &GcReport) -> serde_json::Value {
         "bytes_freed": report.bytes_freed,
         "uploads_expired": report.uploads_expired,
         "duration_seconds": report.duration.as_secs_f64(),
+        // At most `GcReport::MAX_LISTED` digests; the run's log lines
+        // name every one.
         "deleted": report.deleted,
+        "deleted_unlisted": report.deleted_unlisted,
     })
 }
 

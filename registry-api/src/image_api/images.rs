@@ -8,18 +8,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 use registry_auth::NamespaceFilter;
-use registry_core::{
-    media_type, Descriptor, Digest, ErrorCode, ImageConfig, Manifest, Reference, RepositoryName,
-};
-use registry_storage::StorageError;
+use registry_core::{media_type, Descriptor, Digest, ErrorCode, ImageConfig, Manifest, Reference};
 
 use super::model::{
     Image, ImageConfigView, ImageRepository, ListMeta, ObjectMeta, RepositoryItem, RepositoryList,
     API_VERSION,
 };
-use super::{bad_query, json_page, rfc3339, Access, PREFIX};
+use super::{json_page, rfc3339, Access, PREFIX};
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::{page_size, query_get, query_pairs};
+use crate::listing;
 use crate::state::Registry;
 
 /// Largest config blob read for `imageConfig`. Real configs are a few KiB;
@@ -55,7 +53,9 @@ pub(super) async fn show(
         };
         let tags = registry
             .metadata()
-            .tags(&repo)
+            // Not paged: which tags point here needs them all (a
+            // by-digest tag lookup in the store would bound it).
+            .tags(&repo, None, usize::MAX)
             .await?
             .into_iter()
             .filter(|t| t.digest == digest)
@@ -164,13 +164,8 @@ pub(super) async fn repositories(
     let access = Access::of(&registry, &headers).await?;
     let query = query_pairs(query.as_deref());
     let n = page_size(&query, registry.limits().max_page)?;
-    let last = match query_get(&query, "last").filter(|l| !l.is_empty()) {
-        Some(l) => Some(
-            l.parse::<RepositoryName>()
-                .map_err(|e| bad_query(format!("invalid last={l:?}: {e}")))?,
-        ),
-        None => None,
-    };
+    // An opaque cursor, as on `/v2/_catalog`.
+    let last = query_get(&query, "last").filter(|l| !l.is_empty());
     let filter = access.visible();
     // An authenticated caller who may pull nothing sees an empty list.
     if matches!(&filter, NamespaceFilter::Only(set) if set.is_empty()) {
@@ -178,7 +173,7 @@ pub(super) async fn repositories(
             return Err(challenge);
         }
     }
-    let mut names = visible_page(&registry, &filter, last.as_ref(), n + 1).await?;
+    let mut names = listing::visible_repositories(&registry, &filter, last, n + 1).await?;
     let more = names.len() > n;
     names.truncate(n);
     let next = names
@@ -213,38 +208,4 @@ pub(super) async fn repositories(
         n,
         next.as_deref(),
     ))
-}
-
-/// Up to `limit` names after `last` in the namespaces `filter` admits, in
-/// lexical order. For a set of namespaces each is listed on its own (a
-/// caller's few namespaces should not cost a scan of the whole registry)
-/// and the pages merged.
-async fn visible_page(
-    registry: &Registry,
-    filter: &NamespaceFilter,
-    last: Option<&RepositoryName>,
-    limit: usize,
-) -> Result<Vec<RepositoryName>, StorageError> {
-    match filter {
-        NamespaceFilter::All => {
-            registry
-                .metadata()
-                .list_repositories(None, last, limit)
-                .await
-        }
-        NamespaceFilter::Only(namespaces) => {
-            let mut names = Vec::new();
-            for ns in namespaces {
-                names.extend(
-                    registry
-                        .metadata()
-                        .list_repositories(Some(ns), last, limit)
-                        .await?,
-                );
-            }
-            names.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-            names.truncate(limit);
-            Ok(names)
-        }
-    }
 }

@@ -74,8 +74,12 @@ pub(crate) struct ImageStreamStatus {
     pub(crate) repository: RepositoryName,
     /// What a client pulls: `<host>/team/app`.
     pub(crate) docker_image_repository: String,
-    /// Every tag, sorted by name.
+    /// The tags of this page, sorted by name (all of them unless
+    /// `tags_continue` is set).
     pub(crate) tags: Vec<NamedTagEventList>,
+    /// The `last` value (a tag) for the next page of tags of
+    /// `…/imagestreams/{name}`, or `null` when `tags` is complete.
+    pub(crate) tags_continue: Option<String>,
 }
 
 /// A tag of an [`ImageStream`] and where it points now.
@@ -108,7 +112,8 @@ pub(crate) struct ImageStreamTag {
     pub(crate) kind: &'static str,
     /// Always [`API_VERSION`].
     pub(crate) api_version: &'static str,
-    /// Name `app:v1`, namespace, and when the tag was first set.
+    /// Name `app:v1`, namespace, and when the tag was first set (`null`
+    /// on a page that does not reach the first move).
     pub(crate) metadata: ObjectMeta,
     /// The full repository name.
     pub(crate) repository: RepositoryName,
@@ -120,8 +125,12 @@ pub(crate) struct ImageStreamTag {
     pub(crate) docker_image_reference: Option<String>,
     /// When the tag last moved (or was deleted).
     pub(crate) updated: String,
-    /// Every move, newest first.
+    /// The moves of this page, newest first (every move unless
+    /// `history_continue` is set).
     pub(crate) history: Vec<TagHistoryItem>,
+    /// The `last` value for the next (older) page of history, or `null`
+    /// when `history` reaches the tag's first move.
+    pub(crate) history_continue: Option<String>,
 }
 
 /// One move of a tag.

@@ -2,8 +2,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use registry_auth::Action;
 use registry_core::{ErrorCode, RepositoryName, Tag};
 
@@ -39,7 +38,7 @@ pub(super) async fn list(
     };
     let mut names = registry
         .metadata()
-        .list_repositories(Some(&ns), last.as_ref(), n + 1)
+        .list_repositories(Some(&ns), last.as_ref().map(RepositoryName::as_str), n + 1)
         .await?;
     // Repositories imply their namespace; only an empty first page needs
     // to tell "no ImageStreams yet" from "no such namespace".
@@ -57,9 +56,12 @@ pub(super) async fn list(
         .map(|r| r.stream().to_owned());
     let host = pull_host(&registry, &headers);
     let mut items = Vec::with_capacity(names.len());
+    // Each listed stream shows its first tags only, so a page costs at
+    // most `n` times that; the stream's own document pages the rest.
+    let tags_each = TAGS_PER_LISTED_STREAM.min(registry.limits().max_page);
     for name in &names {
         // A repository deleted between the listing and now is skipped.
-        if let Some(stream) = image_stream(&registry, &host, name).await? {
+        if let Some(stream) = image_stream(&registry, &host, name, None, tags_each).await? {
             items.push(stream);
         }
     }
@@ -79,30 +81,51 @@ pub(super) async fn list(
     ))
 }
 
-/// `GET /apis/image/v1/namespaces/{ns}/imagestreams/{name}` (`name` may
-/// hold `/`): one ImageStream, 404 `NAME_UNKNOWN` when missing.
+/// `GET /apis/image/v1/namespaces/{ns}/imagestreams/{name}?n=&last=`
+/// (`name` may hold `/`): one ImageStream with a page of its tags (`last`
+/// is a tag), 404 `NAME_UNKNOWN` when missing.
 pub(super) async fn show(
     State(registry): State<Registry>,
     Path((ns, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let ns = parse_namespace(&ns)?;
     let access = Access::of(&registry, &headers).await?;
     access.require(&headers, Action::ReadImageStreams, &ns)?;
     let repo = parse_repository(&ns, &name)?;
+    let query = query_pairs(query.as_deref());
+    let n = page_size(&query, registry.limits().max_page)?;
+    let last = match query_get(&query, "last").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<Tag>()
+                .map_err(|e| bad_query(format!("invalid last={l:?}: {e}")))?,
+        ),
+        None => None,
+    };
     let host = pull_host(&registry, &headers);
-    match image_stream(&registry, &host, &repo).await? {
-        Some(stream) => Ok(Json(stream).into_response()),
+    match image_stream(&registry, &host, &repo, last.as_ref(), n).await? {
+        Some(stream) => {
+            let next = stream.status.tags_continue.clone();
+            Ok(json_page(
+                &stream,
+                &format!("{PREFIX}/namespaces/{ns}/imagestreams/{}", repo.stream()),
+                n,
+                next.as_deref(),
+            ))
+        }
         None => Err(unknown_stream(&repo)),
     }
 }
 
-/// `GET /apis/image/v1/namespaces/{ns}/imagestreamtags/{name}:{tag}`: the
-/// tag's current target and its whole history, newest first. A deleted tag
+/// `GET /apis/image/v1/namespaces/{ns}/imagestreamtags/{name}:{tag}?n=&last=`:
+/// the tag's current target and a page of its history, newest first
+/// (`last` is the `historyContinue` of the previous page). A deleted tag
 /// is still shown (with `image: null`) because its history is not lost.
 pub(super) async fn tag(
     State(registry): State<Registry>,
     Path((ns, name_tag)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let ns = parse_namespace(&ns)?;
@@ -121,16 +144,45 @@ pub(super) async fn tag(
             format!("invalid tag {tag:?}: {e}"),
         )
     })?;
+    let query = query_pairs(query.as_deref());
+    let n = page_size(&query, registry.limits().max_page)?;
+    let before = match query_get(&query, "last").filter(|l| !l.is_empty()) {
+        Some(l) => Some(
+            l.parse::<u64>()
+                .map_err(|_| bad_query(format!("invalid last={l:?}: not a history position")))?,
+        ),
+        None => None,
+    };
     if registry.metadata().repository(&repo).await?.is_none() {
         return Err(unknown_stream(&repo));
     }
-    let events = registry.metadata().tag_history(&repo, &tag).await?;
-    let (Some(newest), Some(oldest)) = (events.first(), events.last()) else {
+    // The current target is the newest event, whichever page is asked for.
+    let newest = match before {
+        None => None,
+        Some(_) => registry
+            .metadata()
+            .tag_history(&repo, &tag, None, 1)
+            .await?
+            .pop(),
+    };
+    let mut events = registry
+        .metadata()
+        .tag_history(&repo, &tag, before, n + 1)
+        .await?;
+    let more = events.len() > n;
+    events.truncate(n);
+    let next = events
+        .last()
+        .filter(|_| more && n > 0)
+        .map(|e| e.seq.to_string());
+    let Some(newest) = newest.as_ref().or(events.first()) else {
         return Err(ApiError::new(
             ErrorCode::ManifestUnknown,
             format!("tag {tag} of {repo} has never existed"),
         ));
     };
+    // When the tag was first set is known only on the page reaching it.
+    let created = events.last().filter(|_| !more).map(|e| rfc3339(e.at));
     let host = pull_host(&registry, &headers);
     let current = newest.digest.clone();
     let document = ImageStreamTag {
@@ -139,7 +191,7 @@ pub(super) async fn tag(
         metadata: ObjectMeta {
             name: format!("{}:{tag}", repo.stream()),
             namespace: Some(ns.to_string()),
-            creation_timestamp: Some(rfc3339(oldest.at)),
+            creation_timestamp: created,
         },
         repository: repo.clone(),
         docker_image_reference: current.as_ref().map(|d| format!("{host}/{repo}@{d}")),
@@ -154,8 +206,18 @@ pub(super) async fn tag(
                 actor: e.actor.clone(),
             })
             .collect(),
+        history_continue: next.clone(),
     };
-    Ok(Json(document).into_response())
+    Ok(json_page(
+        &document,
+        &format!(
+            "{PREFIX}/namespaces/{ns}/imagestreamtags/{}:{}",
+            document.repository.stream(),
+            document.tag
+        ),
+        n,
+        next.as_deref(),
+    ))
 }
 
 fn unknown_stream(repo: &RepositoryName) -> ApiError {
@@ -169,16 +231,33 @@ fn unknown_stream(repo: &RepositoryName) -> ApiError {
     )
 }
 
-/// The ImageStream of `repo`, or `None` when it does not exist.
+/// How many tags each ImageStream of an `ImageStreamList` shows (the rest
+/// are paged on the ImageStream itself): a list page costs at most this
+/// many tags per stream.
+const TAGS_PER_LISTED_STREAM: usize = 100;
+
+/// The ImageStream of `repo` with up to `n` of its tags after `last`, or
+/// `None` when it does not exist.
 async fn image_stream(
     registry: &Registry,
     host: &str,
     repo: &RepositoryName,
+    last: Option<&Tag>,
+    n: usize,
 ) -> ApiResult<Option<ImageStream>> {
     let Some(info) = registry.metadata().repository(repo).await? else {
         return Ok(None);
     };
-    let tags = registry.metadata().tags(repo).await?;
+    let mut tags = registry
+        .metadata()
+        .tags(repo, last, n.saturating_add(1))
+        .await?;
+    let more = tags.len() > n;
+    tags.truncate(n);
+    let tags_continue = tags
+        .last()
+        .filter(|_| more && n > 0)
+        .map(|t| t.tag.to_string());
     let tags = tags
         .into_iter()
         .map(|t| NamedTagEventList {
@@ -202,6 +281,7 @@ async fn image_stream(
             repository: repo.clone(),
             docker_image_repository: format!("{host}/{repo}"),
             tags,
+            tags_continue,
         },
     }))
 }

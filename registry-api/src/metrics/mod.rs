@@ -25,21 +25,19 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use registry_auth::{Action, Resource};
+use axum::http::{Method, StatusCode};
 use registry_storage::GcReport;
 
-use crate::access;
-use crate::error::ApiResult;
-use crate::state::Registry;
-
 mod layer;
+mod open_uploads;
+mod serve;
 
 pub(crate) use layer::MetricsLayer;
+pub(crate) use open_uploads::{CountingUploads, OpenUploads};
+pub(crate) use serve::{serve, METRICS_PATH};
 
 /// The endpoint label: what kind of request it was, never its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +203,8 @@ impl Histogram {
     }
 }
 
-/// The registry's metrics. One per [`Registry`]; read with
-/// [`Registry::metrics`].
+/// The registry's metrics. One per [`Registry`](crate::Registry); read with
+/// [`Registry::metrics`](crate::Registry::metrics).
 #[derive(Debug)]
 pub struct Metrics {
     requests: [AtomicU64; N_ENDPOINTS * METHODS.len() * CLASSES.len()],
@@ -223,6 +221,8 @@ pub struct Metrics {
     gc_blobs_deleted: AtomicU64,
     gc_bytes_freed: AtomicU64,
     gc_uploads_expired: AtomicU64,
+    /// The open-sessions gauge, fed by [`CountingUploads`].
+    pub(crate) open_uploads: Arc<OpenUploads>,
 }
 
 impl Default for Metrics {
@@ -242,6 +242,7 @@ impl Default for Metrics {
             gc_blobs_deleted: AtomicU64::new(0),
             gc_bytes_freed: AtomicU64::new(0),
             gc_uploads_expired: AtomicU64::new(0),
+            open_uploads: Arc::default(),
         }
     }
 }
@@ -443,43 +444,6 @@ impl Metrics {
             );
         }
     }
-}
-
-/// Where the metrics are served.
-pub(crate) const METRICS_PATH: &str = "/extensions/v2/metrics";
-
-/// `GET /extensions/v2/metrics`: needs `ReadMetrics` on the cluster
-/// (`metrics-viewer` or `cluster-admin`) when access control is on.
-pub(crate) async fn serve(
-    State(registry): State<Registry>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    if let Some(state) = registry.auth() {
-        let caller = access::authenticate(state, &headers).await?;
-        access::require_resource(
-            state,
-            &headers,
-            &caller,
-            Action::ReadMetrics,
-            &Resource::Cluster,
-        )?;
-    }
-    let open = match registry.uploads().list().await {
-        Ok(sessions) => Some(sessions.len()),
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot list upload sessions");
-            None
-        }
-    };
-    let text = registry.metrics().render(open);
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
 }
 
 #[cfg(test)]

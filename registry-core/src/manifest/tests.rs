@@ -166,3 +166,18 @@ fn refusals_are_precise() {
         })
     ));
 }
+
+#[test]
+fn referrers_artifact_type_is_the_config_media_type_when_absent() {
+    let image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"{}","digest":"{}","size":2}},"layers":[]}}"#,
+        mt::OCI_MANIFEST,
+        mt::OCI_CONFIG,
+        d("c")
+    );
+    let m = Manifest::parse(None, image.as_bytes()).unwrap();
+    assert_eq!(m.referrers_artifact_type(), Some(mt::OCI_CONFIG));
+    let explicit = image.replacen("{", r#"{"artifactType":"application/x-sig","#, 1);
+    let m = Manifest::parse(None, explicit.as_bytes()).unwrap();
+    assert_eq!(m.referrers_artifact_type(), Some("application/x-sig"));
+}

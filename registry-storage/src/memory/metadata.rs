@@ -105,7 +105,11 @@ impl Repository {
     }
 
     fn record(&mut self, tag: &Tag, digest: Option<Digest>, at: SystemTime, actor: &str) {
-        self.history.entry(tag.clone()).or_default().push(TagEvent {
+        let events = self.history.entry(tag.clone()).or_default();
+        events.push(TagEvent {
+            // Events are never removed while the repository exists, so the
+            // position is a stable cursor.
+            seq: events.len() as u64 + 1,
             digest,
             at,
             actor: actor.to_owned(),
@@ -178,22 +182,31 @@ impl MetadataStore for MemoryMetadataStore {
     async fn list_repositories(
         &self,
         namespace: Option<&Namespace>,
-        last: Option<&RepositoryName>,
+        last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RepositoryName>> {
         let state = self.read();
         let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
-        let names = state
-            .repositories
-            .range((lower, Bound::Unbounded))
-            .map(|(n, _)| n);
         Ok(match namespace {
-            None => names.take(limit).cloned().collect(),
+            None => state
+                .repositories
+                .range::<str, _>((lower, Bound::Unbounded))
+                .take(limit)
+                .map(|(n, _)| n.clone())
+                .collect(),
             Some(ns) => {
-                // Names sharing the prefix `ns/` are contiguous in lexical order.
+                // Names sharing the prefix `ns/` are contiguous in lexical
+                // order: start at the later of the prefix and `last`, so no
+                // other namespace's names are walked.
                 let prefix = format!("{ns}/");
-                names
-                    .skip_while(|n| n.as_str() < prefix.as_str())
+                let lower = match last {
+                    Some(last) if last >= prefix.as_str() => Bound::Excluded(last),
+                    _ => Bound::Included(prefix.as_str()),
+                };
+                state
+                    .repositories
+                    .range::<str, _>((lower, Bound::Unbounded))
+                    .map(|(n, _)| n)
                     .take_while(|n| n.as_str().starts_with(&prefix))
                     .take(limit)
                     .cloned()
@@ -354,14 +367,21 @@ impl MetadataStore for MemoryMetadataStore {
             .collect())
     }
 
-    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
+    async fn tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<TagRecord>> {
         let state = self.read();
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(state
             .repositories
             .get(repository)
             .map(|repo| {
                 repo.tags
-                    .iter()
+                    .range((lower, Bound::Unbounded))
+                    .take(limit)
                     .map(|(tag, (digest, updated))| TagRecord {
                         tag: tag.clone(),
                         digest: digest.clone(),
@@ -372,13 +392,26 @@ impl MetadataStore for MemoryMetadataStore {
             .unwrap_or_default())
     }
 
-    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
+    async fn tag_history(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TagEvent>> {
         let state = self.read();
         Ok(state
             .repositories
             .get(repository)
             .and_then(|r| r.history.get(tag))
-            .map(|events| events.iter().rev().cloned().collect())
+            .map(|events| {
+                // `seq` is the position plus one: older than `before` is a prefix.
+                let end = before.map_or(events.len(), |b| {
+                    usize::try_from(b.saturating_sub(1))
+                        .map_or(events.len(), |b| b.min(events.len()))
+                });
+                events[..end].iter().rev().take(limit).cloned().collect()
+            })
             .unwrap_or_default())
     }
 
@@ -432,6 +465,8 @@ impl MetadataStore for MemoryMetadataStore {
         repository: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&Digest>,
+        limit: usize,
     ) -> Result<Vec<Referrer>> {
         let state = self.read();
         let Some(repo) = state.repositories.get(repository) else {
@@ -440,11 +475,13 @@ impl MetadataStore for MemoryMetadataStore {
         let Some(digests) = repo.referrers.get(subject) else {
             return Ok(Vec::new());
         };
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
         Ok(digests
-            .iter()
+            .range((lower, Bound::Unbounded))
             .filter_map(|d| repo.manifests.get(d))
             .map(|e| &e.manifest)
             .filter(|m| artifact_type.is_none() || m.artifact_type.as_deref() == artifact_type)
+            .take(limit)
             .map(|m| Referrer {
                 digest: m.digest.clone(),
                 media_type: m.media_type.clone(),

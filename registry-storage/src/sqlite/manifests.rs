@@ -7,7 +7,7 @@ use registry_core::{Digest, Reference, RepositoryName};
 use sqlx::SqlitePool;
 
 use super::blobs::{ensure_live, touch};
-use super::error::{from_nanos, now, parse, parse_opt, Error, Result};
+use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use super::repositories::ensure_repository;
 use super::tags::{move_tag, record_deletions};
 use crate::metadata::{NewManifest, Referrer, StoredManifest};
@@ -37,11 +37,12 @@ const BY_TAG: &str = concat!(
 
 /// Referrers of a subject, sorted by digest (served by `manifests_by_subject`).
 const REFERRERS: &str = "SELECT digest, media_type, size, artifact_type, annotations \
-     FROM manifests WHERE repository = ? AND subject = ? ORDER BY digest";
+     FROM manifests WHERE repository = ? AND subject = ? AND digest > ? ORDER BY digest LIMIT ?";
 
 /// [`REFERRERS`] of one artifact type.
 const REFERRERS_OF_TYPE: &str = "SELECT digest, media_type, size, artifact_type, annotations \
-     FROM manifests WHERE repository = ? AND subject = ? AND artifact_type = ? ORDER BY digest";
+     FROM manifests WHERE repository = ? AND subject = ? AND artifact_type = ? AND digest > ? \
+     ORDER BY digest LIMIT ?";
 
 #[derive(sqlx::FromRow)]
 struct ManifestRow {
@@ -227,12 +228,17 @@ pub(super) async fn referrers(
     repository: &RepositoryName,
     subject: &Digest,
     artifact_type: Option<&str>,
+    last: Option<&Digest>,
+    limit: usize,
 ) -> Result<Vec<Referrer>> {
+    let after = last.map_or("", Digest::as_str);
     let rows: Vec<ReferrerRow> = match artifact_type {
         None => {
             sqlx::query_as(REFERRERS)
                 .bind(repository.as_str())
                 .bind(subject.as_str())
+                .bind(after)
+                .bind(sql_limit(limit))
                 .fetch_all(reader)
                 .await?
         }
@@ -241,6 +247,8 @@ pub(super) async fn referrers(
                 .bind(repository.as_str())
                 .bind(subject.as_str())
                 .bind(at)
+                .bind(after)
+                .bind(sql_limit(limit))
                 .fetch_all(reader)
                 .await?
         }

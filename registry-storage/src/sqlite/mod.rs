@@ -153,7 +153,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn list_repositories(
         &self,
         namespace: Option<&Namespace>,
-        last: Option<&RepositoryName>,
+        last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RepositoryName>> {
         Ok(repositories::list_repositories(&self.reader, namespace, last, limit).await?)
@@ -197,12 +197,23 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(tags::list_tags(&self.reader, repository, last, limit).await?)
     }
 
-    async fn tags(&self, repository: &RepositoryName) -> Result<Vec<TagRecord>> {
-        Ok(tags::tags(&self.reader, repository).await?)
+    async fn tags(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Tag>,
+        limit: usize,
+    ) -> Result<Vec<TagRecord>> {
+        Ok(tags::tags(&self.reader, repository, last, limit).await?)
     }
 
-    async fn tag_history(&self, repository: &RepositoryName, tag: &Tag) -> Result<Vec<TagEvent>> {
-        Ok(tags::tag_history(&self.reader, repository, tag).await?)
+    async fn tag_history(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TagEvent>> {
+        Ok(tags::tag_history(&self.reader, repository, tag, before, limit).await?)
     }
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
@@ -226,8 +237,18 @@ impl MetadataStore for SqliteMetadataStore {
         repository: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        last: Option<&Digest>,
+        limit: usize,
     ) -> Result<Vec<Referrer>> {
-        Ok(manifests::referrers(&self.reader, repository, subject, artifact_type).await?)
+        Ok(manifests::referrers(
+            &self.reader,
+            repository,
+            subject,
+            artifact_type,
+            last,
+            limit,
+        )
+        .await?)
     }
 
     async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {

@@ -90,12 +90,13 @@ pub(super) async fn repository(
 pub(super) async fn list_repositories(
     reader: &SqlitePool,
     namespace: Option<&Namespace>,
-    last: Option<&RepositoryName>,
+    last: Option<&str>,
     limit: usize,
 ) -> Result<Vec<RepositoryName>> {
     // An empty string sorts before every name, so `last = None` needs no
-    // second statement.
-    let after = last.map_or("", RepositoryName::as_str);
+    // second statement. TEXT compares byte-wise (BINARY collation), the
+    // order the other backends use.
+    let after = last.unwrap_or("");
     let names: Vec<String> = match namespace {
         None => {
             sqlx::query_scalar("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?")

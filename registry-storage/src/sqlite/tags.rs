@@ -94,12 +94,19 @@ pub(super) async fn list_tags(
 pub(super) async fn tags(
     reader: &SqlitePool,
     repository: &RepositoryName,
+    last: Option<&Tag>,
+    limit: usize,
 ) -> Result<Vec<TagRecord>> {
-    let rows: Vec<(String, String, i64)> =
-        sqlx::query_as("SELECT tag, digest, updated FROM tags WHERE repository = ? ORDER BY tag")
-            .bind(repository.as_str())
-            .fetch_all(reader)
-            .await?;
+    let after = last.map_or("", Tag::as_str);
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT tag, digest, updated FROM tags WHERE repository = ? AND tag > ? \
+         ORDER BY tag LIMIT ?",
+    )
+    .bind(repository.as_str())
+    .bind(after)
+    .bind(sql_limit(limit))
+    .fetch_all(reader)
+    .await?;
     rows.into_iter()
         .map(|(tag, digest, updated)| {
             Ok(TagRecord {
@@ -115,19 +122,30 @@ pub(super) async fn tag_history(
     reader: &SqlitePool,
     repository: &RepositoryName,
     tag: &Tag,
+    before: Option<u64>,
+    limit: usize,
 ) -> Result<Vec<TagEvent>> {
     // Ordered by id, not time: events of one clock tick keep their order.
-    let rows: Vec<(Option<String>, i64, String)> = sqlx::query_as(
-        "SELECT digest, at, actor FROM tag_events WHERE repository = ? AND tag = ? \
-         ORDER BY id DESC",
+    // The id is the event's `seq`; `tag_events_by_tag` serves the range.
+    let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+    let rows: Vec<(i64, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT id, digest, at, actor FROM tag_events \
+         WHERE repository = ? AND tag = ? AND id < ? ORDER BY id DESC LIMIT ?",
     )
     .bind(repository.as_str())
     .bind(tag.as_str())
+    .bind(before)
+    .bind(sql_limit(limit))
     .fetch_all(reader)
     .await?;
     rows.into_iter()
-        .map(|(digest, at, actor)| {
+        .map(|(id, digest, at, actor)| {
             Ok(TagEvent {
+                seq: u64::try_from(id).map_err(|e| Error::Corrupt {
+                    column: "tag_events.id",
+                    value: id.to_string(),
+                    source: Box::new(e),
+                })?,
                 digest: parse_opt("tag_events.digest", digest.as_deref())?,
                 at: from_nanos(at),
                 actor,

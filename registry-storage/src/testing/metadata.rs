@@ -19,6 +19,7 @@ mod blobs;
 mod gc;
 mod manifests;
 mod namespaces;
+mod pages;
 mod tags;
 
 pub use blobs::{metadata_blob_links, metadata_referenced_blobs};
@@ -30,6 +31,9 @@ pub use manifests::{
 pub use namespaces::{
     metadata_delete_namespace, metadata_delete_repository, metadata_list_repositories_pagination,
     metadata_namespaces,
+};
+pub use pages::{
+    metadata_referrers_pagination, metadata_tag_history_pagination, metadata_tags_pagination,
 };
 pub use tags::{metadata_list_tags_pagination, metadata_tag_history};
 
@@ -45,6 +49,9 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_find_manifest(s).await;
     metadata_blob_links(s).await;
     metadata_referrers(s).await;
+    metadata_tags_pagination(s).await;
+    metadata_tag_history_pagination(s).await;
+    metadata_referrers_pagination(s).await;
     metadata_referenced_blobs(s).await;
     metadata_delete_repository(s).await;
     metadata_delete_namespace(s).await;

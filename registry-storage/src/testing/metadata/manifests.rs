@@ -80,7 +80,11 @@ pub async fn metadata_delete_manifest(store: &dyn MetadataStore) {
     store.put_manifest(base.clone()).await.unwrap();
     store.put_manifest(sig.clone()).await.unwrap();
     assert_eq!(
-        store.referrers(&r, &base.digest, None).await.unwrap().len(),
+        store
+            .referrers(&r, &base.digest, None, None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
         1
     );
 
@@ -101,7 +105,10 @@ pub async fn metadata_delete_manifest(store: &dyn MetadataStore) {
         vec![tag("base")]
     );
     for t in ["sig", "sig-alias"] {
-        let history = store.tag_history(&r, &tag(t)).await.unwrap();
+        let history = store
+            .tag_history(&r, &tag(t), None, usize::MAX)
+            .await
+            .unwrap();
         assert_eq!(history.len(), 2, "{t}: pushed, then deleted");
         assert_eq!(
             (history[0].digest.as_ref(), history[0].actor.as_str()),
@@ -109,7 +116,7 @@ pub async fn metadata_delete_manifest(store: &dyn MetadataStore) {
         );
     }
     assert!(store
-        .referrers(&r, &base.digest, None)
+        .referrers(&r, &base.digest, None, None, usize::MAX)
         .await
         .unwrap()
         .is_empty());
@@ -199,7 +206,10 @@ pub async fn metadata_referrers(store: &dyn MetadataStore) {
     store.put_manifest(elsewhere).await.unwrap();
 
     pushed.sort_by(|a, b| a.digest.cmp(&b.digest));
-    let all = store.referrers(&r, &subject, None).await.unwrap();
+    let all = store
+        .referrers(&r, &subject, None, None, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     for (got, m) in all.iter().zip(&pushed) {
         assert_eq!(got.digest, m.digest, "sorted by digest");
@@ -208,7 +218,10 @@ pub async fn metadata_referrers(store: &dyn MetadataStore) {
         assert_eq!(got.artifact_type, m.artifact_type);
         assert_eq!(got.annotations, m.annotations);
     }
-    let sigs = store.referrers(&r, &subject, Some(sig)).await.unwrap();
+    let sigs = store
+        .referrers(&r, &subject, Some(sig), None, usize::MAX)
+        .await
+        .unwrap();
     let expected: Vec<&Digest> = pushed
         .iter()
         .filter(|m| m.artifact_type.as_deref() == Some(sig))
@@ -216,12 +229,12 @@ pub async fn metadata_referrers(store: &dyn MetadataStore) {
         .collect();
     assert_eq!(sigs.iter().map(|s| &s.digest).collect::<Vec<_>>(), expected);
     assert!(store
-        .referrers(&r, &subject, Some("text/plain"))
+        .referrers(&r, &subject, Some("text/plain"), None, usize::MAX)
         .await
         .unwrap()
         .is_empty());
     assert!(store
-        .referrers(&r, &blob("referrers-none"), None)
+        .referrers(&r, &blob("referrers-none"), None, None, usize::MAX)
         .await
         .unwrap()
         .is_empty());
@@ -258,7 +271,7 @@ pub async fn metadata_concurrent_puts(store: Arc<dyn MetadataStore>) {
         digests.push(task.await.expect("put task panicked"));
     }
 
-    let records = store.tags(&r).await.unwrap();
+    let records = store.tags(&r, None, usize::MAX).await.unwrap();
     assert_eq!(records.len(), TASKS + 1);
     for (i, digest) in digests.iter().enumerate() {
         let t = tag(&format!("t{i:02}"));
@@ -267,9 +280,19 @@ pub async fn metadata_concurrent_puts(store: Arc<dyn MetadataStore>) {
             .find(|rec| rec.tag == t)
             .expect("every tag is recorded");
         assert_eq!(&record.digest, digest);
-        assert_eq!(store.tag_history(&r, &t).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .tag_history(&r, &t, None, usize::MAX)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
-    let history = store.tag_history(&r, &tag("latest")).await.unwrap();
+    let history = store
+        .tag_history(&r, &tag("latest"), None, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(history.len(), TASKS, "every move of latest is an event");
     let current = records
         .iter()

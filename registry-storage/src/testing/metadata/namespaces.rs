@@ -51,12 +51,11 @@ pub async fn metadata_list_repositories_pagination(store: &dyn MetadataStore) {
         store.link_blob(r, &blob("list-repos")).await.unwrap();
     }
     let namespace = ns("conformance-list-repos");
-    let page = |last: Option<&str>, n: usize| {
-        let last = last.map(repo);
+    let page = |last: Option<&'static str>, n: usize| {
         let namespace = namespace.clone();
         async move {
             store
-                .list_repositories(Some(&namespace), last.as_ref(), n)
+                .list_repositories(Some(&namespace), last, n)
                 .await
                 .unwrap()
         }
@@ -86,14 +85,48 @@ pub async fn metadata_list_repositories_pagination(store: &dyn MetadataStore) {
         inside[..1],
         "last before the namespace"
     );
+    // `last` is an opaque cursor: any string sorts, names or not.
+    assert_eq!(page(Some(""), 10).await, inside, "empty cursor");
+    assert_eq!(page(Some("conformance-list-repos"), 10).await, inside);
+    assert_eq!(
+        page(Some("conformance-list-repos/b"), 10).await,
+        inside[1..],
+        "a prefix of a name sorts before it"
+    );
+    assert_eq!(
+        page(Some("conformance-list-repos/a!"), 10).await,
+        inside[1..],
+        "punctuation sorts byte-wise"
+    );
+    assert_eq!(
+        page(Some("conformance-list-repos/B"), 10).await,
+        inside,
+        "upper case sorts before lower case"
+    );
+    assert_eq!(
+        page(Some("conformance-list-repos/b-d~"), 10).await,
+        inside[2..]
+    );
+    assert!(page(Some("\u{10ffff}"), 10).await.is_empty());
 
     // Without a namespace: every repository, ours among those already there.
     let mut all: BTreeSet<RepositoryName> = before.repositories.iter().cloned().collect();
     all.extend(ours.iter().cloned());
-    let expected = |last: &RepositoryName, n: usize| -> Vec<RepositoryName> {
-        all.iter().filter(|r| *r > last).take(n).cloned().collect()
+    let expected = |last: &str, n: usize| -> Vec<RepositoryName> {
+        all.iter()
+            .filter(|r| r.as_str() > last)
+            .take(n)
+            .cloned()
+            .collect()
     };
-    for last in [&inside[0], &ours[3], &repo("zzz/zzz")] {
+    for last in [
+        inside[0].as_str(),
+        ours[3].as_str(),
+        "zzz/zzz",
+        "conformance-list-repos/",
+        "Conformance",
+        "~",
+    ] {
         let got = store.list_repositories(None, Some(last), 2).await.unwrap();
         assert_eq!(got, expected(last, 2), "after {last}");
     }
@@ -135,9 +168,9 @@ pub async fn metadata_delete_repository(store: &dyn MetadataStore) {
         store.get_manifest(&r, &by_tag("latest")).await.unwrap(),
         None
     );
-    assert!(store.tags(&r).await.unwrap().is_empty());
+    assert!(store.tags(&r, None, usize::MAX).await.unwrap().is_empty());
     assert!(store
-        .tag_history(&r, &tag("latest"))
+        .tag_history(&r, &tag("latest"), None, usize::MAX)
         .await
         .unwrap()
         .is_empty());
@@ -188,7 +221,7 @@ pub async fn metadata_delete_namespace(store: &dyn MetadataStore) {
         None
     );
     assert!(store
-        .tag_history(&app, &tag("latest"))
+        .tag_history(&app, &tag("latest"), None, usize::MAX)
         .await
         .unwrap()
         .is_empty());

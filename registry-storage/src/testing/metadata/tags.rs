@@ -8,20 +8,24 @@ pub async fn metadata_tag_history(store: &dyn MetadataStore) {
     let before = Snapshot::take(store).await;
     let r = repo("conformance-history/app");
     let latest = tag("latest");
-    assert!(store.tag_history(&r, &latest).await.unwrap().is_empty());
+    assert!(store
+        .tag_history(&r, &latest, None, usize::MAX)
+        .await
+        .unwrap()
+        .is_empty());
 
     let m1 = with_tags(manifest(&r, "history-1"), &["latest", "v1"], "alice");
     let m2 = with_tags(manifest(&r, "history-2"), &["latest"], "bob");
     store.put_manifest(m1.clone()).await.unwrap();
     store.put_manifest(m2.clone()).await.unwrap();
-    let records = store.tags(&r).await.unwrap();
+    let records = store.tags(&r, None, usize::MAX).await.unwrap();
     // Re-pointing a tag at its current target is not a move.
     store
         .put_manifest(with_tags(m2.clone(), &["latest"], "mallory"))
         .await
         .unwrap();
     assert_eq!(
-        store.tags(&r).await.unwrap(),
+        store.tags(&r, None, usize::MAX).await.unwrap(),
         records,
         "a no-op put changes no tag"
     );
@@ -65,7 +69,7 @@ pub async fn metadata_tag_history(store: &dyn MetadataStore) {
     );
 
     let history: Vec<(Option<Digest>, String)> = store
-        .tag_history(&r, &latest)
+        .tag_history(&r, &latest, None, usize::MAX)
         .await
         .unwrap()
         .into_iter()
@@ -79,7 +83,10 @@ pub async fn metadata_tag_history(store: &dyn MetadataStore) {
             (Some(m1.digest.clone()), "alice".to_owned()),
         ]
     );
-    let v1 = store.tag_history(&r, &tag("v1")).await.unwrap();
+    let v1 = store
+        .tag_history(&r, &tag("v1"), None, usize::MAX)
+        .await
+        .unwrap();
     assert_eq!(v1.len(), 1);
     assert_eq!(v1[0].digest.as_ref(), Some(&m1.digest));
 

@@ -1,0 +1,53 @@
+//! `GET /extensions/v2/metrics`.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use registry_auth::{Action, Resource};
+
+use crate::access;
+use crate::error::ApiResult;
+use crate::state::Registry;
+
+/// Where the metrics are served.
+pub(crate) const METRICS_PATH: &str = "/extensions/v2/metrics";
+
+/// `GET /extensions/v2/metrics`: needs `ReadMetrics` on the cluster
+/// (`metrics-viewer` or `cluster-admin`) when access control is on.
+pub(crate) async fn serve(
+    State(registry): State<Registry>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(state) = registry.auth() {
+        let caller = access::authenticate(state, &headers).await?;
+        access::require_resource(
+            state,
+            &headers,
+            &caller,
+            Action::ReadMetrics,
+            &Resource::Cluster,
+        )?;
+    }
+    // Constant work after the first scrape (see `open_uploads`).
+    let open = match registry
+        .metrics()
+        .open_uploads
+        .current(registry.uploads().as_ref())
+        .await
+    {
+        Ok(open) => Some(open),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot list upload sessions");
+            None
+        }
+    };
+    let text = registry.metrics().render(open);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
