@@ -25,6 +25,11 @@ pub struct Limits {
     /// `TOOMANYREQUESTS` with `Retry-After`, instead of every upload slowing
     /// down together.
     pub max_concurrent_uploads: usize,
+    /// How long a request body may go without a byte before the request
+    /// ends: the upload rolls back to where it stood before the request and
+    /// the client (if still there) gets 408. Without it a stalled client
+    /// holds its upload slot, session and connection for ever.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -33,6 +38,7 @@ impl Default for Limits {
             max_manifest_bytes: 4 * 1024 * 1024,
             max_page: 1000,
             max_concurrent_uploads: 512,
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

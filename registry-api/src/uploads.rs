@@ -78,7 +78,13 @@ async fn put_blob(
     digest: &Digest,
     body: Body,
 ) -> ApiResult<Response> {
-    registry.blobs().put(digest, body_stream(body)).await?;
+    registry
+        .blobs()
+        .put(
+            digest,
+            body_stream(body, registry.limits().body_idle_timeout),
+        )
+        .await?;
     registry.metadata().link_blob(repo, digest).await?;
     created(repo, digest)
 }
@@ -199,7 +205,11 @@ async fn append(
     };
     match registry
         .uploads()
-        .append(&current.id, offset, body_stream(body))
+        .append(
+            &current.id,
+            offset,
+            body_stream(body, registry.limits().body_idle_timeout),
+        )
         .await
     {
         Ok(s) => Ok(s),
