@@ -15,12 +15,12 @@
 //! date): `cargo test` builds an example with `test = true`, as registryctl
 //! is, only as a test harness, never as the real program.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use base64::Engine as _;
 use registry::api::{router, AuthConfig, Registry};
