@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+
+use crate::serve::ServeSettings;
 
 /// Command-line flags; each also reads an environment variable.
 #[derive(Debug, Parser)]
@@ -20,6 +23,30 @@ pub struct Flags {
     /// Address to listen on [default: 127.0.0.1:5000].
     #[arg(long, env = "REGISTRY_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Most connections open at once; more wait in the kernel's listen
+    /// backlog until one closes [default: 1024].
+    #[arg(long, env = "REGISTRY_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// Seconds from a request's first byte until its headers must be
+    /// complete [default: 30].
+    #[arg(long, env = "REGISTRY_HEADER_READ_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in progress and
+    /// no response byte written (idle keep-alive, a client that stopped
+    /// reading) [default: 75].
+    #[arg(long, env = "REGISTRY_IDLE_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may go without a byte before the request ends
+    /// (408) and its upload rolls back [default: 60].
+    #[arg(long, env = "REGISTRY_BODY_IDLE_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a client may take for its TLS handshake [default: 10].
+    #[arg(long, env = "REGISTRY_TLS_HANDSHAKE_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout_secs: Option<u64>,
+    /// Seconds requests in flight get to finish after SIGINT or SIGTERM
+    /// [default: 30].
+    #[arg(long, env = "REGISTRY_SHUTDOWN_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub shutdown_timeout_secs: Option<u64>,
     /// Data directory for blobs, uploads and the SQLite database [default: ./data].
     #[arg(long, env = "REGISTRY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -70,6 +97,18 @@ pub enum LogFormat {
 pub struct FileConfig {
     /// Address to listen on.
     pub listen: Option<SocketAddr>,
+    /// Most connections open at once.
+    pub max_connections: Option<u32>,
+    /// Seconds from a request's first byte until its headers are complete.
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds an idle connection stays open.
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may go without a byte.
+    pub body_idle_timeout_secs: Option<u64>,
+    /// Seconds a TLS handshake may take.
+    pub tls_handshake_timeout_secs: Option<u64>,
+    /// Seconds requests in flight get to finish at shutdown.
+    pub shutdown_timeout_secs: Option<u64>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
     /// Durability.
@@ -95,6 +134,10 @@ pub struct FileConfig {
 pub struct Settings {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// Connection cap and timeouts.
+    pub serve: ServeSettings,
+    /// How long a request body may go without a byte.
+    pub body_idle_timeout: Duration,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Durability.
@@ -149,11 +192,51 @@ impl Settings {
                     .into())
             }
         };
+        let serve = ServeSettings {
+            max_connections: positive(
+                flags.max_connections,
+                file.max_connections,
+                1024,
+                "max_connections",
+            )? as usize,
+            header_read_timeout: seconds(
+                flags.header_read_timeout_secs,
+                file.header_read_timeout_secs,
+                30,
+                "header_read_timeout_secs",
+            )?,
+            idle_timeout: seconds(
+                flags.idle_timeout_secs,
+                file.idle_timeout_secs,
+                75,
+                "idle_timeout_secs",
+            )?,
+            tls_handshake_timeout: seconds(
+                flags.tls_handshake_timeout_secs,
+                file.tls_handshake_timeout_secs,
+                10,
+                "tls_handshake_timeout_secs",
+            )?,
+            shutdown_timeout: seconds(
+                flags.shutdown_timeout_secs,
+                file.shutdown_timeout_secs,
+                30,
+                "shutdown_timeout_secs",
+            )?,
+        };
+        let body_idle_timeout = seconds(
+            flags.body_idle_timeout_secs,
+            file.body_idle_timeout_secs,
+            60,
+            "body_idle_timeout_secs",
+        )?;
         Ok(Settings {
             listen: flags
                 .listen
                 .or(file.listen)
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5000))),
+            serve,
+            body_idle_timeout,
             data_dir: flags
                 .data_dir
                 .or(file.data_dir)
@@ -172,4 +255,29 @@ impl Settings {
             ignored_namespaces: file.ignored_namespaces,
         })
     }
+}
+
+/// A flag (or its env var) over the config file over `default`; zero is
+/// refused (flags and env vars are range-checked by clap already).
+fn positive<T: Copy + Default + PartialEq>(
+    flag: Option<T>,
+    file: Option<T>,
+    default: T,
+    field: &str,
+) -> Result<T, String> {
+    let value = flag.or(file).unwrap_or(default);
+    if value == T::default() {
+        return Err(format!("config file: {field} must be at least 1"));
+    }
+    Ok(value)
+}
+
+/// [`positive`] in seconds.
+fn seconds(
+    flag: Option<u64>,
+    file: Option<u64>,
+    default: u64,
+    field: &str,
+) -> Result<Duration, String> {
+    positive(flag, file, default, field).map(Duration::from_secs)
 }

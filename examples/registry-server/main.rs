@@ -12,6 +12,7 @@
 
 mod auth_setup;
 mod config;
+mod serve;
 mod tls;
 
 use std::time::Instant;
@@ -19,12 +20,11 @@ use std::time::Instant;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::serve::ListenerExt;
 use clap::Parser;
-use registry::api::{router, Registry};
+use registry::api::{router, Limits, Registry};
 use std::sync::Arc;
 
-use registry::storage::filesystem::Durability;
+use registry::storage::filesystem::{permissions, Durability};
 use tracing_subscriber::EnvFilter;
 
 use config::{DurabilitySetting, Flags, LogFormat, Settings};
@@ -108,19 +108,30 @@ async fn run(settings: Settings) -> Result<(), String> {
         DurabilitySetting::Fsync => Durability::Fsync,
         DurabilitySetting::None => Durability::None,
     };
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    // Private to its owner (0700; existing installs are tightened): it holds
+    // the database of password and token hashes and the signing key.
+    permissions::create_private_dir(&settings.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
             settings.data_dir.display()
         )
     })?;
     let dir = &settings.data_dir;
+    let key = dir.join("token-signing.key");
+    permissions::restrict(&key, permissions::PRIVATE_FILE_MODE)
+        .map_err(|e| format!("cannot restrict the mode of {}: {e}", key.display()))?;
+    serve::raise_open_files_limit(settings.serve.max_connections);
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
     let (mut registry, database) = Registry::open_data_dir_with_database(dir, durability)
         .await
         .map_err(open_error)?;
+    let limits = Limits {
+        body_idle_timeout: settings.body_idle_timeout,
+        ..registry.limits().clone()
+    };
+    registry = registry.with_limits(limits);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -144,27 +155,7 @@ async fn run(settings: Settings) -> Result<(), String> {
     }
     tracing::info!(%addr, tls = tls_config.is_some(), data_dir = %settings.data_dir.display(), ?durability, "registry listening");
     println!("registry-server listening on {server_url}");
-    let served = match tls_config {
-        Some(config) => {
-            let listener = tls::TlsListener::new(listener, config)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-        None => {
-            // Responses often go out in two writes (headers, then body):
-            // without TCP_NODELAY, Nagle holds the second one for the
-            // client's delayed ACK (~40 ms).
-            let listener = listener.tap_io(|tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
-                    tracing::debug!("cannot set TCP_NODELAY: {e}");
-                }
-            });
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-        }
-    };
-    served.map_err(|e| format!("server failed: {e}"))
+    let tls = tls_config.map(tokio_rustls::TlsAcceptor::from);
+    serve::serve(listener, tls, app, settings.serve, shutdown_signal()).await;
+    Ok(())
 }

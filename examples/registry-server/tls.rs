@@ -1,15 +1,11 @@
-//! HTTPS: the rustls server configuration from PEM files, and an
-//! [`axum::serve::Listener`] that hands out TLS streams.
+//! HTTPS: the rustls server configuration from PEM files.
 //!
-//! Handshakes run in their own tasks, each with a deadline, so a slow or
-//! failing client never holds up the others or the accept loop; only
-//! completed handshakes reach axum, which keeps its graceful shutdown.
+//! Handshakes run in each connection's own task, with a deadline
+//! (`--tls-handshake-timeout-secs`), in the accept loop of `serve.rs`: a
+//! slow or failing client never holds up the others or the accept loop.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -18,17 +14,6 @@ use axum::response::Response;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
-
-/// How long a client may take to complete its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshaken connections waiting for axum to take them.
-const ACCEPT_QUEUE: usize = 128;
 
 /// Reads the certificate chain (leaf first) from `cert` and the private key
 /// (PKCS#8, PKCS#1 RSA or SEC1 EC) from `key`, both PEM, and builds the
@@ -81,99 +66,6 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
         ),
         e => format!("TLS key {} is not valid PEM: {e}", path.display()),
     })
-}
-
-/// Accepts TCP connections and yields them once their TLS handshake is done.
-///
-/// Dropping it (when the server stops) stops accepting.
-pub struct TlsListener {
-    handshaken: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    accept_loop: JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp` (needs a Tokio runtime).
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let local_addr = tcp.local_addr()?;
-        let (tx, handshaken) = mpsc::channel(ACCEPT_QUEUE);
-        let accept_loop = tokio::spawn(accept_loop(tcp, TlsAcceptor::from(config), tx));
-        Ok(TlsListener {
-            handshaken,
-            local_addr,
-            accept_loop,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accept_loop.abort();
-    }
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (stream, peer) = match tcp.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                handle_accept_error(e).await;
-                continue;
-            }
-        };
-        // See the plain listener in main.rs: no Nagle delay on responses.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
-        }
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    // Fails only once the listener is gone: the server is stopping.
-                    let _ = tx.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-/// As axum's own listener does: per-connection errors are not worth a
-/// pause; others (out of file descriptors, ...) get a second to clear.
-async fn handle_accept_error(e: io::Error) {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
-    }
-    tracing::error!("accept error: {e}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.handshaken.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop never ends while the listener lives.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }
 
 /// For requests that arrived over TLS: tells the registry the scheme is

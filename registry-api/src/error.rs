@@ -95,6 +95,21 @@ impl From<StorageError> for ApiError {
                 format!("range {start}-{end} outside 0-{size}"),
             )
             .with_status(StatusCode::RANGE_NOT_SATISFIABLE),
+            StorageError::Incoming { source }
+                if source.is::<crate::http_util::BodyIdleTimeout>() =>
+            {
+                // The client stalled: 408, and the connection is not reused
+                // (the rest of its body may still be on the way).
+                ApiError::new(
+                    ErrorCode::BlobUploadInvalid,
+                    format!("{source}: the upload is left as it was before this request"),
+                )
+                .with_status(StatusCode::REQUEST_TIMEOUT)
+                .with_header(
+                    axum::http::header::CONNECTION,
+                    axum::http::HeaderValue::from_static("close"),
+                )
+            }
             StorageError::Incoming { source } => ApiError::new(
                 ErrorCode::BlobUploadInvalid,
                 format!("request body failed: {source}"),

@@ -3,7 +3,9 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
-use futures::{StreamExt, TryStreamExt};
+use std::time::Duration;
+
+use futures::StreamExt;
 use registry_core::ErrorCode;
 use registry_storage::{ByteStream, StorageError};
 
@@ -47,14 +49,57 @@ pub fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str
         .map(|(_, v)| v.as_str())
 }
 
-/// A request body as a storage byte stream.
-pub fn body_stream(body: Body) -> ByteStream {
-    body.into_data_stream()
-        .map_err(|e| StorageError::Incoming {
-            source: Box::new(e),
-        })
-        .boxed()
+/// A request body as a storage byte stream that fails (with a
+/// `BodyIdleTimeout` inside [`StorageError::Incoming`]) when no byte
+/// arrives for `idle`: the store then rolls the upload back, as for any body
+/// that fails part-way.
+pub fn body_stream(body: Body, idle: Duration) -> ByteStream {
+    let data = body.into_data_stream();
+    futures::stream::unfold(Some(data), move |state| async move {
+        let mut data = state?;
+        // The deadline moves only when bytes arrive: empty frames are no progress.
+        let deadline = tokio::time::Instant::now() + idle;
+        loop {
+            match tokio::time::timeout_at(deadline, data.next()).await {
+                Ok(Some(Ok(bytes))) if bytes.is_empty() => continue,
+                Ok(Some(Ok(bytes))) => return Some((Ok(bytes), Some(data))),
+                Ok(Some(Err(e))) => {
+                    let e = StorageError::Incoming {
+                        source: Box::new(e),
+                    };
+                    return Some((Err(e), None));
+                }
+                Ok(None) => return None,
+                Err(_) => {
+                    let e = StorageError::Incoming {
+                        source: Box::new(BodyIdleTimeout { idle }),
+                    };
+                    return Some((Err(e), None));
+                }
+            }
+        }
+    })
+    .boxed()
 }
+
+/// A request body sent no byte for [`Limits::body_idle_timeout`](crate::Limits).
+#[derive(Debug)]
+pub(crate) struct BodyIdleTimeout {
+    /// The timeout that passed.
+    pub(crate) idle: Duration,
+}
+
+impl std::fmt::Display for BodyIdleTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no byte of the request body arrived for {} s",
+            self.idle.as_secs_f64()
+        )
+    }
+}
+
+impl std::error::Error for BodyIdleTimeout {}
 
 /// A header parsed as text, or `None` when missing.
 pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

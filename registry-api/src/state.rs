@@ -33,6 +33,11 @@ pub struct Limits {
     /// even stack more than ~128 layers, and the largest multi-platform
     /// indexes list tens of entries.
     pub max_manifest_references: usize,
+    /// How long a request body may go without a byte before the request
+    /// ends: the upload rolls back to where it stood before the request and
+    /// the client (if still there) gets 408. Without it a stalled client
+    /// holds its upload slot, session and connection for ever.
+    pub body_idle_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -42,6 +47,7 @@ impl Default for Limits {
             max_page: 1000,
             max_concurrent_uploads: 512,
             max_manifest_references: 1000,
+            body_idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 }

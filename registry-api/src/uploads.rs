@@ -83,7 +83,13 @@ async fn put_blob(
     // The ticket comes first: a put that finds the bytes present (a no-op)
     // must not be acknowledged if a prune deletes them meanwhile.
     let ticket = registry.metadata().blob_ticket(digest).await?;
-    registry.blobs().put(digest, body_stream(body)).await?;
+    registry
+        .blobs()
+        .put(
+            digest,
+            body_stream(body, registry.limits().body_idle_timeout),
+        )
+        .await?;
     registry.metadata().link_blob_with(repo, &ticket).await?;
     created(repo, digest)
 }
@@ -276,7 +282,7 @@ async fn append(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<UploadStatus> {
-    let mut stream = body_stream(body);
+    let mut stream = body_stream(body, registry.limits().body_idle_timeout);
     let offset = match content_range(headers)? {
         Some((start, end)) => {
             // `end >= start` (content_range checks); `0-u64::MAX` saturates.

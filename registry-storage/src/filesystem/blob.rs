@@ -68,6 +68,8 @@ impl FsBlobStoreBuilder {
     pub fn open(self) -> Result<FsBlobStore> {
         let blobs = self.root.join("blobs");
         let tmp = self.root.join("tmp");
+        super::permissions::create_private_dir(&self.root)
+            .map_err(|e| io_error("creating", &self.root, e))?;
         for dir in ALGORITHMS
             .iter()
             .map(|alg| blobs.join(alg.as_str()))

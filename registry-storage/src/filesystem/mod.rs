@@ -34,6 +34,7 @@
 //! ```
 
 mod blob;
+pub mod permissions;
 mod pipe;
 mod upload;
 

@@ -74,7 +74,8 @@ impl FsUploadStore {
     /// continued.
     pub fn new(root: impl Into<PathBuf>, blobs: FsBlobStore) -> Result<Self> {
         let uploads = root.into().join("uploads");
-        fs::create_dir_all(&uploads).map_err(|e| io_error("creating", &uploads, e))?;
+        super::permissions::create_private_dir(&uploads)
+            .map_err(|e| io_error("creating", &uploads, e))?;
         remove_orphans(&uploads);
         Ok(FsUploadStore {
             inner: Arc::new(Inner {
@@ -283,11 +284,13 @@ impl UploadStore for FsUploadStore {
         blocking(move || {
             fs::create_dir(&dir).map_err(|e| io_error("creating", &dir, e))?;
             let data = dir.join(DATA_FILE);
-            File::create(&data).map_err(|e| io_error("creating", &data, e))?;
+            super::permissions::create_private_file(&data)
+                .map_err(|e| io_error("creating", &data, e))?;
             // The session exists once state.json does: write it aside, then rename.
             let temp = dir.join("state.json.new");
             let json = serde_json::to_vec(&state).map_err(StorageError::backend)?;
-            let mut file = File::create(&temp).map_err(|e| io_error("creating", &temp, e))?;
+            let mut file = super::permissions::create_private_file(&temp)
+                .map_err(|e| io_error("creating", &temp, e))?;
             file.write_all(&json)
                 .map_err(|e| io_error("writing", &temp, e))?;
             durability

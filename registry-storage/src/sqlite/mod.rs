@@ -60,6 +60,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read connections per store.
 const READERS: u32 = 4;
 
+/// SQLite would create the database 0644, and its `-wal` and `-shm` files
+/// copy the database's mode: password and token hashes live there, so the
+/// file is made (or tightened to) 0600 first.
+fn secure_files(path: &Path) -> Result<()> {
+    use crate::filesystem::permissions::{prepare_private_file, restrict, PRIVATE_FILE_MODE};
+    let failed = |p: &Path, e| crate::filesystem::io_error("restricting the mode of", p, e);
+    prepare_private_file(path).map_err(|e| failed(path, e))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = Path::new(&side);
+        restrict(side, PRIVATE_FILE_MODE).map_err(|e| failed(side, e))?;
+    }
+    Ok(())
+}
+
 /// Registry metadata in SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteMetadataStore {
@@ -71,7 +87,9 @@ impl SqliteMetadataStore {
     /// Opens the database at `path`, creating the file if it is missing (its
     /// directory must exist), and applies pending migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(Self::open_file(path.as_ref()).await?)
+        let path = path.as_ref();
+        secure_files(path)?;
+        Ok(Self::open_file(path).await?)
     }
 
     async fn open_file(path: &Path) -> Result<Self, error::Error> {

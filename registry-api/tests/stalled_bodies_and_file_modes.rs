@@ -1,0 +1,187 @@
+//! A request body that stalls ends its request and rolls the upload back
+//! (`Limits::body_idle_timeout`); a data directory is private to its owner.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use bytes::Bytes;
+use common::Client;
+use futures::StreamExt;
+use registry_api::{Limits, Registry};
+use registry_core::Digest;
+use registry_storage::filesystem::Durability;
+
+const IDLE: Duration = Duration::from_millis(300);
+
+/// A body that sends `first` and then nothing, for ever.
+fn stalling_body(first: &[u8]) -> Body {
+    let first = Bytes::copy_from_slice(first);
+    let stream =
+        futures::stream::iter([Ok::<_, std::io::Error>(first)]).chain(futures::stream::pending());
+    Body::from_stream(stream)
+}
+
+fn limits() -> Limits {
+    Limits {
+        body_idle_timeout: IDLE,
+        ..Limits::default()
+    }
+}
+
+/// Opens a session, appends `head`, then PATCHes a body that stalls after
+/// some bytes: 408 naming the timeout, the session still at `head.len()`,
+/// and the upload goes on and commits.
+async fn stalled_patch_rolls_back(c: &Client) {
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let location = r.header("location").to_owned();
+    let r = c
+        .call(Method::PATCH, &location, &[], data[..1000].to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(r.header("range"), "0-999");
+
+    let stalled = c.call(
+        Method::PATCH,
+        &location,
+        &[],
+        stalling_body(&data[1000..3000]),
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), stalled)
+        .await
+        .expect("a stalled body must end its request");
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT, "{:?}", r.json());
+    assert_eq!(r.code(), "BLOB_UPLOAD_INVALID");
+    let message = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("no byte"), "{message}");
+    assert_eq!(r.header("connection"), "close");
+
+    let r = c.bare(Method::GET, &location, &[]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        r.header("range"),
+        "0-999",
+        "the stalled request is rolled back"
+    );
+
+    let r = c
+        .call(Method::PATCH, &location, &[], data[1000..].to_vec())
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let digest = Digest::sha256_of(&data);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = c
+        .bare(Method::PUT, &format!("{location}{sep}digest={digest}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = c.get(&format!("/v2/ns/app/blobs/{digest}")).await;
+    assert_eq!(&r.body[..], &data[..]);
+}
+
+#[tokio::test]
+async fn stalled_patch_body_times_out_and_rolls_back_in_memory() {
+    stalled_patch_rolls_back(&Client::with(Registry::in_memory().with_limits(limits()))).await;
+}
+
+#[tokio::test]
+async fn stalled_patch_body_times_out_and_rolls_back_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open_data_dir(dir.path(), Durability::None)
+        .await
+        .unwrap()
+        .with_limits(limits());
+    stalled_patch_rolls_back(&Client::with(registry)).await;
+}
+
+#[tokio::test]
+async fn stalled_monolithic_push_times_out_and_stores_nothing() {
+    let c = Client::with(Registry::in_memory().with_limits(limits()));
+    let data = vec![7u8; 4000];
+    let digest = Digest::sha256_of(&data);
+    let uri = format!("/v2/ns/app/blobs/uploads/?digest={digest}");
+    let push = c.call(
+        Method::POST,
+        &uri,
+        &[("content-length", "4000")],
+        stalling_body(&data[..1000]),
+    );
+    let r = tokio::time::timeout(Duration::from_secs(10), push)
+        .await
+        .expect("a stalled body must end its request");
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    let r = c
+        .bare(Method::HEAD, &format!("/v2/ns/app/blobs/{digest}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_data_dir_is_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let c = Client::with(
+        Registry::open_data_dir(&dir, Durability::None)
+            .await
+            .unwrap(),
+    );
+    c.push_blob("ns/app", b"some layer").await;
+    let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.header("docker-upload-uuid").to_owned();
+
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("uploads")), 0o700);
+    for file in ["registry.db", "registry.db-wal", "registry.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+    let session = dir.join("uploads").join(&id);
+    for file in ["state.json", "data"] {
+        assert_eq!(mode(&session.join(file)), 0o600, "{file}");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_loose_data_dir_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    drop(
+        Registry::open_data_dir(&dir, Durability::None)
+            .await
+            .unwrap(),
+    );
+    let loosen = |p: std::path::PathBuf, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    loosen(dir.clone(), 0o755);
+    loosen(dir.join("uploads"), 0o755);
+    loosen(dir.join("registry.db"), 0o644);
+    std::fs::write(dir.join("registry.db-wal"), b"").unwrap();
+    loosen(dir.join("registry.db-wal"), 0o664);
+
+    let c = Client::with(
+        Registry::open_data_dir(&dir, Durability::None)
+            .await
+            .unwrap(),
+    );
+    c.push_blob("ns/app", b"still works").await;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("uploads")), 0o700);
+    assert_eq!(mode(&dir.join("registry.db")), 0o600);
+    assert_eq!(mode(&dir.join("registry.db-wal")), 0o600);
+}
