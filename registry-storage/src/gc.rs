@@ -80,6 +80,9 @@ pub struct GcReport {
     pub duration: Duration,
     /// Whether this was a dry run (nothing was changed).
     pub dry_run: bool,
+    /// Temp files of interrupted writes removed
+    /// ([`UploadStore::remove_stale_files`]); not done in a dry run.
+    pub stale_files_removed: u64,
 }
 
 /// Whether something last changed at `modified` is at least `age` old at
@@ -165,6 +168,9 @@ pub async fn collect_garbage(
         ..GcReport::default()
     };
     report.uploads_expired = expire_uploads(uploads, now, &options).await?;
+    if !options.dry_run {
+        report.stale_files_removed = uploads.remove_stale_files().await?;
+    }
 
     let marked = metadata.referenced_blobs().await?;
     let found = candidates(blobs, &marked, now, &options, &mut report).await?;

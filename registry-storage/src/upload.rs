@@ -133,6 +133,15 @@ pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
 
     /// Every open session (for expiry of abandoned uploads).
     async fn list(&self) -> Result<Vec<UploadStatus>>;
+
+    /// Removes what interrupted writes left behind, in this store and in
+    /// the blob store it publishes into: temp files of a killed process,
+    /// once older than the backend's bound, never one still being written.
+    /// Returns how many files were removed. Backends without such files
+    /// keep the default, which does nothing.
+    async fn remove_stale_files(&self) -> Result<u64> {
+        Ok(0)
+    }
 }
 
 /// Open sessions per owner, kept up to date by a backend as sessions start

@@ -72,4 +72,3 @@ pub(super) fn truncate_to_acked(dir: &Path, file: &File, len: u64) -> Result<u64
     }
     Ok(acked)
 }
-

@@ -116,7 +116,11 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
     loop {
         if writing.is_none() && !ready.is_empty() {
             let sink = idle.take().expect("the sink is idle when no write runs");
-            let writer = WRITERS.clone().acquire_owned().await.map_err(StorageError::backend)?;
+            let writer = WRITERS
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(StorageError::backend)?;
             let batches = std::mem::take(&mut ready);
             let stopped = stop.0.clone();
             writing = Some(tokio::task::spawn_blocking(move || {
@@ -170,7 +174,10 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
             },
         }
     }
-    Ok(idle.take().expect("the sink is idle after the last write").into_inner())
+    Ok(idle
+        .take()
+        .expect("the sink is idle after the last write")
+        .into_inner())
 }
 
 /// Raises its flag when dropped: harmless once the writer has finished,
@@ -213,7 +220,9 @@ fn next_read(file: File, path: &Arc<PathBuf>, remaining: &mut u64) -> Option<Rea
     let n = (*remaining).min(READ_CHUNK);
     *remaining -= n;
     let path = path.clone();
-    Some(tokio::task::spawn_blocking(move || read_chunk(file, &path, n)))
+    Some(tokio::task::spawn_blocking(move || {
+        read_chunk(file, &path, n)
+    }))
 }
 
 /// Streams `len` bytes of `file` (already positioned), read on a blocking

@@ -176,9 +176,9 @@ fn recover_sessions(uploads: &Path) -> OwnerCounts {
             if let Ok(state) = read_state(&dir, &id) {
                 owners.add(state.owner.as_deref());
             }
-            if let Err(e) = open_data(&dir, &id).and_then(|(file, len, _)| {
-                truncate_to_acked(&dir, &file, len).map(drop)
-            }) {
+            if let Err(e) = open_data(&dir, &id)
+                .and_then(|(file, len, _)| truncate_to_acked(&dir, &file, len).map(drop))
+            {
                 tracing::warn!(path = %dir.display(), error = %e, "cannot recover upload session");
             }
             continue;
@@ -252,12 +252,14 @@ fn sha256_state(cache: &mut HashCache, file: &mut File, len: u64) -> io::Result<
 }
 
 fn status_of(id: &UploadId, state: SessionState, offset: u64, updated: SystemTime) -> UploadStatus {
+    let started: SystemTime = state.started.into();
     UploadStatus {
         id: id.clone(),
         repository: state.repository,
         offset,
-        started: state.started.into(),
-        updated,
+        started,
+        // File times are coarser than the clock: never before the start.
+        updated: updated.max(started),
         owner: state.owner,
     }
 }
@@ -509,6 +511,10 @@ impl UploadStore for FsUploadStore {
 
     async fn open_sessions(&self, owner: &str) -> Result<usize> {
         Ok(self.inner.owners.get(owner))
+    }
+
+    async fn remove_stale_files(&self) -> Result<u64> {
+        self.inner.blobs.remove_stale_temps().await
     }
 
     async fn list(&self) -> Result<Vec<UploadStatus>> {
