@@ -69,6 +69,16 @@ pub struct Flags {
     /// PEM private key (PKCS#8, RSA or EC) of --tls-cert.
     #[arg(long, env = "REGISTRY_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Most upload requests streaming in at once per user [default: 32].
+    #[arg(long, env = "REGISTRY_MAX_UPLOADS_PER_USER", value_name = "N")]
+    pub max_uploads_per_user: Option<usize>,
+    /// Most upload sessions one user may have open [default: 1000].
+    #[arg(long, env = "REGISTRY_MAX_OPEN_UPLOADS_PER_USER", value_name = "N")]
+    pub max_open_uploads_per_user: Option<usize>,
+    /// Seconds without a byte after which an upload session is cancelled
+    /// [default: 3600].
+    #[arg(long, env = "REGISTRY_UPLOAD_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub upload_idle_timeout: Option<u64>,
 }
 
 /// The durability setting.
@@ -127,6 +137,12 @@ pub struct FileConfig {
     /// (exact names or `prefix*`).
     #[serde(default)]
     pub ignored_namespaces: Vec<String>,
+    /// Most upload requests streaming in at once per user.
+    pub max_uploads_per_user: Option<usize>,
+    /// Most upload sessions one user may have open.
+    pub max_open_uploads_per_user: Option<usize>,
+    /// Seconds without a byte after which an upload session is cancelled.
+    pub upload_idle_timeout: Option<u64>,
 }
 
 /// The settings in force.
@@ -152,6 +168,31 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// Namespaces without managed pull secrets.
     pub ignored_namespaces: Vec<String>,
+    /// Upload limits (the rest of the library's defaults stay).
+    pub upload_limits: UploadLimits,
+}
+
+/// The upload limits an operator can set.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// Upload requests streaming in at once per user.
+    pub per_user: usize,
+    /// Open upload sessions per user.
+    pub open_per_user: usize,
+    /// Cancel a session after this long without a byte.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl UploadLimits {
+    /// Applies these over `limits`.
+    pub fn apply(self, limits: registry::api::Limits) -> registry::api::Limits {
+        registry::api::Limits {
+            max_concurrent_uploads_per_user: self.per_user,
+            max_open_uploads_per_user: self.open_per_user,
+            upload_idle_timeout: self.idle_timeout,
+            ..limits
+        }
+    }
 }
 
 /// The PEM files of an HTTPS server.
@@ -253,6 +294,37 @@ impl Settings {
             public_url: flags.public_url.or(file.public_url),
             tls,
             ignored_namespaces: file.ignored_namespaces,
+            upload_limits: {
+                let defaults = registry::api::Limits::default();
+                let positive = |n: usize, what: &str| {
+                    if n == 0 {
+                        Err(format!("{what} must be at least 1"))
+                    } else {
+                        Ok(n)
+                    }
+                };
+                UploadLimits {
+                    per_user: positive(
+                        flags
+                            .max_uploads_per_user
+                            .or(file.max_uploads_per_user)
+                            .unwrap_or(defaults.max_concurrent_uploads_per_user),
+                        "--max-uploads-per-user",
+                    )?,
+                    open_per_user: positive(
+                        flags
+                            .max_open_uploads_per_user
+                            .or(file.max_open_uploads_per_user)
+                            .unwrap_or(defaults.max_open_uploads_per_user),
+                        "--max-open-uploads-per-user",
+                    )?,
+                    idle_timeout: flags
+                        .upload_idle_timeout
+                        .or(file.upload_idle_timeout)
+                        .map(std::time::Duration::from_secs)
+                        .unwrap_or(defaults.upload_idle_timeout),
+                }
+            },
         })
     }
 }

@@ -127,10 +127,10 @@ async fn run(settings: Settings) -> Result<(), String> {
     let (mut registry, database) = Registry::open_data_dir_with_database(dir, durability)
         .await
         .map_err(open_error)?;
-    let limits = Limits {
+    let limits = settings.upload_limits.apply(Limits {
         body_idle_timeout: settings.body_idle_timeout,
         ..registry.limits().clone()
-    };
+    });
     registry = registry.with_limits(limits);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -147,6 +147,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     } else {
         tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
     }
+    // Idle upload sessions and stale temp files go without a prune.
+    let _maintenance = registry.spawn_maintenance();
     let mut app = router(registry).layer(middleware::from_fn(access_log));
     if tls_config.is_some() {
         // Without --public-url, token realms and pull secrets follow the

@@ -161,9 +161,17 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
         (Endpoint::UploadStart(_), &Method::POST)
             | (Endpoint::Upload(..), &Method::PATCH | &Method::PUT)
     );
+    let actor = caller.actor();
+    let actor = actor.as_str();
     let _upload_slot = if streams_in {
+        // Per user first, so that one user's flood does not hold global
+        // slots while being refused.
+        let user_slot = registry
+            .inner
+            .user_upload_slots
+            .acquire(actor, registry.limits().max_concurrent_uploads_per_user)?;
         match registry.inner.upload_slots.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
+            Ok(permit) => Some((permit, user_slot)),
             Err(_) => {
                 return Err(ApiError::new(
                     ErrorCode::TooManyRequests,
@@ -175,8 +183,6 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
     } else {
         None
     };
-    let actor = caller.actor();
-    let actor = actor.as_str();
     let head = method == Method::HEAD;
     match endpoint {
         Endpoint::Catalog => match *method {
@@ -214,7 +220,7 @@ async fn route(registry: &Registry, request: Request) -> ApiResult<Response> {
             _ => Err(unsupported(method, "blobs")),
         },
         Endpoint::UploadStart(repo) => match *method {
-            Method::POST => uploads::start(registry, &repo, &query, headers, body).await,
+            Method::POST => uploads::start(registry, &repo, &query, headers, body, actor).await,
             _ => Err(unsupported(method, "upload creation")),
         },
         Endpoint::Upload(repo, id) => match *method {

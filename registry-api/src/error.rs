@@ -110,6 +110,20 @@ impl From<StorageError> for ApiError {
                     axum::http::HeaderValue::from_static("close"),
                 )
             }
+            // Not the client's fault, but not a bug either: say what it is
+            // (507) so that operators and clients see it, not `UNKNOWN`.
+            StorageError::StorageFull { source } => {
+                tracing::error!(error = %source, "storage full: writes fail until space is freed");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the registry's storage is full; retry once space is freed",
+                )
+                .with_status(StatusCode::INSUFFICIENT_STORAGE)
+                .with_header(
+                    axum::http::header::RETRY_AFTER,
+                    HeaderValue::from_static("60"),
+                )
+            }
             StorageError::Incoming { source } => ApiError::new(
                 ErrorCode::BlobUploadInvalid,
                 format!("request body failed: {source}"),

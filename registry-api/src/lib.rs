@@ -36,6 +36,7 @@ mod listing;
 mod manifests;
 pub mod metrics;
 mod state;
+mod upload_limits;
 mod uploads;
 
 use axum::routing::{any, get};
@@ -43,7 +44,7 @@ use axum::Router;
 
 pub use access::{AuthConfig, Caller};
 pub use error::{ApiError, ApiResult};
-pub use state::{Limits, Registry};
+pub use state::{Limits, MaintenanceHandle, Registry};
 
 /// The registry's routes with `registry` as their state.
 pub fn router(registry: Registry) -> Router {

@@ -1,7 +1,8 @@
 //! [`Registry`]: the stores and settings every handler shares.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
 use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
@@ -37,7 +38,21 @@ pub struct Limits {
     /// ends: the upload rolls back to where it stood before the request and
     /// the client (if still there) gets 408. Without it a stalled client
     /// holds its upload slot, session and connection for ever.
-    pub body_idle_timeout: std::time::Duration,
+    pub body_idle_timeout: Duration,
+    /// Most upload requests in flight per user (service account, or the
+    /// anonymous caller as one user), so that one user cannot take every
+    /// slot of `max_concurrent_uploads`; beyond it, 429 with `Retry-After`.
+    pub max_concurrent_uploads_per_user: usize,
+    /// Most upload sessions one user may have open (started, neither
+    /// committed, cancelled nor expired); beyond it, starting another is
+    /// 429 `TOOMANYREQUESTS` with `Retry-After`.
+    pub max_open_uploads_per_user: usize,
+    /// An upload session that receives no byte for this long is cancelled
+    /// by the background task of [`Registry::spawn_maintenance`].
+    pub upload_idle_timeout: Duration,
+    /// How often that background task runs (expiry of idle sessions and
+    /// removal of stale temp files).
+    pub maintenance_interval: Duration,
 }
 
 impl Default for Limits {
@@ -47,7 +62,11 @@ impl Default for Limits {
             max_page: 1000,
             max_concurrent_uploads: 512,
             max_manifest_references: 1000,
-            body_idle_timeout: std::time::Duration::from_secs(60),
+            body_idle_timeout: Duration::from_secs(60),
+            max_concurrent_uploads_per_user: 32,
+            max_open_uploads_per_user: 1000,
+            upload_idle_timeout: Duration::from_secs(3600),
+            maintenance_interval: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +90,10 @@ pub(crate) struct Inner {
     pub(crate) gc_lock: Arc<tokio::sync::Mutex<()>>,
     /// One permit per upload request in flight (`Limits::max_concurrent_uploads`).
     pub(crate) upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Upload requests in flight per user (`Limits::max_concurrent_uploads_per_user`).
+    pub(crate) user_upload_slots: Arc<crate::upload_limits::UserSlots>,
+    /// The last readiness probe, reused for a moment.
+    pub(crate) readiness: Arc<crate::health::ReadinessCache>,
 }
 
 impl Inner {
@@ -84,6 +107,8 @@ impl Inner {
             metrics: self.metrics.clone(),
             gc_lock: self.gc_lock.clone(),
             upload_slots: self.upload_slots.clone(),
+            user_upload_slots: self.user_upload_slots.clone(),
+            readiness: self.readiness.clone(),
         }
     }
 }
@@ -110,6 +135,8 @@ impl Registry {
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(
                     Limits::default().max_concurrent_uploads,
                 )),
+                user_upload_slots: Arc::default(),
+                readiness: Arc::default(),
             }),
         }
     }
@@ -218,5 +245,68 @@ impl Registry {
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Starts the registry's background maintenance on the current tokio
+    /// runtime: every `Limits::maintenance_interval`, upload sessions idle
+    /// for `Limits::upload_idle_timeout` are cancelled and temp files of
+    /// interrupted writes are removed
+    /// ([`UploadStore::remove_stale_files`]). The task stops when the
+    /// returned handle is dropped, or once the registry (every clone) is.
+    /// Call it once per registry, after the last `with_*`.
+    pub fn spawn_maintenance(&self) -> MaintenanceHandle {
+        let registry = Arc::downgrade(&self.inner);
+        let interval = self
+            .inner
+            .limits
+            .maintenance_interval
+            .max(Duration::from_millis(10));
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // Holding only a weak reference between runs: the task
+                // must not keep a dropped registry alive.
+                let Some(inner) = Weak::upgrade(&registry) else {
+                    return;
+                };
+                maintain(&inner).await;
+            }
+        });
+        MaintenanceHandle(task)
+    }
+}
+
+/// One run of the background maintenance; failures are logged and retried
+/// at the next run.
+async fn maintain(inner: &Inner) {
+    let uploads = inner.uploads.as_ref();
+    match registry_storage::upload::expire_idle(uploads, inner.limits.upload_idle_timeout).await {
+        Ok(report) if report.expired > 0 => {
+            tracing::info!(
+                expired = report.expired,
+                busy = report.busy,
+                "expired idle upload sessions"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "upload session expiry failed"),
+    }
+    match uploads.remove_stale_files().await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed stale temp files"),
+        Err(e) => tracing::warn!(error = %e, "stale temp file removal failed"),
+    }
+}
+
+/// The background maintenance task of a [`Registry`]; dropping it stops
+/// the task.
+#[derive(Debug)]
+pub struct MaintenanceHandle(tokio::task::JoinHandle<()>);
+
+impl Drop for MaintenanceHandle {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -101,6 +101,7 @@ pub(crate) async fn start(
     query: &[(String, String)],
     headers: &HeaderMap,
     body: Body,
+    owner: &str,
 ) -> ApiResult<Response> {
     if let Some(mount) = query_get(query, "mount") {
         if let Some(response) = try_mount(registry, repo, mount, query_get(query, "from")).await? {
@@ -114,7 +115,7 @@ pub(crate) async fn start(
             "a POST with a body needs ?digest= (monolithic upload)",
         ));
     }
-    let session = registry.uploads().create(repo).await?;
+    let session = crate::upload_limits::create_session(registry, repo, owner).await?;
     session_response(StatusCode::ACCEPTED, repo, &session)
 }
 

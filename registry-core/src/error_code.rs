@@ -41,11 +41,14 @@ pub enum ErrorCode {
     TooManyRequests,
     /// The registry failed in a way the client cannot fix (details are logged).
     Unknown,
+    /// The registry cannot serve the request for now (e.g. its storage is
+    /// full); retrying later may succeed. Registered by CNCF Distribution.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::BlobUnknown,
         ErrorCode::BlobUploadInvalid,
         ErrorCode::BlobUploadUnknown,
@@ -61,6 +64,7 @@ impl ErrorCode {
         ErrorCode::Unsupported,
         ErrorCode::TooManyRequests,
         ErrorCode::Unknown,
+        ErrorCode::Unavailable,
     ];
 
     /// The code's wire form and default HTTP status and message, in one table.
@@ -99,6 +103,7 @@ impl ErrorCode {
             ErrorCode::Unsupported => ("UNSUPPORTED", 405, "the operation is unsupported"),
             ErrorCode::TooManyRequests => ("TOOMANYREQUESTS", 429, "too many requests"),
             ErrorCode::Unknown => ("UNKNOWN", 500, "internal error"),
+            ErrorCode::Unavailable => ("UNAVAILABLE", 503, "service unavailable"),
         }
     }
 

@@ -74,6 +74,14 @@ pub enum StorageError {
         /// The stream's error.
         source: BoxError,
     },
+    /// The store has no space left (disk full, quota exhausted, database
+    /// at its size limit). Writes fail until space is freed; nothing was
+    /// half-written. Reads still work.
+    #[error("storage full: {source}")]
+    StorageFull {
+        /// What ran out, as the backend said it.
+        source: BoxError,
+    },
     /// The backend failed (IO, database, object store).
     #[error("storage backend error: {source}")]
     Backend {
@@ -109,13 +117,32 @@ impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, StorageError::NotFound { .. })
     }
+
+    /// Whether this is `StorageFull`.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, StorageError::StorageFull { .. })
+    }
+}
+
+/// Whether an IO error means the disk or the caller's quota is full
+/// (`ENOSPC`, `EDQUOT`).
+pub(crate) fn io_is_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl From<std::io::Error> for StorageError {
     fn from(e: std::io::Error) -> Self {
-        // Always a backend failure: a backend that means "the object is
-        // missing" checks the kind itself and says `NotFound` explicitly.
-        StorageError::backend(e)
+        // A backend failure unless the disk is full: a backend that means
+        // "the object is missing" checks the kind itself and says
+        // `NotFound` explicitly.
+        if io_is_full(&e) {
+            StorageError::StorageFull { source: e.into() }
+        } else {
+            StorageError::backend(e)
+        }
     }
 }
 

@@ -122,6 +122,9 @@ pub struct GcReport {
     pub duration: Duration,
     /// Whether this was a dry run (nothing was changed).
     pub dry_run: bool,
+    /// Temp files of interrupted writes removed
+    /// ([`UploadStore::remove_stale_files`]); not done in a dry run.
+    pub stale_files_removed: u64,
 }
 
 impl GcReport {
@@ -285,6 +288,7 @@ pub async fn collect_garbage(
     report.uploads_expired = expire_uploads(uploads, now, &options).await?;
     if !options.dry_run {
         finish_abandoned(blobs, metadata, now).await?;
+        report.stale_files_removed = uploads.remove_stale_files().await?;
     }
 
     let marked = metadata.referenced_blobs().await?;

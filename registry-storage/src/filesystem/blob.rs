@@ -1,9 +1,10 @@
 //! [`FsBlobStore`]: content-addressed blobs as files, published by rename.
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -38,7 +39,14 @@ struct Inner {
     blobs: PathBuf,
     tmp: PathBuf,
     durability: Durability,
+    stale_temp_age: Duration,
+    /// Temp files being written by this process: never stale, whatever
+    /// their age.
+    writing: Writing,
 }
+
+/// The set of temp files in use, shared with each [`TempFile`].
+type Writing = Arc<Mutex<HashSet<PathBuf>>>;
 
 /// Settings for opening an [`FsBlobStore`]; from [`FsBlobStore::builder`].
 #[derive(Debug, Clone)]
@@ -55,8 +63,9 @@ impl FsBlobStoreBuilder {
         self
     }
 
-    /// Temp files at least this old are removed when the store opens
-    /// (default one hour). Only lower it when no other process writes into
+    /// Temp files at least this old are removed when the store opens and by
+    /// [`FsBlobStore::remove_stale_temps`] (default one hour); files this
+    /// process is writing are never removed. Only lower it when no other process writes into
     /// the same root: their puts in progress would lose their temp files.
     pub fn stale_temp_age(mut self, age: Duration) -> Self {
         self.stale_temp_age = age;
@@ -77,37 +86,47 @@ impl FsBlobStoreBuilder {
         {
             fs::create_dir_all(&dir).map_err(|e| io_error("creating", &dir, e))?;
         }
-        remove_stale_temps(&tmp, self.stale_temp_age);
+        remove_stale_temps(&tmp, self.stale_temp_age, &HashSet::new());
         Ok(FsBlobStore {
             inner: Arc::new(Inner {
                 root: self.root,
                 blobs,
                 tmp,
                 durability: self.durability,
+                stale_temp_age: self.stale_temp_age,
+                writing: Writing::default(),
             }),
         })
     }
 }
 
-/// Best effort: a temp file that cannot be removed now is tried again at
-/// the next start.
-fn remove_stale_temps(tmp: &Path, age: Duration) {
+/// Best effort: a temp file that cannot be removed now is tried again
+/// later. Returns how many were removed.
+fn remove_stale_temps(tmp: &Path, age: Duration, writing: &HashSet<PathBuf>) -> u64 {
     let Ok(entries) = fs::read_dir(tmp) else {
-        return;
+        return 0;
     };
     let now = SystemTime::now();
+    let mut removed = 0;
     for entry in entries.flatten() {
+        if writing.contains(&entry.path()) {
+            continue;
+        }
         let stale = entry
             .metadata()
             .and_then(|m| m.modified())
             .map(|modified| now.duration_since(modified).unwrap_or_default() >= age)
             .unwrap_or(false);
         if stale {
-            if let Err(e) = fs::remove_file(entry.path()) {
-                tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove stale temp file");
+            match fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove stale temp file")
+                }
             }
         }
     }
+    removed
 }
 
 impl FsBlobStore {
@@ -134,6 +153,30 @@ impl FsBlobStore {
     /// The data directory.
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Removes temp files left by writes that never finished (a killed
+    /// process): those older than the store's stale age
+    /// ([`FsBlobStoreBuilder::stale_temp_age`]) that this process is not
+    /// writing. Returns how many were removed.
+    pub async fn remove_stale_temps(&self) -> Result<u64> {
+        let store = self.clone();
+        blocking(move || {
+            // A snapshot: a temp file created after it is younger than any
+            // sensible age, so it is not removed either.
+            let writing = store
+                .inner
+                .writing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            Ok(remove_stale_temps(
+                &store.inner.tmp,
+                store.inner.stale_temp_age,
+                &writing,
+            ))
+        })
+        .await
     }
 
     /// The store's durability setting.
@@ -167,7 +210,7 @@ impl FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 // The upload area is on another filesystem: copy into our
                 // temp area first so that the final step is still a rename.
-                let mut temp = TempFile::create(&self.inner.tmp)?;
+                let mut temp = TempFile::create(&self.inner.tmp, &self.inner.writing)?;
                 let mut from = File::open(src).map_err(|e| io_error("opening", src, e))?;
                 io::copy(&mut from, &mut temp.file)
                     .map_err(|e| io_error("copying", &temp.path, e))?;
@@ -234,20 +277,32 @@ pub(crate) struct TempFile {
     pub(crate) path: PathBuf,
     pub(crate) file: File,
     published: bool,
+    writing: Writing,
 }
 
 impl TempFile {
-    fn create(dir: &Path) -> Result<Self> {
+    fn create(dir: &Path, writing: &Writing) -> Result<Self> {
         let path = dir.join(uuid::Uuid::new_v4().simple().to_string());
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| io_error("creating", &path, e))?;
+        // Registered before it exists, so no sweep can take it for stale.
+        writing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.clone());
+        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                writing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&path);
+                return Err(io_error("creating", &path, e));
+            }
+        };
         Ok(TempFile {
             path,
             file,
             published: false,
+            writing: writing.clone(),
         })
     }
 
@@ -265,6 +320,10 @@ impl Drop for TempFile {
                 tracing::warn!(path = %self.path.display(), error = %e, "cannot remove temp file");
             }
         }
+        self.writing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.path);
     }
 }
 
@@ -355,7 +414,8 @@ impl BlobStore for FsBlobStore {
             None
         } else {
             let tmp = self.inner.tmp.clone();
-            Some(blocking(move || TempFile::create(&tmp)).await?)
+            let writing = self.inner.writing.clone();
+            Some(blocking(move || TempFile::create(&tmp, &writing)).await?)
         };
         let sink = PutSink {
             verifier: Verifier::new(expected),

@@ -7,6 +7,7 @@
 //! tmp/<random>                        blobs being put (renamed into blobs/ when verified)
 //! uploads/<id>/state.json             an upload session: repository, start time
 //! uploads/<id>/data                   the bytes received so far
+//! uploads/<id>/acked                  the offset acknowledged to the client
 //! ```
 //!
 //! Everything that becomes visible does so by `rename` within one
@@ -33,6 +34,7 @@
 //! # });
 //! ```
 
+mod acked;
 mod blob;
 pub mod permissions;
 mod pipe;
@@ -90,9 +92,10 @@ where
         .map_err(StorageError::backend)?
 }
 
-/// Builds a backend error that names the path it concerns.
+/// Builds an error that names the path it concerns: `StorageFull` when
+/// the disk or quota is full, a backend error otherwise.
 pub(crate) fn io_error(context: &str, path: &Path, e: io::Error) -> StorageError {
-    StorageError::backend(io::Error::new(
+    StorageError::from(io::Error::new(
         e.kind(),
         format!("{context} {}: {e}", path.display()),
     ))

@@ -13,13 +13,15 @@ use tokio::sync::Mutex as AsyncMutex;
 use super::blob::MemoryBlobStore;
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
-use crate::upload::{UploadId, UploadStatus, UploadStore};
+use crate::upload::{OwnerCounts, UploadId, UploadStatus, UploadStore};
 use crate::verify::Verifier;
 
 #[derive(Debug)]
 struct Session {
     repository: RepositoryName,
     started: SystemTime,
+    updated: SystemTime,
+    owner: Option<String>,
     data: BytesMut,
     /// SHA-256 of `data`, kept as the bytes arrive.
     digester: Digester,
@@ -32,6 +34,8 @@ impl Session {
             repository: self.repository.clone(),
             offset: self.data.len() as u64,
             started: self.started,
+            updated: self.updated,
+            owner: self.owner.clone(),
         }
     }
 }
@@ -46,6 +50,7 @@ type Slot = Arc<AsyncMutex<Option<Session>>>;
 pub struct MemoryUploadStore {
     blobs: MemoryBlobStore,
     sessions: Arc<Mutex<HashMap<UploadId, Slot>>>,
+    owners: Arc<OwnerCounts>,
 }
 
 impl MemoryUploadStore {
@@ -54,6 +59,7 @@ impl MemoryUploadStore {
         MemoryUploadStore {
             blobs,
             sessions: Arc::default(),
+            owners: Arc::default(),
         }
     }
 
@@ -85,11 +91,19 @@ fn unknown(id: &UploadId) -> StorageError {
 
 #[async_trait]
 impl UploadStore for MemoryUploadStore {
-    async fn create(&self, repository: &RepositoryName) -> Result<UploadStatus> {
+    async fn create_for(
+        &self,
+        repository: &RepositoryName,
+        owner: Option<&str>,
+    ) -> Result<UploadStatus> {
         let id = UploadId::random();
+        let now = SystemTime::now();
+        self.owners.add(owner);
         let session = Session {
             repository: repository.clone(),
-            started: SystemTime::now(),
+            started: now,
+            updated: now,
+            owner: owner.map(str::to_owned),
             data: BytesMut::new(),
             digester: Digester::new(Algorithm::Sha256),
         };
@@ -137,6 +151,7 @@ impl UploadStore for MemoryUploadStore {
         }
         session.digester = digester;
         session.data.extend_from_slice(&received);
+        session.updated = SystemTime::now();
         Ok(session.status(id))
     }
 
@@ -145,6 +160,7 @@ impl UploadStore for MemoryUploadStore {
         let mut guard = slot.lock().await;
         let session = guard.take().ok_or_else(|| unknown(id))?;
         self.forget(id);
+        self.owners.remove(session.owner.as_deref());
         let digester = match expected.algorithm() {
             Algorithm::Sha256 => session.digester,
             other => {
@@ -160,9 +176,14 @@ impl UploadStore for MemoryUploadStore {
     async fn cancel(&self, id: &UploadId) -> Result<()> {
         let slot = self.slot(id)?;
         let mut guard = slot.lock().await;
-        guard.take().ok_or_else(|| unknown(id))?;
+        let session = guard.take().ok_or_else(|| unknown(id))?;
         self.forget(id);
+        self.owners.remove(session.owner.as_deref());
         Ok(())
+    }
+
+    async fn open_sessions(&self, owner: &str) -> Result<usize> {
+        Ok(self.owners.get(owner))
     }
 
     async fn list(&self) -> Result<Vec<UploadStatus>> {

@@ -40,12 +40,35 @@ pub(super) enum Error {
     BlobDeleted(registry_core::Digest),
 }
 
+/// SQLite's primary result code for "database or disk is full".
+const SQLITE_FULL: i64 = 13;
+
+impl Error {
+    /// Whether the database could not grow: the disk or quota is full
+    /// (`SQLITE_FULL`, or an IO error saying so), or it reached its
+    /// `max_page_count`.
+    fn is_full(&self) -> bool {
+        match self {
+            Error::Sqlx(sqlx::Error::Database(e)) => e
+                .code()
+                .and_then(|code| code.parse::<i64>().ok())
+                // Extended codes keep the primary code in the low byte.
+                .is_some_and(|code| code & 0xff == SQLITE_FULL),
+            Error::Sqlx(sqlx::Error::Io(e)) => crate::error::io_is_full(e),
+            _ => false,
+        }
+    }
+}
+
 impl From<Error> for StorageError {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound(what) => StorageError::NotFound { what },
             Error::AlreadyExists(what) => StorageError::AlreadyExists { what },
             Error::BlobDeleted(digest) => StorageError::BlobDeleted { digest },
+            full if full.is_full() => StorageError::StorageFull {
+                source: Box::new(full),
+            },
             other => StorageError::backend(other),
         }
     }

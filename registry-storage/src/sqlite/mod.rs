@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{Connection, SqlitePool};
 
 use crate::error::Result;
 use crate::metadata::{
@@ -76,6 +76,33 @@ fn secure_files(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Pool options for a pool that writes: a connection is discarded, rather
+/// than handed to the next writer, when it comes back still inside a
+/// transaction. That happens when a `COMMIT` or `ROLLBACK` fails (a full
+/// disk: SQLite may have rolled back already, and sqlx then never leaves
+/// the transaction), and it would make every later write fail with
+/// "attempted to call begin_with at non-zero transaction depth" until a
+/// restart. A fresh connection writes again as soon as space returns.
+fn writer_pool_options() -> SqlitePoolOptions {
+    SqlitePoolOptions::new().after_release(|conn, _| {
+        Box::pin(async move {
+            if !conn.is_in_transaction() {
+                return Ok(true);
+            }
+            // The rollback a dropped transaction queued may not have run
+            // yet: one round trip lets the connection catch up.
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_err() {
+                return Ok(false);
+            }
+            let stuck = conn.is_in_transaction();
+            if stuck {
+                tracing::warn!("discarding a database connection left inside a failed transaction");
+            }
+            Ok(!stuck)
+        })
+    })
+}
+
 /// Registry metadata in SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteMetadataStore {
@@ -101,7 +128,7 @@ impl SqliteMetadataStore {
             .busy_timeout(BUSY_TIMEOUT);
         // Switching to WAL needs an exclusive lock, so only the writer asks;
         // the mode is stored in the file and readers inherit it.
-        let writer = SqlitePoolOptions::new()
+        let writer = writer_pool_options()
             .max_connections(1)
             .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await?;
@@ -324,6 +351,57 @@ mod tests {
                 .await
                 .expect("foreign_keys");
             assert_eq!(fk, 1);
+        }
+        store.close().await;
+    }
+
+    /// A write that finds the database full is `StorageFull`, and once
+    /// space returns the next writes succeed (they used to fail with "non-zero
+    /// transaction depth" until a restart).
+    #[tokio::test]
+    async fn writes_recover_after_the_database_was_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteMetadataStore::open(dir.path().join("m.db"))
+            .await
+            .expect("open");
+        let repo: RepositoryName = "full/app".parse().expect("name");
+        store
+            .create_namespace(&repo.to_namespace())
+            .await
+            .expect("namespace");
+        // `max_page_count` is per connection: set it on the one writer.
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .expect("page_count");
+        sqlx::query(&format!("PRAGMA max_page_count = {pages}"))
+            .execute(&store.writer)
+            .await
+            .expect("limit the database");
+        let mut full = None;
+        for i in 0..10_000 {
+            let digest = Digest::sha256_of(format!("blob {i}").as_bytes());
+            if let Err(e) = store.link_blob(&repo, &digest).await {
+                full = Some(e);
+                break;
+            }
+        }
+        let full = full.expect("the database never filled up");
+        assert!(full.is_storage_full(), "expected StorageFull, got {full:?}");
+
+        // Space returns (on a connection that was discarded the limit is
+        // gone anyway; on one that was kept, lift it).
+        sqlx::query("PRAGMA max_page_count = 1073741823")
+            .execute(&store.writer)
+            .await
+            .expect("lift the limit");
+        for i in 0..3 {
+            let digest = Digest::sha256_of(format!("after {i}").as_bytes());
+            store
+                .link_blob(&repo, &digest)
+                .await
+                .expect("writes work again once space returns");
+            assert!(store.blob_linked(&repo, &digest).await.expect("read"));
         }
         store.close().await;
     }

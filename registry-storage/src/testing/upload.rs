@@ -7,7 +7,7 @@ use super::blob::{
 };
 use crate::blob::BlobStore;
 use crate::error::StorageError;
-use crate::upload::{UploadId, UploadStore};
+use crate::upload::{expire_idle, UploadId, UploadStore};
 
 fn repo() -> RepositoryName {
     "conformance/uploads"
@@ -276,6 +276,65 @@ pub async fn upload_list(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     assert_clean(uploads, blobs).await;
 }
 
+/// Sessions record their owner; `open_sessions` counts them per owner and
+/// stops counting a session once it is committed or cancelled.
+pub async fn upload_owners(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let mut alice = Vec::new();
+    for _ in 0..3 {
+        let session = uploads.create_for(&repo(), Some("alice")).await.unwrap();
+        assert_eq!(session.owner.as_deref(), Some("alice"));
+        alice.push(session.id);
+    }
+    let bob = uploads.create_for(&repo(), Some("bob")).await.unwrap();
+    let nobody = uploads.create(&repo()).await.unwrap();
+    assert_eq!(nobody.owner, None);
+    assert_eq!(uploads.open_sessions("alice").await.unwrap(), 3);
+    assert_eq!(uploads.open_sessions("bob").await.unwrap(), 1);
+    assert_eq!(uploads.open_sessions("carol").await.unwrap(), 0);
+    let status = uploads.status(&alice[0]).await.unwrap();
+    assert_eq!(status.owner.as_deref(), Some("alice"));
+    assert!(status.updated >= status.started);
+
+    uploads.cancel(&alice[0]).await.unwrap();
+    let data = test_data(100, 7);
+    uploads
+        .append(&alice[1], 0, body_of(&data, 30))
+        .await
+        .unwrap();
+    let digest = Digest::sha256_of(&data);
+    uploads.commit(&alice[1], &digest).await.unwrap();
+    assert_eq!(uploads.open_sessions("alice").await.unwrap(), 1);
+    // A mismatched commit ends the session too.
+    let wrong = Digest::sha256_of(b"other");
+    assert!(uploads.commit(&alice[2], &wrong).await.is_err());
+    assert_eq!(uploads.open_sessions("alice").await.unwrap(), 0);
+    for id in [&bob.id, &nobody.id] {
+        uploads.cancel(id).await.unwrap();
+    }
+    assert_eq!(uploads.open_sessions("bob").await.unwrap(), 0);
+    blobs.delete(&digest).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// `expire_idle` cancels the sessions idle for at least the bound, and
+/// only those.
+pub async fn upload_expire_idle(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let first = uploads.create_for(&repo(), Some("idle")).await.unwrap();
+    let second = uploads.create_for(&repo(), Some("idle")).await.unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    let report = expire_idle(uploads, hour).await.unwrap();
+    assert_eq!(report.expired, 0, "fresh sessions are not idle");
+    assert_eq!(uploads.list().await.unwrap().len(), 2);
+    let report = expire_idle(uploads, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.expired, 2);
+    assert_upload_unknown(uploads, &first.id).await;
+    assert_upload_unknown(uploads, &second.id).await;
+    assert_eq!(uploads.open_sessions("idle").await.unwrap(), 0);
+    assert_clean(uploads, blobs).await;
+}
+
 /// Runs every upload test in turn, calling `after_each` after each one.
 /// `blobs` is the store `uploads` commits into; both must be empty.
 pub async fn run_upload_suite(
@@ -300,4 +359,8 @@ pub async fn run_upload_suite(
     after_each("upload_digests");
     upload_list(uploads, blobs).await;
     after_each("upload_list");
+    upload_owners(uploads, blobs).await;
+    after_each("upload_owners");
+    upload_expire_idle(uploads, blobs).await;
+    after_each("upload_expire_idle");
 }
