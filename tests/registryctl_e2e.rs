@@ -267,6 +267,7 @@ impl InProcessServer {
                         service: "registry".into(),
                         public_url: None,
                         pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+                        settings: Default::default(),
                     })
                     .await
                     .expect("with_auth");

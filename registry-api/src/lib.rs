@@ -41,7 +41,7 @@ mod uploads;
 use axum::routing::{any, get};
 use axum::Router;
 
-pub use access::{AuthConfig, Caller};
+pub use access::{AuthConfig, AuthSettings, Caller};
 pub use error::{ApiError, ApiResult};
 pub use state::{Limits, Registry};
 
@@ -59,5 +59,7 @@ pub fn router(registry: Registry) -> Router {
         .merge(image_api::routes())
         // Last, so that it measures every route above.
         .layer(metrics::MetricsLayer::new(&registry))
+        // Outermost: the peer address and listener scheme, for auth.
+        .layer(axum::middleware::from_fn(access::connection_scope))
         .with_state(registry)
 }
