@@ -106,7 +106,10 @@ impl<K: Hash + Eq + Clone> Counter<K> {
         }
         entry.failures = entry.failures.saturating_add(1);
         if entry.failures >= self.limit {
-            entry.locked_until = now.checked_add(limits.lockout);
+            // A lockout too long for the clock is a year, not none.
+            entry.locked_until = now
+                .checked_add(limits.lockout)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)));
         }
     }
 

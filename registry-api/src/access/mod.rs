@@ -232,6 +232,18 @@ pub(crate) struct Authenticated {
     pub(crate) source: TokenSource,
 }
 
+/// A peer address for log lines (`unknown` when the server recorded none).
+struct PeerText(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for PeerText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
 /// 429 with a `Retry-After` in whole seconds (at least one).
 fn too_many(message: String, retry_after: Duration) -> ApiError {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
@@ -262,7 +274,8 @@ async fn authenticate_as(
         });
     };
     let peer = connection::client_ip(&state.settings.trusted_proxies, headers);
-    let peer_text = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+    // Formatted only when logged: the success path stays allocation-free.
+    let peer_text = PeerText(peer);
     let failed = |user: &str, e: AuthenticationError| -> ApiError {
         match e {
             AuthenticationError::InvalidCredentials => {
