@@ -103,16 +103,18 @@ pub async fn enable(
 
 /// The library's auth settings from the server's, defaults where unset.
 fn auth_settings(limits: &AuthLimits) -> Result<AuthSettings, String> {
-    let mut out = AuthSettings::default();
-    out.trusted_proxies = limits
-        .trusted_proxies
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.parse()
-                .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
-        })
-        .collect::<Result<_, _>>()?;
+    let mut out = AuthSettings {
+        trusted_proxies: limits
+            .trusted_proxies
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.parse()
+                    .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
+            })
+            .collect::<Result<_, _>>()?,
+        ..AuthSettings::default()
+    };
     let login = &mut out.login;
     if let Some(n) = limits.password_checks {
         if n == 0 {
