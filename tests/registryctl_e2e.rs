@@ -189,6 +189,7 @@ impl InProcessServer {
                         service: "registry".into(),
                         public_url: None,
                         pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+                        settings: Default::default(),
                     })
                     .await
                     .expect("with_auth");
@@ -355,6 +356,39 @@ fn admin_workflow_over_plain_http() {
     let config: Value = serde_json::from_slice(&decoded).expect(".dockerconfigjson is JSON");
     let auths = config["auths"].as_object().expect("auths");
     assert!(auths.keys().any(|k| k.contains(&addr)), "{config}");
+    // Reading again shows the same secret; --rotate replaces it.
+    let secret_password = |out: &str| -> String {
+        let secret: Value = serde_json::from_str(out).expect("pull secret is JSON");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(secret["data"][".dockerconfigjson"].as_str().unwrap_or(""))
+            .expect(".dockerconfigjson is base64");
+        let config: Value = serde_json::from_slice(&decoded).expect("JSON");
+        let (_, entry) = config["auths"]
+            .as_object()
+            .expect("auths")
+            .iter()
+            .next()
+            .expect("one");
+        entry["password"].as_str().unwrap_or("").to_owned()
+    };
+    let pull_secret = [
+        "--insecure",
+        "serviceaccount",
+        "pull-secret",
+        "team",
+        "deployer",
+    ];
+    let first = secret_password(&out);
+    assert_eq!(
+        secret_password(&admin(&pull_secret)),
+        first,
+        "a read rotated"
+    );
+    let mut rotate = pull_secret.to_vec();
+    rotate.push("--rotate");
+    let rotated = secret_password(&admin(&rotate));
+    assert_ne!(rotated, first, "--rotate kept the secret");
+    assert_eq!(secret_password(&admin(&pull_secret)), rotated);
 
     // Alice logs in (her own auth file) with the password given on stdin.
     let alice_file = tmp.path().join("alice.json");

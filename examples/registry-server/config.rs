@@ -79,6 +79,36 @@ pub struct Flags {
     /// [default: 3600].
     #[arg(long, env = "REGISTRY_UPLOAD_IDLE_TIMEOUT", value_name = "SECONDS")]
     pub upload_idle_timeout: Option<u64>,
+    /// Bounds on logins and what to trust from proxies.
+    #[command(flatten)]
+    pub auth_limits: AuthLimitFlags,
+}
+
+/// Flags bounding logins, and the proxies whose forwarded headers count.
+#[derive(Debug, Default, clap::Args)]
+pub struct AuthLimitFlags {
+    /// Reverse proxies (CIDR list, comma-separated) whose `Forwarded` /
+    /// `X-Forwarded-*` headers are believed [default: none].
+    #[arg(long, env = "REGISTRY_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// argon2 password checks run at once [default: the CPU cores].
+    #[arg(long, env = "REGISTRY_PASSWORD_CHECKS")]
+    pub password_checks: Option<usize>,
+    /// Milliseconds a login waits for a check slot before 429 [default: 500].
+    #[arg(long, env = "REGISTRY_PASSWORD_CHECK_WAIT_MS")]
+    pub password_check_wait_ms: Option<u64>,
+    /// Failed logins per user name per minute before it is locked [default: 10; 0: off].
+    #[arg(long, env = "REGISTRY_LOGIN_FAILURES_PER_USER")]
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins per peer address per minute before it is locked [default: 30; 0: off].
+    #[arg(long, env = "REGISTRY_LOGIN_FAILURES_PER_PEER")]
+    pub login_failures_per_peer: Option<u32>,
+    /// Seconds a locked user name or address is refused [default: 60].
+    #[arg(long, env = "REGISTRY_LOGIN_LOCKOUT_SECONDS")]
+    pub login_lockout_seconds: Option<u64>,
+    /// Days a managed pull-secret token lives (renewed with a third left) [default: 90].
+    #[arg(long, env = "REGISTRY_PULL_SECRET_LIFETIME_DAYS")]
+    pub pull_secret_lifetime_days: Option<u64>,
 }
 
 /// The durability setting.
@@ -143,6 +173,62 @@ pub struct FileConfig {
     pub max_open_uploads_per_user: Option<usize>,
     /// Seconds without a byte after which an upload session is cancelled.
     pub upload_idle_timeout: Option<u64>,
+    /// Reverse proxies (CIDR) whose forwarded headers are believed.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// argon2 password checks run at once.
+    pub password_checks: Option<usize>,
+    /// Milliseconds a login waits for a check slot.
+    pub password_check_wait_ms: Option<u64>,
+    /// Failed logins per user name per minute before a lock.
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins per peer address per minute before a lock.
+    pub login_failures_per_peer: Option<u32>,
+    /// Seconds a lock lasts.
+    pub login_lockout_seconds: Option<u64>,
+    /// Days a managed pull-secret token lives.
+    pub pull_secret_lifetime_days: Option<u64>,
+}
+
+/// Login bounds and trusted proxies in force (unset: the library defaults).
+#[derive(Debug, Default)]
+pub struct AuthLimits {
+    /// Reverse proxies (CIDR) whose forwarded headers are believed.
+    pub trusted_proxies: Vec<String>,
+    /// argon2 password checks run at once.
+    pub password_checks: Option<usize>,
+    /// Milliseconds a login waits for a check slot.
+    pub password_check_wait_ms: Option<u64>,
+    /// Failed logins per user name per minute before a lock.
+    pub login_failures_per_user: Option<u32>,
+    /// Failed logins per peer address per minute before a lock.
+    pub login_failures_per_peer: Option<u32>,
+    /// Seconds a lock lasts.
+    pub login_lockout_seconds: Option<u64>,
+    /// Days a managed pull-secret token lives.
+    pub pull_secret_lifetime_days: Option<u64>,
+}
+
+impl AuthLimits {
+    fn merge(flags: AuthLimitFlags, file: &FileConfig) -> Self {
+        AuthLimits {
+            trusted_proxies: flags
+                .trusted_proxies
+                .or_else(|| file.trusted_proxies.clone())
+                .unwrap_or_default(),
+            password_checks: flags.password_checks.or(file.password_checks),
+            password_check_wait_ms: flags.password_check_wait_ms.or(file.password_check_wait_ms),
+            login_failures_per_user: flags
+                .login_failures_per_user
+                .or(file.login_failures_per_user),
+            login_failures_per_peer: flags
+                .login_failures_per_peer
+                .or(file.login_failures_per_peer),
+            login_lockout_seconds: flags.login_lockout_seconds.or(file.login_lockout_seconds),
+            pull_secret_lifetime_days: flags
+                .pull_secret_lifetime_days
+                .or(file.pull_secret_lifetime_days),
+        }
+    }
 }
 
 /// The settings in force.
@@ -168,6 +254,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// Namespaces without managed pull secrets.
     pub ignored_namespaces: Vec<String>,
+    /// Login bounds and trusted proxies.
+    pub auth_limits: AuthLimits,
     /// Upload limits (the rest of the library's defaults stay).
     pub upload_limits: UploadLimits,
 }
@@ -216,6 +304,7 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        let auth_limits = AuthLimits::merge(flags.auth_limits, &file);
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -272,6 +361,7 @@ impl Settings {
             "body_idle_timeout_secs",
         )?;
         Ok(Settings {
+            auth_limits,
             listen: flags
                 .listen
                 .or(file.listen)

@@ -73,9 +73,12 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 /// no public URL is configured) and fills `Host` from the HTTP/2
 /// `:authority`, which HTTP/2 clients send instead.
 pub async fn mark_https(mut request: Request, next: Next) -> Response {
-    let headers = request.headers_mut();
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-    if !headers.contains_key(header::HOST) {
+    // The listener's own scheme, as an extension: a header could be forged
+    // by the client (and would then be believed on plain HTTP).
+    request
+        .extensions_mut()
+        .insert(registry::api::access::SecureListener);
+    if !request.headers().contains_key(header::HOST) {
         let authority = request
             .uri()
             .authority()

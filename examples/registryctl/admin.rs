@@ -302,21 +302,25 @@ pub async fn serviceaccount(
                 "serviceaccount/{name} deleted from namespace {namespace}"
             )
         }
-        ServiceAccountCmd::PullSecret { namespace, name } => {
-            let secret = admin
-                .call(
-                    Method::GET,
-                    &[
-                        "namespaces",
-                        &namespace,
-                        "serviceaccounts",
-                        &name,
-                        "pull-secret",
-                    ],
-                    &[],
-                    None,
-                )
-                .await?;
+        ServiceAccountCmd::PullSecret {
+            namespace,
+            name,
+            rotate,
+        } => {
+            let mut path = vec![
+                "namespaces",
+                &namespace,
+                "serviceaccounts",
+                &name,
+                "pull-secret",
+            ];
+            let method = if rotate {
+                path.push("rotate");
+                Method::POST
+            } else {
+                Method::GET
+            };
+            let secret = admin.call(method, &path, &[], None).await?;
             print_json(io, &secret)
         }
     }

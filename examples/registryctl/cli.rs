@@ -244,6 +244,9 @@ pub enum ServiceAccountCmd {
         /// Service account name.
         #[arg(value_parser = parse_service_account)]
         name: String,
+        /// Replace the secret: every copy handed out before stops working.
+        #[arg(long)]
+        rotate: bool,
     },
 }
 

@@ -163,6 +163,7 @@ mod tests {
                 service: "registry".into(),
                 public_url: None,
                 pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+                settings: Default::default(),
             })
             .await
             .unwrap();

@@ -42,7 +42,7 @@ mod uploads;
 use axum::routing::{any, get};
 use axum::Router;
 
-pub use access::{AuthConfig, Caller};
+pub use access::{AuthConfig, AuthSettings, Caller};
 pub use error::{ApiError, ApiResult};
 pub use state::{Limits, MaintenanceHandle, Registry};
 
@@ -60,5 +60,7 @@ pub fn router(registry: Registry) -> Router {
         .merge(image_api::routes())
         // Last, so that it measures every route above.
         .layer(metrics::MetricsLayer::new(&registry))
+        // Outermost: the peer address and listener scheme, for auth.
+        .layer(axum::middleware::from_fn(access::connection_scope))
         .with_state(registry)
 }

@@ -624,6 +624,7 @@ async fn anonymous_callers_who_may_pull_nothing_are_challenged() {
             service: "registry.test".into(),
             public_url: Some("https://images.example.com/".into()),
             pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+            settings: Default::default(),
         })
         .await
         .unwrap();

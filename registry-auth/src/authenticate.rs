@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use hmac::{KeyInit, Mac};
@@ -13,6 +14,8 @@ use crate::credentials::{
 };
 use crate::store::{AuthStore, AuthStoreError};
 use crate::subject::{Identity, Subject, UserName};
+use crate::throttle::{FailedLogins, LoginLimits};
+use crate::token::{TokenClaims, TokenSource};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -30,6 +33,20 @@ pub enum AuthenticationError {
     /// Password verification could not run.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// Too many failed logins for this user name or from this address:
+    /// refused without checking the password.
+    #[error("too many failed logins; retry in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// How long until the lock ends.
+        retry_after: std::time::Duration,
+    },
+    /// Every password-verification slot stayed busy for the configured
+    /// wait: the server is saturated with logins.
+    #[error("too many logins in progress; retry shortly")]
+    Busy {
+        /// A hint for the client's `Retry-After`.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// How many successful Basic logins are remembered (see [`Authenticator`]).
@@ -51,8 +68,12 @@ const TOUCH_INTERVAL: Duration = Duration::minutes(1);
 /// user costs an argon2 verification too, so timing does not reveal which
 /// users exist.
 ///
-/// argon2 runs on tokio's blocking pool when called inside a tokio runtime.
-/// Because clients that use Basic auth send it on every request, a
+/// argon2 runs on tokio's blocking pool when called inside a tokio runtime,
+/// at most [`LoginLimits::password_checks`] at once; a login that waits
+/// longer than [`LoginLimits::password_check_wait`] for a slot is
+/// [`AuthenticationError::Busy`], and a user name or peer address with too
+/// many recent failures is [`AuthenticationError::RateLimited`] without any
+/// argon2 work. Because clients that use Basic auth send it on every request, a
 /// successful verification is remembered (keyed by an HMAC of the
 /// credentials under a per-process random key, bound to the stored hash): a
 /// repeat costs one store read and one HMAC, and a password change takes
@@ -63,6 +84,9 @@ pub struct Authenticator {
     dummy_hash: PasswordHash,
     cache_key: HmacSha256,
     verified: Mutex<HashMap<[u8; 32], PasswordHash>>,
+    check_slots: Arc<tokio::sync::Semaphore>,
+    limits: LoginLimits,
+    failures: FailedLogins,
 }
 
 impl fmt::Debug for Authenticator {
@@ -75,8 +99,18 @@ impl fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator over `store`, hashing with `hasher`.
+    /// An authenticator over `store`, hashing with `hasher`, with the
+    /// default [`LoginLimits`].
     pub fn new(store: Arc<dyn AuthStore>, hasher: PasswordHasher) -> Result<Self, CredentialError> {
+        Self::with_limits(store, hasher, LoginLimits::default())
+    }
+
+    /// An authenticator with explicit bounds on password checking.
+    pub fn with_limits(
+        store: Arc<dyn AuthStore>,
+        hasher: PasswordHasher,
+        limits: LoginLimits,
+    ) -> Result<Self, CredentialError> {
         let dummy_hash = hasher.hash(&Password::generate()?)?;
         let key = random_bytes::<32>()?;
         let cache_key = HmacSha256::new_from_slice(&key)
@@ -87,7 +121,20 @@ impl Authenticator {
             dummy_hash,
             cache_key,
             verified: Mutex::new(HashMap::new()),
+            check_slots: Arc::new(tokio::sync::Semaphore::new(limits.password_checks.max(1))),
+            failures: FailedLogins::new(limits.clone()),
+            limits,
         })
+    }
+
+    /// The bounds on password checking.
+    pub fn limits(&self) -> &LoginLimits {
+        &self.limits
+    }
+
+    /// The failed-login counters (to inspect in tests and metrics).
+    pub fn failed_logins(&self) -> &FailedLogins {
+        &self.failures
     }
 
     /// The store this authenticator reads.
@@ -106,45 +153,78 @@ impl Authenticator {
         username: &str,
         password: &str,
     ) -> Result<Identity, AuthenticationError> {
+        Ok(self.basic_from(username, password, None).await?.0)
+    }
+
+    /// Resolves HTTP Basic credentials presented from `peer`, saying which
+    /// credential authenticated (for the registry tokens derived from it).
+    /// Failed password checks count against the user name and the peer.
+    pub async fn basic_from(
+        &self,
+        username: &str,
+        password: &str,
+        peer: Option<IpAddr>,
+    ) -> Result<(Identity, TokenSource), AuthenticationError> {
         if AccessTokenSecret::looks_like(password) {
-            if let Some(identity) = self.try_access_token(password).await? {
-                return Ok(identity);
+            if let Some(found) = self.try_access_token(password).await? {
+                return Ok(found);
             }
         }
         let password = Password::new(password);
-        let user = match username.parse::<UserName>() {
-            Ok(name) => self.store.get_user(&name).await?,
-            Err(_) => None,
+        let name = username.parse::<UserName>().ok();
+        let user = match &name {
+            Some(name) => self.store.get_user(name).await?,
+            None => None,
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        if let Some((user, hash)) = user.as_ref().zip(stored.as_ref()) {
+            // A remembered success costs one HMAC and lets its owner in even
+            // while someone else's guesses have locked the name.
+            let fingerprint = self.fingerprint(user.name.as_str(), &password);
+            let remembered = self
+                .verified
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&fingerprint).cloned());
+            if remembered.is_some_and(|h| &h == hash) {
+                return Ok((Identity::user(user.name.clone()), TokenSource::Password));
+            }
+        }
+        if let Some(retry_after) = self.failures.locked(username, peer) {
+            return Err(AuthenticationError::RateLimited { retry_after });
+        }
+        let counted_name = name.as_ref().map(UserName::as_str);
         let Some((user, hash)) = user.zip(stored) else {
             // Spend the same time as a real check.
             let _ = self.verify(password, self.dummy_hash.clone()).await?;
+            self.failures.failed(counted_name, peer);
             return Err(AuthenticationError::InvalidCredentials);
         };
         let fingerprint = self.fingerprint(user.name.as_str(), &password);
-        let remembered = self
-            .verified
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&fingerprint).cloned());
-        if remembered.is_some_and(|h| h == hash) {
-            return Ok(Identity::user(user.name));
-        }
         if !self.verify(password, hash.clone()).await? {
+            self.failures.failed(counted_name, peer);
             return Err(AuthenticationError::InvalidCredentials);
         }
+        self.failures.succeeded(user.name.as_str());
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= VERIFIED_CACHE_CAPACITY {
                 m.clear();
             }
             m.insert(fingerprint, hash);
         }
-        Ok(Identity::user(user.name))
+        Ok((Identity::user(user.name), TokenSource::Password))
     }
 
     /// Resolves an access token presented as a bearer token.
     pub async fn bearer(&self, token: &str) -> Result<Identity, AuthenticationError> {
+        Ok(self.bearer_with_source(token).await?.0)
+    }
+
+    /// [`bearer`](Self::bearer), saying which credential authenticated.
+    pub async fn bearer_with_source(
+        &self,
+        token: &str,
+    ) -> Result<(Identity, TokenSource), AuthenticationError> {
         if !AccessTokenSecret::looks_like(token) {
             return Err(AuthenticationError::InvalidCredentials);
         }
@@ -153,20 +233,35 @@ impl Authenticator {
             .ok_or(AuthenticationError::InvalidCredentials)
     }
 
+    /// Whether the credential a registry token was derived from still
+    /// stands: its access token exists, is unexpired and its owner is the
+    /// token's subject and exists; or, for a password, the subject exists.
+    /// Served by the store's cache on the hot path.
+    pub async fn token_source_is_live(&self, claims: &TokenClaims) -> Result<bool, AuthStoreError> {
+        match claims.source {
+            TokenSource::Anonymous => Ok(claims.identity().is_anonymous()),
+            TokenSource::Password => Ok(match &claims.subject {
+                Subject::User(u) => self.store.get_user(u).await?.is_some(),
+                _ => false,
+            }),
+            TokenSource::AccessToken(hash) => Ok(self
+                .live_token(&hash)
+                .await?
+                .is_some_and(|t| t.owner == claims.subject)),
+        }
+    }
+
     /// `Ok(None)` when the token does not authenticate; errors only for
     /// store failures.
-    async fn try_access_token(&self, presented: &str) -> Result<Option<Identity>, AuthStoreError> {
+    async fn try_access_token(
+        &self,
+        presented: &str,
+    ) -> Result<Option<(Identity, TokenSource)>, AuthStoreError> {
         let hash = TokenHash::of(presented);
-        let Some(token) = self.store.find_token_by_hash(&hash).await? else {
+        let Some(token) = self.live_token(&hash).await? else {
             return Ok(None);
         };
         let now = OffsetDateTime::now_utc();
-        if !token.hash.ct_eq(&hash) || token.is_expired(now) {
-            return Ok(None);
-        }
-        if !self.owner_exists(&token).await? {
-            return Ok(None);
-        }
         if token.last_used.is_none_or(|t| now - t >= TOUCH_INTERVAL) {
             match self.store.touch_token(&token.id, now).await {
                 // Revoked in between: the caller still gets in this once,
@@ -175,7 +270,21 @@ impl Authenticator {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Identity::authenticated(token.owner))
+        Ok(Identity::authenticated(token.owner).map(|id| (id, TokenSource::AccessToken(hash))))
+    }
+
+    /// The stored token with `hash` if it is unexpired and its owner exists.
+    async fn live_token(&self, hash: &TokenHash) -> Result<Option<AccessToken>, AuthStoreError> {
+        let Some(token) = self.store.find_token_by_hash(hash).await? else {
+            return Ok(None);
+        };
+        if !token.hash.ct_eq(hash) || token.is_expired(OffsetDateTime::now_utc()) {
+            return Ok(None);
+        }
+        if !self.owner_exists(&token).await? {
+            return Ok(None);
+        }
+        Ok(Some(token))
     }
 
     async fn owner_exists(&self, token: &AccessToken) -> Result<bool, AuthStoreError> {
@@ -194,20 +303,35 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
+    /// Runs one argon2 verification in a slot of the bounded pool. The
+    /// slot moves into the blocking task, so a client that hangs up does
+    /// not free it before the work (and its memory) is done.
     async fn verify(
         &self,
         password: Password,
         hash: PasswordHash,
-    ) -> Result<bool, CredentialError> {
+    ) -> Result<bool, AuthenticationError> {
         let hasher = self.hasher.clone();
-        let work = move || hasher.verify(&password, &hash);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(work)
-                .await
-                .map_err(|e| CredentialError::Hashing(e.to_string())),
-            Err(_) => Ok(work()),
-        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Ok(hasher.verify(&password, &hash));
+        };
+        let wait = self.limits.password_check_wait;
+        let busy = AuthenticationError::Busy {
+            retry_after: std::time::Duration::from_secs(1),
+        };
+        let slot = match tokio::time::timeout(wait, self.check_slots.clone().acquire_owned()).await
+        {
+            Ok(Ok(slot)) => slot,
+            // Timed out, or (never: it is not closed) the semaphore closed.
+            Ok(Err(_)) | Err(_) => return Err(busy),
+        };
+        handle
+            .spawn_blocking(move || {
+                let _slot = slot;
+                hasher.verify(&password, &hash)
+            })
+            .await
+            .map_err(|e| CredentialError::Hashing(e.to_string()).into())
     }
 }
 

@@ -115,7 +115,12 @@ impl CachedAuthStore {
     fn fill(&self, generation: u64, fill: impl FnOnce(&mut Maps, Instant)) {
         let mut maps = self.maps();
         if self.generation.load(Ordering::SeqCst) == generation {
-            fill(&mut maps, Instant::now() + self.ttl);
+            // A time to live too large for the clock means "until a write".
+            let now = Instant::now();
+            let expires = now
+                .checked_add(self.ttl)
+                .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
+            fill(&mut maps, expires);
         }
     }
 }

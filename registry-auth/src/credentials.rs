@@ -184,6 +184,15 @@ impl AccessTokenSecret {
         Ok(AccessTokenSecret(s.into()))
     }
 
+    /// A token whose 32 bytes were derived rather than drawn (managed
+    /// pull-secret tokens: see [`crate::secret::managed_token`]).
+    pub(crate) fn from_bytes(bytes: [u8; ACCESS_TOKEN_BYTES]) -> Self {
+        let mut s = String::with_capacity(ACCESS_TOKEN_LEN);
+        s.push_str(ACCESS_TOKEN_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(bytes, &mut s);
+        AccessTokenSecret(s.into())
+    }
+
     /// Whether `candidate` has the shape of an access token (prefix and
     /// length). Cheap; says nothing about validity.
     pub fn looks_like(candidate: &str) -> bool {

@@ -66,6 +66,7 @@ pub mod store;
 pub mod subject;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod token;
 
 pub use authenticate::{AuthenticationError, Authenticator};
@@ -82,12 +83,17 @@ pub use role::{
     RoleError,
 };
 pub use scope::{grant_scopes, Scope, ScopeAction, ScopeActions, ScopeError};
-pub use secret::{docker_config_json, pull_secret, pull_secret_name, PullSecretPolicy};
+pub use secret::{
+    current_managed_token, docker_config_json, is_managed_token, managed_token, new_managed_token,
+    pull_secret, pull_secret_name, PullSecretPolicy,
+};
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
 pub use subject::{
     Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
     SubjectError, UserName, UserNameError,
 };
+pub use throttle::{FailedLogins, LoginLimits};
 pub use token::{
     IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,
+    TokenSource,
 };

@@ -6,8 +6,95 @@ use base64::Engine as _;
 use registry_core::Namespace;
 use serde_json::{json, Value};
 
-use crate::credentials::AccessTokenSecret;
-use crate::subject::ServiceAccountRef;
+use hmac::{KeyInit, Mac};
+use time::{Duration, OffsetDateTime};
+
+use crate::credentials::{AccessToken, AccessTokenId, AccessTokenSecret, TokenName};
+use crate::subject::{ServiceAccountRef, Subject};
+use crate::token::SigningKey;
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Name prefix of the managed tokens behind pull secrets (the rest is the
+/// start of the token id, as names are unique per owner).
+pub const MANAGED_TOKEN_PREFIX: &str = "managed-pull-secret";
+
+/// The secret of a service account's managed token with id `id`.
+///
+/// Managed tokens are derived, not drawn: HMAC-SHA256 under a key derived
+/// from the registry's [`SigningKey`] (which every replica shares) of the
+/// service account and the token's id. The store still holds only the
+/// token's hash, yet the current pull secret can be shown again on every
+/// read without rotating it. Ids are random and never reused, so a deleted
+/// (revoked) managed token's secret never comes back.
+pub fn managed_token(
+    key: &SigningKey,
+    sa: &ServiceAccountRef,
+    id: &AccessTokenId,
+) -> AccessTokenSecret {
+    let derived = key.derive("registry managed pull-secret tokens v1");
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = HmacSha256::new_from_slice(&derived).expect("HMAC takes any key length");
+    mac.update(sa.to_string().as_bytes());
+    mac.update(&[0]);
+    mac.update(id.as_uuid().as_bytes());
+    AccessTokenSecret::from_bytes(mac.finalize().into_bytes().into())
+}
+
+/// A fresh managed token for `sa`, valid for `lifetime` from `now`: the
+/// record to store and its (re-derivable) secret.
+pub fn new_managed_token(
+    key: &SigningKey,
+    sa: &ServiceAccountRef,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> (AccessToken, AccessTokenSecret) {
+    let id = AccessTokenId::generate();
+    let secret = managed_token(key, sa, &id);
+    let simple = id.as_uuid().simple().to_string();
+    // Always valid: the prefix and hex digits.
+    let name: TokenName = format!("{MANAGED_TOKEN_PREFIX}-{}", &simple[..12])
+        .parse()
+        .expect("managed token names are valid");
+    let record = AccessToken {
+        id,
+        name,
+        owner: Subject::ServiceAccount(sa.clone()),
+        hash: secret.hash(),
+        created: now,
+        expires: now.checked_add(lifetime),
+        last_used: None,
+    };
+    (record, secret)
+}
+
+/// Whether `token` is one of the managed pull-secret tokens.
+pub fn is_managed_token(token: &AccessToken) -> bool {
+    token.name.as_str().starts_with(MANAGED_TOKEN_PREFIX)
+}
+
+/// Of `sa`'s tokens, the managed one to hand out at `now`, with its secret:
+/// the newest unexpired one whose secret re-derives under `key` and that
+/// has more than a third of `lifetime` left. `None`: issue a new one.
+pub fn current_managed_token(
+    key: &SigningKey,
+    sa: &ServiceAccountRef,
+    tokens: &[AccessToken],
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> Option<(AccessToken, AccessTokenSecret)> {
+    let renew_at = lifetime / 3;
+    tokens
+        .iter()
+        .filter(|t| is_managed_token(t) && !t.is_expired(now))
+        .filter(|t| t.expires.is_some_and(|e| e - now > renew_at))
+        .filter_map(|t| {
+            let secret = managed_token(key, sa, &t.id);
+            // Another key (or a record not made here) cannot be shown.
+            secret.hash().ct_eq(&t.hash).then(|| (t.clone(), secret))
+        })
+        .max_by_key(|(t, _)| t.created)
+}
 
 /// The user name written into pull secrets. Any user name works with an
 /// access token; this one has no `:` (which would break Basic auth parsing,

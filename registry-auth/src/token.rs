@@ -2,19 +2,23 @@
 //! by the token endpoint for the granted scopes, verified on every request.
 //!
 //! Format: `base64url(payload) "." base64url(HMAC-SHA256(key, base64url(payload)))`,
-//! where the payload is six lines of text:
+//! where the payload is seven lines of text:
 //!
 //! ```text
-//! rrt1
+//! rrt2
 //! <service (audience)>
 //! <subject>
 //! <issued at, unix seconds>
 //! <expires at, unix seconds>
 //! <granted scopes, space-separated, Docker syntax>
+//! <source: "-" (anonymous), "pw" (password) or "at:<hex SHA-256 of the access token>">
 //! ```
 //!
 //! The groups follow from the subject (see [`Identity`]), so they are not
-//! encoded. Clients treat the token as opaque. Every replica that verifies
+//! encoded. The source names the primary credential the token was obtained
+//! with, so that deleting that credential (or its owner) revokes the token:
+//! see [`Authenticator::token_source_is_live`](crate::Authenticator::token_source_is_live).
+//! Version 1 tokens (no source) are refused; they lived five minutes. Clients treat the token as opaque. Every replica that verifies
 //! tokens must share the issuer's [`SigningKey`].
 
 use std::fmt;
@@ -26,13 +30,13 @@ use registry_core::RepositoryName;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::credentials::{random_bytes, CredentialError};
+use crate::credentials::{random_bytes, CredentialError, TokenHash};
 use crate::scope::{Scope, ScopeAction};
 use crate::subject::{Identity, Subject};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-const VERSION: &str = "rrt1";
+const VERSION: &str = "rrt2";
 /// How far in the future an `issued at` may be (clock skew between replicas).
 const LEEWAY: Duration = Duration::seconds(60);
 /// Default token lifetime.
@@ -79,6 +83,15 @@ impl SigningKey {
     /// A key from configuration.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         SigningKey(bytes)
+    }
+
+    /// A key for another purpose derived from this one (HMAC of `label`),
+    /// so that one configured secret serves several uses without reuse.
+    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+        // HMAC accepts keys of any length: this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -143,6 +156,44 @@ pub struct TokenResponse<'a> {
     pub issued_at: OffsetDateTime,
 }
 
+/// The primary credential a registry token was obtained with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// None: an anonymous token.
+    Anonymous,
+    /// The subject's password: the token lives while the subject does.
+    Password,
+    /// An access token, by the hash it is stored under: the token lives
+    /// while that access token does (and its owner).
+    AccessToken(TokenHash),
+}
+
+impl TokenSource {
+    fn write(&self, out: &mut String) {
+        match self {
+            TokenSource::Anonymous => out.push('-'),
+            TokenSource::Password => out.push_str("pw"),
+            TokenSource::AccessToken(hash) => {
+                out.push_str("at:");
+                out.push_str(&hex::encode(hash.as_bytes()));
+            }
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, TokenError> {
+        match text {
+            "-" => Ok(TokenSource::Anonymous),
+            "pw" => Ok(TokenSource::Password),
+            _ => {
+                let hex_hash = text.strip_prefix("at:").ok_or(TokenError::Malformed)?;
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(hex_hash, &mut bytes).map_err(|_| TokenError::Malformed)?;
+                Ok(TokenSource::AccessToken(TokenHash::from_bytes(bytes)))
+            }
+        }
+    }
+}
+
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {
@@ -154,6 +205,8 @@ pub struct TokenClaims {
     pub expires_at: OffsetDateTime,
     /// What it grants.
     pub scopes: Vec<Scope>,
+    /// What it was obtained with.
+    pub source: TokenSource,
 }
 
 impl TokenClaims {
@@ -228,21 +281,42 @@ impl TokenIssuer {
     }
 
     /// Issues a token for `identity` granting `scopes` (already intersected
-    /// with the authorizer: see [`grant_scopes`](crate::grant_scopes)).
+    /// with the authorizer: see [`grant_scopes`](crate::grant_scopes)),
+    /// obtained with the subject's password (or anonymously).
     pub fn issue(&self, identity: &Identity, scopes: &[Scope]) -> IssuedToken {
-        self.issue_at(identity, scopes, OffsetDateTime::now_utc())
+        let source = if identity.is_anonymous() {
+            TokenSource::Anonymous
+        } else {
+            TokenSource::Password
+        };
+        self.issue_at(identity, scopes, source, OffsetDateTime::now_utc())
     }
 
-    /// [`issue`](Self::issue) with an explicit clock.
+    /// [`issue`](Self::issue) recording the credential it was obtained with.
+    pub fn issue_from(
+        &self,
+        identity: &Identity,
+        scopes: &[Scope],
+        source: TokenSource,
+    ) -> IssuedToken {
+        self.issue_at(identity, scopes, source, OffsetDateTime::now_utc())
+    }
+
+    /// [`issue_from`](Self::issue_from) with an explicit clock.
     pub fn issue_at(
         &self,
         identity: &Identity,
         scopes: &[Scope],
+        source: TokenSource,
         now: OffsetDateTime,
     ) -> IssuedToken {
         use std::fmt::Write as _;
         let iat = now.unix_timestamp();
-        let exp = (now + self.ttl).unix_timestamp();
+        // Saturates: a huge configured lifetime must not panic the issuer.
+        let exp = now
+            .checked_add(self.ttl)
+            .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+            .unix_timestamp();
         let mut payload = String::with_capacity(96 + scopes.len() * 48);
         // Writing to a String cannot fail.
         let _ = write!(
@@ -257,6 +331,8 @@ impl TokenIssuer {
             }
             let _ = write!(payload, "{s}");
         }
+        payload.push('\n');
+        source.write(&mut payload);
         let mut token = URL_SAFE_NO_PAD.encode(payload.as_bytes());
         let mut mac = self.mac.clone();
         mac.update(token.as_bytes());
@@ -313,10 +389,14 @@ impl TokenIssuer {
         let issued_at = time(next()?)?;
         let expires_at = time(next()?)?;
         let scopes = next()?;
+        let source = TokenSource::parse(next()?)?;
         if expires_at <= now {
             return Err(TokenError::Expired);
         }
-        if issued_at > now + LEEWAY {
+        if now
+            .checked_add(LEEWAY)
+            .is_some_and(|limit| issued_at > limit)
+        {
             return Err(TokenError::NotYetValid);
         }
         Ok(TokenClaims {
@@ -324,6 +404,7 @@ impl TokenIssuer {
             issued_at,
             expires_at,
             scopes: Scope::parse_all([scopes]).map_err(|_| TokenError::Malformed)?,
+            source,
         })
     }
 }
@@ -382,7 +463,9 @@ mod tests {
         let issuer = issuer();
         let alice = Identity::user("alice".parse().unwrap());
         let now = OffsetDateTime::now_utc();
-        let token = issuer.issue_at(&alice, &scopes(), now).token;
+        let token = issuer
+            .issue_at(&alice, &scopes(), TokenSource::Password, now)
+            .token;
         let t = token.expose();
 
         assert_eq!(
@@ -416,6 +499,26 @@ mod tests {
             TokenError::InvalidService
         );
         assert!(!format!("{:?}", SigningKey::from_bytes([7; 32])).contains('7'));
+    }
+
+    #[test]
+    fn source_round_trips_and_huge_ttl_saturates() {
+        let issuer = issuer();
+        let alice = Identity::user("alice".parse().unwrap());
+        let hash = TokenHash::of("rgt_example");
+        for source in [TokenSource::AccessToken(hash), TokenSource::Password] {
+            let token = issuer.issue_from(&alice, &scopes(), source).token;
+            assert_eq!(issuer.verify(token.expose()).unwrap().source, source);
+        }
+        let anonymous = issuer.issue(&Identity::anonymous(), &[]).token;
+        assert_eq!(
+            issuer.verify(anonymous.expose()).unwrap().source,
+            TokenSource::Anonymous
+        );
+        // Used to panic adding the lifetime to the clock.
+        let forever = issuer.with_ttl(Duration::MAX);
+        let token = forever.issue(&alice, &[]).token;
+        assert!(forever.verify(token.expose()).is_ok());
     }
 
     #[test]

@@ -3,22 +3,26 @@
 //! 403). The decision itself is always [`registry_auth::Authorizer::check`]
 //! or the scopes of a token it granted.
 
+mod connection;
 mod token_endpoint;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use base64::Engine as _;
 use registry_auth::{
     Action, AuthStore, AuthenticationError, Authenticator, Authorizer, AuthorizerHandle, Identity,
-    NamespaceFilter, PasswordHasher, PullSecretPolicy, Resource, ScopeAction, SigningKey,
-    TokenClaims, TokenIssuer,
+    LoginLimits, NamespaceFilter, PasswordHasher, PullSecretPolicy, Resource, ScopeAction,
+    SigningKey, TokenClaims, TokenIssuer, TokenSource,
 };
 use registry_core::{ErrorCode, RepositoryName};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::header_value;
 
+pub(crate) use connection::scope as connection_scope;
+pub use connection::{IpCidr, IpCidrError, SecureListener};
 pub(crate) use token_endpoint::token;
 
 /// How the registry authenticates and authorizes.
@@ -37,6 +41,35 @@ pub struct AuthConfig {
     pub public_url: Option<String>,
     /// Namespaces whose service accounts get no managed pull secret.
     pub pull_secrets: PullSecretPolicy,
+    /// Bounds on logins, trusted proxies and managed-token lifetimes.
+    pub settings: AuthSettings,
+}
+
+/// Hardening settings of access control, each with a server-sane default.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// Bounds on password checking: the argon2 pool and failed-login
+    /// limits per user and per peer address.
+    pub login: LoginLimits,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` headers are believed
+    /// (reverse proxies). Empty (the default): no forwarded header is.
+    pub trusted_proxies: Vec<IpCidr>,
+    /// Lifetime of a service account's managed pull-secret token; it is
+    /// renewed (a new token) once less than a third of it is left.
+    pub pull_secret_lifetime: Duration,
+}
+
+/// Default lifetime of managed pull-secret tokens: 90 days.
+pub const DEFAULT_PULL_SECRET_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            login: LoginLimits::default(),
+            trusted_proxies: Vec::new(),
+            pull_secret_lifetime: DEFAULT_PULL_SECRET_LIFETIME,
+        }
+    }
 }
 
 /// Live auth state of a registry.
@@ -49,12 +82,18 @@ pub(crate) struct AuthState {
     pub(crate) issuer: TokenIssuer,
     pub(crate) public_url: Option<String>,
     pub(crate) pull_secrets: PullSecretPolicy,
+    pub(crate) signing_key: SigningKey,
+    pub(crate) settings: AuthSettings,
 }
 
 impl AuthState {
     pub(crate) async fn new(config: AuthConfig) -> Result<Self, String> {
-        let authenticator = Authenticator::new(config.store.clone(), config.hasher.clone())
-            .map_err(|e| e.to_string())?;
+        let authenticator = Authenticator::with_limits(
+            config.store.clone(),
+            config.hasher.clone(),
+            config.settings.login.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         let authorizer = Authorizer::load(config.store.as_ref())
             .await
             .map_err(|e| e.to_string())?;
@@ -68,23 +107,19 @@ impl AuthState {
             issuer,
             public_url: config.public_url,
             pull_secrets: config.pull_secrets,
+            signing_key: config.signing_key,
+            settings: config.settings,
         })
     }
 
-    /// The base URL clients use, from the configuration or the request.
+    /// The base URL clients use: the configured public URL; else the
+    /// listener's scheme and the request's `Host`, which forwarded headers
+    /// override only when the peer is a trusted proxy.
     pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(url) = &self.public_url {
             return url.trim_end_matches('/').to_owned();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let scheme = headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("http");
-        format!("{scheme}://{host}")
+        connection::request_base(&self.settings.trusted_proxies, headers)
     }
 }
 
@@ -160,20 +195,110 @@ pub(crate) fn basic_credentials(value: &HeaderValue) -> Option<(String, String)>
     Some((user.to_owned(), pass.to_owned()))
 }
 
-/// Establishes the caller from the `Authorization` header. Wrong
-/// credentials are a 401 (logged, never saying which part was wrong).
+/// Which credentials an endpoint takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepts {
+    /// The distribution API: primary credentials and registry tokens.
+    RegistryTokens,
+    /// Everything else: passwords and access tokens only.
+    PrimaryOnly,
+}
+
+/// Establishes the caller of a distribution-API request from the
+/// `Authorization` header: Basic credentials, an access token, or a
+/// registry token (bounded by its scopes). Wrong credentials are a 401
+/// (logged, never saying which part was wrong).
 pub(crate) async fn authenticate(state: &AuthState, headers: &HeaderMap) -> ApiResult<Caller> {
+    Ok(authenticate_as(state, headers, Accepts::RegistryTokens)
+        .await?
+        .caller)
+}
+
+/// Establishes the caller from primary credentials only (a password or an
+/// access token): for the admin API, the Image API and the token endpoint,
+/// where a registry token is refused.
+pub(crate) async fn authenticate_primary(
+    state: &AuthState,
+    headers: &HeaderMap,
+) -> ApiResult<Caller> {
+    Ok(authenticate_as(state, headers, Accepts::PrimaryOnly)
+        .await?
+        .caller)
+}
+
+/// A caller and the credential it authenticated with.
+pub(crate) struct Authenticated {
+    pub(crate) caller: Caller,
+    pub(crate) source: TokenSource,
+}
+
+/// A peer address for log lines (`unknown` when the server recorded none).
+struct PeerText(Option<std::net::IpAddr>);
+
+impl std::fmt::Display for PeerText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+/// 429 with a `Retry-After` in whole seconds (at least one).
+fn too_many(message: String, retry_after: Duration) -> ApiError {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    ApiError::new(ErrorCode::TooManyRequests, message).with_header(
+        header::RETRY_AFTER,
+        header_value(seconds.max(1).to_string()),
+    )
+}
+
+/// [`authenticate_primary`], also saying which credential it was (the
+/// token endpoint records it in the tokens it issues).
+pub(crate) async fn authenticate_source(
+    state: &AuthState,
+    headers: &HeaderMap,
+) -> ApiResult<Authenticated> {
+    authenticate_as(state, headers, Accepts::PrimaryOnly).await
+}
+
+async fn authenticate_as(
+    state: &AuthState,
+    headers: &HeaderMap,
+    accepts: Accepts,
+) -> ApiResult<Authenticated> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(Caller::anonymous());
+        return Ok(Authenticated {
+            caller: Caller::anonymous(),
+            source: TokenSource::Anonymous,
+        });
     };
-    let failed = |e: AuthenticationError| -> ApiError {
+    let peer = connection::client_ip(&state.settings.trusted_proxies, headers);
+    // Formatted only when logged: the success path stays allocation-free.
+    let peer_text = PeerText(peer);
+    let failed = |user: &str, e: AuthenticationError| -> ApiError {
         match e {
             AuthenticationError::InvalidCredentials => {
-                tracing::warn!(target: "auth", "authentication failed: invalid credentials");
+                tracing::warn!(target: "auth", user, peer = %peer_text, "authentication failed: invalid credentials");
                 challenge(state, headers, None, "invalid credentials")
+            }
+            AuthenticationError::RateLimited { retry_after } => {
+                tracing::warn!(target: "auth", user, peer = %peer_text, "authentication refused: too many failed logins");
+                too_many(e.to_string(), retry_after)
+            }
+            AuthenticationError::Busy { retry_after } => {
+                tracing::warn!(target: "auth", user, peer = %peer_text, "authentication refused: password checks saturated");
+                too_many(e.to_string(), retry_after)
             }
             other => ApiError::internal(other),
         }
+    };
+    let primary = |(identity, source): (Identity, TokenSource)| Authenticated {
+        caller: Caller {
+            identity,
+            token: None,
+        },
+        source,
     };
     let text = value.to_str().unwrap_or("");
     if let Some(token) = text
@@ -182,21 +307,42 @@ pub(crate) async fn authenticate(state: &AuthState, headers: &HeaderMap) -> ApiR
     {
         let token = token.trim();
         if let Ok(claims) = state.issuer.verify(token) {
-            return Ok(Caller {
-                identity: claims.identity(),
-                token: Some(Arc::new(claims)),
+            if accepts == Accepts::PrimaryOnly {
+                tracing::warn!(target: "auth", user = %claims.subject, peer = %peer_text, "registry token refused outside the distribution API");
+                return Err(challenge(
+                    state,
+                    headers,
+                    None,
+                    "a registry token is valid only on the distribution API (/v2/); use a password or an access token",
+                ));
+            }
+            // Deleting the credential it came from (or its owner) revokes it.
+            if !state
+                .authenticator
+                .token_source_is_live(&claims)
+                .await
+                .map_err(ApiError::internal)?
+            {
+                return Err(failed(
+                    &claims.subject.to_string(),
+                    AuthenticationError::InvalidCredentials,
+                ));
+            }
+            return Ok(Authenticated {
+                caller: Caller {
+                    identity: claims.identity(),
+                    token: Some(Arc::new(claims)),
+                },
+                source: TokenSource::Anonymous,
             });
         }
-        return match state.authenticator.bearer(token).await {
-            Ok(identity) => Ok(Caller {
-                identity,
-                token: None,
-            }),
-            Err(e) => Err(failed(e)),
+        return match state.authenticator.bearer_with_source(token).await {
+            Ok(found) => Ok(primary(found)),
+            Err(e) => Err(failed("(bearer)", e)),
         };
     }
     let Some((user, pass)) = basic_credentials(value) else {
-        tracing::warn!(target: "auth", "authentication failed: malformed Authorization header");
+        tracing::warn!(target: "auth", peer = %peer_text, "authentication failed: malformed Authorization header");
         return Err(challenge(
             state,
             headers,
@@ -204,12 +350,9 @@ pub(crate) async fn authenticate(state: &AuthState, headers: &HeaderMap) -> ApiR
             "malformed Authorization header",
         ));
     };
-    match state.authenticator.basic(&user, &pass).await {
-        Ok(identity) => Ok(Caller {
-            identity,
-            token: None,
-        }),
-        Err(e) => Err(failed(e)),
+    match state.authenticator.basic_from(&user, &pass, peer).await {
+        Ok(found) => Ok(primary(found)),
+        Err(e) => Err(failed(&user, e)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `GET /v2/token`: the Docker token protocol. Basic credentials (a
-//! password, or an access token as the password) or none (anonymous) in;
+//! password, or an access token as the password; never a registry token)
+//! or none (anonymous) in;
 //! a short-lived signed token granting what was asked and allowed out.
 
 use axum::extract::{Request, State};
@@ -7,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use registry_auth::{grant_scopes, Scope};
 use registry_core::ErrorCode;
 
-use super::authenticate;
+use super::authenticate_source;
 use crate::error::ApiError;
 use crate::http_util::query_pairs;
 use crate::state::Registry;
@@ -22,8 +23,10 @@ pub(crate) async fn token(State(registry): State<Registry>, request: Request) ->
         .with_status(axum::http::StatusCode::NOT_FOUND)
         .into_response();
     };
-    let caller = match authenticate(state, request.headers()).await {
-        Ok(c) => c,
+    // Primary credentials only: a registry token cannot be swapped for
+    // another (wider, or outliving its source) one.
+    let (caller, source) = match authenticate_source(state, request.headers()).await {
+        Ok(a) => (a.caller, a.source),
         Err(e) => return e.into_response(),
     };
     let query = query_pairs(request.uri().query());
@@ -48,6 +51,6 @@ pub(crate) async fn token(State(registry): State<Registry>, request: Request) ->
         granted = granted.len(),
         "token issued"
     );
-    let issued = state.issuer.issue(&caller.identity, &granted);
+    let issued = state.issuer.issue_from(&caller.identity, &granted, source);
     axum::Json(issued.response()).into_response()
 }

@@ -6,8 +6,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use registry_auth::{
-    pull_secret as secret_document, AccessToken, AccessTokenId, Action, Password, Resource,
-    ServiceAccount, ServiceAccountRef, Subject, TokenName, User, UserName,
+    current_managed_token, is_managed_token, new_managed_token, pull_secret as secret_document,
+    AccessToken, AccessTokenId, Action, AuthStoreError, Password, Resource, ServiceAccount,
+    ServiceAccountRef, Subject, TokenName, User, UserName,
 };
 use registry_core::ErrorCode;
 use serde::Deserialize;
@@ -21,9 +22,6 @@ use super::{
 use crate::access::require_resource;
 use crate::error::{ApiError, ApiResult};
 use crate::state::Registry;
-
-/// Name of the managed token behind a service account's pull secret.
-const PULL_SECRET_TOKEN: &str = "managed-pull-secret";
 
 pub(crate) async fn whoami(State(r): State<Registry>, headers: HeaderMap) -> ApiResult<Response> {
     let (_, caller) = caller(&r, &headers).await?;
@@ -185,18 +183,39 @@ pub(crate) async fn delete_service_account(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The managed pull secret of a service account. Each call issues a fresh
-/// token and retires the previous managed one (tokens are stored only as
-/// hashes, so an old secret cannot be shown again).
+/// `GET …/pull-secret`: the service account's current managed pull secret.
+/// Reading never rotates it: the same secret comes back until it is
+/// renewed (a new token once a third of its lifetime is left; the old one
+/// keeps working until it expires) or rotated explicitly.
 pub(crate) async fn pull_secret(
     State(r): State<Registry>,
     headers: HeaderMap,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let sa = sa_ref(&ns, &name)?;
+    managed_pull_secret(&r, &headers, &ns, &name, false).await
+}
+
+/// `POST …/pull-secret/rotate`: a new managed token; every earlier one
+/// (and every registry token obtained with it) stops working at once.
+pub(crate) async fn rotate_pull_secret(
+    State(r): State<Registry>,
+    headers: HeaderMap,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    managed_pull_secret(&r, &headers, &ns, &name, true).await
+}
+
+async fn managed_pull_secret(
+    r: &Registry,
+    headers: &HeaderMap,
+    ns: &str,
+    name: &str,
+    rotate: bool,
+) -> ApiResult<Response> {
+    let sa = sa_ref(ns, name)?;
     let (state, caller) = authorized(
-        &r,
-        &headers,
+        r,
+        headers,
         Action::ManageServiceAccounts,
         &Resource::Namespace(&sa.namespace),
     )
@@ -217,20 +236,47 @@ pub(crate) async fn pull_secret(
         ));
     }
     let owner = Subject::ServiceAccount(sa.clone());
-    for old in state.store.list_tokens(Some(&owner)).await? {
-        if old.name.as_str() == PULL_SECRET_TOKEN {
-            state.store.delete_token(&old.id).await?;
+    let now = OffsetDateTime::now_utc();
+    let lifetime = time::Duration::try_from(state.settings.pull_secret_lifetime)
+        .map_err(ApiError::internal)?;
+    let tokens = state.store.list_tokens(Some(&owner)).await?;
+    let current = if rotate {
+        None
+    } else {
+        current_managed_token(&state.signing_key, &sa, &tokens, lifetime, now)
+    };
+    let (record, secret) = match current {
+        Some(found) => found,
+        None => {
+            let (record, secret) = new_managed_token(&state.signing_key, &sa, lifetime, now);
+            state.store.create_token(record.clone()).await?;
+            // Rotation retires every earlier managed token; renewal only
+            // the expired ones (the others still work until they expire).
+            for old in tokens.iter().filter(|t| is_managed_token(t)) {
+                if rotate || old.is_expired(now) {
+                    match state.store.delete_token(&old.id).await {
+                        Ok(()) | Err(AuthStoreError::NotFound(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            let what = if rotate { "rotated" } else { "issued" };
+            tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, token = %record.id, "pull secret {what}");
+            (record, secret)
         }
-    }
-    let token_name: TokenName = PULL_SECRET_TOKEN.parse().map_err(ApiError::internal)?;
-    let (record, secret) =
-        AccessToken::generate(owner, token_name, None).map_err(ApiError::internal)?;
-    state.store.create_token(record).await?;
-    let base = state.base_url(&headers);
+    };
+    let base = state.base_url(headers);
     let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
-    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "pull secret issued");
-    Ok(Json(secret_document(&sa, host, &secret)).into_response())
+    let mut document = secret_document(&sa, host, &secret);
+    if let Some(expires) = record.expires {
+        document["metadata"]["annotations"]["registry/token-expires"] = json!(rfc3339(expires));
+    }
+    Ok(Json(document).into_response())
 }
+
+/// The longest lifetime an access token may be given (10 years): far
+/// below where adding it to the clock could overflow.
+const MAX_TOKEN_LIFETIME_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
 /// `{"name": …, "expires_in_seconds": …}`, both optional; unknown fields
 /// are refused so that a misspelt expiry cannot yield a token that never
@@ -278,7 +324,12 @@ pub(crate) async fn create_token(
         .unwrap_or_else(|| format!("token-{}", OffsetDateTime::now_utc().unix_timestamp()));
     let name: TokenName = name.parse().map_err(|e| invalid("token name", e))?;
     let expires = match body.expires_in_seconds {
-        Some(s) if s <= 0 => return Err(invalid("expires_in_seconds", "it must be positive")),
+        Some(s) if !(1..=MAX_TOKEN_LIFETIME_SECONDS).contains(&s) => {
+            return Err(invalid(
+                "expires_in_seconds",
+                format!("it must be between 1 and {MAX_TOKEN_LIFETIME_SECONDS} (10 years)"),
+            ))
+        }
         Some(s) => Some(OffsetDateTime::now_utc() + time::Duration::seconds(s)),
         None => None,
     };

@@ -69,6 +69,10 @@ pub(crate) fn routes() -> Router<Registry> {
             get(identities::pull_secret),
         )
         .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}/pull-secret/rotate",
+            post(identities::rotate_pull_secret),
+        )
+        .route(
             "/apis/admin/v1/tokens",
             get(identities::list_tokens).post(identities::create_token),
         )
@@ -90,7 +94,7 @@ async fn caller<'a>(
         )
         .with_status(StatusCode::NOT_FOUND)
     })?;
-    let caller = access::authenticate(state, headers).await?;
+    let caller = access::authenticate_primary(state, headers).await?;
     if caller.identity.is_anonymous() {
         return Err(access::challenge(
             state,

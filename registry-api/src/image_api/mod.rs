@@ -65,7 +65,7 @@ impl<'a> Access<'a> {
     async fn of(registry: &'a Registry, headers: &HeaderMap) -> ApiResult<Self> {
         let state = registry.auth();
         let caller = match state {
-            Some(state) => access::authenticate(state, headers).await?,
+            Some(state) => access::authenticate_primary(state, headers).await?,
             None => Caller::anonymous(),
         };
         Ok(Access { state, caller })

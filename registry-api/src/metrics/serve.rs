@@ -19,7 +19,7 @@ pub(crate) async fn serve(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(state) = registry.auth() {
-        let caller = access::authenticate(state, &headers).await?;
+        let caller = access::authenticate_primary(state, &headers).await?;
         access::require_resource(
             state,
             &headers,

@@ -215,6 +215,7 @@ pub async fn with_access_control(
             service: "registry.test".into(),
             public_url: None,
             pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
+            settings: Default::default(),
         })
         .await
         .unwrap();
