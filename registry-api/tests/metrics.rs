@@ -274,11 +274,15 @@ struct ListCounting {
 
 #[async_trait::async_trait]
 impl registry_storage::UploadStore for ListCounting {
-    async fn create(
+    async fn create_for(
         &self,
         repository: &registry_core::RepositoryName,
+        owner: Option<&str>,
     ) -> registry_storage::Result<registry_storage::UploadStatus> {
-        self.inner.create(repository).await
+        self.inner.create_for(repository, owner).await
+    }
+    async fn open_sessions(&self, owner: &str) -> registry_storage::Result<usize> {
+        self.inner.open_sessions(owner).await
     }
     async fn status(
         &self,

@@ -74,10 +74,18 @@ impl CountingUploads {
 
 #[async_trait]
 impl UploadStore for CountingUploads {
-    async fn create(&self, repository: &RepositoryName) -> Result<UploadStatus> {
-        let status = self.inner.create(repository).await?;
+    async fn create_for(
+        &self,
+        repository: &RepositoryName,
+        owner: Option<&str>,
+    ) -> Result<UploadStatus> {
+        let status = self.inner.create_for(repository, owner).await?;
         self.open.opened();
         Ok(status)
+    }
+
+    async fn open_sessions(&self, owner: &str) -> Result<usize> {
+        self.inner.open_sessions(owner).await
     }
 
     async fn status(&self, id: &UploadId) -> Result<UploadStatus> {
@@ -105,5 +113,9 @@ impl UploadStore for CountingUploads {
 
     async fn list(&self) -> Result<Vec<UploadStatus>> {
         self.inner.list().await
+    }
+
+    async fn remove_stale_files(&self) -> Result<u64> {
+        self.inner.remove_stale_files().await
     }
 }
