@@ -9,139 +9,33 @@
 //! 0`), so that the pool alone is what bounds the work; the limiter has its
 //! in-process tests (registry-api/tests/auth_hardening.rs).
 //!
-//! The server binary is built as `tests/registryctl_e2e.rs` does it.
+//! The server binary is built and started by `tests/common/examples.rs`.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::Value;
 
-const ADMIN_PASSWORD: &str = "admin-pass-1";
+#[path = "common/examples.rs"]
+mod examples;
+
+use examples::{ServerProcess, ADMIN_PASSWORD};
+
 const WRONG: &str = "not-the-password-0xDEADBEEF";
 
-fn server_binary() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile = match exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str())
-    {
-        Some("debug") | None => "dev",
-        Some(dir) => dir,
-    }
-    .to_owned();
-    let output = Command::new(&cargo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "build",
-            "--example",
-            "registry-server",
-            "--profile",
-            &profile,
-        ])
-        .args(["--message-format", "json-render-diagnostics"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("running cargo build");
-    assert!(
-        output.status.success(),
-        "cargo build --example registry-server failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["target"]["name"] == "registry-server")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo reported no registry-server executable")
-}
-
-struct Server {
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> (Server, String) {
-        let mut command = Command::new(server_binary());
-        command
-            .args(["--listen", "127.0.0.1:0", "--durability", "none"])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--login-failures-per-user", "0"])
-            .args(["--login-failures-per-peer", "0"])
-            .env("REGISTRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("REGISTRY_LOG", "info,sqlx=warn")
-            .env("HOME", dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy().into_owned();
-            if key.starts_with("REGISTRY_") && key != "REGISTRY_LOG" {
-                command.env_remove(key);
-            }
-        }
-        command
-            .env("REGISTRY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("REGISTRY_LOG", "info,sqlx=warn");
-        let mut child = command.spawn().expect("starting registry-server");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let drain = |stream: Box<dyn Read + Send>, tx: Option<mpsc::Sender<String>>| {
-            let output = output.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let (Some(tx), Some(url)) =
-                        (&tx, line.strip_prefix("registry-server listening on "))
-                    {
-                        let _ = tx.send(url.to_owned());
-                    }
-                    output.lock().expect("output").push(line);
-                }
-            });
-        };
-        drain(Box::new(child.stdout.take().expect("stdout")), Some(tx));
-        drain(Box::new(child.stderr.take().expect("stderr")), None);
-        let server = Server { child, output };
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("server did not start:\n{}", server.printed()));
-        (server, url)
-    }
-
-    fn printed(&self) -> String {
-        self.output.lock().expect("output").join("\n")
-    }
-
-    /// `VmRSS` and `VmHWM` (peak) in KiB.
-    fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading /proc/<pid>/status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("no {name} in /proc status"))
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reading /proc/<pid>/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc status"))
+    };
+    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// The text of colored log output.
@@ -174,7 +68,15 @@ fn basic(user: &str, pass: &str) -> String {
 #[test]
 fn wrong_password_flood_keeps_memory_bounded_and_valid_requests_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (server, url) = Server::start(dir.path());
+    let (server, url) = ServerProcess::start(
+        dir.path(),
+        &[
+            "--login-failures-per-user",
+            "0",
+            "--login-failures-per-peer",
+            "0",
+        ],
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -200,7 +102,7 @@ fn wrong_password_flood_keeps_memory_bounded_and_valid_requests_answered() {
         let body: Value = r.json().await.expect("token JSON");
         body["token"].as_str().expect("token").to_owned()
     });
-    let (_, baseline) = server.memory_kib();
+    let (_, baseline) = memory_kib(server.child.id());
 
     for round in 0..2 {
         let (statuses, valid_latency) = runtime.block_on(async {
@@ -254,7 +156,7 @@ fn wrong_password_flood_keeps_memory_bounded_and_valid_requests_answered() {
             valid_latency < Duration::from_secs(2),
             "round {round}: the valid request took {valid_latency:?} during the flood"
         );
-        let (rss, peak) = server.memory_kib();
+        let (rss, peak) = memory_kib(server.child.id());
         eprintln!(
             "round {round}: baseline {baseline} KiB, RSS {rss} KiB, peak {peak} KiB, \
              valid request {valid_latency:?}, {} of 256 refused with 429",
@@ -277,7 +179,7 @@ fn wrong_password_flood_keeps_memory_bounded_and_valid_requests_answered() {
     assert!(!failures.is_empty(), "no auth failure logged");
     let unnamed: Vec<_> = failures
         .iter()
-        .filter(|l| !(l.contains("user=\"") && l.contains("peer=")))
+        .filter(|l| !(l.contains("user=\"") && l.contains("peer=127.0.0.1")))
         .take(3)
         .collect();
     assert!(

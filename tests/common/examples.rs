@@ -106,6 +106,8 @@ pub struct ServerProcess {
 impl ServerProcess {
     pub fn command(dir: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(&binaries().server);
+        // First, so that what is set below is not scrubbed again.
+        scrub(&mut command, dir);
         command
             .args(["--listen", "127.0.0.1:0", "--durability", "none"])
             .arg("--data-dir")
@@ -116,7 +118,6 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        scrub(&mut command, dir);
         command
     }
 
