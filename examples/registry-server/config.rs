@@ -77,8 +77,12 @@ pub struct Flags {
     pub max_open_uploads_per_user: Option<usize>,
     /// Seconds without a byte after which an upload session is cancelled
     /// [default: 3600].
-    #[arg(long, env = "REGISTRY_UPLOAD_IDLE_TIMEOUT", value_name = "SECONDS")]
-    pub upload_idle_timeout: Option<u64>,
+    #[arg(
+        long,
+        env = "REGISTRY_UPLOAD_IDLE_TIMEOUT_SECS",
+        value_name = "SECONDS"
+    )]
+    pub upload_idle_timeout_secs: Option<u64>,
     /// Bounds on logins and what to trust from proxies.
     #[command(flatten)]
     pub auth_limits: AuthLimitFlags,
@@ -172,7 +176,7 @@ pub struct FileConfig {
     /// Most upload sessions one user may have open.
     pub max_open_uploads_per_user: Option<usize>,
     /// Seconds without a byte after which an upload session is cancelled.
-    pub upload_idle_timeout: Option<u64>,
+    pub upload_idle_timeout_secs: Option<u64>,
     /// Reverse proxies (CIDR) whose forwarded headers are believed.
     pub trusted_proxies: Option<Vec<String>>,
     /// argon2 password checks run at once.
@@ -360,6 +364,7 @@ impl Settings {
             60,
             "body_idle_timeout_secs",
         )?;
+        let limits = registry::api::Limits::default();
         Ok(Settings {
             auth_limits,
             listen: flags
@@ -384,36 +389,25 @@ impl Settings {
             public_url: flags.public_url.or(file.public_url),
             tls,
             ignored_namespaces: file.ignored_namespaces,
-            upload_limits: {
-                let defaults = registry::api::Limits::default();
-                let positive = |n: usize, what: &str| {
-                    if n == 0 {
-                        Err(format!("{what} must be at least 1"))
-                    } else {
-                        Ok(n)
-                    }
-                };
-                UploadLimits {
-                    per_user: positive(
-                        flags
-                            .max_uploads_per_user
-                            .or(file.max_uploads_per_user)
-                            .unwrap_or(defaults.max_concurrent_uploads_per_user),
-                        "--max-uploads-per-user",
-                    )?,
-                    open_per_user: positive(
-                        flags
-                            .max_open_uploads_per_user
-                            .or(file.max_open_uploads_per_user)
-                            .unwrap_or(defaults.max_open_uploads_per_user),
-                        "--max-open-uploads-per-user",
-                    )?,
-                    idle_timeout: flags
-                        .upload_idle_timeout
-                        .or(file.upload_idle_timeout)
-                        .map(std::time::Duration::from_secs)
-                        .unwrap_or(defaults.upload_idle_timeout),
-                }
+            upload_limits: UploadLimits {
+                per_user: positive(
+                    flags.max_uploads_per_user,
+                    file.max_uploads_per_user,
+                    limits.max_concurrent_uploads_per_user,
+                    "max_uploads_per_user",
+                )?,
+                open_per_user: positive(
+                    flags.max_open_uploads_per_user,
+                    file.max_open_uploads_per_user,
+                    limits.max_open_uploads_per_user,
+                    "max_open_uploads_per_user",
+                )?,
+                idle_timeout: seconds(
+                    flags.upload_idle_timeout_secs,
+                    file.upload_idle_timeout_secs,
+                    limits.upload_idle_timeout.as_secs(),
+                    "upload_idle_timeout_secs",
+                )?,
             },
         })
     }
