@@ -376,6 +376,33 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     )
     .await;
     assert_eq!(realm(&r), "http://localhost/v2/token");
+    // The Image API's pull host is decided the same way (it echoed `Host`).
+    let root = basic("root", PASSWORD);
+    let push = "/v2/team/app/blobs/uploads/?digest=sha256:2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881";
+    let r = from(
+        &w.client,
+        "192.0.2.7:4000",
+        Method::POST,
+        push,
+        &[("authorization", &root)],
+        "x",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let stream = "/apis/image/v1/namespaces/team/imagestreams/app";
+    for (peer, host) in [
+        ("192.0.2.7:4000", "registry.example"),
+        ("10.1.2.3:4000", "evil.example"),
+    ] {
+        let mut headers = forged.to_vec();
+        headers.push(("authorization", &root));
+        let r = from(&w.client, peer, Method::GET, stream, &headers, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        assert_eq!(
+            r.json()["status"]["dockerImageRepository"],
+            format!("{host}/team/app")
+        );
+    }
 }
 
 fn secret_password(r: &Reply) -> String {

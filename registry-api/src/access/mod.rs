@@ -123,6 +123,16 @@ impl AuthState {
     }
 }
 
+/// The base URL clients use (`scheme://host[:port]`): with access control
+/// on, [`AuthState::base_url`]; without it (no public URL, no trusted
+/// proxies configured), the listener's scheme and the request's `Host`.
+pub(crate) fn base_url(registry: &crate::state::Registry, headers: &HeaderMap) -> String {
+    match registry.auth() {
+        Some(state) => state.base_url(headers),
+        None => connection::request_base(&[], headers),
+    }
+}
+
 /// The caller of a request, as established from its credentials.
 #[derive(Debug, Clone)]
 pub struct Caller {

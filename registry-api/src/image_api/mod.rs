@@ -117,21 +117,13 @@ impl<'a> Access<'a> {
 }
 
 /// The host (and port) clients pull from, for `dockerImageRepository`: the
-/// configured public URL without its scheme, else the request's `Host`.
+/// registry's base URL without its scheme, decided as for token realms (the
+/// configured public URL, else forwarded headers from trusted proxies only,
+/// else the request's `Host` if it can be a host).
 fn pull_host(registry: &Registry, headers: &HeaderMap) -> String {
-    let configured = registry.auth().and_then(|s| s.public_url.as_deref());
-    if let Some(url) = configured {
-        let bare = url
-            .split_once("://")
-            .map_or(url, |(_, rest)| rest)
-            .trim_end_matches('/');
-        return bare.to_owned();
-    }
-    headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or("localhost")
+    let base = crate::access::base_url(registry, headers);
+    base.split_once("://")
+        .map_or(base.as_str(), |(_, host)| host)
         .to_owned()
 }
 
