@@ -61,6 +61,6 @@ pub fn router(registry: Registry) -> Router {
         // Last, so that it measures every route above.
         .layer(metrics::MetricsLayer::new(&registry))
         // Outermost: the peer address and listener scheme, for auth.
-        .layer(axum::middleware::from_fn(access::connection_scope))
+        .layer(access::ConnectionScopeLayer)
         .with_state(registry)
 }

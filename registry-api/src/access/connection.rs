@@ -11,10 +11,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap};
-use axum::middleware::Next;
-use axum::response::Response;
 
 /// Request extension a TLS listener inserts: the request arrived over HTTPS
 /// (the listener's own scheme, not anything the client claims).
@@ -34,17 +32,52 @@ tokio::task_local! {
     static CONNECTION: Connection;
 }
 
-/// The outermost layer: makes the connection facts of `request` available
-/// to [`current`] while it is served.
-pub(crate) async fn scope(request: Request, next: Next) -> Response {
-    let connection = Connection {
-        peer: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0),
-        https: request.extensions().get::<SecureListener>().is_some(),
-    };
-    CONNECTION.scope(connection, next.run(request)).await
+/// The outermost layer: makes the connection facts of each request
+/// available to [`current`] while it is served. A plain tower layer rather
+/// than `axum::middleware::from_fn`, which boxes the inner service and the
+/// future on every request (benches/callgrind_requests.sh counted it).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ScopeLayer;
+
+impl<S> tower::Layer<S> for ScopeLayer {
+    type Service = Scope<S>;
+
+    fn layer(&self, inner: S) -> Scope<S> {
+        Scope { inner }
+    }
+}
+
+/// The service of [`ScopeLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct Scope<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for Scope<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tokio::task::futures::TaskLocalFuture<Connection, S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
+        let connection = Connection {
+            peer: request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+            https: request.extensions().get::<SecureListener>().is_some(),
+        };
+        CONNECTION.scope(connection, self.inner.call(request))
+    }
 }
 
 /// The connection facts of the current request (none outside a request).

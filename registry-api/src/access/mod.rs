@@ -21,7 +21,7 @@ use registry_core::{ErrorCode, RepositoryName};
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::header_value;
 
-pub(crate) use connection::scope as connection_scope;
+pub(crate) use connection::ScopeLayer as ConnectionScopeLayer;
 pub use connection::{IpCidr, IpCidrError, SecureListener};
 pub(crate) use token_endpoint::token;
 
