@@ -116,7 +116,11 @@ pub async fn serve(
     builder.http1().header_read_timeout(None);
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
-    let mut starved = false;
+    // When `accept` last failed for want of resources, while that episode
+    // lasts: it ends once an accept succeeds a full pause after the last
+    // failure, so a server hovering at the limit (connections closing one
+    // by one, each slot retaken at once) logs one episode, not one per close.
+    let mut starved: Option<Instant> = None;
     loop {
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
@@ -132,8 +136,7 @@ pub async fn serve(
             Err(e) if is_per_connection(&e) => continue,
             Err(e) => {
                 drop(slot);
-                if !starved {
-                    starved = true;
+                if starved.replace(Instant::now()).is_none() {
                     tracing::error!(
                         "cannot accept connections: {e}; pausing until a connection closes \
                          (connections already open are still served)"
@@ -147,8 +150,8 @@ pub async fn serve(
                 continue;
             }
         };
-        if starved {
-            starved = false;
+        if starved.is_some_and(|last| last.elapsed() >= ACCEPT_PAUSE) {
+            starved = None;
             tracing::info!("accepting connections again");
         }
         let connection = Connection {
