@@ -4,15 +4,14 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use registry::api::{AuthConfig, AuthSettings, Registry};
+use registry::api::{AuthConfig, Registry};
 use registry::auth::{
     ensure_admin, AuthStore, BootstrapOutcome, CachedAuthStore, Password, PasswordHasher,
     PullSecretPolicy, SigningKey,
 };
 
-use crate::config::{AuthLimits, Settings};
+use crate::config::Settings;
 
 /// Reads the signing key from `path`, creating it (mode 0600) on first start.
 /// Every replica must use the same key.
@@ -96,51 +95,7 @@ pub async fn enable(
             pull_secrets: PullSecretPolicy::new(
                 settings.ignored_namespaces.iter().map(String::as_str),
             ),
-            settings: auth_settings(&settings.auth_limits)?,
+            settings: settings.auth_settings.clone(),
         })
         .await
-}
-
-/// The library's auth settings from the server's, defaults where unset.
-fn auth_settings(limits: &AuthLimits) -> Result<AuthSettings, String> {
-    let mut out = AuthSettings {
-        trusted_proxies: limits
-            .trusted_proxies
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                p.parse()
-                    .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
-            })
-            .collect::<Result<_, _>>()?,
-        ..AuthSettings::default()
-    };
-    let login = &mut out.login;
-    if let Some(n) = limits.password_checks {
-        if n == 0 {
-            return Err("password checks must be at least 1".into());
-        }
-        login.password_checks = n;
-    }
-    if let Some(ms) = limits.password_check_wait_ms {
-        login.password_check_wait = Duration::from_millis(ms);
-    }
-    if let Some(n) = limits.login_failures_per_user {
-        login.failures_per_user = n;
-    }
-    if let Some(n) = limits.login_failures_per_peer {
-        login.failures_per_peer = n;
-    }
-    if let Some(s) = limits.login_lockout_seconds {
-        login.lockout = Duration::from_secs(s);
-    }
-    if let Some(days) = limits.pull_secret_lifetime_days {
-        if !(1..=3650).contains(&days) {
-            return Err(format!(
-                "pull secret lifetime must be between 1 and 3650 days, not {days}"
-            ));
-        }
-        out.pull_secret_lifetime = Duration::from_secs(days * 24 * 3600);
-    }
-    Ok(out)
 }

@@ -193,46 +193,63 @@ pub struct FileConfig {
     pub pull_secret_lifetime_days: Option<u64>,
 }
 
-/// Login bounds and trusted proxies in force (unset: the library defaults).
-#[derive(Debug, Default)]
-pub struct AuthLimits {
-    /// Reverse proxies (CIDR) whose forwarded headers are believed.
-    pub trusted_proxies: Vec<String>,
-    /// argon2 password checks run at once.
-    pub password_checks: Option<usize>,
-    /// Milliseconds a login waits for a check slot.
-    pub password_check_wait_ms: Option<u64>,
-    /// Failed logins per user name per minute before a lock.
-    pub login_failures_per_user: Option<u32>,
-    /// Failed logins per peer address per minute before a lock.
-    pub login_failures_per_peer: Option<u32>,
-    /// Seconds a lock lasts.
-    pub login_lockout_seconds: Option<u64>,
-    /// Days a managed pull-secret token lives.
-    pub pull_secret_lifetime_days: Option<u64>,
-}
-
-impl AuthLimits {
-    fn merge(flags: AuthLimitFlags, file: &FileConfig) -> Self {
-        AuthLimits {
-            trusted_proxies: flags
-                .trusted_proxies
-                .or_else(|| file.trusted_proxies.clone())
-                .unwrap_or_default(),
-            password_checks: flags.password_checks.or(file.password_checks),
-            password_check_wait_ms: flags.password_check_wait_ms.or(file.password_check_wait_ms),
-            login_failures_per_user: flags
-                .login_failures_per_user
-                .or(file.login_failures_per_user),
-            login_failures_per_peer: flags
-                .login_failures_per_peer
-                .or(file.login_failures_per_peer),
-            login_lockout_seconds: flags.login_lockout_seconds.or(file.login_lockout_seconds),
-            pull_secret_lifetime_days: flags
-                .pull_secret_lifetime_days
-                .or(file.pull_secret_lifetime_days),
+/// The library's auth settings: flags over the config file over the
+/// library's defaults.
+fn auth_settings(
+    flags: AuthLimitFlags,
+    file: &FileConfig,
+) -> Result<registry::api::AuthSettings, String> {
+    let mut out = registry::api::AuthSettings {
+        trusted_proxies: flags
+            .trusted_proxies
+            .or_else(|| file.trusted_proxies.clone())
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.parse()
+                    .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
+            })
+            .collect::<Result<_, _>>()?,
+        ..registry::api::AuthSettings::default()
+    };
+    let login = &mut out.login;
+    if let Some(n) = flags.password_checks.or(file.password_checks) {
+        if n == 0 {
+            return Err("password checks must be at least 1".into());
         }
+        login.password_checks = n;
     }
+    if let Some(ms) = flags.password_check_wait_ms.or(file.password_check_wait_ms) {
+        login.password_check_wait = Duration::from_millis(ms);
+    }
+    if let Some(n) = flags
+        .login_failures_per_user
+        .or(file.login_failures_per_user)
+    {
+        login.failures_per_user = n;
+    }
+    if let Some(n) = flags
+        .login_failures_per_peer
+        .or(file.login_failures_per_peer)
+    {
+        login.failures_per_peer = n;
+    }
+    if let Some(s) = flags.login_lockout_seconds.or(file.login_lockout_seconds) {
+        login.lockout = Duration::from_secs(s);
+    }
+    if let Some(days) = flags
+        .pull_secret_lifetime_days
+        .or(file.pull_secret_lifetime_days)
+    {
+        if !(1..=3650).contains(&days) {
+            return Err(format!(
+                "pull secret lifetime must be between 1 and 3650 days, not {days}"
+            ));
+        }
+        out.pull_secret_lifetime = Duration::from_secs(days * 24 * 3600);
+    }
+    Ok(out)
 }
 
 /// The settings in force.
@@ -258,8 +275,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// Namespaces without managed pull secrets.
     pub ignored_namespaces: Vec<String>,
-    /// Login bounds and trusted proxies.
-    pub auth_limits: AuthLimits,
+    /// Login bounds, trusted proxies and pull-secret lifetime.
+    pub auth_settings: registry::api::AuthSettings,
     /// Upload limits (the rest of the library's defaults stay).
     pub upload_limits: UploadLimits,
 }
@@ -308,7 +325,7 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        let auth_limits = AuthLimits::merge(flags.auth_limits, &file);
+        let auth_settings = auth_settings(flags.auth_limits, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -366,7 +383,7 @@ impl Settings {
         )?;
         let limits = registry::api::Limits::default();
         Ok(Settings {
-            auth_limits,
+            auth_settings,
             listen: flags
                 .listen
                 .or(file.listen)

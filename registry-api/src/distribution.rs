@@ -52,18 +52,15 @@ fn required_action(endpoint: &Endpoint, method: &Method) -> Option<Action> {
         Endpoint::Catalog => None,
         Endpoint::UploadStart(_) | Endpoint::Upload(..) => Some(Action::Push),
         Endpoint::Tags(_) | Endpoint::Referrers(..) => Some(Action::Pull),
-        Endpoint::Manifest(..) | Endpoint::Blob(..) => Some(match *method {
-            Method::DELETE => Action::Delete,
-            Method::PUT | Method::POST | Method::PATCH => Action::Push,
-            _ => Action::Pull,
-        }),
-        // Checked like the manifest it names, so the answer says nothing
-        // to a caller who may not read the repository.
-        Endpoint::InvalidReference(..) => Some(match *method {
-            Method::DELETE => Action::Delete,
-            Method::PUT | Method::POST | Method::PATCH => Action::Push,
-            _ => Action::Pull,
-        }),
+        // A malformed reference is checked like the manifest it names, so
+        // the answer says nothing to a caller who may not read the repository.
+        Endpoint::Manifest(..) | Endpoint::InvalidReference(..) | Endpoint::Blob(..) => {
+            Some(match *method {
+                Method::DELETE => Action::Delete,
+                Method::PUT | Method::POST | Method::PATCH => Action::Push,
+                _ => Action::Pull,
+            })
+        }
     }
 }
 

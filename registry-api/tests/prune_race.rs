@@ -206,16 +206,7 @@ fn ok(r: &Reply) -> bool {
 
 /// Monolithic upload.
 async fn monolithic(c: &Client, repo: &str, data: &[u8]) -> bool {
-    let d = Digest::sha256_of(data);
-    let r = c
-        .call(
-            Method::POST,
-            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-            &[("content-length", &data.len().to_string())],
-            data.to_vec(),
-        )
-        .await;
-    ok(&r)
+    ok(&c.try_push_blob(repo, data).await)
 }
 
 /// `PUT`s the whole blob into the session a reply opened.

@@ -89,19 +89,23 @@ impl Client {
         self.call(Method::GET, uri, &[], Body::empty()).await
     }
 
-    /// Monolithic blob upload; returns the digest.
-    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+    /// Monolithic blob upload; the reply, whatever it is.
+    pub async fn try_push_blob(&self, repo: &str, data: &[u8]) -> Reply {
         let d = Digest::sha256_of(data);
-        let r = self
-            .call(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
-                &[("content-length", &data.len().to_string())],
-                data.to_vec(),
-            )
-            .await;
+        self.call(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/?digest={d}"),
+            &[("content-length", &data.len().to_string())],
+            data.to_vec(),
+        )
+        .await
+    }
+
+    /// Monolithic blob upload that must succeed; returns the digest.
+    pub async fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let r = self.try_push_blob(repo, data).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-        d
+        Digest::sha256_of(data)
     }
 
     /// Pushes config + one layer + an OCI manifest under `tag`; returns
