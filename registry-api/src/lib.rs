@@ -35,6 +35,7 @@ mod image_api;
 mod listing;
 mod manifests;
 pub mod metrics;
+pub mod model;
 mod state;
 mod upload_limits;
 mod uploads;

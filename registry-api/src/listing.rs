@@ -4,18 +4,19 @@ use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
 use registry_auth::NamespaceFilter;
-use registry_core::{media_type, Digest, ErrorCode, Namespace, RepositoryName, Tag};
+use registry_core::{media_type, Descriptor, Digest, ErrorCode, Namespace, RepositoryName, Tag};
 use registry_storage::StorageError;
-use serde_json::json;
+use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::{header_value, page_size, query_get, OCI_FILTERS_APPLIED};
+use crate::model::distribution::{Catalog, ReferrersIndex, TagList};
 use crate::state::Registry;
 
 fn json_response(
     status: StatusCode,
     content_type: &str,
-    value: &serde_json::Value,
+    value: &impl Serialize,
 ) -> ApiResult<Response> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
     Response::builder()
@@ -83,7 +84,7 @@ pub(crate) async fn tags(
     } else {
         None
     };
-    let body = json!({ "name": repo, "tags": tags });
+    let body = TagList::new(repo.clone(), tags);
     let response = json_response(StatusCode::OK, "application/json", &body)?;
     Ok(with_next(
         response,
@@ -112,7 +113,7 @@ pub(crate) async fn catalog(
     } else {
         None
     };
-    let body = json!({ "repositories": names });
+    let body = Catalog::new(names);
     let response = json_response(StatusCode::OK, "application/json", &body)?;
     Ok(with_next(response, "/v2/_catalog", n, next.as_deref(), &[]))
 }
@@ -198,28 +199,19 @@ pub(crate) async fn referrers(
     } else {
         None
     };
-    let manifests: Vec<serde_json::Value> = found
+    let manifests: Vec<Descriptor> = found
         .into_iter()
-        .map(|r| {
-            let mut d = json!({
-                "mediaType": r.media_type,
-                "digest": r.digest,
-                "size": r.size,
-            });
-            if let Some(a) = r.artifact_type {
-                d["artifactType"] = json!(a);
-            }
-            if !r.annotations.is_empty() {
-                d["annotations"] = json!(r.annotations);
-            }
-            d
+        .map(|r| Descriptor {
+            media_type: r.media_type,
+            digest: r.digest,
+            size: r.size,
+            artifact_type: r.artifact_type,
+            annotations: r.annotations,
+            platform: None,
+            urls: Vec::new(),
         })
         .collect();
-    let body = json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_INDEX,
-        "manifests": manifests,
-    });
+    let body = ReferrersIndex::new(manifests);
     let mut response = json_response(StatusCode::OK, media_type::OCI_INDEX, &body)?;
     if filter.is_some() {
         response

@@ -6,30 +6,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use registry_auth::{Action, ClusterRole, ClusterRoleBinding, Resource, Role, RoleBinding};
 use registry_storage::StorageError;
-use serde::Deserialize;
-use serde_json::json;
 
 use super::{
     authorized, existing_namespace, invalid, namespace, parse_subject, reload, subject_text,
     JsonBody, QueryParams,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::model::admin as model;
+use crate::model::admin::{BindingRequest as BindingBody, NewName as NameBody};
 use crate::state::Registry;
-
-/// `{"name": …}`
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NameBody {
-    name: String,
-}
-
-/// `{"role": …, "subject": …}` (body or query).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BindingBody {
-    role: String,
-    subject: String,
-}
 
 pub(crate) async fn list_namespaces(
     State(r): State<Registry>,
@@ -37,7 +22,7 @@ pub(crate) async fn list_namespaces(
 ) -> ApiResult<Response> {
     authorized(&r, &headers, Action::CreateNamespace, &Resource::Cluster).await?;
     let list = r.metadata().list_namespaces().await?;
-    Ok(Json(json!({ "namespaces": list })).into_response())
+    Ok(Json(model::NamespaceList { namespaces: list }).into_response())
 }
 
 pub(crate) async fn create_namespace(
@@ -59,7 +44,11 @@ pub(crate) async fn create_namespace(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(target: "audit", actor = %caller.actor(), namespace = %ns, "namespace created");
-    Ok((StatusCode::CREATED, Json(json!({ "name": ns }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(model::NamespaceCreated { name: ns }),
+    )
+        .into_response())
 }
 
 pub(crate) async fn delete_namespace(
@@ -89,8 +78,17 @@ pub(crate) async fn delete_namespace(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn binding_json(b: &RoleBinding) -> serde_json::Value {
-    json!({ "namespace": b.namespace, "role": b.role.as_str(), "subject": subject_text(&b.subject) })
+fn binding_json(b: &RoleBinding) -> model::RoleBinding {
+    model::RoleBinding {
+        namespace: b.namespace.clone(),
+        role: b.role,
+        subject: subject_text(&b.subject),
+    }
+}
+
+/// A binding as audit lines show it: its JSON document.
+fn audit_text(binding: &impl serde::Serialize) -> String {
+    serde_json::to_string(binding).unwrap_or_default()
 }
 
 fn role_binding(ns: &str, body: &BindingBody) -> ApiResult<RoleBinding> {
@@ -116,7 +114,7 @@ pub(crate) async fn list_role_bindings(
     .await?;
     let list = state.store.list_role_bindings(Some(&ns)).await?;
     let list: Vec<_> = list.iter().map(binding_json).collect();
-    Ok(Json(json!({ "rolebindings": list })).into_response())
+    Ok(Json(model::RoleBindingList { rolebindings: list }).into_response())
 }
 
 pub(crate) async fn add_role_binding(
@@ -136,7 +134,7 @@ pub(crate) async fn add_role_binding(
     existing_namespace(&r, &binding.namespace).await?;
     state.store.add_role_binding(binding.clone()).await?;
     reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding added");
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %audit_text(&binding_json(&binding)), "role binding added");
     Ok((StatusCode::CREATED, Json(binding_json(&binding))).into_response())
 }
 
@@ -156,7 +154,7 @@ pub(crate) async fn remove_role_binding(
     .await?;
     state.store.remove_role_binding(&binding).await?;
     reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), binding = %binding_json(&binding), "role binding removed");
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %audit_text(&binding_json(&binding)), "role binding removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -170,8 +168,11 @@ fn cluster_binding(body: &BindingBody) -> ApiResult<ClusterRoleBinding> {
     })
 }
 
-fn cluster_json(b: &ClusterRoleBinding) -> serde_json::Value {
-    json!({ "role": b.role.as_str(), "subject": subject_text(&b.subject) })
+fn cluster_json(b: &ClusterRoleBinding) -> model::ClusterRoleBinding {
+    model::ClusterRoleBinding {
+        role: b.role,
+        subject: subject_text(&b.subject),
+    }
 }
 
 pub(crate) async fn list_cluster_bindings(
@@ -187,7 +188,10 @@ pub(crate) async fn list_cluster_bindings(
     .await?;
     let list = state.store.list_cluster_role_bindings().await?;
     let list: Vec<_> = list.iter().map(cluster_json).collect();
-    Ok(Json(json!({ "clusterrolebindings": list })).into_response())
+    Ok(Json(model::ClusterRoleBindingList {
+        clusterrolebindings: list,
+    })
+    .into_response())
 }
 
 pub(crate) async fn add_cluster_binding(
@@ -208,7 +212,7 @@ pub(crate) async fn add_cluster_binding(
         .add_cluster_role_binding(binding.clone())
         .await?;
     reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding added");
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %audit_text(&cluster_json(&binding)), "cluster role binding added");
     Ok((StatusCode::CREATED, Json(cluster_json(&binding))).into_response())
 }
 
@@ -227,6 +231,6 @@ pub(crate) async fn remove_cluster_binding(
     let binding = cluster_binding(&body)?;
     state.store.remove_cluster_role_binding(&binding).await?;
     reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), binding = %cluster_json(&binding), "cluster role binding removed");
+    tracing::info!(target: "audit", actor = %caller.actor(), binding = %audit_text(&cluster_json(&binding)), "cluster role binding removed");
     Ok(StatusCode::NO_CONTENT.into_response())
 }

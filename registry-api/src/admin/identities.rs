@@ -11,8 +11,6 @@ use registry_auth::{
     ServiceAccountRef, Subject, TokenName, User, UserName,
 };
 use registry_core::ErrorCode;
-use serde::Deserialize;
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{
@@ -21,23 +19,17 @@ use super::{
 };
 use crate::access::require_resource;
 use crate::error::{ApiError, ApiResult};
+use crate::model::admin as model;
+use crate::model::admin::{NewAccessToken as NewToken, NewName as NewServiceAccount, NewUser};
 use crate::state::Registry;
 
 pub(crate) async fn whoami(State(r): State<Registry>, headers: HeaderMap) -> ApiResult<Response> {
     let (_, caller) = caller(&r, &headers).await?;
-    Ok(Json(json!({
-        "subject": subject_text(caller.identity.subject()),
-        "groups": groups_text(caller.identity.groups()),
-    }))
+    Ok(Json(model::WhoAmI {
+        subject: subject_text(caller.identity.subject()),
+        groups: groups_text(caller.identity.groups()),
+    })
     .into_response())
-}
-
-/// `{"name": …, "password": …}`
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewUser {
-    name: String,
-    password: String,
 }
 
 pub(crate) async fn list_users(
@@ -48,9 +40,12 @@ pub(crate) async fn list_users(
     let users = state.store.list_users().await?;
     let users: Vec<_> = users
         .iter()
-        .map(|u| json!({ "name": u.name, "created": rfc3339(u.created) }))
+        .map(|u| model::User {
+            name: u.name.clone(),
+            created: rfc3339(u.created),
+        })
         .collect();
-    Ok(Json(json!({ "users": users })).into_response())
+    Ok(Json(model::UserList { users }).into_response())
 }
 
 pub(crate) async fn create_user(
@@ -78,7 +73,7 @@ pub(crate) async fn create_user(
         })
         .await?;
     tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user created");
-    Ok((StatusCode::CREATED, Json(json!({ "name": name }))).into_response())
+    Ok((StatusCode::CREATED, Json(model::UserCreated { name })).into_response())
 }
 
 pub(crate) async fn delete_user(
@@ -94,20 +89,13 @@ pub(crate) async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn sa_json(sa: &ServiceAccount) -> serde_json::Value {
-    json!({
-        "namespace": sa.account.namespace,
-        "name": sa.account.name,
-        "subject": sa.account.to_string(),
-        "created": rfc3339(sa.created),
-    })
-}
-
-/// `{"name": …}`
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewServiceAccount {
-    name: String,
+fn sa_json(sa: &ServiceAccount) -> model::ServiceAccount {
+    model::ServiceAccount {
+        namespace: sa.account.namespace.clone(),
+        name: sa.account.name.clone(),
+        subject: sa.account.to_string(),
+        created: rfc3339(sa.created),
+    }
 }
 
 pub(crate) async fn list_service_accounts(
@@ -125,7 +113,10 @@ pub(crate) async fn list_service_accounts(
     .await?;
     let list = state.store.list_service_accounts(Some(&ns)).await?;
     let list: Vec<_> = list.iter().map(sa_json).collect();
-    Ok(Json(json!({ "serviceaccounts": list })).into_response())
+    Ok(Json(model::ServiceAccountList {
+        serviceaccounts: list,
+    })
+    .into_response())
 }
 
 pub(crate) async fn create_service_account(
@@ -267,9 +258,13 @@ async fn managed_pull_secret(
     };
     let base = state.base_url(headers);
     let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
-    let mut document = secret_document(&sa, host, &secret);
+    let mut document: model::PullSecret =
+        serde_json::from_value(secret_document(&sa, host, &secret)).map_err(ApiError::internal)?;
     if let Some(expires) = record.expires {
-        document["metadata"]["annotations"]["registry/token-expires"] = json!(rfc3339(expires));
+        document
+            .metadata
+            .annotations
+            .insert("registry/token-expires".to_owned(), rfc3339(expires));
     }
     Ok(Json(document).into_response())
 }
@@ -278,25 +273,18 @@ async fn managed_pull_secret(
 /// below where adding it to the clock could overflow.
 const MAX_TOKEN_LIFETIME_SECONDS: i64 = 10 * 365 * 24 * 3600;
 
-/// `{"name": …, "expires_in_seconds": …}`, both optional; unknown fields
-/// are refused so that a misspelt expiry cannot yield a token that never
-/// expires.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewToken {
-    name: Option<String>,
-    expires_in_seconds: Option<i64>,
-}
+// `NewToken` refuses unknown fields so that a misspelt expiry cannot
+// yield a token that never expires.
 
-fn token_json(t: &AccessToken) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "owner": subject_text(&t.owner),
-        "created": rfc3339(t.created),
-        "expires": t.expires.map(rfc3339),
-        "last_used": t.last_used.map(rfc3339),
-    })
+fn token_json(t: &AccessToken) -> model::AccessToken {
+    model::AccessToken {
+        id: t.id,
+        name: t.name.clone(),
+        owner: subject_text(&t.owner),
+        created: rfc3339(t.created),
+        expires: t.expires.map(rfc3339),
+        last_used: t.last_used.map(rfc3339),
+    }
 }
 
 pub(crate) async fn list_tokens(
@@ -309,7 +297,7 @@ pub(crate) async fn list_tokens(
         .list_tokens(Some(caller.identity.subject()))
         .await?;
     let tokens: Vec<_> = tokens.iter().map(token_json).collect();
-    Ok(Json(json!({ "tokens": tokens })).into_response())
+    Ok(Json(model::AccessTokenList { tokens }).into_response())
 }
 
 pub(crate) async fn create_token(
@@ -338,8 +326,10 @@ pub(crate) async fn create_token(
         AccessToken::generate(owner, name, expires).map_err(ApiError::internal)?;
     state.store.create_token(record.clone()).await?;
     tracing::info!(target: "audit", actor = %caller.actor(), token = %record.id, "access token created");
-    let mut out = token_json(&record);
-    out["token"] = json!(secret.expose());
+    let out = model::CreatedAccessToken {
+        info: token_json(&record),
+        token: secret.expose().to_owned(),
+    };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

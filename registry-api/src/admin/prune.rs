@@ -15,54 +15,42 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use registry_auth::{Action, Resource};
 use registry_storage::{GcOptions, GcReport};
-use serde::Deserialize;
-use serde_json::json;
 
 use super::{authorized, optional_json};
 use crate::error::ApiResult;
+use crate::model::admin::{PruneReport, PruneRequest};
 use crate::state::Registry;
 
-/// The request body; every field is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PruneRequest {
-    #[serde(default)]
-    dry_run: bool,
-    grace_period_seconds: Option<u64>,
-    upload_max_age_seconds: Option<u64>,
-}
-
-impl PruneRequest {
-    fn options(&self) -> GcOptions {
-        let defaults = GcOptions::default();
-        GcOptions {
-            grace_period: self
-                .grace_period_seconds
-                .map_or(defaults.grace_period, Duration::from_secs),
-            upload_max_age: self
-                .upload_max_age_seconds
-                .map_or(defaults.upload_max_age, Duration::from_secs),
-            dry_run: self.dry_run,
-        }
+/// The collector's options for a request (every field is optional).
+fn options(request: &PruneRequest) -> GcOptions {
+    let defaults = GcOptions::default();
+    GcOptions {
+        grace_period: request
+            .grace_period_seconds
+            .map_or(defaults.grace_period, Duration::from_secs),
+        upload_max_age: request
+            .upload_max_age_seconds
+            .map_or(defaults.upload_max_age, Duration::from_secs),
+        dry_run: request.dry_run,
     }
 }
 
 /// The report as the API shows it.
-fn report_json(report: &GcReport) -> serde_json::Value {
-    json!({
-        "dry_run": report.dry_run,
-        "blobs_scanned": report.blobs_scanned,
-        "blobs_referenced": report.blobs_referenced,
-        "blobs_young": report.blobs_young,
-        "blobs_deleted": report.blobs_deleted,
-        "bytes_freed": report.bytes_freed,
-        "uploads_expired": report.uploads_expired,
-        "duration_seconds": report.duration.as_secs_f64(),
+fn report_json(report: &GcReport) -> PruneReport {
+    PruneReport {
+        dry_run: report.dry_run,
+        blobs_scanned: report.blobs_scanned,
+        blobs_referenced: report.blobs_referenced,
+        blobs_young: report.blobs_young,
+        blobs_deleted: report.blobs_deleted,
+        bytes_freed: report.bytes_freed,
+        uploads_expired: report.uploads_expired,
+        duration_seconds: report.duration.as_secs_f64(),
         // At most `GcReport::MAX_LISTED` digests; the run's log lines
         // name every one.
-        "deleted": report.deleted,
-        "deleted_unlisted": report.deleted_unlisted,
-    })
+        deleted: report.deleted.clone(),
+        deleted_unlisted: report.deleted_unlisted,
+    }
 }
 
 /// `POST /apis/admin/v1/prune`.
@@ -73,7 +61,7 @@ pub(crate) async fn prune(
 ) -> ApiResult<Response> {
     let (_, caller) = authorized(&r, &headers, Action::Prune, &Resource::Cluster).await?;
     let request: PruneRequest = optional_json(&body)?;
-    let options = request.options();
+    let options = options(&request);
     tracing::info!(target: "audit", actor = %caller.actor(), dry_run = options.dry_run,
         grace_seconds = options.grace_period.as_secs(), "prune started");
     let report = r.collect_garbage(options).await?;
@@ -89,11 +77,11 @@ mod tests {
 
     #[test]
     fn request_defaults_and_overrides() {
-        let defaults = PruneRequest::default().options();
+        let defaults = options(&PruneRequest::default());
         assert_eq!(defaults, GcOptions::default());
         let r: PruneRequest =
             serde_json::from_str(r#"{"dry_run":true,"grace_period_seconds":0}"#).unwrap();
-        let o = r.options();
+        let o = options(&r);
         assert!(o.dry_run);
         assert_eq!(o.grace_period, Duration::ZERO);
         assert_eq!(o.upload_max_age, GcOptions::default().upload_max_age);

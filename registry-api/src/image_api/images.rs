@@ -10,14 +10,14 @@ use futures::StreamExt;
 use registry_auth::NamespaceFilter;
 use registry_core::{media_type, Descriptor, Digest, ErrorCode, ImageConfig, Manifest, Reference};
 
-use super::model::{
-    Image, ImageConfigView, ImageRepository, ListMeta, ObjectMeta, RepositoryItem, RepositoryList,
-    API_VERSION,
-};
 use super::{json_page, rfc3339, Access, PREFIX};
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::{page_size, query_get, query_pairs};
 use crate::listing;
+use crate::model::image::{
+    Image, ImageConfigView, ImageRepository, ListMeta, ObjectMeta, RepositoryItem, RepositoryList,
+    API_VERSION,
+};
 use crate::state::Registry;
 
 /// Largest config blob read for `imageConfig`. Real configs are a few KiB;
@@ -84,8 +84,8 @@ pub(super) async fn show(
         None => None,
     };
     let image = Image {
-        kind: "Image",
-        api_version: API_VERSION,
+        kind: Image::KIND.to_owned(),
+        api_version: API_VERSION.to_owned(),
         metadata: ObjectMeta {
             name: digest.to_string(),
             namespace: None,
@@ -195,8 +195,8 @@ pub(super) async fn repositories(
         });
     }
     let list = RepositoryList {
-        kind: "RepositoryList",
-        api_version: API_VERSION,
+        kind: RepositoryList::KIND.to_owned(),
+        api_version: API_VERSION.to_owned(),
         metadata: ListMeta {
             continue_from: next.clone(),
         },

@@ -11,7 +11,6 @@
 //! with a Bearer challenge (so clients know to log in), anyone else 403.
 
 mod images;
-mod model;
 mod streams;
 
 use std::time::SystemTime;

@@ -6,15 +6,15 @@ use axum::response::Response;
 use registry_auth::Action;
 use registry_core::{ErrorCode, RepositoryName, Tag};
 
-use super::model::{
-    ImageStream, ImageStreamList, ImageStreamStatus, ImageStreamTag, ListMeta, NamedTagEventList,
-    ObjectMeta, TagHistoryItem, TagItem, API_VERSION,
-};
 use super::{
     bad_query, json_page, parse_namespace, parse_repository, pull_host, rfc3339, Access, PREFIX,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::http_util::{page_size, query_get, query_pairs};
+use crate::model::image::{
+    ImageStream, ImageStreamList, ImageStreamStatus, ImageStreamTag, ListMeta, NamedTagEventList,
+    ObjectMeta, TagHistoryItem, TagItem, API_VERSION,
+};
 use crate::state::Registry;
 
 /// `GET /apis/image/v1/namespaces/{ns}/imagestreams?n=&last=`: the
@@ -66,8 +66,8 @@ pub(super) async fn list(
         }
     }
     let list = ImageStreamList {
-        kind: "ImageStreamList",
-        api_version: API_VERSION,
+        kind: ImageStreamList::KIND.to_owned(),
+        api_version: API_VERSION.to_owned(),
         metadata: ListMeta {
             continue_from: next.clone(),
         },
@@ -186,8 +186,8 @@ pub(super) async fn tag(
     let host = pull_host(&registry, &headers);
     let current = newest.digest.clone();
     let document = ImageStreamTag {
-        kind: "ImageStreamTag",
-        api_version: API_VERSION,
+        kind: ImageStreamTag::KIND.to_owned(),
+        api_version: API_VERSION.to_owned(),
         metadata: ObjectMeta {
             name: format!("{}:{tag}", repo.stream()),
             namespace: Some(ns.to_string()),
@@ -270,8 +270,8 @@ async fn image_stream(
         })
         .collect();
     Ok(Some(ImageStream {
-        kind: "ImageStream",
-        api_version: API_VERSION,
+        kind: ImageStream::KIND.to_owned(),
+        api_version: API_VERSION.to_owned(),
         metadata: ObjectMeta {
             name: repo.stream().to_owned(),
             namespace: Some(repo.namespace().to_owned()),
