@@ -3,19 +3,12 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use registry_core::{Digest, ErrorCode, RepositoryName};
-use registry_storage::{ByteRange, StorageError};
+use registry_core::{Digest, RepositoryName};
+use registry_storage::ByteRange;
 
-use crate::error::{ApiError, ApiResult};
-use crate::http_util::{header_str, header_value, DOCKER_CONTENT_DIGEST};
-use crate::state::Registry;
-
-fn blob_unknown(digest: &Digest, repo: &RepositoryName) -> ApiError {
-    ApiError::new(
-        ErrorCode::BlobUnknown,
-        format!("blob {digest} unknown in repository {repo}"),
-    )
-}
+use super::error::{ApiError, ApiResult};
+use super::util::{header_str, header_value, DOCKER_CONTENT_DIGEST};
+use crate::service::{Caller, Registry, RegistryError};
 
 /// A `Range` header this server acts on: one byte range (RFC 9110 §14.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,58 +73,17 @@ impl RangeSpec {
     }
 }
 
-fn unsatisfiable(size: u64) -> ApiError {
-    ApiError::new(
-        ErrorCode::SizeInvalid,
-        format!("requested range not satisfiable: the blob has {size} bytes"),
-    )
-    .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
-    .with_header(
-        header::CONTENT_RANGE,
-        header_value(format!("bytes */{size}")),
-    )
-}
-
-/// Checks that `repo` may serve `digest` (layer authorization: only blobs
-/// linked to the repository are visible through it).
-pub(crate) async fn ensure_linked(
-    registry: &Registry,
-    repo: &RepositoryName,
-    digest: &Digest,
-) -> ApiResult<()> {
-    if registry.metadata().blob_linked(repo, digest).await? {
-        Ok(())
-    } else {
-        Err(blob_unknown(digest, repo))
-    }
-}
-
 /// `HEAD` or `GET` a blob, honouring a single-range `Range` (206, or 416
 /// when it starts past the end) and serving the whole blob for any other.
 pub(crate) async fn get(
     registry: &Registry,
+    caller: &Caller,
     repo: &RepositoryName,
     digest: &Digest,
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult<Response> {
-    ensure_linked(registry, repo, digest).await?;
     let requested = header_str(headers, header::RANGE.as_str()).and_then(parse_range);
-    // The size is needed to clip or place the range, and for a HEAD.
-    let size = if head || requested.is_some() {
-        let info = registry
-            .blobs()
-            .stat(digest)
-            .await?
-            .ok_or_else(|| blob_unknown(digest, repo))?;
-        Some(info.size)
-    } else {
-        None
-    };
-    let range = match (requested, size) {
-        (Some(spec), Some(size)) => Some(spec.resolve(size).ok_or_else(|| unsatisfiable(size))?),
-        _ => None,
-    };
     let common = |status: StatusCode, len: u64| {
         Response::builder()
             .status(status)
@@ -145,6 +97,20 @@ pub(crate) async fn get(
     let content_range = |start: u64, end: u64, total: u64| {
         header_value(format!("bytes {start}-{}/{total}", end - 1))
     };
+    // The size is needed to clip or place the range, and for a HEAD.
+    let (size, range) = if head || requested.is_some() {
+        let size = registry.stat_blob(caller, repo, digest).await?.size;
+        let range = match requested {
+            Some(spec) => Some(
+                spec.resolve(size)
+                    .ok_or(RegistryError::RangeNotSatisfiable { size })?,
+            ),
+            None => None,
+        };
+        (Some(size), range)
+    } else {
+        (None, None)
+    };
     if head {
         let size = size.unwrap_or_default();
         let builder = match range {
@@ -157,12 +123,7 @@ pub(crate) async fn get(
         };
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let body = match registry.blobs().get(digest, range).await {
-        Ok(body) => body,
-        Err(StorageError::NotFound { .. }) => return Err(blob_unknown(digest, repo)),
-        Err(StorageError::RangeNotSatisfiable { size, .. }) => return Err(unsatisfiable(size)),
-        Err(e) => return Err(e.into()),
-    };
+    let body = registry.get_blob(caller, repo, digest, range).await?;
     let builder = if range.is_some() {
         common(StatusCode::PARTIAL_CONTENT, body.len()).header(
             header::CONTENT_RANGE,
@@ -176,18 +137,15 @@ pub(crate) async fn get(
         .map_err(ApiError::internal)
 }
 
-/// `DELETE` a blob from a repository: removes the repository's link; the
-/// bytes go when garbage collection finds nothing else referencing them.
+/// `DELETE` a blob from a repository.
 pub(crate) async fn delete(
     registry: &Registry,
+    caller: &Caller,
     repo: &RepositoryName,
     digest: &Digest,
 ) -> ApiResult<Response> {
-    match registry.metadata().unlink_blob(repo, digest).await {
-        Ok(()) => Ok(StatusCode::ACCEPTED.into_response()),
-        Err(StorageError::NotFound { .. }) => Err(blob_unknown(digest, repo)),
-        Err(e) => Err(e.into()),
-    }
+    registry.delete_blob(caller, repo, digest).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 #[cfg(test)]

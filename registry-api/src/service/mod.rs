@@ -1,21 +1,63 @@
-//! [`Registry`]: the stores and settings every handler shares.
+//! The service core: the registry's operations as typed Rust calls, with no
+//! HTTP in them. Every operation takes the [`Caller`] it runs for, checks
+//! what it needs through [`Registry::authorize`] (the one place permissions
+//! are checked) and fails with a [`RegistryError`]. The HTTP handlers, the
+//! embedding host, background jobs and tests all call these.
+//!
+//! ```
+//! use registry_api::{Caller, Registry};
+//! use registry_core::{Reference, RepositoryName};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let registry = Registry::in_memory();
+//! let caller = Caller::anonymous();
+//! let repo: RepositoryName = "team/app".parse().unwrap();
+//! let config = bytes::Bytes::from_static(b"{}");
+//! let digest = registry_core::Digest::sha256_of(&config);
+//! registry.push_blob(&caller, &repo, &digest, config).await.unwrap();
+//! let manifest = format!(
+//!     r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":2}},"layers":[]}}"#
+//! );
+//! let tag: Reference = "v1".parse().unwrap();
+//! let pushed = registry
+//!     .put_manifest(&caller, &repo, &tag, None, manifest.into(), &[])
+//!     .await
+//!     .unwrap();
+//! let found = registry.get_manifest(&caller, &repo, &tag).await.unwrap();
+//! assert_eq!(found.digest, pushed.digest);
+//! # });
+//! ```
 
-use std::path::Path;
+mod authorize;
+mod blobs;
+mod caller;
+mod error;
+mod listing;
+mod manifests;
+mod upload_limits;
+mod uploads;
+
+pub use caller::Caller;
+pub use error::{ArgumentKind, RegistryError, RegistryResult};
+pub use listing::Paged;
+pub use manifests::{ManifestPushed, PulledManifest};
+pub use uploads::{Chunk, MountFrom, UploadStarted};
+
+pub(crate) use error::BodyIdleTimeout;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
-use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
-use registry_storage::sqlite::SqliteMetadataStore;
 use registry_storage::{
-    BlobStore, CachedMetadataStore, GcOptions, GcReport, MetadataStore, StorageError, UploadStore,
+    BlobStore, GcOptions, GcReport, MetadataStore, StorageError, Stores, UploadStore,
 };
 
-use crate::access::{AuthConfig, AuthState};
+use crate::auth::{AuthConfig, AuthState};
 use crate::metrics::Metrics;
 
-/// Limits the service enforces.
+/// Limits the service enforces. Start from [`Limits::default`] and set
+/// the fields you need (new fields may be added).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest manifest accepted, in bytes (413 above it).
     pub max_manifest_bytes: usize,
@@ -71,7 +113,8 @@ impl Default for Limits {
     }
 }
 
-/// The registry: its stores and settings. Cheap to clone.
+/// The registry: its stores, settings and access control. Cheap to clone.
+/// Build one with [`Registry::builder`] (or [`Registry::in_memory`]).
 #[derive(Debug, Clone)]
 pub struct Registry {
     pub(crate) inner: Arc<Inner>,
@@ -91,111 +134,129 @@ pub(crate) struct Inner {
     /// One permit per upload request in flight (`Limits::max_concurrent_uploads`).
     pub(crate) upload_slots: Arc<tokio::sync::Semaphore>,
     /// Upload requests in flight per user (`Limits::max_concurrent_uploads_per_user`).
-    pub(crate) user_upload_slots: Arc<crate::upload_limits::UserSlots>,
+    pub(crate) user_upload_slots: Arc<upload_limits::UserSlots>,
     /// The last readiness probe, reused for a moment.
-    pub(crate) readiness: Arc<crate::health::ReadinessCache>,
+    pub(crate) readiness: Arc<crate::http::health::ReadinessCache>,
 }
 
-impl Inner {
-    fn rebuild(&self) -> Inner {
-        Inner {
-            blobs: self.blobs.clone(),
-            uploads: self.uploads.clone(),
-            metadata: self.metadata.clone(),
-            limits: self.limits.clone(),
-            auth: self.auth.clone(),
-            metrics: self.metrics.clone(),
-            gc_lock: self.gc_lock.clone(),
-            upload_slots: self.upload_slots.clone(),
-            user_upload_slots: self.user_upload_slots.clone(),
-            readiness: self.readiness.clone(),
-        }
+/// Why a [`RegistryBuilder`] could not build a registry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Access control was asked for, but neither the [`Stores`] nor the
+    /// [`AuthConfig`] name an auth store.
+    #[error("access control needs an auth store: use Stores::with_auth_store or AuthConfig::store")]
+    NoAuthStore,
+    /// The auth settings are unusable (hashing parameters, login limits,
+    /// signing key or token service name).
+    #[error("invalid auth settings: {0}")]
+    Auth(#[source] registry_storage::BoxError),
+    /// The role bindings could not be loaded from the auth store.
+    #[error("cannot load role bindings: {0}")]
+    Bindings(#[source] registry_auth::AuthStoreError),
+}
+
+/// Builds a [`Registry`] from [`Stores`]: limits, and access control.
+///
+/// ```
+/// use registry_api::{AuthConfig, Limits, Registry};
+/// use registry_auth::SigningKey;
+/// use registry_storage::Stores;
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let mut limits = Limits::default();
+/// limits.max_page = 100;
+/// let registry = Registry::builder(Stores::in_memory())
+///     .limits(limits)
+///     .auth(AuthConfig::new(SigningKey::generate().unwrap()))
+///     .build()
+///     .await
+///     .unwrap();
+/// assert!(registry.access_control_on());
+/// # });
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct RegistryBuilder {
+    stores: Stores,
+    limits: Limits,
+    auth: Option<AuthConfig>,
+}
+
+impl RegistryBuilder {
+    /// Replaces the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Turns access control on: every operation then needs a caller whose
+    /// roles allow it (anonymous callers get what `system:anonymous` is
+    /// bound to). The auth store is the [`Stores`]' unless the config
+    /// names one.
+    pub fn auth(mut self, config: AuthConfig) -> Self {
+        self.auth = Some(config);
+        self
+    }
+
+    /// The registry.
+    pub async fn build(self) -> Result<Registry, BuildError> {
+        let auth = match self.auth {
+            Some(config) => {
+                let store = config
+                    .store
+                    .clone()
+                    .or_else(|| self.stores.auth().cloned())
+                    .ok_or(BuildError::NoAuthStore)?;
+                Some(Arc::new(AuthState::new(config, store).await?))
+            }
+            None => None,
+        };
+        Ok(Registry::assemble(self.stores, self.limits, auth))
     }
 }
 
 impl Registry {
-    /// A registry over the given stores. `uploads` must publish into `blobs`.
-    pub fn new(
-        blobs: Arc<dyn BlobStore>,
-        uploads: Arc<dyn UploadStore>,
-        metadata: Arc<dyn MetadataStore>,
-    ) -> Self {
+    /// A builder over `stores`, with default limits and access control off.
+    pub fn builder(stores: Stores) -> RegistryBuilder {
+        RegistryBuilder {
+            stores,
+            limits: Limits::default(),
+            auth: None,
+        }
+    }
+
+    /// A registry held entirely in memory with access control off (tests,
+    /// ephemeral embedding).
+    pub fn in_memory() -> Self {
+        Registry::assemble(Stores::in_memory(), Limits::default(), None)
+    }
+
+    fn assemble(stores: Stores, limits: Limits, auth: Option<Arc<AuthState>>) -> Self {
         let metrics: Arc<Metrics> = Arc::default();
         // Counts sessions as they open and close, for the metrics gauge.
-        let uploads = crate::metrics::CountingUploads::wrap(uploads, metrics.open_uploads.clone());
+        let open = metrics.open_uploads.clone();
+        let stores =
+            stores.map_uploads(|uploads| crate::metrics::CountingUploads::wrap(uploads, open));
         Registry {
             inner: Arc::new(Inner {
-                blobs,
-                uploads,
-                metadata,
-                limits: Limits::default(),
-                auth: None,
+                blobs: stores.blobs().clone(),
+                uploads: stores.uploads().clone(),
+                metadata: stores.metadata().clone(),
+                upload_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads)),
+                limits,
+                auth,
                 metrics,
                 gc_lock: Arc::default(),
-                upload_slots: Arc::new(tokio::sync::Semaphore::new(
-                    Limits::default().max_concurrent_uploads,
-                )),
                 user_upload_slots: Arc::default(),
                 readiness: Arc::default(),
             }),
         }
     }
 
-    /// A registry held entirely in memory (tests, ephemeral embedding).
-    pub fn in_memory() -> Self {
-        let blobs = MemoryBlobStore::default();
-        let uploads = MemoryUploadStore::new(blobs.clone());
-        Registry::new(
-            Arc::new(blobs),
-            Arc::new(uploads),
-            Arc::new(MemoryMetadataStore::default()),
-        )
-    }
-
-    /// The embedded default: blobs and uploads under `dir`, metadata in
-    /// `dir/registry.db` (SQLite).
-    pub async fn open_data_dir(dir: &Path, durability: Durability) -> Result<Self, StorageError> {
-        Ok(Self::open_data_dir_with_database(dir, durability).await?.0)
-    }
-
-    /// [`open_data_dir`](Self::open_data_dir), also handing back the SQLite
-    /// database itself (uncached), which holds the auth records too: pass it
-    /// to [`with_auth`](Self::with_auth) as the `AuthStore`.
-    pub async fn open_data_dir_with_database(
-        dir: &Path,
-        durability: Durability,
-    ) -> Result<(Self, SqliteMetadataStore), StorageError> {
-        let blobs = FsBlobStore::with_durability(dir, durability)?;
-        let uploads = FsUploadStore::new(dir, blobs.clone())?;
-        let database = SqliteMetadataStore::open(dir.join("registry.db")).await?;
-        // Requests read metadata through an in-memory cache.
-        let metadata = CachedMetadataStore::new(database.clone());
-        let registry = Registry::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata));
-        Ok((registry, database))
-    }
-
-    /// Replaces the limits.
-    pub fn with_limits(self, limits: Limits) -> Self {
-        let upload_slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads));
-        Registry {
-            inner: Arc::new(Inner {
-                limits,
-                upload_slots,
-                ..self.inner.rebuild()
-            }),
-        }
-    }
-
-    /// Turns authentication and access control on: every request then needs
-    /// credentials or an anonymous binding that allows it.
-    pub async fn with_auth(self, config: AuthConfig) -> Result<Self, String> {
-        let auth = AuthState::new(config).await?;
-        Ok(Registry {
-            inner: Arc::new(Inner {
-                auth: Some(Arc::new(auth)),
-                ..self.inner.rebuild()
-            }),
-        })
+    /// Whether access control is on.
+    pub fn access_control_on(&self) -> bool {
+        self.inner.auth.is_some()
     }
 
     /// The auth state, when access control is on.

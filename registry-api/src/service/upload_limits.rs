@@ -5,14 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use axum::http::header;
-use registry_core::{ErrorCode, RepositoryName};
+use registry_core::RepositoryName;
 use registry_storage::UploadStatus;
 
-use crate::error::{ApiError, ApiResult};
-use crate::http_util::header_value;
-use crate::state::Registry;
+use super::{Registry, RegistryError, RegistryResult};
 
 /// Upload requests in flight per user. In process memory: it bounds this
 /// process's work, which is what it protects. A user's entry goes when
@@ -30,18 +28,17 @@ pub(crate) struct UserSlot {
 
 impl UserSlots {
     /// Takes one of `user`'s `max` slots, or says 429.
-    pub(crate) fn acquire(self: &Arc<Self>, user: &str, max: usize) -> ApiResult<UserSlot> {
+    pub(crate) fn acquire(self: &Arc<Self>, user: &str, max: usize) -> RegistryResult<UserSlot> {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let taken = map.entry(user.to_owned()).or_default();
         if *taken >= max {
             if *taken == 0 {
                 map.remove(user);
             }
-            return Err(ApiError::new(
-                ErrorCode::TooManyRequests,
-                format!("{user} has {max} uploads in progress already; retry shortly"),
-            )
-            .with_header(header::RETRY_AFTER, header_value("1")));
+            return Err(RegistryError::TooManyRequests {
+                message: format!("{user} has {max} uploads in progress already; retry shortly"),
+                retry_after: Duration::from_secs(1),
+            });
         }
         *taken += 1;
         Ok(UserSlot {
@@ -65,7 +62,7 @@ impl Drop for UserSlot {
 
 /// Seconds a client at its session cap is told to wait: sessions end by
 /// commit, cancel or idle expiry, none of which is immediate.
-const SESSION_CAP_RETRY_AFTER: &str = "30";
+const SESSION_CAP_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Starts an upload session owned by `owner`, unless they have
 /// `Limits::max_open_uploads_per_user` open already. Two starts racing at
@@ -75,18 +72,47 @@ pub(crate) async fn create_session(
     registry: &Registry,
     repo: &RepositoryName,
     owner: &str,
-) -> ApiResult<UploadStatus> {
+) -> RegistryResult<UploadStatus> {
     let max = registry.limits().max_open_uploads_per_user;
     let open = registry.uploads().open_sessions(owner).await?;
     if open >= max {
-        return Err(ApiError::new(
-            ErrorCode::TooManyRequests,
-            format!(
+        return Err(RegistryError::TooManyRequests {
+            message: format!(
                 "{owner} has {open} upload sessions open (at most {max}); finish or cancel \
                  some, or wait for idle ones to expire"
             ),
-        )
-        .with_header(header::RETRY_AFTER, header_value(SESSION_CAP_RETRY_AFTER)));
+            retry_after: SESSION_CAP_RETRY_AFTER,
+        });
     }
     Ok(registry.uploads().create_for(repo, Some(owner)).await?)
+}
+
+/// The slots an upload request holds while it streams bytes in: one of
+/// its user's and one of the registry's. Freed when dropped.
+#[derive(Debug)]
+pub(crate) struct UploadSlot {
+    _user: UserSlot,
+    _global: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Registry {
+    /// Takes an upload slot for `user`, or says 429: the user's own cap
+    /// first, so that one user's flood does not hold global slots while
+    /// being refused.
+    pub(crate) fn upload_slot(&self, user: &str) -> RegistryResult<UploadSlot> {
+        let user = self
+            .inner
+            .user_upload_slots
+            .acquire(user, self.limits().max_concurrent_uploads_per_user)?;
+        match self.inner.upload_slots.clone().try_acquire_owned() {
+            Ok(global) => Ok(UploadSlot {
+                _user: user,
+                _global: global,
+            }),
+            Err(_) => Err(RegistryError::TooManyRequests {
+                message: "too many uploads in progress; retry shortly".to_owned(),
+                retry_after: Duration::from_secs(1),
+            }),
+        }
+    }
 }

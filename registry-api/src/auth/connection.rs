@@ -2,87 +2,110 @@
 //! `ConnectInfo<SocketAddr>`), whether the listener was TLS
 //! ([`SecureListener`]), and what forwarded headers may be believed
 //! (only from a peer in the trusted proxies).
-//!
-//! The router's outermost layer copies these from the request extensions
-//! into a task-local for the request's life, so the authentication code,
-//! which is handed only the headers, can read them without every handler
-//! passing them along.
 
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue};
 
 /// Request extension a TLS listener inserts: the request arrived over HTTPS
 /// (the listener's own scheme, not anything the client claims).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SecureListener;
 
-/// The connection facts of the request being served.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Connection {
+/// Where a request came from, as the server saw it: the TCP peer and
+/// whether the listener was TLS (request extensions the server inserted),
+/// plus the headers that name the host clients used. Cheap to take: a few
+/// reference-counted header values.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Origin {
     /// The TCP peer, when the server recorded it.
     pub(crate) peer: Option<SocketAddr>,
     /// Whether the listener was TLS.
     pub(crate) https: bool,
+    host: Option<HeaderValue>,
+    forwarded: Option<HeaderValue>,
+    forwarded_proto: Option<HeaderValue>,
+    forwarded_host: Option<HeaderValue>,
+    forwarded_for: Vec<HeaderValue>,
 }
 
-tokio::task_local! {
-    static CONNECTION: Connection;
-}
+impl Origin {
+    /// The origin of a request, from its extensions and headers.
+    pub(crate) fn of(extensions: &Extensions, headers: &HeaderMap) -> Self {
+        Origin {
+            peer: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            https: extensions.get::<SecureListener>().is_some(),
+            host: headers.get(header::HOST).cloned(),
+            forwarded: headers.get("forwarded").cloned(),
+            forwarded_proto: headers.get("x-forwarded-proto").cloned(),
+            forwarded_host: headers.get("x-forwarded-host").cloned(),
+            forwarded_for: headers.get_all("x-forwarded-for").iter().cloned().collect(),
+        }
+    }
 
-/// The outermost layer: makes the connection facts of each request
-/// available to [`current`] while it is served. A plain tower layer rather
-/// than `axum::middleware::from_fn`, which boxes the inner service and the
-/// future on every request (benches/callgrind_requests.sh counted it).
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ScopeLayer;
+    /// The client's address: the peer, or, when the peer is a trusted
+    /// proxy, the right-most address of `X-Forwarded-For` that is not
+    /// itself trusted.
+    pub(crate) fn client_ip(&self, ranges: &[IpCidr]) -> Option<IpAddr> {
+        let peer = self.peer?.ip();
+        if !trusted(ranges, peer) {
+            return Some(peer);
+        }
+        let forwarded = self
+            .forwarded_for
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        Some(
+            forwarded
+                .into_iter()
+                .rev()
+                .find(|ip| !trusted(ranges, *ip))
+                .unwrap_or(peer),
+        )
+    }
 
-impl<S> tower::Layer<S> for ScopeLayer {
-    type Service = Scope<S>;
-
-    fn layer(&self, inner: S) -> Scope<S> {
-        Scope { inner }
+    /// The scheme and host clients reach this registry at, without a
+    /// configured public URL: the listener's scheme and the `Host` header,
+    /// overridden by `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host`
+    /// only when the peer is a trusted proxy.
+    pub(crate) fn base(&self, ranges: &[IpCidr]) -> String {
+        let mut scheme = if self.https { "https" } else { "http" }.to_owned();
+        let mut host = self
+            .host
+            .as_ref()
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| plausible_host(h))
+            .unwrap_or("localhost")
+            .to_owned();
+        if self.peer.is_some_and(|p| trusted(ranges, p.ip())) {
+            let (proto, fhost) = rfc7239(self.forwarded.as_ref());
+            let proto = proto.or_else(|| first_value(self.forwarded_proto.as_ref()));
+            let fhost = fhost.or_else(|| first_value(self.forwarded_host.as_ref()));
+            if let Some(p) = proto.filter(|p| p == "http" || p == "https") {
+                scheme = p;
+            }
+            if let Some(h) = fhost.filter(|h| plausible_host(h)) {
+                host = h;
+            }
+        }
+        format!("{scheme}://{host}")
     }
 }
 
-/// The service of [`ScopeLayer`].
-#[derive(Debug, Clone)]
-pub(crate) struct Scope<S> {
-    inner: S,
-}
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
 
-impl<S, B> tower::Service<axum::http::Request<B>> for Scope<S>
-where
-    S: tower::Service<axum::http::Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = tokio::task::futures::TaskLocalFuture<Connection, S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Origin::of(&parts.extensions, &parts.headers))
     }
-
-    fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        let connection = Connection {
-            peer: request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-            https: request.extensions().get::<SecureListener>().is_some(),
-        };
-        CONNECTION.scope(connection, self.inner.call(request))
-    }
-}
-
-/// The connection facts of the current request (none outside a request).
-pub(crate) fn current() -> Connection {
-    CONNECTION.try_with(|c| *c).unwrap_or_default()
 }
 
 /// An address range in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare
@@ -168,29 +191,6 @@ pub(crate) fn trusted(ranges: &[IpCidr], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
 
-/// The client's address: the peer, or, when the peer is a trusted proxy,
-/// the right-most address of `X-Forwarded-For` that is not itself trusted.
-pub(crate) fn client_ip(ranges: &[IpCidr], headers: &HeaderMap) -> Option<IpAddr> {
-    let peer = current().peer?.ip();
-    if !trusted(ranges, peer) {
-        return Some(peer);
-    }
-    let forwarded = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-        .collect::<Vec<_>>();
-    Some(
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted(ranges, *ip))
-            .unwrap_or(peer),
-    )
-}
-
 /// A host (and port) fit to put in a URL and a quoted header parameter.
 fn plausible_host(host: &str) -> bool {
     !host.is_empty()
@@ -201,14 +201,14 @@ fn plausible_host(host: &str) -> bool {
 }
 
 /// First value of a comma-separated forwarded header.
-fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let v = headers.get(name)?.to_str().ok()?;
-    Some(v.split(',').next()?.trim())
+fn first_value(value: Option<&HeaderValue>) -> Option<String> {
+    let v = value?.to_str().ok()?;
+    Some(v.split(',').next()?.trim().to_owned())
 }
 
 /// `proto` and `host` of the first element of an RFC 7239 `Forwarded`.
-fn rfc7239(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-    let Some(first) = first_value(headers, "forwarded") else {
+fn rfc7239(value: Option<&HeaderValue>) -> (Option<String>, Option<String>) {
+    let Some(first) = first_value(value) else {
         return (None, None);
     };
     let (mut proto, mut host) = (None, None);
@@ -223,33 +223,6 @@ fn rfc7239(headers: &HeaderMap) -> (Option<String>, Option<String>) {
         }
     }
     (proto, host)
-}
-
-/// The scheme and host clients reach this registry at, for a request
-/// without a configured public URL: the listener's scheme and the `Host`
-/// header, overridden by `Forwarded` / `X-Forwarded-Proto` /
-/// `X-Forwarded-Host` only when the peer is a trusted proxy.
-pub(crate) fn request_base(ranges: &[IpCidr], headers: &HeaderMap) -> String {
-    let connection = current();
-    let mut scheme = if connection.https { "https" } else { "http" }.to_owned();
-    let mut host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| plausible_host(h))
-        .unwrap_or("localhost")
-        .to_owned();
-    if connection.peer.is_some_and(|p| trusted(ranges, p.ip())) {
-        let (proto, fhost) = rfc7239(headers);
-        let proto = proto.or_else(|| first_value(headers, "x-forwarded-proto").map(str::to_owned));
-        let fhost = fhost.or_else(|| first_value(headers, "x-forwarded-host").map(str::to_owned));
-        if let Some(p) = proto.filter(|p| p == "http" || p == "https") {
-            scheme = p;
-        }
-        if let Some(h) = fhost.filter(|h| plausible_host(h)) {
-            host = h;
-        }
-    }
-    format!("{scheme}://{host}")
 }
 
 #[cfg(test)]
