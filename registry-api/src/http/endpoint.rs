@@ -4,7 +4,7 @@
 use registry_core::{Digest, ErrorCode, Reference, ReferenceError, RepositoryName};
 use registry_storage::UploadId;
 
-use crate::error::ApiError;
+use super::error::ApiError;
 
 /// A distribution API endpoint with its parsed path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -130,16 +130,12 @@ impl From<RegistryError> for ApiError {
             | RegistryError::NamespaceUnknown(_)
             | RegistryError::NamespaceMissing(_)
             | RegistryError::RecordUnknown(_) => ApiError::new(ErrorCode::NameUnknown, message),
-            RegistryError::ManifestUnknown { .. } => {
+            RegistryError::ManifestUnknown { .. } | RegistryError::ImageUnknown(_) => {
                 ApiError::new(ErrorCode::ManifestUnknown, message)
             }
             RegistryError::BlobUnknown { .. } => ApiError::new(ErrorCode::BlobUnknown, message),
-            RegistryError::UploadUnknown(_) => {
-                ApiError::new(ErrorCode::BlobUploadUnknown, message)
-            }
-            RegistryError::ManifestInvalid(_) => {
-                ApiError::new(ErrorCode::ManifestInvalid, message)
-            }
+            RegistryError::UploadUnknown(_) => ApiError::new(ErrorCode::BlobUploadUnknown, message),
+            RegistryError::ManifestInvalid(_) => ApiError::new(ErrorCode::ManifestInvalid, message),
             RegistryError::ManifestReferenceUnknown(_) => {
                 ApiError::new(ErrorCode::ManifestBlobUnknown, message)
             }
@@ -147,7 +143,9 @@ impl From<RegistryError> for ApiError {
                 ApiError::new(ErrorCode::SizeInvalid, message)
                     .with_status(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            RegistryError::DigestMismatch { .. } => ApiError::new(ErrorCode::DigestInvalid, message),
+            RegistryError::DigestMismatch { .. } => {
+                ApiError::new(ErrorCode::DigestInvalid, message)
+            }
             RegistryError::SizeMismatch { .. } => ApiError::new(ErrorCode::SizeInvalid, message),
             RegistryError::RangeNotSatisfiable { size } => {
                 ApiError::new(ErrorCode::SizeInvalid, message)
@@ -180,12 +178,13 @@ impl From<RegistryError> for ApiError {
             RegistryError::AlreadyExists(_) => {
                 ApiError::new(ErrorCode::Unsupported, message).with_status(StatusCode::CONFLICT)
             }
-            RegistryError::AccessControlOff => ApiError::new(ErrorCode::Unsupported, message)
-                .with_status(StatusCode::NOT_FOUND),
-            RegistryError::TooManyRequests { retry_after: after, .. } => {
-                ApiError::new(ErrorCode::TooManyRequests, message)
-                    .with_header(header::RETRY_AFTER, retry_after(after))
+            RegistryError::AccessControlOff => {
+                ApiError::new(ErrorCode::Unsupported, message).with_status(StatusCode::NOT_FOUND)
             }
+            RegistryError::TooManyRequests {
+                retry_after: after, ..
+            } => ApiError::new(ErrorCode::TooManyRequests, message)
+                .with_header(header::RETRY_AFTER, retry_after(after)),
             // The client stalled: 408, and the connection is not reused
             // (the rest of its body may still be on the way).
             RegistryError::BodyTimeout(_) => ApiError::new(ErrorCode::BlobUploadInvalid, message)
@@ -205,7 +204,6 @@ impl From<RegistryError> for ApiError {
                 .with_status(StatusCode::SERVICE_UNAVAILABLE)
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
             RegistryError::Internal(source) => ApiError::internal(source),
-            other => ApiError::internal(other),
         }
     }
 }

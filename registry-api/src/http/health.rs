@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use registry_core::{Namespace, RepositoryName};
 use registry_storage::StorageError;
 
-use crate::state::Registry;
+use crate::service::Registry;
 
 /// How long a readiness answer is reused: `/readyz` needs no credentials,
 /// so a flood of probes must not become a flood of writes.

@@ -1,34 +1,26 @@
 //! The Image API (JSON) under `/apis/image/v1`: ImageStreams (the
 //! repositories of a namespace), tag history, image metadata and the
 //! repositories a caller may pull. Read-only. `docs/image-api.md` shows
-//! every route and document.
+//! every route and document; the documents are [`crate::model::image`].
 //!
-//! Authorization: ImageStream routes need
-//! [`Action::ListImageStreams`] / [`Action::ReadImageStreams`] on the
-//! namespace (`registry-viewer` and up); image metadata and the repository
-//! list show only repositories the caller may pull. With access control off
-//! everything is readable. An anonymous caller without the right gets 401
-//! with a Bearer challenge (so clients know to log in), anyone else 403.
+//! Authorization (in the service): ImageStream routes need
+//! `ListImageStreams` / `ReadImageStreams` on the namespace
+//! (`registry-viewer` and up); image metadata and the repository list show
+//! only repositories the caller may pull. An anonymous caller without the
+//! right gets 401 with a Bearer challenge, anyone else 403.
 
-mod images;
-mod streams;
-
-use std::time::SystemTime;
-
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use registry_auth::{Action, NamespaceFilter, Resource};
-use registry_core::{ErrorCode, Namespace, RepositoryName};
+use registry_core::{Digest, Namespace, RepositoryName, Tag};
 use serde::Serialize;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
-use crate::access::{self, AuthState, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::http_util::header_value;
-use crate::state::Registry;
+use super::error::ApiResult;
+use super::util::{header_value, page_size, query_get, query_pairs};
+use crate::auth::{base_url, Origin};
+use crate::service::{Caller, Registry, RegistryError};
 
 /// Where the Image API lives.
 const PREFIX: &str = "/apis/image/v1";
@@ -38,116 +30,48 @@ pub(crate) fn routes() -> Router<Registry> {
     Router::new()
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreams",
-            get(streams::list),
+            get(list_streams),
         )
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreams/{*name}",
-            get(streams::show),
+            get(show_stream),
         )
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreamtags/{*name_tag}",
-            get(streams::tag),
+            get(show_tag),
         )
-        .route("/apis/image/v1/images/{digest}", get(images::show))
-        .route("/apis/image/v1/repositories", get(images::repositories))
+        .route("/apis/image/v1/images/{digest}", get(show_image))
+        .route("/apis/image/v1/repositories", get(repositories))
 }
 
-/// Who is asking, and the auth state to check them against (`None` when
-/// access control is off: then everything is allowed).
-struct Access<'a> {
-    state: Option<&'a AuthState>,
-    caller: Caller,
-}
-
-impl<'a> Access<'a> {
-    /// Authenticates the request (wrong credentials are a 401).
-    async fn of(registry: &'a Registry, headers: &HeaderMap) -> ApiResult<Self> {
-        let state = registry.auth();
-        let caller = match state {
-            Some(state) => access::authenticate_primary(state, headers).await?,
-            None => Caller::anonymous(),
-        };
-        Ok(Access { state, caller })
-    }
-
-    /// Requires `action` on namespace `ns`: 401 for an anonymous caller,
-    /// 403 for anyone else.
-    fn require(&self, headers: &HeaderMap, action: Action, ns: &Namespace) -> ApiResult<()> {
-        match self.state {
-            None => Ok(()),
-            Some(state) => access::require_resource(
-                state,
-                headers,
-                &self.caller,
-                action,
-                &Resource::Namespace(ns),
-            ),
-        }
-    }
-
-    /// Whether the caller may pull from `repo` (a registry token's scopes
-    /// bound this as they do on `/v2/`).
-    fn may_pull(&self, repo: &RepositoryName) -> bool {
-        self.state
-            .is_none_or(|state| access::allowed(state, &self.caller, Action::Pull, repo))
-    }
-
-    /// Namespaces whose repositories the caller may pull.
-    fn visible(&self) -> NamespaceFilter {
-        match self.state {
-            None => NamespaceFilter::All,
-            Some(state) => access::visible_namespaces(state, &self.caller),
-        }
-    }
-
-    /// A 401 with a Bearer challenge when access control is on and the
-    /// caller is anonymous (logging in may help), else `None`.
-    fn anonymous_challenge(&self, headers: &HeaderMap) -> Option<ApiError> {
-        self.state
-            .filter(|_| self.caller.identity.is_anonymous())
-            .map(|state| access::challenge(state, headers, None, "authentication required"))
-    }
-
-    /// The answer when nothing the caller may see matched:
-    /// [`Self::anonymous_challenge`], else `not_found`.
-    fn hidden(&self, headers: &HeaderMap, not_found: ApiError) -> ApiError {
-        self.anonymous_challenge(headers).unwrap_or(not_found)
-    }
-}
-
-/// The host (and port) clients pull from, for `dockerImageRepository`: the
-/// registry's base URL without its scheme, decided as for token realms (the
-/// configured public URL, else forwarded headers from trusted proxies only,
-/// else the request's `Host` if it can be a host).
-fn pull_host(registry: &Registry, headers: &HeaderMap) -> String {
-    let base = crate::access::base_url(registry, headers);
+/// The host (and port) clients pull from, for the pull specs: the
+/// registry's base URL without its scheme.
+fn pull_host(registry: &Registry, origin: &Origin) -> String {
+    let base = base_url(registry, origin);
     base.split_once("://")
         .map_or(base.as_str(), |(_, host)| host)
         .to_owned()
 }
 
-/// A stored time as RFC 3339 (UTC).
-fn rfc3339(t: SystemTime) -> String {
-    OffsetDateTime::from(t).format(&Rfc3339).unwrap_or_default()
-}
-
-fn parse_namespace(ns: &str) -> ApiResult<Namespace> {
+fn parse_namespace(ns: &str) -> Result<Namespace, RegistryError> {
     ns.parse()
-        .map_err(|e| ApiError::new(ErrorCode::NameInvalid, format!("invalid namespace: {e}")))
+        .map_err(|e| RegistryError::invalid_name("namespace", e))
 }
 
 /// `{ns}/{stream}` as a repository name (streams may contain `/`).
-fn parse_repository(ns: &Namespace, stream: &str) -> ApiResult<RepositoryName> {
-    RepositoryName::from_parts(ns.as_str(), stream.trim_matches('/')).map_err(|e| {
-        ApiError::new(
-            ErrorCode::NameInvalid,
-            format!("invalid ImageStream name {stream:?}: {e}"),
-        )
-    })
+fn parse_repository(ns: &Namespace, stream: &str) -> Result<RepositoryName, RegistryError> {
+    RepositoryName::from_parts(ns.as_str(), stream.trim_matches('/'))
+        .map_err(|e| RegistryError::invalid_name(format!("ImageStream name {stream:?}"), e))
 }
 
-fn bad_query(message: String) -> ApiError {
-    ApiError::new(ErrorCode::Unsupported, message).with_status(StatusCode::BAD_REQUEST)
+/// `n` and the raw `last` of a query.
+fn paging(query: Option<&str>) -> Result<(Option<usize>, Option<String>), RegistryError> {
+    let query = query_pairs(query);
+    let n = page_size(&query)?;
+    let last = query_get(&query, "last")
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned);
+    Ok((n, last))
 }
 
 /// A JSON answer, with `Link: <path?n=&last=>; rel="next"` when a page
@@ -165,4 +89,140 @@ fn json_page(value: &impl Serialize, path: &str, n: usize, next: Option<&str>) -
         );
     }
     response
+}
+
+/// `GET …/namespaces/{ns}/imagestreams?n=&last=` (`last`: a stream name).
+async fn list_streams(
+    State(registry): State<Registry>,
+    caller: Caller,
+    origin: Origin,
+    Path(ns): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let ns = parse_namespace(&ns)?;
+    let (n, last) = paging(query.as_deref())?;
+    let last = match last {
+        Some(l) => Some(
+            parse_repository(&ns, &l)
+                .map_err(|e| RegistryError::invalid(format!("last={l:?}"), e))?,
+        ),
+        None => None,
+    };
+    let host = pull_host(&registry, &origin);
+    let list = registry
+        .image_streams(&caller, &ns, &host, last.as_ref(), n)
+        .await?;
+    let next = list.metadata.continue_from.clone();
+    let path = format!("{PREFIX}/namespaces/{ns}/imagestreams");
+    Ok(json_page(
+        &list,
+        &path,
+        registry.page_size(n),
+        next.as_deref(),
+    ))
+}
+
+/// `GET …/namespaces/{ns}/imagestreams/{name}?n=&last=` (`last`: a tag).
+async fn show_stream(
+    State(registry): State<Registry>,
+    caller: Caller,
+    origin: Origin,
+    Path((ns, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let ns = parse_namespace(&ns)?;
+    let (n, last) = paging(query.as_deref())?;
+    let repo = parse_repository(&ns, &name)?;
+    let last: Option<Tag> = match last {
+        Some(l) => Some(
+            l.parse()
+                .map_err(|e| RegistryError::invalid(format!("last={l:?}"), e))?,
+        ),
+        None => None,
+    };
+    let host = pull_host(&registry, &origin);
+    let stream = registry
+        .image_stream(&caller, &repo, &host, last.as_ref(), n)
+        .await?;
+    let next = stream.status.tags_continue.clone();
+    let path = format!("{PREFIX}/namespaces/{ns}/imagestreams/{}", repo.stream());
+    Ok(json_page(
+        &stream,
+        &path,
+        registry.page_size(n),
+        next.as_deref(),
+    ))
+}
+
+/// `GET …/namespaces/{ns}/imagestreamtags/{name}:{tag}?n=&last=` (`last`:
+/// the `historyContinue` of the previous page).
+async fn show_tag(
+    State(registry): State<Registry>,
+    caller: Caller,
+    origin: Origin,
+    Path((ns, name_tag)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let ns = parse_namespace(&ns)?;
+    let (name, tag) = name_tag
+        .rsplit_once(':')
+        .ok_or_else(|| RegistryError::invalid_name("ImageStreamTag", "expected NAME:TAG"))?;
+    let repo = parse_repository(&ns, name)?;
+    let tag: Tag = tag.parse().map_err(|e| RegistryError::InvalidArgument {
+        what: format!("tag {tag:?}"),
+        reason: format!("{e}"),
+        kind: crate::service::ArgumentKind::Manifest,
+    })?;
+    let (n, last) = paging(query.as_deref())?;
+    let before = match last {
+        Some(l) => Some(l.parse::<u64>().map_err(|_| {
+            RegistryError::invalid(format!("last={l:?}"), "not a history position")
+        })?),
+        None => None,
+    };
+    let host = pull_host(&registry, &origin);
+    let document = registry
+        .image_stream_tag(&caller, &repo, tag, &host, before, n)
+        .await?;
+    let next = document.history_continue.clone();
+    let path = format!(
+        "{PREFIX}/namespaces/{ns}/imagestreamtags/{}:{}",
+        repo.stream(),
+        document.tag
+    );
+    Ok(json_page(
+        &document,
+        &path,
+        registry.page_size(n),
+        next.as_deref(),
+    ))
+}
+
+/// `GET /apis/image/v1/images/{digest}`.
+async fn show_image(
+    State(registry): State<Registry>,
+    caller: Caller,
+    Path(digest): Path<String>,
+) -> ApiResult<Response> {
+    let digest: Digest = digest
+        .parse()
+        .map_err(|e| RegistryError::invalid_digest(format!("digest {digest:?}"), e))?;
+    Ok(Json(registry.image(&caller, &digest).await?).into_response())
+}
+
+/// `GET /apis/image/v1/repositories?n=&last=`.
+async fn repositories(
+    State(registry): State<Registry>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let (n, last) = paging(query.as_deref())?;
+    let list = registry.repositories(&caller, last.as_deref(), n).await?;
+    let next = list.metadata.continue_from.clone();
+    Ok(json_page(
+        &list,
+        &format!("{PREFIX}/repositories"),
+        registry.page_size(n),
+        next.as_deref(),
+    ))
 }

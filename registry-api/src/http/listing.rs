@@ -4,17 +4,18 @@
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use registry_core::{media_type, Digest, RepositoryName, Tag};
-use serde_json::json;
+use registry_core::{media_type, Descriptor, Digest, RepositoryName, Tag};
+use serde::Serialize;
 
 use super::error::{ApiError, ApiResult};
 use super::util::{header_value, page_size, query_get, OCI_FILTERS_APPLIED};
+use crate::model::distribution::{Catalog, ReferrersIndex, TagList};
 use crate::service::{Caller, Registry, RegistryError};
 
 fn json_response(
     status: StatusCode,
     content_type: &str,
-    value: &serde_json::Value,
+    value: &impl Serialize,
 ) -> ApiResult<Response> {
     let body = serde_json::to_vec(value).map_err(ApiError::internal)?;
     Response::builder()
@@ -75,7 +76,7 @@ pub(crate) async fn tags(
     let n = page_size(query)?;
     let last: Option<Tag> = last_param(query)?;
     let page = registry.list_tags(caller, repo, last.as_ref(), n).await?;
-    let body = json!({ "name": repo, "tags": page.items });
+    let body = TagList::new(repo.clone(), page.items);
     let response = json_response(StatusCode::OK, "application/json", &body)?;
     Ok(with_next(
         response,
@@ -96,7 +97,7 @@ pub(crate) async fn catalog(
     let n = page_size(query)?;
     let last = query_get(query, "last").filter(|l| !l.is_empty());
     let page = registry.catalog(caller, last, n).await?;
-    let body = json!({ "repositories": page.items });
+    let body = Catalog::new(page.items);
     let response = json_response(StatusCode::OK, "application/json", &body)?;
     Ok(with_next(
         response,
@@ -124,29 +125,20 @@ pub(crate) async fn referrers(
         .referrers(caller, repo, subject, filter, last.as_ref(), n)
         .await?;
     let (n, next) = (page.n, page.next);
-    let manifests: Vec<serde_json::Value> = page
+    let manifests: Vec<Descriptor> = page
         .items
         .into_iter()
-        .map(|r| {
-            let mut d = json!({
-                "mediaType": r.media_type,
-                "digest": r.digest,
-                "size": r.size,
-            });
-            if let Some(a) = r.artifact_type {
-                d["artifactType"] = json!(a);
-            }
-            if !r.annotations.is_empty() {
-                d["annotations"] = json!(r.annotations);
-            }
-            d
+        .map(|r| Descriptor {
+            media_type: r.media_type,
+            digest: r.digest,
+            size: r.size,
+            artifact_type: r.artifact_type,
+            annotations: r.annotations,
+            platform: None,
+            urls: Vec::new(),
         })
         .collect();
-    let body = json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_INDEX,
-        "manifests": manifests,
-    });
+    let body = ReferrersIndex::new(manifests);
     let mut response = json_response(StatusCode::OK, media_type::OCI_INDEX, &body)?;
     if filter.is_some() {
         response

@@ -2,11 +2,13 @@
 //! grouped in routers a host can compose, and the one conversion of
 //! [`RegistryError`](crate::RegistryError) into the OCI error envelope.
 
+pub(crate) mod admin;
 pub(crate) mod blobs;
 pub(crate) mod distribution;
 pub mod endpoint;
 pub mod error;
 pub(crate) mod health;
+pub(crate) mod image_api;
 pub(crate) mod listing;
 pub(crate) mod manifests;
 pub(crate) mod uploads;
@@ -52,7 +54,7 @@ pub fn distribution_router(registry: &Registry) -> Router {
 
 /// The Image API under `/apis/image/v1`, with authentication and metrics.
 pub fn image_api_router(registry: &Registry) -> Router {
-    crate::image_api::routes()
+    image_api::routes()
         .layer(AuthLayer::primary_only(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
@@ -60,7 +62,7 @@ pub fn image_api_router(registry: &Registry) -> Router {
 
 /// The admin API under `/apis/admin/v1`, with authentication and metrics.
 pub fn admin_router(registry: &Registry) -> Router {
-    crate::admin::routes()
+    admin::routes()
         .layer(AuthLayer::primary_only(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())

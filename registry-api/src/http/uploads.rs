@@ -180,8 +180,9 @@ pub(crate) async fn finish(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let digest = digest_param(query)?
-        .ok_or_else(|| RegistryError::invalid_digest("request", "PUT of an upload needs ?digest="))?;
+    let digest = digest_param(query)?.ok_or_else(|| {
+        RegistryError::invalid_digest("request", "PUT of an upload needs ?digest=")
+    })?;
     let last = if has_body(headers) {
         Some(chunk(registry, headers, body)?)
     } else {

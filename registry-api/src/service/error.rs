@@ -50,6 +50,9 @@ pub enum RegistryError {
         /// The tag or digest asked for.
         reference: Reference,
     },
+    /// No repository the caller may pull holds this image.
+    #[error("image {0} unknown")]
+    ImageUnknown(Digest),
     /// The blob is not stored, or not linked to the repository (layer
     /// authorization: a repository serves only the blobs its images use).
     #[error("blob {digest} unknown in repository {repository}")]

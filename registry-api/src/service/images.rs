@@ -1,109 +1,91 @@
-//! Image metadata by digest, and the repositories a caller may pull.
+//! The Image API's image metadata by digest, and the repositories a
+//! caller may pull.
 
 use std::time::SystemTime;
 
-use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use futures::StreamExt;
-use registry_auth::NamespaceFilter;
-use registry_core::{media_type, Descriptor, Digest, ErrorCode, ImageConfig, Manifest, Reference};
+use registry_auth::{Action, NamespaceFilter, Resource};
+use registry_core::{media_type, Descriptor, Digest, ImageConfig, Manifest, Reference};
 
-use super::{json_page, rfc3339, Access, PREFIX};
-use crate::error::{ApiError, ApiResult};
-use crate::http_util::{page_size, query_get, query_pairs};
-use crate::listing;
+use super::image_streams::rfc3339;
+use super::{Caller, Registry, RegistryError, RegistryResult};
 use crate::model::image::{
     Image, ImageConfigView, ImageRepository, ListMeta, ObjectMeta, RepositoryItem, RepositoryList,
     API_VERSION,
 };
-use crate::state::Registry;
 
 /// Largest config blob read for `imageConfig`. Real configs are a few KiB;
 /// the cap keeps a hostile "config" from being loaded into memory.
 const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 
-/// `GET /apis/image/v1/images/{digest}`: a manifest's metadata, the
-/// repositories holding it that the caller may pull (404 when none), and
-/// for image manifests what their config says.
-pub(super) async fn show(
-    State(registry): State<Registry>,
-    Path(digest): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let digest: Digest = digest.parse().map_err(|e| {
-        ApiError::new(
-            ErrorCode::DigestInvalid,
-            format!("invalid digest {digest:?}: {e}"),
-        )
-    })?;
-    let access = Access::of(&registry, &headers).await?;
-    let reference = Reference::Digest(digest.clone());
-    let mut stored = None;
-    let mut created: Option<SystemTime> = None;
-    let mut repositories = Vec::new();
-    for repo in registry.metadata().find_manifest(&digest).await? {
-        if !access.may_pull(&repo) {
-            continue;
+impl Registry {
+    /// A manifest's metadata by digest: the repositories holding it that
+    /// the caller may pull (unknown when none), and for image manifests
+    /// what their config says.
+    pub async fn image(&self, caller: &Caller, digest: &Digest) -> RegistryResult<Image> {
+        let digest = digest.clone();
+        let reference = Reference::Digest(digest.clone());
+        let mut stored = None;
+        let mut created: Option<SystemTime> = None;
+        let mut repositories = Vec::new();
+        for repo in self.metadata().find_manifest(&digest).await? {
+            if !self.allows(caller, Action::Pull, &Resource::Repository(&repo)) {
+                continue;
+            }
+            // Deleted since `find_manifest`: not a holder any more.
+            let Some(manifest) = self.metadata().get_manifest(&repo, &reference).await? else {
+                continue;
+            };
+            let tags = self
+                .metadata()
+                // Not paged: which tags point here needs them all (a
+                // by-digest tag lookup in the store would bound it).
+                .tags(&repo, None, usize::MAX)
+                .await?
+                .into_iter()
+                .filter(|t| t.digest == digest)
+                .map(|t| t.tag)
+                .collect();
+            created = Some(created.map_or(manifest.created, |c| c.min(manifest.created)));
+            repositories.push(ImageRepository {
+                name: repo,
+                tags,
+                created: rfc3339(manifest.created),
+            });
+            stored.get_or_insert(manifest);
         }
-        // Deleted since `find_manifest`: not a holder any more.
-        let Some(manifest) = registry.metadata().get_manifest(&repo, &reference).await? else {
-            continue;
+        let Some(stored) = stored else {
+            return Err(self.hidden(caller, RegistryError::ImageUnknown(digest)));
         };
-        let tags = registry
-            .metadata()
-            // Not paged: which tags point here needs them all (a
-            // by-digest tag lookup in the store would bound it).
-            .tags(&repo, None, usize::MAX)
-            .await?
-            .into_iter()
-            .filter(|t| t.digest == digest)
-            .map(|t| t.tag)
-            .collect();
-        created = Some(created.map_or(manifest.created, |c| c.min(manifest.created)));
-        repositories.push(ImageRepository {
-            name: repo,
-            tags,
-            created: rfc3339(manifest.created),
-        });
-        stored.get_or_insert(manifest);
+        // The bytes were validated when pushed; failing now means corruption.
+        let manifest = Manifest::parse(Some(&stored.media_type), &stored.bytes)
+            .map_err(RegistryError::internal)?;
+        let image_config = match &manifest.config {
+            Some(config) => read_config(self, config).await?,
+            None => None,
+        };
+        let image = Image {
+            kind: Image::KIND.to_owned(),
+            api_version: API_VERSION.to_owned(),
+            metadata: ObjectMeta {
+                name: digest.to_string(),
+                namespace: None,
+                creation_timestamp: created.map(rfc3339),
+            },
+            digest,
+            media_type: stored.media_type,
+            size: stored.bytes.len() as u64,
+            artifact_type: manifest.artifact_type,
+            annotations: manifest.annotations,
+            subject: manifest.subject,
+            repositories,
+            config: manifest.config,
+            layers: manifest.layers,
+            manifests: manifest.manifests,
+            image_config,
+        };
+        Ok(image)
     }
-    let Some(stored) = stored else {
-        let unknown = ApiError::new(
-            ErrorCode::ManifestUnknown,
-            format!("image {digest} unknown"),
-        );
-        return Err(access.hidden(&headers, unknown));
-    };
-    // The bytes were validated when pushed; failing now means corruption.
-    let manifest =
-        Manifest::parse(Some(&stored.media_type), &stored.bytes).map_err(ApiError::internal)?;
-    let image_config = match &manifest.config {
-        Some(config) => read_config(&registry, config).await?,
-        None => None,
-    };
-    let image = Image {
-        kind: Image::KIND.to_owned(),
-        api_version: API_VERSION.to_owned(),
-        metadata: ObjectMeta {
-            name: digest.to_string(),
-            namespace: None,
-            creation_timestamp: created.map(rfc3339),
-        },
-        digest,
-        media_type: stored.media_type,
-        size: stored.bytes.len() as u64,
-        artifact_type: manifest.artifact_type,
-        annotations: manifest.annotations,
-        subject: manifest.subject,
-        repositories,
-        config: manifest.config,
-        layers: manifest.layers,
-        manifests: manifest.manifests,
-        image_config,
-    };
-    Ok(Json(image).into_response())
 }
 
 /// Reads and parses an image config blob. `None` when the descriptor is not
@@ -112,7 +94,7 @@ pub(super) async fn show(
 async fn read_config(
     registry: &Registry,
     config: &Descriptor,
-) -> ApiResult<Option<ImageConfigView>> {
+) -> RegistryResult<Option<ImageConfigView>> {
     if !matches!(
         config.media_type.as_str(),
         media_type::OCI_CONFIG | media_type::DOCKER_CONFIG
@@ -130,7 +112,7 @@ async fn read_config(
     }
     let mut bytes = Vec::with_capacity(usize::try_from(body.len()).unwrap_or(0));
     while let Some(chunk) = body.stream.next().await {
-        let chunk: bytes::Bytes = chunk.map_err(ApiError::from)?;
+        let chunk: bytes::Bytes = chunk?;
         if (bytes.len() + chunk.len()) as u64 > MAX_CONFIG_BYTES {
             return Ok(None);
         }
@@ -153,59 +135,59 @@ async fn read_config(
     }
 }
 
-/// `GET /apis/image/v1/repositories?n=&last=`: the repositories the caller
-/// may pull, in lexical order, paged like `/v2/_catalog`. An anonymous
-/// caller who may pull nothing gets 401 with a challenge.
-pub(super) async fn repositories(
-    State(registry): State<Registry>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let access = Access::of(&registry, &headers).await?;
-    let query = query_pairs(query.as_deref());
-    let n = page_size(&query, registry.limits().max_page)?;
-    // An opaque cursor, as on `/v2/_catalog`.
-    let last = query_get(&query, "last").filter(|l| !l.is_empty());
-    let filter = access.visible();
-    // An authenticated caller who may pull nothing sees an empty list.
-    if matches!(&filter, NamespaceFilter::Only(set) if set.is_empty()) {
-        if let Some(challenge) = access.anonymous_challenge(&headers) {
-            return Err(challenge);
+impl Registry {
+    /// The repositories `caller` may pull, in lexical order after the
+    /// opaque cursor `last`, paged like the catalog. An anonymous caller
+    /// who may pull nothing is asked to log in.
+    pub async fn repositories(
+        &self,
+        caller: &Caller,
+        last: Option<&str>,
+        n: Option<usize>,
+    ) -> RegistryResult<RepositoryList> {
+        let n = self.page_size(n);
+        let filter = self.visible_namespaces(caller);
+        // An authenticated caller who may pull nothing sees an empty list.
+        if matches!(&filter, NamespaceFilter::Only(set) if set.is_empty()) {
+            self.require_login(caller)?;
+        }
+        let mut names = self.visible_repositories(&filter, last, n + 1).await?;
+        let more = names.len() > n;
+        names.truncate(n);
+        let next = names
+            .last()
+            .filter(|_| more && n > 0)
+            .map(|r| r.to_string());
+        let mut items = Vec::with_capacity(names.len());
+        for name in names {
+            let created = self
+                .metadata()
+                .repository(&name)
+                .await?
+                .map(|info| rfc3339(info.created));
+            items.push(RepositoryItem {
+                namespace: name.namespace().to_owned(),
+                image_stream: name.stream().to_owned(),
+                name,
+                created,
+            });
+        }
+        Ok(RepositoryList {
+            kind: RepositoryList::KIND.to_owned(),
+            api_version: API_VERSION.to_owned(),
+            metadata: ListMeta {
+                continue_from: next,
+            },
+            items,
+        })
+    }
+
+    /// What a caller who found nothing they may see is told: to log in
+    /// when they are anonymous and access control is on, else `not_found`.
+    fn hidden(&self, caller: &Caller, not_found: RegistryError) -> RegistryError {
+        match self.require_login(caller) {
+            Err(e) => e,
+            Ok(()) => not_found,
         }
     }
-    let mut names = listing::visible_repositories(&registry, &filter, last, n + 1).await?;
-    let more = names.len() > n;
-    names.truncate(n);
-    let next = names
-        .last()
-        .filter(|_| more && n > 0)
-        .map(|r| r.to_string());
-    let mut items = Vec::with_capacity(names.len());
-    for name in names {
-        let created = registry
-            .metadata()
-            .repository(&name)
-            .await?
-            .map(|info| rfc3339(info.created));
-        items.push(RepositoryItem {
-            namespace: name.namespace().to_owned(),
-            image_stream: name.stream().to_owned(),
-            name,
-            created,
-        });
-    }
-    let list = RepositoryList {
-        kind: RepositoryList::KIND.to_owned(),
-        api_version: API_VERSION.to_owned(),
-        metadata: ListMeta {
-            continue_from: next.clone(),
-        },
-        items,
-    };
-    Ok(json_page(
-        &list,
-        &format!("{PREFIX}/repositories"),
-        n,
-        next.as_deref(),
-    ))
 }

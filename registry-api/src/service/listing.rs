@@ -87,7 +87,7 @@ impl Registry {
     /// in the order their names sort: a namespace wholly before the cursor
     /// costs nothing, and listing stops as soon as the page is full, so the
     /// work is the page plus the namespaces passed, never the whole registry.
-    async fn visible_repositories(
+    pub(crate) async fn visible_repositories(
         &self,
         filter: &NamespaceFilter,
         last: Option<&str>,

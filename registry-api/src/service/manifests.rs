@@ -88,7 +88,12 @@ impl Registry {
         }
         for d in m.manifest_references() {
             let reference = Reference::Digest(d.digest.clone());
-            if self.metadata().get_manifest(repo, &reference).await?.is_none() {
+            if self
+                .metadata()
+                .get_manifest(repo, &reference)
+                .await?
+                .is_none()
+            {
                 return Err(RegistryError::ManifestReferenceUnknown(format!(
                     "manifest {} is not in repository {repo}",
                     d.digest

@@ -5,6 +5,7 @@
 //! embedding host, background jobs and tests all call these.
 //!
 //! ```
+//! use futures::StreamExt;
 //! use registry_api::{Caller, Registry};
 //! use registry_core::{Reference, RepositoryName};
 //!
@@ -14,7 +15,8 @@
 //! let repo: RepositoryName = "team/app".parse().unwrap();
 //! let config = bytes::Bytes::from_static(b"{}");
 //! let digest = registry_core::Digest::sha256_of(&config);
-//! registry.push_blob(&caller, &repo, &digest, config).await.unwrap();
+//! let body = futures::stream::iter([Ok(config)]).boxed();
+//! registry.push_blob(&caller, &repo, &digest, body).await.unwrap();
 //! let manifest = format!(
 //!     r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{digest}","size":2}},"layers":[]}}"#
 //! );
@@ -28,17 +30,23 @@
 //! # });
 //! ```
 
+mod admin;
 mod authorize;
 mod blobs;
 mod caller;
 mod error;
+mod identities;
+mod image_streams;
+mod images;
 mod listing;
 mod manifests;
 mod upload_limits;
 mod uploads;
 
+pub use admin::MIN_PASSWORD_LEN;
 pub use caller::Caller;
 pub use error::{ArgumentKind, RegistryError, RegistryResult};
+pub use identities::{ManagedSecret, MAX_TOKEN_LIFETIME};
 pub use listing::Paged;
 pub use manifests::{ManifestPushed, PulledManifest};
 pub use uploads::{Chunk, MountFrom, UploadStarted};
@@ -122,6 +130,8 @@ pub struct Registry {
 
 #[derive(Debug)]
 pub(crate) struct Inner {
+    /// The stores as given.
+    pub(crate) stores: Stores,
     pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) uploads: Arc<dyn UploadStore>,
     pub(crate) metadata: Arc<dyn MetadataStore>,
@@ -145,7 +155,9 @@ pub(crate) struct Inner {
 pub enum BuildError {
     /// Access control was asked for, but neither the [`Stores`] nor the
     /// [`AuthConfig`] name an auth store.
-    #[error("access control needs an auth store: use Stores::with_auth_store or AuthConfig::store")]
+    #[error(
+        "access control needs an auth store: use Stores::with_auth_store or AuthConfig::store"
+    )]
     NoAuthStore,
     /// The auth settings are unusable (hashing parameters, login limits,
     /// signing key or token service name).
@@ -226,23 +238,37 @@ impl Registry {
         }
     }
 
+    /// A registry over `stores` with default limits and access control
+    /// off. Use [`Registry::builder`] for limits or access control.
+    pub fn new(stores: Stores) -> Self {
+        Registry::assemble(stores, Limits::default(), None)
+    }
+
     /// A registry held entirely in memory with access control off (tests,
     /// ephemeral embedding).
     pub fn in_memory() -> Self {
-        Registry::assemble(Stores::in_memory(), Limits::default(), None)
+        Registry::new(Stores::in_memory())
+    }
+
+    /// The stores this registry runs on, as they were given (a second
+    /// registry built over them, with other settings, sees the same data).
+    pub fn stores(&self) -> &Stores {
+        &self.inner.stores
     }
 
     fn assemble(stores: Stores, limits: Limits, auth: Option<Arc<AuthState>>) -> Self {
         let metrics: Arc<Metrics> = Arc::default();
         // Counts sessions as they open and close, for the metrics gauge.
         let open = metrics.open_uploads.clone();
-        let stores =
-            stores.map_uploads(|uploads| crate::metrics::CountingUploads::wrap(uploads, open));
+        let counted = stores
+            .clone()
+            .map_uploads(|uploads| crate::metrics::CountingUploads::wrap(uploads, open));
         Registry {
             inner: Arc::new(Inner {
-                blobs: stores.blobs().clone(),
-                uploads: stores.uploads().clone(),
-                metadata: stores.metadata().clone(),
+                stores,
+                blobs: counted.blobs().clone(),
+                uploads: counted.uploads().clone(),
+                metadata: counted.metadata().clone(),
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads)),
                 limits,
                 auth,

@@ -337,7 +337,9 @@ impl Registry {
         self.session(repo, id).await?;
         match self.uploads().cancel(id).await {
             Ok(()) => Ok(()),
-            Err(StorageError::UploadUnknown { .. }) => Err(RegistryError::UploadUnknown(id.clone())),
+            Err(StorageError::UploadUnknown { .. }) => {
+                Err(RegistryError::UploadUnknown(id.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }

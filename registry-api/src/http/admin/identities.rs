@@ -1,47 +1,47 @@
-//! `whoami`, users, service accounts with their pull secrets, and access tokens.
+//! `whoami`, users, service accounts with their pull secrets, and access
+//! tokens over HTTP.
+
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use registry_auth::{
-    current_managed_token, is_managed_token, new_managed_token, pull_secret as secret_document,
-    AccessToken, AccessTokenId, Action, AuthStoreError, Password, Resource, ServiceAccount,
-    ServiceAccountRef, Subject, TokenName, User, UserName,
+    pull_secret as secret_document, AccessToken, AccessTokenId, Password, ServiceAccount,
+    ServiceAccountRef, TokenName, UserName,
 };
-use registry_core::ErrorCode;
 use time::OffsetDateTime;
 
-use super::{
-    authorized, caller, existing_namespace, groups_text, invalid, namespace, optional_json, reload,
-    rfc3339, subject_text, JsonBody,
-};
-use crate::access::require_resource;
-use crate::error::{ApiError, ApiResult};
+use super::{invalid, namespace, optional_json, rfc3339, subject_text, JsonBody};
+use crate::auth::{base_url, Origin};
+use crate::http::error::{ApiError, ApiResult};
 use crate::model::admin as model;
-use crate::model::admin::{NewAccessToken as NewToken, NewName as NewServiceAccount, NewUser};
-use crate::state::Registry;
+use crate::model::admin::{NewAccessToken, NewName, NewUser};
+use crate::service::{Caller, Registry, RegistryError};
 
-pub(crate) async fn whoami(State(r): State<Registry>, headers: HeaderMap) -> ApiResult<Response> {
-    let (_, caller) = caller(&r, &headers).await?;
+pub(crate) async fn whoami(State(r): State<Registry>, caller: Caller) -> ApiResult<Response> {
+    let caller = r.whoami(&caller)?;
     Ok(Json(model::WhoAmI {
-        subject: subject_text(caller.identity.subject()),
-        groups: groups_text(caller.identity.groups()),
+        subject: subject_text(caller.subject()),
+        groups: caller
+            .identity()
+            .groups()
+            .iter()
+            .map(|g| g.to_string())
+            .collect(),
     })
     .into_response())
 }
 
-pub(crate) async fn list_users(
-    State(r): State<Registry>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let (state, _) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
-    let users = state.store.list_users().await?;
-    let users: Vec<_> = users
-        .iter()
+pub(crate) async fn list_users(State(r): State<Registry>, caller: Caller) -> ApiResult<Response> {
+    let users = r
+        .users(&caller)
+        .await?
+        .into_iter()
         .map(|u| model::User {
-            name: u.name.clone(),
+            name: u.name,
             created: rfc3339(u.created),
         })
         .collect();
@@ -50,42 +50,22 @@ pub(crate) async fn list_users(
 
 pub(crate) async fn create_user(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     JsonBody(body): JsonBody<NewUser>,
 ) -> ApiResult<Response> {
-    let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = body.name.parse().map_err(|e| invalid("user name", e))?;
-    if body.password.len() < 8 {
-        return Err(invalid("password", "it must have at least 8 characters"));
-    }
-    let hasher = state.hasher.clone();
-    let password = Password::new(body.password);
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    state
-        .store
-        .create_user(User {
-            name: name.clone(),
-            password_hash: Some(hash),
-            created: OffsetDateTime::now_utc(),
-        })
+    r.create_user(&caller, name.clone(), Password::new(body.password))
         .await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user created");
     Ok((StatusCode::CREATED, Json(model::UserCreated { name })).into_response())
 }
 
 pub(crate) async fn delete_user(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = authorized(&r, &headers, Action::ManageUsers, &Resource::Cluster).await?;
     let name: UserName = name.parse().map_err(|e| invalid("user name", e))?;
-    state.store.delete_user(&name).await?;
-    reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), user = %name, "user deleted");
+    r.delete_user(&caller, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -98,56 +78,7 @@ fn sa_json(sa: &ServiceAccount) -> model::ServiceAccount {
     }
 }
 
-pub(crate) async fn list_service_accounts(
-    State(r): State<Registry>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-) -> ApiResult<Response> {
-    let ns = namespace(&ns)?;
-    let (state, _) = authorized(
-        &r,
-        &headers,
-        Action::ManageServiceAccounts,
-        &Resource::Namespace(&ns),
-    )
-    .await?;
-    let list = state.store.list_service_accounts(Some(&ns)).await?;
-    let list: Vec<_> = list.iter().map(sa_json).collect();
-    Ok(Json(model::ServiceAccountList {
-        serviceaccounts: list,
-    })
-    .into_response())
-}
-
-pub(crate) async fn create_service_account(
-    State(r): State<Registry>,
-    headers: HeaderMap,
-    Path(ns): Path<String>,
-    JsonBody(body): JsonBody<NewServiceAccount>,
-) -> ApiResult<Response> {
-    let ns = namespace(&ns)?;
-    let (state, caller) = authorized(
-        &r,
-        &headers,
-        Action::ManageServiceAccounts,
-        &Resource::Namespace(&ns),
-    )
-    .await?;
-    existing_namespace(&r, &ns).await?;
-    let name = body
-        .name
-        .parse()
-        .map_err(|e| invalid("service account name", e))?;
-    let sa = ServiceAccount {
-        account: ServiceAccountRef::new(ns, name),
-        created: OffsetDateTime::now_utc(),
-    };
-    state.store.create_service_account(sa.clone()).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa.account, "service account created");
-    Ok((StatusCode::CREATED, Json(sa_json(&sa))).into_response())
-}
-
-fn sa_ref(ns: &str, name: &str) -> ApiResult<ServiceAccountRef> {
+fn sa_ref(ns: &str, name: &str) -> Result<ServiceAccountRef, RegistryError> {
     Ok(ServiceAccountRef::new(
         namespace(ns)?,
         name.parse()
@@ -155,112 +86,77 @@ fn sa_ref(ns: &str, name: &str) -> ApiResult<ServiceAccountRef> {
     ))
 }
 
+pub(crate) async fn list_service_accounts(
+    State(r): State<Registry>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    let list = r.service_accounts(&caller, &namespace(&ns)?).await?;
+    let serviceaccounts = list.iter().map(sa_json).collect();
+    Ok(Json(model::ServiceAccountList { serviceaccounts }).into_response())
+}
+
+pub(crate) async fn create_service_account(
+    State(r): State<Registry>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(body): JsonBody<NewName>,
+) -> ApiResult<Response> {
+    let account = sa_ref(&ns, &body.name)?;
+    let sa = r.create_service_account(&caller, account).await?;
+    Ok((StatusCode::CREATED, Json(sa_json(&sa))).into_response())
+}
+
 pub(crate) async fn delete_service_account(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let sa = sa_ref(&ns, &name)?;
-    let (state, caller) = authorized(
-        &r,
-        &headers,
-        Action::ManageServiceAccounts,
-        &Resource::Namespace(&sa.namespace),
-    )
-    .await?;
-    state.store.delete_service_account(&sa).await?;
-    reload(state).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, "service account deleted");
+    r.delete_service_account(&caller, &sa_ref(&ns, &name)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `GET …/pull-secret`: the service account's current managed pull secret.
-/// Reading never rotates it: the same secret comes back until it is
-/// renewed (a new token once a third of its lifetime is left; the old one
-/// keeps working until it expires) or rotated explicitly.
+/// `GET …/pull-secret`: the service account's current managed pull secret
+/// (reading never rotates it).
 pub(crate) async fn pull_secret(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
+    origin: Origin,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    managed_pull_secret(&r, &headers, &ns, &name, false).await
+    secret_response(&r, &caller, &origin, &ns, &name, false).await
 }
 
 /// `POST …/pull-secret/rotate`: a new managed token; every earlier one
-/// (and every registry token obtained with it) stops working at once.
+/// stops working at once.
 pub(crate) async fn rotate_pull_secret(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
+    origin: Origin,
     Path((ns, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    managed_pull_secret(&r, &headers, &ns, &name, true).await
+    secret_response(&r, &caller, &origin, &ns, &name, true).await
 }
 
-async fn managed_pull_secret(
+/// The Kubernetes Secret document of a service account's managed token,
+/// for the host clients reach this registry at.
+async fn secret_response(
     r: &Registry,
-    headers: &HeaderMap,
+    caller: &Caller,
+    origin: &Origin,
     ns: &str,
     name: &str,
     rotate: bool,
 ) -> ApiResult<Response> {
-    let sa = sa_ref(ns, name)?;
-    let (state, caller) = authorized(
-        r,
-        headers,
-        Action::ManageServiceAccounts,
-        &Resource::Namespace(&sa.namespace),
-    )
-    .await?;
-    if !state.pull_secrets.manages(&sa.namespace) {
-        return Err(ApiError::new(
-            ErrorCode::NameUnknown,
-            format!(
-                "namespace {} is configured to get no managed pull secrets",
-                sa.namespace
-            ),
-        ));
-    }
-    if state.store.get_service_account(&sa).await?.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::NameUnknown,
-            format!("service account {sa} does not exist"),
-        ));
-    }
-    let owner = Subject::ServiceAccount(sa.clone());
-    let now = OffsetDateTime::now_utc();
-    let lifetime = time::Duration::try_from(state.settings.pull_secret_lifetime)
-        .map_err(ApiError::internal)?;
-    let tokens = state.store.list_tokens(Some(&owner)).await?;
-    let current = if rotate {
-        None
-    } else {
-        current_managed_token(&state.signing_key, &sa, &tokens, lifetime, now)
-    };
-    let (record, secret) = match current {
-        Some(found) => found,
-        None => {
-            let (record, secret) = new_managed_token(&state.signing_key, &sa, lifetime, now);
-            state.store.create_token(record.clone()).await?;
-            // Rotation retires every earlier managed token; renewal only
-            // the expired ones (the others still work until they expire).
-            for old in tokens.iter().filter(|t| is_managed_token(t)) {
-                if rotate || old.is_expired(now) {
-                    match state.store.delete_token(&old.id).await {
-                        Ok(()) | Err(AuthStoreError::NotFound(_)) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            let what = if rotate { "rotated" } else { "issued" };
-            tracing::info!(target: "audit", actor = %caller.actor(), serviceaccount = %sa, token = %record.id, "pull secret {what}");
-            (record, secret)
-        }
-    };
-    let base = state.base_url(headers);
+    let account = sa_ref(ns, name)?;
+    let managed = r.managed_pull_secret(caller, &account, rotate).await?;
+    let base = base_url(r, origin);
     let host = base.split_once("://").map_or(base.as_str(), |(_, h)| h);
     let mut document: model::PullSecret =
-        serde_json::from_value(secret_document(&sa, host, &secret)).map_err(ApiError::internal)?;
-    if let Some(expires) = record.expires {
+        serde_json::from_value(secret_document(&account, host, &managed.secret))
+            .map_err(ApiError::internal)?;
+    if let Some(expires) = managed.record.expires {
         document
             .metadata
             .annotations
@@ -268,13 +164,6 @@ async fn managed_pull_secret(
     }
     Ok(Json(document).into_response())
 }
-
-/// The longest lifetime an access token may be given (10 years): far
-/// below where adding it to the clock could overflow.
-const MAX_TOKEN_LIFETIME_SECONDS: i64 = 10 * 365 * 24 * 3600;
-
-// `NewToken` refuses unknown fields so that a misspelt expiry cannot
-// yield a token that never expires.
 
 fn token_json(t: &AccessToken) -> model::AccessToken {
     model::AccessToken {
@@ -287,45 +176,30 @@ fn token_json(t: &AccessToken) -> model::AccessToken {
     }
 }
 
-pub(crate) async fn list_tokens(
-    State(r): State<Registry>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    let tokens = state
-        .store
-        .list_tokens(Some(caller.identity.subject()))
-        .await?;
-    let tokens: Vec<_> = tokens.iter().map(token_json).collect();
+pub(crate) async fn list_tokens(State(r): State<Registry>, caller: Caller) -> ApiResult<Response> {
+    let tokens = r.access_tokens(&caller).await?;
+    let tokens = tokens.iter().map(token_json).collect();
     Ok(Json(model::AccessTokenList { tokens }).into_response())
 }
 
+/// `POST /tokens` with an optional body `{"name", "expires_in_seconds"}`
+/// (unknown fields are refused, so that a misspelt expiry cannot yield a
+/// token that never expires).
 pub(crate) async fn create_token(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
-    let body: NewToken = optional_json(&body)?;
+    let body: NewAccessToken = optional_json(&body)?;
     let name = body
         .name
         .unwrap_or_else(|| format!("token-{}", OffsetDateTime::now_utc().unix_timestamp()));
     let name: TokenName = name.parse().map_err(|e| invalid("token name", e))?;
-    let expires = match body.expires_in_seconds {
-        Some(s) if !(1..=MAX_TOKEN_LIFETIME_SECONDS).contains(&s) => {
-            return Err(invalid(
-                "expires_in_seconds",
-                format!("it must be between 1 and {MAX_TOKEN_LIFETIME_SECONDS} (10 years)"),
-            ))
-        }
-        Some(s) => Some(OffsetDateTime::now_utc() + time::Duration::seconds(s)),
-        None => None,
-    };
-    let owner = caller.identity.subject().clone();
-    let (record, secret) =
-        AccessToken::generate(owner, name, expires).map_err(ApiError::internal)?;
-    state.store.create_token(record.clone()).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), token = %record.id, "access token created");
+    // Zero and negative lifetimes are refused by the service.
+    let lifetime = body
+        .expires_in_seconds
+        .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
+    let (record, secret) = r.create_access_token(&caller, name, lifetime).await?;
     let out = model::CreatedAccessToken {
         info: token_json(&record),
         token: secret.expose().to_owned(),
@@ -335,27 +209,10 @@ pub(crate) async fn create_token(
 
 pub(crate) async fn delete_token(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (state, caller) = caller(&r, &headers).await?;
     let id: AccessTokenId = id.parse().map_err(|e| invalid("token id", e))?;
-    let owned = state
-        .store
-        .list_tokens(Some(caller.identity.subject()))
-        .await?
-        .iter()
-        .any(|t| t.id == id);
-    if !owned {
-        require_resource(
-            state,
-            &headers,
-            &caller,
-            Action::ManageUsers,
-            &Resource::Cluster,
-        )?;
-    }
-    state.store.delete_token(&id).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), token = %id, "access token deleted");
+    r.delete_access_token(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

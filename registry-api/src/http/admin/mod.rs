@@ -9,19 +9,18 @@ mod prune;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Json;
 use axum::Router;
-use registry_auth::{Action, Group, Resource, Subject};
+use registry_auth::Subject;
 use registry_core::{ErrorCode, Namespace};
 use serde::de::DeserializeOwned;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::access::{self, AuthState, Caller};
-use crate::error::{ApiError, ApiResult};
-use crate::state::Registry;
+use crate::http::error::{ApiError, ApiResult};
+use crate::service::{Registry, RegistryError};
 
 /// The admin routes (state applied by the caller).
 pub(crate) fn routes() -> Router<Registry> {
@@ -82,30 +81,6 @@ pub(crate) fn routes() -> Router<Registry> {
         )
 }
 
-/// The auth state and the authenticated caller of an admin request.
-async fn caller<'a>(
-    registry: &'a Registry,
-    headers: &HeaderMap,
-) -> ApiResult<(&'a AuthState, Caller)> {
-    let state = registry.auth().ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unsupported,
-            "access control is off on this registry",
-        )
-        .with_status(StatusCode::NOT_FOUND)
-    })?;
-    let caller = access::authenticate_primary(state, headers).await?;
-    if caller.identity.is_anonymous() {
-        return Err(access::challenge(
-            state,
-            headers,
-            None,
-            "authentication required",
-        ));
-    }
-    Ok((state, caller))
-}
-
 /// 400 `UNSUPPORTED` naming what is wrong with a request's body or query.
 fn bad_request(what: &str, detail: impl std::fmt::Display) -> ApiError {
     ApiError::new(ErrorCode::Unsupported, format!("invalid {what}: {detail}"))
@@ -149,41 +124,17 @@ fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| bad_request("request body", e))
 }
 
-/// The caller of an admin request, once allowed to do `action` on `resource`.
-async fn authorized<'a>(
-    registry: &'a Registry,
-    headers: &HeaderMap,
-    action: Action,
-    resource: &Resource<'_>,
-) -> ApiResult<(&'a AuthState, Caller)> {
-    let (state, caller) = caller(registry, headers).await?;
-    access::require_resource(state, headers, &caller, action, resource)?;
-    Ok((state, caller))
+fn invalid(what: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::invalid_name(what, e)
 }
 
-/// `NAME_UNKNOWN` unless the namespace exists.
-async fn existing_namespace(registry: &Registry, ns: &Namespace) -> ApiResult<()> {
-    if registry.metadata().namespace_exists(ns).await? {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            ErrorCode::NameUnknown,
-            format!("namespace {ns} does not exist"),
-        ))
-    }
-}
-
-fn invalid(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(ErrorCode::NameInvalid, format!("invalid {what}: {e}"))
-}
-
-fn namespace(ns: &str) -> ApiResult<Namespace> {
+fn namespace(ns: &str) -> Result<Namespace, RegistryError> {
     ns.parse().map_err(|e| invalid("namespace", e))
 }
 
 /// Parses `user:NAME`, `serviceaccount:NS:NAME`, `group:NAME`, or the
 /// canonical forms (`NAME`, `system:serviceaccount:NS:NAME`, `system:…`).
-fn parse_subject(s: &str) -> ApiResult<Subject> {
+fn parse_subject(s: &str) -> Result<Subject, RegistryError> {
     let canonical = if let Some(user) = s.strip_prefix("user:") {
         user.to_owned()
     } else if let Some(sa) = s.strip_prefix("serviceaccount:") {
@@ -205,19 +156,6 @@ fn subject_text(s: &Subject) -> String {
     }
 }
 
-fn groups_text(groups: &[Group]) -> Vec<String> {
-    groups.iter().map(|g| g.to_string()).collect()
-}
-
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
-}
-
-/// Reloads the authorizer after a change of bindings.
-async fn reload(state: &AuthState) -> ApiResult<()> {
-    state
-        .authorizer
-        .reload(state.store.as_ref())
-        .await
-        .map_err(ApiError::internal)
 }

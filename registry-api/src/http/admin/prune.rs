@@ -10,16 +10,14 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use registry_auth::{Action, Resource};
 use registry_storage::{GcOptions, GcReport};
 
-use super::{authorized, optional_json};
-use crate::error::ApiResult;
+use super::optional_json;
+use crate::http::error::ApiResult;
 use crate::model::admin::{PruneReport, PruneRequest};
-use crate::state::Registry;
+use crate::service::{Caller, Registry};
 
 /// The collector's options for a request (every field is optional).
 fn options(request: &PruneRequest) -> GcOptions {
@@ -56,18 +54,11 @@ fn report_json(report: &GcReport) -> PruneReport {
 /// `POST /apis/admin/v1/prune`.
 pub(crate) async fn prune(
     State(r): State<Registry>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (_, caller) = authorized(&r, &headers, Action::Prune, &Resource::Cluster).await?;
     let request: PruneRequest = optional_json(&body)?;
-    let options = options(&request);
-    tracing::info!(target: "audit", actor = %caller.actor(), dry_run = options.dry_run,
-        grace_seconds = options.grace_period.as_secs(), "prune started");
-    let report = r.collect_garbage(options).await?;
-    tracing::info!(target: "audit", actor = %caller.actor(), dry_run = report.dry_run,
-        blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
-        uploads_expired = report.uploads_expired, "prune finished");
+    let report = r.prune(&caller, options(&request)).await?;
     Ok(Json(report_json(&report)).into_response())
 }
 
