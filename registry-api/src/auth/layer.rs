@@ -41,7 +41,7 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     /// For the distribution API: registry tokens are accepted too.
-    pub(crate) fn registry_tokens(registry: &Registry) -> Self {
+    pub fn registry_tokens(registry: &Registry) -> Self {
         AuthLayer {
             registry: registry.clone(),
             accepts: Accepts::RegistryTokens,

@@ -70,7 +70,11 @@ impl Registry {
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
         match self.metadata().unlink_blob(repo, digest).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    digest = %digest, "blob unlinked");
+                Ok(())
+            }
             Err(StorageError::NotFound { .. }) => Err(blob_unknown(repo, digest)),
             Err(e) => Err(e.into()),
         }

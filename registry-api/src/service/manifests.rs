@@ -177,11 +177,15 @@ impl Registry {
             actor: caller.actor(),
         };
         match self.metadata().put_manifest(record).await {
-            Ok(()) => Ok(ManifestPushed {
-                digest,
-                subject,
-                tags,
-            }),
+            Ok(()) => {
+                tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    digest = %digest, tags = ?tags, "manifest pushed");
+                Ok(ManifestPushed {
+                    digest,
+                    subject,
+                    tags,
+                })
+            }
             // A prune deleted a blob after `check_references` saw it.
             Err(StorageError::BlobDeleted { digest }) => {
                 Err(RegistryError::ManifestReferenceUnknown(format!(
@@ -207,7 +211,11 @@ impl Registry {
             Reference::Tag(t) => self.metadata().delete_tag(repo, t, &actor).await,
         };
         match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    reference = %reference, "manifest deleted");
+                Ok(())
+            }
             Err(StorageError::NotFound { .. }) => {
                 self.load_manifest(repo, reference).await?;
                 Err(RegistryError::ManifestUnknown {
