@@ -34,10 +34,38 @@ pub(crate) struct Origin {
 impl Origin {
     /// The origin of a request, from its extensions and headers.
     pub(crate) fn of(extensions: &Extensions, headers: &HeaderMap) -> Self {
+        Self::with_proxies(extensions, headers, None)
+    }
+
+    /// [`Origin::of`], keeping the forwarded headers only when the peer is
+    /// in `trusted` (`None`: keep them; whoever reads them checks): on the
+    /// hot path most requests come from peers whose forwarded headers no
+    /// answer would believe.
+    pub(crate) fn with_proxies(
+        extensions: &Extensions,
+        headers: &HeaderMap,
+        trusted_proxies: Option<&[IpCidr]>,
+    ) -> Self {
+        let peer = extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+        let https = extensions.get::<SecureListener>().is_some();
+        let host = headers.get(header::HOST).cloned();
+        let forwarded_believable = match (trusted_proxies, peer) {
+            (None, _) => true,
+            (Some(ranges), Some(peer)) => trusted(ranges, peer.ip()),
+            (Some(_), None) => false,
+        };
+        if !forwarded_believable {
+            return Origin {
+                peer,
+                https,
+                host,
+                ..Origin::default()
+            };
+        }
         Origin {
-            peer: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
-            https: extensions.get::<SecureListener>().is_some(),
-            host: headers.get(header::HOST).cloned(),
+            peer,
+            https,
+            host,
             forwarded: headers.get("forwarded").cloned(),
             forwarded_proto: headers.get("x-forwarded-proto").cloned(),
             forwarded_host: headers.get("x-forwarded-host").cloned(),

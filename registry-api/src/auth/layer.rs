@@ -101,12 +101,13 @@ where
         }
         let Some(state) = self.layer.registry.inner.auth.clone() else {
             request.extensions_mut().insert(Caller::anonymous());
-            request.extensions_mut().insert(TokenSource::Anonymous);
             return Box::pin(inner.call(request));
         };
         let accepts = self.layer.accepts;
         Box::pin(async move {
-            let origin = Origin::of(request.extensions(), request.headers());
+            let trusted = &state.settings.trusted_proxies;
+            let origin =
+                Origin::with_proxies(request.extensions(), request.headers(), Some(trusted));
             let value = request.headers().get(header::AUTHORIZATION).cloned();
             let authenticated = match value {
                 None => Ok(Authenticated {
@@ -114,14 +115,13 @@ where
                     source: TokenSource::Anonymous,
                 }),
                 Some(value) => {
-                    let peer = origin.client_ip(&state.settings.trusted_proxies);
+                    let peer = origin.client_ip(trusted);
                     authenticate(&state, value.to_str().unwrap_or(""), peer, accepts).await
                 }
             };
             let response = match authenticated {
                 Ok(Authenticated { caller, source }) => {
-                    request.extensions_mut().insert(caller);
-                    request.extensions_mut().insert(source);
+                    request.extensions_mut().insert(caller.with_source(source));
                     inner.call(request).await?
                 }
                 Err(rejected) => rejection(rejected),

@@ -5,7 +5,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use registry_auth::{grant_scopes, Scope, TokenSource};
 
 use crate::http::error::ApiResult;
@@ -17,8 +17,7 @@ use crate::service::{Caller, Registry, RegistryError};
 /// (wider, or outliving its source) one.
 pub(crate) async fn token(
     State(registry): State<Registry>,
-    Extension(caller): Extension<Caller>,
-    source: Option<Extension<TokenSource>>,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
     let state = registry.auth().ok_or(RegistryError::AccessControlOff)?;
@@ -39,7 +38,7 @@ pub(crate) async fn token(
         "token issued"
     );
     // A caller a host authenticated has no credential of ours behind it.
-    let source = source.map_or(TokenSource::Anonymous, |Extension(s)| s);
+    let source = caller.source().cloned().unwrap_or(TokenSource::Anonymous);
     let issued = state.issuer.issue_from(caller.identity(), &granted, source);
     Ok(Json(issued.response()).into_response())
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use registry_auth::{Identity, Subject, TokenClaims};
+use registry_auth::{Identity, Subject, TokenClaims, TokenSource};
 
 /// Who an operation runs for: an identity and, when the caller came with a
 /// registry token, its claims (whose scopes then bound what it may do on
@@ -16,6 +16,10 @@ use registry_auth::{Identity, Subject, TokenClaims};
 pub struct Caller {
     identity: Identity,
     token: Option<Arc<TokenClaims>>,
+    /// The registry credential it authenticated with, when the registry
+    /// authenticated it (the token endpoint records it in the tokens it
+    /// issues, so that they die with it).
+    source: Option<TokenSource>,
 }
 
 impl Caller {
@@ -29,6 +33,7 @@ impl Caller {
         Caller {
             identity,
             token: None,
+            source: None,
         }
     }
 
@@ -37,6 +42,7 @@ impl Caller {
         Caller {
             identity: claims.identity(),
             token: Some(Arc::new(claims)),
+            source: None,
         }
     }
 
@@ -58,6 +64,18 @@ impl Caller {
     /// Whether it is anonymous.
     pub fn is_anonymous(&self) -> bool {
         self.identity.is_anonymous()
+    }
+
+    /// This caller, authenticated by the registry with `source`.
+    pub(crate) fn with_source(mut self, source: TokenSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The registry credential it authenticated with (`None` for a caller
+    /// a host put in the request).
+    pub(crate) fn source(&self) -> Option<&TokenSource> {
+        self.source.as_ref()
     }
 
     /// The subject as text (`alice`, `system:serviceaccount:ns:ci`,
