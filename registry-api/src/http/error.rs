@@ -228,3 +228,109 @@ pub(crate) fn range_value(offset: u64) -> String {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_core::{Digest, RepositoryName};
+    use std::time::Duration;
+
+    fn mapped(e: RegistryError) -> (ErrorCode, StatusCode, Response) {
+        let api = ApiError::from(e);
+        let (code, status) = (api.code(), api.status());
+        (code, status, api.into_response())
+    }
+
+    #[test]
+    fn each_meaning_has_its_code_status_and_headers() {
+        let repo: RepositoryName = "team/app".parse().unwrap();
+        let digest = Digest::sha256_of(b"x");
+        let id = registry_storage::UploadId::random();
+        let (code, status, response) = mapped(RegistryError::Unauthenticated {
+            scope: Some("repository:team/app:pull".into()),
+            insufficient_scope: false,
+        });
+        assert_eq!(
+            (code, status),
+            (ErrorCode::Unauthorized, StatusCode::UNAUTHORIZED)
+        );
+        // The challenge is left to the authentication layer, as an extension.
+        assert!(response.extensions().get::<Challenge>().is_some());
+        let (code, status, _) = mapped(RegistryError::Denied {
+            subject: "bob".into(),
+            action: "Push".into(),
+            target: "in team/app".into(),
+        });
+        assert_eq!((code, status), (ErrorCode::Denied, StatusCode::FORBIDDEN));
+        let (code, status, _) = mapped(RegistryError::BlobUnknown {
+            repository: repo.clone(),
+            digest: digest.clone(),
+        });
+        assert_eq!(
+            (code, status),
+            (ErrorCode::BlobUnknown, StatusCode::NOT_FOUND)
+        );
+        let (code, status, response) = mapped(RegistryError::ChunkRefused {
+            repository: repo.clone(),
+            id: id.clone(),
+            offset: 10,
+            reason: "chunk starts at 5, upload is at 10".into(),
+        });
+        assert_eq!(
+            (code, status),
+            (
+                ErrorCode::BlobUploadInvalid,
+                StatusCode::RANGE_NOT_SATISFIABLE
+            )
+        );
+        assert_eq!(response.headers()[header::RANGE], "0-9");
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            format!("/v2/team/app/blobs/uploads/{id}").as_str()
+        );
+        let (code, status, response) = mapped(RegistryError::RangeNotSatisfiable { size: 7 });
+        assert_eq!(
+            (code, status),
+            (ErrorCode::SizeInvalid, StatusCode::RANGE_NOT_SATISFIABLE)
+        );
+        assert_eq!(response.headers()[header::CONTENT_RANGE], "bytes */7");
+        let (code, status, response) = mapped(RegistryError::TooManyRequests {
+            message: "slow down".into(),
+            retry_after: Duration::from_millis(1500),
+        });
+        assert_eq!(
+            (code, status),
+            (ErrorCode::TooManyRequests, StatusCode::TOO_MANY_REQUESTS)
+        );
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        let (code, status, _) = mapped(RegistryError::ManifestTooLarge { limit: 10 });
+        assert_eq!(
+            (code, status),
+            (ErrorCode::SizeInvalid, StatusCode::PAYLOAD_TOO_LARGE)
+        );
+        let (code, status, _) = mapped(RegistryError::invalid("n", "not a number"));
+        assert_eq!(
+            (code, status),
+            (ErrorCode::Unsupported, StatusCode::BAD_REQUEST)
+        );
+        let (code, _, _) = mapped(RegistryError::invalid_name("namespace", "bad"));
+        assert_eq!(code, ErrorCode::NameInvalid);
+        let (code, status, _) = mapped(RegistryError::AlreadyExists("namespace team".into()));
+        assert_eq!(
+            (code, status),
+            (ErrorCode::Unsupported, StatusCode::CONFLICT)
+        );
+        let (code, status, response) =
+            mapped(RegistryError::StorageFull("no space left on device".into()));
+        assert_eq!(
+            (code, status),
+            (ErrorCode::Unavailable, StatusCode::INSUFFICIENT_STORAGE)
+        );
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
+        let (code, status, _) = mapped(RegistryError::internal("disk on fire"));
+        assert_eq!(
+            (code, status),
+            (ErrorCode::Unknown, StatusCode::INTERNAL_SERVER_ERROR)
+        );
+    }
+}
