@@ -5,89 +5,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use common::{with_access_control, Client};
-use registry_api::{router, Caller, Registry};
-use registry_auth::{Identity, Role};
-
-/// The host's authentication, reduced to its outcome: every request is
-/// `user`'s (`None`: anonymous).
-async fn host_layer(
-    State(user): State<Option<&'static str>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let caller = match user {
-        Some(name) => Caller::new(Identity::user(name.parse().unwrap())),
-        None => Caller::anonymous(),
-    };
-    request.extensions_mut().insert(caller);
-    next.run(request).await
-}
-
-fn as_user(registry: &Registry, user: Option<&'static str>) -> Client {
-    Client {
-        app: router(registry).layer(middleware::from_fn_with_state(user, host_layer)),
-    }
-}
-
-/// Everything written to the audit log while the returned guard lives.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-async fn team() -> Registry {
-    let roles = [
-        ("team", Role::Editor, "alice"),
-        ("team", Role::Viewer, "bob"),
-    ];
-    let (registry, _) =
-        with_access_control(Registry::in_memory(), &["alice", "bob"], &roles, &[]).await;
-    registry
-        .metadata()
-        .create_namespace(&"team".parse().unwrap())
-        .await
-        .unwrap();
-    registry
-}
+use common::{as_user, team};
+use registry_api::Caller;
+use registry_auth::Identity;
 
 #[tokio::test]
-async fn a_push_through_host_auth_is_recorded_as_the_hosts_user() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_env_filter("audit=info")
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+async fn a_push_through_host_auth_is_in_tag_history_as_the_hosts_user() {
     let registry = team().await;
     let alice = as_user(&registry, Some("alice"));
     let (digest, _, _) = alice.push_image("team/app", "v1", "host").await;
-
-    // Tag history says alice, read through the Image API as bob.
+    // Tag history says alice, read through the Image API as bob (the audit
+    // log line is checked in audit_log.rs, a binary of its own).
     let bob = as_user(&registry, Some("bob"));
     let r = bob
         .bare(
@@ -99,15 +28,6 @@ async fn a_push_through_host_auth_is_recorded_as_the_hosts_user() {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.json()["history"][0]["actor"], "alice");
     assert_eq!(r.json()["image"], digest.to_string());
-
-    // The audit log names her too.
-    let log = captured.text();
-    let line = log
-        .lines()
-        .find(|l| l.contains("manifest pushed"))
-        .unwrap_or_else(|| panic!("no audit line for the push in {log:?}"));
-    assert!(line.contains("actor=alice"), "{line}");
-    assert!(line.contains("repository=team/app"), "{line}");
 }
 
 #[tokio::test]

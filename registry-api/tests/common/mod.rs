@@ -246,3 +246,43 @@ pub async fn data_dir(dir: &std::path::Path, limits: registry_api::Limits) -> Re
         .await
         .unwrap()
 }
+
+/// A host's authentication (bring your own), reduced to its outcome: every request is
+/// `user`'s (`None`: anonymous).
+pub async fn host_layer(
+    axum::extract::State(user): axum::extract::State<Option<&'static str>>,
+    mut request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let caller = match user {
+        Some(name) => {
+            registry_api::Caller::new(registry_auth::Identity::user(name.parse().unwrap()))
+        }
+        None => registry_api::Caller::anonymous(),
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// A client whose every request a host authenticated as `user`.
+pub fn as_user(registry: &Registry, user: Option<&'static str>) -> Client {
+    Client {
+        app: router(registry).layer(axum::middleware::from_fn_with_state(user, host_layer)),
+    }
+}
+
+/// A registry with access control where alice edits and bob views `team`.
+pub async fn team() -> Registry {
+    let roles = [
+        ("team", registry_auth::Role::Editor, "alice"),
+        ("team", registry_auth::Role::Viewer, "bob"),
+    ];
+    let (registry, _) =
+        with_access_control(Registry::in_memory(), &["alice", "bob"], &roles, &[]).await;
+    registry
+        .metadata()
+        .create_namespace(&"team".parse().unwrap())
+        .await
+        .unwrap();
+    registry
+}
