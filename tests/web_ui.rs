@@ -73,7 +73,10 @@ async fn ui_is_served_with_its_headers_and_can_be_turned_off() {
     ] {
         let response = http.get(format!("{base}{path}")).send().await.expect(path);
         assert_eq!(response.status(), StatusCode::OK, "{path}");
-        assert_eq!(header(&response, "content-type"), "text/html; charset=utf-8");
+        assert_eq!(
+            header(&response, "content-type"),
+            "text/html; charset=utf-8"
+        );
         let csp = header(&response, "content-security-policy");
         assert!(
             csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
@@ -127,24 +130,26 @@ async fn ui_is_served_with_its_headers_and_can_be_turned_off() {
     let config = dir.path().join("registry.toml");
     std::fs::write(&config, "ui = false\n").expect("config file");
     let config = config.to_str().expect("utf-8 path").to_owned();
-    let ways: [(&str, Vec<&str>, Option<(&str, &str)>); 3] = [
-        ("--no-ui", vec!["--no-ui"], None),
-        ("REGISTRY_NO_UI", vec![], Some(("REGISTRY_NO_UI", "true"))),
-        ("ui = false", vec!["--config", &config], None),
-    ];
-    for (what, args, env) in ways {
-        let off = tempfile::tempdir().expect("temp dir");
-        let mut command = ServerProcess::command(off.path(), &args);
-        if let Some((key, value)) = env {
-            command.env(key, value);
-        }
-        let (_server, base) = ServerProcess::spawn(command);
+    let off = tempfile::tempdir().expect("temp dir");
+    let mut by_env = ServerProcess::command(off.path(), &[]);
+    by_env.env("REGISTRY_NO_UI", "true");
+    for (what, command) in [
+        ("--no-ui", ServerProcess::command(off.path(), &["--no-ui"])),
+        ("REGISTRY_NO_UI", by_env),
+        (
+            "ui = false",
+            ServerProcess::command(off.path(), &["--config", &config]),
+        ),
+    ] {
+        let (mut server, base) = ServerProcess::spawn(command);
         for path in ["/ui/", "/ui/assets/app.js", "/"] {
             let response = http.get(format!("{base}{path}")).send().await.expect(path);
             assert_eq!(response.status(), StatusCode::NOT_FOUND, "{what}: {path}");
         }
         let v2 = http.get(format!("{base}/v2/")).send().await.expect("/v2/");
         assert_eq!(v2.status(), StatusCode::UNAUTHORIZED, "{what}");
+        // One data directory, one server at a time.
+        assert!(server.terminate().success(), "{what}: clean shutdown");
     }
 }
 
@@ -221,7 +226,10 @@ impl Admin {
     async fn manifest(&self, repo: &str, reference: &str, manifest: &Value) -> Value {
         let bytes = serde_json::to_vec(manifest).expect("manifest JSON");
         let digest = sha256(&bytes);
-        let media_type = manifest["mediaType"].as_str().expect("mediaType").to_owned();
+        let media_type = manifest["mediaType"]
+            .as_str()
+            .expect("mediaType")
+            .to_owned();
         let reference = if reference.is_empty() {
             digest.as_str()
         } else {
@@ -253,7 +261,11 @@ impl Admin {
             .blob(repo, OCI_LAYER, noise(seed, 2_811_478 + usize::from(seed)))
             .await;
         let app_layer = self
-            .blob(repo, OCI_LAYER, noise(seed + 1, 187_392 + usize::from(seed)))
+            .blob(
+                repo,
+                OCI_LAYER,
+                noise(seed + 1, 187_392 + usize::from(seed)),
+            )
             .await;
         let config = json!({
             "architecture": arch,
@@ -304,7 +316,11 @@ impl Admin {
             "application/vnd.dev.cosign.simplesigning.v1+json"
         };
         let layer = self
-            .blob(repo, layer_type, serde_json::to_vec(payload).expect("payload"))
+            .blob(
+                repo,
+                layer_type,
+                serde_json::to_vec(payload).expect("payload"),
+            )
             .await;
         let manifest = json!({
             "schemaVersion": 2,
@@ -408,7 +424,9 @@ async fn seed(base: &str) -> Seeded {
         )
         .await;
 
-    let secret = admin.image("private/billing-api", "amd64", "3.2.0", 9).await;
+    let secret = admin
+        .image("private/billing-api", "amd64", "3.2.0", 9)
+        .await;
     admin.manifest("private/billing-api", "v3", &secret).await;
 
     Seeded {
@@ -446,8 +464,9 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 /// Starts chromedriver and a headless Chromium session.
 async fn browser() -> (Driver, Client) {
-    let chromedriver = find_program(&["chromedriver"])
-        .expect("REGISTRY_TEST_BROWSER=1 but chromedriver is not on PATH (Debian: chromium-driver)");
+    let chromedriver = find_program(&["chromedriver"]).expect(
+        "REGISTRY_TEST_BROWSER=1 but chromedriver is not on PATH (Debian: chromium-driver)",
+    );
     let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"])
         .expect("REGISTRY_TEST_BROWSER=1 but chromium is not on PATH (Debian: chromium)");
     let port = {
@@ -614,7 +633,11 @@ async fn screenshots(client: &Client, name: &str) {
                  .slice(0, 5).map(e => e.tagName + '.' + e.className + ': ' + e.textContent.slice(0, 40));",
             )
             .await;
-            assert_eq!(wide, json!([]), "{name}: elements past the right edge at 390 px");
+            assert_eq!(
+                wide,
+                json!([]),
+                "{name}: elements past the right edge at 390 px"
+            );
         }
         let height = script(client, "return document.documentElement.scrollHeight;")
             .await
@@ -671,12 +694,18 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     let http = plain_client();
 
     // Anonymous: the public namespace only.
-    client.goto(&format!("{base}/ui/")).await.expect("goto /ui/");
+    client
+        .goto(&format!("{base}/ui/"))
+        .await
+        .expect("goto /ui/");
     let text = wait_for_text(client, "web-app").await;
     assert!(text.contains("public"), "{text}");
     assert!(text.contains("tools/builder"), "{text}");
     assert!(!text.contains("private"), "anonymous sees private: {text}");
-    assert!(!text.contains("billing-api"), "anonymous sees private: {text}");
+    assert!(
+        !text.contains("billing-api"),
+        "anonymous sees private: {text}"
+    );
     assert!(text.contains("Anonymous"), "{text}");
     screenshots(client, "1-repositories-anonymous").await;
     // Keyboard: the first Tab reaches the skip link.
@@ -698,10 +727,15 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     wait_for_text(client, "Sign in to see this page").await;
 
     // Login: alice sees the private namespace too.
-    client.goto(&format!("{base}/ui/")).await.expect("goto /ui/");
+    client
+        .goto(&format!("{base}/ui/"))
+        .await
+        .expect("goto /ui/");
     wait_for_text(client, "web-app").await;
     client
-        .find(Locator::XPath("//header//button[normalize-space()='Sign in']"))
+        .find(Locator::XPath(
+            "//header//button[normalize-space()='Sign in']",
+        ))
         .await
         .expect("Sign in button")
         .click()
@@ -728,6 +762,7 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         .await
         .expect("submit");
     wait_for_text(client, "Wrong user name or password").await;
+    screenshots(client, "0-login").await;
     password.clear().await.expect("clearing password");
     password
         .send_keys(&format!("{ALICE_PASSWORD}\n"))
@@ -743,7 +778,9 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     .await;
     assert_eq!(stored[0], json!(0), "nothing in localStorage");
     let session = &stored[1];
-    let token = session["token"].as_str().expect("a token in sessionStorage");
+    let token = session["token"]
+        .as_str()
+        .expect("a token in sessionStorage");
     assert!(session["expires"].is_string(), "{session}");
     assert!(
         !session.to_string().contains(ALICE_PASSWORD),
@@ -752,7 +789,11 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     screenshots(client, "2-repositories-alice").await;
 
     // Namespace → ImageStream → tag history → image, by clicking.
-    link(client, "public").await.click().await.expect("click public");
+    link(client, "public")
+        .await
+        .click()
+        .await
+        .expect("click public");
     let text = wait_for_text(client, "ImageStreams").await;
     assert!(
         text.contains("web-app") && text.contains("tools/builder"),
@@ -760,19 +801,27 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     );
     screenshots(client, "3-namespace").await;
 
-    link(client, "web-app").await.click().await.expect("click web-app");
+    link(client, "web-app")
+        .await
+        .click()
+        .await
+        .expect("click web-app");
     let text = wait_for_text(client, "v1.1.0").await;
+    assert!(text.contains("latest") && text.contains("v1.0.0"), "{text}");
     assert!(
-        text.contains("latest") && text.contains("v1.0.0"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("podman pull {}", base.trim_start_matches("http://"))),
+        text.contains(&format!(
+            "podman pull {}",
+            base.trim_start_matches("http://")
+        )),
         "{text}"
     );
     screenshots(client, "4-imagestream").await;
 
-    link(client, "latest").await.click().await.expect("click latest");
+    link(client, "latest")
+        .await
+        .click()
+        .await
+        .expect("click latest");
     let text = wait_for_text(client, "Every move of the tag").await;
     let rows = client
         .find_all(Locator::Css("table.history tbody tr"))
@@ -803,13 +852,22 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         .await
         .expect("layer rows");
     assert_eq!(layers.len(), 2, "{text}");
-    assert!(text.contains("2.68 MiB"), "human-readable layer size: {text}");
-    assert!(text.contains("183 KiB"), "human-readable layer size: {text}");
+    assert!(
+        text.contains("2.68 MiB"),
+        "human-readable layer size: {text}"
+    );
+    assert!(
+        text.contains("183 KiB"),
+        "human-readable layer size: {text}"
+    );
     assert!(
         text.contains("org.opencontainers.image.version") && text.contains("1.0.0"),
         "labels: {text}"
     );
-    assert!(text.contains("COPY ./dist/server /app/server"), "build history: {text}");
+    assert!(
+        text.contains("COPY ./dist/server /app/server"),
+        "build history: {text}"
+    );
     assert!(text.contains("linux/amd64"), "{text}");
     assert!(
         text.contains(&format!("public/web-app@{first}")),
@@ -831,7 +889,10 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     let text = wait_for_text(client, "Signature").await;
     assert!(text.contains("SBOM"), "{text}");
     assert!(text.contains(SIGNATURE_TYPE), "{text}");
-    assert!(text.contains("alice"), "still signed in after a reload: {text}");
+    assert!(
+        text.contains("alice"),
+        "still signed in after a reload: {text}"
+    );
     screenshots(client, "7-image-index").await;
     // A child of the index, by clicking its platform.
     link(client, "linux/arm64/v8")
@@ -852,7 +913,9 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         StatusCode::OK
     );
     client
-        .find(Locator::XPath("//header//button[normalize-space()='Sign out']"))
+        .find(Locator::XPath(
+            "//header//button[normalize-space()='Sign out']",
+        ))
         .await
         .expect("Sign out")
         .click()
@@ -865,7 +928,10 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     .await;
     let stored = script(client, "return sessionStorage.length;").await;
     assert_eq!(stored, json!(0));
-    client.goto(&format!("{base}/ui/")).await.expect("goto /ui/");
+    client
+        .goto(&format!("{base}/ui/"))
+        .await
+        .expect("goto /ui/");
     let text = wait_for_text(client, "web-app").await;
     assert!(!text.contains("billing-api"), "{text}");
 }

@@ -157,8 +157,8 @@ function loginForm(reason) {
     reason ? h('p', { class: 'lead' }, reason) : null,
     form,
     h('p', { class: 'hint' },
-      'Your password is sent once to get an access token that expires in an hour; ',
-      'it is kept in this tab only and deleted when you sign out.'));
+      'Your password is sent once, for an access token that expires in an hour. ',
+      'This tab keeps the token, never the password, and sign-out deletes it.'));
 }
 
 // Links inside the app are followed without a reload; modified clicks

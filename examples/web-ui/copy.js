@@ -2,7 +2,7 @@
 // localhost), else execCommand on a temporary text field, else the value
 // is left selected for the user to copy.
 
-import { h } from './dom.js';
+import { h, shortDigest } from './dom.js';
 
 function toast(text) {
   const el = document.getElementById('toast');
@@ -42,6 +42,17 @@ function selectContents(el) {
   selection.addRange(range);
 }
 
+async function onCopy(button, value, label, onFail) {
+  if (await copyText(value)) {
+    const was = button.textContent;
+    button.textContent = 'Copied';
+    toast(`Copied ${label}`);
+    setTimeout(() => { button.textContent = was; }, 1500);
+  } else {
+    onFail();
+  }
+}
+
 /**
  * `value` in full (it wraps on narrow screens) with a Copy button; `label`
  * names it for screen readers. `command`: shown as a shell command.
@@ -52,18 +63,32 @@ export function copyable(value, label, options = {}) {
     type: 'button',
     class: 'button button--small copy__button',
     'aria-label': `Copy ${label}`,
-    onclick: async () => {
-      if (await copyText(value)) {
-        button.textContent = 'Copied';
-        toast(`Copied ${label}`);
-        setTimeout(() => { button.textContent = 'Copy'; }, 1500);
-      } else {
-        selectContents(text);
-        toast('Selected: press Ctrl+C (⌘C) to copy');
-      }
-    },
+    onclick: () => onCopy(button, value, label, () => {
+      selectContents(text);
+      toast('Selected: press Ctrl+C (⌘C) to copy');
+    }),
   }, 'Copy');
   return h('div', { class: options.command ? 'copy copy--command' : 'copy' },
     options.command ? h('span', { class: 'copy__prompt', 'aria-hidden': 'true' }, '$') : null,
     text, button);
+}
+
+/**
+ * A shortened digest with a small button copying the whole of it (for
+ * tables, where the full value would not fit a narrow screen).
+ */
+export function copyDigest(digest, label) {
+  const short = h('code', { class: 'digest', title: digest }, shortDigest(digest));
+  const button = h('button', {
+    type: 'button',
+    class: 'button button--tiny',
+    'aria-label': `Copy ${label}`,
+    title: `Copy ${digest}`,
+    onclick: () => onCopy(button, digest, label, () => {
+      short.textContent = digest;
+      selectContents(short);
+      toast('Selected: press Ctrl+C (⌘C) to copy');
+    }),
+  }, 'Copy');
+  return h('span', { class: 'digest-copy' }, short, button);
 }

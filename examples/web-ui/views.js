@@ -3,7 +3,7 @@
 // the login form on a 401 and an error card otherwise.
 
 import * as api from './api.js';
-import { copyable } from './copy.js';
+import { copyable, copyDigest } from './copy.js';
 import {
   h, link, uiPath, streamPath, tagPath, imagePath, humanSize, time, shortDigest,
   digestLink, table, empty,
@@ -65,7 +65,8 @@ function section(title, ...content) {
 function facts(pairs) {
   return h('dl', { class: 'facts' },
     pairs.filter(([, value]) => value !== null && value !== undefined && value !== false)
-      .map(([term, value]) => h('div', { class: 'facts__item' }, h('dt', {}, term), h('dd', {}, value))));
+      .map(([term, value, wide]) => h('div', { class: wide ? 'facts__item facts__item--wide' : 'facts__item' },
+        h('dt', {}, term), h('dd', {}, value))));
 }
 
 /** A "Show more" button that runs `load` and removes itself when done. */
@@ -350,20 +351,33 @@ function layersSection(layers) {
     table('Layers', ['#', 'Digest', 'Type', 'Size'],
       layers.map((l, i) => [
         String(i + 1),
-        h('code', { class: 'digest', title: l.digest }, shortDigest(l.digest)),
+        copyDigest(l.digest, `digest of layer ${i + 1}`),
         mediaType(l.mediaType),
         h('span', { class: 'size', title: `${l.size} bytes` }, humanSize(l.size)),
       ]), { className: 'layers' }));
 }
 
-function platformsSection(manifests) {
+/** Total compressed layer size of each child, from its Image document. */
+async function childSizes(manifests) {
+  return Promise.all(manifests.slice(0, 32).map(async (m) => {
+    try {
+      const { body } = await api.image(m.digest);
+      return (body.layers || []).reduce((sum, l) => sum + (l.size || 0), 0);
+    } catch {
+      return null;
+    }
+  }));
+}
+
+async function platformsSection(manifests) {
+  const sizes = await childSizes(manifests);
   return section('Platforms',
-    table('Platforms of this index', ['Platform', 'Image', 'Type', 'Size'],
-      manifests.map((m) => [
+    table('Platforms of this index', ['Platform', 'Image', 'Type', 'Layers'],
+      manifests.map((m, i) => [
         h('strong', {}, link(imagePath(m.digest), platformText(m.platform))),
         digestLink(m.digest),
         mediaType(m.mediaType),
-        humanSize(m.size),
+        typeof sizes[i] === 'number' ? h('span', { class: 'size' }, humanSize(sizes[i])) : h('span', { class: 'muted' }, '—'),
       ]), { className: 'platforms' }));
 }
 
@@ -375,9 +389,9 @@ function configSection(config, descriptor) {
       facts([
         ['Platform', platformText(config)],
         ['Built', config.created ? time(config.created) : null],
-        ['Author', config.author || null],
-        ['Config', descriptor ? h('span', {}, h('code', { class: 'digest', title: descriptor.digest }, shortDigest(descriptor.digest)),
-          ` · ${humanSize(descriptor.size)}`) : null],
+        ['Author', config.author || null, 'wide'],
+        ['Config', descriptor ? h('span', {}, copyDigest(descriptor.digest, 'config digest'),
+          ` ${humanSize(descriptor.size)}`) : null, 'wide'],
       ]),
       h('h3', {}, 'Labels'),
       labels.length === 0 ? empty('No labels.')
@@ -462,8 +476,8 @@ export async function image({ digest }, ctx) {
   const summary = section('Summary',
     facts([
       ['Digest', copyable(image.digest, 'digest')],
-      ['Media type', h('span', {}, mediaTypeName(image.mediaType), h('br'), h('code', { class: 'wrap muted' }, image.mediaType))],
-      ['Artifact type', image.artifactType ? h('code', { class: 'wrap' }, image.artifactType) : null],
+      ['Media type', h('span', {}, mediaTypeName(image.mediaType), h('br'), h('code', { class: 'wrap muted' }, image.mediaType)), 'wide'],
+      ['Artifact type', image.artifactType ? h('code', { class: 'wrap' }, image.artifactType) : null, 'wide'],
       ['Manifest size', h('span', { title: `${image.size} bytes` }, humanSize(image.size))],
       ['Layers', isIndex || !(image.layers || []).length ? null : `${image.layers.length} · ${humanSize(layersTotal)}`],
       ['Platform', config ? platformText(config) : null],
@@ -478,7 +492,7 @@ export async function image({ digest }, ctx) {
     summary,
     ...repositoriesSection(image),
   ];
-  if (isIndex) parts.push(platformsSection(image.manifests));
+  if (isIndex) parts.push(await platformsSection(image.manifests));
   if (!isIndex && (image.layers || []).length) parts.push(layersSection(image.layers));
   if (config) parts.push(...configSection(config, image.config));
   if (annotations.length) {
