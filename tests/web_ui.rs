@@ -568,6 +568,22 @@ async fn link(client: &Client, text: &str) -> Element {
     .await
 }
 
+/// Starts recording Content-Security-Policy violations of this page load
+/// (the UI renders every page of the session in it).
+async fn watch_csp(client: &Client) {
+    script(
+        client,
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', \
+         e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));",
+    )
+    .await;
+}
+
+async fn assert_no_csp_violations(client: &Client, when: &str) {
+    let seen = script(client, "return window.cspViolations;").await;
+    assert_eq!(seen, json!([]), "CSP violations {when}");
+}
+
 async fn script(client: &Client, source: &str) -> Value {
     client
         .execute(source, Vec::new())
@@ -787,6 +803,7 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         "the password is not stored"
     );
     screenshots(client, "2-repositories-alice").await;
+    watch_csp(client).await;
 
     // Namespace → ImageStream → tag history → image, by clicking.
     link(client, "public")
@@ -816,6 +833,28 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         "{text}"
     );
     screenshots(client, "4-imagestream").await;
+    client
+        .find(Locator::Css("button.copy__button"))
+        .await
+        .expect("the pull command's Copy button")
+        .click()
+        .await
+        .expect("click Copy");
+    let toast = eventually("the copy confirmation", client, || async {
+        let text = client
+            .find(Locator::Id("toast"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (!text.is_empty()).then_some(text)
+    })
+    .await;
+    assert!(
+        toast.starts_with("Copied") || toast.starts_with("Selected"),
+        "{toast}"
+    );
 
     link(client, "latest")
         .await
@@ -875,6 +914,8 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
     );
     screenshots(client, "6-image").await;
 
+    assert_no_csp_violations(client, "while clicking through").await;
+
     // The index `latest` ends on: platforms and referrers. Reached by a
     // deep link, as a bookmark or a reload would.
     client
@@ -894,6 +935,7 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         "still signed in after a reload: {text}"
     );
     screenshots(client, "7-image-index").await;
+    watch_csp(client).await;
     // A child of the index, by clicking its platform.
     link(client, "linux/arm64/v8")
         .await
@@ -901,6 +943,7 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         .await
         .expect("click arm64");
     wait_for_text(client, "Build history").await;
+    assert_no_csp_violations(client, "on the image pages").await;
 
     // Logout deletes the token on the server.
     let bearer = |token: &str| {
