@@ -977,4 +977,15 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         .expect("goto /ui/");
     let text = wait_for_text(client, "web-app").await;
     assert!(!text.contains("billing-api"), "{text}");
+
+    // Anonymous visitors get a public image's referrers too (from /v2/).
+    client
+        .goto(&format!("{base}/ui/images/{}", seeded.index))
+        .await
+        .expect("goto index");
+    let text = wait_for_text(client, "SBOM").await;
+    assert!(
+        text.contains("Signature") && text.contains("Anonymous"),
+        "{text}"
+    );
 }

@@ -54,6 +54,7 @@ async function render(focus) {
     stale: () => current !== renderCount,
   };
   replace(main, h('p', { class: 'loading', role: 'status' }, 'Loading…'));
+  document.getElementById('toast').classList.remove('toast--shown');
   try {
     if (!found) {
       ctx.crumbs([]);
