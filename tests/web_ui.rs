@@ -734,6 +734,19 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         .expect("Tab");
     let focused = script(client, "return document.activeElement.className;").await;
     assert_eq!(focused, json!("skip-link"));
+    // The filter hides what does not match.
+    let filter = client
+        .find(Locator::Id("repo-filter"))
+        .await
+        .expect("filter");
+    filter.send_keys("tools").await.expect("typing a filter");
+    let shown = script(
+        client,
+        "return Array.from(document.querySelectorAll('.repo a'))\
+         .filter(a => a.offsetParent !== null).map(a => a.textContent);",
+    )
+    .await;
+    assert_eq!(shown, json!(["public/tools/builder"]));
 
     // A private page asks an anonymous visitor to sign in.
     client

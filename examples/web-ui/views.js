@@ -123,6 +123,35 @@ export function failure(error) {
     h('p', {}, link('/ui/', 'Back to the repositories')));
 }
 
+/** A search field hiding the repositories (and namespaces) that do not match. */
+function filterBox(list) {
+  const none = h('p', { class: 'empty', hidden: true }, 'No repository matches.');
+  const input = h('input', {
+    id: 'repo-filter',
+    type: 'search',
+    autocomplete: 'off',
+    spellcheck: 'false',
+    placeholder: 'team/app',
+    oninput: () => {
+      const needle = input.value.trim().toLowerCase();
+      let shown = 0;
+      for (const group of list.querySelectorAll('.namespace')) {
+        let inGroup = 0;
+        for (const item of group.querySelectorAll('.repo')) {
+          const match = item.querySelector('a').textContent.toLowerCase().includes(needle);
+          item.hidden = !match;
+          if (match) inGroup += 1;
+        }
+        group.hidden = inGroup === 0;
+        shown += inGroup;
+      }
+      none.hidden = shown > 0;
+    },
+  });
+  return h('div', { class: 'filter' },
+    h('label', { for: 'repo-filter' }, 'Filter repositories'), input, none);
+}
+
 // ---------------------------------------------------------------------
 // /ui/  — the repositories the caller may pull, by namespace
 // ---------------------------------------------------------------------
@@ -167,6 +196,7 @@ export async function repositories(_params, ctx) {
   let cursor = first.body.metadata && first.body.metadata.continue;
   const page = [pageHeader('Repositories', summary)];
   if (count === 0) page.push(empty('No repositories yet.'));
+  else page.push(filterBox(list));
   page.push(list);
   if (cursor) {
     page.push(moreButton('Show more repositories', async () => {
@@ -223,7 +253,8 @@ export async function namespace({ ns }, ctx) {
       h('thead', {}, h('tr', {}, ['ImageStream', 'Tags', 'Updated', 'Pull from'].map((l) => h('th', { scope: 'col' }, l)))),
       body));
   return h('div', {},
-    pageHeader(ns, h('p', { class: 'lead' }, 'Namespace · ImageStreams are its repositories.')),
+    pageHeader(ns, h('p', { class: 'lead' },
+      `Namespace · ${rows.length}${cursor ? '+' : ''} ${rows.length === 1 ? 'ImageStream' : 'ImageStreams'}`)),
     rows.length === 0 ? empty('This namespace has no ImageStreams yet.') : section('ImageStreams', tableEl),
     cursor ? moreButton('Show more ImageStreams', async () => {
       const next = await api.imageStreams(ns, cursor);
@@ -485,10 +516,12 @@ export async function image({ digest }, ctx) {
       ['Refers to', image.subject ? digestLink(image.subject.digest) : null],
     ]));
   const annotations = Object.entries(image.annotations || {});
+  const tagged = image.repositories.find((r) => r.tags.length > 0);
   const parts = [
     pageHeader(shortDigest(image.digest), h('p', { class: 'lead' }, badge(kind, 'kind'),
       config ? ` ${platformText(config)}` : '',
-      isIndex ? ` · ${image.manifests.length} platforms` : '')),
+      isIndex ? ` · ${image.manifests.length} platforms` : '',
+      tagged ? [' · ', h('code', {}, `${tagged.name}:${tagged.tags[0]}`)] : '')),
     summary,
     ...repositoriesSection(image),
   ];
