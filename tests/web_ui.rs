@@ -443,7 +443,8 @@ async fn seed(base: &str) -> Seeded {
 struct Driver {
     child: Child,
     url: String,
-    _profile: tempfile::TempDir,
+    /// Chromium's profile and chromedriver's log.
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -473,18 +474,20 @@ async fn browser() -> (Driver, Client) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
         listener.local_addr().expect("port").port()
     };
+    let dir = tempfile::tempdir().expect("profile dir");
+    let log = dir.path().join("chromedriver.log");
     let child = Command::new(&chromedriver)
         .arg(format!("--port={port}"))
+        .arg(format!("--log-path={}", log.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("starting chromedriver");
-    let profile = tempfile::tempdir().expect("profile dir");
     let driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
+        dir,
     };
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
@@ -503,7 +506,7 @@ async fn browser() -> (Driver, Client) {
                 "--hide-scrollbars",
                 "--force-device-scale-factor=1",
                 "--window-size=1280,900",
-                format!("--user-data-dir={}", driver._profile.path().display()),
+                format!("--user-data-dir={}", driver.dir.path().join("profile").display()),
             ],
         }),
     );
@@ -519,19 +522,23 @@ async fn browser() -> (Driver, Client) {
             Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => panic!("no WebDriver session from {chromedriver:?}: {e}"),
+            Err(e) => panic!(
+                "no WebDriver session from {chromedriver:?}: {e}\nits log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ),
         }
     };
     (driver, client)
 }
 
-/// Polls `check` until it returns `Some`, for at most 10 s.
+/// Polls `check` until it returns `Some`, for at most 20 s (a login
+/// hashes a password: slow in a debug build on a loaded machine).
 async fn eventually<T, F, Fut>(what: &str, client: &Client, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(found) = check().await {
             return found;

@@ -88,16 +88,13 @@ async function call(path, options = {}) {
   return response;
 }
 
-/** GETs JSON; `{body, next}` where `next` is the `Link: rel="next"` target. */
+/**
+ * GETs JSON as `{body}`. Pages continue from the cursors in the body
+ * (`metadata.continue`, `status.tagsContinue`, `historyContinue`).
+ */
 export async function getJson(path) {
   const response = await call(path);
-  return { body: await response.json(), next: nextLink(response.headers.get('Link')) };
-}
-
-function nextLink(header) {
-  if (!header) return null;
-  const match = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header);
-  return match ? match[1] : null;
+  return { body: await response.json() };
 }
 
 /** Path segments URL-encoded and joined (names keep their `/`). */
