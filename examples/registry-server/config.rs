@@ -60,6 +60,9 @@ pub struct Flags {
     /// Only for throwaway local registries.
     #[arg(long, env = "REGISTRY_NO_AUTH")]
     pub no_auth: bool,
+    /// Do not serve the web UI at `/ui/`.
+    #[arg(long, env = "REGISTRY_NO_UI")]
+    pub no_ui: bool,
     /// URL clients use to reach the registry (token realm, pull secrets).
     #[arg(long, env = "REGISTRY_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -161,6 +164,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// `false` serves without authentication.
     pub auth: Option<bool>,
+    /// `false` turns the web UI at `/ui/` off.
+    pub ui: Option<bool>,
     /// URL clients use to reach the registry.
     pub public_url: Option<String>,
     /// PEM certificate chain: serve HTTPS.
@@ -267,6 +272,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Whether authentication and access control are on.
     pub auth: bool,
+    /// Whether the web UI is served at `/ui/`.
+    pub ui: bool,
     /// URL clients use to reach the registry, if configured.
     pub public_url: Option<String>,
     /// Certificate and key files when serving HTTPS.
@@ -399,6 +406,7 @@ impl Settings {
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
             auth: !flags.no_auth && file.auth.unwrap_or(true),
+            ui: !flags.no_ui && file.ui.unwrap_or(true),
             public_url: flags.public_url.or(file.public_url),
             tls,
             ignored_namespaces: file.ignored_namespaces,

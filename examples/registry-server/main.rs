@@ -9,11 +9,14 @@
 //! `REGISTRY_*` environment variables, and an optional TOML file
 //! (`--config`), in that order of precedence. With `--tls-cert` and
 //! `--tls-key` (PEM) it serves HTTPS (rustls, ring) instead of plain HTTP.
+//! The web UI (`examples/web-ui/`) is served at `/ui/` unless `--no-ui`.
 
 mod auth_setup;
 mod config;
 mod serve;
 mod tls;
+#[path = "../web-ui/assets.rs"]
+mod web_ui;
 
 use std::time::Instant;
 
@@ -152,7 +155,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     // Idle upload sessions and stale temp files go without a prune.
     let _maintenance = registry.spawn_maintenance();
-    let mut app = router(&registry).layer(middleware::from_fn(access_log));
+    let mut app =
+        web_ui::mount(router(&registry), settings.ui).layer(middleware::from_fn(access_log));
     if tls_config.is_some() {
         // Without --public-url, token realms and pull secrets follow the
         // request's Host: with this, under the https scheme.
