@@ -6,6 +6,11 @@
 //! the host root); a `Router` is a tower `Service`, so non-axum hosts can
 //! serve it too.
 //!
+//! [`model`] holds the public request and response documents of the Image
+//! and admin APIs and the distribution listings; with the `client` feature,
+//! `client::Client` is an async client of all three APIs built on them
+//! (token flow, digest-verified blobs and manifests, paging helpers).
+//!
 //! ```
 //! use registry_api::{router, Registry};
 //!
@@ -26,6 +31,8 @@
 pub mod access;
 mod admin;
 mod blobs;
+#[cfg(feature = "client")]
+pub mod client;
 mod distribution;
 pub mod endpoint;
 pub mod error;
