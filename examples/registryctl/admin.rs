@@ -1,29 +1,23 @@
 //! The admin commands: namespaces, users, role bindings, service accounts,
-//! pull secrets and access tokens (`/apis/admin/v1`, see docs/admin-api.md).
+//! pull secrets, access tokens and prune (`/apis/admin/v1`, see
+//! docs/admin-api.md).
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use registry::api::model::admin::{
+    BindingRequest, NewAccessToken, NewUser, PruneReport, PruneRequest,
+};
+use serde::Serialize;
 
 use crate::cli::{
-    ClusterRoleBindingCmd, Global, NamespaceCmd, RoleBindingCmd, ServiceAccountCmd, TokenCmd,
-    UserCmd,
+    Binding, ClusterRoleBindingCmd, Global, NamespaceCmd, PruneArgs, RoleBindingCmd,
+    ServiceAccountCmd, TokenCmd, UserCmd,
 };
-use crate::session::{read_password, Admin};
-use crate::{say, Io};
+use crate::session::{read_password, Connection};
+use crate::{say, CliError, Io};
 
-/// Prints a JSON value, pretty.
-pub fn print_json(io: &mut Io<'_>, value: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).expect("a JSON value serializes");
+/// Prints a document as pretty JSON.
+pub fn print_json(io: &mut Io<'_>, value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).expect("documents serialize");
     say!(io.out, "{text}")
-}
-
-/// A field as table text: strings bare, `null`/missing as `-`.
-fn cell(item: &Value, field: &str) -> String {
-    match item.get(field) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
 }
 
 /// Renders rows under upper-case headers in aligned columns.
@@ -35,9 +29,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
         let mut s = String::new();
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
+            if i == last {
                 s.push_str(c);
             } else {
                 s.push_str(&format!("{c:<w$}   "));
@@ -53,95 +48,92 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// Prints the array `answer[key]` as a table of `fields` (or the JSON with
-/// `--json`).
+/// Prints `doc` as JSON with `--json`, else `rows` under `headers` (or
+/// `no {what}` on stderr when there are none).
 fn print_list(
     global: &Global,
     io: &mut Io<'_>,
-    answer: &Value,
-    key: &str,
-    fields: &[&str],
-) -> Result<(), String> {
+    doc: &impl Serialize,
+    what: &str,
+    headers: &[&str],
+    rows: Vec<Vec<String>>,
+) -> Result<(), CliError> {
     if global.json {
-        return print_json(io, answer);
+        print_json(io, doc)
+    } else if rows.is_empty() {
+        say!(io.err, "no {what}")
+    } else {
+        say!(io.out, "{}", table(headers, &rows))
     }
-    let items = answer
-        .get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("the server's answer has no \"{key}\" list"))?;
-    if items.is_empty() {
-        return say!(io.err, "no {key}");
-    }
-    let headers: Vec<String> = fields
-        .iter()
-        .map(|f| f.replace('_', " ").to_uppercase())
-        .collect();
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| fields.iter().map(|f| cell(item, f)).collect())
-        .collect();
-    say!(io.out, "{}", table(&headers, &rows))
+}
+
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+fn request(b: &Binding) -> BindingRequest {
+    BindingRequest::new(&b.role, &b.subject)
 }
 
 /// `registryctl namespace ...`.
-pub async fn namespace(global: &Global, cmd: NamespaceCmd, io: &mut Io<'_>) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
+pub async fn namespace(
+    global: &Global,
+    cmd: NamespaceCmd,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         NamespaceCmd::Create { name } => {
-            let body = json!({ "name": name });
-            admin
-                .call(Method::POST, &["namespaces"], &[], Some(&body))
-                .await?;
+            api.create_namespace(&name)
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(io.out, "namespace/{name} created")
         }
         NamespaceCmd::List => {
-            let answer = admin.call(Method::GET, &["namespaces"], &[], None).await?;
+            let list = api.namespaces().await.map_err(|e| conn.fail(e))?;
             if global.json {
-                return print_json(io, &answer);
+                return print_json(io, &list);
             }
-            let names = answer
-                .get("namespaces")
-                .and_then(Value::as_array)
-                .ok_or("the server's answer has no \"namespaces\" list")?;
-            for name in names {
-                say!(io.out, "{}", name.as_str().unwrap_or_default())?;
-            }
-            Ok(())
+            list.namespaces
+                .iter()
+                .try_for_each(|ns| say!(io.out, "{ns}"))
         }
         NamespaceCmd::Delete { name } => {
-            admin
-                .call(Method::DELETE, &["namespaces", &name], &[], None)
-                .await?;
+            api.delete_namespace(&name)
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(io.out, "namespace/{name} deleted")
         }
     }
 }
 
 /// `registryctl user ...`.
-pub async fn user(global: &Global, cmd: UserCmd, io: &mut Io<'_>) -> Result<(), String> {
+pub async fn user(global: &Global, cmd: UserCmd, io: &mut Io<'_>) -> Result<(), CliError> {
     // Read the password before connecting, so a missing one fails fast.
     let password = match &cmd {
-        UserCmd::Create { .. } => Some(read_password(io.stdin)?),
+        UserCmd::Create { .. } => Some(read_password(io)?),
         _ => None,
     };
-    let admin = Admin::connect(global, io)?;
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         UserCmd::Create { name, .. } => {
-            let body = json!({ "name": name, "password": password });
-            admin
-                .call(Method::POST, &["users"], &[], Some(&body))
-                .await?;
+            let new = NewUser::new(name.as_str(), password.unwrap_or_default());
+            api.create_user(&new).await.map_err(|e| conn.fail(e))?;
             say!(io.out, "user/{name} created")
         }
         UserCmd::List => {
-            let answer = admin.call(Method::GET, &["users"], &[], None).await?;
-            print_list(global, io, &answer, "users", &["name", "created"])
+            let list = api.users().await.map_err(|e| conn.fail(e))?;
+            let rows = list
+                .users
+                .iter()
+                .map(|u| vec![u.name.to_string(), u.created.clone()])
+                .collect();
+            print_list(global, io, &list, "users", &["NAME", "CREATED"], rows)
         }
         UserCmd::Delete { name } => {
-            admin
-                .call(Method::DELETE, &["users", &name], &[], None)
-                .await?;
+            api.delete_user(&name).await.map_err(|e| conn.fail(e))?;
             say!(io.out, "user/{name} deleted")
         }
     }
@@ -152,56 +144,48 @@ pub async fn rolebinding(
     global: &Global,
     cmd: RoleBindingCmd,
     io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
+) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         RoleBindingCmd::Add { namespace, binding } => {
-            let body = json!({ "role": binding.role, "subject": binding.subject });
-            admin
-                .call(
-                    Method::POST,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &[],
-                    Some(&body),
-                )
-                .await?;
+            api.add_role_binding(&namespace, &request(&binding))
+                .await
+                .map_err(|e| conn.fail(e))?;
+            let Binding { role, subject } = binding;
             say!(
                 io.out,
-                "rolebinding added: {} {} in namespace {namespace}",
-                binding.role,
-                binding.subject
+                "rolebinding added: {role} {subject} in namespace {namespace}"
             )
         }
         RoleBindingCmd::Remove { namespace, binding } => {
-            let query = [
-                ("role", binding.role.as_str()),
-                ("subject", binding.subject.as_str()),
-            ];
-            admin
-                .call(
-                    Method::DELETE,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &query,
-                    None,
-                )
-                .await?;
+            api.remove_role_binding(&namespace, &request(&binding))
+                .await
+                .map_err(|e| conn.fail(e))?;
+            let Binding { role, subject } = binding;
             say!(
                 io.out,
-                "rolebinding removed: {} {} in namespace {namespace}",
-                binding.role,
-                binding.subject
+                "rolebinding removed: {role} {subject} in namespace {namespace}"
             )
         }
         RoleBindingCmd::List { namespace } => {
-            let answer = admin
-                .call(
-                    Method::GET,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &[],
-                    None,
-                )
-                .await?;
-            print_list(global, io, &answer, "rolebindings", &["role", "subject"])
+            let list = api
+                .role_bindings(&namespace)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            let rows = list
+                .rolebindings
+                .iter()
+                .map(|b| vec![b.role.to_string(), b.subject.clone()])
+                .collect();
+            print_list(
+                global,
+                io,
+                &list,
+                "rolebindings",
+                &["ROLE", "SUBJECT"],
+                rows,
+            )
         }
     }
 }
@@ -211,21 +195,20 @@ pub async fn clusterrolebinding(
     global: &Global,
     cmd: ClusterRoleBindingCmd,
     io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
+) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         ClusterRoleBindingCmd::Add(b) => {
-            let body = json!({ "role": b.role, "subject": b.subject });
-            admin
-                .call(Method::POST, &["clusterrolebindings"], &[], Some(&body))
-                .await?;
+            api.add_cluster_role_binding(&request(&b))
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(io.out, "clusterrolebinding added: {} {}", b.role, b.subject)
         }
         ClusterRoleBindingCmd::Remove(b) => {
-            let query = [("role", b.role.as_str()), ("subject", b.subject.as_str())];
-            admin
-                .call(Method::DELETE, &["clusterrolebindings"], &query, None)
-                .await?;
+            api.remove_cluster_role_binding(&request(&b))
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(
                 io.out,
                 "clusterrolebinding removed: {} {}",
@@ -234,16 +217,17 @@ pub async fn clusterrolebinding(
             )
         }
         ClusterRoleBindingCmd::List => {
-            let answer = admin
-                .call(Method::GET, &["clusterrolebindings"], &[], None)
-                .await?;
-            print_list(
-                global,
-                io,
-                &answer,
-                "clusterrolebindings",
-                &["role", "subject"],
-            )
+            let list = api
+                .cluster_role_bindings()
+                .await
+                .map_err(|e| conn.fail(e))?;
+            let rows = list
+                .clusterrolebindings
+                .iter()
+                .map(|b| vec![b.role.to_string(), b.subject.clone()])
+                .collect();
+            let headers = ["ROLE", "SUBJECT"];
+            print_list(global, io, &list, "clusterrolebindings", &headers, rows)
         }
     }
 }
@@ -253,50 +237,36 @@ pub async fn serviceaccount(
     global: &Global,
     cmd: ServiceAccountCmd,
     io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
+) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         ServiceAccountCmd::Create { namespace, name } => {
-            let body = json!({ "name": name });
-            admin
-                .call(
-                    Method::POST,
-                    &["namespaces", &namespace, "serviceaccounts"],
-                    &[],
-                    Some(&body),
-                )
-                .await?;
+            api.create_service_account(&namespace, &name)
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(
                 io.out,
                 "serviceaccount/{name} created in namespace {namespace}"
             )
         }
         ServiceAccountCmd::List { namespace } => {
-            let answer = admin
-                .call(
-                    Method::GET,
-                    &["namespaces", &namespace, "serviceaccounts"],
-                    &[],
-                    None,
-                )
-                .await?;
-            print_list(
-                global,
-                io,
-                &answer,
-                "serviceaccounts",
-                &["name", "subject", "created"],
-            )
+            let list = api
+                .service_accounts(&namespace)
+                .await
+                .map_err(|e| conn.fail(e))?;
+            let rows = list
+                .serviceaccounts
+                .iter()
+                .map(|s| vec![s.name.to_string(), s.subject.clone(), s.created.clone()])
+                .collect();
+            let headers = ["NAME", "SUBJECT", "CREATED"];
+            print_list(global, io, &list, "serviceaccounts", &headers, rows)
         }
         ServiceAccountCmd::Delete { namespace, name } => {
-            admin
-                .call(
-                    Method::DELETE,
-                    &["namespaces", &namespace, "serviceaccounts", &name],
-                    &[],
-                    None,
-                )
-                .await?;
+            api.delete_service_account(&namespace, &name)
+                .await
+                .map_err(|e| conn.fail(e))?;
             say!(
                 io.out,
                 "serviceaccount/{name} deleted from namespace {namespace}"
@@ -307,93 +277,106 @@ pub async fn serviceaccount(
             name,
             rotate,
         } => {
-            let mut path = vec![
-                "namespaces",
-                &namespace,
-                "serviceaccounts",
-                &name,
-                "pull-secret",
-            ];
-            let method = if rotate {
-                path.push("rotate");
-                Method::POST
-            } else {
-                Method::GET
-            };
-            let secret = admin.call(method, &path, &[], None).await?;
+            let secret = api
+                .pull_secret(&namespace, &name, rotate)
+                .await
+                .map_err(|e| conn.fail(e))?;
             print_json(io, &secret)
         }
     }
 }
 
 /// `registryctl token ...`.
-pub async fn token(global: &Global, cmd: TokenCmd, io: &mut Io<'_>) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
+pub async fn token(global: &Global, cmd: TokenCmd, io: &mut Io<'_>) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let api = &conn.client;
     match cmd {
         TokenCmd::Create { name, expires } => {
-            let mut body = serde_json::Map::new();
-            if let Some(n) = name {
-                body.insert("name".into(), Value::String(n));
-            }
-            if let Some(seconds) = expires {
-                body.insert("expires_in_seconds".into(), Value::from(seconds));
-            }
-            let answer = admin
-                .call(Method::POST, &["tokens"], &[], Some(&Value::Object(body)))
-                .await?;
+            let expires = expires.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            let created = api
+                .create_token(&NewAccessToken::new(name, expires))
+                .await
+                .map_err(|e| conn.fail(e))?;
             if global.json {
-                return print_json(io, &answer);
+                return print_json(io, &created);
             }
-            let token = answer
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or("the server's answer has no \"token\"")?;
             // Only the token on stdout, so that `$(registryctl token create)` works.
-            say!(io.out, "{token}")
+            say!(io.out, "{}", created.token)
         }
         TokenCmd::List => {
-            let answer = admin.call(Method::GET, &["tokens"], &[], None).await?;
-            print_list(
-                global,
-                io,
-                &answer,
-                "tokens",
-                &["id", "name", "created", "expires", "last_used"],
-            )
+            let list = api.tokens().await.map_err(|e| conn.fail(e))?;
+            let rows = list
+                .tokens
+                .iter()
+                .map(|t| {
+                    let (expires, used) = (t.expires.as_deref(), t.last_used.as_deref());
+                    let (id, name) = (t.id.to_string(), t.name.to_string());
+                    vec![id, name, t.created.clone(), or_dash(expires), or_dash(used)]
+                })
+                .collect();
+            let headers = ["ID", "NAME", "CREATED", "EXPIRES", "LAST USED"];
+            print_list(global, io, &list, "tokens", &headers, rows)
         }
         TokenCmd::Delete { id } => {
-            admin
-                .call(Method::DELETE, &["tokens", &id], &[], None)
-                .await?;
+            api.delete_token(&id).await.map_err(|e| conn.fail(e))?;
             say!(io.out, "token/{id} deleted")
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_columns() {
-        let rows = vec![
-            vec!["registry-viewer".to_owned(), "user:alice".to_owned()],
-            vec!["admin".to_owned(), "group:system:authenticated".to_owned()],
-        ];
-        assert_eq!(
-            table(&["ROLE", "SUBJECT"], &rows),
-            "ROLE              SUBJECT\n\
-             registry-viewer   user:alice\n\
-             admin             group:system:authenticated"
-        );
+/// `1536` → `1.5 KiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
     }
-
-    #[test]
-    fn cells_show_missing_as_dash() {
-        let item = json!({"a": "x", "b": null, "c": 3});
-        assert_eq!(cell(&item, "a"), "x");
-        assert_eq!(cell(&item, "b"), "-");
-        assert_eq!(cell(&item, "c"), "3");
-        assert_eq!(cell(&item, "d"), "-");
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
     }
 }
+
+/// The server's prune report as a few lines of text.
+fn describe(r: &PruneReport) -> String {
+    let (delete, expire) = if r.dry_run {
+        ("would delete", "would expire")
+    } else {
+        ("deleted", "expired")
+    };
+    let mut text = format!(
+        "scanned {} blobs: {} referenced, {} younger than the grace period\n\
+         {delete} {} blobs ({})\n{expire} {} upload sessions",
+        r.blobs_scanned,
+        r.blobs_referenced,
+        r.blobs_young,
+        r.blobs_deleted,
+        human_bytes(r.bytes_freed),
+        r.uploads_expired
+    );
+    if r.dry_run {
+        text.push_str("\ndry run: nothing was changed");
+    }
+    text
+}
+
+/// `registryctl prune [--dry-run] [--grace D] [--upload-max-age D]`.
+pub async fn prune(global: &Global, args: &PruneArgs, io: &mut Io<'_>) -> Result<(), CliError> {
+    let conn = Connection::open(global, io, true)?;
+    let request = PruneRequest::new(args.dry_run, args.grace, args.upload_max_age);
+    let report = conn
+        .client
+        .prune(&request)
+        .await
+        .map_err(|e| conn.fail(e))?;
+    if global.json {
+        return print_json(io, &report);
+    }
+    say!(io.out, "{}", describe(&report))
+}
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

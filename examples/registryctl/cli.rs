@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::image::{ImageCmd, ImageStreamsCmd, TagCmd};
-use crate::parse::{
-    parse_duration, parse_id, parse_namespace, parse_service_account, parse_subject, parse_user,
-};
+use registry::auth::{AccessTokenId, ServiceAccountName, UserName};
+use registry::core::{Digest, Namespace, Tag};
+
+use crate::parse::{parse_duration, parse_grace, parse_name_tag, parse_subject};
 
 /// Log in to an OCI registry and administer it: namespaces, users, role
 /// bindings, service accounts, pull secrets and access tokens.
@@ -28,7 +28,8 @@ pub struct Cli {
 /// Options accepted by every command.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// Registry for the admin commands: host[:port] (HTTPS) or http[s]://host[:port].
+    /// Registry to call: host[:port] (HTTPS) or http[s]://host[:port]
+    /// [default: the current context, set by `login`].
     #[arg(long, global = true, env = "REGISTRY_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
@@ -54,18 +55,22 @@ pub struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check credentials against SERVER and store them in the auth file.
+    /// Check credentials against SERVER, store them in the auth file and
+    /// make SERVER the current context.
     Login(Login),
     /// Remove the stored credentials for SERVER.
     Logout {
         /// host[:port] or http[s]://host[:port].
         server: String,
     },
+    /// List the servers logged in to, or switch the current one.
+    #[command(subcommand)]
+    Context(ContextCmd),
     /// Print who the stored credentials authenticate as.
     Whoami,
     /// Delete blobs no manifest references and expire abandoned uploads
     /// (cluster-admin).
-    Prune(crate::prune::PruneArgs),
+    Prune(PruneArgs),
     /// Manage namespaces (cluster-admin).
     #[command(subcommand)]
     Namespace(NamespaceCmd),
@@ -124,16 +129,14 @@ pub enum NamespaceCmd {
     /// Create a namespace.
     Create {
         /// Namespace name.
-        #[arg(value_parser = parse_namespace)]
-        name: String,
+        name: Namespace,
     },
     /// List namespaces.
     List,
     /// Delete a namespace.
     Delete {
         /// Namespace name.
-        #[arg(value_parser = parse_namespace)]
-        name: String,
+        name: Namespace,
     },
 }
 
@@ -143,8 +146,7 @@ pub enum UserCmd {
     /// Create a user; the password is read from standard input.
     Create {
         /// User name.
-        #[arg(value_parser = parse_user)]
-        name: String,
+        name: UserName,
         /// Read the password from standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -154,8 +156,7 @@ pub enum UserCmd {
     /// Delete a user.
     Delete {
         /// User name.
-        #[arg(value_parser = parse_user)]
-        name: String,
+        name: UserName,
     },
 }
 
@@ -175,8 +176,7 @@ pub enum RoleBindingCmd {
     /// Bind ROLE to SUBJECT in namespace NS.
     Add {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
         /// Role and subject.
         #[command(flatten)]
         binding: Binding,
@@ -184,8 +184,7 @@ pub enum RoleBindingCmd {
     /// Remove the binding of ROLE to SUBJECT in namespace NS.
     Remove {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
         /// Role and subject.
         #[command(flatten)]
         binding: Binding,
@@ -193,8 +192,7 @@ pub enum RoleBindingCmd {
     /// List the role bindings of namespace NS.
     List {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
     },
 }
 
@@ -215,35 +213,28 @@ pub enum ServiceAccountCmd {
     /// Create service account NAME in namespace NS.
     Create {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
         /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        name: ServiceAccountName,
     },
     /// List the service accounts of namespace NS.
     List {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
     },
     /// Delete service account NAME in namespace NS.
     Delete {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
         /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        name: ServiceAccountName,
     },
     /// Print the Kubernetes pull Secret (JSON) for service account NAME.
     PullSecret {
         /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
+        namespace: Namespace,
         /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        name: ServiceAccountName,
         /// Replace the secret: every copy handed out before stops working.
         #[arg(long)]
         rotate: bool,
@@ -267,8 +258,77 @@ pub enum TokenCmd {
     /// Delete an access token by id.
     Delete {
         /// Token id (from `token list`).
-        #[arg(value_parser = parse_id)]
-        id: String,
+        id: AccessTokenId,
+    },
+}
+
+/// `registryctl context ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContextCmd {
+    /// List the contexts (`*` marks the current one).
+    List,
+    /// Make NAME (a server as logged in to, e.g. localhost:5000) current.
+    Use {
+        /// The context's name.
+        name: String,
+    },
+}
+
+/// `registryctl prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Report what would be deleted without deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep unreferenced blobs younger than this, e.g. 30m, 1h, 2d, or 0
+    /// for none [default: the server's, 1h]. Blobs of a push in progress
+    /// are unreferenced until its manifest arrives: keep this longer than
+    /// your slowest push.
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Option<u64>,
+    /// Cancel upload sessions started longer ago than this [default: the
+    /// server's, 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub upload_max_age: Option<u64>,
+}
+
+/// `registryctl imagestreams ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImageStreamsCmd {
+    /// List the ImageStreams of namespace NS with their tags.
+    List {
+        /// Namespace.
+        namespace: Namespace,
+    },
+    /// Show ImageStream NAME of namespace NS and where its tags point.
+    Show {
+        /// Namespace.
+        namespace: Namespace,
+        /// ImageStream name (the repository without its namespace; may hold `/`).
+        name: String,
+    },
+}
+
+/// `registryctl tag ...`.
+#[derive(Debug, Subcommand)]
+pub enum TagCmd {
+    /// Show where NAME:TAG of namespace NS points and every move, newest first.
+    History {
+        /// Namespace.
+        namespace: Namespace,
+        /// ImageStream and tag, e.g. app:v1.
+        #[arg(value_parser = parse_name_tag, value_name = "NAME:TAG")]
+        name_tag: (String, Tag),
+    },
+}
+
+/// `registryctl image ...`.
+#[derive(Debug, Subcommand)]
+pub enum ImageCmd {
+    /// Show an image's metadata: repositories, layers or platforms, config.
+    Show {
+        /// Manifest digest, e.g. sha256:0123….
+        digest: Digest,
     },
 }
 

@@ -155,7 +155,7 @@ async fn round_trip_without_access_control() {
     // The Image API, paged by the helpers.
     let ns = "team".parse().unwrap();
     let streams = client.all_image_streams(&ns).await.unwrap();
-    assert_eq!(streams.len(), 2);
+    assert_eq!(streams.items.len(), 2);
     let stream = client.image_stream_all_tags(&app).await.unwrap();
     assert_eq!(stream.status.tags.len(), 2);
     let history = client

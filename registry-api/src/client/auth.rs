@@ -198,7 +198,11 @@ impl Client {
                     token = Some(fetched);
                     fresh = true;
                 }
-                Some(Challenge::Basic) if token.is_none() && self.credentials().is_some() => {
+                // A server that asks for credentials without saying how
+                // gets the primary ones, once.
+                Some(Challenge::Basic) | None
+                    if token.is_none() && self.credentials().is_some() =>
+                {
                     basic = true;
                 }
                 _ => return Err(refusal(response).await),

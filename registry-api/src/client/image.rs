@@ -33,18 +33,18 @@ impl Client {
     }
 
     /// Every ImageStream of a namespace, following the pages (each with the
-    /// first tags only, as listed).
-    pub async fn all_image_streams(&self, ns: &Namespace) -> Result<Vec<ImageStream>, ClientError> {
+    /// first tags only, as listed), in one list.
+    pub async fn all_image_streams(&self, ns: &Namespace) -> Result<ImageStreamList, ClientError> {
         let mut list = self.image_streams(ns, &Page::first()).await?;
-        let mut all = std::mem::take(&mut list.items);
         while let Some(last) = list.metadata.continue_from.take() {
-            list = self.image_streams(ns, &Page::after(last)).await?;
-            if list.items.is_empty() {
+            let mut page = self.image_streams(ns, &Page::after(last)).await?;
+            if page.items.is_empty() {
                 break;
             }
-            all.append(&mut list.items);
+            list.items.append(&mut page.items);
+            list.metadata.continue_from = page.metadata.continue_from;
         }
-        Ok(all)
+        Ok(list)
     }
 
     /// An ImageStream with a page of its tags (`status.tags_continue` is the
@@ -124,7 +124,7 @@ impl Client {
         self.image_api(&["repositories"], page).await
     }
 
-    /// Every repository the caller may pull, following the pages.
+    /// Every repository the caller may pull, following the pages, in one list.
     pub async fn all_visible_repositories(&self) -> Result<RepositoryList, ClientError> {
         let mut list = self.visible_repositories(&Page::first()).await?;
         while let Some(last) = list.metadata.continue_from.take() {

@@ -10,7 +10,8 @@
 //!   `WWW-Authenticate: Bearer realm=…,service=…,scope=…` the client gets
 //!   a token for that scope from the realm with its credentials and retries
 //!   once; tokens are kept per scope and fetched up front once the realm is
-//!   known. A `Basic` challenge is answered with the Basic credentials.
+//!   known. A `Basic` challenge (or a 401 without any) is answered with
+//!   the primary credentials, once.
 //! - Blob and manifest bytes are checked against their digest while they
 //!   are read ([`ClientError::DigestMismatch`]).
 //!
