@@ -1,6 +1,6 @@
-//! The admin commands: namespaces, users, role bindings, service accounts,
-//! pull secrets, access tokens and prune (`/apis/admin/v1`, see
-//! docs/admin-api.md).
+//! The admin commands (`/apis/admin/v1`, see docs/admin-api.md): whoami,
+//! prune, namespaces, users, role bindings, service accounts with their
+//! pull secrets, and access tokens.
 
 use registry::api::model::admin::{
     BindingRequest, NewAccessToken, NewUser, PruneReport, PruneRequest,
@@ -8,20 +8,20 @@ use registry::api::model::admin::{
 use serde::Serialize;
 
 use crate::cli::{
-    Binding, ClusterRoleBindingCmd, Global, NamespaceCmd, PruneArgs, RoleBindingCmd,
-    ServiceAccountCmd, TokenCmd, UserCmd,
+    Binding, ClusterRoleBindingCmd as Crb, Command, Global, NamespaceCmd as Ns,
+    RoleBindingCmd as Rb, ServiceAccountCmd as Sa, TokenCmd, UserCmd,
 };
 use crate::session::{read_password, Connection};
 use crate::{say, CliError, Io};
 
 /// Prints a document as pretty JSON.
-pub fn print_json(io: &mut Io<'_>, value: &impl Serialize) -> Result<(), CliError> {
+pub(crate) fn print_json(io: &mut Io<'_>, value: &impl Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).expect("documents serialize");
     say!(io.out, "{text}")
 }
 
 /// Renders rows under upper-case headers in aligned columns.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -29,14 +29,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let last = cells.len() - 1;
         let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}   "));
-            }
+        for (c, w) in cells.iter().zip(&widths) {
+            s.push_str(&format!("{c:<w$}   "));
         }
         s.trim_end().to_owned()
     };
@@ -48,280 +43,208 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// Prints `doc` as JSON with `--json`, else `rows` under `headers` (or
-/// `no {what}` on stderr when there are none).
-fn print_list(
-    global: &Global,
+/// `doc` as JSON with `--json`, else `rows` under `headers` (or `no {what}`
+/// on stderr when there are none).
+fn list(
+    g: &Global,
     io: &mut Io<'_>,
     doc: &impl Serialize,
-    what: &str,
-    headers: &[&str],
+    (what, headers): (&str, &[&str]),
     rows: Vec<Vec<String>>,
 ) -> Result<(), CliError> {
-    if global.json {
-        print_json(io, doc)
-    } else if rows.is_empty() {
-        say!(io.err, "no {what}")
-    } else {
-        say!(io.out, "{}", table(headers, &rows))
+    match () {
+        _ if g.json => print_json(io, doc),
+        _ if rows.is_empty() => say!(io.err, "no {what}"),
+        _ => say!(io.out, "{}", table(headers, &rows)),
     }
-}
-
-fn or_dash(value: Option<&str>) -> String {
-    value.unwrap_or("-").to_owned()
 }
 
 fn request(b: &Binding) -> BindingRequest {
     BindingRequest::new(&b.role, &b.subject)
 }
 
-/// `registryctl namespace ...`.
-pub async fn namespace(
-    global: &Global,
-    cmd: NamespaceCmd,
-    io: &mut Io<'_>,
-) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let api = &conn.client;
-    match cmd {
-        NamespaceCmd::Create { name } => {
-            api.create_namespace(&name)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(io.out, "namespace/{name} created")
-        }
-        NamespaceCmd::List => {
-            let list = api.namespaces().await.map_err(|e| conn.fail(e))?;
-            if global.json {
-                return print_json(io, &list);
-            }
-            list.namespaces
-                .iter()
-                .try_for_each(|ns| say!(io.out, "{ns}"))
-        }
-        NamespaceCmd::Delete { name } => {
-            api.delete_namespace(&name)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(io.out, "namespace/{name} deleted")
-        }
-    }
-}
-
-/// `registryctl user ...`.
-pub async fn user(global: &Global, cmd: UserCmd, io: &mut Io<'_>) -> Result<(), CliError> {
+/// Runs an admin command (with the stored credentials).
+pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
     // Read the password before connecting, so a missing one fails fast.
-    let password = match &cmd {
-        UserCmd::Create { .. } => Some(read_password(io)?),
-        _ => None,
+    let password = match &command {
+        Command::User(UserCmd::Create { .. }) => read_password(io)?,
+        _ => String::new(),
     };
-    let conn = Connection::open(global, io, true)?;
+    let conn = Connection::open(g, io, true)?;
     let api = &conn.client;
-    match cmd {
-        UserCmd::Create { name, .. } => {
-            let new = NewUser::new(name.as_str(), password.unwrap_or_default());
-            api.create_user(&new).await.map_err(|e| conn.fail(e))?;
-            say!(io.out, "user/{name} created")
+    let out = match command {
+        Command::Whoami => {
+            let me = conn.run(api.whoami()).await?;
+            return if g.json {
+                print_json(io, &me)
+            } else {
+                say!(io.out, "{}", me.subject)
+            };
         }
-        UserCmd::List => {
-            let list = api.users().await.map_err(|e| conn.fail(e))?;
-            let rows = list
+        Command::Prune(a) => {
+            let request = PruneRequest::new(a.dry_run, a.grace, a.upload_max_age);
+            let report = conn.run(api.prune(&request)).await?;
+            return if g.json {
+                print_json(io, &report)
+            } else {
+                say!(io.out, "{}", describe(&report))
+            };
+        }
+        Command::Namespace(Ns::Create { name }) => {
+            conn.run(api.create_namespace(&name)).await?;
+            format!("namespace/{name} created")
+        }
+        Command::Namespace(Ns::List) => {
+            let doc = conn.run(api.namespaces()).await?;
+            if g.json {
+                return print_json(io, &doc);
+            }
+            return doc
+                .namespaces
+                .iter()
+                .try_for_each(|ns| say!(io.out, "{ns}"));
+        }
+        Command::Namespace(Ns::Delete { name }) => {
+            conn.run(api.delete_namespace(&name)).await?;
+            format!("namespace/{name} deleted")
+        }
+        Command::User(UserCmd::Create { name, .. }) => {
+            conn.run(api.create_user(&NewUser::new(name.as_str(), password)))
+                .await?;
+            format!("user/{name} created")
+        }
+        Command::User(UserCmd::List) => {
+            let doc = conn.run(api.users()).await?;
+            let rows = doc
                 .users
                 .iter()
-                .map(|u| vec![u.name.to_string(), u.created.clone()])
-                .collect();
-            print_list(global, io, &list, "users", &["NAME", "CREATED"], rows)
+                .map(|u| vec![u.name.to_string(), u.created.clone()]);
+            return list(g, io, &doc, ("users", &["NAME", "CREATED"]), rows.collect());
         }
-        UserCmd::Delete { name } => {
-            api.delete_user(&name).await.map_err(|e| conn.fail(e))?;
-            say!(io.out, "user/{name} deleted")
+        Command::User(UserCmd::Delete { name }) => {
+            conn.run(api.delete_user(&name)).await?;
+            format!("user/{name} deleted")
         }
-    }
-}
-
-/// `registryctl rolebinding ...`.
-pub async fn rolebinding(
-    global: &Global,
-    cmd: RoleBindingCmd,
-    io: &mut Io<'_>,
-) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let api = &conn.client;
-    match cmd {
-        RoleBindingCmd::Add { namespace, binding } => {
-            api.add_role_binding(&namespace, &request(&binding))
-                .await
-                .map_err(|e| conn.fail(e))?;
-            let Binding { role, subject } = binding;
-            say!(
-                io.out,
-                "rolebinding added: {role} {subject} in namespace {namespace}"
+        Command::Rolebinding(Rb::Add {
+            namespace: ns,
+            binding: b,
+        }) => {
+            conn.run(api.add_role_binding(&ns, &request(&b))).await?;
+            format!(
+                "rolebinding added: {} {} in namespace {ns}",
+                b.role, b.subject
             )
         }
-        RoleBindingCmd::Remove { namespace, binding } => {
-            api.remove_role_binding(&namespace, &request(&binding))
-                .await
-                .map_err(|e| conn.fail(e))?;
-            let Binding { role, subject } = binding;
-            say!(
-                io.out,
-                "rolebinding removed: {role} {subject} in namespace {namespace}"
+        Command::Rolebinding(Rb::Remove {
+            namespace: ns,
+            binding: b,
+        }) => {
+            conn.run(api.remove_role_binding(&ns, &request(&b))).await?;
+            format!(
+                "rolebinding removed: {} {} in namespace {ns}",
+                b.role, b.subject
             )
         }
-        RoleBindingCmd::List { namespace } => {
-            let list = api
-                .role_bindings(&namespace)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            let rows = list
+        Command::Rolebinding(Rb::List { namespace }) => {
+            let doc = conn.run(api.role_bindings(&namespace)).await?;
+            let rows = doc
                 .rolebindings
                 .iter()
-                .map(|b| vec![b.role.to_string(), b.subject.clone()])
-                .collect();
-            print_list(
-                global,
+                .map(|b| vec![b.role.to_string(), b.subject.clone()]);
+            return list(
+                g,
                 io,
-                &list,
-                "rolebindings",
-                &["ROLE", "SUBJECT"],
-                rows,
-            )
+                &doc,
+                ("rolebindings", &["ROLE", "SUBJECT"]),
+                rows.collect(),
+            );
         }
-    }
-}
-
-/// `registryctl clusterrolebinding ...`.
-pub async fn clusterrolebinding(
-    global: &Global,
-    cmd: ClusterRoleBindingCmd,
-    io: &mut Io<'_>,
-) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let api = &conn.client;
-    match cmd {
-        ClusterRoleBindingCmd::Add(b) => {
-            api.add_cluster_role_binding(&request(&b))
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(io.out, "clusterrolebinding added: {} {}", b.role, b.subject)
+        Command::Clusterrolebinding(Crb::Add(b)) => {
+            conn.run(api.add_cluster_role_binding(&request(&b))).await?;
+            format!("clusterrolebinding added: {} {}", b.role, b.subject)
         }
-        ClusterRoleBindingCmd::Remove(b) => {
-            api.remove_cluster_role_binding(&request(&b))
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(
-                io.out,
-                "clusterrolebinding removed: {} {}",
-                b.role,
-                b.subject
-            )
+        Command::Clusterrolebinding(Crb::Remove(b)) => {
+            conn.run(api.remove_cluster_role_binding(&request(&b)))
+                .await?;
+            format!("clusterrolebinding removed: {} {}", b.role, b.subject)
         }
-        ClusterRoleBindingCmd::List => {
-            let list = api
-                .cluster_role_bindings()
-                .await
-                .map_err(|e| conn.fail(e))?;
-            let rows = list
-                .clusterrolebindings
-                .iter()
+        Command::Clusterrolebinding(Crb::List) => {
+            let doc = conn.run(api.cluster_role_bindings()).await?;
+            let rows = doc.clusterrolebindings.iter();
+            let rows = rows
                 .map(|b| vec![b.role.to_string(), b.subject.clone()])
                 .collect();
-            let headers = ["ROLE", "SUBJECT"];
-            print_list(global, io, &list, "clusterrolebindings", &headers, rows)
+            return list(
+                g,
+                io,
+                &doc,
+                ("clusterrolebindings", &["ROLE", "SUBJECT"]),
+                rows,
+            );
         }
-    }
-}
-
-/// `registryctl serviceaccount ...`.
-pub async fn serviceaccount(
-    global: &Global,
-    cmd: ServiceAccountCmd,
-    io: &mut Io<'_>,
-) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let api = &conn.client;
-    match cmd {
-        ServiceAccountCmd::Create { namespace, name } => {
-            api.create_service_account(&namespace, &name)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(
-                io.out,
-                "serviceaccount/{name} created in namespace {namespace}"
-            )
+        Command::Serviceaccount(Sa::Create {
+            namespace: ns,
+            name,
+        }) => {
+            conn.run(api.create_service_account(&ns, &name)).await?;
+            format!("serviceaccount/{name} created in namespace {ns}")
         }
-        ServiceAccountCmd::List { namespace } => {
-            let list = api
-                .service_accounts(&namespace)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            let rows = list
-                .serviceaccounts
-                .iter()
-                .map(|s| vec![s.name.to_string(), s.subject.clone(), s.created.clone()])
-                .collect();
-            let headers = ["NAME", "SUBJECT", "CREATED"];
-            print_list(global, io, &list, "serviceaccounts", &headers, rows)
+        Command::Serviceaccount(Sa::List { namespace }) => {
+            let doc = conn.run(api.service_accounts(&namespace)).await?;
+            let rows = doc.serviceaccounts.iter();
+            let rows = rows.map(|s| vec![s.name.to_string(), s.subject.clone(), s.created.clone()]);
+            let headers: &[&str] = &["NAME", "SUBJECT", "CREATED"];
+            return list(g, io, &doc, ("serviceaccounts", headers), rows.collect());
         }
-        ServiceAccountCmd::Delete { namespace, name } => {
-            api.delete_service_account(&namespace, &name)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            say!(
-                io.out,
-                "serviceaccount/{name} deleted from namespace {namespace}"
-            )
+        Command::Serviceaccount(Sa::Delete {
+            namespace: ns,
+            name,
+        }) => {
+            conn.run(api.delete_service_account(&ns, &name)).await?;
+            format!("serviceaccount/{name} deleted from namespace {ns}")
         }
-        ServiceAccountCmd::PullSecret {
+        Command::Serviceaccount(Sa::PullSecret {
             namespace,
             name,
             rotate,
-        } => {
-            let secret = api
-                .pull_secret(&namespace, &name, rotate)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            print_json(io, &secret)
+        }) => {
+            let secret = conn.run(api.pull_secret(&namespace, &name, rotate)).await?;
+            return print_json(io, &secret);
         }
-    }
-}
-
-/// `registryctl token ...`.
-pub async fn token(global: &Global, cmd: TokenCmd, io: &mut Io<'_>) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let api = &conn.client;
-    match cmd {
-        TokenCmd::Create { name, expires } => {
+        Command::Token(TokenCmd::Create { name, expires }) => {
             let expires = expires.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
-            let created = api
-                .create_token(&NewAccessToken::new(name, expires))
-                .await
-                .map_err(|e| conn.fail(e))?;
-            if global.json {
+            let created = conn
+                .run(api.create_token(&NewAccessToken::new(name, expires)))
+                .await?;
+            if g.json {
                 return print_json(io, &created);
             }
             // Only the token on stdout, so that `$(registryctl token create)` works.
-            say!(io.out, "{}", created.token)
+            created.token
         }
-        TokenCmd::List => {
-            let list = api.tokens().await.map_err(|e| conn.fail(e))?;
-            let rows = list
-                .tokens
-                .iter()
-                .map(|t| {
-                    let (expires, used) = (t.expires.as_deref(), t.last_used.as_deref());
-                    let (id, name) = (t.id.to_string(), t.name.to_string());
-                    vec![id, name, t.created.clone(), or_dash(expires), or_dash(used)]
-                })
-                .collect();
-            let headers = ["ID", "NAME", "CREATED", "EXPIRES", "LAST USED"];
-            print_list(global, io, &list, "tokens", &headers, rows)
+        Command::Token(TokenCmd::List) => {
+            let doc = conn.run(api.tokens()).await?;
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+            let rows = doc.tokens.iter().map(|t| {
+                let (id, name) = (t.id.to_string(), t.name.to_string());
+                vec![
+                    id,
+                    name,
+                    t.created.clone(),
+                    dash(&t.expires),
+                    dash(&t.last_used),
+                ]
+            });
+            let headers: &[&str] = &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED"];
+            return list(g, io, &doc, ("tokens", headers), rows.collect());
         }
-        TokenCmd::Delete { id } => {
-            api.delete_token(&id).await.map_err(|e| conn.fail(e))?;
-            say!(io.out, "token/{id} deleted")
+        Command::Token(TokenCmd::Delete { id }) => {
+            conn.run(api.delete_token(&id)).await?;
+            format!("token/{id} deleted")
         }
-    }
+        other => unreachable!("not an admin command: {other:?}"),
+    };
+    say!(io.out, "{out}")
 }
 
 /// `1536` → `1.5 KiB`.
@@ -332,19 +255,17 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
     }
 }
 
 /// The server's prune report as a few lines of text.
 fn describe(r: &PruneReport) -> String {
-    let (delete, expire) = if r.dry_run {
-        ("would delete", "would expire")
-    } else {
-        ("deleted", "expired")
+    let (delete, expire) = match r.dry_run {
+        true => ("would delete", "would expire"),
+        false => ("deleted", "expired"),
     };
     let mut text = format!(
         "scanned {} blobs: {} referenced, {} younger than the grace period\n\
@@ -360,21 +281,6 @@ fn describe(r: &PruneReport) -> String {
         text.push_str("\ndry run: nothing was changed");
     }
     text
-}
-
-/// `registryctl prune [--dry-run] [--grace D] [--upload-max-age D]`.
-pub async fn prune(global: &Global, args: &PruneArgs, io: &mut Io<'_>) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, true)?;
-    let request = PruneRequest::new(args.dry_run, args.grace, args.upload_max_age);
-    let report = conn
-        .client
-        .prune(&request)
-        .await
-        .map_err(|e| conn.fail(e))?;
-    if global.json {
-        return print_json(io, &report);
-    }
-    say!(io.out, "{}", describe(&report))
 }
 
 #[cfg(test)]

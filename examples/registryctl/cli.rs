@@ -1,52 +1,48 @@
-//! Command-line definitions (clap derive).
+//! Command-line definitions (clap derive). Names are parsed into their
+//! types here, so a malformed one is a usage error (exit 2).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
 use registry::auth::{AccessTokenId, ServiceAccountName, UserName};
 use registry::core::{Digest, Namespace, Tag};
 
 use crate::parse::{parse_duration, parse_grace, parse_name_tag, parse_subject};
 
 /// Log in to an OCI registry and administer it: namespaces, users, role
-/// bindings, service accounts, pull secrets and access tokens.
+/// bindings, service accounts, pull secrets and access tokens; inspect its
+/// ImageStreams and images.
 ///
 /// Credentials are kept in a Docker-compatible auth file, which docker,
-/// podman and skopeo read too.
+/// podman and skopeo read too; the server logged in to becomes the current
+/// context.
 #[derive(Debug, Parser)]
 #[command(name = "registryctl", version)]
-pub struct Cli {
-    /// Options shared by every command.
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
-    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// Options accepted by every command.
 #[derive(Debug, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Registry to call: host[:port] (HTTPS) or http[s]://host[:port]
     /// [default: the current context, set by `login`].
     #[arg(long, global = true, env = "REGISTRY_SERVER", value_name = "URL")]
     pub server: Option<String>,
-
     /// Auth file to read and write [default: $DOCKER_CONFIG/config.json, else
-    /// ~/.docker/config.json].
+    /// ~/.docker/config.json]; the contexts are in registryctl.json beside it.
     #[arg(long, visible_alias = "to", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-
     /// PEM file with extra CA certificates to trust (besides the system roots).
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-
     /// Allow plain http:// servers, or skip verification of an HTTPS
     /// certificate that is not trusted. Weakens security: prints a warning.
     #[arg(long, global = true)]
     pub insecure: bool,
-
     /// Print the server's JSON answer instead of text (list and show commands).
     #[arg(long, global = true)]
     pub json: bool,
@@ -54,7 +50,7 @@ pub struct Global {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check credentials against SERVER, store them in the auth file and
     /// make SERVER the current context.
     Login(Login),
@@ -104,7 +100,7 @@ pub enum Command {
 
 /// `registryctl login`.
 #[derive(Debug, Args)]
-pub struct Login {
+pub(crate) struct Login {
     /// host[:port] (HTTPS) or http[s]://host[:port].
     pub server: String,
     /// User name (any name when logging in with an access token).
@@ -114,169 +110,22 @@ pub struct Login {
     #[arg(long, conflicts_with = "password")]
     pub password_stdin: bool,
     /// Password or access token (visible to other local users: prefer --password-stdin).
-    #[arg(
-        short,
-        long,
-        required_unless_present = "password_stdin",
-        value_name = "PASSWORD"
-    )]
+    #[arg(short, long, required_unless_present = "password_stdin")]
     pub password: Option<String>,
-}
-
-/// `registryctl namespace ...`.
-#[derive(Debug, Subcommand)]
-pub enum NamespaceCmd {
-    /// Create a namespace.
-    Create {
-        /// Namespace name.
-        name: Namespace,
-    },
-    /// List namespaces.
-    List,
-    /// Delete a namespace.
-    Delete {
-        /// Namespace name.
-        name: Namespace,
-    },
-}
-
-/// `registryctl user ...`.
-#[derive(Debug, Subcommand)]
-pub enum UserCmd {
-    /// Create a user; the password is read from standard input.
-    Create {
-        /// User name.
-        name: UserName,
-        /// Read the password from standard input (required).
-        #[arg(long, required = true)]
-        password_stdin: bool,
-    },
-    /// List users.
-    List,
-    /// Delete a user.
-    Delete {
-        /// User name.
-        name: UserName,
-    },
-}
-
-/// A role and the subject it is bound to.
-#[derive(Debug, Args)]
-pub struct Binding {
-    /// Role, e.g. registry-viewer, registry-editor, registry-admin.
-    pub role: String,
-    /// user:NAME, serviceaccount:NS:NAME or group:NAME.
-    #[arg(value_parser = parse_subject)]
-    pub subject: String,
-}
-
-/// `registryctl rolebinding ...`.
-#[derive(Debug, Subcommand)]
-pub enum RoleBindingCmd {
-    /// Bind ROLE to SUBJECT in namespace NS.
-    Add {
-        /// Namespace.
-        namespace: Namespace,
-        /// Role and subject.
-        #[command(flatten)]
-        binding: Binding,
-    },
-    /// Remove the binding of ROLE to SUBJECT in namespace NS.
-    Remove {
-        /// Namespace.
-        namespace: Namespace,
-        /// Role and subject.
-        #[command(flatten)]
-        binding: Binding,
-    },
-    /// List the role bindings of namespace NS.
-    List {
-        /// Namespace.
-        namespace: Namespace,
-    },
-}
-
-/// `registryctl clusterrolebinding ...`.
-#[derive(Debug, Subcommand)]
-pub enum ClusterRoleBindingCmd {
-    /// Bind cluster role ROLE to SUBJECT (e.g. cluster-admin, metrics-viewer).
-    Add(Binding),
-    /// Remove the binding of cluster role ROLE to SUBJECT.
-    Remove(Binding),
-    /// List cluster role bindings.
-    List,
-}
-
-/// `registryctl serviceaccount ...`.
-#[derive(Debug, Subcommand)]
-pub enum ServiceAccountCmd {
-    /// Create service account NAME in namespace NS.
-    Create {
-        /// Namespace.
-        namespace: Namespace,
-        /// Service account name.
-        name: ServiceAccountName,
-    },
-    /// List the service accounts of namespace NS.
-    List {
-        /// Namespace.
-        namespace: Namespace,
-    },
-    /// Delete service account NAME in namespace NS.
-    Delete {
-        /// Namespace.
-        namespace: Namespace,
-        /// Service account name.
-        name: ServiceAccountName,
-    },
-    /// Print the Kubernetes pull Secret (JSON) for service account NAME.
-    PullSecret {
-        /// Namespace.
-        namespace: Namespace,
-        /// Service account name.
-        name: ServiceAccountName,
-        /// Replace the secret: every copy handed out before stops working.
-        #[arg(long)]
-        rotate: bool,
-    },
-}
-
-/// `registryctl token ...`.
-#[derive(Debug, Subcommand)]
-pub enum TokenCmd {
-    /// Create an access token and print it (shown only once).
-    Create {
-        /// A label for the token.
-        #[arg(long)]
-        name: Option<String>,
-        /// Lifetime, e.g. 30m, 12h, 7d [default: the server's].
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        expires: Option<u64>,
-    },
-    /// List your access tokens.
-    List,
-    /// Delete an access token by id.
-    Delete {
-        /// Token id (from `token list`).
-        id: AccessTokenId,
-    },
 }
 
 /// `registryctl context ...`.
 #[derive(Debug, Subcommand)]
-pub enum ContextCmd {
+pub(crate) enum ContextCmd {
     /// List the contexts (`*` marks the current one).
     List,
     /// Make NAME (a server as logged in to, e.g. localhost:5000) current.
-    Use {
-        /// The context's name.
-        name: String,
-    },
+    Use { name: String },
 }
 
 /// `registryctl prune`.
 #[derive(Debug, Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Report what would be deleted without deleting anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -292,29 +141,132 @@ pub struct PruneArgs {
     pub upload_max_age: Option<u64>,
 }
 
+/// `registryctl namespace ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NamespaceCmd {
+    /// Create a namespace.
+    Create { name: Namespace },
+    /// List namespaces.
+    List,
+    /// Delete a namespace.
+    Delete { name: Namespace },
+}
+
+/// `registryctl user ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCmd {
+    /// Create a user; the password is read from standard input.
+    Create {
+        name: UserName,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Delete a user.
+    Delete { name: UserName },
+}
+
+/// A role and the subject it is bound to.
+#[derive(Debug, Args)]
+pub(crate) struct Binding {
+    /// Role, e.g. registry-viewer, registry-editor, registry-admin.
+    pub role: String,
+    /// user:NAME, serviceaccount:NS:NAME or group:NAME.
+    #[arg(value_parser = parse_subject)]
+    pub subject: String,
+}
+
+/// `registryctl rolebinding ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleBindingCmd {
+    /// Bind ROLE to SUBJECT in namespace NAMESPACE.
+    Add {
+        namespace: Namespace,
+        #[command(flatten)]
+        binding: Binding,
+    },
+    /// Remove the binding of ROLE to SUBJECT in namespace NAMESPACE.
+    Remove {
+        namespace: Namespace,
+        #[command(flatten)]
+        binding: Binding,
+    },
+    /// List the role bindings of namespace NAMESPACE.
+    List { namespace: Namespace },
+}
+
+/// `registryctl clusterrolebinding ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterRoleBindingCmd {
+    /// Bind cluster role ROLE to SUBJECT (e.g. cluster-admin, metrics-viewer).
+    Add(Binding),
+    /// Remove the binding of cluster role ROLE to SUBJECT.
+    Remove(Binding),
+    /// List cluster role bindings.
+    List,
+}
+
+/// `registryctl serviceaccount ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServiceAccountCmd {
+    /// Create service account NAME in namespace NAMESPACE.
+    Create {
+        namespace: Namespace,
+        name: ServiceAccountName,
+    },
+    /// List the service accounts of namespace NAMESPACE.
+    List { namespace: Namespace },
+    /// Delete service account NAME in namespace NAMESPACE.
+    Delete {
+        namespace: Namespace,
+        name: ServiceAccountName,
+    },
+    /// Print the Kubernetes pull Secret (JSON) for service account NAME.
+    PullSecret {
+        namespace: Namespace,
+        name: ServiceAccountName,
+        /// Replace the secret: every copy handed out before stops working.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+/// `registryctl token ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCmd {
+    /// Create an access token and print it (shown only once).
+    Create {
+        /// A label for the token.
+        #[arg(long)]
+        name: Option<String>,
+        /// Lifetime, e.g. 30m, 12h, 7d [default: the server's].
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<u64>,
+    },
+    /// List your access tokens.
+    List,
+    /// Delete an access token by id (from `token list`).
+    Delete { id: AccessTokenId },
+}
+
 /// `registryctl imagestreams ...`.
 #[derive(Debug, Subcommand)]
-pub enum ImageStreamsCmd {
-    /// List the ImageStreams of namespace NS with their tags.
-    List {
-        /// Namespace.
-        namespace: Namespace,
-    },
-    /// Show ImageStream NAME of namespace NS and where its tags point.
-    Show {
-        /// Namespace.
-        namespace: Namespace,
-        /// ImageStream name (the repository without its namespace; may hold `/`).
-        name: String,
-    },
+pub(crate) enum ImageStreamsCmd {
+    /// List the ImageStreams of namespace NAMESPACE with their tags.
+    List { namespace: Namespace },
+    /// Show ImageStream NAME (the repository without its namespace; may hold
+    /// `/`) of namespace NAMESPACE and where its tags point.
+    Show { namespace: Namespace, name: String },
 }
 
 /// `registryctl tag ...`.
 #[derive(Debug, Subcommand)]
-pub enum TagCmd {
-    /// Show where NAME:TAG of namespace NS points and every move, newest first.
+pub(crate) enum TagCmd {
+    /// Show where NAME:TAG of namespace NAMESPACE points and every move,
+    /// newest first.
     History {
-        /// Namespace.
         namespace: Namespace,
         /// ImageStream and tag, e.g. app:v1.
         #[arg(value_parser = parse_name_tag, value_name = "NAME:TAG")]
@@ -324,87 +276,12 @@ pub enum TagCmd {
 
 /// `registryctl image ...`.
 #[derive(Debug, Subcommand)]
-pub enum ImageCmd {
-    /// Show an image's metadata: repositories, layers or platforms, config.
-    Show {
-        /// Manifest digest, e.g. sha256:0123….
-        digest: Digest,
-    },
+pub(crate) enum ImageCmd {
+    /// Show an image's metadata (repositories, layers or platforms, config)
+    /// by manifest DIGEST.
+    Show { digest: Digest },
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::error::ErrorKind;
-    use clap::CommandFactory;
-
-    #[test]
-    fn definitions_are_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn usage_errors() {
-        let kind = |args: &[&str]| {
-            let mut all = vec!["registryctl"];
-            all.extend_from_slice(args);
-            Cli::try_parse_from(all).unwrap_err().kind()
-        };
-        assert_eq!(
-            kind(&["login", "h", "-u", "a"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            kind(&["login", "h", "-u", "a", "-p", "x", "--password-stdin"]),
-            ErrorKind::ArgumentConflict
-        );
-        assert_eq!(
-            kind(&["user", "create", "bob"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            kind(&["rolebinding", "add", "team", "registry-viewer", "alice"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["token", "create", "--expires", "soon"]),
-            ErrorKind::ValueValidation
-        );
-    }
-
-    #[test]
-    fn global_options_after_subcommand() {
-        let cli = Cli::try_parse_from([
-            "registryctl",
-            "login",
-            "http://localhost:5000",
-            "-u",
-            "admin",
-            "--password-stdin",
-            "--to",
-            "/tmp/auth.json",
-            "--insecure",
-        ])
-        .unwrap();
-        assert!(cli.global.insecure);
-        assert_eq!(cli.global.config, Some(PathBuf::from("/tmp/auth.json")));
-        let cli = Cli::try_parse_from([
-            "registryctl",
-            "token",
-            "create",
-            "--expires",
-            "12h",
-            "--server",
-            "reg:5000",
-        ])
-        .unwrap();
-        assert_eq!(cli.global.server.as_deref(), Some("reg:5000"));
-        assert!(matches!(
-            cli.command,
-            Command::Token(TokenCmd::Create {
-                expires: Some(43_200),
-                ..
-            })
-        ));
-    }
-}
+#[path = "cli_tests.rs"]
+mod tests;

@@ -3,51 +3,34 @@
 use std::error::Error as _;
 use std::path::PathBuf;
 
-use registry::api::client::ClientError;
+use registry::api::client::{ClientError, DockerConfigError};
+use registry::core::NameError;
 
 use crate::target::ServerError;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
-pub enum CliError {
+pub(crate) enum CliError {
     /// The registry refused a request, or could not be reached.
     #[error("{}", describe(.0))]
     Client(#[from] ClientError),
     /// `login` with credentials the registry rejects.
     #[error("login failed: wrong username or password")]
     WrongCredentials,
-    /// `login` failed for another reason.
+    /// `login` failed otherwise.
     #[error("login failed: {}", describe(.0))]
     Login(ClientError),
-    /// Stored credentials the registry rejects (401).
-    #[error("{}: {}", describe(source), if *stored {
-        format!("the credentials stored for {key} were rejected; run `{login}` again")
-    } else {
-        format!("no credentials are stored for {key}; run `{login}`")
-    })]
-    Rejected {
-        /// The refusal.
-        source: ClientError,
-        /// The server's auth-file key.
-        key: String,
-        /// The command that logs in.
-        login: String,
-        /// Whether credentials were sent.
-        stored: bool,
-    },
-    /// An admin command without stored credentials.
+    /// A 401, with what the stored credentials (or their absence) mean.
+    #[error("{}: {hint}", describe(source))]
+    Rejected { source: ClientError, hint: String },
+    /// A command that needs credentials, without any stored.
     #[error("no credentials for {key} in {}: run `{login}` first{}", path.display(),
-        helper.as_ref().map(|h| format!(
-            " (credential helper {h:?} is configured, but registryctl reads only \"auths\")"
-        )).unwrap_or_default())]
+        helper.as_ref().map(|h| format!(" (credential helper {h:?} is configured, \
+            but registryctl reads only \"auths\")")).unwrap_or_default())]
     NotLoggedIn {
-        /// The server's auth-file key.
         key: String,
-        /// The auth file.
         path: PathBuf,
-        /// The command that logs in.
         login: String,
-        /// A credential helper configured for the server, if any.
         helper: Option<String>,
     },
     /// Neither `--server` nor a current context.
@@ -60,71 +43,49 @@ pub enum CliError {
     #[error("no context {name:?} in {}: known contexts are {}", path.display(),
         if known.is_empty() { "none (log in first)".to_owned() } else { known.join(", ") })]
     UnknownContext {
-        /// The name asked for.
         name: String,
-        /// The contexts file.
         path: PathBuf,
-        /// The contexts there are.
         known: Vec<String>,
     },
-    /// A `SERVER` argument that is not `host[:port]` or an http(s) URL.
+    /// A `SERVER` that is not `host[:port]` or an http(s) URL.
     #[error(transparent)]
     Server(#[from] ServerError),
     /// An ImageStream name that cannot be part of a repository name.
     #[error("invalid ImageStream name {name:?}: {source}")]
-    ImageStreamName {
-        /// The name.
-        name: String,
-        /// Why.
-        source: registry::core::NameError,
-    },
+    ImageStreamName { name: String, source: NameError },
     /// Plain HTTP without `--insecure`.
     #[error(
         "http://{0} is plain HTTP: credentials would travel unencrypted; \
              pass --insecure to allow plain HTTP, or use https://"
     )]
     PlainHttp(String),
-    /// Neither `DOCKER_CONFIG` nor `HOME`.
-    #[error(
-        "cannot locate the auth file: neither DOCKER_CONFIG nor HOME is set; pass --config FILE"
-    )]
-    NoConfigDir,
+    /// The auth file cannot be located, read, parsed or written.
+    #[error("{source}{}", if matches!(source, DockerConfigError::NoLocation) { "; pass --config FILE" } else { "" })]
+    AuthFile {
+        #[from]
+        source: DockerConfigError,
+    },
     /// A file that cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// A file that cannot be written.
     #[error("cannot write {}: {source}", path.display())]
     Write {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
-    /// An auth or contexts file that registryctl does not understand (and
-    /// so never overwrites).
+    /// A contexts file registryctl does not understand (never overwritten).
     #[error("{} is not valid: {source}", path.display())]
     Invalid {
-        /// The file.
         path: PathBuf,
-        /// Why.
         source: serde_json::Error,
     },
-    /// An `auth` entry that is not base64 of `user:password`.
-    #[error("auths[{0:?}].auth is not base64 of \"user:password\"")]
-    BadAuthEntry(String),
-    /// `--ca-file` unreadable or without certificates.
+    /// `--ca-file` without usable certificates.
     #[error("--ca-file {}: {}", path.display(), describe(source))]
-    CaFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: ClientError,
-    },
+    CaFile { path: PathBuf, source: ClientError },
     /// Standard input could not be read.
     #[error("cannot read the password from standard input: {0}")]
     Stdin(std::io::Error),
@@ -143,24 +104,22 @@ pub enum CliError {
 }
 
 /// A client error with its causes, and a hint where the user can act.
-pub fn describe(e: &ClientError) -> String {
+fn describe(e: &ClientError) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
         let text = s.to_string();
         if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
+            message = format!("{message}: {text}");
         }
         source = s.source();
     }
-    if matches!(e, ClientError::Transport { .. }) {
+    if let ClientError::Transport { .. } = e {
         let lower = message.to_ascii_lowercase();
         if lower.contains("certificate") || lower.contains("unknownissuer") {
             message
                 .push_str(" (for a private CA pass --ca-file FILE; --insecure skips verification)");
-        }
-        if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
             message.push_str(" (the server may speak plain HTTP: use http://... with --insecure)");
         }
     }

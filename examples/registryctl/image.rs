@@ -3,115 +3,81 @@
 //! `repositories`. Readable text by default, the server's JSON with `--json`.
 //!
 //! They use the credentials stored for the server when there are some and
-//! call anonymously otherwise, so public namespaces need no login.
+//! call anonymously otherwise, so public namespaces need no login. Lists
+//! are fetched whole, following the API's pages.
 
 use std::collections::BTreeMap;
 
 use registry::api::model::image::{Image, ImageStream, ImageStreamTag};
-use registry::core::{Digest, Platform, RepositoryName};
+use registry::core::{Digest, Namespace, Platform, RepositoryName};
 
 use crate::admin::{print_json, table};
-use crate::cli::{Global, ImageCmd, ImageStreamsCmd, TagCmd};
+use crate::cli::{Command, Global, ImageCmd, ImageStreamsCmd, TagCmd};
 use crate::session::Connection;
 use crate::{say, CliError, Io};
 
-/// `{ns}/{name}` as a repository (`name` may hold `/`).
-fn repository(ns: &registry::core::Namespace, name: &str) -> Result<RepositoryName, CliError> {
-    RepositoryName::from_parts(ns.as_str(), name.trim_matches('/')).map_err(|source| {
-        CliError::ImageStreamName {
-            name: name.to_owned(),
-            source,
-        }
-    })
-}
-
-/// `registryctl imagestreams ...`.
-pub async fn imagestreams(
-    global: &Global,
-    cmd: ImageStreamsCmd,
-    io: &mut Io<'_>,
-) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, false)?;
-    match cmd {
-        ImageStreamsCmd::List { namespace } => {
-            let list = conn
-                .client
-                .all_image_streams(&namespace)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            if global.json {
+/// Runs an Image API command (with the stored credentials, if any).
+pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
+    let conn = Connection::open(g, io, false)?;
+    let api = &conn.client;
+    let repository = |ns: &Namespace, name: &str| {
+        RepositoryName::from_parts(ns.as_str(), name.trim_matches('/')).map_err(|source| {
+            let name = name.to_owned();
+            CliError::ImageStreamName { name, source }
+        })
+    };
+    let text = match command {
+        Command::Imagestreams(ImageStreamsCmd::List { namespace }) => {
+            let list = conn.run(api.all_image_streams(&namespace)).await?;
+            if g.json {
                 return print_json(io, &list);
-            }
-            if list.items.is_empty() {
+            } else if list.items.is_empty() {
                 return say!(io.err, "no ImageStreams in namespace {namespace}");
             }
-            say!(io.out, "{}", render_stream_list(&list.items))
+            render_stream_list(&list.items)
         }
-        ImageStreamsCmd::Show { namespace, name } => {
+        Command::Imagestreams(ImageStreamsCmd::Show { namespace, name }) => {
             let repo = repository(&namespace, &name)?;
-            let stream = conn
-                .client
-                .image_stream_all_tags(&repo)
-                .await
-                .map_err(|e| conn.fail(e))?;
-            if global.json {
+            let stream = conn.run(api.image_stream_all_tags(&repo)).await?;
+            if g.json {
                 return print_json(io, &stream);
             }
-            say!(io.out, "{}", render_stream(&stream))
+            render_stream(&stream)
         }
-    }
-}
-
-/// `registryctl tag history`.
-pub async fn tag(global: &Global, cmd: TagCmd, io: &mut Io<'_>) -> Result<(), CliError> {
-    let TagCmd::History {
-        namespace,
-        name_tag: (name, tag),
-    } = cmd;
-    let conn = Connection::open(global, io, false)?;
-    let repo = repository(&namespace, &name)?;
-    let doc = conn
-        .client
-        .image_stream_tag_history(&repo, &tag)
-        .await
-        .map_err(|e| conn.fail(e))?;
-    if global.json {
-        return print_json(io, &doc);
-    }
-    say!(io.out, "{}", render_tag(&doc))
-}
-
-/// `registryctl image show`.
-pub async fn image(global: &Global, cmd: ImageCmd, io: &mut Io<'_>) -> Result<(), CliError> {
-    let ImageCmd::Show { digest } = cmd;
-    let conn = Connection::open(global, io, false)?;
-    let image = conn.client.image(&digest).await.map_err(|e| conn.fail(e))?;
-    if global.json {
-        return print_json(io, &image);
-    }
-    say!(io.out, "{}", render_image(&image))
-}
-
-/// `registryctl repositories`.
-pub async fn repositories(global: &Global, io: &mut Io<'_>) -> Result<(), CliError> {
-    let conn = Connection::open(global, io, false)?;
-    let list = conn
-        .client
-        .all_visible_repositories()
-        .await
-        .map_err(|e| conn.fail(e))?;
-    if global.json {
-        return print_json(io, &list);
-    }
-    if list.items.is_empty() {
-        return say!(io.err, "no repositories you may pull");
-    }
-    let rows: Vec<Vec<String>> = list
-        .items
-        .iter()
-        .map(|r| vec![r.name.to_string(), text(r.created.as_deref())])
-        .collect();
-    say!(io.out, "{}", table(&["NAME", "CREATED"], &rows))
+        Command::Tag(TagCmd::History {
+            namespace,
+            name_tag: (name, tag),
+        }) => {
+            let repo = repository(&namespace, &name)?;
+            let doc = conn.run(api.image_stream_tag_history(&repo, &tag)).await?;
+            if g.json {
+                return print_json(io, &doc);
+            }
+            render_tag(&doc)
+        }
+        Command::Image(ImageCmd::Show { digest }) => {
+            let image = conn.run(api.image(&digest)).await?;
+            if g.json {
+                return print_json(io, &image);
+            }
+            render_image(&image)
+        }
+        Command::Repositories => {
+            let list = conn.run(api.all_visible_repositories()).await?;
+            if g.json {
+                return print_json(io, &list);
+            } else if list.items.is_empty() {
+                return say!(io.err, "no repositories you may pull");
+            }
+            let rows = list
+                .items
+                .iter()
+                .map(|r| vec![r.name.to_string(), text(r.created.as_deref())]);
+            table(&["NAME", "CREATED"], &rows.collect::<Vec<_>>())
+        }
+        other => unreachable!("not an Image API command: {other:?}"),
+    };
+    say!(io.out, "{text}")
 }
 
 /// An optional value as text, `-` when absent.

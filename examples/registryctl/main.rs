@@ -1,13 +1,13 @@
-//! `registryctl`: log in to the registry and administer it over its HTTP API,
-//! on the typed client of `registry_api::client`.
+//! `registryctl`: log in to the registry and administer it over its HTTP
+//! APIs, on the typed client of `registry_api::client`.
 //!
 //! ```text
-//! cargo run --example registryctl -- login localhost:5000 -u admin --password-stdin
-//! cargo run --example registryctl -- namespace create team
-//! cargo run --example registryctl -- rolebinding add team registry-editor user:alice
-//! TOKEN=$(cargo run -q --example registryctl -- token create --expires 12h)
-//! cargo run --example registryctl -- imagestreams list team
-//! cargo run --example registryctl -- context list
+//! registryctl login localhost:5000 -u admin --password-stdin
+//! registryctl namespace create team
+//! registryctl rolebinding add team registry-editor user:alice
+//! TOKEN=$(registryctl token create --expires 12h)
+//! registryctl imagestreams list team
+//! registryctl context list
 //! ```
 //!
 //! `login` checks the credentials (`GET /v2/`, through the token flow) and
@@ -16,14 +16,12 @@
 //! docker, podman and skopeo read too. The server and its TLS choice
 //! (`--insecure`, `--ca-file`) become the current *context*, kept in
 //! `registryctl.json` beside the auth file, so later commands need no
-//! `--server`; `--server` (or `REGISTRY_SERVER`) still overrides it, and
-//! `context list|use NAME` shows and switches contexts. The admin commands
-//! call `/apis/admin/v1` (`docs/admin-api.md`); the Image API commands
-//! (`imagestreams`, `tag history`, `image show`, `repositories`) call
-//! `/apis/image/v1` (`docs/image-api.md`), anonymously when no credentials
-//! are stored.
+//! `--server`; `--server` (or `REGISTRY_SERVER`) still overrides it;
+//! `context list|use NAME` shows and switches contexts. Admin commands call
+//! `/apis/admin/v1` (`docs/admin-api.md`); the Image API commands call
+//! `/apis/image/v1` (`docs/image-api.md`), anonymously without credentials.
 //!
-//! HTTPS is the default and is verified against the system roots plus
+//! HTTPS is the default, verified against the system roots plus
 //! `--ca-file`. `--insecure` allows plain `http://` servers or skips
 //! certificate verification, with a warning. Errors print
 //! `registryctl: <message>` and exit 1; usage errors exit 2.
@@ -47,12 +45,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
-pub use error::CliError;
+pub(crate) use error::CliError;
 
-/// The process environment that matters to registryctl (explicit, so tests
-/// do not depend on the real one).
+/// The environment variables that matter (explicit, so tests do not
+/// depend on the real ones).
 #[derive(Debug, Clone, Default)]
-pub struct Env {
+pub(crate) struct Env {
     /// `$DOCKER_CONFIG`: directory of the auth file.
     pub docker_config: Option<OsString>,
     /// `$HOME`.
@@ -60,14 +58,10 @@ pub struct Env {
 }
 
 /// Standard streams and environment of one invocation.
-pub struct Io<'a> {
-    /// Where passwords are read from (`--password-stdin`).
+pub(crate) struct Io<'a> {
     pub stdin: &'a mut dyn Read,
-    /// Results.
     pub out: &'a mut dyn Write,
-    /// Warnings and progress notes.
     pub err: &'a mut dyn Write,
-    /// Environment variables.
     pub env: Env,
 }
 
@@ -80,33 +74,24 @@ macro_rules! say {
 pub(crate) use say;
 
 /// Runs one parsed command line.
-pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
-    let global = &cli.global;
+pub(crate) async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
+    let g = &cli.global;
     match cli.command {
-        Command::Login(login) => session::login(global, &login, io).await,
-        Command::Logout { server } => session::logout(global, &server, io),
-        Command::Context(cmd) => session::context(global, cmd, io),
-        Command::Whoami => session::whoami(global, io).await,
-        Command::Prune(args) => admin::prune(global, &args, io).await,
-        Command::Namespace(cmd) => admin::namespace(global, cmd, io).await,
-        Command::User(cmd) => admin::user(global, cmd, io).await,
-        Command::Rolebinding(cmd) => admin::rolebinding(global, cmd, io).await,
-        Command::Clusterrolebinding(cmd) => admin::clusterrolebinding(global, cmd, io).await,
-        Command::Serviceaccount(cmd) => admin::serviceaccount(global, cmd, io).await,
-        Command::Token(cmd) => admin::token(global, cmd, io).await,
-        Command::Imagestreams(cmd) => image::imagestreams(global, cmd, io).await,
-        Command::Tag(cmd) => image::tag(global, cmd, io).await,
-        Command::Image(cmd) => image::image(global, cmd, io).await,
-        Command::Repositories => image::repositories(global, io).await,
+        Command::Login(login) => session::login(g, &login, io).await,
+        Command::Logout { server } => session::logout(g, &server, io),
+        Command::Context(cmd) => session::context(g, cmd, io),
+        c @ (Command::Imagestreams(_) | Command::Tag(_) | Command::Image(_)) => {
+            image::run(g, c, io).await
+        }
+        Command::Repositories => image::run(g, Command::Repositories, io).await,
+        admin => admin::run(g, admin, io).await,
     }
 }
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits 2 (0 for --help/--version).
     let cli = Cli::parse();
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let mut io = Io {
         stdin: &mut stdin.lock(),
         out: &mut stdout.lock(),

@@ -14,6 +14,8 @@
 //!   the primary credentials, once.
 //! - Blob and manifest bytes are checked against their digest while they
 //!   are read ([`ClientError::DigestMismatch`]).
+//! - [`DockerConfig`] reads (and writes) the credentials `docker login`
+//!   stored, for [`ClientBuilder::credentials`].
 //!
 //! TLS is rustls with *ring*: [`ClientBuilder::build`] installs ring as the
 //! process's default crypto provider unless one is installed already.
@@ -60,6 +62,7 @@
 mod admin;
 mod auth;
 mod distribution;
+mod docker_config;
 mod error;
 mod image;
 mod verify;
@@ -71,6 +74,7 @@ use std::time::Duration;
 use reqwest::{Certificate, Url};
 
 pub use distribution::{Manifest, Paged};
+pub use docker_config::{DockerConfig, DockerConfigError};
 pub use error::{CaError, ClientError};
 pub use verify::BlobStream;
 
