@@ -2,29 +2,21 @@
 //! APIs, on the typed client of `registry_api::client`.
 //!
 //! ```text
-//! registryctl login localhost:5000 -u admin --password-stdin
+//! registryctl login localhost:5000 -u admin --password-stdin   # credentials + current context
 //! registryctl namespace create team
-//! registryctl rolebinding add team registry-editor user:alice
 //! TOKEN=$(registryctl token create --expires 12h)
 //! registryctl imagestreams list team
 //! registryctl context list
 //! ```
 //!
-//! `login` checks the credentials (`GET /v2/`, through the token flow) and
-//! stores them in a Docker-compatible auth file (`--to FILE`, else
-//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), which
-//! docker, podman and skopeo read too. The server and its TLS choice
-//! (`--insecure`, `--ca-file`) become the current *context*, kept in
-//! `registryctl.json` beside the auth file, so later commands need no
-//! `--server`; `--server` (or `REGISTRY_SERVER`) still overrides it;
-//! `context list|use NAME` shows and switches contexts. Admin commands call
-//! `/apis/admin/v1` (`docs/admin-api.md`); the Image API commands call
-//! `/apis/image/v1` (`docs/image-api.md`), anonymously without credentials.
-//!
-//! HTTPS is the default, verified against the system roots plus
-//! `--ca-file`. `--insecure` allows plain `http://` servers or skips
-//! certificate verification, with a warning. Errors print
-//! `registryctl: <message>` and exit 1; usage errors exit 2.
+//! Credentials live in Docker's auth file (`--to FILE`, else
+//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`); the contexts
+//! (servers logged in to, their TLS choice, the current one) in
+//! `registryctl.json` beside it. `--server` (or `REGISTRY_SERVER`) overrides
+//! the current context. HTTPS is verified against the system roots plus
+//! `--ca-file`; `--insecure` allows plain HTTP or skips verification, with a
+//! warning. Errors print `registryctl: <message>` and exit 1; usage errors
+//! exit 2.
 
 mod admin;
 mod cli;
