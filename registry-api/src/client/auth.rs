@@ -211,16 +211,14 @@ impl Client {
     }
 
     /// Like [`Client::distribution`] for a request that can be sent only
-    /// once (a streamed body): the token is obtained before it is sent.
+    /// once (a streamed body), made after one of the same scope went through
+    /// [`Client::distribution`] (which learnt the realm, if there is one):
+    /// the token is obtained before it is sent.
     pub(crate) async fn distribution_once(
         &self,
         scope: &str,
         request: RequestBuilder,
     ) -> Result<Response, ClientError> {
-        if self.inner.tokens.lock().realm.is_none() {
-            // Learns the realm, if the registry has one.
-            self.ping().await?;
-        }
         let mut request = request;
         match self.token_for(scope).await? {
             Some((token, _)) => request = request.bearer_auth(token),
