@@ -11,3 +11,8 @@ pub use registry_api as api;
 pub use registry_auth as auth;
 pub use registry_core as core;
 pub use registry_storage as storage;
+
+/// The README's code, compiled by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

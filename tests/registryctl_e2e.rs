@@ -24,10 +24,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use registry::api::{router, AuthConfig, Registry};
-use registry::auth::{
-    ensure_admin, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy, SigningKey,
-};
+use registry::auth::{ensure_admin, MemoryAuthStore, Password, PasswordHasher, SigningKey};
 use registry::storage::filesystem::Durability;
+use registry::storage::Stores;
 use serde_json::{json, Value};
 
 const ALICE_PASSWORD: &str = "alice-pass-1";
@@ -179,27 +178,23 @@ impl InProcessServer {
                 ensure_admin(store.as_ref(), &hasher, Some(Password::new(ADMIN_PASSWORD)))
                     .await
                     .expect("bootstrapping admin");
-                let registry = Registry::open_data_dir(&data, Durability::None)
+                let stores = Stores::data_dir(&data, Durability::None)
                     .await
-                    .expect("Registry::open_data_dir")
-                    .with_auth(AuthConfig {
-                        store,
-                        hasher,
-                        signing_key: SigningKey::from_bytes([7; 32]),
-                        service: "registry".into(),
-                        public_url: None,
-                        pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-                        settings: Default::default(),
-                    })
+                    .expect("Stores::data_dir");
+                let mut config = AuthConfig::new(SigningKey::from_bytes([7; 32])).with_store(store);
+                config.hasher = hasher;
+                let registry = Registry::builder(stores)
+                    .auth(config)
+                    .build()
                     .await
-                    .expect("with_auth");
+                    .expect("building the registry");
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("binding a loopback port");
                 addr_tx
                     .send(listener.local_addr().expect("local addr"))
                     .expect("sending the address");
-                axum::serve(listener, router(registry))
+                axum::serve(listener, router(&registry))
                     .with_graceful_shutdown(async {
                         let _ = stopped.await;
                     })

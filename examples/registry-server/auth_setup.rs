@@ -5,11 +5,12 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use registry::api::{AuthConfig, Registry};
+use registry::api::{AuthConfig, Registry, RegistryBuilder};
 use registry::auth::{
-    ensure_admin, AuthStore, BootstrapOutcome, CachedAuthStore, Password, PasswordHasher,
-    PullSecretPolicy, SigningKey,
+    ensure_admin, BootstrapOutcome, CachedAuthStore, Password, PasswordHasher, PullSecretPolicy,
+    SigningKey,
 };
+use registry::storage::Stores;
 
 use crate::config::Settings;
 
@@ -45,11 +46,15 @@ fn signing_key(path: &Path) -> Result<SigningKey, String> {
 /// Creates the `admin` user on first start and turns access control on.
 /// `server_url` (`http://addr` or `https://addr`) goes in the login hint.
 pub async fn enable(
-    registry: Registry,
-    store: Arc<dyn AuthStore>,
+    builder: RegistryBuilder,
+    stores: &Stores,
     settings: &Settings,
     server_url: &str,
 ) -> Result<Registry, String> {
+    let store = stores
+        .auth()
+        .cloned()
+        .ok_or("the data directory has no auth store")?;
     let hasher = PasswordHasher::new();
     let password = std::env::var("REGISTRY_ADMIN_PASSWORD")
         .ok()
@@ -83,19 +88,18 @@ pub async fn enable(
         _ => {}
     }
     let key = signing_key(&settings.data_dir.join("token-signing.key"))?;
-    registry
-        .with_auth(AuthConfig {
-            // Every authenticated request looks its user or token up:
-            // served from memory, written through.
-            store: Arc::new(CachedAuthStore::new(store)),
-            hasher,
-            signing_key: key,
-            service: "registry".into(),
-            public_url: settings.public_url.clone(),
-            pull_secrets: PullSecretPolicy::new(
-                settings.ignored_namespaces.iter().map(String::as_str),
-            ),
-            settings: settings.auth_settings.clone(),
-        })
+    let mut config = AuthConfig::new(key)
+        // Every authenticated request looks its user or token up: served
+        // from memory, written through.
+        .with_store(Arc::new(CachedAuthStore::new(store)));
+    config.hasher = hasher;
+    config.public_url = settings.public_url.clone();
+    config.pull_secrets =
+        PullSecretPolicy::new(settings.ignored_namespaces.iter().map(String::as_str));
+    config.settings = settings.auth_settings.clone();
+    builder
+        .auth(config)
+        .build()
         .await
+        .map_err(|e| format!("cannot turn access control on: {e}"))
 }

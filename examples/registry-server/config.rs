@@ -199,20 +199,18 @@ fn auth_settings(
     flags: AuthLimitFlags,
     file: &FileConfig,
 ) -> Result<registry::api::AuthSettings, String> {
-    let mut out = registry::api::AuthSettings {
-        trusted_proxies: flags
-            .trusted_proxies
-            .or_else(|| file.trusted_proxies.clone())
-            .unwrap_or_default()
-            .iter()
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                p.parse()
-                    .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
-            })
-            .collect::<Result<_, _>>()?,
-        ..registry::api::AuthSettings::default()
-    };
+    let mut out = registry::api::AuthSettings::default();
+    out.trusted_proxies = flags
+        .trusted_proxies
+        .or_else(|| file.trusted_proxies.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.parse()
+                .map_err(|e| format!("trusted proxies: {e} (expected CIDR like 10.0.0.0/8)"))
+        })
+        .collect::<Result<_, _>>()?;
     let login = &mut out.login;
     if let Some(n) = flags.password_checks.or(file.password_checks) {
         if n == 0 {
@@ -294,13 +292,11 @@ pub struct UploadLimits {
 
 impl UploadLimits {
     /// Applies these over `limits`.
-    pub fn apply(self, limits: registry::api::Limits) -> registry::api::Limits {
-        registry::api::Limits {
-            max_concurrent_uploads_per_user: self.per_user,
-            max_open_uploads_per_user: self.open_per_user,
-            upload_idle_timeout: self.idle_timeout,
-            ..limits
-        }
+    pub fn apply(self, mut limits: registry::api::Limits) -> registry::api::Limits {
+        limits.max_concurrent_uploads_per_user = self.per_user;
+        limits.max_open_uploads_per_user = self.open_per_user;
+        limits.upload_idle_timeout = self.idle_timeout;
+        limits
     }
 }
 

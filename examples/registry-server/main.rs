@@ -22,7 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Parser;
 use registry::api::{router, Limits, Registry};
-use std::sync::Arc;
+use registry::storage::Stores;
 
 use registry::storage::filesystem::{permissions, Durability};
 use tracing_subscriber::EnvFilter;
@@ -124,14 +124,12 @@ async fn run(settings: Settings) -> Result<(), String> {
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
-    let (mut registry, database) = Registry::open_data_dir_with_database(dir, durability)
+    let stores = Stores::data_dir(dir, durability)
         .await
         .map_err(open_error)?;
-    let limits = settings.upload_limits.apply(Limits {
-        body_idle_timeout: settings.body_idle_timeout,
-        ..registry.limits().clone()
-    });
-    registry = registry.with_limits(limits);
+    let mut limits = Limits::default();
+    limits.body_idle_timeout = settings.body_idle_timeout;
+    let limits = settings.upload_limits.apply(limits);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -142,14 +140,19 @@ async fn run(settings: Settings) -> Result<(), String> {
         "http"
     };
     let server_url = format!("{scheme}://{addr}");
-    if settings.auth {
-        registry = auth_setup::enable(registry, Arc::new(database), &settings, &server_url).await?;
+    let builder = Registry::builder(stores.clone()).limits(limits);
+    let registry = if settings.auth {
+        auth_setup::enable(builder, &stores, &settings, &server_url).await?
     } else {
         tracing::warn!("authentication is off: anyone who reaches this port may push and delete");
-    }
+        builder
+            .build()
+            .await
+            .map_err(|e| format!("cannot start the registry: {e}"))?
+    };
     // Idle upload sessions and stale temp files go without a prune.
     let _maintenance = registry.spawn_maintenance();
-    let mut app = router(registry).layer(middleware::from_fn(access_log));
+    let mut app = router(&registry).layer(middleware::from_fn(access_log));
     if tls_config.is_some() {
         // Without --public-url, token realms and pull secrets follow the
         // request's Host: with this, under the https scheme.

@@ -77,7 +77,7 @@ pub async fn mark_https(mut request: Request, next: Next) -> Response {
     // by the client (and would then be believed on plain HTTP).
     request
         .extensions_mut()
-        .insert(registry::api::access::SecureListener);
+        .insert(registry::api::auth::SecureListener);
     if !request.headers().contains_key(header::HOST) {
         let authority = request
             .uri()

@@ -45,9 +45,7 @@ async fn prune_against_the_registry() {
     use clap::Parser;
     use futures::StreamExt;
     use registry::api::{router, AuthConfig, Registry};
-    use registry::auth::{
-        ensure_admin, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy, SigningKey,
-    };
+    use registry::auth::{ensure_admin, MemoryAuthStore, Password, PasswordHasher, SigningKey};
     use registry::core::Digest;
 
     use crate::cli::Cli;
@@ -58,16 +56,11 @@ async fn prune_against_the_registry() {
     ensure_admin(store.as_ref(), &hasher, Some(Password::new("admin-pass-1")))
         .await
         .unwrap();
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-            settings: Default::default(),
-        })
+    let mut config = AuthConfig::new(SigningKey::generate().unwrap()).with_store(store);
+    config.hasher = hasher;
+    let registry = Registry::builder(registry::storage::Stores::in_memory())
+        .auth(config)
+        .build()
         .await
         .unwrap();
     let data = bytes::Bytes::from_static(b"unreferenced layer");
@@ -79,7 +72,7 @@ async fn prune_against_the_registry() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(registry.clone());
+    let app = router(&registry);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();

@@ -1,23 +1,34 @@
-//! The registry's embeddable HTTP service.
+//! The registry as a Rust library and an embeddable HTTP service.
 //!
-//! [`router`] returns an [`axum::Router`] with its state applied that serves
-//! the OCI distribution API under `/v2/` plus health endpoints. A host
-//! application merges it into its own router (clients always call `/v2/` at
-//! the host root); a `Router` is a tower `Service`, so non-axum hosts can
-//! serve it too.
+//! Three layers, each in its own module:
+//! - the **service core** ([`Registry`]): typed operations (uploads, blobs,
+//!   manifests and tags, listings, the Image API and admin operations)
+//!   taking the [`Caller`] they run for, with one [`Registry::authorize`]
+//!   and one error type, [`RegistryError`]. No HTTP in it: embedders,
+//!   background jobs and tests call it directly.
+//! - **authentication** ([`AuthLayer`]): a tower layer that establishes the
+//!   caller of each request once and puts it in the request extensions, or
+//!   trusts the one a host's own layer put there.
+//! - **HTTP**: thin handlers in routers a host composes —
+//!   [`distribution_router`], [`image_api_router`], [`admin_router`],
+//!   [`ops_router`], or all of them with [`router`] — and the one
+//!   conversion of [`RegistryError`] into the OCI error envelope
+//!   ([`ApiError`]).
 //!
 //! [`model`] holds the public request and response documents of the Image
-//! and admin APIs and the distribution listings; with the `client` feature,
-//! `client::Client` is an async client of all three APIs built on them
-//! (token flow, digest-verified blobs and manifests, paging helpers).
+//! and admin APIs and the distribution listings, shared by the server and
+//! clients; with the `client` feature, `client::Client` is an async client
+//! of all three APIs built on them (token flow, digest-verified blobs and
+//! manifests, paging helpers).
 //!
 //! ```
 //! use registry_api::{router, Registry};
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let registry = Registry::in_memory();
 //! let app = axum::Router::new()
 //!     .route("/hello", axum::routing::get(|| async { "hi" }))
-//!     .merge(router(Registry::in_memory()));
+//!     .merge(router(&registry));
 //!
 //! use tower::ServiceExt;
 //! let response = app
@@ -28,47 +39,17 @@
 //! # });
 //! ```
 
-pub mod access;
-mod admin;
-mod blobs;
+pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
-mod distribution;
-pub mod endpoint;
-pub mod error;
-mod health;
-mod http_util;
-mod image_api;
-mod listing;
-mod manifests;
+pub mod http;
 pub mod metrics;
 pub mod model;
-mod state;
-mod upload_limits;
-mod uploads;
+pub mod service;
 
-use axum::routing::{any, get};
-use axum::Router;
-
-pub use access::{AuthConfig, AuthSettings, Caller};
-pub use error::{ApiError, ApiResult};
-pub use state::{Limits, MaintenanceHandle, Registry};
-
-/// The registry's routes with `registry` as their state.
-pub fn router(registry: Registry) -> Router {
-    Router::new()
-        .route("/v2/", get(distribution::base))
-        .route("/v2", get(distribution::base))
-        .route("/v2/token", get(access::token))
-        .route("/v2/{*rest}", any(distribution::dispatch))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route(metrics::METRICS_PATH, get(metrics::serve))
-        .merge(admin::routes())
-        .merge(image_api::routes())
-        // Last, so that it measures every route above.
-        .layer(metrics::MetricsLayer::new(&registry))
-        // Outermost: the peer address and listener scheme, for auth.
-        .layer(access::ConnectionScopeLayer)
-        .with_state(registry)
-}
+pub use auth::{AuthConfig, AuthLayer, AuthSettings};
+pub use http::error::{ApiError, ApiResult};
+pub use http::{admin_router, distribution_router, image_api_router, ops_router, router};
+pub use service::{
+    BuildError, Caller, Limits, MaintenanceHandle, Registry, RegistryBuilder, RegistryError,
+};

@@ -15,7 +15,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use base64::Engine as _;
 use common::{basic, Client, Reply, PASSWORD};
-use registry_api::access::SecureListener;
+use registry_api::auth::SecureListener;
 use registry_api::{AuthConfig, AuthSettings, Registry};
 use registry_auth::{
     new_managed_token, AuthStore, ClusterRole, ClusterRoleBinding, LoginLimits, MemoryAuthStore,
@@ -63,16 +63,14 @@ async fn world(settings: AuthSettings) -> World {
         .await
         .unwrap();
     let key = SigningKey::from_bytes([42; 32]);
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store: store.clone() as Arc<dyn AuthStore>,
-            hasher,
-            signing_key: key.clone(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-            settings,
-        })
+    let mut config = AuthConfig::new(key.clone()).with_store(store.clone() as Arc<dyn AuthStore>);
+    config.hasher = hasher;
+    config.service = "registry.test".into();
+    config.pull_secrets = PullSecretPolicy::new(Vec::<String>::new());
+    config.settings = settings;
+    let registry = Registry::builder(registry_storage::Stores::in_memory())
+        .auth(config)
+        .build()
         .await
         .unwrap();
     let client = Client::with(registry);
@@ -323,10 +321,8 @@ fn realm(r: &Reply) -> String {
 // a TLS listener's requests were marked by a header a client could forge.
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
-    let settings = AuthSettings {
-        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
-        ..AuthSettings::default()
-    };
+    let mut settings = AuthSettings::default();
+    settings.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
     let w = world(settings).await;
     let forged = [
         ("host", "registry.example"),
@@ -510,13 +506,11 @@ async fn reading_a_pull_secret_does_not_rotate_it() {
 // argon2 run, however many came from one name or address.
 #[tokio::test]
 async fn failed_logins_lock_the_name_and_the_address() {
-    let settings = AuthSettings {
-        login: LoginLimits {
-            failures_per_user: 3,
-            failures_per_peer: 6,
-            ..LoginLimits::default()
-        },
-        ..AuthSettings::default()
+    let mut settings = AuthSettings::default();
+    settings.login = LoginLimits {
+        failures_per_user: 3,
+        failures_per_peer: 6,
+        ..LoginLimits::default()
     };
     let w = world(settings).await;
     let attacker = "192.0.2.66:5555";
@@ -569,15 +563,13 @@ async fn failed_logins_lock_the_name_and_the_address() {
 // once on the blocking pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn saturated_password_checks_answer_429() {
-    let settings = AuthSettings {
-        login: LoginLimits {
-            password_checks: 1,
-            password_check_wait: Duration::from_millis(20),
-            failures_per_user: 0,
-            failures_per_peer: 0,
-            ..LoginLimits::default()
-        },
-        ..AuthSettings::default()
+    let mut settings = AuthSettings::default();
+    settings.login = LoginLimits {
+        password_checks: 1,
+        password_check_wait: Duration::from_millis(20),
+        failures_per_user: 0,
+        failures_per_peer: 0,
+        ..LoginLimits::default()
     };
     let w = world(settings).await;
     // A user whose stored hash has the real (slow) parameters.

@@ -353,11 +353,13 @@ async fn cross_repository_mount_and_fallback() {
 
 #[tokio::test]
 async fn uploads_beyond_the_limit_get_429() {
-    use registry_api::{Limits, Registry};
-    let registry = Registry::in_memory().with_limits(Limits {
-        max_concurrent_uploads: 1,
-        ..Limits::default()
-    });
+    use registry_api::Limits;
+    let registry = common::limited({
+        let mut l = Limits::default();
+        l.max_concurrent_uploads = 1;
+        l
+    })
+    .await;
     let c = Client::with(registry);
     let loc = c
         .bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[])

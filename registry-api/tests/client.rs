@@ -49,7 +49,7 @@ async fn secured() -> String {
     .await;
     let team = "team".parse().unwrap();
     registry.metadata().create_namespace(&team).await.unwrap();
-    serve(router(registry)).await
+    serve(router(&registry)).await
 }
 
 fn user(url: &str, name: &str) -> Client {
@@ -97,7 +97,7 @@ async fn push_image(client: &Client, repo: &RepositoryName, v: &str) -> (Digest,
 
 #[tokio::test]
 async fn round_trip_without_access_control() {
-    let url = serve(router(Registry::in_memory())).await;
+    let url = serve(router(&Registry::in_memory())).await;
     let client = Client::builder(&url).build().unwrap();
     client.ping().await.unwrap();
     let app = repo("team/app");

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use common::{with_access_control, Client, Reply, PASSWORD};
 use registry_api::{AuthConfig, Registry};
-use registry_auth::{
-    AuthStore, ClusterRole, MemoryAuthStore, PasswordHasher, PullSecretPolicy, Role, SigningKey,
-};
+use registry_auth::{AuthStore, ClusterRole, MemoryAuthStore, PasswordHasher, Role, SigningKey};
 use registry_core::{media_type, Digest};
 use serde_json::{json, Value};
 
@@ -616,16 +614,14 @@ async fn hidden_repositories_stay_hidden() {
 async fn anonymous_callers_who_may_pull_nothing_are_challenged() {
     // No public namespace at all here.
     let store = Arc::new(MemoryAuthStore::new());
-    let registry = Registry::in_memory()
-        .with_auth(AuthConfig {
-            store: store as Arc<dyn AuthStore>,
-            hasher: PasswordHasher::insecure_fast(),
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: Some("https://images.example.com/".into()),
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-            settings: Default::default(),
-        })
+    let mut config = AuthConfig::new(SigningKey::generate().unwrap())
+        .with_store(store as Arc<dyn AuthStore>)
+        .with_public_url("https://images.example.com/");
+    config.hasher = PasswordHasher::insecure_fast();
+    config.service = "registry.test".into();
+    let registry = Registry::builder(registry_storage::Stores::in_memory())
+        .auth(config)
+        .build()
         .await
         .unwrap();
     let c = Client::with(registry);

@@ -4,7 +4,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use common::{image_manifest, Client};
-use registry_api::{Limits, Registry};
+use registry_api::Limits;
 use registry_core::{media_type, Digest};
 
 #[tokio::test]
@@ -150,10 +150,14 @@ async fn manifest_put_errors() {
 
 #[tokio::test]
 async fn manifest_size_limit_is_413() {
-    let c = Client::with(Registry::in_memory().with_limits(Limits {
-        max_manifest_bytes: 1024,
-        ..Limits::default()
-    }));
+    let c = Client::with(
+        common::limited({
+            let mut l = Limits::default();
+            l.max_manifest_bytes = 1024;
+            l
+        })
+        .await,
+    );
     let big = vec![b' '; 2048];
     let r = c
         .call(

@@ -331,11 +331,11 @@ async fn open_uploads_gauge_does_not_list_sessions_per_scrape() {
     });
     // A session left by an earlier process: counted by the first scrape.
     uploads.create(&"team/app".parse().unwrap()).await.unwrap();
-    let registry = Registry::new(
+    let registry = Registry::new(registry_storage::Stores::new(
         Arc::new(blobs),
         uploads.clone(),
         Arc::new(MemoryMetadataStore::default()),
-    );
+    ));
     let c = Client::with(registry.clone());
     let gauge = |s: &Samples| get(s, "registry_uploads_in_progress{}");
     assert_eq!(gauge(&scrape(&c, None).await), 1.0);

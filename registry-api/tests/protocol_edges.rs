@@ -13,7 +13,6 @@ use common::{basic, image_manifest, with_access_control, Client, PASSWORD};
 use registry_api::{Limits, Registry};
 use registry_auth::{ClusterRole, Role};
 use registry_core::{media_type, Digest};
-use registry_storage::filesystem::Durability;
 
 /// 1 KiB of distinct bytes.
 fn kib() -> Vec<u8> {
@@ -157,9 +156,7 @@ async fn chunked_patch_length_must_match_content_range_in_memory() {
 #[tokio::test]
 async fn chunked_patch_length_must_match_content_range_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open_data_dir(dir.path(), Durability::None)
-        .await
-        .unwrap();
+    let registry = common::data_dir(dir.path(), Limits::default()).await;
     chunked_patch_is_held_to_its_content_range(&Client::with(registry)).await;
 }
 
@@ -313,11 +310,12 @@ async fn references_per_manifest_are_capped() {
 
     // A configured limit; checked before any lookup, so even a manifest
     // whose blobs are missing is refused for its size first.
-    let limits = Limits {
-        max_manifest_references: 3,
-        ..Limits::default()
+    let limits = {
+        let mut l = Limits::default();
+        l.max_manifest_references = 3;
+        l
     };
-    let c = Client::with(Registry::in_memory().with_limits(limits));
+    let c = Client::with(common::limited(limits).await);
     let config = c.push_blob("ns/app", b"{}").await;
     let layer = c.push_blob("ns/app", b"layer").await;
     let r = put_manifest(&c, "ok", manifest_with_layers(&config, &layer, 2)).await;
@@ -442,8 +440,6 @@ async fn mount_with_a_token_for_both_repositories_in_memory() {
 #[tokio::test]
 async fn mount_with_a_token_for_both_repositories_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open_data_dir(dir.path(), Durability::None)
-        .await
-        .unwrap();
+    let registry = common::data_dir(dir.path(), Limits::default()).await;
     mount_with_a_token_issued_for_both_repositories(registry).await;
 }

@@ -357,11 +357,11 @@ async fn race(stores: Stores, grace_period: Duration, scenario: &'static str) {
             .expect("pool blob");
         stores.aged.lock().unwrap().insert(d);
     }
-    let registry = Registry::new(
+    let registry = Registry::new(registry_storage::Stores::new(
         stores.blobs.clone(),
         stores.uploads.clone(),
         stores.metadata.clone(),
-    );
+    ));
     let options = GcOptions {
         grace_period,
         ..GcOptions::default()

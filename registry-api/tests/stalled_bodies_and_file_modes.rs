@@ -10,9 +10,8 @@ use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use common::Client;
 use futures::StreamExt;
-use registry_api::{Limits, Registry};
+use registry_api::Limits;
 use registry_core::Digest;
-use registry_storage::filesystem::Durability;
 
 const IDLE: Duration = Duration::from_millis(300);
 
@@ -25,9 +24,10 @@ fn stalling_body(first: &[u8]) -> Body {
 }
 
 fn limits() -> Limits {
-    Limits {
-        body_idle_timeout: IDLE,
-        ..Limits::default()
+    {
+        let mut l = Limits::default();
+        l.body_idle_timeout = IDLE;
+        l
     }
 }
 
@@ -87,22 +87,19 @@ async fn stalled_patch_rolls_back(c: &Client) {
 
 #[tokio::test]
 async fn stalled_patch_body_times_out_and_rolls_back_in_memory() {
-    stalled_patch_rolls_back(&Client::with(Registry::in_memory().with_limits(limits()))).await;
+    stalled_patch_rolls_back(&Client::with(common::limited(limits()).await)).await;
 }
 
 #[tokio::test]
 async fn stalled_patch_body_times_out_and_rolls_back_on_disk() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open_data_dir(dir.path(), Durability::None)
-        .await
-        .unwrap()
-        .with_limits(limits());
+    let registry = common::data_dir(dir.path(), limits()).await;
     stalled_patch_rolls_back(&Client::with(registry)).await;
 }
 
 #[tokio::test]
 async fn stalled_monolithic_push_times_out_and_stores_nothing() {
-    let c = Client::with(Registry::in_memory().with_limits(limits()));
+    let c = Client::with(common::limited(limits()).await);
     let data = vec![7u8; 4000];
     let digest = Digest::sha256_of(&data);
     let uri = format!("/v2/ns/app/blobs/uploads/?digest={digest}");
@@ -133,11 +130,7 @@ fn mode(path: &std::path::Path) -> u32 {
 async fn a_new_data_dir_is_private() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    let c = Client::with(
-        Registry::open_data_dir(&dir, Durability::None)
-            .await
-            .unwrap(),
-    );
+    let c = Client::with(common::data_dir(&dir, Limits::default()).await);
     c.push_blob("ns/app", b"some layer").await;
     let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -160,11 +153,7 @@ async fn an_existing_loose_data_dir_is_tightened() {
     use std::os::unix::fs::PermissionsExt;
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
-    drop(
-        Registry::open_data_dir(&dir, Durability::None)
-            .await
-            .unwrap(),
-    );
+    drop(common::data_dir(&dir, Limits::default()).await);
     let loosen = |p: std::path::PathBuf, m: u32| {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
     };
@@ -174,11 +163,7 @@ async fn an_existing_loose_data_dir_is_tightened() {
     std::fs::write(dir.join("registry.db-wal"), b"").unwrap();
     loosen(dir.join("registry.db-wal"), 0o664);
 
-    let c = Client::with(
-        Registry::open_data_dir(&dir, Durability::None)
-            .await
-            .unwrap(),
-    );
+    let c = Client::with(common::data_dir(&dir, Limits::default()).await);
     c.push_blob("ns/app", b"still works").await;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("uploads")), 0o700);

@@ -17,7 +17,7 @@ use registry_storage::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploa
 use registry_storage::{BlobInfo, ByteStream, StorageError, UploadId, UploadStatus, UploadStore};
 
 async fn team(limits: Limits) -> (Client, String, String) {
-    let registry = Registry::in_memory().with_limits(limits);
+    let registry = common::limited(limits).await;
     let (registry, _) = with_access_control(
         registry,
         &["alice", "bob"],
@@ -54,9 +54,10 @@ async fn start(c: &Client, auth: &str) -> common::Reply {
 /// global cap existed, so one user could take every slot).
 #[tokio::test]
 async fn concurrent_uploads_are_capped_per_user() {
-    let (c, alice, bob) = team(Limits {
-        max_concurrent_uploads_per_user: 1,
-        ..Limits::default()
+    let (c, alice, bob) = team({
+        let mut l = Limits::default();
+        l.max_concurrent_uploads_per_user = 1;
+        l
     })
     .await;
     let loc = start(&c, &alice).await.header("location").to_owned();
@@ -99,9 +100,10 @@ async fn concurrent_uploads_are_capped_per_user() {
 /// other users are unaffected, and ending a session frees a place.
 #[tokio::test]
 async fn open_sessions_are_capped_per_user() {
-    let (c, alice, bob) = team(Limits {
-        max_open_uploads_per_user: 3,
-        ..Limits::default()
+    let (c, alice, bob) = team({
+        let mut l = Limits::default();
+        l.max_open_uploads_per_user = 3;
+        l
     })
     .await;
     let mut locations = Vec::new();
@@ -144,11 +146,13 @@ async fn open_sessions_are_capped_per_user() {
 /// task stops with its handle.
 #[tokio::test]
 async fn idle_sessions_expire_in_the_background() {
-    let registry = Registry::in_memory().with_limits(Limits {
-        upload_idle_timeout: Duration::from_millis(200),
-        maintenance_interval: Duration::from_millis(20),
-        ..Limits::default()
-    });
+    let registry = common::limited({
+        let mut l = Limits::default();
+        l.upload_idle_timeout = Duration::from_millis(200);
+        l.maintenance_interval = Duration::from_millis(20);
+        l
+    })
+    .await;
     let maintenance = registry.spawn_maintenance();
     let c = Client::with(registry.clone());
     let loc = c
@@ -246,11 +250,11 @@ async fn a_full_disk_is_507_and_not_ready() {
         inner: MemoryUploadStore::new(blobs.clone()),
         full: full.clone(),
     };
-    let registry = Registry::new(
+    let registry = Registry::new(registry_storage::Stores::new(
         Arc::new(blobs),
         Arc::new(uploads),
         Arc::new(MemoryMetadataStore::default()),
-    );
+    ));
     let c = Client::with(registry);
     let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::INSUFFICIENT_STORAGE);

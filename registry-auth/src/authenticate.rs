@@ -49,6 +49,82 @@ pub enum AuthenticationError {
     },
 }
 
+/// Credentials as a client presented them.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// HTTP Basic: a user name and a password (or an access token as the
+    /// password).
+    Basic {
+        /// The user name as sent.
+        user: String,
+        /// The password as sent.
+        password: String,
+    },
+    /// A bearer token that is not one of the registry's own signed tokens
+    /// (an access token, or a provider's token).
+    Bearer(String),
+}
+
+impl Credentials {
+    /// The user name, for log lines (`(bearer)` for a token).
+    pub fn user(&self) -> &str {
+        match self {
+            Credentials::Basic { user, .. } => user,
+            Credentials::Bearer(_) => "(bearer)",
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    /// Never shows the secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .finish_non_exhaustive(),
+            Credentials::Bearer(_) => f.write_str("Bearer(..)"),
+        }
+    }
+}
+
+/// An identity provider: turns presented credentials into an identity.
+///
+/// Providers are asked in a configured order, as kube-apiserver's
+/// authenticator chain: each answers "not mine" (`Ok(None)`: the next one is
+/// asked), "yes" (`Ok(Some(..))`: the identity and the credential it came
+/// from, which registry tokens derived from it record), or "no" (`Err`: the
+/// request is refused, no later provider is asked). The registry's own
+/// users and access tokens ([`Authenticator`]) come last and say "no" to
+/// anything they cannot verify.
+#[async_trait::async_trait]
+pub trait Authenticate: Send + Sync + fmt::Debug {
+    /// Authenticates `credentials` presented from `peer` (the client's
+    /// address, for rate limiting).
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<(Identity, TokenSource)>, AuthenticationError>;
+}
+
+#[async_trait::async_trait]
+impl Authenticate for Authenticator {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        peer: Option<IpAddr>,
+    ) -> Result<Option<(Identity, TokenSource)>, AuthenticationError> {
+        match credentials {
+            Credentials::Basic { user, password } => {
+                self.basic_from(user, password, peer).await.map(Some)
+            }
+            Credentials::Bearer(token) => self.bearer_with_source(token).await.map(Some),
+        }
+    }
+}
+
 /// How many successful Basic logins are remembered (see [`Authenticator`]).
 const VERIFIED_CACHE_CAPACITY: usize = 4096;
 /// `last_used` is written at most this often per token.

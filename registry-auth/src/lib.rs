@@ -69,7 +69,7 @@ pub mod testing;
 pub mod throttle;
 pub mod token;
 
-pub use authenticate::{AuthenticationError, Authenticator};
+pub use authenticate::{Authenticate, AuthenticationError, Authenticator, Credentials};
 pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
 pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};

@@ -88,7 +88,8 @@ impl ManifestKind {
         )
     }
 
-    fn from_media_type(media_type: &str) -> Option<Self> {
+    /// The kind served with `media_type`, if it is one of the four.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
         match media_type {
             mt::OCI_MANIFEST => Some(ManifestKind::OciManifest),
             mt::OCI_INDEX => Some(ManifestKind::OciIndex),

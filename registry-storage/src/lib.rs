@@ -5,6 +5,9 @@
 //! - [`MetadataStore`]: repositories, manifests, tags with history, blob
 //!   links, referrers and namespaces.
 //!
+//! [`Stores`] assembles a complete set: [`Stores::in_memory`], or
+//! `Stores::data_dir` (filesystem blobs + SQLite metadata, `sqlite` feature).
+//!
 //! [`CachedMetadataStore`] wraps any metadata store with an in-memory read
 //! cache for the hot paths. [`collect_garbage`] sweeps blobs no manifest
 //! references and expires abandoned uploads, online.
@@ -40,6 +43,7 @@ pub mod memory;
 pub mod metadata;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upload;
@@ -53,4 +57,5 @@ pub use metadata::{
     BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
     StoredManifest, TagEvent, TagRecord,
 };
+pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};

@@ -1,7 +1,7 @@
 //! End-to-end test of the registry with a client nobody here wrote.
 //!
 //! Each test starts the real HTTP service in-process on an ephemeral loopback
-//! port, over the embedded default stores (`Registry::open_data_dir`:
+//! port, over the embedded default stores (`Stores::data_dir`:
 //! filesystem blobs + SQLite metadata in a temp dir), and drives it with the
 //! `oci-client` crate over plain HTTP:
 //!

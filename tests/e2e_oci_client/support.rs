@@ -51,16 +51,17 @@ impl Drop for TestServer {
 impl TestServer {
     pub(crate) async fn start() -> Self {
         let dir = tempfile::tempdir().expect("creating the temp data dir");
-        let registry = Registry::open_data_dir(dir.path(), Durability::None)
+        let stores = registry::storage::Stores::data_dir(dir.path(), Durability::None)
             .await
-            .expect("Registry::open_data_dir over a fresh temp dir");
+            .expect("Stores::data_dir over a fresh temp dir");
+        let registry = Registry::new(stores);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding an ephemeral loopback port");
         let addr = listener.local_addr().expect("listener address");
         let log: Arc<Mutex<Vec<Logged>>> = Arc::default();
         let recorder = log.clone();
-        let app = router(registry).layer(axum::middleware::from_fn(
+        let app = router(&registry).layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
                 let recorder = recorder.clone();
                 async move {

@@ -30,7 +30,7 @@
 //! // A registry served in process on a loopback port.
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
 //! let url = format!("http://{}", listener.local_addr().unwrap());
-//! let app = router(Registry::in_memory());
+//! let app = router(&Registry::in_memory());
 //! tokio::spawn(async move { axum::serve(listener, app).await });
 //!
 //! let client = Client::builder(&url).build().unwrap();

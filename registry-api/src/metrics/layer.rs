@@ -12,7 +12,7 @@ use axum::response::Response;
 use http_body_util::BodyExt;
 
 use super::{method_index, EndpointClass, Metrics, Pending};
-use crate::state::Registry;
+use crate::service::Registry;
 
 /// The tower layer that records every request into a registry's [`Metrics`].
 #[derive(Debug, Clone)]

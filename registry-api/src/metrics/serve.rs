@@ -1,33 +1,20 @@
 //! `GET /extensions/v2/metrics`.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use registry_auth::{Action, Resource};
 
-use crate::access;
-use crate::error::ApiResult;
-use crate::state::Registry;
+use crate::http::error::ApiResult;
+use crate::service::{Caller, Registry};
 
 /// Where the metrics are served.
 pub(crate) const METRICS_PATH: &str = "/extensions/v2/metrics";
 
 /// `GET /extensions/v2/metrics`: needs `ReadMetrics` on the cluster
 /// (`metrics-viewer` or `cluster-admin`) when access control is on.
-pub(crate) async fn serve(
-    State(registry): State<Registry>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    if let Some(state) = registry.auth() {
-        let caller = access::authenticate_primary(state, &headers).await?;
-        access::require_resource(
-            state,
-            &headers,
-            &caller,
-            Action::ReadMetrics,
-            &Resource::Cluster,
-        )?;
-    }
+pub(crate) async fn serve(State(registry): State<Registry>, caller: Caller) -> ApiResult<Response> {
+    registry.authorize(&caller, Action::ReadMetrics, &Resource::Cluster)?;
     // Constant work after the first scrape (see `open_uploads`).
     let open = match registry
         .metrics()

@@ -44,13 +44,13 @@ pub struct Client {
 impl Client {
     pub fn new() -> Self {
         Client {
-            app: router(Registry::in_memory()),
+            app: router(&Registry::in_memory()),
         }
     }
 
     pub fn with(registry: Registry) -> Self {
         Client {
-            app: router(registry),
+            app: router(&registry),
         }
     }
 
@@ -211,17 +211,38 @@ pub async fn with_access_control(
         };
         store.add_cluster_role_binding(binding).await.unwrap();
     }
-    let registry = registry
-        .with_auth(registry_api::AuthConfig {
-            store: store.clone() as std::sync::Arc<dyn AuthStore>,
-            hasher,
-            signing_key: SigningKey::generate().unwrap(),
-            service: "registry.test".into(),
-            public_url: None,
-            pull_secrets: PullSecretPolicy::new(Vec::<String>::new()),
-            settings: Default::default(),
-        })
+    let mut config = registry_api::AuthConfig::new(SigningKey::generate().unwrap())
+        .with_store(store.clone() as std::sync::Arc<dyn AuthStore>);
+    config.hasher = hasher;
+    config.service = "registry.test".into();
+    config.pull_secrets = PullSecretPolicy::new(Vec::<String>::new());
+    let registry = Registry::builder(registry.stores().clone())
+        .limits(registry.limits().clone())
+        .auth(config)
+        .build()
         .await
         .unwrap();
     (registry, store)
+}
+
+/// An in-memory registry with these limits.
+pub async fn limited(limits: registry_api::Limits) -> Registry {
+    Registry::builder(registry_storage::Stores::in_memory())
+        .limits(limits)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// A registry over a data directory (filesystem blobs, SQLite metadata).
+pub async fn data_dir(dir: &std::path::Path, limits: registry_api::Limits) -> Registry {
+    let stores =
+        registry_storage::Stores::data_dir(dir, registry_storage::filesystem::Durability::None)
+            .await
+            .unwrap();
+    Registry::builder(stores)
+        .limits(limits)
+        .build()
+        .await
+        .unwrap()
 }

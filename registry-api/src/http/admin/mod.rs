@@ -1,0 +1,161 @@
+//! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
+//! bindings, service accounts, access tokens, pull secrets, `whoami` and
+//! `prune` (garbage collection).
+//! `docs/admin-api.md` lists every route.
+
+mod bindings;
+mod identities;
+mod prune;
+
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Json;
+use axum::Router;
+use registry_auth::Subject;
+use registry_core::{ErrorCode, Namespace};
+use serde::de::DeserializeOwned;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::http::error::{ApiError, ApiResult};
+use crate::service::{Registry, RegistryError};
+
+/// The admin routes (state applied by the caller).
+pub(crate) fn routes() -> Router<Registry> {
+    Router::new()
+        .route("/apis/admin/v1/whoami", get(identities::whoami))
+        .route("/apis/admin/v1/prune", post(prune::prune))
+        .route(
+            "/apis/admin/v1/namespaces",
+            get(bindings::list_namespaces).post(bindings::create_namespace),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}",
+            delete(bindings::delete_namespace),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/rolebindings",
+            get(bindings::list_role_bindings)
+                .post(bindings::add_role_binding)
+                .delete(bindings::remove_role_binding),
+        )
+        .route(
+            "/apis/admin/v1/clusterrolebindings",
+            get(bindings::list_cluster_bindings)
+                .post(bindings::add_cluster_binding)
+                .delete(bindings::remove_cluster_binding),
+        )
+        .route(
+            "/apis/admin/v1/users",
+            get(identities::list_users).post(identities::create_user),
+        )
+        .route(
+            "/apis/admin/v1/users/{name}",
+            delete(identities::delete_user),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts",
+            get(identities::list_service_accounts).post(identities::create_service_account),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}",
+            delete(identities::delete_service_account),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}/pull-secret",
+            get(identities::pull_secret),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/serviceaccounts/{name}/pull-secret/rotate",
+            post(identities::rotate_pull_secret),
+        )
+        .route(
+            "/apis/admin/v1/tokens",
+            get(identities::list_tokens).post(identities::create_token),
+        )
+        .route(
+            "/apis/admin/v1/tokens/{id}",
+            delete(identities::delete_token),
+        )
+}
+
+/// 400 `UNSUPPORTED` naming what is wrong with a request's body or query.
+fn bad_request(what: &str, detail: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Unsupported, format!("invalid {what}: {detail}"))
+        .with_status(StatusCode::BAD_REQUEST)
+}
+
+/// A JSON body whose problems are answered in the OCI error envelope (400
+/// `UNSUPPORTED`, saying what is wrong) rather than axum's plain text.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(e) => Err(bad_request("request body", e.body_text())),
+        }
+    }
+}
+
+/// Query parameters whose problems are answered like [`JsonBody`]'s.
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(QueryParams(value)),
+            Err(e) => Err(bad_request("query", e.body_text())),
+        }
+    }
+}
+
+/// A body that may be empty (then `T::default()`) or JSON.
+fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| bad_request("request body", e))
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::invalid_name(what, e)
+}
+
+fn namespace(ns: &str) -> Result<Namespace, RegistryError> {
+    ns.parse().map_err(|e| invalid("namespace", e))
+}
+
+/// Parses `user:NAME`, `serviceaccount:NS:NAME`, `group:NAME`, or the
+/// canonical forms (`NAME`, `system:serviceaccount:NS:NAME`, `system:…`).
+fn parse_subject(s: &str) -> Result<Subject, RegistryError> {
+    let canonical = if let Some(user) = s.strip_prefix("user:") {
+        user.to_owned()
+    } else if let Some(sa) = s.strip_prefix("serviceaccount:") {
+        format!("system:serviceaccount:{sa}")
+    } else if let Some(group) = s.strip_prefix("group:") {
+        group.to_owned()
+    } else {
+        s.to_owned()
+    };
+    canonical.parse().map_err(|e| invalid("subject", e))
+}
+
+/// The `kind:name` form of a subject used in requests and responses.
+fn subject_text(s: &Subject) -> String {
+    match s {
+        Subject::User(u) => format!("user:{u}"),
+        Subject::ServiceAccount(sa) => format!("serviceaccount:{}:{}", sa.namespace, sa.name),
+        Subject::Group(g) => format!("group:{g}"),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}

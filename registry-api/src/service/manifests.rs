@@ -1,0 +1,229 @@
+//! Manifests: read by tag or digest, put (with the tags it gets), delete.
+
+use bytes::Bytes;
+use registry_auth::{Action, Resource};
+use registry_core::{Algorithm, Digest, Manifest, ManifestKind, Reference, RepositoryName, Tag};
+use registry_storage::{NewManifest, StorageError, StoredManifest};
+
+use super::{Caller, Registry, RegistryError, RegistryResult};
+
+/// A manifest as stored: the exact bytes pushed, and what they are.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PulledManifest {
+    /// The digest of `bytes`.
+    pub digest: Digest,
+    /// What kind of manifest it is (its media type).
+    pub kind: ManifestKind,
+    /// The bytes, exactly as pushed.
+    pub bytes: Bytes,
+}
+
+/// What [`Registry::put_manifest`] stored.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ManifestPushed {
+    /// The manifest's digest.
+    pub digest: Digest,
+    /// The manifest it refers to (signatures, SBOMs), if any.
+    pub subject: Option<Digest>,
+    /// The tags now pointing at it.
+    pub tags: Vec<Tag>,
+}
+
+impl Registry {
+    /// Looks a manifest up; `RepositoryUnknown` when the repository does
+    /// not exist.
+    async fn load_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<StoredManifest> {
+        if let Some(m) = self.metadata().get_manifest(repo, reference).await? {
+            return Ok(m);
+        }
+        if self.metadata().repository(repo).await?.is_none() {
+            return Err(RegistryError::RepositoryUnknown(repo.clone()));
+        }
+        Err(RegistryError::ManifestUnknown {
+            repository: repo.clone(),
+            reference: reference.clone(),
+        })
+    }
+
+    /// A manifest by tag or digest (needs pull).
+    pub async fn get_manifest(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<PulledManifest> {
+        self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        let stored = self.load_manifest(repo, reference).await?;
+        // Only accepted kinds are stored; anything else is corruption.
+        let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
+            RegistryError::internal(format!(
+                "stored manifest {} has unknown media type {:?}",
+                stored.digest, stored.media_type
+            ))
+        })?;
+        Ok(PulledManifest {
+            digest: stored.digest,
+            kind,
+            bytes: stored.bytes,
+        })
+    }
+
+    /// Checks that everything the manifest references is present in
+    /// `repo`: blobs linked to it, child manifests stored in it.
+    async fn check_references(&self, repo: &RepositoryName, m: &Manifest) -> RegistryResult<()> {
+        for d in m.blob_references() {
+            let linked = self.metadata().blob_linked(repo, &d.digest).await?;
+            if !linked || self.blobs().stat(&d.digest).await?.is_none() {
+                return Err(RegistryError::ManifestReferenceUnknown(format!(
+                    "blob {} is not in repository {repo}",
+                    d.digest
+                )));
+            }
+        }
+        for d in m.manifest_references() {
+            let reference = Reference::Digest(d.digest.clone());
+            if self
+                .metadata()
+                .get_manifest(repo, &reference)
+                .await?
+                .is_none()
+            {
+                return Err(RegistryError::ManifestReferenceUnknown(format!(
+                    "manifest {} is not in repository {repo}",
+                    d.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a manifest under `reference` (needs push): the bytes as
+    /// given, once everything they reference is in `repo`. A tag
+    /// reference and every tag of `extra_tags` then point at it; a digest
+    /// reference must be the digest of the bytes. `content_type` is the
+    /// media type the client declared, checked against the document.
+    pub async fn put_manifest(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+        extra_tags: &[Tag],
+    ) -> RegistryResult<ManifestPushed> {
+        self.authorize(caller, Action::Push, &Resource::Repository(repo))?;
+        self.ensure_namespace(caller, repo).await?;
+        let limit = self.limits().max_manifest_bytes;
+        if bytes.len() > limit {
+            return Err(RegistryError::ManifestTooLarge { limit });
+        }
+        let manifest = Manifest::parse(content_type, &bytes)
+            .map_err(|e| RegistryError::ManifestInvalid(e.to_string()))?;
+        // Before any lookup: accepting a manifest costs store work per reference.
+        let references = manifest.reference_count();
+        let max_references = self.limits().max_manifest_references;
+        if references > max_references {
+            return Err(RegistryError::ManifestInvalid(format!(
+                "manifest references {references} descriptors (config, layers, manifests, \
+                 subject); this registry accepts at most {max_references}"
+            )));
+        }
+        let algorithm = reference
+            .as_digest()
+            .map_or(Algorithm::Sha256, Digest::algorithm);
+        let digest = Digest::of(algorithm, &bytes);
+        if let Some(expected) = reference.as_digest() {
+            if expected != &digest {
+                return Err(RegistryError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: digest,
+                });
+            }
+        }
+        let mut tags: Vec<Tag> = reference.as_tag().cloned().into_iter().collect();
+        for tag in extra_tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        self.check_references(repo, &manifest).await?;
+        let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+        let record = NewManifest {
+            repository: repo.clone(),
+            digest: digest.clone(),
+            media_type: manifest.media_type().to_owned(),
+            bytes,
+            subject: subject.clone(),
+            // What the referrers API lists and filters on (spec: the
+            // config's media type when `artifactType` is absent).
+            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
+            annotations: manifest.annotations.clone(),
+            config: manifest.config.as_ref().map(|c| c.digest.clone()),
+            blobs: manifest
+                .blob_references()
+                .map(|d| d.digest.clone())
+                .collect(),
+            children: manifest
+                .manifest_references()
+                .map(|d| d.digest.clone())
+                .collect(),
+            tags: tags.clone(),
+            actor: caller.actor(),
+        };
+        match self.metadata().put_manifest(record).await {
+            Ok(()) => {
+                tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    digest = %digest, tags = ?tags, "manifest pushed");
+                Ok(ManifestPushed {
+                    digest,
+                    subject,
+                    tags,
+                })
+            }
+            // A prune deleted a blob after `check_references` saw it.
+            Err(StorageError::BlobDeleted { digest }) => {
+                Err(RegistryError::ManifestReferenceUnknown(format!(
+                    "blob {digest} was deleted by garbage collection; push it again"
+                )))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes by digest the manifest and its tags, by tag only the tag
+    /// (needs delete). The move is recorded in tag history as the caller's.
+    pub async fn delete_manifest(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<()> {
+        self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        let actor = caller.actor();
+        let result = match reference {
+            Reference::Digest(d) => self.metadata().delete_manifest(repo, d, &actor).await,
+            Reference::Tag(t) => self.metadata().delete_tag(repo, t, &actor).await,
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    reference = %reference, "manifest deleted");
+                Ok(())
+            }
+            Err(StorageError::NotFound { .. }) => {
+                self.load_manifest(repo, reference).await?;
+                Err(RegistryError::ManifestUnknown {
+                    repository: repo.clone(),
+                    reference: reference.clone(),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! [`Stores`]: a complete set of stores for one registry, assembled here so
+//! that the service on top depends on the storage traits only.
+
+use std::fmt;
+use std::sync::Arc;
+
+use registry_auth::{AuthStore, MemoryAuthStore};
+
+use crate::memory::{MemoryBlobStore, MemoryMetadataStore, MemoryUploadStore};
+use crate::{BlobStore, MetadataStore, UploadStore};
+
+/// The stores a registry runs on: blobs, upload sessions that publish into
+/// those blobs, metadata, and where the auth records live (users, service
+/// accounts, tokens, role bindings).
+///
+/// Assemble one with [`Stores::in_memory`], [`Stores::data_dir`] (with the
+/// `sqlite` feature) or, for your own backends, [`Stores::new`] and
+/// [`Stores::with_auth_store`]. Cheap to clone.
+///
+/// ```
+/// use registry_storage::Stores;
+///
+/// let stores = Stores::in_memory();
+/// assert!(stores.auth().is_some());
+/// ```
+#[derive(Clone)]
+pub struct Stores {
+    blobs: Arc<dyn BlobStore>,
+    uploads: Arc<dyn UploadStore>,
+    metadata: Arc<dyn MetadataStore>,
+    auth: Option<Arc<dyn AuthStore>>,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores")
+            .field("blobs", &self.blobs)
+            .field("uploads", &self.uploads)
+            .field("metadata", &self.metadata)
+            .field("auth", &self.auth.is_some())
+            .finish()
+    }
+}
+
+impl Stores {
+    /// Stores over your own backends. `uploads` must publish committed
+    /// sessions into `blobs`. No auth store: add one with
+    /// [`with_auth_store`](Self::with_auth_store) to turn access control on.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        uploads: Arc<dyn UploadStore>,
+        metadata: Arc<dyn MetadataStore>,
+    ) -> Self {
+        Stores {
+            blobs,
+            uploads,
+            metadata,
+            auth: None,
+        }
+    }
+
+    /// Everything in process memory, gone with the process (tests,
+    /// ephemeral embedding), auth records included.
+    pub fn in_memory() -> Self {
+        let blobs = MemoryBlobStore::default();
+        let uploads = MemoryUploadStore::new(blobs.clone());
+        Stores::new(
+            Arc::new(blobs),
+            Arc::new(uploads),
+            Arc::new(MemoryMetadataStore::default()),
+        )
+        .with_auth_store(Arc::new(MemoryAuthStore::default()))
+    }
+
+    /// The embedded default: blobs and upload sessions under `dir`,
+    /// metadata and auth records in `dir/registry.db` (SQLite, created on
+    /// first use). Requests read metadata through an in-memory cache
+    /// ([`CachedMetadataStore`](crate::CachedMetadataStore)); auth records
+    /// are read from the database directly (wrap them in
+    /// `registry_auth::CachedAuthStore` if you want them cached too).
+    #[cfg(feature = "sqlite")]
+    pub async fn data_dir(
+        dir: impl AsRef<std::path::Path>,
+        durability: crate::filesystem::Durability,
+    ) -> crate::Result<Self> {
+        let dir = dir.as_ref();
+        let blobs = crate::filesystem::FsBlobStore::with_durability(dir, durability)?;
+        let uploads = crate::filesystem::FsUploadStore::new(dir, blobs.clone())?;
+        let database = crate::sqlite::SqliteMetadataStore::open(dir.join("registry.db")).await?;
+        let metadata = crate::CachedMetadataStore::new(database.clone());
+        Ok(
+            Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
+                .with_auth_store(Arc::new(database)),
+        )
+    }
+
+    /// Replaces where auth records live.
+    pub fn with_auth_store(mut self, auth: Arc<dyn AuthStore>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Wraps the upload store (to count sessions, add limits, …): the
+    /// wrapper must still publish into the same blob store.
+    pub fn map_uploads(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn UploadStore>) -> Arc<dyn UploadStore>,
+    ) -> Self {
+        self.uploads = wrap(self.uploads);
+        self
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// The upload store.
+    pub fn uploads(&self) -> &Arc<dyn UploadStore> {
+        &self.uploads
+    }
+
+    /// The metadata store.
+    pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
+        &self.metadata
+    }
+
+    /// Where auth records live, if anywhere.
+    pub fn auth(&self) -> Option<&Arc<dyn AuthStore>> {
+        self.auth.as_ref()
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn data_dir_puts_everything_under_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = Stores::data_dir(dir.path(), crate::filesystem::Durability::None)
+            .await
+            .unwrap();
+        assert!(dir.path().join("registry.db").exists());
+        let ns: registry_core::Namespace = "team".parse().unwrap();
+        stores.metadata().create_namespace(&ns).await.unwrap();
+        assert!(stores.metadata().namespace_exists(&ns).await.unwrap());
+        assert!(stores
+            .auth()
+            .unwrap()
+            .list_users()
+            .await
+            .unwrap()
+            .is_empty());
+    }
+}
