@@ -3,7 +3,9 @@
 //! This facade re-exports the layers: [`core`] (digests, names, manifests,
 //! error codes), [`storage`] (blob, upload and metadata stores with memory,
 //! filesystem and SQLite backends), [`auth`] (namespaces, roles, tokens) and
-//! [`api`] (the axum service).
+//! [`api`] (the axum service, its public request and response documents in
+//! `api::model`, and with the `client` feature the typed client
+//! `api::client`).
 
 pub use registry_api as api;
 pub use registry_auth as auth;

@@ -1,33 +1,27 @@
-//! The admin commands: namespaces, users, role bindings, service accounts,
-//! pull secrets and access tokens (`/apis/admin/v1`, see docs/admin-api.md).
+//! The admin commands (`/apis/admin/v1`, see docs/admin-api.md): whoami,
+//! prune, namespaces, users, role bindings, service accounts with their
+//! pull secrets, and access tokens.
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use registry::api::model::admin::{
+    BindingRequest, NewAccessToken, NewUser, PruneReport, PruneRequest,
+};
+use serde::Serialize;
 
 use crate::cli::{
-    ClusterRoleBindingCmd, Global, NamespaceCmd, RoleBindingCmd, ServiceAccountCmd, TokenCmd,
-    UserCmd,
+    Binding, ClusterRoleBindingCmd as Crb, Command, Global, NamespaceCmd as Ns,
+    RoleBindingCmd as Rb, ServiceAccountCmd as Sa, TokenCmd, UserCmd,
 };
-use crate::session::{read_password, Admin};
-use crate::{say, Io};
+use crate::session::{read_password, Connection};
+use crate::{say, CliError, Io};
 
-/// Prints a JSON value, pretty.
-pub fn print_json(io: &mut Io<'_>, value: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).expect("a JSON value serializes");
+/// Prints a document as pretty JSON.
+pub(crate) fn print_json(io: &mut Io<'_>, value: &impl Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).expect("documents serialize");
     say!(io.out, "{text}")
 }
 
-/// A field as table text: strings bare, `null`/missing as `-`.
-fn cell(item: &Value, field: &str) -> String {
-    match item.get(field) {
-        None | Some(Value::Null) => "-".to_owned(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 /// Renders rows under upper-case headers in aligned columns.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
@@ -36,12 +30,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}   "));
-            }
+        for (c, w) in cells.iter().zip(&widths) {
+            s.push_str(&format!("{c:<w$}   "));
         }
         s.trim_end().to_owned()
     };
@@ -53,347 +43,246 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.join("\n")
 }
 
-/// Prints the array `answer[key]` as a table of `fields` (or the JSON with
-/// `--json`).
-fn print_list(
-    global: &Global,
+/// `doc` as JSON with `--json`, else `rows` under `headers` (or `no {what}`
+/// on stderr when there are none).
+fn list(
+    g: &Global,
     io: &mut Io<'_>,
-    answer: &Value,
-    key: &str,
-    fields: &[&str],
-) -> Result<(), String> {
-    if global.json {
-        return print_json(io, answer);
-    }
-    let items = answer
-        .get(key)
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("the server's answer has no \"{key}\" list"))?;
-    if items.is_empty() {
-        return say!(io.err, "no {key}");
-    }
-    let headers: Vec<String> = fields
-        .iter()
-        .map(|f| f.replace('_', " ").to_uppercase())
-        .collect();
-    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
-    let rows: Vec<Vec<String>> = items
-        .iter()
-        .map(|item| fields.iter().map(|f| cell(item, f)).collect())
-        .collect();
-    say!(io.out, "{}", table(&headers, &rows))
-}
-
-/// `registryctl namespace ...`.
-pub async fn namespace(global: &Global, cmd: NamespaceCmd, io: &mut Io<'_>) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        NamespaceCmd::Create { name } => {
-            let body = json!({ "name": name });
-            admin
-                .call(Method::POST, &["namespaces"], &[], Some(&body))
-                .await?;
-            say!(io.out, "namespace/{name} created")
-        }
-        NamespaceCmd::List => {
-            let answer = admin.call(Method::GET, &["namespaces"], &[], None).await?;
-            if global.json {
-                return print_json(io, &answer);
-            }
-            let names = answer
-                .get("namespaces")
-                .and_then(Value::as_array)
-                .ok_or("the server's answer has no \"namespaces\" list")?;
-            for name in names {
-                say!(io.out, "{}", name.as_str().unwrap_or_default())?;
-            }
-            Ok(())
-        }
-        NamespaceCmd::Delete { name } => {
-            admin
-                .call(Method::DELETE, &["namespaces", &name], &[], None)
-                .await?;
-            say!(io.out, "namespace/{name} deleted")
-        }
+    doc: &impl Serialize,
+    (what, headers): (&str, &[&str]),
+    rows: Vec<Vec<String>>,
+) -> Result<(), CliError> {
+    match () {
+        _ if g.json => print_json(io, doc),
+        _ if rows.is_empty() => say!(io.err, "no {what}"),
+        _ => say!(io.out, "{}", table(headers, &rows)),
     }
 }
 
-/// `registryctl user ...`.
-pub async fn user(global: &Global, cmd: UserCmd, io: &mut Io<'_>) -> Result<(), String> {
+fn request(b: &Binding) -> BindingRequest {
+    BindingRequest::new(&b.role, &b.subject)
+}
+
+/// Runs an admin command (with the stored credentials).
+pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
     // Read the password before connecting, so a missing one fails fast.
-    let password = match &cmd {
-        UserCmd::Create { .. } => Some(read_password(io.stdin)?),
-        _ => None,
+    let password = match &command {
+        Command::User(UserCmd::Create { .. }) => read_password(io)?,
+        _ => String::new(),
     };
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        UserCmd::Create { name, .. } => {
-            let body = json!({ "name": name, "password": password });
-            admin
-                .call(Method::POST, &["users"], &[], Some(&body))
-                .await?;
-            say!(io.out, "user/{name} created")
+    let conn = Connection::open(g, io, true)?;
+    let api = &conn.client;
+    let out = match command {
+        Command::Whoami => {
+            let me = conn.run(api.whoami()).await?;
+            return if g.json {
+                print_json(io, &me)
+            } else {
+                say!(io.out, "{}", me.subject)
+            };
         }
-        UserCmd::List => {
-            let answer = admin.call(Method::GET, &["users"], &[], None).await?;
-            print_list(global, io, &answer, "users", &["name", "created"])
+        Command::Prune(a) => {
+            let request = PruneRequest::new(a.dry_run, a.grace, a.upload_max_age);
+            let report = conn.run(api.prune(&request)).await?;
+            return if g.json {
+                print_json(io, &report)
+            } else {
+                say!(io.out, "{}", describe(&report))
+            };
         }
-        UserCmd::Delete { name } => {
-            admin
-                .call(Method::DELETE, &["users", &name], &[], None)
-                .await?;
-            say!(io.out, "user/{name} deleted")
+        Command::Namespace(Ns::Create { name }) => {
+            conn.run(api.create_namespace(&name)).await?;
+            format!("namespace/{name} created")
         }
-    }
-}
-
-/// `registryctl rolebinding ...`.
-pub async fn rolebinding(
-    global: &Global,
-    cmd: RoleBindingCmd,
-    io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        RoleBindingCmd::Add { namespace, binding } => {
-            let body = json!({ "role": binding.role, "subject": binding.subject });
-            admin
-                .call(
-                    Method::POST,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &[],
-                    Some(&body),
-                )
+        Command::Namespace(Ns::List) => {
+            let doc = conn.run(api.namespaces()).await?;
+            if g.json {
+                return print_json(io, &doc);
+            }
+            return doc
+                .namespaces
+                .iter()
+                .try_for_each(|ns| say!(io.out, "{ns}"));
+        }
+        Command::Namespace(Ns::Delete { name }) => {
+            conn.run(api.delete_namespace(&name)).await?;
+            format!("namespace/{name} deleted")
+        }
+        Command::User(UserCmd::Create { name, .. }) => {
+            conn.run(api.create_user(&NewUser::new(name.as_str(), password)))
                 .await?;
-            say!(
-                io.out,
-                "rolebinding added: {} {} in namespace {namespace}",
-                binding.role,
-                binding.subject
+            format!("user/{name} created")
+        }
+        Command::User(UserCmd::List) => {
+            let doc = conn.run(api.users()).await?;
+            let rows = doc
+                .users
+                .iter()
+                .map(|u| vec![u.name.to_string(), u.created.clone()]);
+            return list(g, io, &doc, ("users", &["NAME", "CREATED"]), rows.collect());
+        }
+        Command::User(UserCmd::Delete { name }) => {
+            conn.run(api.delete_user(&name)).await?;
+            format!("user/{name} deleted")
+        }
+        Command::Rolebinding(Rb::Add {
+            namespace: ns,
+            binding: b,
+        }) => {
+            conn.run(api.add_role_binding(&ns, &request(&b))).await?;
+            format!(
+                "rolebinding added: {} {} in namespace {ns}",
+                b.role, b.subject
             )
         }
-        RoleBindingCmd::Remove { namespace, binding } => {
-            let query = [
-                ("role", binding.role.as_str()),
-                ("subject", binding.subject.as_str()),
-            ];
-            admin
-                .call(
-                    Method::DELETE,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &query,
-                    None,
-                )
-                .await?;
-            say!(
-                io.out,
-                "rolebinding removed: {} {} in namespace {namespace}",
-                binding.role,
-                binding.subject
+        Command::Rolebinding(Rb::Remove {
+            namespace: ns,
+            binding: b,
+        }) => {
+            conn.run(api.remove_role_binding(&ns, &request(&b))).await?;
+            format!(
+                "rolebinding removed: {} {} in namespace {ns}",
+                b.role, b.subject
             )
         }
-        RoleBindingCmd::List { namespace } => {
-            let answer = admin
-                .call(
-                    Method::GET,
-                    &["namespaces", &namespace, "rolebindings"],
-                    &[],
-                    None,
-                )
-                .await?;
-            print_list(global, io, &answer, "rolebindings", &["role", "subject"])
-        }
-    }
-}
-
-/// `registryctl clusterrolebinding ...`.
-pub async fn clusterrolebinding(
-    global: &Global,
-    cmd: ClusterRoleBindingCmd,
-    io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        ClusterRoleBindingCmd::Add(b) => {
-            let body = json!({ "role": b.role, "subject": b.subject });
-            admin
-                .call(Method::POST, &["clusterrolebindings"], &[], Some(&body))
-                .await?;
-            say!(io.out, "clusterrolebinding added: {} {}", b.role, b.subject)
-        }
-        ClusterRoleBindingCmd::Remove(b) => {
-            let query = [("role", b.role.as_str()), ("subject", b.subject.as_str())];
-            admin
-                .call(Method::DELETE, &["clusterrolebindings"], &query, None)
-                .await?;
-            say!(
-                io.out,
-                "clusterrolebinding removed: {} {}",
-                b.role,
-                b.subject
-            )
-        }
-        ClusterRoleBindingCmd::List => {
-            let answer = admin
-                .call(Method::GET, &["clusterrolebindings"], &[], None)
-                .await?;
-            print_list(
-                global,
+        Command::Rolebinding(Rb::List { namespace }) => {
+            let doc = conn.run(api.role_bindings(&namespace)).await?;
+            let rows = doc
+                .rolebindings
+                .iter()
+                .map(|b| vec![b.role.to_string(), b.subject.clone()]);
+            return list(
+                g,
                 io,
-                &answer,
-                "clusterrolebindings",
-                &["role", "subject"],
-            )
+                &doc,
+                ("rolebindings", &["ROLE", "SUBJECT"]),
+                rows.collect(),
+            );
         }
-    }
-}
-
-/// `registryctl serviceaccount ...`.
-pub async fn serviceaccount(
-    global: &Global,
-    cmd: ServiceAccountCmd,
-    io: &mut Io<'_>,
-) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        ServiceAccountCmd::Create { namespace, name } => {
-            let body = json!({ "name": name });
-            admin
-                .call(
-                    Method::POST,
-                    &["namespaces", &namespace, "serviceaccounts"],
-                    &[],
-                    Some(&body),
-                )
-                .await?;
-            say!(
-                io.out,
-                "serviceaccount/{name} created in namespace {namespace}"
-            )
+        Command::Clusterrolebinding(Crb::Add(b)) => {
+            conn.run(api.add_cluster_role_binding(&request(&b))).await?;
+            format!("clusterrolebinding added: {} {}", b.role, b.subject)
         }
-        ServiceAccountCmd::List { namespace } => {
-            let answer = admin
-                .call(
-                    Method::GET,
-                    &["namespaces", &namespace, "serviceaccounts"],
-                    &[],
-                    None,
-                )
+        Command::Clusterrolebinding(Crb::Remove(b)) => {
+            conn.run(api.remove_cluster_role_binding(&request(&b)))
                 .await?;
-            print_list(
-                global,
+            format!("clusterrolebinding removed: {} {}", b.role, b.subject)
+        }
+        Command::Clusterrolebinding(Crb::List) => {
+            let doc = conn.run(api.cluster_role_bindings()).await?;
+            let rows = doc.clusterrolebindings.iter();
+            let rows = rows
+                .map(|b| vec![b.role.to_string(), b.subject.clone()])
+                .collect();
+            return list(
+                g,
                 io,
-                &answer,
-                "serviceaccounts",
-                &["name", "subject", "created"],
-            )
+                &doc,
+                ("clusterrolebindings", &["ROLE", "SUBJECT"]),
+                rows,
+            );
         }
-        ServiceAccountCmd::Delete { namespace, name } => {
-            admin
-                .call(
-                    Method::DELETE,
-                    &["namespaces", &namespace, "serviceaccounts", &name],
-                    &[],
-                    None,
-                )
-                .await?;
-            say!(
-                io.out,
-                "serviceaccount/{name} deleted from namespace {namespace}"
-            )
+        Command::Serviceaccount(Sa::Create {
+            namespace: ns,
+            name,
+        }) => {
+            conn.run(api.create_service_account(&ns, &name)).await?;
+            format!("serviceaccount/{name} created in namespace {ns}")
         }
-        ServiceAccountCmd::PullSecret {
+        Command::Serviceaccount(Sa::List { namespace }) => {
+            let doc = conn.run(api.service_accounts(&namespace)).await?;
+            let rows = doc.serviceaccounts.iter();
+            let rows = rows.map(|s| vec![s.name.to_string(), s.subject.clone(), s.created.clone()]);
+            let headers: &[&str] = &["NAME", "SUBJECT", "CREATED"];
+            return list(g, io, &doc, ("serviceaccounts", headers), rows.collect());
+        }
+        Command::Serviceaccount(Sa::Delete {
+            namespace: ns,
+            name,
+        }) => {
+            conn.run(api.delete_service_account(&ns, &name)).await?;
+            format!("serviceaccount/{name} deleted from namespace {ns}")
+        }
+        Command::Serviceaccount(Sa::PullSecret {
             namespace,
             name,
             rotate,
-        } => {
-            let mut path = vec![
-                "namespaces",
-                &namespace,
-                "serviceaccounts",
-                &name,
-                "pull-secret",
-            ];
-            let method = if rotate {
-                path.push("rotate");
-                Method::POST
-            } else {
-                Method::GET
-            };
-            let secret = admin.call(method, &path, &[], None).await?;
-            print_json(io, &secret)
+        }) => {
+            let secret = conn.run(api.pull_secret(&namespace, &name, rotate)).await?;
+            return print_json(io, &secret);
         }
+        Command::Token(TokenCmd::Create { name, expires }) => {
+            let expires = expires.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
+            let created = conn
+                .run(api.create_token(&NewAccessToken::new(name, expires)))
+                .await?;
+            if g.json {
+                return print_json(io, &created);
+            }
+            // Only the token on stdout, so that `$(registryctl token create)` works.
+            created.token
+        }
+        Command::Token(TokenCmd::List) => {
+            let doc = conn.run(api.tokens()).await?;
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+            let rows = doc.tokens.iter().map(|t| {
+                let (id, name) = (t.id.to_string(), t.name.to_string());
+                vec![
+                    id,
+                    name,
+                    t.created.clone(),
+                    dash(&t.expires),
+                    dash(&t.last_used),
+                ]
+            });
+            let headers: &[&str] = &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED"];
+            return list(g, io, &doc, ("tokens", headers), rows.collect());
+        }
+        Command::Token(TokenCmd::Delete { id }) => {
+            conn.run(api.delete_token(&id)).await?;
+            format!("token/{id} deleted")
+        }
+        other => unreachable!("not an admin command: {other:?}"),
+    };
+    say!(io.out, "{out}")
+}
+
+/// `1536` → `1.5 KiB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
     }
 }
 
-/// `registryctl token ...`.
-pub async fn token(global: &Global, cmd: TokenCmd, io: &mut Io<'_>) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    match cmd {
-        TokenCmd::Create { name, expires } => {
-            let mut body = serde_json::Map::new();
-            if let Some(n) = name {
-                body.insert("name".into(), Value::String(n));
-            }
-            if let Some(seconds) = expires {
-                body.insert("expires_in_seconds".into(), Value::from(seconds));
-            }
-            let answer = admin
-                .call(Method::POST, &["tokens"], &[], Some(&Value::Object(body)))
-                .await?;
-            if global.json {
-                return print_json(io, &answer);
-            }
-            let token = answer
-                .get("token")
-                .and_then(Value::as_str)
-                .ok_or("the server's answer has no \"token\"")?;
-            // Only the token on stdout, so that `$(registryctl token create)` works.
-            say!(io.out, "{token}")
-        }
-        TokenCmd::List => {
-            let answer = admin.call(Method::GET, &["tokens"], &[], None).await?;
-            print_list(
-                global,
-                io,
-                &answer,
-                "tokens",
-                &["id", "name", "created", "expires", "last_used"],
-            )
-        }
-        TokenCmd::Delete { id } => {
-            admin
-                .call(Method::DELETE, &["tokens", &id], &[], None)
-                .await?;
-            say!(io.out, "token/{id} deleted")
-        }
+/// The server's prune report as a few lines of text.
+fn describe(r: &PruneReport) -> String {
+    let (delete, expire) = match r.dry_run {
+        true => ("would delete", "would expire"),
+        false => ("deleted", "expired"),
+    };
+    let mut text = format!(
+        "scanned {} blobs: {} referenced, {} younger than the grace period\n\
+         {delete} {} blobs ({})\n{expire} {} upload sessions",
+        r.blobs_scanned,
+        r.blobs_referenced,
+        r.blobs_young,
+        r.blobs_deleted,
+        human_bytes(r.bytes_freed),
+        r.uploads_expired
+    );
+    if r.dry_run {
+        text.push_str("\ndry run: nothing was changed");
     }
+    text
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tables_align_columns() {
-        let rows = vec![
-            vec!["registry-viewer".to_owned(), "user:alice".to_owned()],
-            vec!["admin".to_owned(), "group:system:authenticated".to_owned()],
-        ];
-        assert_eq!(
-            table(&["ROLE", "SUBJECT"], &rows),
-            "ROLE              SUBJECT\n\
-             registry-viewer   user:alice\n\
-             admin             group:system:authenticated"
-        );
-    }
-
-    #[test]
-    fn cells_show_missing_as_dash() {
-        let item = json!({"a": "x", "b": null, "c": 3});
-        assert_eq!(cell(&item, "a"), "x");
-        assert_eq!(cell(&item, "b"), "-");
-        assert_eq!(cell(&item, "c"), "3");
-        assert_eq!(cell(&item, "d"), "-");
-    }
-}
+#[path = "admin_tests.rs"]
+mod tests;

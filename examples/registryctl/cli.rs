@@ -1,51 +1,48 @@
-//! Command-line definitions (clap derive).
+//! Command-line definitions (clap derive). Names are parsed into their
+//! types here, so a malformed one is a usage error (exit 2).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use registry::auth::{AccessTokenId, ServiceAccountName, UserName};
+use registry::core::{Digest, Namespace, Tag};
 
-use crate::image::{ImageCmd, ImageStreamsCmd, TagCmd};
-use crate::parse::{
-    parse_duration, parse_id, parse_namespace, parse_service_account, parse_subject, parse_user,
-};
+use crate::parse::{parse_duration, parse_grace, parse_name_tag, parse_subject};
 
 /// Log in to an OCI registry and administer it: namespaces, users, role
-/// bindings, service accounts, pull secrets and access tokens.
+/// bindings, service accounts, pull secrets and access tokens; inspect its
+/// ImageStreams and images.
 ///
 /// Credentials are kept in a Docker-compatible auth file, which docker,
-/// podman and skopeo read too.
+/// podman and skopeo read too; the server logged in to becomes the current
+/// context.
 #[derive(Debug, Parser)]
 #[command(name = "registryctl", version)]
-pub struct Cli {
-    /// Options shared by every command.
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
-    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
 /// Options accepted by every command.
 #[derive(Debug, Args)]
-pub struct Global {
-    /// Registry for the admin commands: host[:port] (HTTPS) or http[s]://host[:port].
+pub(crate) struct Global {
+    /// Registry to call: host[:port] (HTTPS) or http[s]://host[:port]
+    /// [default: the current context, set by `login`].
     #[arg(long, global = true, env = "REGISTRY_SERVER", value_name = "URL")]
     pub server: Option<String>,
-
     /// Auth file to read and write [default: $DOCKER_CONFIG/config.json, else
-    /// ~/.docker/config.json].
+    /// ~/.docker/config.json]; the contexts are in registryctl.json beside it.
     #[arg(long, visible_alias = "to", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-
     /// PEM file with extra CA certificates to trust (besides the system roots).
     #[arg(long, global = true, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-
     /// Allow plain http:// servers, or skip verification of an HTTPS
     /// certificate that is not trusted. Weakens security: prints a warning.
     #[arg(long, global = true)]
     pub insecure: bool,
-
     /// Print the server's JSON answer instead of text (list and show commands).
     #[arg(long, global = true)]
     pub json: bool,
@@ -53,19 +50,23 @@ pub struct Global {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check credentials against SERVER and store them in the auth file.
+pub(crate) enum Command {
+    /// Check credentials against SERVER, store them in the auth file and
+    /// make SERVER the current context.
     Login(Login),
     /// Remove the stored credentials for SERVER.
     Logout {
         /// host[:port] or http[s]://host[:port].
         server: String,
     },
+    /// List the servers logged in to, or switch the current one.
+    #[command(subcommand)]
+    Context(ContextCmd),
     /// Print who the stored credentials authenticate as.
     Whoami,
     /// Delete blobs no manifest references and expire abandoned uploads
     /// (cluster-admin).
-    Prune(crate::prune::PruneArgs),
+    Prune(PruneArgs),
     /// Manage namespaces (cluster-admin).
     #[command(subcommand)]
     Namespace(NamespaceCmd),
@@ -99,7 +100,7 @@ pub enum Command {
 
 /// `registryctl login`.
 #[derive(Debug, Args)]
-pub struct Login {
+pub(crate) struct Login {
     /// host[:port] (HTTPS) or http[s]://host[:port].
     pub server: String,
     /// User name (any name when logging in with an access token).
@@ -109,42 +110,54 @@ pub struct Login {
     #[arg(long, conflicts_with = "password")]
     pub password_stdin: bool,
     /// Password or access token (visible to other local users: prefer --password-stdin).
-    #[arg(
-        short,
-        long,
-        required_unless_present = "password_stdin",
-        value_name = "PASSWORD"
-    )]
+    #[arg(short, long, required_unless_present = "password_stdin")]
     pub password: Option<String>,
+}
+
+/// `registryctl context ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ContextCmd {
+    /// List the contexts (`*` marks the current one).
+    List,
+    /// Make NAME (a server as logged in to, e.g. localhost:5000) current.
+    Use { name: String },
+}
+
+/// `registryctl prune`.
+#[derive(Debug, Args)]
+pub(crate) struct PruneArgs {
+    /// Report what would be deleted without deleting anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep unreferenced blobs younger than this, e.g. 30m, 1h, 2d, or 0
+    /// for none [default: the server's, 1h]. Blobs of a push in progress
+    /// are unreferenced until its manifest arrives: keep this longer than
+    /// your slowest push.
+    #[arg(long, value_name = "DURATION", value_parser = parse_grace)]
+    pub grace: Option<u64>,
+    /// Cancel upload sessions started longer ago than this [default: the
+    /// server's, 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub upload_max_age: Option<u64>,
 }
 
 /// `registryctl namespace ...`.
 #[derive(Debug, Subcommand)]
-pub enum NamespaceCmd {
+pub(crate) enum NamespaceCmd {
     /// Create a namespace.
-    Create {
-        /// Namespace name.
-        #[arg(value_parser = parse_namespace)]
-        name: String,
-    },
+    Create { name: Namespace },
     /// List namespaces.
     List,
     /// Delete a namespace.
-    Delete {
-        /// Namespace name.
-        #[arg(value_parser = parse_namespace)]
-        name: String,
-    },
+    Delete { name: Namespace },
 }
 
 /// `registryctl user ...`.
 #[derive(Debug, Subcommand)]
-pub enum UserCmd {
+pub(crate) enum UserCmd {
     /// Create a user; the password is read from standard input.
     Create {
-        /// User name.
-        #[arg(value_parser = parse_user)]
-        name: String,
+        name: UserName,
         /// Read the password from standard input (required).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -152,16 +165,12 @@ pub enum UserCmd {
     /// List users.
     List,
     /// Delete a user.
-    Delete {
-        /// User name.
-        #[arg(value_parser = parse_user)]
-        name: String,
-    },
+    Delete { name: UserName },
 }
 
 /// A role and the subject it is bound to.
 #[derive(Debug, Args)]
-pub struct Binding {
+pub(crate) struct Binding {
     /// Role, e.g. registry-viewer, registry-editor, registry-admin.
     pub role: String,
     /// user:NAME, serviceaccount:NS:NAME or group:NAME.
@@ -171,36 +180,26 @@ pub struct Binding {
 
 /// `registryctl rolebinding ...`.
 #[derive(Debug, Subcommand)]
-pub enum RoleBindingCmd {
-    /// Bind ROLE to SUBJECT in namespace NS.
+pub(crate) enum RoleBindingCmd {
+    /// Bind ROLE to SUBJECT in namespace NAMESPACE.
     Add {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-        /// Role and subject.
+        namespace: Namespace,
         #[command(flatten)]
         binding: Binding,
     },
-    /// Remove the binding of ROLE to SUBJECT in namespace NS.
+    /// Remove the binding of ROLE to SUBJECT in namespace NAMESPACE.
     Remove {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-        /// Role and subject.
+        namespace: Namespace,
         #[command(flatten)]
         binding: Binding,
     },
-    /// List the role bindings of namespace NS.
-    List {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-    },
+    /// List the role bindings of namespace NAMESPACE.
+    List { namespace: Namespace },
 }
 
 /// `registryctl clusterrolebinding ...`.
 #[derive(Debug, Subcommand)]
-pub enum ClusterRoleBindingCmd {
+pub(crate) enum ClusterRoleBindingCmd {
     /// Bind cluster role ROLE to SUBJECT (e.g. cluster-admin, metrics-viewer).
     Add(Binding),
     /// Remove the binding of cluster role ROLE to SUBJECT.
@@ -211,39 +210,23 @@ pub enum ClusterRoleBindingCmd {
 
 /// `registryctl serviceaccount ...`.
 #[derive(Debug, Subcommand)]
-pub enum ServiceAccountCmd {
-    /// Create service account NAME in namespace NS.
+pub(crate) enum ServiceAccountCmd {
+    /// Create service account NAME in namespace NAMESPACE.
     Create {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-        /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        namespace: Namespace,
+        name: ServiceAccountName,
     },
-    /// List the service accounts of namespace NS.
-    List {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-    },
-    /// Delete service account NAME in namespace NS.
+    /// List the service accounts of namespace NAMESPACE.
+    List { namespace: Namespace },
+    /// Delete service account NAME in namespace NAMESPACE.
     Delete {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-        /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        namespace: Namespace,
+        name: ServiceAccountName,
     },
     /// Print the Kubernetes pull Secret (JSON) for service account NAME.
     PullSecret {
-        /// Namespace.
-        #[arg(value_parser = parse_namespace)]
-        namespace: String,
-        /// Service account name.
-        #[arg(value_parser = parse_service_account)]
-        name: String,
+        namespace: Namespace,
+        name: ServiceAccountName,
         /// Replace the secret: every copy handed out before stops working.
         #[arg(long)]
         rotate: bool,
@@ -252,7 +235,7 @@ pub enum ServiceAccountCmd {
 
 /// `registryctl token ...`.
 #[derive(Debug, Subcommand)]
-pub enum TokenCmd {
+pub(crate) enum TokenCmd {
     /// Create an access token and print it (shown only once).
     Create {
         /// A label for the token.
@@ -264,87 +247,41 @@ pub enum TokenCmd {
     },
     /// List your access tokens.
     List,
-    /// Delete an access token by id.
-    Delete {
-        /// Token id (from `token list`).
-        #[arg(value_parser = parse_id)]
-        id: String,
+    /// Delete an access token by id (from `token list`).
+    Delete { id: AccessTokenId },
+}
+
+/// `registryctl imagestreams ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageStreamsCmd {
+    /// List the ImageStreams of namespace NAMESPACE with their tags.
+    List { namespace: Namespace },
+    /// Show ImageStream NAME (the repository without its namespace; may hold
+    /// `/`) of namespace NAMESPACE and where its tags point.
+    Show { namespace: Namespace, name: String },
+}
+
+/// `registryctl tag ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TagCmd {
+    /// Show where NAME:TAG of namespace NAMESPACE points and every move,
+    /// newest first.
+    History {
+        namespace: Namespace,
+        /// ImageStream and tag, e.g. app:v1.
+        #[arg(value_parser = parse_name_tag, value_name = "NAME:TAG")]
+        name_tag: (String, Tag),
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::error::ErrorKind;
-    use clap::CommandFactory;
-
-    #[test]
-    fn definitions_are_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn usage_errors() {
-        let kind = |args: &[&str]| {
-            let mut all = vec!["registryctl"];
-            all.extend_from_slice(args);
-            Cli::try_parse_from(all).unwrap_err().kind()
-        };
-        assert_eq!(
-            kind(&["login", "h", "-u", "a"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            kind(&["login", "h", "-u", "a", "-p", "x", "--password-stdin"]),
-            ErrorKind::ArgumentConflict
-        );
-        assert_eq!(
-            kind(&["user", "create", "bob"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            kind(&["rolebinding", "add", "team", "registry-viewer", "alice"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            kind(&["token", "create", "--expires", "soon"]),
-            ErrorKind::ValueValidation
-        );
-    }
-
-    #[test]
-    fn global_options_after_subcommand() {
-        let cli = Cli::try_parse_from([
-            "registryctl",
-            "login",
-            "http://localhost:5000",
-            "-u",
-            "admin",
-            "--password-stdin",
-            "--to",
-            "/tmp/auth.json",
-            "--insecure",
-        ])
-        .unwrap();
-        assert!(cli.global.insecure);
-        assert_eq!(cli.global.config, Some(PathBuf::from("/tmp/auth.json")));
-        let cli = Cli::try_parse_from([
-            "registryctl",
-            "token",
-            "create",
-            "--expires",
-            "12h",
-            "--server",
-            "reg:5000",
-        ])
-        .unwrap();
-        assert_eq!(cli.global.server.as_deref(), Some("reg:5000"));
-        assert!(matches!(
-            cli.command,
-            Command::Token(TokenCmd::Create {
-                expires: Some(43_200),
-                ..
-            })
-        ));
-    }
+/// `registryctl image ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImageCmd {
+    /// Show an image's metadata (repositories, layers or platforms, config)
+    /// by manifest DIGEST.
+    Show { digest: Digest },
 }
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;

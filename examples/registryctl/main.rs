@@ -1,35 +1,29 @@
-//! `registryctl`: log in to the registry and administer it over its HTTP API.
+//! `registryctl`: log in to the registry and administer it over its HTTP
+//! APIs, on the typed client of `registry_api::client`.
 //!
 //! ```text
-//! cargo run --example registryctl -- login localhost:5000 -u admin --password-stdin
-//! cargo run --example registryctl -- --server localhost:5000 namespace create team
-//! cargo run --example registryctl -- --server localhost:5000 \
-//!     rolebinding add team registry-editor user:alice
-//! TOKEN=$(cargo run -q --example registryctl -- --server localhost:5000 token create --expires 12h)
-//! cargo run --example registryctl -- --server localhost:5000 imagestreams list team
+//! registryctl login localhost:5000 -u admin --password-stdin   # credentials + current context
+//! registryctl namespace create team
+//! TOKEN=$(registryctl token create --expires 12h)
+//! registryctl imagestreams list team
+//! registryctl context list
 //! ```
 //!
-//! `login` checks the credentials (`GET /v2/`) and stores them in a
-//! Docker-compatible auth file (`--to FILE`, else `$DOCKER_CONFIG/config.json`,
-//! else `~/.docker/config.json`), which docker, podman and skopeo read too.
-//! The admin commands read the credentials for `--server` (or
-//! `REGISTRY_SERVER`) from that file and call `/apis/admin/v1`
-//! (see `docs/admin-api.md`); the Image API commands (`imagestreams`, `tag
-//! history`, `image show`, `repositories`) call `/apis/image/v1` (see
-//! `docs/image-api.md`), anonymously when no credentials are stored.
-//!
-//! HTTPS is the default and is verified against the system roots plus
-//! `--ca-file`. `--insecure` allows plain `http://` servers or skips
-//! certificate verification, with a warning. Errors print
-//! `registryctl: <message>` and exit 1; usage errors exit 2.
+//! Credentials live in Docker's auth file (`--to FILE`, else
+//! `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`); the contexts
+//! (servers logged in to, their TLS choice, the current one) in
+//! `registryctl.json` beside it. `--server` (or `REGISTRY_SERVER`) overrides
+//! the current context. HTTPS is verified against the system roots plus
+//! `--ca-file`; `--insecure` allows plain HTTP or skips verification, with a
+//! warning. Errors print `registryctl: <message>` and exit 1; usage errors
+//! exit 2.
 
 mod admin;
-mod authfile;
 mod cli;
-mod client;
+mod config;
+mod error;
 mod image;
 mod parse;
-mod prune;
 mod session;
 mod target;
 
@@ -43,96 +37,72 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::{Cli, Command};
+pub(crate) use error::CliError;
 
-/// The process environment that matters to registryctl (explicit, so tests
-/// do not depend on the real one).
+/// The environment variables that matter (explicit, so tests do not
+/// depend on the real ones).
 #[derive(Debug, Clone, Default)]
-pub struct Env {
+pub(crate) struct Env {
     /// `$DOCKER_CONFIG`: directory of the auth file.
     pub docker_config: Option<OsString>,
     /// `$HOME`.
     pub home: Option<OsString>,
 }
 
-impl Env {
-    /// Reads the variables from the process environment.
-    fn from_process() -> Self {
-        Env {
-            docker_config: std::env::var_os("DOCKER_CONFIG"),
-            home: std::env::var_os("HOME"),
-        }
-    }
-}
-
 /// Standard streams and environment of one invocation.
-pub struct Io<'a> {
-    /// Where passwords are read from (`--password-stdin`).
+pub(crate) struct Io<'a> {
     pub stdin: &'a mut dyn Read,
-    /// Results.
     pub out: &'a mut dyn Write,
-    /// Warnings and progress notes.
     pub err: &'a mut dyn Write,
-    /// Environment variables.
     pub env: Env,
 }
 
-/// Writes a line to a stream; a closed pipe is not worth a panic.
+/// Writes a line to a stream; a closed pipe is an error, not a panic.
 macro_rules! say {
     ($w:expr, $($arg:tt)*) => {
-        writeln!($w, $($arg)*).map_err(|e| format!("cannot write output: {e}"))
+        writeln!($w, $($arg)*).map_err($crate::CliError::Output)
     };
 }
 pub(crate) use say;
 
 /// Runs one parsed command line.
-pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), String> {
-    let global = &cli.global;
+pub(crate) async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
+    let g = &cli.global;
     match cli.command {
-        Command::Login(login) => session::login(global, &login, io).await,
-        Command::Logout { server } => session::logout(global, &server, io),
-        Command::Whoami => session::whoami(global, io).await,
-        Command::Prune(args) => prune::prune(global, &args, io).await,
-        Command::Namespace(cmd) => admin::namespace(global, cmd, io).await,
-        Command::User(cmd) => admin::user(global, cmd, io).await,
-        Command::Rolebinding(cmd) => admin::rolebinding(global, cmd, io).await,
-        Command::Clusterrolebinding(cmd) => admin::clusterrolebinding(global, cmd, io).await,
-        Command::Serviceaccount(cmd) => admin::serviceaccount(global, cmd, io).await,
-        Command::Token(cmd) => admin::token(global, cmd, io).await,
-        Command::Imagestreams(cmd) => image::imagestreams(global, cmd, io).await,
-        Command::Tag(cmd) => image::tag(global, cmd, io).await,
-        Command::Image(cmd) => image::image(global, cmd, io).await,
-        Command::Repositories => image::repositories(global, io).await,
+        Command::Login(login) => session::login(g, &login, io).await,
+        Command::Logout { server } => session::logout(g, &server, io),
+        Command::Context(cmd) => session::context(g, cmd, io),
+        c @ (Command::Imagestreams(_) | Command::Tag(_) | Command::Image(_)) => {
+            image::run(g, c, io).await
+        }
+        Command::Repositories => image::run(g, Command::Repositories, io).await,
+        admin => admin::run(g, admin, io).await,
     }
 }
 
 fn main() -> ExitCode {
     // Usage errors: clap prints them and exits 2 (0 for --help/--version).
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("registryctl: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let stdin = std::io::stdin();
-    let stdout = std::io::stdout();
-    let stderr = std::io::stderr();
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let mut io = Io {
         stdin: &mut stdin.lock(),
         out: &mut stdout.lock(),
         err: &mut stderr.lock(),
-        env: Env::from_process(),
+        env: Env {
+            docker_config: std::env::var_os("DOCKER_CONFIG"),
+            home: std::env::var_os("HOME"),
+        },
     };
-    let result = runtime.block_on(run(cli, &mut io));
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+        .and_then(|runtime| runtime.block_on(run(cli, &mut io)));
     let _ = io.out.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            let _ = writeln!(io.err, "registryctl: {message}");
+        Err(e) => {
+            let _ = writeln!(io.err, "registryctl: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,211 +1,266 @@
-//! `login`, `logout` and `whoami`, plus the connection setup that the admin
-//! commands share.
+//! `login`, `logout` and `context`, and the connection every other command
+//! opens: which server (`--server`, else the current context), which TLS
+//! choice (the flags, else the context's), which credentials.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
 
-use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use registry::api::client::{Client, ClientError, Credentials, DockerConfig};
 
-use crate::authfile::{self, Credentials};
-use crate::cli::{Global, Login};
-use crate::client::{http_client, Api, SendError};
+use crate::admin::{print_json, table};
+use crate::cli::{ContextCmd, Global, Login};
+use crate::config::{auth_file_path, contexts_path, Context, Contexts};
 use crate::target::{decide_transport, Server};
-use crate::{say, Env, Io};
+use crate::{say, CliError, Io};
 
-/// The auth file selected by `--config`/`--to` and the environment.
-pub fn auth_file_path(global: &Global, env: &Env) -> Result<PathBuf, String> {
-    authfile::resolve_path(
-        global.config.as_deref(),
-        env.docker_config.as_deref(),
-        env.home.as_deref(),
-    )
+/// A client of the server a command is for.
+pub(crate) struct Connection {
+    pub client: Client,
+    server: Server,
+    authenticated: bool,
 }
 
-/// Decides the transport for `server` (printing any `--insecure` warning)
-/// and builds an API client with `credentials`.
-pub fn connect(
-    global: &Global,
-    server: &Server,
-    credentials: Option<Credentials>,
-    err: &mut dyn Write,
-) -> Result<Api, String> {
-    let decision = decide_transport(server, global.insecure, global.ca_file.is_some())?;
-    for warning in &decision.warnings {
-        say!(err, "{warning}")?;
+impl Connection {
+    /// Connects to the command's server with the credentials stored for
+    /// it; without any, anonymously unless `required`.
+    pub fn open(g: &Global, io: &mut Io<'_>, required: bool) -> Result<Self, CliError> {
+        let auth_path = auth_file_path(g.config.as_deref(), &io.env)?;
+        let contexts = Contexts::load(&contexts_path(&auth_path))?;
+        let current = contexts
+            .current
+            .as_ref()
+            .and_then(|c| contexts.contexts.get(c));
+        let named = g.server.as_deref().or(current.map(|c| c.server.as_str()));
+        let mut server = Server::parse(named.ok_or(CliError::NoServer)?)?;
+        let context = contexts.contexts.get(server.key());
+        // `--server host:port` names a context without repeating its scheme.
+        if let Some(c) = context.filter(|_| named.is_some_and(|n| !n.contains("://"))) {
+            server = Server::parse(&c.server)?;
+        }
+        let insecure = g.insecure || context.is_some_and(|c| c.insecure);
+        let ca_file = g
+            .ca_file
+            .as_deref()
+            .or(context.and_then(|c| c.ca_file.as_deref()));
+        let auth = DockerConfig::load(&auth_path)?;
+        let credentials = auth.credentials(server.key())?;
+        if required && credentials.is_none() {
+            return Err(CliError::NotLoggedIn {
+                key: server.key().to_owned(),
+                path: auth_path,
+                login: server.login_command(),
+                helper: auth.credential_helper(server.key()).map(str::to_owned),
+            });
+        }
+        let authenticated = credentials.is_some();
+        let client = client(&server, insecure, ca_file, credentials, io)?;
+        Ok(Connection {
+            client,
+            server,
+            authenticated,
+        })
     }
-    let http = http_client(decision.transport, global.ca_file.as_deref())?;
-    Ok(Api::new(http, server.base_url(), credentials))
+
+    /// Awaits a call; a 401 says what the stored credentials have to do
+    /// with it.
+    pub async fn run<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, CliError> {
+        call.await.map_err(|e| match e {
+            ClientError::Unauthorized { .. } => {
+                let (key, login) = (self.server.key(), self.server.login_command());
+                let hint = match self.authenticated {
+                    true => format!(
+                        "the credentials stored for {key} were rejected; run `{login}` again"
+                    ),
+                    false => format!("no credentials are stored for {key}; run `{login}`"),
+                };
+                CliError::Rejected { source: e, hint }
+            }
+            e => CliError::Client(e),
+        })
+    }
+}
+
+/// The client for `server` (printing any `--insecure` warning).
+fn client(
+    server: &Server,
+    insecure: bool,
+    ca_file: Option<&Path>,
+    credentials: Option<Credentials>,
+    io: &mut Io<'_>,
+) -> Result<Client, CliError> {
+    let (skip_verify, warnings) = decide_transport(server, insecure, ca_file.is_some())?;
+    for warning in warnings {
+        say!(io.err, "{warning}")?;
+    }
+    let mut builder = Client::builder(server.base_url())
+        .user_agent(concat!("registryctl/", env!("CARGO_PKG_VERSION")))
+        .timeout(Duration::from_secs(60))
+        .insecure(skip_verify);
+    let ca_file = ca_file.filter(|_| server.is_https());
+    if let Some(path) = ca_file {
+        let read = std::fs::read(path);
+        let path = path.to_owned();
+        builder = builder.ca_pem(read.map_err(|source| CliError::Read { path, source })?);
+    }
+    if let Some(credentials) = credentials {
+        builder = builder.credentials(credentials);
+    }
+    builder.build().map_err(|e| match (e, ca_file) {
+        (source @ ClientError::InvalidCa { .. }, Some(path)) => CliError::CaFile {
+            path: path.to_owned(),
+            source,
+        },
+        (e, _) => CliError::Client(e),
+    })
 }
 
 /// Reads a password from `stdin`, dropping the trailing line break.
-pub fn read_password(stdin: &mut dyn Read) -> Result<String, String> {
+pub(crate) fn read_password(io: &mut Io<'_>) -> Result<String, CliError> {
     let mut text = String::new();
-    stdin
+    io.stdin
         .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err("the password read from standard input is empty".to_owned());
+        .map_err(CliError::Stdin)?;
+    match text.trim_end_matches(['\r', '\n']) {
+        "" => Err(CliError::EmptyPassword),
+        password => Ok(password.to_owned()),
     }
-    Ok(password.to_owned())
 }
 
-/// `registryctl login`.
-pub async fn login(global: &Global, args: &Login, io: &mut Io<'_>) -> Result<(), String> {
+/// `registryctl login`: checks the credentials, stores them and makes the
+/// server (with its TLS choice) the current context.
+pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(), CliError> {
     let server = Server::parse(&args.server)?;
+    let key = server.key().to_owned();
     if args.username.is_empty() || args.username.contains(':') {
-        return Err(format!(
-            "invalid user name {:?}: it must be non-empty and contain no ':'",
-            args.username
-        ));
+        return Err(CliError::UserName(args.username.clone()));
     }
-    let password = match (&args.password, args.password_stdin) {
-        (_, true) => read_password(io.stdin)?,
-        (Some(p), false) => {
-            say!(
-                io.err,
-                "warning: a password on the command line is visible to other local users; \
-                 use --password-stdin"
-            )?;
+    let password = match &args.password {
+        Some(p) if !args.password_stdin => {
+            say!(io.err, "warning: a password on the command line is visible to other local users; use --password-stdin")?;
             p.clone()
         }
-        (None, false) => return Err("give --password-stdin or --password".to_owned()),
+        _ => read_password(io)?,
     };
     if password.is_empty() {
-        return Err("the password is empty".to_owned());
+        return Err(CliError::EmptyPassword);
     }
-    let credentials = Credentials {
-        username: args.username.clone(),
-        password,
+    // Read both files first: a file we cannot update fails before any request.
+    let path = auth_file_path(g.config.as_deref(), &io.env)?;
+    let mut auth = DockerConfig::load(&path)?;
+    let contexts_file = contexts_path(&path);
+    let mut contexts = Contexts::load(&contexts_file)?;
+    let ca_file = match g.ca_file.as_deref() {
+        Some(f) => Some(std::path::absolute(f).map_err(|source| CliError::Read {
+            path: f.to_owned(),
+            source,
+        })?),
+        None => None,
     };
-    // Read the auth file first: a file we cannot update fails before any request.
-    let path = auth_file_path(global, &io.env)?;
-    let mut doc = authfile::load(&path)?;
-
-    let api = connect(global, &server, Some(credentials.clone()), io.err)?;
-    // Only the status matters: 200 for good credentials, 401 otherwise.
-    match api
-        .send_raw(Method::GET, api.url(&["v2", ""], &[]), None)
-        .await
-    {
-        Ok(_) => {}
-        Err(SendError::Refused { status, .. }) if status == StatusCode::UNAUTHORIZED => {
-            return Err("login failed: wrong username or password".to_owned())
-        }
-        Err(SendError::Refused { message, .. }) => return Err(format!("login failed: {message}")),
-        Err(SendError::Failed(message)) => return Err(format!("login failed: {message}")),
+    let credentials = Credentials::basic(&args.username, &password);
+    let client = client(
+        &server,
+        g.insecure,
+        ca_file.as_deref(),
+        Some(credentials),
+        io,
+    )?;
+    match client.ping().await {
+        Ok(()) => {}
+        Err(ClientError::Unauthorized { .. }) => return Err(CliError::WrongCredentials),
+        Err(e) => return Err(CliError::Login(e)),
     }
-
-    authfile::set_credentials(&mut doc, server.key(), &credentials)?;
-    authfile::save(&path, &doc)?;
+    auth.set_credentials(&key, &args.username, &password);
+    auth.save(&path)?;
+    let context = Context {
+        server: server.base_url(),
+        insecure: g.insecure,
+        ca_file,
+    };
+    contexts.contexts.insert(key.clone(), context);
+    contexts.current = Some(key.clone());
+    contexts.save(&contexts_file)?;
     say!(
         io.err,
-        "credentials for {} saved in {}",
-        server.key(),
+        "credentials for {key} saved in {}; current context: {key}",
         path.display()
     )?;
     say!(io.out, "Login Succeeded")
 }
 
-/// `registryctl logout SERVER`.
-pub fn logout(global: &Global, server: &str, io: &mut Io<'_>) -> Result<(), String> {
+/// `registryctl logout SERVER` (the context stays: logging in again
+/// restores its credentials).
+pub(crate) fn logout(g: &Global, server: &str, io: &mut Io<'_>) -> Result<(), CliError> {
     let server = Server::parse(server)?;
-    let path = auth_file_path(global, &io.env)?;
-    let mut doc = authfile::load(&path)?;
-    if authfile::remove_credentials(&mut doc, server.key())? {
-        authfile::save(&path, &doc)?;
-        say!(
-            io.out,
-            "Removed login credentials for {} from {}",
-            server.key(),
-            path.display()
-        )
-    } else {
-        say!(
+    let key = server.key();
+    let path = auth_file_path(g.config.as_deref(), &io.env)?;
+    let mut auth = DockerConfig::load(&path)?;
+    if !auth.remove_credentials(key) {
+        return say!(
             io.err,
-            "Not logged in to {} (no entry in {})",
-            server.key(),
+            "Not logged in to {key} (no entry in {})",
             path.display()
-        )
+        );
     }
+    auth.save(&path)?;
+    say!(
+        io.out,
+        "Removed login credentials for {key} from {}",
+        path.display()
+    )
 }
 
-/// An authenticated client of the admin API (`/apis/admin/v1`).
-pub struct Admin {
-    api: Api,
-    server: Server,
-}
-
-impl Admin {
-    /// Connects to `--server` with the credentials stored for it.
-    pub fn connect(global: &Global, io: &mut Io<'_>) -> Result<Self, String> {
-        let raw = global.server.as_deref().ok_or(
-            "no server given: pass --server URL or set REGISTRY_SERVER \
-             (e.g. --server localhost:5000)",
-        )?;
-        let server = Server::parse(raw)?;
-        let key = server.key();
-        let path = auth_file_path(global, &io.env)?;
-        let doc = authfile::load(&path)?;
-        let credentials = authfile::credentials(&doc, key)?.ok_or_else(|| {
-            authfile::missing_credentials_hint(&doc, key, &path, &server.login_command())
-        })?;
-        let api = connect(global, &server, Some(credentials), io.err)?;
-        Ok(Admin { api, server })
-    }
-
-    /// Calls `/apis/admin/v1/<segments>`; the JSON answer (`Null` if empty).
-    pub async fn call(
-        &self,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, &str)],
-        body: Option<&Value>,
-    ) -> Result<Value, String> {
-        let mut all = vec!["apis", "admin", "v1"];
-        all.extend_from_slice(segments);
-        let url = self.api.url(&all, query);
-        match self.api.send(method, url, body).await {
-            Ok(body) => Ok(body),
-            Err(SendError::Refused { status, message }) if status == StatusCode::UNAUTHORIZED => {
-                Err(format!(
-                    "{message}: the credentials stored for {} were rejected; run `{}` again",
-                    self.server.key(),
-                    self.server.login_command()
-                ))
-            }
-            Err(SendError::Refused { message, .. }) => Err(message),
-            Err(SendError::Failed(message)) => Err(message),
+/// `registryctl context list|use NAME`.
+pub(crate) fn context(g: &Global, cmd: ContextCmd, io: &mut Io<'_>) -> Result<(), CliError> {
+    let path = contexts_path(&auth_file_path(g.config.as_deref(), &io.env)?);
+    let mut contexts = Contexts::load(&path)?;
+    let name = match cmd {
+        ContextCmd::List if g.json => return print_json(io, &contexts),
+        ContextCmd::List if contexts.contexts.is_empty() => {
+            return say!(io.err, "no contexts: run `registryctl login URL` first")
         }
-    }
-}
-
-/// `registryctl whoami`.
-pub async fn whoami(global: &Global, io: &mut Io<'_>) -> Result<(), String> {
-    let admin = Admin::connect(global, io)?;
-    let answer = admin.call(Method::GET, &["whoami"], &[], None).await?;
-    if global.json {
-        return crate::admin::print_json(io, &answer);
-    }
-    let subject = answer
-        .get("subject")
-        .and_then(Value::as_str)
-        .ok_or("the server's whoami answer has no \"subject\"")?;
-    say!(io.out, "{subject}")
+        ContextCmd::List => {
+            let rows: Vec<Vec<String>> = contexts
+                .contexts
+                .iter()
+                .map(|(name, c)| {
+                    let current = contexts.current.as_ref() == Some(name);
+                    let tls = match (c.server.starts_with("http://"), c.insecure, &c.ca_file) {
+                        (true, _, _) => "plain HTTP (--insecure)".to_owned(),
+                        (false, true, _) => "not verified (--insecure)".to_owned(),
+                        (false, false, Some(ca)) => {
+                            format!("verified (--ca-file {})", ca.display())
+                        }
+                        (false, false, None) => "verified".to_owned(),
+                    };
+                    let mark = if current { "*" } else { "" }.to_owned();
+                    vec![mark, name.clone(), c.server.clone(), tls]
+                })
+                .collect();
+            return say!(
+                io.out,
+                "{}",
+                table(&["CURRENT", "NAME", "SERVER", "TLS"], &rows)
+            );
+        }
+        // The name as logged in, or the server's URL.
+        ContextCmd::Use { name } if contexts.contexts.contains_key(&name) => name,
+        ContextCmd::Use { name } => match Server::parse(&name) {
+            Ok(s) if contexts.contexts.contains_key(s.key()) => s.key().to_owned(),
+            _ => {
+                let known = contexts.contexts.into_keys().collect();
+                return Err(CliError::UnknownContext { name, path, known });
+            }
+        },
+    };
+    contexts.current = Some(name.clone());
+    contexts.save(&path)?;
+    say!(io.out, "Switched to context \"{name}\".")
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn password_from_stdin_drops_line_break_only() {
-        let mut input: &[u8] = b"  pa ss\r\n";
-        assert_eq!(read_password(&mut input).unwrap(), "  pa ss");
-        let mut input: &[u8] = b"tok\n";
-        assert_eq!(read_password(&mut input).unwrap(), "tok");
-        let mut input: &[u8] = b"\n";
-        assert!(read_password(&mut input).is_err());
-    }
-}
+#[path = "session_tests.rs"]
+mod tests;

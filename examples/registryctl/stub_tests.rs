@@ -61,7 +61,10 @@ fn stub() -> Router {
             post(|h: HeaderMap, Json(body): Json<Value>| async move {
                 guarded(&h, || {
                     let token = format!("rgt_{}_{}", body["name"], body["expires_in_seconds"]);
-                    let answer = json!({"id": "t1", "name": body["name"], "token": token});
+                    let answer = json!({"id": "7b0e5d4e-8a51-4c2e-9a38-4a5b2c1d0e9f",
+                        "name": body["name"], "owner": "user:admin",
+                        "created": "2026-01-01T00:00:00Z", "expires": null, "last_used": null,
+                        "token": token});
                     (StatusCode::CREATED, Json(answer)).into_response()
                 })
             }),
@@ -129,7 +132,7 @@ async fn exec(args: &[&str], stdin: &str) -> Outcome {
         err: &mut err,
         env: Env::default(),
     };
-    let result = run(cli, &mut io).await;
+    let result = run(cli, &mut io).await.map_err(|e| e.to_string());
     Outcome {
         result,
         out: String::from_utf8(out).unwrap(),

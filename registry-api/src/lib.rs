@@ -15,8 +15,11 @@
 //!   conversion of [`RegistryError`] into the OCI error envelope
 //!   ([`ApiError`]).
 //!
-//! [`model`] holds the request and response types of the Image and admin
-//! APIs, shared with the typed client.
+//! [`model`] holds the public request and response documents of the Image
+//! and admin APIs and the distribution listings, shared by the server and
+//! clients; with the `client` feature, `client::Client` is an async client
+//! of all three APIs built on them (token flow, digest-verified blobs and
+//! manifests, paging helpers).
 //!
 //! ```
 //! use registry_api::{router, Registry};
@@ -37,6 +40,8 @@
 //! ```
 
 pub mod auth;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod model;

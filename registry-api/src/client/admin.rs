@@ -1,0 +1,263 @@
+//! The admin API (`/apis/admin/v1`, `docs/admin-api.md`).
+
+use registry_auth::{AccessTokenId, ServiceAccountName, UserName};
+use registry_core::Namespace;
+use reqwest::{Method, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::distribution::json;
+use super::{Client, ClientError};
+use crate::model::admin::{
+    AccessTokenList, BindingRequest, ClusterRoleBinding, ClusterRoleBindingList,
+    CreatedAccessToken, NamespaceCreated, NamespaceList, NewAccessToken, NewName, NewUser,
+    PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList, ServiceAccount,
+    ServiceAccountList, UserCreated, UserList, WhoAmI,
+};
+
+/// The request a call sends: its method, path under `/apis/admin/v1`, query
+/// and JSON body.
+struct Call<'a, B> {
+    method: Method,
+    path: &'a [&'a str],
+    query: &'a [(&'a str, &'a str)],
+    body: Option<&'a B>,
+}
+
+fn call<'a>(method: Method, path: &'a [&'a str]) -> Call<'a, ()> {
+    Call {
+        method,
+        path,
+        query: &[],
+        body: None,
+    }
+}
+
+impl<'a, B: Serialize> Call<'a, B> {
+    fn with<C: Serialize>(self, body: &'a C) -> Call<'a, C> {
+        Call {
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            body: Some(body),
+        }
+    }
+}
+
+impl Client {
+    async fn admin_send<B: Serialize>(&self, call: Call<'_, B>) -> Result<Response, ClientError> {
+        let mut segments = vec!["apis", "admin", "v1"];
+        segments.extend_from_slice(call.path);
+        let url = self.url(&segments, call.query);
+        self.primary(|http| {
+            let request: RequestBuilder = http.request(call.method.clone(), url.clone());
+            match call.body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    async fn admin<T: DeserializeOwned, B: Serialize>(
+        &self,
+        call: Call<'_, B>,
+    ) -> Result<T, ClientError> {
+        json(self.admin_send(call).await?).await
+    }
+
+    /// `GET /whoami`.
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.admin(call(Method::GET, &["whoami"])).await
+    }
+
+    /// `POST /prune`: garbage collection (cluster-admin).
+    pub async fn prune(&self, request: &PruneRequest) -> Result<PruneReport, ClientError> {
+        self.admin(call(Method::POST, &["prune"]).with(request))
+            .await
+    }
+
+    /// `GET /namespaces`.
+    pub async fn namespaces(&self) -> Result<NamespaceList, ClientError> {
+        self.admin(call(Method::GET, &["namespaces"])).await
+    }
+
+    /// `POST /namespaces`.
+    pub async fn create_namespace(
+        &self,
+        name: &Namespace,
+    ) -> Result<NamespaceCreated, ClientError> {
+        let body = NewName::new(name.as_str());
+        self.admin(call(Method::POST, &["namespaces"]).with(&body))
+            .await
+    }
+
+    /// `DELETE /namespaces/{ns}`, with its bindings and service accounts.
+    pub async fn delete_namespace(&self, name: &Namespace) -> Result<(), ClientError> {
+        self.admin_send(call(Method::DELETE, &["namespaces", name.as_str()]))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /namespaces/{ns}/rolebindings`.
+    pub async fn role_bindings(&self, ns: &Namespace) -> Result<RoleBindingList, ClientError> {
+        self.admin(call(
+            Method::GET,
+            &["namespaces", ns.as_str(), "rolebindings"],
+        ))
+        .await
+    }
+
+    /// `POST /namespaces/{ns}/rolebindings`.
+    pub async fn add_role_binding(
+        &self,
+        ns: &Namespace,
+        binding: &BindingRequest,
+    ) -> Result<RoleBinding, ClientError> {
+        let path = ["namespaces", ns.as_str(), "rolebindings"];
+        self.admin(call(Method::POST, &path).with(binding)).await
+    }
+
+    /// `DELETE /namespaces/{ns}/rolebindings?role=&subject=`.
+    pub async fn remove_role_binding(
+        &self,
+        ns: &Namespace,
+        binding: &BindingRequest,
+    ) -> Result<(), ClientError> {
+        let path = ["namespaces", ns.as_str(), "rolebindings"];
+        let query = [
+            ("role", binding.role.as_str()),
+            ("subject", binding.subject.as_str()),
+        ];
+        let call = Call {
+            query: &query,
+            ..call(Method::DELETE, &path)
+        };
+        self.admin_send(call).await.map(drop)
+    }
+
+    /// `GET /clusterrolebindings`.
+    pub async fn cluster_role_bindings(&self) -> Result<ClusterRoleBindingList, ClientError> {
+        self.admin(call(Method::GET, &["clusterrolebindings"]))
+            .await
+    }
+
+    /// `POST /clusterrolebindings`.
+    pub async fn add_cluster_role_binding(
+        &self,
+        binding: &BindingRequest,
+    ) -> Result<ClusterRoleBinding, ClientError> {
+        self.admin(call(Method::POST, &["clusterrolebindings"]).with(binding))
+            .await
+    }
+
+    /// `DELETE /clusterrolebindings?role=&subject=`.
+    pub async fn remove_cluster_role_binding(
+        &self,
+        binding: &BindingRequest,
+    ) -> Result<(), ClientError> {
+        let query = [
+            ("role", binding.role.as_str()),
+            ("subject", binding.subject.as_str()),
+        ];
+        let call = Call {
+            query: &query,
+            ..call(Method::DELETE, &["clusterrolebindings"])
+        };
+        self.admin_send(call).await.map(drop)
+    }
+
+    /// `GET /users`.
+    pub async fn users(&self) -> Result<UserList, ClientError> {
+        self.admin(call(Method::GET, &["users"])).await
+    }
+
+    /// `POST /users`.
+    pub async fn create_user(&self, user: &NewUser) -> Result<UserCreated, ClientError> {
+        self.admin(call(Method::POST, &["users"]).with(user)).await
+    }
+
+    /// `DELETE /users/{name}`.
+    pub async fn delete_user(&self, name: &UserName) -> Result<(), ClientError> {
+        self.admin_send(call(Method::DELETE, &["users", name.as_str()]))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /namespaces/{ns}/serviceaccounts`.
+    pub async fn service_accounts(
+        &self,
+        ns: &Namespace,
+    ) -> Result<ServiceAccountList, ClientError> {
+        let path = ["namespaces", ns.as_str(), "serviceaccounts"];
+        self.admin(call(Method::GET, &path)).await
+    }
+
+    /// `POST /namespaces/{ns}/serviceaccounts`.
+    pub async fn create_service_account(
+        &self,
+        ns: &Namespace,
+        name: &ServiceAccountName,
+    ) -> Result<ServiceAccount, ClientError> {
+        let path = ["namespaces", ns.as_str(), "serviceaccounts"];
+        let body = NewName::new(name.as_str());
+        self.admin(call(Method::POST, &path).with(&body)).await
+    }
+
+    /// `DELETE /namespaces/{ns}/serviceaccounts/{name}`.
+    pub async fn delete_service_account(
+        &self,
+        ns: &Namespace,
+        name: &ServiceAccountName,
+    ) -> Result<(), ClientError> {
+        let path = ["namespaces", ns.as_str(), "serviceaccounts", name.as_str()];
+        self.admin_send(call(Method::DELETE, &path)).await.map(drop)
+    }
+
+    /// `GET …/serviceaccounts/{name}/pull-secret` (never rotates), or with
+    /// `rotate` `POST …/pull-secret/rotate` (every earlier copy stops
+    /// working).
+    pub async fn pull_secret(
+        &self,
+        ns: &Namespace,
+        name: &ServiceAccountName,
+        rotate: bool,
+    ) -> Result<PullSecret, ClientError> {
+        let mut path = vec![
+            "namespaces",
+            ns.as_str(),
+            "serviceaccounts",
+            name.as_str(),
+            "pull-secret",
+        ];
+        let method = if rotate {
+            path.push("rotate");
+            Method::POST
+        } else {
+            Method::GET
+        };
+        self.admin(call(method, &path)).await
+    }
+
+    /// `GET /tokens`: the caller's access tokens.
+    pub async fn tokens(&self) -> Result<AccessTokenList, ClientError> {
+        self.admin(call(Method::GET, &["tokens"])).await
+    }
+
+    /// `POST /tokens`: a new access token, its secret shown this once.
+    pub async fn create_token(
+        &self,
+        request: &NewAccessToken,
+    ) -> Result<CreatedAccessToken, ClientError> {
+        self.admin(call(Method::POST, &["tokens"]).with(request))
+            .await
+    }
+
+    /// `DELETE /tokens/{id}`.
+    pub async fn delete_token(&self, id: &AccessTokenId) -> Result<(), ClientError> {
+        let id = id.to_string();
+        self.admin_send(call(Method::DELETE, &["tokens", &id]))
+            .await
+            .map(drop)
+    }
+}
