@@ -8,7 +8,6 @@ mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use axum::http::{Method, StatusCode};
 use common::{as_user, team};
 
 /// Everything written to the audit log while the returned guard lives.
@@ -44,20 +43,7 @@ async fn a_push_through_host_auth_is_in_the_audit_log_as_the_hosts_user() {
 
     let registry = team().await;
     let alice = as_user(&registry, Some("alice"));
-    let (digest, _, _) = alice.push_image("team/app", "v1", "host").await;
-
-    // Tag history says alice, read through the Image API as bob.
-    let bob = as_user(&registry, Some("bob"));
-    let r = bob
-        .bare(
-            Method::GET,
-            "/apis/image/v1/namespaces/team/imagestreamtags/app:v1",
-            &[],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-    assert_eq!(r.json()["history"][0]["actor"], "alice");
-    assert_eq!(r.json()["image"], digest.to_string());
+    alice.push_image("team/app", "v1", "host").await;
 
     // The audit log names her too.
     let log = captured.text();

@@ -392,3 +392,23 @@ async fn referrers_with_subject_and_filter() {
     let r = c.get("/v2/ns/app/referrers/sha256:bad").await;
     assert_eq!(r.code(), "DIGEST_INVALID");
 }
+
+#[tokio::test]
+async fn an_escaped_digest_colon_in_the_path_is_the_colon() {
+    let c = Client::new();
+    let digest = c.push_blob("ns/app", b"escaped").await;
+    let escaped = digest.to_string().replace(':', "%3A");
+    let r = c
+        .bare(Method::GET, &format!("/v2/ns/app/blobs/{escaped}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(&r.body[..], b"escaped");
+    let r = c
+        .bare(Method::GET, &format!("/v2/ns/app/referrers/{escaped}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // A stray `%` is still a malformed path, named as such.
+    let r = c.bare(Method::GET, "/v2/ns/app/blobs/sha256%zz", &[]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "DIGEST_INVALID");
+}

@@ -234,8 +234,17 @@ impl Client {
         repo: &RepositoryName,
         digest: &Digest,
     ) -> Result<(), ClientError> {
-        let digest_text = digest.to_string();
-        let url = self.url(&v2(repo, &["blobs", &digest_text]), &[]);
+        self.delete(repo, "blobs", &digest.to_string()).await
+    }
+
+    /// `DELETE /v2/<name>/<kind>/<last>`, with the token flow's delete scope.
+    async fn delete(
+        &self,
+        repo: &RepositoryName,
+        kind: &str,
+        last: &str,
+    ) -> Result<(), ClientError> {
+        let url = self.url(&v2(repo, &[kind, last]), &[]);
         self.distribution(&format!("repository:{repo}:delete"), |http| {
             http.delete(url.clone())
         })
@@ -333,13 +342,7 @@ impl Client {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> Result<(), ClientError> {
-        let reference_text = reference.to_string();
-        let url = self.url(&v2(repo, &["manifests", &reference_text]), &[]);
-        self.distribution(&format!("repository:{repo}:delete"), |http| {
-            http.delete(url.clone())
-        })
-        .await?;
-        Ok(())
+        self.delete(repo, "manifests", &reference.to_string()).await
     }
 
     /// A page of `GET /v2/<name>/tags/list`.

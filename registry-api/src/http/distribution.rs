@@ -35,6 +35,37 @@ pub(crate) async fn base(State(registry): State<Registry>, caller: Caller) -> Re
         .into_response()
 }
 
+/// The path with `%XX` escapes decoded (`sha256%3A…` as `sha256:…`):
+/// names, tags, digests and upload ids never hold a `%`, so a client that
+/// escapes a digest's colon means the colon. A `%` not followed by two hex
+/// digits stays as it is (and the path then fails to parse, naming it).
+fn percent_decoded(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(String::from_utf8_lossy(&out).into_owned())
+}
+
 fn unsupported(method: &Method, what: &str) -> ApiError {
     ApiError::new(
         ErrorCode::Unsupported,
@@ -57,8 +88,8 @@ pub(crate) async fn dispatch(
 async fn route(registry: &Registry, caller: &Caller, request: Request) -> ApiResult<Response> {
     let (parts, body) = request.into_parts();
     let path = parts.uri.path();
-    let rest = path.strip_prefix("/v2/").unwrap_or(path);
-    let Some(endpoint) = Endpoint::parse(rest)? else {
+    let rest = percent_decoded(path.strip_prefix("/v2/").unwrap_or(path));
+    let Some(endpoint) = Endpoint::parse(&rest)? else {
         return Err(
             ApiError::new(ErrorCode::NameUnknown, format!("no endpoint at {path}"))
                 .with_status(StatusCode::NOT_FOUND),
@@ -116,5 +147,27 @@ async fn route(registry: &Registry, caller: &Caller, request: Request) -> ApiRes
             Method::GET => listing::referrers(r, caller, &repo, &digest, &query).await,
             _ => Err(unsupported(method, "referrers")),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decoded;
+
+    #[test]
+    fn escapes_are_decoded_and_stray_percents_kept() {
+        assert_eq!(
+            percent_decoded("ns/app/blobs/sha256%3Aab"),
+            "ns/app/blobs/sha256:ab"
+        );
+        assert_eq!(
+            percent_decoded("ns/app/blobs/sha256%3aab"),
+            "ns/app/blobs/sha256:ab"
+        );
+        assert_eq!(percent_decoded("ns/app/tags/list"), "ns/app/tags/list");
+        assert_eq!(percent_decoded("ns/app%"), "ns/app%");
+        assert_eq!(percent_decoded("ns/app%zz/x"), "ns/app%zz/x");
+        // A decoded byte that is not UTF-8 cannot sneak through unchecked.
+        assert_eq!(percent_decoded("ns/%ff"), "ns/\u{fffd}");
     }
 }
