@@ -108,3 +108,18 @@ async fn the_service_core_takes_the_same_callers_without_http() {
         .unwrap();
     assert!(anonymous.items.is_empty());
 }
+
+#[tokio::test]
+async fn no_registry_token_is_issued_for_a_caller_the_host_authenticated() {
+    let registry = team().await;
+    let alice = as_user(&registry, Some("alice"));
+    let r = alice
+        .bare(Method::GET, "/v2/token?scope=repository:team/app:pull", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "UNSUPPORTED");
+    assert!(r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("host application"));
+}

@@ -37,8 +37,20 @@ pub(crate) async fn token(
         granted = granted.len(),
         "token issued"
     );
-    // A caller a host authenticated has no credential of ours behind it.
-    let source = caller.source().cloned().unwrap_or(TokenSource::Anonymous);
+    // A caller a host authenticated has no credential of ours behind it: a
+    // token would name none and be refused on first use, so say so now.
+    let source = match caller.source() {
+        Some(source) => *source,
+        None if caller.is_anonymous() => TokenSource::Anonymous,
+        None => {
+            return Err(RegistryError::invalid(
+                "credentials",
+                "this caller was authenticated by the host application; registry tokens are \
+                 issued only for the registry's own credentials",
+            )
+            .into())
+        }
+    };
     let issued = state.issuer.issue_from(caller.identity(), &granted, source);
     Ok(Json(issued.response()).into_response())
 }
