@@ -15,7 +15,7 @@ use oci_client::manifest::OciImageManifest;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use registry::api::Caller;
-use registry::auth::{Identity, Role};
+use registry::auth::Identity;
 use registry::storage::Stores;
 
 fn client() -> Client {
@@ -40,19 +40,7 @@ async fn start() -> (String, registry::api::Registry, tokio::task::JoinHandle<()
         ("bob", "bob-key"),
         ("carol", "carol-key"),
     ]);
-    let grants = [
-        app::Grant {
-            user: "alice",
-            namespace: "team",
-            role: Role::Editor,
-        },
-        app::Grant {
-            user: "bob",
-            namespace: "team",
-            role: Role::Viewer,
-        },
-    ];
-    let (app, registry) = app::app(Stores::in_memory(), users, &grants)
+    let (app, registry) = app::app(Stores::in_memory(), users, &app::TEAM_GRANTS)
         .await
         .expect("host app");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

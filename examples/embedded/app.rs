@@ -90,6 +90,20 @@ pub struct Grant<'a> {
     pub role: Role,
 }
 
+/// The example's grants: alice edits namespace `team`, bob views it.
+pub const TEAM_GRANTS: [Grant<'static>; 2] = [
+    Grant {
+        user: "alice",
+        namespace: "team",
+        role: Role::Editor,
+    },
+    Grant {
+        user: "bob",
+        namespace: "team",
+        role: Role::Viewer,
+    },
+];
+
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {

@@ -9,7 +9,6 @@
 
 mod app;
 
-use registry::auth::Role;
 use registry::storage::filesystem::Durability;
 use registry::storage::Stores;
 
@@ -30,19 +29,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => Stores::in_memory(),
     };
     let users = app::Users::new(&[("alice", "alice-api-key"), ("bob", "bob-api-key")]);
-    let grants = [
-        app::Grant {
-            user: "alice",
-            namespace: "team",
-            role: Role::Editor,
-        },
-        app::Grant {
-            user: "bob",
-            namespace: "team",
-            role: Role::Viewer,
-        },
-    ];
-    let (app, _registry) = app::app(stores, users, &grants).await?;
+    let (app, _registry) = app::app(stores, users, &app::TEAM_GRANTS).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:5001").await?;
     let addr = listener.local_addr()?;
     println!("host application with an embedded registry on http://{addr}");

@@ -100,16 +100,6 @@ impl Stores {
         self
     }
 
-    /// Wraps the upload store (to count sessions, add limits, …): the
-    /// wrapper must still publish into the same blob store.
-    pub fn map_uploads(
-        mut self,
-        wrap: impl FnOnce(Arc<dyn UploadStore>) -> Arc<dyn UploadStore>,
-    ) -> Self {
-        self.uploads = wrap(self.uploads);
-        self
-    }
-
     /// The blob store.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
         &self.blobs

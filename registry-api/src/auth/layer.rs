@@ -7,14 +7,12 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request};
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, Either};
 use registry_auth::TokenSource;
-use registry_core::ErrorCode;
 
 use super::{authenticate, Accepts, AuthState, Authenticated, Origin, Rejected};
 use crate::http::error::{ApiError, Challenge};
-use crate::http::util::header_value;
-use crate::service::{Caller, Registry};
+use crate::service::{Caller, Registry, RegistryError};
 
 /// The tower layer that authenticates requests for the registry's routers.
 ///
@@ -86,7 +84,9 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+    /// The inner service's own future when there is nothing to
+    /// authenticate (no boxing), else the boxed authentication.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -97,14 +97,14 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if request.extensions().get::<Caller>().is_some() {
-            return Box::pin(inner.call(request));
+            return Either::Left(inner.call(request));
         }
         let Some(state) = self.layer.registry.inner.auth.clone() else {
             request.extensions_mut().insert(Caller::anonymous());
-            return Box::pin(inner.call(request));
+            return Either::Left(inner.call(request));
         };
         let accepts = self.layer.accepts;
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let trusted = &state.settings.trusted_proxies;
             let origin =
                 Origin::with_proxies(request.extensions(), request.headers(), Some(trusted));
@@ -127,7 +127,7 @@ where
                 Err(rejected) => rejection(rejected),
             };
             Ok(with_challenge(&state, &origin, response))
-        })
+        }))
     }
 }
 
@@ -135,15 +135,11 @@ where
 fn rejection(rejected: Rejected) -> Response {
     match rejected {
         Rejected::Invalid(message) => ApiError::unauthenticated(message).into_response(),
-        Rejected::Throttled(e, retry_after) => {
-            let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-            ApiError::new(ErrorCode::TooManyRequests, e.to_string())
-                .with_header(
-                    header::RETRY_AFTER,
-                    header_value(seconds.max(1).to_string()),
-                )
-                .into_response()
-        }
+        Rejected::Throttled(e, retry_after) => ApiError::from(RegistryError::TooManyRequests {
+            message: e.to_string(),
+            retry_after,
+        })
+        .into_response(),
         Rejected::Internal(e) => ApiError::internal(e).into_response(),
     }
 }

@@ -8,16 +8,7 @@ use registry_storage::ByteRange;
 
 use super::error::{ApiError, ApiResult};
 use super::util::{header_str, header_value, DOCKER_CONTENT_DIGEST};
-use crate::service::{Caller, Registry, RegistryError};
-
-/// A `Range` header this server acts on: one byte range (RFC 9110 §14.1.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RangeSpec {
-    /// `bytes=first-last` (`last` inclusive) or `bytes=first-` (`None`).
-    From { first: u64, last: Option<u64> },
-    /// `bytes=-n`: the last `n` bytes.
-    Suffix(u64),
-}
+use crate::service::{BlobRange, Caller, Registry, RegistryError};
 
 /// Decimal digits as a number; more than `u64` holds saturates (an end
 /// that large is clipped to the blob anyway, a start that large is past it).
@@ -31,45 +22,23 @@ fn digits(s: &str) -> Option<u64> {
 /// Parses a `Range` header. `None` means "serve the whole blob": a server
 /// may ignore any `Range` (RFC 9110 §14.2), and this one ignores what it
 /// does not serve — other units, several ranges, malformed specs.
-fn parse_range(value: &str) -> Option<RangeSpec> {
+fn parse_range(value: &str) -> Option<BlobRange> {
     let (unit, spec) = value.trim().split_once('=')?;
     if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
         return None;
     }
     let (first, last) = spec.trim().split_once('-')?;
     match (first.trim(), last.trim()) {
-        ("", n) => digits(n).map(RangeSpec::Suffix),
-        (first, "") => digits(first).map(|first| RangeSpec::From { first, last: None }),
+        ("", n) => digits(n).map(BlobRange::Suffix),
+        (first, "") => digits(first).map(|first| BlobRange::From { first, last: None }),
         (first, last) => {
             let (first, last) = (digits(first)?, digits(last)?);
             // `last < first` is syntactically invalid: ignored, not 416.
-            (last >= first).then_some(RangeSpec::From {
+            (last >= first).then_some(BlobRange::From {
                 first,
                 last: Some(last),
             })
         }
-    }
-}
-
-impl RangeSpec {
-    /// The bytes of a blob of `size` this range selects, clipped to the
-    /// blob; `None` when it selects nothing (a start past the end, an empty
-    /// suffix, any range of an empty blob): a 416.
-    ///
-    /// This is the one place a requested range meets the blob's size: the
-    /// stores are given only ranges inside the blob.
-    fn resolve(self, size: u64) -> Option<ByteRange> {
-        let (start, end) = match self {
-            RangeSpec::From { first, last } => {
-                let end = last.map_or(size, |l| l.saturating_add(1).min(size));
-                (first, end)
-            }
-            RangeSpec::Suffix(n) => (size.saturating_sub(n), size),
-        };
-        (start < end).then_some(ByteRange {
-            start,
-            end: Some(end),
-        })
     }
 }
 
@@ -97,8 +66,7 @@ pub(crate) async fn get(
     let content_range = |start: u64, end: u64, total: u64| {
         header_value(format!("bytes {start}-{}/{total}", end - 1))
     };
-    // The size is needed to clip or place the range, and for a HEAD.
-    let (size, range) = if head || requested.is_some() {
+    if head {
         let size = registry.stat_blob(caller, repo, digest).await?.size;
         let range = match requested {
             Some(spec) => Some(
@@ -107,12 +75,6 @@ pub(crate) async fn get(
             ),
             None => None,
         };
-        (Some(size), range)
-    } else {
-        (None, None)
-    };
-    if head {
-        let size = size.unwrap_or_default();
         let builder = match range {
             Some(ByteRange { start, end }) => {
                 let end = end.unwrap_or(size);
@@ -123,8 +85,8 @@ pub(crate) async fn get(
         };
         return builder.body(Body::empty()).map_err(ApiError::internal);
     }
-    let body = registry.get_blob(caller, repo, digest, range).await?;
-    let builder = if range.is_some() {
+    let body = registry.get_blob(caller, repo, digest, requested).await?;
+    let builder = if requested.is_some() {
         common(StatusCode::PARTIAL_CONTENT, body.len()).header(
             header::CONTENT_RANGE,
             content_range(body.range.0, body.range.1, body.total_size),
@@ -150,7 +112,7 @@ pub(crate) async fn delete(
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_range, RangeSpec};
+    use super::{parse_range, BlobRange};
 
     fn resolved(header: &str, size: u64) -> Option<Option<(u64, u64)>> {
         parse_range(header).map(|spec| {
@@ -161,11 +123,11 @@ mod tests {
 
     #[test]
     fn single_ranges_are_parsed() {
-        let from = |first, last| Some(RangeSpec::From { first, last });
+        let from = |first, last| Some(BlobRange::From { first, last });
         assert_eq!(parse_range("bytes=0-9"), from(0, Some(9)));
         assert_eq!(parse_range("bytes=5-"), from(5, None));
         assert_eq!(parse_range(" Bytes = 5 - 7 "), from(5, Some(7)));
-        assert_eq!(parse_range("bytes=-500"), Some(RangeSpec::Suffix(500)));
+        assert_eq!(parse_range("bytes=-500"), Some(BlobRange::Suffix(500)));
         assert_eq!(
             parse_range("bytes=0-99999999999999999999999"),
             from(0, Some(u64::MAX))

@@ -7,6 +7,43 @@ use registry_storage::{BlobBody, BlobInfo, ByteRange, StorageError};
 
 use super::{Caller, Registry, RegistryError, RegistryResult};
 
+/// One byte range of a blob, as a client asks for it (RFC 9110 §14.1.2),
+/// before it meets the blob's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobRange {
+    /// From byte `first` to `last` inclusive, or to the end (`None`).
+    From {
+        /// The first byte.
+        first: u64,
+        /// The last byte, inclusive.
+        last: Option<u64>,
+    },
+    /// The last `n` bytes.
+    Suffix(u64),
+}
+
+impl BlobRange {
+    /// The bytes of a blob of `size` this range selects, clipped to the
+    /// blob; `None` when it selects nothing (a start past the end, an empty
+    /// suffix, any range of an empty blob).
+    ///
+    /// This is the one place a requested range meets the blob's size: the
+    /// stores are given only ranges inside the blob.
+    pub fn resolve(self, size: u64) -> Option<ByteRange> {
+        let (start, end) = match self {
+            BlobRange::From { first, last } => {
+                let end = last.map_or(size, |l| l.saturating_add(1).min(size));
+                (first, end)
+            }
+            BlobRange::Suffix(n) => (size.saturating_sub(n), size),
+        };
+        (start < end).then_some(ByteRange {
+            start,
+            end: Some(end),
+        })
+    }
+}
+
 fn blob_unknown(repo: &RepositoryName, digest: &Digest) -> RegistryError {
     RegistryError::BlobUnknown {
         repository: repo.clone(),
@@ -41,18 +78,34 @@ impl Registry {
     }
 
     /// The bytes of a blob `repo` serves, or of `range` of it (needs pull).
-    /// The range must lie inside the blob (see
-    /// [`BlobBody`]); one past its end is
+    /// A range that selects nothing of the blob is
     /// [`RegistryError::RangeNotSatisfiable`].
     pub async fn get_blob(
         &self,
         caller: &Caller,
         repo: &RepositoryName,
         digest: &Digest,
-        range: Option<ByteRange>,
+        range: Option<BlobRange>,
     ) -> RegistryResult<BlobBody> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
         self.ensure_linked(repo, digest).await?;
+        // The size clips or places the range.
+        let range = match range {
+            None => None,
+            Some(range) => {
+                let size = self
+                    .blobs()
+                    .stat(digest)
+                    .await?
+                    .ok_or_else(|| blob_unknown(repo, digest))?
+                    .size;
+                Some(
+                    range
+                        .resolve(size)
+                        .ok_or(RegistryError::RangeNotSatisfiable { size })?,
+                )
+            }
+        };
         match self.blobs().get(digest, range).await {
             Ok(body) => Ok(body),
             Err(StorageError::NotFound { .. }) => Err(blob_unknown(repo, digest)),

@@ -9,7 +9,7 @@ use registry_core::{Namespace, RepositoryName, Tag};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{Caller, Registry, RegistryError, RegistryResult};
+use super::{Caller, Paged, Registry, RegistryError, RegistryResult};
 use crate::model::image::{
     ImageStream, ImageStreamList, ImageStreamStatus, ImageStreamTag, ListMeta, NamedTagEventList,
     ObjectMeta, TagHistoryItem, TagItem, API_VERSION,
@@ -47,7 +47,7 @@ impl Registry {
     ) -> RegistryResult<ImageStreamList> {
         self.authorize(caller, Action::ListImageStreams, &Resource::Namespace(ns))?;
         let n = self.page_size(n);
-        let mut names = self
+        let names = self
             .metadata()
             .list_repositories(Some(ns), last.map(RepositoryName::as_str), n + 1)
             .await?;
@@ -56,15 +56,10 @@ impl Registry {
         if names.is_empty() && last.is_none() && !self.metadata().namespace_exists(ns).await? {
             return Err(RegistryError::NamespaceUnknown(ns.clone()));
         }
-        let more = names.len() > n;
-        names.truncate(n);
-        let next = names
-            .last()
-            .filter(|_| more && n > 0)
-            .map(|r| r.stream().to_owned());
-        let mut items = Vec::with_capacity(names.len());
+        let page = Paged::of(names, n, |r| r.stream().to_owned());
+        let mut items = Vec::with_capacity(page.items.len());
         let tags_each = TAGS_PER_LISTED_STREAM.min(self.limits().max_page);
-        for name in &names {
+        for name in &page.items {
             // A repository deleted between the listing and now is skipped.
             if let Some(stream) = self.stream_document(host, name, None, tags_each).await? {
                 items.push(stream);
@@ -74,7 +69,7 @@ impl Registry {
             kind: ImageStreamList::KIND.to_owned(),
             api_version: API_VERSION.to_owned(),
             metadata: ListMeta {
-                continue_from: next,
+                continue_from: page.next,
             },
             items,
         })
@@ -125,16 +120,15 @@ impl Registry {
                 .await?
                 .pop(),
         };
-        let mut events = self
+        let found = self
             .metadata()
             .tag_history(repo, &tag, before, n + 1)
             .await?;
-        let more = events.len() > n;
-        events.truncate(n);
-        let next = events
-            .last()
-            .filter(|_| more && n > 0)
-            .map(|e| e.seq.to_string());
+        let Paged {
+            items: events,
+            next,
+            ..
+        } = Paged::of(found, n, |e| e.seq.to_string());
         let Some(newest) = newest.as_ref().or(events.first()) else {
             return Err(RegistryError::ManifestUnknown {
                 repository: repo.clone(),
@@ -142,7 +136,10 @@ impl Registry {
             });
         };
         // When the tag was first set is known only on the page reaching it.
-        let created = events.last().filter(|_| !more).map(|e| rfc3339(e.at));
+        let created = events
+            .last()
+            .filter(|_| next.is_none())
+            .map(|e| rfc3339(e.at));
         let current = newest.digest.clone();
         Ok(ImageStreamTag {
             kind: ImageStreamTag::KIND.to_owned(),
@@ -181,17 +178,14 @@ impl Registry {
         let Some(info) = self.metadata().repository(repo).await? else {
             return Ok(None);
         };
-        let mut tags = self
+        let found = self
             .metadata()
             .tags(repo, last, n.saturating_add(1))
             .await?;
-        let more = tags.len() > n;
-        tags.truncate(n);
-        let tags_continue = tags
-            .last()
-            .filter(|_| more && n > 0)
-            .map(|t| t.tag.to_string());
-        let tags = tags
+        let page = Paged::of(found, n, |t| t.tag.to_string());
+        let tags_continue = page.next;
+        let tags = page
+            .items
             .into_iter()
             .map(|t| NamedTagEventList {
                 items: vec![TagItem {

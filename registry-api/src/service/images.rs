@@ -5,10 +5,12 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 use registry_auth::{Action, NamespaceFilter, Resource};
-use registry_core::{media_type, Descriptor, Digest, ImageConfig, Manifest, Reference};
+use registry_core::{
+    media_type, Descriptor, Digest, ImageConfig, Manifest, Reference, RepositoryName,
+};
 
 use super::image_streams::rfc3339;
-use super::{Caller, Registry, RegistryError, RegistryResult};
+use super::{Caller, Paged, Registry, RegistryError, RegistryResult};
 use crate::model::image::{
     Image, ImageConfigView, ImageRepository, ListMeta, ObjectMeta, RepositoryItem, RepositoryList,
     API_VERSION,
@@ -151,15 +153,10 @@ impl Registry {
         if matches!(&filter, NamespaceFilter::Only(set) if set.is_empty()) {
             self.require_login(caller)?;
         }
-        let mut names = self.visible_repositories(&filter, last, n + 1).await?;
-        let more = names.len() > n;
-        names.truncate(n);
-        let next = names
-            .last()
-            .filter(|_| more && n > 0)
-            .map(|r| r.to_string());
-        let mut items = Vec::with_capacity(names.len());
-        for name in names {
+        let found = self.visible_repositories(&filter, last, n + 1).await?;
+        let page = Paged::of(found, n, RepositoryName::to_string);
+        let mut items = Vec::with_capacity(page.items.len());
+        for name in page.items {
             let created = self
                 .metadata()
                 .repository(&name)
@@ -176,7 +173,7 @@ impl Registry {
             kind: RepositoryList::KIND.to_owned(),
             api_version: API_VERSION.to_owned(),
             metadata: ListMeta {
-                continue_from: next,
+                continue_from: page.next,
             },
             items,
         })

@@ -44,6 +44,7 @@ mod upload_limits;
 mod uploads;
 
 pub use admin::MIN_PASSWORD_LEN;
+pub use blobs::BlobRange;
 pub use caller::Caller;
 pub use error::{ArgumentKind, RegistryError, RegistryResult};
 pub use identities::{ManagedSecret, MAX_TOKEN_LIFETIME};
@@ -132,9 +133,8 @@ pub struct Registry {
 pub(crate) struct Inner {
     /// The stores as given.
     pub(crate) stores: Stores,
-    pub(crate) blobs: Arc<dyn BlobStore>,
+    /// The stores' upload store, counting sessions for the metrics gauge.
     pub(crate) uploads: Arc<dyn UploadStore>,
-    pub(crate) metadata: Arc<dyn MetadataStore>,
     pub(crate) limits: Limits,
     pub(crate) auth: Option<Arc<AuthState>>,
     pub(crate) metrics: Arc<Metrics>,
@@ -259,16 +259,14 @@ impl Registry {
     fn assemble(stores: Stores, limits: Limits, auth: Option<Arc<AuthState>>) -> Self {
         let metrics: Arc<Metrics> = Arc::default();
         // Counts sessions as they open and close, for the metrics gauge.
-        let open = metrics.open_uploads.clone();
-        let counted = stores
-            .clone()
-            .map_uploads(|uploads| crate::metrics::CountingUploads::wrap(uploads, open));
+        let uploads = crate::metrics::CountingUploads::wrap(
+            stores.uploads().clone(),
+            metrics.open_uploads.clone(),
+        );
         Registry {
             inner: Arc::new(Inner {
                 stores,
-                blobs: counted.blobs().clone(),
-                uploads: counted.uploads().clone(),
-                metadata: counted.metadata().clone(),
+                uploads,
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads)),
                 limits,
                 auth,
@@ -292,7 +290,7 @@ impl Registry {
 
     /// The blob store.
     pub fn blobs(&self) -> &Arc<dyn BlobStore> {
-        &self.inner.blobs
+        self.inner.stores.blobs()
     }
 
     /// The upload store.
@@ -302,7 +300,7 @@ impl Registry {
 
     /// The metadata store.
     pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
-        &self.inner.metadata
+        self.inner.stores.metadata()
     }
 
     /// The metrics served at `/extensions/v2/metrics`.
