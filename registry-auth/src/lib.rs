@@ -73,7 +73,9 @@ pub mod token;
 
 pub use authenticate::{Authenticate, AuthenticationError, Authenticator, Credentials};
 pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
-pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
+pub use bootstrap::{
+    ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_BOOTSTRAPPED, ADMIN_USER,
+};
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
 pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,

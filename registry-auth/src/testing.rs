@@ -32,6 +32,7 @@ pub async fn run_all(store: &dyn AuthStore) {
     cluster_role_bindings(store).await;
     deleting_a_user_cascades(store).await;
     deleting_a_service_account_cascades(store).await;
+    markers(store).await;
 }
 
 /// A random tag for names, lowercase hex.
@@ -527,4 +528,18 @@ pub async fn deleting_a_service_account_cascades(store: &dyn AuthStore) {
 
     ok("delete keeper", store.delete_service_account(&keep).await);
     assert_nothing_left(store, &t).await;
+}
+
+/// A marker is absent until set, then stays set; setting it again is fine.
+pub async fn markers(store: &dyn AuthStore) {
+    let name = format!("conformance-{}", tag());
+    assert!(!ok("absent", store.marker_exists(&name).await));
+    ok("set", store.set_marker(&name).await);
+    assert!(ok("present", store.marker_exists(&name).await));
+    ok("set again", store.set_marker(&name).await);
+    assert!(ok("still present", store.marker_exists(&name).await));
+    assert!(!ok(
+        "another",
+        store.marker_exists(&format!("{name}-other")).await
+    ));
 }

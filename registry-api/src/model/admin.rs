@@ -156,6 +156,49 @@ impl fmt::Debug for NewUser {
     }
 }
 
+/// `PUT /users/{name}/password`: a cluster-admin sends `password`; a user
+/// changing their own sends `current_password` too. `Debug` hides both.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The new password (at least 8 characters).
+    pub password: String,
+    /// The caller's current password, when changing their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
+}
+
+impl PasswordChange {
+    /// A cluster-admin setting a user's password.
+    pub fn new(password: impl Into<String>) -> Self {
+        PasswordChange {
+            password: password.into(),
+            current_password: None,
+        }
+    }
+
+    /// A user changing their own password.
+    pub fn own(current_password: impl Into<String>, password: impl Into<String>) -> Self {
+        PasswordChange {
+            password: password.into(),
+            current_password: Some(current_password.into()),
+        }
+    }
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("password", &"<redacted>")
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// The answer to `POST /users` (201).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -10,7 +10,7 @@ mod prune;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use axum::Router;
 use registry_auth::Subject;
@@ -54,6 +54,10 @@ pub(crate) fn routes() -> Router<Registry> {
         .route(
             "/apis/admin/v1/users/{name}",
             delete(identities::delete_user),
+        )
+        .route(
+            "/apis/admin/v1/users/{name}/password",
+            put(identities::set_password),
         )
         .route(
             "/apis/admin/v1/namespaces/{ns}/serviceaccounts",
