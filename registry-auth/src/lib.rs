@@ -59,6 +59,8 @@ pub mod bootstrap;
 pub mod cached;
 pub mod credentials;
 pub mod memory;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod role;
 pub mod scope;
 pub mod secret;
