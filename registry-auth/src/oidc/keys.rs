@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::OidcError;
@@ -68,7 +68,7 @@ impl VerifyingKey {
         let algorithms = match &jwk.common.key_algorithm {
             None => family,
             Some(declared) => {
-                let alg = Algorithm::try_from(*declared).ok()?;
+                let alg = signing_algorithm(*declared)?;
                 let i = family.iter().position(|a| *a == alg)?;
                 &family[i..=i]
             }
@@ -76,6 +76,23 @@ impl VerifyingKey {
         let key = DecodingKey::from_jwk(jwk).ok()?;
         Some(VerifyingKey { key, algorithms })
     }
+}
+
+/// The signature algorithm a JWK's `alg` names (`None` for encryption and
+/// HMAC algorithms).
+fn signing_algorithm(declared: KeyAlgorithm) -> Option<Algorithm> {
+    Some(match declared {
+        KeyAlgorithm::RS256 => Algorithm::RS256,
+        KeyAlgorithm::RS384 => Algorithm::RS384,
+        KeyAlgorithm::RS512 => Algorithm::RS512,
+        KeyAlgorithm::PS256 => Algorithm::PS256,
+        KeyAlgorithm::PS384 => Algorithm::PS384,
+        KeyAlgorithm::PS512 => Algorithm::PS512,
+        KeyAlgorithm::ES256 => Algorithm::ES256,
+        KeyAlgorithm::ES384 => Algorithm::ES384,
+        KeyAlgorithm::EdDSA => Algorithm::EdDSA,
+        _ => return None,
+    })
 }
 
 /// The usable keys of one JWKS document, by `kid` (keys without one are

@@ -17,6 +17,8 @@ use super::*;
 // EC and Ed25519: PKCS#8 DER).
 const RSA_DER: &str = "MIIEowIBAAKCAQEAw7YThr6ClZi1+iF/Chc5ZAq15e8u1ojbQM59OJgAIiLK9bRG8bFSuy3dLMgStxHJW4ZEMZ2L6WlSaFlMl32VlFSOizv2BoXHTQhCtJ3TjmHvmF73RZMQD04/UshkSqenpS2U9I7za64ynHW0irT7S5kNr5zn9mQ0exygwycbUG4lBZ40MJH5FBFjkp8AbGADtDpaj9BN3BbXkuxEjXmhZGbP8dtk/fiWXc+TEBO6FSdDVjvZminczk9avfE6qg/V3AZ7aY5ssgg/uo7TUmFE7/jMp5ZFKwOx7QxsuPqDydVCrG9oBaSANn6XTbUV3cna6sEvFtVPUZ6bFUi1vNUobwIDAQABAoIBADVitF7cFtjhyDoL6xCAl0of1dB79yXUPSKncOcAJ4EoRn7Rh0yklzGx6BQwG1LOykNqE64JEMJB1ZXbThZAzo2gpyV53LmYwm3T5AZKywua0XWZ6g+Tdx0FtiZJvXnT09ot3eT8HZBw+yNMxEvV5HqRrHcL8QZ3/QzcGUpCn6PHfXhYPftNm41yW04yJ3HbmvAnqZ8Bvncg+Yr+L4p/kwkDFamNHqzuR08PUYfbemcYtFvV+9SGlxpJuhKaMOmezEuWdju+85+SvcTr3h8jEPedq8Q+rIWmKE7nD0CmM5qqvCooUGXz0BQBryKr2MXlvWaCk9153gaPG82FMkrNMekCgYEA7tW/Rqne3rMDEm1GrAR3/Hb+oTa2L7UxQmacwL+I30/BoRJvUFriw1WtZ+8/Jr30O6XYzvBq9Gg5nCB3v+iFLAJE4jm5s3d0ZVUAwqgxbOTCMT6gpc0XMReCloyM3gSzoLqv4+ZpNOUner8YmF33gvqFp4ZAPmi1hUb5x/FbyQMCgYEA0cbopYCw6gT6qLg0hTViaRsklgLGfwAcmup4hRkIhZWRMmo+fx7TYDG5bEg14HItRE/+WQA7pBgAAGWYBFE/bVBqdpnTVEdyMi8AKraDh2l5JaDqf8lX4970rS3pPZCSZCtHgYMNyNmguqGdQdTKJe3bEGvE6qP1GDPhcLWACSUCgYBJ9AuvUMg/AwUvfoDEoPmaRipgNvXA3gUrv2RIVsaGB0c4neGz6wCOZYg1R6KxV1453ge9RDqKBX/ZNUB/PvuFfgpgVmmHBbUX73M10yjCxC7RWsgZruDAhbwc69ZupNwOJ+Bw3Ba1l0NbQbLW8znB59rc3bgk2v1iEHEllTnLiwKBgQC+w4BayM2Y8lAzT9fK70H/zMQXeoyhfyuEIQbaGmqqd9njG8Sbex/DUVSKSJxd79aEUa49pz2VOpH9ymVUP8JLGR7HnZkVAiexxRYEwZaYdGzLsCqvbBx1xxF/zslUx/yoBMdw2gmWBXnpXgCQlf4CQeu9YhNfQRwoFz3Cbfrx1QKBgDtuZ08VC0JKxFhnISigiZZJ9nCbn2gW8wTGLXMpuDslqheJedT0DAm2FGJHJkKt66y8qUqEAu3UzPkfpwmyKNX7J9M8Jzl3xrLf4zW94hDj92wA8RI7Iyq1i2p4hcDih7veB47U09A3MVFBsYlutauMNFpy7mUuHivy0EGim2EF";
 const EC_DER: &str = "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgfMICGNfIKl/XhCpPp0eNZpaPyfAJqPF+9DFUTF7PDOihRANCAARYu3+SGzJ0UFBbxpNHM82UUMUDSNViv+AXtj6qhVnSwUymNK2sAtmvYyRVFwLHjbxgfFNZrR9uMi5uan444myo";
+/// The public key of [`ED_DER`], base64url.
+const ED_X: &str = "KM0tGB77YyWQuIfbXdEIAjy1B3k8cqaHBheXDB_rJUE";
 const ED_DER: &str = "MC4CAQAwBQYDK2VwBCIEIMEvVSV0/nRa3ocF2/rOxOg82UaB4vXzyAAGKXHjxDaE";
 const RSA2_DER: &str = "MIIEpAIBAAKCAQEAtJUgA/2YPsSoJHWcC7Lj9Tg12cB41CbtJKFLxDUFfLsldE7rGRbcP+LTyL5ra4/rCEy3+lNwTFRNd/fjcGHzkKITfYy5Ye82AeOvCW7xn/6DXdK3dGAt5GDmHaZbK+3VRDnV+X6pdBgJ61qxNZ5zPWVHoD3lLGyJy2cug2JkyRTz/zSlK9AivxDQQd2B/mHx7HbpY53dYzVCblVZO7MBasevxyskFsMaQ2BpMLooyuiN58cLDS66S0Njsk24DgdgJVylBc4V6Yp7tX63ME17o3sbufsZ8iI0poM9CFecTDVv02T926iIDlmEs+zr8cNr1N3OfgctJWM7RJEraq6jyQIDAQABAoIBAAIWj9wjJz4OXgxG4ZPHWqhPITZ7UBv4g8LWzFaDworPBLEhiPzDwiH8fHR/rDERfqQJNBIeIe6S0nvN+mIS+RZEI4U1NrJEChWcdWper0bvxXZBwNfE1XI37+1DmB4L/6ymN3WgoiYkV+s4aiBrn8Hddt+xDrvhGOvo1AJwEk66oFlTh2c3D//PMTE2T7awpeyZxe2EMmr/WmV5PbOF0xAcyYLiEm5jXQv9vQZUjvouWh2RXFnzHainXLmVVw9s9qAUEvrDBrwDfvGjr0FVOHeqzns5+caq/bNPgoRHV3TpiAZq0jK5D7P5INDZIm41ebes07R/MHw4MU2QkzBmyuECgYEA24S1ewOHsDbBNWTzR9gWmCkSSdD0HiKe0FhZijmcMe+DPa2evBSPTZdrQpDa0dXrQVLn80EbV6bXkSJzOQ4Bao3t5HguNeymNNLsRSyds0ogcJFsy1LX6jarmtKw6utDww7ccT/EdnnFy1ApjkSZH8D1oVrIb2WkqbAxtJQGmuECgYEA0pfpFUhlFreSxO1ZHv9qwOwKca9ipuxqXRlS4QASCQpFMHcTlYiK0vqNyNEuaOPEqIBF7IdeNy9a2KtYmAbDVazzhE0ig+4NOagHUhO9ofYQZLJ9Q4kqmRytwu4kg8XvoIF2dnwIReUzlD0b+NE/6HUuTb69iQ5m+cY1CLzWTekCgYBSVbtP8WoCUPc01LFfABCxb645W5NEfk287XZgHu2T2TcLekRwXPHG84U6iWRZkffUH4l6NrBPtvdhq182RieH1MYmjGEgvqs0YuxVob9gkOwL7K+2r1LmuSyyPFY5NpbK4ZcTLwy8Nz5V3LJJdzdLrq8ynv9QsPoK31g1V9QGYQKBgQCpFiejWvkvgD1ruFZyOQnx1JOeK/+9ntzX21lcJr5UW9apzzH+Qh+Uvm/Q6YOl3BsuX6/E9fuDu5XpmcoMZoG37KGpfHVWEHC19l/KWudLf1IyR82jyCJXxVsOxD61Ptvjt47yGyxZUmpTf61R3lC9yDhhW+C6hsHPkoFKfrRi4QKBgQCJeHGGADlYKn/wxjr6jljl0Df3BEmjnTjEW2e/tq5SCsXf/k6U/+3BS0BrVzoCjYB9I/m+JCvTy+bvfg/iIVwGe9sRpggUWMD3nKKgxrTPokXHDwMYlGUnMvW7WgiigI3aFqqA7wy1fp/C521C0/bpTNeToB3hVgzQRYAF1VFD1g==";
 
@@ -67,9 +69,15 @@ impl Signer {
     }
 
     fn jwk(&self) -> Value {
-        let mut jwk = Jwk::from_encoding_key(&self.key, self.alg).unwrap();
-        jwk.common.key_id = self.kid.clone();
-        serde_json::to_value(jwk).unwrap()
+        let mut jwk = match self.alg {
+            // jsonwebtoken 10 derives RSA and EC public keys, not Ed25519.
+            Algorithm::EdDSA => json!({"kty": "OKP", "crv": "Ed25519", "x": ED_X, "alg": "EdDSA"}),
+            alg => serde_json::to_value(Jwk::from_encoding_key(&self.key, alg).unwrap()).unwrap(),
+        };
+        if let Some(kid) = &self.kid {
+            jwk["kid"] = json!(kid);
+        }
+        jwk
     }
 
     fn sign(&self, claims: &Value) -> String {
@@ -326,7 +334,7 @@ async fn alg_none_hmac_with_the_public_key_and_tampering_are_refused() {
         for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
             let mut header = Header::new(alg);
             header.kid = Some("r".into());
-            let key = EncodingKey::from_secret(&secret).unwrap();
+            let key = EncodingKey::from_secret(&secret);
             let token = jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap();
             assert!(matches!(
                 refusal(&p, &token).await,
