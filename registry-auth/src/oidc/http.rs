@@ -78,10 +78,19 @@ impl HttpKeySource {
 
     /// Reads and checks the discovery document.
     pub async fn discover(&self) -> Result<ProviderMetadata, OidcError> {
-        let metadata: ProviderMetadata = get_json(&self.http, &self.issuer.discovery_url()).await?;
-        metadata.check(&self.issuer)?;
-        Ok(metadata)
+        discover(&self.http, &self.issuer).await
     }
+}
+
+/// Reads `issuer`'s discovery document with `http` (see [`https_client`])
+/// and checks that it is the issuer's and names its keys over HTTPS.
+pub async fn discover(
+    http: &reqwest::Client,
+    issuer: &IssuerUrl,
+) -> Result<ProviderMetadata, OidcError> {
+    let metadata: ProviderMetadata = get_json(http, &issuer.discovery_url()).await?;
+    metadata.check(issuer)?;
+    Ok(metadata)
 }
 
 #[async_trait::async_trait]

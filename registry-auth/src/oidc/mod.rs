@@ -63,7 +63,7 @@ use crate::Identity;
 pub use config::{
     parse_prefix, IssuerUrl, OidcConfig, OidcConfigError, OidcLimits, DEFAULT_PREFIX,
 };
-pub use http::{https_client, HttpKeySource, ProviderMetadata, MAX_DOCUMENT_BYTES};
+pub use http::{discover, https_client, HttpKeySource, ProviderMetadata, MAX_DOCUMENT_BYTES};
 pub use keys::{KeySource, MAX_KEYS};
 
 use claims::{name_user, unverified_issuer, UnverifiedHeader, VerifiedClaims};
