@@ -78,7 +78,13 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
             return if g.json {
                 print_json(io, &me)
             } else {
-                say!(io.out, "{}", me.subject)
+                say!(
+                    io.out,
+                    "subject:  {}\nprovider: {}\ngroups:   {}",
+                    me.subject,
+                    me.provider,
+                    me.groups.join(", ")
+                )
             };
         }
         Command::Prune(a) => {

@@ -58,7 +58,9 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod cached;
 pub mod credentials;
+pub mod identity;
 pub mod memory;
+pub mod names;
 #[cfg(feature = "oidc")]
 pub mod oidc;
 pub mod role;
@@ -79,7 +81,12 @@ pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash, TokenName, TokenNameError,
 };
+pub use identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
 pub use memory::MemoryAuthStore;
+pub use names::{
+    ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
+    ServiceAccountRef, UserName, UserNameError,
+};
 pub use role::{
     Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, Role, RoleBinding,
     RoleError,
@@ -90,10 +97,7 @@ pub use secret::{
     pull_secret, pull_secret_name, PullSecretPolicy,
 };
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
-pub use subject::{
-    Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
-    SubjectError, UserName, UserNameError,
-};
+pub use subject::{Group, Subject, SubjectError};
 pub use throttle::{FailedLogins, LoginLimits};
 pub use token::{
     IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,

@@ -20,10 +20,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WhoAmI {
-    /// The groups the caller is in (`system:authenticated`, …).
+    /// Every group the caller is in (`system:authenticated`,
+    /// `system:serviceaccounts:ns`, a provider's `ldap:ops`, …).
     pub groups: Vec<String>,
-    /// The caller (`user:alice`, `serviceaccount:ns:ci`).
+    /// The caller (`user:alice`, `user:ldap:bob`, `serviceaccount:ns:ci`).
     pub subject: String,
+    /// The identity provider that vouched for the caller (`local`,
+    /// `htpasswd`, `ldap`, `oidc`, or a host application's name).
+    #[serde(default)]
+    pub provider: String,
 }
 
 /// `GET /namespaces`.

@@ -31,6 +31,7 @@ pub(crate) async fn whoami(State(r): State<Registry>, caller: Caller) -> ApiResu
             .iter()
             .map(|g| g.to_string())
             .collect(),
+        provider: caller.identity().provider().to_owned(),
     })
     .into_response())
 }
