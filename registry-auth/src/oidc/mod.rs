@@ -44,6 +44,8 @@ mod claims;
 mod config;
 mod http;
 mod keys;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 
