@@ -176,48 +176,57 @@ async fn an_issuer_certificate_outside_the_ca_file_is_refused() {
     assert!(OidcProvider::new(garbage).is_err());
 }
 
+/// A way an issuer can be wrong, and whether the error says so.
+struct BadIssuer {
+    what: &'static str,
+    change: fn(&mut Served),
+    expected: fn(&OidcError) -> bool,
+}
+
 #[tokio::test]
 async fn a_bad_issuer_is_refused() {
     let stand = stand_in().await;
     let url = stand.url.clone();
-    let expect = |served: &mut Served, f: &dyn Fn(&mut Served)| f(served);
-    let cases: [(&str, Box<dyn Fn(&mut Served)>); 4] = [
-        (
-            "another issuer's document",
-            Box::new(|s| s.discovery["issuer"] = json!("https://elsewhere.test")),
-        ),
-        (
-            "keys over plain HTTP",
-            Box::new(|s| s.discovery["jwks_uri"] = json!("http://127.0.0.1:1/jwks")),
-        ),
-        (
-            "an oversized JWKS",
-            Box::new(|s| s.jwks = Bytes::from(vec![b' '; 2 * 1024 * 1024])),
-        ),
-        (
-            "a JWKS that is not JSON",
-            Box::new(|s| s.jwks = Bytes::from_static(b"<html>")),
-        ),
+    let cases = [
+        BadIssuer {
+            what: "another issuer's document",
+            change: |s| s.discovery["issuer"] = json!("https://elsewhere.test"),
+            expected: |e| matches!(e, OidcError::IssuerMismatch { .. }),
+        },
+        BadIssuer {
+            what: "keys over plain HTTP",
+            change: |s| s.discovery["jwks_uri"] = json!("http://127.0.0.1:1/jwks"),
+            expected: |e| matches!(e, OidcError::NotHttps(_)),
+        },
+        BadIssuer {
+            what: "an oversized JWKS",
+            change: |s| s.jwks = Bytes::from(vec![b' '; 2 * 1024 * 1024]),
+            expected: |e| matches!(e, OidcError::TooLarge { .. }),
+        },
+        BadIssuer {
+            what: "a JWKS that is not JSON",
+            change: |s| s.jwks = Bytes::from_static(b"<html>"),
+            expected: |e| matches!(e, OidcError::InvalidDocument { .. }),
+        },
+        BadIssuer {
+            what: "a JWKS without a usable key",
+            change: |s| s.jwks = Bytes::from_static(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#),
+            expected: |e| matches!(e, OidcError::NoUsableKeys),
+        },
     ];
-    for (what, change) in cases {
+    for case in cases {
         {
             let mut served = stand.served.lock().unwrap();
             served.discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
             served.jwks = Bytes::from(stand.issuer.jwks().to_string());
-            expect(&mut served, &*change);
+            (case.change)(&mut served);
         }
-        let error = OidcProvider::new(stand.config())
-            .unwrap()
-            .load_keys()
-            .await
-            .unwrap_err();
-        let ok = match what {
-            "another issuer's document" => matches!(error, OidcError::IssuerMismatch { .. }),
-            "keys over plain HTTP" => matches!(error, OidcError::NotHttps(_)),
-            "an oversized JWKS" => matches!(error, OidcError::TooLarge { .. }),
-            _ => matches!(error, OidcError::InvalidDocument { .. }),
-        };
-        assert!(ok, "{what}: {error}");
+        let provider = OidcProvider::new(stand.config()).unwrap();
+        let error = provider.load_keys().await.unwrap_err();
+        assert!((case.expected)(&error), "{}: {error}", case.what);
+        // Its tokens are refused.
+        let token = stand.issuer.id_token("alice", &[]);
+        assert!(provider.verify(&token).await.is_err(), "{}", case.what);
     }
 }
 
