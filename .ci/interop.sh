@@ -34,6 +34,10 @@
 #   INTEROP_FAIL_FAST   1: stop at the first failed step (default: run all steps).
 #   INTEROP_KEEP        1: keep the temp dir (server log, stores, step logs) for debugging.
 #   INTEROP_START_TIMEOUT  seconds to wait for /v2/ (default 120).
+#   REGISTRY_TEST_OIDC_ISSUER, REGISTRY_TEST_OIDC_CA_FILE, REGISTRY_TEST_OIDC_CLIENT_ID
+#                       a real OIDC provider (bash .ci/services/oidc.sh start DIR prints them):
+#                       our server trusts it and the OIDC step logs podman and skopeo in with
+#                       its ID tokens; unset, that step is skipped.
 #
 # Nothing global is modified: containers storage, registries.conf, containers.conf and the
 # auth file all live in a temp dir (CONTAINERS_REGISTRIES_CONF, CONTAINERS_CONF,
@@ -229,6 +233,15 @@ if [[ -z "${REGISTRY_CMD:-}" ]]; then
         none) SERVER_ARGS+=(--no-auth); unset REGISTRY_USER REGISTRY_PASSWORD ;;
         *) die "INTEROP_AUTH must be admin or none" ;;
     esac
+fi
+# A real OpenID Connect provider (.ci/services/oidc.sh, started by .ci/run): our server trusts
+# it, and t_oidc logs podman and skopeo in with its ID tokens.
+OIDC=0
+if [[ -z "${REGISTRY_CMD:-}" && ${INTEROP_AUTH:-admin} == admin && -n "${REGISTRY_TEST_OIDC_ISSUER:-}" ]]; then
+    OIDC=1
+    SERVER_ARGS+=(--oidc-issuer-url "$REGISTRY_TEST_OIDC_ISSUER"
+                  --oidc-client-id "${REGISTRY_TEST_OIDC_CLIENT_ID:-registry}"
+                  --oidc-ca-file "$REGISTRY_TEST_OIDC_CA_FILE")
 fi
 if [[ -n "${REGISTRY_USER:-}" && -n "${REGISTRY_PASSWORD:-}" ]]; then
     export REGISTRY_USER REGISTRY_PASSWORD          # oras_client.py reads them
@@ -693,6 +706,60 @@ t_registryctl() { # our server with auth only: registryctl's auth file and token
     echo "ok: registry-viewer pulls, and its push is refused"
 }
 
+t_oidc() { # ID tokens of a real OIDC provider as podman/skopeo passwords; registryctl login --oidc
+    [[ $OIDC == 1 && -n "${REGISTRYCTL:-}" ]] || skip "REGISTRY_TEST_OIDC_ISSUER not set (bash .ci/services/oidc.sh start DIR)"
+    local dir=$WORK/oidc issuer=$REGISTRY_TEST_OIDC_ISSUER ca=$REGISTRY_TEST_OIDC_CA_FILE
+    local client=${REGISTRY_TEST_OIDC_CLIENT_ID:-registry} admin=$WORK/registryctl/config.json
+    mkdir -p "$dir"
+    id_token() { # id_token LOGIN: from the provider's test-only device-flow driver
+        curl -sS --max-time 60 --cacert "$ca" -H 'content-type: application/json' \
+            -d "{\"login\":\"$1\",\"password\":\"$1-password\",\"client_id\":\"$client\",\"scope\":\"openid groups\"}" \
+            "$issuer/test/id-token" | jq -er .id_token
+    }
+    "$REGISTRYCTL" rolebinding add interop registry-viewer group:oidc:devs --server "$BASE" --insecure --to "$admin"
+    # alice is in group devs: podman and skopeo log in with her ID token and pull.
+    quiet; alice=$(id_token alice); loud
+    quiet; printf '%s' "$alice" | "${PODMAN[@]}" login --tls-verify=false --authfile "$dir/alice.json" -u x --password-stdin "$R"; loud
+    "${PODMAN[@]}" pull -q --tls-verify=false --authfile "$dir/alice.json" "$R/interop/app:v1" >/dev/null
+    skopeo inspect --tls-verify=false --authfile "$dir/alice.json" --raw "docker://$R/interop/app:v1" >/dev/null
+    echo "ok: podman and skopeo pull with an OIDC ID token as the password (group:oidc:devs)"
+    if skopeo copy --src-tls-verify=false --dest-tls-verify=false --authfile "$dir/alice.json" \
+        "docker://$R/interop/app:v1" "docker://$R/interop/oidc-copy:v1" >/dev/null 2>&1; then
+        fail "an OIDC user with only group:oidc:devs (viewer) could push"
+    fi
+    echo "ok: her push is refused"
+    # bob is not in devs: logged in, but refused.
+    quiet; bob=$(id_token bob); loud
+    quiet; printf '%s' "$bob" | skopeo login --tls-verify=false --authfile "$dir/bob.json" -u x --password-stdin "$R"; loud
+    if skopeo inspect --tls-verify=false --authfile "$dir/bob.json" --raw "docker://$R/interop/app:v1" >/dev/null 2>&1; then
+        fail "an OIDC user outside group devs could pull"
+    fi
+    echo "ok: an OIDC user outside the group is refused"
+    # A tampered token does not log in.
+    quiet; forged="${alice%.*}.$(printf '%s' "${alice##*.}" | rev)"; loud
+    quiet; if printf '%s' "$forged" | "${PODMAN[@]}" login --tls-verify=false --authfile "$dir/forged.json" -u x --password-stdin "$R" >/dev/null 2>&1; then
+        loud; fail "podman logged in with a tampered ID token"; fi; loud
+    echo "ok: a tampered ID token is refused"
+    # registryctl login --oidc: the device flow, the user approving at the provider; the auth
+    # file it writes is what podman uses.
+    "$REGISTRYCTL" login "$BASE" --insecure --to "$dir/device.json" --oidc --oidc-issuer-url "$issuer" \
+        --oidc-client-id "$client" --oidc-ca-file "$ca" --oidc-scope groups 2>"$dir/device.err" &
+    local pid=$! code=""
+    for _ in $(seq 100); do
+        code=$(sed -n 's/.*enter the code \([A-Z0-9-]*\).*/\1/p' "$dir/device.err" | head -n1)
+        [[ -n $code ]] && break
+        sleep 0.2
+    done
+    [[ -n $code ]] || { cat "$dir/device.err"; fail "registryctl printed no user code"; }
+    curl -sS --max-time 60 --cacert "$ca" -H 'content-type: application/json' \
+        -d "{\"user_code\":\"$code\",\"login\":\"alice\",\"password\":\"alice-password\"}" "$issuer/test/approve"; echo
+    wait "$pid" || { cat "$dir/device.err"; fail "registryctl login --oidc failed"; }
+    cat "$dir/device.err"
+    "${PODMAN[@]}" pull -q --tls-verify=false --authfile "$dir/device.json" "$R/interop/app:v1" >/dev/null
+    skopeo inspect --tls-verify=false --authfile "$dir/device.json" --raw "docker://$R/interop/app:v1" >/dev/null
+    echo "ok: podman and skopeo pull with the auth file registryctl login --oidc wrote"
+}
+
 t_immutable_tags() { # our server only: a namespace policy's immutable tags against every client
     [[ $AUTH == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
     local dir=$WORK/immutable cfg app other out
@@ -754,6 +821,7 @@ step "curl: GET /v2/interop/artifact/referrers/<digest>"                  t_refe
 step "podman pull (oci, docker, arm64 from index, layout) + content"      t_podman_pull
 step "registryctl login/token/rolebinding used by skopeo and podman"     t_registryctl
 step "immutable tags (namespace policy) against skopeo, podman and oras-py" t_immutable_tags
+step "OIDC: ID tokens as podman/skopeo passwords; registryctl login --oidc" t_oidc
 step "skopeo list-tags"                                                   t_list_tags
 step "skopeo delete; inspect must fail afterwards"                        t_delete
 summary

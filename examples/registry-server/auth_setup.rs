@@ -97,6 +97,9 @@ pub async fn enable(
     config.pull_secrets =
         PullSecretPolicy::new(settings.ignored_namespaces.iter().map(String::as_str));
     config.settings = settings.auth_settings.clone();
+    if let Some(oidc) = &settings.oidc {
+        config.providers.push(crate::oidc::provider(oidc)?);
+    }
     builder
         .auth(config)
         .build()

@@ -89,6 +89,9 @@ pub struct Flags {
     /// Bounds on logins and what to trust from proxies.
     #[command(flatten)]
     pub auth_limits: AuthLimitFlags,
+    /// The OpenID Connect identity provider.
+    #[command(flatten)]
+    pub oidc: crate::oidc::OidcFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -196,6 +199,20 @@ pub struct FileConfig {
     pub login_lockout_seconds: Option<u64>,
     /// Days a managed pull-secret token lives.
     pub pull_secret_lifetime_days: Option<u64>,
+    /// OpenID Connect issuer (https).
+    pub oidc_issuer_url: Option<String>,
+    /// The audience OIDC ID tokens must name.
+    pub oidc_client_id: Option<String>,
+    /// The claim that names OIDC users.
+    pub oidc_username_claim: Option<String>,
+    /// Put before OIDC user names (`-` for none).
+    pub oidc_username_prefix: Option<String>,
+    /// The claim holding OIDC groups (`-` for none).
+    pub oidc_groups_claim: Option<String>,
+    /// Put before OIDC group names (`-` for none).
+    pub oidc_groups_prefix: Option<String>,
+    /// PEM CA certificates for the OIDC issuer.
+    pub oidc_ca_file: Option<PathBuf>,
 }
 
 /// The library's auth settings: flags over the config file over the
@@ -284,6 +301,8 @@ pub struct Settings {
     pub auth_settings: registry::api::AuthSettings,
     /// Upload limits (the rest of the library's defaults stay).
     pub upload_limits: UploadLimits,
+    /// The OpenID Connect identity provider, when an issuer is set.
+    pub oidc: Option<registry::auth::oidc::OidcConfig>,
 }
 
 /// The upload limits an operator can set.
@@ -329,6 +348,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let auth_settings = auth_settings(flags.auth_limits, &file)?;
+        let oidc = crate::oidc::settings(flags.oidc, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -387,6 +407,7 @@ impl Settings {
         let limits = registry::api::Limits::default();
         Ok(Settings {
             auth_settings,
+            oidc,
             listen: flags
                 .listen
                 .or(file.listen)

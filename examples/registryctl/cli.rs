@@ -114,14 +114,48 @@ pub(crate) struct Login {
     /// host[:port] (HTTPS) or http[s]://host[:port].
     pub server: String,
     /// User name (any name when logging in with an access token).
-    #[arg(short, long)]
-    pub username: String,
+    #[arg(short, long, required_unless_present = "oidc", conflicts_with = "oidc")]
+    pub username: Option<String>,
     /// Read the password (or access token) from standard input.
-    #[arg(long, conflicts_with = "password")]
+    #[arg(long, conflicts_with_all = ["password", "oidc"])]
     pub password_stdin: bool,
     /// Password or access token (visible to other local users: prefer --password-stdin).
-    #[arg(short, long, required_unless_present = "password_stdin")]
+    #[arg(short, long, required_unless_present_any = ["password_stdin", "oidc"], conflicts_with = "oidc")]
     pub password: Option<String>,
+    #[command(flatten)]
+    pub oidc: OidcLogin,
+}
+
+/// The password login's flags, which the `--oidc-*` ones exclude.
+const PASSWORD_ARGS: [&str; 3] = ["username", "password", "password_stdin"];
+
+/// `registryctl login --oidc`: the device flow against an OpenID Connect
+/// issuer the registry trusts. The issuer settings are remembered in the
+/// context, so later logins need only `--oidc`.
+#[derive(Debug, Args)]
+pub(crate) struct OidcLogin {
+    /// Log in with an ID token from the registry's OpenID Connect issuer:
+    /// prints a URL and a code to enter there, waits for the sign-in, and
+    /// stores the ID token as the password (it lasts as long as the issuer
+    /// made it last; then log in again).
+    #[arg(id = "oidc", long = "oidc")]
+    pub enabled: bool,
+    /// The issuer (https), as the registry's --oidc-issuer-url [default:
+    /// the context's].
+    #[arg(long, conflicts_with_all = PASSWORD_ARGS, value_name = "URL")]
+    pub oidc_issuer_url: Option<String>,
+    /// The client id, as the registry's --oidc-client-id [default: the
+    /// context's].
+    #[arg(long, conflicts_with_all = PASSWORD_ARGS, value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// PEM CA certificates the issuer's certificate must chain to
+    /// [default: the context's, else the system roots].
+    #[arg(long, conflicts_with_all = PASSWORD_ARGS, value_name = "FILE")]
+    pub oidc_ca_file: Option<PathBuf>,
+    /// Scopes to ask for besides `openid`, e.g. groups,email [default:
+    /// the context's, else none].
+    #[arg(long = "oidc-scope", conflicts_with_all = PASSWORD_ARGS, value_delimiter = ',', value_name = "SCOPE")]
+    pub oidc_scopes: Vec<String>,
 }
 
 /// `registryctl context ...`.

@@ -51,6 +51,9 @@ pub(crate) struct Context {
     /// `--ca-file`, as an absolute path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// The OpenID Connect issuer of `login --oidc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<crate::oidc::OidcContext>,
 }
 
 impl Contexts {

@@ -27,6 +27,7 @@ fn contexts_round_trip_privately() {
         server: "http://localhost:5000/".into(),
         insecure: true,
         ca_file: None,
+        oidc: None,
     };
     contexts
         .contexts

@@ -106,6 +106,43 @@ pub(crate) enum CliError {
     /// A user name Basic credentials cannot carry.
     #[error("invalid user name {0:?}: it must be non-empty and contain no ':'")]
     UserName(String),
+    /// `login --oidc` without an issuer setting, given or remembered.
+    #[error("login --oidc needs {0} (once: the context remembers it)")]
+    OidcSetting(&'static str),
+    /// The OpenID Connect issuer is misconfigured or unreachable.
+    #[error("OIDC issuer: {0}")]
+    Oidc(registry::auth::oidc::OidcError),
+    /// The issuer offers no device authorization grant.
+    #[error("OIDC issuer {0} offers no device authorization endpoint (RFC 8628) and token endpoint in its discovery document")]
+    OidcNoDeviceFlow(String),
+    /// A call to the issuer failed.
+    #[error("OIDC request to {endpoint} failed: {source}")]
+    OidcRequest {
+        endpoint: String,
+        source: reqwest::Error,
+    },
+    /// The issuer answered with something that is not the expected JSON.
+    #[error("OIDC issuer answered {endpoint} with an invalid document: {source}")]
+    OidcAnswer {
+        endpoint: String,
+        source: serde_json::Error,
+    },
+    /// The issuer refused (`access_denied`: the user declined).
+    #[error("OIDC login refused: {error}{}", if description.is_empty() { String::new() } else { format!(": {description}") })]
+    OidcRefused { error: String, description: String },
+    /// The code expired before the user signed in.
+    #[error(
+        "OIDC login expired before the sign-in was completed; run `registryctl login --oidc` again"
+    )]
+    OidcExpired,
+    /// The issuer answered without an ID token.
+    #[error(
+        "the OIDC issuer returned no ID token (is the `openid` scope allowed for this client?)"
+    )]
+    OidcNoIdToken,
+    /// The registry does not accept the issuer's ID token.
+    #[error("login failed: the registry does not accept this issuer's ID token (is it started with this --oidc-issuer-url and --oidc-client-id?)")]
+    OidcTokenRejected,
     /// Output could not be written.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),

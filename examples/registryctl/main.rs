@@ -23,6 +23,7 @@ mod cli;
 mod config;
 mod error;
 mod image;
+mod oidc;
 mod parse;
 mod policy;
 mod session;

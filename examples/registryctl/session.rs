@@ -13,6 +13,7 @@ use registry::auth::UserName;
 use crate::admin::{print_json, table};
 use crate::cli::{ContextCmd, Global, Login};
 use crate::config::{auth_file_path, contexts_path, Context, Contexts};
+use crate::oidc::{self, OidcContext};
 use crate::target::{decide_transport, Server};
 use crate::{say, CliError, Io};
 
@@ -175,23 +176,11 @@ pub(crate) async fn passwd(g: &Global, io: &mut Io<'_>) -> Result<(), CliError> 
 }
 
 /// `registryctl login`: checks the credentials, stores them and makes the
-/// server (with its TLS choice) the current context.
+/// server (with its TLS choice) the current context. With `--oidc`, the
+/// credentials are an ID token from the device flow.
 pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(), CliError> {
     let server = Server::parse(&args.server)?;
     let key = server.key().to_owned();
-    if args.username.is_empty() || args.username.contains(':') {
-        return Err(CliError::UserName(args.username.clone()));
-    }
-    let password = match &args.password {
-        Some(p) if !args.password_stdin => {
-            say!(io.err, "warning: a password on the command line is visible to other local users; use --password-stdin")?;
-            p.clone()
-        }
-        _ => read_password(io)?,
-    };
-    if password.is_empty() {
-        return Err(CliError::EmptyPassword);
-    }
     // Read both files first: a file we cannot update fails before any request.
     let path = auth_file_path(g.config.as_deref(), &io.env)?;
     let mut auth = DockerConfig::load(&path)?;
@@ -204,7 +193,32 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
         })?),
         None => None,
     };
-    let credentials = Credentials::basic(&args.username, &password);
+    // Checked before the issuer is asked for anything.
+    decide_transport(&server, g.insecure, ca_file.is_some())?;
+    let (username, password, oidc) = if args.oidc.enabled {
+        let settings = OidcContext::resolve(&args.oidc, contexts.contexts.get(&key))?;
+        let issuer = oidc::Issuer::discover(&settings).await?;
+        let id_token = oidc::device_flow(&issuer, &settings, oidc::Polling::default(), io).await?;
+        // Any user name: the registry reads the user from the token.
+        ("oidc".to_owned(), id_token, Some(settings))
+    } else {
+        let username = args.username.clone().unwrap_or_default();
+        if username.is_empty() || username.contains(':') {
+            return Err(CliError::UserName(username));
+        }
+        let password = match &args.password {
+            Some(p) if !args.password_stdin => {
+                say!(io.err, "warning: a password on the command line is visible to other local users; use --password-stdin")?;
+                p.clone()
+            }
+            _ => read_password(io)?,
+        };
+        (username, password, None)
+    };
+    if password.is_empty() {
+        return Err(CliError::EmptyPassword);
+    }
+    let credentials = Credentials::basic(&username, &password);
     let client = client(
         &server,
         g.insecure,
@@ -214,15 +228,20 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
     )?;
     match client.ping().await {
         Ok(()) => {}
+        Err(ClientError::Unauthorized { .. }) if oidc.is_some() => {
+            return Err(CliError::OidcTokenRejected)
+        }
         Err(ClientError::Unauthorized { .. }) => return Err(CliError::WrongCredentials),
         Err(e) => return Err(CliError::Login(e)),
     }
-    auth.set_credentials(&key, &args.username, &password);
+    auth.set_credentials(&key, &username, &password);
     auth.save(&path)?;
+    let remembered = contexts.contexts.get(&key).and_then(|c| c.oidc.clone());
     let context = Context {
         server: server.base_url(),
         insecure: g.insecure,
         ca_file,
+        oidc: oidc.or(remembered),
     };
     contexts.contexts.insert(key.clone(), context);
     contexts.current = Some(key.clone());
@@ -232,6 +251,15 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
         "credentials for {key} saved in {}; current context: {key}",
         path.display()
     )?;
+    if args.oidc.enabled {
+        let minutes = oidc::lifetime(&password).map(|d| d.as_secs().div_ceil(60));
+        say!(
+            io.err,
+            "the password stored is the ID token{}: run `registryctl login {} --oidc` again when it has expired",
+            minutes.map(|m| format!(", valid for {m} more minutes")).unwrap_or_default(),
+            args.server
+        )?;
+    }
     say!(io.out, "Login Succeeded")
 }
 

@@ -61,6 +61,8 @@ pub mod credentials;
 pub mod identity;
 pub mod memory;
 pub mod names;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod role;
 pub mod scope;
 pub mod secret;
