@@ -58,6 +58,11 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod cached;
 pub mod credentials;
+#[cfg(feature = "htpasswd")]
+pub mod htpasswd;
+#[cfg(feature = "ldap")]
+pub mod ldap;
+pub mod login_cache;
 pub mod memory;
 pub mod role;
 pub mod scope;
@@ -92,7 +97,8 @@ pub use subject::{
     Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
     SubjectError, UserName, UserNameError,
 };
-pub use throttle::{FailedLogins, LoginLimits};
+pub use login_cache::{LoginCache, LoginFingerprint};
+pub use throttle::{FailedLogins, LoginGuard, LoginLimits};
 pub use token::{
     IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,
     TokenSource,
