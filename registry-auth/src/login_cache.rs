@@ -39,7 +39,7 @@ pub struct LoginCache<V> {
     entries: Mutex<HashMap<LoginFingerprint, (V, Instant)>>,
 }
 
-impl<V> fmt::Debug for LoginCache<V> {
+impl<V: Clone> fmt::Debug for LoginCache<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginCache")
             .field("ttl", &self.ttl)
