@@ -218,7 +218,7 @@ mod tests {
              nocost:$2y$xx$spAZkDbBD1xh6E0YDRgxMeIXCGf8ziEPzQCn/kgtWzNGFLJ9KR0eS"
         );
         let parsed = parse_str(&text).unwrap();
-        assert_eq!(parsed.users.keys().collect::<Vec<_>>(), ["alice"]);
+        assert_eq!(parsed.users.keys().map(|k| &**k).collect::<Vec<_>>(), ["alice"]);
         let refused: Vec<_> = parsed.refused.iter().map(|(l, r)| (*l, r.clone())).collect();
         assert_eq!(
             refused,

@@ -183,7 +183,7 @@ impl Authenticate for LdapProvider {
         let Credentials::Basic { user, password } = credentials else {
             return Ok(None);
         };
-        if password.is_empty() || AccessTokenSecret::looks_like(password) {
+        if user.is_empty() || password.is_empty() || AccessTokenSecret::looks_like(password) {
             return Ok(None);
         }
         if format!("{PROVIDER}:{user}")
