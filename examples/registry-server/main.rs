@@ -13,6 +13,7 @@
 
 mod auth_setup;
 mod config;
+mod directory;
 mod serve;
 mod tls;
 #[path = "../web-ui/assets.rs"]

@@ -168,7 +168,10 @@ mod tests {
         let a = LoginCache::<u8>::new(Duration::from_secs(1), 1).unwrap();
         let b = LoginCache::<u8>::new(Duration::from_secs(1), 1).unwrap();
         assert_ne!(a.fingerprint("u", "p"), b.fingerprint("u", "p"));
-        assert_eq!(format!("{:?}", a.fingerprint("u", "p")), "LoginFingerprint(..)");
+        assert_eq!(
+            format!("{:?}", a.fingerprint("u", "p")),
+            "LoginFingerprint(..)"
+        );
     }
 
     #[test]

@@ -35,14 +35,19 @@ fn directory(test: &str) -> Option<Directory> {
         );
         return None;
     };
-    let need = |name: &str| var(name).unwrap_or_else(|| panic!("{name} must be set with REGISTRY_TEST_LDAP_URL"));
+    let need = |name: &str| {
+        var(name).unwrap_or_else(|| panic!("{name} must be set with REGISTRY_TEST_LDAP_URL"))
+    };
     let password_file = need("REGISTRY_TEST_LDAP_BIND_PASSWORD_FILE");
     Some(Directory {
         url,
         ldaps_url: need("REGISTRY_TEST_LDAPS_URL"),
         ca_file: need("REGISTRY_TEST_LDAP_CA_FILE"),
         bind_dn: need("REGISTRY_TEST_LDAP_BIND_DN"),
-        bind_password: std::fs::read_to_string(password_file).unwrap().trim().to_owned(),
+        bind_password: std::fs::read_to_string(password_file)
+            .unwrap()
+            .trim()
+            .to_owned(),
         user_base: need("REGISTRY_TEST_LDAP_USER_BASE"),
         group_base: need("REGISTRY_TEST_LDAP_GROUP_BASE"),
     })
@@ -112,9 +117,16 @@ async fn users_and_groups_over_plain_starttls_and_ldaps() {
     starttls.ca_file = Some(d.ca_file.clone().into());
     let mut ldaps = d.config(&d.ldaps_url);
     ldaps.ca_file = Some(d.ca_file.clone().into());
-    for (how, config) in [("plain", d.config(&d.url)), ("StartTLS", starttls), ("LDAPS", ldaps)] {
+    for (how, config) in [
+        ("plain", d.config(&d.url)),
+        ("StartTLS", starttls),
+        ("LDAPS", ldaps),
+    ] {
         let p = d.provider(config);
-        let alice = login(&p, "alice", "alice-password").await.unwrap().expect(how);
+        let alice = login(&p, "alice", "alice-password")
+            .await
+            .unwrap()
+            .expect(how);
         // "release managers" is not a valid group name: left out.
         assert_eq!(
             described(&alice),
@@ -123,9 +135,15 @@ async fn users_and_groups_over_plain_starttls_and_ldaps() {
         );
         let bob = login(&p, "bob", "bob-password").await.unwrap().expect(how);
         assert_eq!(described(&bob), ("ldap:bob".into(), set(&["ldap:devs"])));
-        let carol = login(&p, "carol", "carol-password").await.unwrap().expect(how);
+        let carol = login(&p, "carol", "carol-password")
+            .await
+            .unwrap()
+            .expect(how);
         assert_eq!(described(&carol), ("ldap:carol".into(), set(&[])));
-        let emile = login(&p, "émile", "émile-password").await.unwrap().expect(how);
+        let emile = login(&p, "émile", "émile-password")
+            .await
+            .unwrap()
+            .expect(how);
         assert_eq!(described(&emile).0, "ldap:émile");
     }
 }
@@ -138,11 +156,17 @@ async fn tls_needs_a_trusted_server() {
     // The system's roots do not know the test CA: fail closed, quickly.
     let p = d.provider(d.config(&d.ldaps_url));
     let started = Instant::now();
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
     let mut starttls = d.config(&d.url);
     starttls.start_tls = true;
     let p = d.provider(starttls);
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
@@ -176,7 +200,10 @@ async fn wrong_passwords_and_injection_attempts_fail() {
         assert!(matches!(answer, Ok(None)), "{name:?}: {answer:?}");
     }
     // The `*` in this uid is matched literally, not as a wildcard.
-    let star = login(&p, "star*user", "star-password").await.unwrap().unwrap();
+    let star = login(&p, "star*user", "star-password")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(described(&star).0, "ldap:star*user");
     // Two entries with the same uid: neither logs in.
     assert!(login(&p, "twin", "twin-password").await.unwrap().is_none());
@@ -217,13 +244,19 @@ async fn service_bind_problems_fail_closed() {
     let mut wrong = d.config(&d.url);
     wrong.bind_password = Some(Password::new("not-the-bind-password"));
     let p = d.provider(wrong);
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
     // Anonymous searches see nothing in this directory (its ACLs).
     let mut anonymous = d.config(&d.url);
     anonymous.bind_dn = None;
     anonymous.bind_password = None;
     let p = d.provider(anonymous);
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]
@@ -234,7 +267,10 @@ async fn too_many_groups_fail_closed() {
     let mut config = d.config(&d.url);
     config.max_groups = 1;
     let p = d.provider(config);
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
     assert!(login(&p, "bob", "bob-password").await.unwrap().is_some());
 }
 
@@ -286,13 +322,22 @@ async fn a_burst_is_one_bind_and_a_stopped_directory_fails_closed() {
     let relay = Relay::to(&d.url).await;
     let p = d.provider(d.config(&relay.url));
     let started = Instant::now();
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_some());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_some());
     let first = started.elapsed();
     let started = Instant::now();
     for _ in 0..100 {
-        assert!(login(&p, "alice", "alice-password").await.unwrap().is_some());
+        assert!(login(&p, "alice", "alice-password")
+            .await
+            .unwrap()
+            .is_some());
     }
-    eprintln!("first login {first:?}; 100 remembered logins {:?}", started.elapsed());
+    eprintln!(
+        "first login {first:?}; 100 remembered logins {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         relay.accepted.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -302,13 +347,23 @@ async fn a_burst_is_one_bind_and_a_stopped_directory_fails_closed() {
     relay.cut();
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Remembered: still in (for the cache's time to live).
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_some());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_some());
     // A wrong password is not served from the cache, and with the
     // directory gone it is not "no" either: not mine.
     assert!(login(&p, "alice", "wrong").await.unwrap().is_none());
     let started = Instant::now();
     assert!(login(&p, "bob", "bob-password").await.unwrap().is_none());
     p.forget_logins();
-    assert!(login(&p, "alice", "alice-password").await.unwrap().is_none());
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(login(&p, "alice", "alice-password")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -218,8 +218,15 @@ mod tests {
              nocost:$2y$xx$spAZkDbBD1xh6E0YDRgxMeIXCGf8ziEPzQCn/kgtWzNGFLJ9KR0eS"
         );
         let parsed = parse_str(&text).unwrap();
-        assert_eq!(parsed.users.keys().map(|k| &**k).collect::<Vec<_>>(), ["alice"]);
-        let refused: Vec<_> = parsed.refused.iter().map(|(l, r)| (*l, r.clone())).collect();
+        assert_eq!(
+            parsed.users.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["alice"]
+        );
+        let refused: Vec<_> = parsed
+            .refused
+            .iter()
+            .map(|(l, r)| (*l, r.clone()))
+            .collect();
         assert_eq!(
             refused,
             [
@@ -240,7 +247,10 @@ mod tests {
         // The refusal text names the kind and never the hash.
         for (_, r) in &parsed.refused {
             let shown = r.to_string();
-            assert!(!shown.contains("E.GNHqq3") && !shown.contains("spAZkDbBD"), "{shown}");
+            assert!(
+                !shown.contains("E.GNHqq3") && !shown.contains("spAZkDbBD"),
+                "{shown}"
+            );
         }
     }
 

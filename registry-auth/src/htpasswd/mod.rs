@@ -151,7 +151,7 @@ fn examine(path: &Path, seen: Option<Stamp>) -> Examined {
 
 fn warn_refused_lines(path: &Path, parsed: &Parsed) {
     for (line, why) in &parsed.refused {
-        tracing::warn!(target: "auth", provider = PROVIDER, path = %path.display(), line, "htpasswd line refused: {why}");
+        tracing::warn!(target: "auth", provider = PROVIDER, path = %path.display(), "htpasswd line {line} refused: {why}");
     }
 }
 
@@ -168,12 +168,11 @@ impl HtpasswdProvider {
         };
         warn_refused_lines(&path, &parsed);
         tracing::info!(target: "auth", provider = PROVIDER, path = %path.display(), users = parsed.users.len(), "htpasswd file loaded");
-        let verified = LoginCache::new(VERIFIED_TTL, VERIFIED_CAPACITY).map_err(|e| {
-            HtpasswdError::Read {
+        let verified =
+            LoginCache::new(VERIFIED_TTL, VERIFIED_CAPACITY).map_err(|e| HtpasswdError::Read {
                 path: path.clone(),
                 source: std::io::Error::other(e),
-            }
-        })?;
+            })?;
         Ok(HtpasswdProvider {
             users: RwLock::new(Arc::new(parsed)),
             watch: Mutex::new(Watch {
@@ -199,10 +198,7 @@ impl HtpasswdProvider {
     }
 
     fn users(&self) -> Arc<Parsed> {
-        self.users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.users.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn watch(&self) -> std::sync::MutexGuard<'_, Watch> {

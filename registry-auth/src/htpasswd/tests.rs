@@ -32,7 +32,11 @@ fn basic(user: &str, password: &str) -> Credentials {
     }
 }
 
-async fn login(p: &HtpasswdProvider, user: &str, password: &str) -> Result<Option<String>, AuthenticationError> {
+async fn login(
+    p: &HtpasswdProvider,
+    user: &str,
+    password: &str,
+) -> Result<Option<String>, AuthenticationError> {
     Ok(p.authenticate(&basic(user, password), None)
         .await?
         .map(|(identity, source)| {
@@ -62,7 +66,10 @@ async fn verifies_bcrypt_and_says_not_mine_for_others() {
     let p = HtpasswdProvider::open(&path, guard()).unwrap();
     assert_eq!(p.user_count(), 2);
     assert_eq!(
-        login(&p, "alice", "alice-password").await.unwrap().as_deref(),
+        login(&p, "alice", "alice-password")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("htpasswd:alice")
     );
     assert_eq!(
@@ -71,8 +78,16 @@ async fn verifies_bcrypt_and_says_not_mine_for_others() {
     );
     assert!(is_invalid(login(&p, "bob", "wrong").await));
     assert!(is_invalid(login(&p, "bob", "").await));
-    assert_eq!(login(&p, "carol", "x").await.unwrap(), None, "not in the file");
-    assert_eq!(login(&p, "Bob", "bob-pw").await.unwrap(), None, "names are exact");
+    assert_eq!(
+        login(&p, "carol", "x").await.unwrap(),
+        None,
+        "not in the file"
+    );
+    assert_eq!(
+        login(&p, "Bob", "bob-pw").await.unwrap(),
+        None,
+        "names are exact"
+    );
     let bearer = Credentials::Bearer("bob-pw".into());
     assert!(p.authenticate(&bearer, None).await.unwrap().is_none());
     // An access token as the password is for the registry's own users.
@@ -128,13 +143,22 @@ async fn a_broken_or_missing_file_keeps_the_last_good_contents() {
         Err(HtpasswdError::MissingColon { line: 1, .. })
     ));
     assert!(login(&p, "bob", "two").await.unwrap().is_some());
-    assert!(!p.reload().await.unwrap(), "a refused version is not read again");
+    assert!(
+        !p.reload().await.unwrap(),
+        "a refused version is not read again"
+    );
 
     std::fs::remove_file(&path).unwrap();
     assert!(matches!(p.reload().await, Err(HtpasswdError::Read { .. })));
     assert!(login(&p, "bob", "two").await.unwrap().is_some());
 
-    write(&path, &format!("carol:{}\nmd5:$apr1$E.GNHqq3$y4lbbJJqqbSXADgP6dUFd/\n", hash("three")));
+    write(
+        &path,
+        &format!(
+            "carol:{}\nmd5:$apr1$E.GNHqq3$y4lbbJJqqbSXADgP6dUFd/\n",
+            hash("three")
+        ),
+    );
     assert!(p.reload().await.unwrap());
     assert_eq!(p.user_count(), 1, "the $apr1$ line is refused");
     assert_eq!(login(&p, "bob", "two").await.unwrap(), None);
@@ -189,7 +213,10 @@ async fn failures_count_in_the_shared_limiter() {
 async fn a_verified_login_skips_bcrypt() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("htpasswd");
-    write(&path, &format!("bob:{}\ncarol:{}\n", hash("two"), hash("three")));
+    write(
+        &path,
+        &format!("bob:{}\ncarol:{}\n", hash("two"), hash("three")),
+    );
     let guard = Arc::new(LoginGuard::new(LoginLimits {
         password_checks: 1,
         password_check_wait: Duration::from_millis(20),

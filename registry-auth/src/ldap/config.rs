@@ -285,8 +285,16 @@ mod tests {
 
     #[test]
     fn urls_and_tls_settings_are_checked() {
-        assert!(config("ldap://127.0.0.1:389").check().unwrap().tls.is_none());
-        assert!(config("ldaps://ldap.example").check().unwrap().tls.is_some());
+        assert!(config("ldap://127.0.0.1:389")
+            .check()
+            .unwrap()
+            .tls
+            .is_none());
+        assert!(config("ldaps://ldap.example")
+            .check()
+            .unwrap()
+            .tls
+            .is_some());
         let mut c = config("ldap://ldap.example");
         c.start_tls = true;
         assert!(c.check().unwrap().tls.is_some());
@@ -337,6 +345,9 @@ mod tests {
         std::fs::write(&empty, "no certificate here\n").unwrap();
         c.ca_file = Some(empty);
         let e = c.check().unwrap_err();
-        assert!(matches!(e, LdapConfigError::CaFileCertificates { .. }), "{e}");
+        assert!(
+            matches!(e, LdapConfigError::CaFileCertificates { .. }),
+            "{e}"
+        );
     }
 }

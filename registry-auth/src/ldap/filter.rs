@@ -245,7 +245,10 @@ mod tests {
         assert!(FilterTemplate::user("(uid=alice)").is_err());
         assert!(FilterTemplate::user("(member={dn})").is_err());
         assert!(FilterTemplate::user("(uid={username}").is_err());
-        assert!(FilterTemplate::user("uid={username}").is_ok(), "RFC 4515 allows a bare item");
+        assert!(
+            FilterTemplate::user("uid={username}").is_ok(),
+            "RFC 4515 allows a bare item"
+        );
         assert!(FilterTemplate::user("(&(objectClass=person)(uid={username}))").is_ok());
         assert!(FilterTemplate::group("(objectClass=groupOfNames)").is_err());
         assert!(FilterTemplate::group("(member={dn})").is_ok());

@@ -44,7 +44,11 @@ async fn refuses_before_any_bind() {
     let (url, accepted) = black_hole().await;
     let p = provider(url);
     // An empty password would be an unauthenticated bind.
-    assert!(p.authenticate(&basic("alice", ""), None).await.unwrap().is_none());
+    assert!(p
+        .authenticate(&basic("alice", ""), None)
+        .await
+        .unwrap()
+        .is_none());
     assert!(p
         .authenticate(&Credentials::Bearer("x".into()), None)
         .await
@@ -52,7 +56,11 @@ async fn refuses_before_any_bind() {
         .is_none());
     // A name that cannot be `ldap:<name>` (control characters, spaces).
     for name in ["a\0b", "a b", "tab\t", ""] {
-        assert!(p.authenticate(&basic(name, "pw"), None).await.unwrap().is_none());
+        assert!(p
+            .authenticate(&basic(name, "pw"), None)
+            .await
+            .unwrap()
+            .is_none());
     }
     let (_, token) =
         crate::AccessToken::generate("x".parse().unwrap(), "t".parse().unwrap(), None).unwrap();
@@ -61,7 +69,11 @@ async fn refuses_before_any_bind() {
         .await
         .unwrap()
         .is_none());
-    assert_eq!(accepted.load(Ordering::SeqCst), 0, "nothing reached the directory");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "nothing reached the directory"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +85,11 @@ async fn a_silent_directory_is_not_mine_within_the_timeouts() {
     // 4 logins, 2 connections: two wait for a connection and give up after
     // the operation timeout; none waits longer than the bounded total.
     assert!(answers.iter().all(|a| matches!(a, Ok(None))), "{answers:?}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(accepted.load(Ordering::SeqCst) <= 4);
 }
 
@@ -120,7 +136,10 @@ async fn futures_util_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F
         }
     })
     .await;
-    outputs.into_iter().map(|o| o.expect("every future ended")).collect()
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future ended"))
+        .collect()
 }
 
 #[tokio::test]
@@ -132,7 +151,11 @@ async fn an_unreachable_directory_is_not_mine() {
     };
     let p = provider(format!("ldap://127.0.0.1:{port}"));
     let started = Instant::now();
-    assert!(p.authenticate(&basic("alice", "pw"), None).await.unwrap().is_none());
+    assert!(p
+        .authenticate(&basic("alice", "pw"), None)
+        .await
+        .unwrap()
+        .is_none());
     assert!(started.elapsed() < Duration::from_secs(1));
 }
 
@@ -142,13 +165,22 @@ fn names_from_the_directory() {
     let id = p
         .identity(
             "alice",
-            vec!["ops".into(), "release managers".into(), "ops".into(), "dévs".into()],
+            vec![
+                "ops".into(),
+                "release managers".into(),
+                "ops".into(),
+                "dévs".into(),
+            ],
         )
         .unwrap();
     assert_eq!(id.subject().to_string(), "ldap:alice");
     assert_eq!(id.provider(), PROVIDER);
     let groups: Vec<_> = id.provider_groups().iter().map(|g| g.to_string()).collect();
-    assert_eq!(groups, ["ldap:ops", "ldap:dévs"], "invalid and repeated names left out");
+    assert_eq!(
+        groups,
+        ["ldap:ops", "ldap:dévs"],
+        "invalid and repeated names left out"
+    );
     assert!(p.identity("bad uid", vec![]).is_none());
 }
 
@@ -159,5 +191,8 @@ fn config_errors_surface() {
         Arc::new(LoginGuard::new(LoginLimits::default())),
     )
     .unwrap_err();
-    assert!(matches!(e, LdapConfigError::UnsupportedScheme { .. }), "{e}");
+    assert!(
+        matches!(e, LdapConfigError::UnsupportedScheme { .. }),
+        "{e}"
+    );
 }
