@@ -280,4 +280,12 @@ impl AuthStore for CachedAuthStore {
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         self.inner.list_cluster_role_bindings().await
     }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        self.inner.marker_exists(name).await
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        self.inner.set_marker(name).await
+    }
 }

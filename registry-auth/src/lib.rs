@@ -60,10 +60,12 @@ pub mod cached;
 pub mod credentials;
 #[cfg(feature = "htpasswd")]
 pub mod htpasswd;
+pub mod identity;
 #[cfg(feature = "ldap")]
 pub mod ldap;
 pub mod login_cache;
 pub mod memory;
+pub mod names;
 pub mod role;
 pub mod scope;
 pub mod secret;
@@ -76,13 +78,21 @@ pub mod token;
 
 pub use authenticate::{Authenticate, AuthenticationError, Authenticator, Credentials};
 pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
-pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
+pub use bootstrap::{
+    ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_BOOTSTRAPPED, ADMIN_USER,
+};
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
 pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash, TokenName, TokenNameError,
 };
+pub use identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
+pub use login_cache::{LoginCache, LoginFingerprint};
 pub use memory::MemoryAuthStore;
+pub use names::{
+    ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
+    ServiceAccountRef, UserName, UserNameError,
+};
 pub use role::{
     Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, Role, RoleBinding,
     RoleError,
@@ -93,11 +103,7 @@ pub use secret::{
     pull_secret, pull_secret_name, PullSecretPolicy,
 };
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
-pub use subject::{
-    Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
-    SubjectError, UserName, UserNameError,
-};
-pub use login_cache::{LoginCache, LoginFingerprint};
+pub use subject::{Group, Subject, SubjectError};
 pub use throttle::{FailedLogins, LoginGuard, LoginLimits};
 pub use token::{
     IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,

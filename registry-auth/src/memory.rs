@@ -21,6 +21,7 @@ struct State {
     token_by_hash: HashMap<TokenHash, AccessTokenId>,
     role_bindings: BTreeSet<RoleBinding>,
     cluster_role_bindings: BTreeSet<ClusterRoleBinding>,
+    markers: BTreeSet<String>,
 }
 
 impl State {
@@ -298,5 +299,14 @@ impl AuthStore for MemoryAuthStore {
 
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         Ok(self.read()?.cluster_role_bindings.iter().cloned().collect())
+    }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        Ok(self.read()?.markers.contains(name))
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        self.write()?.markers.insert(name.to_owned());
+        Ok(())
     }
 }

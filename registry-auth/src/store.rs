@@ -196,4 +196,12 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     ) -> Result<(), AuthStoreError>;
     /// Every cluster binding.
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError>;
+
+    // Markers: one-time steps that must not run again once done, even when
+    // what they made is deleted later (such as the bootstrap of `admin`).
+
+    /// Whether the one-time step `name` was recorded.
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError>;
+    /// Records the one-time step `name`; recording it again changes nothing.
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError>;
 }

@@ -11,14 +11,16 @@
 //! <issued at, unix seconds>
 //! <expires at, unix seconds>
 //! <granted scopes, space-separated, Docker syntax>
-//! <source: "-" (anonymous), "pw" (password) or "at:<hex SHA-256 of the access token>">
+//! <source: "-" (anonymous), "pw" (password), "ext" (an identity provider) or "at:<hex SHA-256 of the access token>">
+//! <provider that vouched for the subject>
+//! <the provider's groups of the subject, space-separated>
 //! ```
 //!
-//! The groups follow from the subject (see [`Identity`]), so they are not
-//! encoded. The source names the primary credential the token was obtained
+//! The built-in groups follow from the subject (see [`Identity`]), so only
+//! a provider's groups are encoded. The source names the primary credential the token was obtained
 //! with, so that deleting that credential (or its owner) revokes the token:
 //! see [`Authenticator::token_source_is_live`](crate::Authenticator::token_source_is_live).
-//! Version 1 tokens (no source) are refused; they lived five minutes. Clients treat the token as opaque. Every replica that verifies
+//! Older versions are refused; they lived five minutes. Clients treat the token as opaque. Every replica that verifies
 //! tokens must share the issuer's [`SigningKey`].
 
 use std::fmt;
@@ -31,12 +33,14 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 use crate::credentials::{random_bytes, CredentialError, TokenHash};
+use crate::identity::Identity;
+use crate::names::GroupName;
 use crate::scope::{Scope, ScopeAction};
-use crate::subject::{Identity, Subject};
+use crate::subject::Subject;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-const VERSION: &str = "rrt2";
+const VERSION: &str = "rrt3";
 /// How far in the future an `issued at` may be (clock skew between replicas).
 const LEEWAY: Duration = Duration::seconds(60);
 /// Default token lifetime.
@@ -166,6 +170,10 @@ pub enum TokenSource {
     /// An access token, by the hash it is stored under: the token lives
     /// while that access token does (and its owner).
     AccessToken(TokenHash),
+    /// An identity provider (LDAP, OIDC, htpasswd) vouched for the subject:
+    /// the registry cannot revoke that login, so the token lives until it
+    /// expires.
+    External,
 }
 
 impl TokenSource {
@@ -173,6 +181,7 @@ impl TokenSource {
         match self {
             TokenSource::Anonymous => out.push('-'),
             TokenSource::Password => out.push_str("pw"),
+            TokenSource::External => out.push_str("ext"),
             TokenSource::AccessToken(hash) => {
                 out.push_str("at:");
                 out.push_str(&hex::encode(hash.as_bytes()));
@@ -184,6 +193,7 @@ impl TokenSource {
         match text {
             "-" => Ok(TokenSource::Anonymous),
             "pw" => Ok(TokenSource::Password),
+            "ext" => Ok(TokenSource::External),
             _ => {
                 let hex_hash = text.strip_prefix("at:").ok_or(TokenError::Malformed)?;
                 let mut bytes = [0u8; 32];
@@ -199,6 +209,10 @@ impl TokenSource {
 pub struct TokenClaims {
     /// Who it was issued to.
     pub subject: Subject,
+    /// The provider that vouched for the subject.
+    pub provider: String,
+    /// The provider's groups of the subject.
+    pub groups: Vec<GroupName>,
     /// When it was issued.
     pub issued_at: OffsetDateTime,
     /// When it expires.
@@ -212,7 +226,19 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// The caller, as an identity.
     pub fn identity(&self) -> Identity {
-        Identity::authenticated(self.subject.clone()).unwrap_or_else(Identity::anonymous)
+        // A provider user without a prefix reads back as a local user's
+        // subject: the source says who vouched for it.
+        let external = match (&self.subject, self.source) {
+            (Subject::External(name), _) => Some(name.clone()),
+            (Subject::User(name), TokenSource::External) => name.as_str().parse().ok(),
+            _ => None,
+        };
+        match external {
+            Some(name) => Identity::external(&self.provider, name, self.groups.iter().cloned()),
+            None => {
+                Identity::authenticated(self.subject.clone()).unwrap_or_else(Identity::anonymous)
+            }
+        }
     }
 
     /// Whether the token grants `action` on `repository`.
@@ -286,6 +312,8 @@ impl TokenIssuer {
     pub fn issue(&self, identity: &Identity, scopes: &[Scope]) -> IssuedToken {
         let source = if identity.is_anonymous() {
             TokenSource::Anonymous
+        } else if identity.provider() != crate::identity::LOCAL_PROVIDER {
+            TokenSource::External
         } else {
             TokenSource::Password
         };
@@ -333,6 +361,15 @@ impl TokenIssuer {
         }
         payload.push('\n');
         source.write(&mut payload);
+        payload.push('\n');
+        payload.push_str(identity.provider());
+        payload.push('\n');
+        for (i, g) in identity.provider_groups().iter().enumerate() {
+            if i > 0 {
+                payload.push(' ');
+            }
+            payload.push_str(g.as_str());
+        }
         let mut token = URL_SAFE_NO_PAD.encode(payload.as_bytes());
         let mut mac = self.mac.clone();
         mac.update(token.as_bytes());
@@ -390,6 +427,12 @@ impl TokenIssuer {
         let expires_at = time(next()?)?;
         let scopes = next()?;
         let source = TokenSource::parse(next()?)?;
+        let provider = next()?.to_owned();
+        let groups = next()?
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(|g| g.parse().map_err(|_| TokenError::Malformed))
+            .collect::<Result<_, _>>()?;
         if expires_at <= now {
             return Err(TokenError::Expired);
         }
@@ -405,6 +448,8 @@ impl TokenIssuer {
             expires_at,
             scopes: Scope::parse_all([scopes]).map_err(|_| TokenError::Malformed)?,
             source,
+            provider,
+            groups,
         })
     }
 }
@@ -456,6 +501,21 @@ mod tests {
             .verify(issuer.issue(&id, &scopes()).token.expose())
             .unwrap();
         assert_eq!(claims.subject, sa);
+    }
+
+    #[test]
+    fn provider_identities_keep_their_provider_and_groups() {
+        let issuer = issuer();
+        let bob = Identity::external(
+            "ldap",
+            "ldap:bob".parse().unwrap(),
+            ["ldap:ops".parse().unwrap(), "ldap:dev".parse().unwrap()],
+        );
+        let claims = issuer
+            .verify(issuer.issue(&bob, &scopes()).token.expose())
+            .unwrap();
+        assert_eq!(claims.source, TokenSource::External);
+        assert_eq!(claims.identity(), bob);
     }
 
     #[test]

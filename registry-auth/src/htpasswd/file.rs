@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::subject::ExternalUserName;
+use crate::names::ExternalUserName;
 
 /// The provider name, and the prefix of its users' names.
 pub(super) const PREFIX: &str = "htpasswd:";

@@ -29,7 +29,7 @@ pub use file::{HtpasswdError, LineRefused, MAX_BCRYPT_COST};
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::AccessTokenSecret;
 use crate::login_cache::LoginCache;
-use crate::subject::Identity;
+use crate::identity::Identity;
 use crate::throttle::LoginGuard;
 use crate::token::TokenSource;
 use file::{Entry, Parsed};

@@ -37,7 +37,8 @@ pub use filter::{escape_filter_value, FilterTemplateError};
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::AccessTokenSecret;
 use crate::login_cache::LoginCache;
-use crate::subject::{ExternalUserName, GroupName, Identity};
+use crate::identity::Identity;
+use crate::names::{ExternalUserName, GroupName};
 use crate::throttle::LoginGuard;
 use crate::token::TokenSource;
 use session::{Lookup, Unavailable};
@@ -139,8 +140,8 @@ impl LdapProvider {
         let mut names = Vec::with_capacity(groups.len());
         for cn in groups {
             match format!("{PROVIDER}:{cn}").parse::<GroupName>() {
-                Ok(group) if !names.contains(&group) => names.push(group),
-                Ok(_) => {}
+                // Identity::external drops repeats.
+                Ok(group) => names.push(group),
                 // Leaving a group out only ever grants less.
                 Err(e) => {
                     tracing::warn!(target: "auth", provider = PROVIDER, uid, group = %cn, "LDAP group left out: its cn is not a valid group name: {e}");

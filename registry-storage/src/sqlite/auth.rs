@@ -329,6 +329,14 @@ impl AuthStore for SqliteMetadataStore {
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         Ok(q::list_cluster_role_bindings(&self.reader).await?)
     }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        Ok(q::marker_exists(&self.reader, name).await?)
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        Ok(q::set_marker(&self.writer, name).await?)
+    }
 }
 
 #[cfg(test)]
