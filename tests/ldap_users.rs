@@ -224,6 +224,23 @@ async fn ldap_users_pull_through_their_groups_and_fail_closed() {
         .expect("alice pulls through group:ldap:ops");
     assert_eq!(pulled, layers[0].data.to_vec());
     assert_eq!(manifest_status(&host, "alice", "alice-password").await, 200);
+    let whoami: registry::api::model::admin::WhoAmI = reqwest::Client::new()
+        .get(format!("http://{host}/apis/admin/v1/whoami"))
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(whoami.subject, "user:ldap:alice");
+    assert_eq!(whoami.provider, "ldap");
+    for group in ["ldap:ops", "ldap:devs", "system:authenticated"] {
+        assert!(
+            whoami.groups.iter().any(|g| g.ends_with(group)),
+            "{whoami:?}"
+        );
+    }
     // bob (devs) and carol (no group; a binding in another namespace) log
     // in, and nothing grants them team/.
     for (user, password) in [("bob", "bob-password"), ("carol", "carol-password")] {

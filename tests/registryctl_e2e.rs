@@ -424,8 +424,11 @@ fn admin_workflow_over_plain_http() {
         all.extend_from_slice(args);
         registryctl(&alice_file, &all, stdin)
     };
-    alice_ctl(&["passwd", "--password-stdin"], "wrong-current\nalice-new-pass\n")
-        .fails_with("passwd with a wrong current password", "current password");
+    alice_ctl(
+        &["passwd", "--password-stdin"],
+        "wrong-current\nalice-new-pass\n",
+    )
+    .fails_with("passwd with a wrong current password", "current password");
     alice_ctl(&["passwd", "--password-stdin"], "only-one-line\n")
         .fails_with("passwd with one line", "two lines");
     let out = alice_ctl(

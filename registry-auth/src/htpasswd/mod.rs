@@ -1,7 +1,7 @@
 //! [`HtpasswdProvider`]: users from an Apache htpasswd file, with bcrypt
 //! entries as `htpasswd -B` writes them, re-read when the file changes.
 //!
-//! Users are `htpasswd:<name>` ([`ExternalUserName`]) and have no groups of
+//! Users are `htpasswd:<name>` ([`ExternalUserName`](crate::ExternalUserName)) and have no groups of
 //! their own (bind them by name, or through `system:authenticated`).
 //!
 //! ```no_run
@@ -28,8 +28,8 @@ pub use file::{HtpasswdError, LineRefused, MAX_BCRYPT_COST};
 
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::AccessTokenSecret;
-use crate::login_cache::LoginCache;
 use crate::identity::Identity;
+use crate::login_cache::LoginCache;
 use crate::throttle::LoginGuard;
 use crate::token::TokenSource;
 use file::{Entry, Parsed};

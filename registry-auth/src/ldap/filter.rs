@@ -154,6 +154,9 @@ mod tests {
 
     use super::*;
 
+    /// (attribute, value) of one equality match.
+    type Equality = (Vec<u8>, Vec<u8>);
+
     const EQUALITY: u64 = 3;
     const AND: u64 = 0;
     const OR: u64 = 1;
@@ -161,7 +164,7 @@ mod tests {
     /// The (attribute, value) of every item of a parsed filter, failing on
     /// anything but equality matches inside and/or: a substring, presence
     /// or other item means a value was read as syntax.
-    fn equalities(tag: &Tag, out: &mut Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+    fn equalities(tag: &Tag, out: &mut Vec<Equality>) -> Result<(), String> {
         match tag {
             Tag::Sequence(Sequence {
                 class: TagClass::Context,
@@ -184,7 +187,7 @@ mod tests {
         }
     }
 
-    fn values_of(filter: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    fn values_of(filter: &str) -> Result<Vec<Equality>, String> {
         let tag = ldap3::parse_filter(filter).map_err(|()| format!("unparsable: {filter:?}"))?;
         let mut out = Vec::new();
         equalities(&tag, &mut out)?;

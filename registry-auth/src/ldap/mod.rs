@@ -4,8 +4,8 @@
 //! A login binds as the service account, searches the user (exactly one
 //! entry must match the user filter), reads the user's groups (their `cn`),
 //! and binds as the user's DN with the password. Users are `ldap:<uid>`
-//! ([`ExternalUserName`](crate::ExternalUserName)), groups `ldap:<cn>`
-//! ([`GroupName`](crate::GroupName)), which bindings name as
+//! ([`ExternalUserName`]), groups `ldap:<cn>`
+//! ([`GroupName`]), which bindings name as
 //! `ldap:alice` and `group:ldap:ops`.
 //!
 //! ```no_run
@@ -36,8 +36,8 @@ pub use filter::{escape_filter_value, FilterTemplateError};
 
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::AccessTokenSecret;
-use crate::login_cache::LoginCache;
 use crate::identity::Identity;
+use crate::login_cache::LoginCache;
 use crate::names::{ExternalUserName, GroupName};
 use crate::throttle::LoginGuard;
 use crate::token::TokenSource;

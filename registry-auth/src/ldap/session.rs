@@ -35,14 +35,14 @@ pub(super) enum Lookup {
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unavailable {
     #[error("cannot connect: {0}")]
-    Connect(#[source] LdapError),
+    Connect(#[source] Box<LdapError>),
     #[error("the service bind was refused (result code {rc}: {text})")]
     ServiceBind { rc: u32, text: String },
     #[error("{what} failed: {source}")]
     Operation {
         what: &'static str,
         #[source]
-        source: LdapError,
+        source: Box<LdapError>,
     },
     #[error("{what} failed with result code {rc}: {text}")]
     Refused {
@@ -116,7 +116,7 @@ pub(super) async fn lookup(
         .await
         .map_err(|e| match e {
             LdapError::Timeout { .. } => Unavailable::TimedOut(config.connect_timeout),
-            e => Unavailable::Connect(e),
+            e => Unavailable::Connect(Box::new(e)),
         })?;
     let _driver = Driver(tokio::spawn(async move {
         if let Err(e) = conn.drive().await {
@@ -126,7 +126,10 @@ pub(super) async fn lookup(
     let operation = |what: &'static str| {
         move |source: LdapError| match source {
             LdapError::Timeout { .. } => Unavailable::TimedOut(op),
-            source => Unavailable::Operation { what, source },
+            source => Unavailable::Operation {
+                what,
+                source: Box::new(source),
+            },
         }
     };
 
