@@ -344,6 +344,24 @@ async fn a_burst_is_one_bind_and_a_stopped_directory_fails_closed() {
         "101 logins, one connection to the directory"
     );
 
+    // Twenty requests arriving together with new credentials: one bind.
+    let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let p = Arc::new(p);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let p = p.clone();
+        burst.spawn(async move { login(&p, "bob", "bob-password").await });
+    }
+    while let Some(answer) = burst.join_next().await {
+        assert!(answer.unwrap().unwrap().is_some());
+    }
+    assert_eq!(
+        relay.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "20 concurrent logins, one connection to the directory"
+    );
+    assert_eq!(p.lookups_in_flight(), 0);
+
     relay.cut();
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Remembered: still in (for the cache's time to live).
@@ -355,7 +373,10 @@ async fn a_burst_is_one_bind_and_a_stopped_directory_fails_closed() {
     // directory gone it is not "no" either: not mine.
     assert!(login(&p, "alice", "wrong").await.unwrap().is_none());
     let started = Instant::now();
-    assert!(login(&p, "bob", "bob-password").await.unwrap().is_none());
+    assert!(login(&p, "carol", "carol-password")
+        .await
+        .unwrap()
+        .is_none());
     p.forget_logins();
     assert!(login(&p, "alice", "alice-password")
         .await

@@ -27,9 +27,10 @@ mod config;
 mod filter;
 mod session;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use config::{LdapConfig, LdapConfigError, DEFAULT_GROUP_FILTER, DEFAULT_USER_FILTER};
 pub use filter::{escape_filter_value, FilterTemplateError};
@@ -37,7 +38,7 @@ pub use filter::{escape_filter_value, FilterTemplateError};
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::AccessTokenSecret;
 use crate::identity::Identity;
-use crate::login_cache::LoginCache;
+use crate::login_cache::{LoginCache, LoginFingerprint};
 use crate::names::{ExternalUserName, GroupName};
 use crate::throttle::LoginGuard;
 use crate::token::TokenSource;
@@ -46,6 +47,18 @@ use session::{Lookup, Unavailable};
 /// The provider's name (`Identity::provider`), and the prefix of its user
 /// and group names.
 pub const PROVIDER: &str = "ldap";
+
+/// What one directory lookup concluded, shared by every concurrent login
+/// with the same credentials.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Yes(Identity),
+    NotMine,
+    No,
+}
+
+/// One lookup in progress and the logins waiting for it.
+type Flight = Arc<tokio::sync::OnceCell<Outcome>>;
 
 /// An identity provider over an LDAP directory.
 ///
@@ -71,14 +84,17 @@ pub const PROVIDER: &str = "ldap";
 /// Bounded: at most [`LdapConfig::max_connections`] logins talk to the
 /// directory at once, each within the connect and operation timeouts; a
 /// successful login (user and groups) is remembered for
-/// [`LdapConfig::cache_ttl`] under an HMAC of the credentials, so a pull
-/// burst costs one bind.
+/// [`LdapConfig::cache_ttl`] under an HMAC of the credentials, and logins
+/// with the same credentials that arrive together share one lookup, so a
+/// pull burst (parallel layer requests with Basic credentials) costs one
+/// bind.
 pub struct LdapProvider {
     config: LdapConfig,
     checked: config::Checked,
     connections: Arc<tokio::sync::Semaphore>,
     guard: Arc<LoginGuard>,
     logins: LoginCache<Identity>,
+    in_flight: Mutex<HashMap<LoginFingerprint, Flight>>,
 }
 
 impl fmt::Debug for LdapProvider {
@@ -110,6 +126,7 @@ impl LdapProvider {
         Ok(LdapProvider {
             connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1))),
             logins: LoginCache::new(config.cache_ttl, config.cache_capacity)?,
+            in_flight: Mutex::new(HashMap::new()),
             checked,
             guard,
             config,
@@ -174,6 +191,70 @@ impl LdapProvider {
     }
 }
 
+/// A login's place in the flight for its credentials; the last one to
+/// leave (done, or dropped with a client that hung up) removes the flight.
+struct Boarding<'a> {
+    map: &'a Mutex<HashMap<LoginFingerprint, Flight>>,
+    key: LoginFingerprint,
+    flight: Flight,
+}
+
+impl<'a> Boarding<'a> {
+    fn join(map: &'a Mutex<HashMap<LoginFingerprint, Flight>>, key: LoginFingerprint) -> Self {
+        let flight = map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        Boarding { map, key, flight }
+    }
+}
+
+impl Drop for Boarding<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Joining clones under this lock: two references (the map's and
+        // this one) mean nobody else is aboard.
+        if map
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight) && Arc::strong_count(f) <= 2)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl LdapProvider {
+    /// One lookup's conclusion, logged once however many logins share it.
+    async fn settle(&self, user: &str, password: &str) -> Outcome {
+        match self.ask(user, password).await {
+            Ok(Lookup::Found { uid, groups }) => match self.identity(&uid, groups) {
+                Some(identity) => Outcome::Yes(identity),
+                None => Outcome::No,
+            },
+            Ok(Lookup::NotFound(why)) => {
+                tracing::debug!(target: "auth", provider = PROVIDER, user = %user, "not an LDAP user: {why}");
+                Outcome::NotMine
+            }
+            Ok(Lookup::WrongPassword) => Outcome::No,
+            Err(e) => {
+                tracing::warn!(target: "auth", provider = PROVIDER, url = %self.config.url, user = %user, "LDAP unavailable, LDAP users cannot log in: {e}");
+                Outcome::NotMine
+            }
+        }
+    }
+
+    /// The number of lookups in progress (for tests: nothing is left
+    /// behind once logins end).
+    pub fn lookups_in_flight(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+}
+
 #[async_trait::async_trait]
 impl Authenticate for LdapProvider {
     async fn authenticate(
@@ -201,26 +282,23 @@ impl Authenticate for LdapProvider {
         if let Some(retry_after) = failures.locked(user, peer) {
             return Err(AuthenticationError::RateLimited { retry_after });
         }
-        match self.ask(user, password).await {
-            Ok(Lookup::Found { uid, groups }) => {
-                let Some(identity) = self.identity(&uid, groups) else {
-                    return Err(AuthenticationError::InvalidCredentials);
-                };
+        let boarding = Boarding::join(&self.in_flight, fingerprint);
+        let outcome = boarding
+            .flight
+            .get_or_init(|| self.settle(user, password))
+            .await
+            .clone();
+        drop(boarding);
+        match outcome {
+            Outcome::Yes(identity) => {
                 failures.succeeded(user);
                 self.logins.insert(fingerprint, identity.clone());
                 Ok(Some((identity, TokenSource::External)))
             }
-            Ok(Lookup::NotFound(why)) => {
-                tracing::debug!(target: "auth", provider = PROVIDER, user = %user, "not an LDAP user: {why}");
-                Ok(None)
-            }
-            Ok(Lookup::WrongPassword) => {
+            Outcome::NotMine => Ok(None),
+            Outcome::No => {
                 failures.failed(Some(user), peer);
                 Err(AuthenticationError::InvalidCredentials)
-            }
-            Err(e) => {
-                tracing::warn!(target: "auth", provider = PROVIDER, url = %self.config.url, user = %user, "LDAP unavailable, LDAP users cannot log in: {e}");
-                Ok(None)
             }
         }
     }

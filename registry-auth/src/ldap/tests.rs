@@ -93,6 +93,36 @@ async fn a_silent_directory_is_not_mine_within_the_timeouts() {
     assert!(accepted.load(Ordering::SeqCst) <= 4);
 }
 
+#[tokio::test]
+async fn logins_with_the_same_credentials_share_one_lookup() {
+    let (url, accepted) = black_hole().await;
+    let p = provider(url);
+    let creds = basic("alice", "pw");
+    let started = Instant::now();
+    let answers =
+        futures_util_join_all((0..6).map(|_| p.authenticate(&creds, None)).collect()).await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(None))), "{answers:?}");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for six logins"
+    );
+    // Waiters wait for the one lookup, not one after another.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(p.lookups_in_flight(), 0, "nothing left behind");
+
+    // A login dropped while waiting (its client hung up) leaves nothing
+    // behind either.
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(50), p.authenticate(&creds, None)).await;
+    assert!(abandoned.is_err());
+    assert_eq!(p.lookups_in_flight(), 0);
+}
+
 async fn futures_join(
     p: &LdapProvider,
     n: usize,
