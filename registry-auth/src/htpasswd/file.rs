@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::credentials::CredentialError;
 use crate::names::ExternalUserName;
 
 /// The provider name, and the prefix of its users' names.
@@ -45,6 +46,9 @@ pub enum HtpasswdError {
         /// 1-based line number.
         line: usize,
     },
+    /// No randomness for the key of remembered logins.
+    #[error(transparent)]
+    Random(#[from] CredentialError),
 }
 
 /// Why one line was left out while the rest of the file loaded. Shown in

@@ -129,6 +129,17 @@ impl fmt::Debug for HtpasswdProvider {
     }
 }
 
+/// Reads and parses `path`, with the stamp of what was read.
+fn load(path: &Path) -> Result<(Stamp, Parsed), HtpasswdError> {
+    let read = |source| HtpasswdError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let stamp = Stamp::of(&std::fs::metadata(path).map_err(read)?);
+    let bytes = std::fs::read(path).map_err(read)?;
+    Ok((stamp, file::parse(path, &bytes)?))
+}
+
 /// Reads `path` unless its stamp is `seen`.
 fn examine(path: &Path, seen: Option<Stamp>) -> Examined {
     let meta = match std::fs::metadata(path) {
@@ -139,12 +150,9 @@ fn examine(path: &Path, seen: Option<Stamp>) -> Examined {
     if seen == Some(stamp) {
         return Examined::Unchanged;
     }
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => return Examined::Unreadable(e),
-    };
-    match file::parse(path, &bytes) {
-        Ok(parsed) => Examined::Loaded(stamp, parsed),
+    match load(path) {
+        Ok((stamp, parsed)) => Examined::Loaded(stamp, parsed),
+        Err(HtpasswdError::Read { source, .. }) => Examined::Unreadable(source),
         Err(e) => Examined::Refused(stamp, e),
     }
 }
@@ -160,19 +168,10 @@ impl HtpasswdProvider {
     /// malformed is an error (refused lines are warnings).
     pub fn open(path: impl AsRef<Path>, guard: Arc<LoginGuard>) -> Result<Self, HtpasswdError> {
         let path = path.as_ref().to_owned();
-        let (stamp, parsed) = match examine(&path, None) {
-            Examined::Loaded(stamp, parsed) => (stamp, parsed),
-            Examined::Refused(_, e) => return Err(e),
-            Examined::Unreadable(source) => return Err(HtpasswdError::Read { path, source }),
-            Examined::Unchanged => unreachable!("nothing was seen before"),
-        };
+        let (stamp, parsed) = load(&path)?;
         warn_refused_lines(&path, &parsed);
         tracing::info!(target: "auth", provider = PROVIDER, path = %path.display(), users = parsed.users.len(), "htpasswd file loaded");
-        let verified =
-            LoginCache::new(VERIFIED_TTL, VERIFIED_CAPACITY).map_err(|e| HtpasswdError::Read {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
+        let verified = LoginCache::new(VERIFIED_TTL, VERIFIED_CAPACITY)?;
         Ok(HtpasswdProvider {
             users: RwLock::new(Arc::new(parsed)),
             watch: Mutex::new(Watch {
