@@ -693,6 +693,51 @@ t_registryctl() { # our server with auth only: registryctl's auth file and token
     echo "ok: registry-viewer pulls, and its push is refused"
 }
 
+t_immutable_tags() { # our server only: a namespace policy's immutable tags against every client
+    [[ $AUTH == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
+    local dir=$WORK/immutable cfg app other out
+    mkdir -p "$dir"; cfg=$dir/config.json
+    quiet; printf '%s' "$REGISTRY_PASSWORD" | "$REGISTRYCTL" login "$BASE" --insecure -u "$REGISTRY_USER" --password-stdin --to "$cfg"; loud
+    "$REGISTRYCTL" namespace create locked --server "$BASE" --insecure --to "$cfg"
+    "$REGISTRYCTL" namespace policy set locked --immutable-tags 'v*' --server "$BASE" --insecure --to "$cfg"
+    app=$(get app.digest); other=$(get docker.digest)
+    skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$R/interop/app:v1" "docker://$R/locked/app:v1"
+    # The same image again (a retry) is accepted.
+    skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$R/interop/app:v1" "docker://$R/locked/app:v1"
+    echo "ok: v1 created and pushed again unchanged"
+    # Another image to v1: skopeo, podman and oras-py are refused with the rule in the message.
+    if out=$(skopeo copy --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$R/interop/docker:v1" "docker://$R/locked/app:v1" 2>&1); then
+        fail "skopeo moved an immutable tag"
+    fi
+    grep -q 'immutable' <<<"$out" || fail "skopeo's error does not say why: $out"
+    echo "ok: skopeo refused: $(grep -o 'tag v1 in locked/app is immutable[^"]*' <<<"$out" | head -1)"
+    "${PODMAN[@]}" pull -q --tls-verify=false "$R/interop/docker:v1" >/dev/null
+    if out=$("${PODMAN[@]}" push --tls-verify=false --format v2s2 "$R/interop/docker:v1" "$R/locked/app:v1" 2>&1); then
+        fail "podman moved an immutable tag"
+    fi
+    grep -q 'immutable' <<<"$out" || fail "podman's error does not say why: $out"
+    echo "ok: podman push refused"
+    printf 'not the image\n' >"$dir/note.txt"
+    # oras-py retries a 403 with growing sleeps (about two minutes in all): one refusal is
+    # enough to see, so it gets 20 s; the server's audit line shows what it was told.
+    refusals=$(grep -c 'push refused: immutable tag' "$SERVER_LOG" || true)
+    if out=$(cd "$dir" && timeout 20 "${ORAS[@]}" push "$R/locked/app:v1" --file note.txt:text/plain 2>&1); then
+        fail "oras-py moved an immutable tag"
+    fi
+    [[ $(grep -c 'push refused: immutable tag' "$SERVER_LOG") -gt $refusals ]] \
+        || fail "oras-py's push failed without an immutable-tag refusal: $out"
+    echo "ok: oras-py push refused"
+    (cd "$dir" && "${ORAS[@]}" push "$R/locked/app:latest" --file note.txt:text/plain)
+    echo "ok: a tag outside the pattern moves freely"
+    # Deleting the tag is refused; it still points at the first image.
+    if skopeo delete --tls-verify=false "docker://$R/locked/app:v1" 2>"$dir/delete.err"; then
+        fail "skopeo deleted an immutable tag"
+    fi
+    check_digest "$R/locked/app:v1" "$app"
+    [[ "$other" != "$app" ]] || fail "the two images should differ"
+}
+
 say "== client steps against $BASE"
 step "versions and GET /v2/"                                              t_versions
 step "login (podman, skopeo, buildah) when REGISTRY_USER is set"          t_login
@@ -708,6 +753,7 @@ step "oras-py attach (artifactType, empty config, by digest)"             t_arti
 step "curl: GET /v2/interop/artifact/referrers/<digest>"                  t_referrers
 step "podman pull (oci, docker, arm64 from index, layout) + content"      t_podman_pull
 step "registryctl login/token/rolebinding used by skopeo and podman"     t_registryctl
+step "immutable tags (namespace policy) against skopeo, podman and oras-py" t_immutable_tags
 step "skopeo list-tags"                                                   t_list_tags
 step "skopeo delete; inspect must fail afterwards"                        t_delete
 summary

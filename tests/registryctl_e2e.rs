@@ -294,6 +294,68 @@ fn admin_workflow_over_plain_http() {
     assert!(out.contains("admin"), "whoami: {out}");
     let out = admin(&["--insecure", "namespace", "create", "team"]);
     assert!(out.contains("namespace/team created"), "{out}");
+    // A namespace policy: flags replace their fields, --unset clears one.
+    let out = admin(&[
+        "--insecure",
+        "namespace",
+        "policy",
+        "set",
+        "team",
+        "--immutable-tags",
+        "v*",
+        "--immutable-tags",
+        "release-*",
+        "--keep-tag-revisions",
+        "3",
+        "--keep-younger-than",
+        "14d",
+    ]);
+    assert!(out.contains("immutable-tags:       v*, release-*"), "{out}");
+    assert!(out.contains("keep-younger-than:    2w"), "{out}");
+    let out = admin(&[
+        "--insecure",
+        "namespace",
+        "policy",
+        "set",
+        "team",
+        "--unset",
+        "keep-tag-revisions",
+        "--quota-bytes",
+        "1000000",
+    ]);
+    assert!(out.contains("keep-tag-revisions:   -"), "{out}");
+    assert!(out.contains("quota-bytes:          1000000"), "{out}");
+    let out = admin(&[
+        "--insecure",
+        "--json",
+        "namespace",
+        "policy",
+        "show",
+        "team",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("policy JSON");
+    assert_eq!(shown["immutable_tags"], json!(["v*", "release-*"]), "{out}");
+    // A malformed duration is a usage error (exit 2) naming the grammar.
+    let run = ctl(
+        &[
+            "--server",
+            &url,
+            "--insecure",
+            "namespace",
+            "policy",
+            "set",
+            "team",
+            "--keep-younger-than",
+            "2 weeks",
+        ],
+        "",
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("unit s, m, h, d or w"),
+        "{}",
+        run.stderr
+    );
     let out = admin(&["--insecure", "namespace", "list"]);
     assert!(out.lines().any(|l| l.trim() == "team"), "{out}");
     let out = ctl(

@@ -110,9 +110,12 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
                 .iter()
                 .try_for_each(|ns| say!(io.out, "{ns}"));
         }
-        Command::Namespace(Ns::Delete { name }) => {
-            conn.run(api.delete_namespace(&name)).await?;
+        Command::Namespace(Ns::Delete { name, cascade }) => {
+            conn.run(api.delete_namespace(&name, cascade)).await?;
             format!("namespace/{name} deleted")
+        }
+        Command::Namespace(Ns::Policy(cmd)) => {
+            return crate::policy::run(g, &conn, cmd, io).await;
         }
         Command::User(UserCmd::Create { name, .. }) => {
             conn.run(api.create_user(&NewUser::new(name.as_str(), password)))

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use registry::auth::{AccessTokenId, ServiceAccountName, UserName};
 use registry::core::{Digest, Namespace, Tag};
+use registry::storage::{PolicyDuration, TagPattern};
 
 use crate::parse::{parse_duration, parse_grace, parse_name_tag, parse_subject};
 
@@ -157,8 +158,59 @@ pub(crate) enum NamespaceCmd {
     Create { name: Namespace },
     /// List namespaces.
     List,
-    /// Delete a namespace.
-    Delete { name: Namespace },
+    /// Delete a namespace with its bindings and service accounts; one that
+    /// holds ImageStreams only with --cascade.
+    Delete {
+        name: Namespace,
+        /// Delete its ImageStreams too (their space returns at the next prune).
+        #[arg(long)]
+        cascade: bool,
+    },
+    /// Show or set a namespace's policy: retention, immutable tags, quota.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+/// `registryctl namespace policy ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCmd {
+    /// Show the policy of NAMESPACE.
+    Show { namespace: Namespace },
+    /// Change the policy of NAMESPACE: each flag replaces its field, the
+    /// others stay (registry-admin; the quota needs cluster-admin).
+    Set {
+        namespace: Namespace,
+        /// Keep the N most recent images of each tag's history.
+        #[arg(long, value_name = "N")]
+        keep_tag_revisions: Option<u32>,
+        /// Keep images pushed within this long (30d, 12h, 2w).
+        #[arg(long, value_name = "DURATION")]
+        keep_younger_than: Option<PolicyDuration>,
+        /// Prune untagged manifests this long after their push.
+        #[arg(long, value_name = "DURATION")]
+        prune_untagged_after: Option<PolicyDuration>,
+        /// Immutable tag patterns (globs with * and ?), replacing the list;
+        /// repeat for several.
+        #[arg(long = "immutable-tags", value_name = "PATTERN")]
+        immutable_tags: Vec<TagPattern>,
+        /// Bytes the namespace may store.
+        #[arg(long, value_name = "BYTES")]
+        quota_bytes: Option<u64>,
+        /// Remove a field (keep-tag-revisions, keep-younger-than,
+        /// prune-untagged-after, immutable-tags, quota-bytes); repeatable.
+        #[arg(long, value_name = "FIELD")]
+        unset: Vec<PolicyField>,
+    },
+}
+
+/// A field of a namespace policy, for `--unset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PolicyField {
+    KeepTagRevisions,
+    KeepYoungerThan,
+    PruneUntaggedAfter,
+    ImmutableTags,
+    QuotaBytes,
 }
 
 /// `registryctl user ...`.
@@ -276,6 +328,9 @@ pub(crate) enum ImageStreamsCmd {
     /// Show ImageStream NAME (the repository without its namespace; may hold
     /// `/`) of namespace NAMESPACE and where its tags point.
     Show { namespace: Namespace, name: String },
+    /// Delete ImageStream NAME of namespace NAMESPACE with its tags and
+    /// manifests (registry-admin); its blobs go at the next prune.
+    Delete { namespace: Namespace, name: String },
 }
 
 /// `registryctl tag ...`.

@@ -44,6 +44,11 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
             }
             render_stream(&stream)
         }
+        Command::Imagestreams(ImageStreamsCmd::Delete { namespace, name }) => {
+            let repo = repository(&namespace, &name)?;
+            conn.run(api.delete_image_stream(&repo)).await?;
+            format!("imagestream/{repo} deleted")
+        }
         Command::Tag(TagCmd::History {
             namespace,
             name_tag: (name, tag),

@@ -24,6 +24,7 @@ mod config;
 mod error;
 mod image;
 mod parse;
+mod policy;
 mod session;
 mod target;
 

@@ -375,8 +375,15 @@ async fn admin_api_round_trip() {
         .unwrap();
     assert!(report.dry_run);
     admin.delete_user(&"dave".parse().unwrap()).await.unwrap();
-    admin.delete_namespace(&ns).await.unwrap();
-    let gone = admin.delete_namespace(&ns).await;
+    let policy: registry_api::model::admin::NamespacePolicy =
+        serde_json::from_str(r#"{"immutable_tags":["v*"],"keep_tag_revisions":2}"#).unwrap();
+    assert_eq!(
+        admin.set_namespace_policy(&ns, &policy).await.unwrap(),
+        policy
+    );
+    assert_eq!(admin.namespace_policy(&ns).await.unwrap(), policy);
+    admin.delete_namespace(&ns, false).await.unwrap();
+    let gone = admin.delete_namespace(&ns, true).await;
     assert!(
         matches!(&gone, Err(ClientError::NotFound { code, .. }) if code == "NAME_UNKNOWN"),
         "{gone:?}"

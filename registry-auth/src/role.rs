@@ -46,11 +46,15 @@ pub enum Action {
     ReadMetrics,
     /// Run garbage collection.
     Prune,
+    /// Set a namespace's policy: retention and immutable tags.
+    ManagePolicy,
+    /// Set a namespace's quota (cluster-wide).
+    SetQuota,
 }
 
 impl Action {
     /// Every action, in declaration order.
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 17] = [
         Action::Pull,
         Action::ListImageStreams,
         Action::ReadImageStreams,
@@ -66,6 +70,8 @@ impl Action {
         Action::ManageClusterBindings,
         Action::ReadMetrics,
         Action::Prune,
+        Action::ManagePolicy,
+        Action::SetQuota,
     ];
 
     /// Whether the action concerns one namespace (and so can be granted by a
@@ -140,6 +146,7 @@ const ADMIN: ActionSet = EDITOR.union(ActionSet::of(&[
     Action::Delete,
     Action::ManageBindings,
     Action::ManageServiceAccounts,
+    Action::ManagePolicy,
 ]));
 const NAMESPACED: ActionSet = ADMIN;
 
@@ -162,7 +169,7 @@ pub enum Role {
     /// `registry-editor`: viewer, plus push, tag and create ImageStreams.
     Editor,
     /// `registry-admin`: editor, plus delete, and manage the namespace's
-    /// bindings and service accounts.
+    /// bindings, service accounts and policy (but its quota).
     Admin,
 }
 

@@ -23,6 +23,7 @@ use crate::metadata::{
     BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
     TagEvent, TagRecord,
 };
+use crate::policy::NamespacePolicy;
 
 /// How long entries live and how many are kept.
 #[derive(Debug, Clone)]
@@ -220,6 +221,20 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
 
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
         self.inner.list_namespaces().await
+    }
+
+    async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy> {
+        // Not cached: read once per manifest push, and another replica's
+        // change must hold at once.
+        self.inner.namespace_policy(namespace).await
+    }
+
+    async fn set_namespace_policy(
+        &self,
+        namespace: &Namespace,
+        policy: &NamespacePolicy,
+    ) -> Result<()> {
+        self.inner.set_namespace_policy(namespace, policy).await
     }
 
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {

@@ -96,6 +96,16 @@ pub enum StorageError {
         /// The blob.
         digest: Digest,
     },
+    /// A manifest put would move an immutable tag
+    /// ([`NewManifest::fixed_tags`](crate::NewManifest::fixed_tags)) away
+    /// from the image it points at; nothing was stored.
+    #[error("tag {tag} points at {current} and may not move")]
+    TagImmutable {
+        /// The tag.
+        tag: registry_core::Tag,
+        /// The image it points at.
+        current: Digest,
+    },
 }
 
 impl StorageError {

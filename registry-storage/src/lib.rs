@@ -41,6 +41,7 @@ pub mod filesystem;
 pub mod gc;
 pub mod memory;
 pub mod metadata;
+pub mod policy;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod stores;
@@ -57,5 +58,6 @@ pub use metadata::{
     BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
     StoredManifest, TagEvent, TagRecord,
 };
+pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
+use crate::policy::NamespacePolicy;
 
 /// A manifest to store, with what the API learned by parsing it.
 #[derive(Debug, Clone)]
@@ -36,6 +37,11 @@ pub struct NewManifest {
     pub children: Vec<Digest>,
     /// Tags to point at it, in the same transaction.
     pub tags: Vec<Tag>,
+    /// Tags of `tags` that may be created or left as they are, never moved
+    /// from another image (immutable tags): when one points at another
+    /// digest, `put_manifest` stores nothing and fails with
+    /// [`StorageError::TagImmutable`].
+    pub fixed_tags: Vec<Tag>,
     /// Who pushed it, recorded in tag history.
     pub actor: String,
 }
@@ -223,8 +229,17 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// All namespaces, sorted.
     async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
     /// Deletes a namespace and the metadata of every repository in it
-    /// (their blobs become garbage). Missing is `NotFound`.
+    /// (their blobs become garbage), and its policy. Missing is `NotFound`.
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<()>;
+    /// A namespace's policy (the default one until set). Missing namespace
+    /// is `NotFound`.
+    async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy>;
+    /// Replaces a namespace's policy. Missing namespace is `NotFound`.
+    async fn set_namespace_policy(
+        &self,
+        namespace: &Namespace,
+        policy: &NamespacePolicy,
+    ) -> Result<()>;
 
     /// A repository, or `None`.
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>>;

@@ -39,6 +39,7 @@ fn manifest(repo: &RepositoryName, body: &str, tag: &str) -> NewManifest {
         blobs: vec![],
         children: vec![],
         tags: vec![tag.parse().unwrap()],
+        fixed_tags: Vec::new(),
         actor: "test".into(),
     }
 }

@@ -137,6 +137,7 @@ fn new_manifest(repo: &RepositoryName, config: &Digest, layer: &Digest) -> NewMa
         blobs: vec![config.clone(), layer.clone()],
         children: vec![],
         tags: vec!["v1".parse().expect("tag")],
+        fixed_tags: Vec::new(),
         actor: "test".into(),
     }
 }

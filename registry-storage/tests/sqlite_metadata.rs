@@ -99,6 +99,7 @@ async fn reopening_the_file_keeps_the_data() {
             blobs: vec![layer.clone()],
             children: Vec::new(),
             tags: vec!["latest".parse().unwrap()],
+            fixed_tags: Vec::new(),
             actor: "alice".to_owned(),
         })
         .await

@@ -10,8 +10,8 @@ use super::distribution::json;
 use super::{Client, ClientError};
 use crate::model::admin::{
     AccessTokenList, BindingRequest, ClusterRoleBinding, ClusterRoleBindingList,
-    CreatedAccessToken, NamespaceCreated, NamespaceList, NewAccessToken, NewName, NewUser,
-    PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
+    CreatedAccessToken, NamespaceCreated, NamespaceList, NamespacePolicy, NewAccessToken, NewName,
+    NewUser, PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
     ServiceAccount, ServiceAccountList, UserCreated, UserList, WhoAmI,
 };
 
@@ -92,11 +92,37 @@ impl Client {
             .await
     }
 
-    /// `DELETE /namespaces/{ns}`, with its bindings and service accounts.
-    pub async fn delete_namespace(&self, name: &Namespace) -> Result<(), ClientError> {
-        self.admin_send(call(Method::DELETE, &["namespaces", name.as_str()]))
+    /// `DELETE /namespaces/{ns}[?cascade=true]`, with its bindings,
+    /// service accounts and policy; with `cascade` also its ImageStreams
+    /// (without, a namespace that holds some is refused).
+    pub async fn delete_namespace(
+        &self,
+        name: &Namespace,
+        cascade: bool,
+    ) -> Result<(), ClientError> {
+        let query: &[(&str, &str)] = if cascade { &[("cascade", "true")] } else { &[] };
+        let path = ["namespaces", name.as_str()];
+        let call = Call {
+            query,
+            ..call(Method::DELETE, &path)
+        };
+        self.admin_send(call).await.map(drop)
+    }
+
+    /// `GET /namespaces/{ns}/policy`.
+    pub async fn namespace_policy(&self, ns: &Namespace) -> Result<NamespacePolicy, ClientError> {
+        self.admin(call(Method::GET, &["namespaces", ns.as_str(), "policy"]))
             .await
-            .map(drop)
+    }
+
+    /// `PUT /namespaces/{ns}/policy`: replaces the policy; returns it.
+    pub async fn set_namespace_policy(
+        &self,
+        ns: &Namespace,
+        policy: &NamespacePolicy,
+    ) -> Result<NamespacePolicy, ClientError> {
+        let path = ["namespaces", ns.as_str(), "policy"];
+        self.admin(call(Method::PUT, &path).with(policy)).await
     }
 
     /// `GET /namespaces/{ns}/rolebindings`.

@@ -59,6 +59,18 @@ impl Client {
         self.image_api(&path, page).await
     }
 
+    /// Deletes an ImageStream with its tags and manifests
+    /// (`DELETE …/imagestreams/{name}`, registry-admin).
+    pub async fn delete_image_stream(&self, repo: &RepositoryName) -> Result<(), ClientError> {
+        let mut segments = vec!["apis", "image", "v1", "namespaces", repo.namespace()];
+        segments.push("imagestreams");
+        segments.extend(repo.stream().split('/'));
+        let url = self.url(&segments, &[]);
+        self.primary(|http| http.delete(url.clone()))
+            .await
+            .map(drop)
+    }
+
     /// An ImageStream with all its tags, following the pages.
     pub async fn image_stream_all_tags(
         &self,

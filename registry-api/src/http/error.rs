@@ -125,7 +125,9 @@ impl From<RegistryError> for ApiError {
                 });
                 error
             }
-            RegistryError::Denied { .. } => ApiError::new(ErrorCode::Denied, message),
+            RegistryError::Denied { .. } | RegistryError::TagImmutable { .. } => {
+                ApiError::new(ErrorCode::Denied, message)
+            }
             RegistryError::RepositoryUnknown(_)
             | RegistryError::NamespaceUnknown(_)
             | RegistryError::NamespaceMissing(_)

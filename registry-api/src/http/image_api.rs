@@ -10,7 +10,7 @@
 //! right gets 401 with a Bearer challenge, anyone else 403.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -34,7 +34,7 @@ pub(crate) fn routes() -> Router<Registry> {
         )
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreams/{*name}",
-            get(show_stream),
+            get(show_stream).delete(delete_stream),
         )
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreamtags/{*name_tag}",
@@ -152,6 +152,19 @@ async fn show_stream(
         registry.page_size(n),
         next.as_deref(),
     ))
+}
+
+/// `DELETE …/namespaces/{ns}/imagestreams/{name}`: the ImageStream with
+/// its tags and manifests (registry-admin); its blobs go at the next prune.
+async fn delete_stream(
+    State(registry): State<Registry>,
+    caller: Caller,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let ns = parse_namespace(&ns)?;
+    let repo = parse_repository(&ns, &name)?;
+    registry.delete_image_stream(&caller, &repo).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET …/namespaces/{ns}/imagestreamtags/{name}:{tag}?n=&last=` (`last`:

@@ -16,6 +16,10 @@ use registry_auth::{AccessTokenId, ClusterRole, Role, ServiceAccountName, TokenN
 use registry_core::{Digest, Namespace};
 use serde::{Deserialize, Serialize};
 
+/// `GET` and `PUT /namespaces/{ns}/policy`: retention, immutable tags and
+/// quota (JSON, unknown fields refused; durations as `30d`, `12h`).
+pub use registry_storage::NamespacePolicy;
+
 /// `GET /whoami`: who the server takes the caller for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

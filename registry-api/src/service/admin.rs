@@ -76,10 +76,26 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes a namespace with its bindings and service accounts
-    /// (cluster-admin).
-    pub async fn delete_namespace(&self, caller: &Caller, ns: &Namespace) -> RegistryResult<()> {
+    /// Deletes a namespace with its bindings, service accounts and policy
+    /// (cluster-admin). While it holds ImageStreams only with `cascade`,
+    /// which deletes them too; their space returns at the next prune.
+    pub async fn delete_namespace(
+        &self,
+        caller: &Caller,
+        ns: &Namespace,
+        cascade: bool,
+    ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::DeleteNamespace, &Resource::Cluster)?;
+        if !cascade {
+            let held = self.metadata().list_repositories(Some(ns), None, 1).await?;
+            if let Some(repo) = held.first() {
+                return Err(RegistryError::Conflict(format!(
+                    "namespace {ns} holds ImageStreams ({repo} among them); delete them first, \
+                     or delete the namespace with them (?cascade=true, registryctl namespace \
+                     delete --cascade)"
+                )));
+            }
+        }
         match self.metadata().delete_namespace(ns).await {
             Ok(()) => {}
             Err(StorageError::NotFound { .. }) => {

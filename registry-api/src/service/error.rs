@@ -123,6 +123,19 @@ pub enum RegistryError {
         /// client) rather than a parameter.
         kind: ArgumentKind,
     },
+    /// A tag an immutable-tags rule of the namespace's policy protects
+    /// would move to another image or be deleted.
+    #[error("tag {tag} in {repository} is immutable (namespace policy rule {rule:?}){}: it may not move to another image or be deleted", current.as_ref().map(|d| format!(" and points at {d}")).unwrap_or_default())]
+    TagImmutable {
+        /// The repository.
+        repository: RepositoryName,
+        /// The tag.
+        tag: registry_core::Tag,
+        /// The pattern that protects it.
+        rule: String,
+        /// The image it points at, when known.
+        current: Option<Digest>,
+    },
     /// The record exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use registry_auth::{Action, Resource};
 use registry_core::{Algorithm, Digest, Manifest, ManifestKind, Reference, RepositoryName, Tag};
-use registry_storage::{NewManifest, StorageError, StoredManifest};
+use registry_storage::{NamespacePolicy, NewManifest, StorageError, StoredManifest, TagRecord};
 
 use super::{Caller, Registry, RegistryError, RegistryResult};
 
@@ -152,6 +152,12 @@ impl Registry {
                 tags.push(tag.clone());
             }
         }
+        let policy = self.policy_of(repo).await?;
+        let fixed_tags: Vec<Tag> = tags
+            .iter()
+            .filter(|t| policy.immutable_rule(t).is_some())
+            .cloned()
+            .collect();
         self.check_references(repo, &manifest).await?;
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         let record = NewManifest {
@@ -174,6 +180,7 @@ impl Registry {
                 .map(|d| d.digest.clone())
                 .collect(),
             tags: tags.clone(),
+            fixed_tags,
             actor: caller.actor(),
         };
         match self.metadata().put_manifest(record).await {
@@ -184,6 +191,20 @@ impl Registry {
                     digest,
                     subject,
                     tags,
+                })
+            }
+            Err(StorageError::TagImmutable { tag, current }) => {
+                let rule = policy
+                    .immutable_rule(&tag)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    tag = %tag, rule = %rule, "push refused: immutable tag");
+                Err(RegistryError::TagImmutable {
+                    repository: repo.clone(),
+                    tag,
+                    rule,
+                    current: Some(current),
                 })
             }
             // A prune deleted a blob after `check_references` saw it.
@@ -205,6 +226,7 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        self.check_deletable(caller, repo, reference).await?;
         let actor = caller.actor();
         let result = match reference {
             Reference::Digest(d) => self.metadata().delete_manifest(repo, d, &actor).await,
@@ -224,6 +246,114 @@ impl Registry {
                 })
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an ImageStream (a repository) with its tags, manifests and
+    /// blob links (needs delete: registry-admin); refused while an
+    /// immutable-tags rule protects one of its tags. Its blobs become
+    /// garbage for the next prune.
+    pub async fn delete_image_stream(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+    ) -> RegistryResult<()> {
+        self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        let policy = self.policy_of(repo).await?;
+        if let Some((record, rule)) = self.protected_tag(repo, &policy, None).await? {
+            return Err(RegistryError::TagImmutable {
+                repository: repo.clone(),
+                tag: record.tag,
+                rule,
+                current: Some(record.digest),
+            });
+        }
+        match self.metadata().delete_repository(repo).await {
+            Ok(()) => {}
+            Err(StorageError::NotFound { .. }) => {
+                return Err(RegistryError::RepositoryUnknown(repo.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
+            "image stream deleted");
+        Ok(())
+    }
+
+    /// The policy of a repository's namespace (the default one when the
+    /// namespace is gone).
+    pub(crate) async fn policy_of(&self, repo: &RepositoryName) -> RegistryResult<NamespacePolicy> {
+        let ns = repo.to_namespace();
+        match self.metadata().namespace_policy(&ns).await {
+            Ok(policy) => Ok(policy),
+            Err(StorageError::NotFound { .. }) => Ok(NamespacePolicy::default()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refuses a delete that would remove a tag an immutable-tags rule
+    /// protects: the tag itself, or by digest the image it points at.
+    async fn check_deletable(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<()> {
+        let policy = self.policy_of(repo).await?;
+        if policy.immutable_tags.is_empty() {
+            return Ok(());
+        }
+        let protected = match reference {
+            Reference::Tag(tag) => policy
+                .immutable_rule(tag)
+                .map(|rule| (tag.clone(), rule.to_string(), None)),
+            Reference::Digest(digest) => self
+                .protected_tag(repo, &policy, Some(digest))
+                .await?
+                .map(|(record, rule)| (record.tag, rule, Some(record.digest))),
+        };
+        match protected {
+            None => Ok(()),
+            Some((tag, rule, current)) => {
+                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    tag = %tag, rule = %rule, "delete refused: immutable tag");
+                Err(RegistryError::TagImmutable {
+                    repository: repo.clone(),
+                    tag,
+                    rule,
+                    current,
+                })
+            }
+        }
+    }
+
+    /// The first tag of `repo` (pointing at `digest`, when given) that an
+    /// immutable-tags rule protects, with the rule. Pages through the tags
+    /// only when the policy has such rules.
+    async fn protected_tag(
+        &self,
+        repo: &RepositoryName,
+        policy: &NamespacePolicy,
+        digest: Option<&Digest>,
+    ) -> RegistryResult<Option<(TagRecord, String)>> {
+        const PAGE: usize = 1000;
+        if policy.immutable_tags.is_empty() {
+            return Ok(None);
+        }
+        let mut last: Option<Tag> = None;
+        loop {
+            let page = self.metadata().tags(repo, last.as_ref(), PAGE).await?;
+            let found = page
+                .iter()
+                .filter(|r| digest.is_none_or(|d| &r.digest == d))
+                .find_map(|r| policy.immutable_rule(&r.tag).map(|rule| (r, rule)));
+            if let Some((record, rule)) = found {
+                return Ok(Some((record.clone(), rule.to_string())));
+            }
+            match page.last() {
+                Some(record) if page.len() == PAGE => last = Some(record.tag.clone()),
+                _ => return Ok(None),
+            }
         }
     }
 }

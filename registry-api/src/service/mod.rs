@@ -40,6 +40,7 @@ mod image_streams;
 mod images;
 mod listing;
 mod manifests;
+mod policy;
 mod upload_limits;
 mod uploads;
 

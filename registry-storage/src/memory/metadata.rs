@@ -13,6 +13,7 @@ use crate::metadata::{
     BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
     StoredManifest, TagEvent, TagRecord,
 };
+use crate::policy::NamespacePolicy;
 
 /// Metadata held in process, for tests and for embedding without a disk.
 ///
@@ -27,6 +28,7 @@ pub struct MemoryMetadataStore {
 #[derive(Debug, Default)]
 struct State {
     namespaces: BTreeSet<Namespace>,
+    policies: BTreeMap<Namespace, NamespacePolicy>,
     repositories: BTreeMap<RepositoryName, Repository>,
     /// Garbage collection's record of each blob it or a link has touched.
     blobs: HashMap<Digest, BlobRecord>,
@@ -169,6 +171,32 @@ impl MetadataStore for MemoryMetadataStore {
         state
             .repositories
             .retain(|name, _| name.namespace() != namespace.as_str());
+        state.policies.remove(namespace);
+        Ok(())
+    }
+
+    async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy> {
+        let state = self.read();
+        if !state.namespaces.contains(namespace) {
+            return Err(StorageError::not_found(format_args!(
+                "namespace {namespace}"
+            )));
+        }
+        Ok(state.policies.get(namespace).cloned().unwrap_or_default())
+    }
+
+    async fn set_namespace_policy(
+        &self,
+        namespace: &Namespace,
+        policy: &NamespacePolicy,
+    ) -> Result<()> {
+        let mut state = self.write();
+        if !state.namespaces.contains(namespace) {
+            return Err(StorageError::not_found(format_args!(
+                "namespace {namespace}"
+            )));
+        }
+        state.policies.insert(namespace.clone(), policy.clone());
         Ok(())
     }
 
@@ -225,6 +253,18 @@ impl MetadataStore for MemoryMetadataStore {
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
         let now = SystemTime::now();
         let mut state = self.write();
+        if let Some(repo) = state.repositories.get(&manifest.repository) {
+            for tag in &manifest.fixed_tags {
+                if let Some((current, _)) = repo.tags.get(tag) {
+                    if *current != manifest.digest {
+                        return Err(StorageError::TagImmutable {
+                            tag: tag.clone(),
+                            current: current.clone(),
+                        });
+                    }
+                }
+            }
+        }
         if let Some(gone) = manifest
             .blobs
             .iter()

@@ -38,6 +38,9 @@ pub(super) enum Error {
     /// Garbage collection is deleting (or deleted) the blob.
     #[error("blob {0} deleted by garbage collection")]
     BlobDeleted(registry_core::Digest),
+    /// An immutable tag points at another digest.
+    #[error("tag {0} points at {1} and may not move")]
+    TagImmutable(registry_core::Tag, registry_core::Digest),
 }
 
 /// SQLite's primary result code for "database or disk is full".
@@ -66,6 +69,7 @@ impl From<Error> for StorageError {
             Error::NotFound(what) => StorageError::NotFound { what },
             Error::AlreadyExists(what) => StorageError::AlreadyExists { what },
             Error::BlobDeleted(digest) => StorageError::BlobDeleted { digest },
+            Error::TagImmutable(tag, current) => StorageError::TagImmutable { tag, current },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },

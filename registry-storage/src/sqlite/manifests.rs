@@ -86,6 +86,20 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
     // IMMEDIATE takes the write lock up front, so the busy timeout applies
     // instead of a deferred transaction failing when it upgrades.
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    // Immutable tags are checked under the write lock: no other push moves
+    // them between the check and this transaction's commit.
+    for tag in &m.fixed_tags {
+        let current: Option<(String,)> =
+            sqlx::query_as("SELECT digest FROM tags WHERE repository = ? AND tag = ?")
+                .bind(repo)
+                .bind(tag.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((current,)) = current.filter(|(d,)| d.as_str() != digest) {
+            let current = parse("tags.digest", &current)?;
+            return Err(Error::TagImmutable(tag.clone(), current));
+        }
+    }
     // A blob a collector is deleting (or deleted) cannot be referenced: the
     // check and the touch that stops a later collector share this
     // transaction (see `crate::gc`).

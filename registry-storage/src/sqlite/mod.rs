@@ -50,6 +50,7 @@ use crate::metadata::{
     BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
     TagEvent, TagRecord,
 };
+use crate::policy::NamespacePolicy;
 
 /// The schema, embedded at compile time from `migrations/sqlite`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -189,6 +190,18 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
         Ok(repositories::delete_namespace(&self.writer, namespace).await?)
+    }
+
+    async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy> {
+        Ok(repositories::namespace_policy(&self.reader, namespace).await?)
+    }
+
+    async fn set_namespace_policy(
+        &self,
+        namespace: &Namespace,
+        policy: &NamespacePolicy,
+    ) -> Result<()> {
+        Ok(repositories::set_namespace_policy(&self.writer, namespace, policy).await?)
     }
 
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {

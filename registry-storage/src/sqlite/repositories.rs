@@ -5,6 +5,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
 use crate::metadata::RepositoryInfo;
+use crate::policy::NamespacePolicy;
 
 pub(super) async fn create_namespace(writer: &SqlitePool, namespace: &Namespace) -> Result<()> {
     let inserted = sqlx::query("INSERT INTO namespaces (name, created) VALUES (?, ?)")
@@ -133,5 +134,50 @@ pub(super) async fn delete_repository(writer: &SqlitePool, name: &RepositoryName
     if deleted.rows_affected() == 0 {
         return Err(Error::NotFound(format!("repository {name}")));
     }
+    Ok(())
+}
+
+pub(super) async fn namespace_policy(
+    reader: &SqlitePool,
+    namespace: &Namespace,
+) -> Result<NamespacePolicy> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT p.policy FROM namespaces n LEFT JOIN namespace_policies p \
+         ON p.namespace = n.name WHERE n.name = ?",
+    )
+    .bind(namespace.as_str())
+    .fetch_optional(reader)
+    .await?;
+    match row {
+        None => Err(Error::NotFound(format!("namespace {namespace}"))),
+        Some((None,)) => Ok(NamespacePolicy::default()),
+        Some((Some(json),)) => Ok(serde_json::from_str(&json)?),
+    }
+}
+
+pub(super) async fn set_namespace_policy(
+    writer: &SqlitePool,
+    namespace: &Namespace,
+    policy: &NamespacePolicy,
+) -> Result<()> {
+    let json = serde_json::to_string(policy)?;
+    // The foreign key refuses a namespace that does not exist; say so.
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM namespaces WHERE name = ?")
+        .bind(namespace.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(Error::NotFound(format!("namespace {namespace}")));
+    }
+    sqlx::query(
+        "INSERT INTO namespace_policies (namespace, policy) VALUES (?, ?) \
+         ON CONFLICT (namespace) DO UPDATE SET policy = excluded.policy",
+    )
+    .bind(namespace.as_str())
+    .bind(json)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

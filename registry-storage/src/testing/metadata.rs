@@ -13,7 +13,7 @@ use bytes::Bytes;
 use registry_core::{media_type, Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::metadata::{MetadataStore, NewManifest, TagEvent};
-use crate::StorageError;
+use crate::{NamespacePolicy, StorageError};
 
 mod blobs;
 mod gc;
@@ -30,17 +30,19 @@ pub use manifests::{
 };
 pub use namespaces::{
     metadata_delete_namespace, metadata_delete_repository, metadata_list_repositories_pagination,
-    metadata_namespaces,
+    metadata_namespace_policies, metadata_namespaces,
 };
 pub use pages::{
     metadata_referrers_pagination, metadata_tag_history_pagination, metadata_tags_pagination,
 };
-pub use tags::{metadata_list_tags_pagination, metadata_tag_history};
+pub use tags::{metadata_fixed_tags, metadata_list_tags_pagination, metadata_tag_history};
 
 /// Runs every metadata conformance test against `store`, one after another.
 pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     let s = store.as_ref();
     metadata_namespaces(s).await;
+    metadata_namespace_policies(s).await;
+    metadata_fixed_tags(s).await;
     metadata_manifest_put_get(s).await;
     metadata_tag_history(s).await;
     metadata_list_tags_pagination(s).await;
@@ -95,6 +97,7 @@ fn manifest(repository: &RepositoryName, seed: &str) -> NewManifest {
         blobs: vec![config, blob(&format!("{seed}/layer"))],
         children: Vec::new(),
         tags: Vec::new(),
+        fixed_tags: Vec::new(),
         actor: "tester".to_owned(),
     }
 }

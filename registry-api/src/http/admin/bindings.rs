@@ -31,13 +31,41 @@ pub(crate) async fn create_namespace(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// `?cascade=true` on a namespace delete.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeleteNamespaceQuery {
+    #[serde(default)]
+    cascade: bool,
+}
+
 pub(crate) async fn delete_namespace(
     State(r): State<Registry>,
     caller: Caller,
     Path(ns): Path<String>,
+    QueryParams(query): QueryParams<DeleteNamespaceQuery>,
 ) -> ApiResult<Response> {
-    r.delete_namespace(&caller, &namespace(&ns)?).await?;
+    r.delete_namespace(&caller, &namespace(&ns)?, query.cascade)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn namespace_policy(
+    State(r): State<Registry>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    Ok(Json(r.namespace_policy(&caller, &namespace(&ns)?).await?).into_response())
+}
+
+pub(crate) async fn set_namespace_policy(
+    State(r): State<Registry>,
+    caller: Caller,
+    Path(ns): Path<String>,
+    JsonBody(policy): JsonBody<model::NamespacePolicy>,
+) -> ApiResult<Response> {
+    let ns = namespace(&ns)?;
+    Ok(Json(r.set_namespace_policy(&caller, &ns, policy).await?).into_response())
 }
 
 fn binding_json(b: &RoleBinding) -> model::RoleBinding {

@@ -36,6 +36,10 @@ pub(crate) fn routes() -> Router<Registry> {
             delete(bindings::delete_namespace),
         )
         .route(
+            "/apis/admin/v1/namespaces/{ns}/policy",
+            get(bindings::namespace_policy).put(bindings::set_namespace_policy),
+        )
+        .route(
             "/apis/admin/v1/namespaces/{ns}/rolebindings",
             get(bindings::list_role_bindings)
                 .post(bindings::add_role_binding)

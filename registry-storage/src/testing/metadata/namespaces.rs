@@ -242,3 +242,47 @@ pub async fn metadata_delete_namespace(store: &dyn MetadataStore) {
     store.delete_repository(&keep).await.unwrap();
     before.assert_unchanged(store).await;
 }
+
+/// Namespace policies: the default until set, replaced whole, gone with
+/// the namespace; `NotFound` for a namespace that does not exist.
+pub async fn metadata_namespace_policies(store: &dyn MetadataStore) {
+    let before = Snapshot::take(store).await;
+    let a = ns("conformance-policy");
+    let missing = ns("conformance-policy-missing");
+    assert!(store
+        .namespace_policy(&missing)
+        .await
+        .unwrap_err()
+        .is_not_found());
+    assert!(store
+        .set_namespace_policy(&missing, &NamespacePolicy::default())
+        .await
+        .unwrap_err()
+        .is_not_found());
+    store.create_namespace(&a).await.unwrap();
+    assert_eq!(
+        store.namespace_policy(&a).await.unwrap(),
+        NamespacePolicy::default()
+    );
+    let policy: NamespacePolicy = serde_json::from_str(
+        r#"{"keep_tag_revisions":3,"keep_younger_than":"30d","prune_untagged_after":"2w",
+            "immutable_tags":["v*","release-?"],"quota_bytes":1099511627776}"#,
+    )
+    .expect("test policy");
+    store.set_namespace_policy(&a, &policy).await.unwrap();
+    assert_eq!(store.namespace_policy(&a).await.unwrap(), policy);
+    let smaller: NamespacePolicy =
+        serde_json::from_str(r#"{"immutable_tags":["v*"]}"#).expect("test policy");
+    store.set_namespace_policy(&a, &smaller).await.unwrap();
+    assert_eq!(store.namespace_policy(&a).await.unwrap(), smaller);
+
+    store.delete_namespace(&a).await.unwrap();
+    store.create_namespace(&a).await.unwrap();
+    assert_eq!(
+        store.namespace_policy(&a).await.unwrap(),
+        NamespacePolicy::default(),
+        "a policy goes with its namespace"
+    );
+    store.delete_namespace(&a).await.unwrap();
+    before.assert_unchanged(store).await;
+}

@@ -127,3 +127,72 @@ pub async fn metadata_list_tags_pagination(store: &dyn MetadataStore) {
     store.delete_repository(&r).await.unwrap();
     before.assert_unchanged(store).await;
 }
+
+/// Immutable tags (`NewManifest::fixed_tags`): created, re-pointed at the
+/// same image, never moved; a refused put stores nothing, not even its
+/// other tags.
+pub async fn metadata_fixed_tags(store: &dyn MetadataStore) {
+    let before = Snapshot::take(store).await;
+    let r = repo("conformance-fixed/app");
+    let fixed = |m: NewManifest, tags: &[&str]| NewManifest {
+        fixed_tags: tags.iter().map(|t| tag(t)).collect(),
+        ..m
+    };
+    let m1 = fixed(
+        with_tags(manifest(&r, "fixed-1"), &["v1"], "alice"),
+        &["v1"],
+    );
+    let m2 = manifest(&r, "fixed-2");
+    store.put_manifest(m1.clone()).await.unwrap();
+    store.put_manifest(m1.clone()).await.unwrap();
+
+    let refused = store
+        .put_manifest(fixed(
+            with_tags(m2.clone(), &["latest", "v1"], "mallory"),
+            &["v1"],
+        ))
+        .await;
+    match refused {
+        Err(StorageError::TagImmutable { tag: t, current }) => {
+            assert_eq!(t, tag("v1"));
+            assert_eq!(current, m1.digest);
+        }
+        other => panic!("expected TagImmutable, got {other:?}"),
+    }
+    assert!(store
+        .get_manifest(&r, &by_digest(&m2.digest))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .get_manifest(&r, &by_tag("latest"))
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .tag_history(&r, &tag("v1"), None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // Not fixed, the same tag moves; a fixed tag that does not exist yet is made.
+    store
+        .put_manifest(with_tags(m2.clone(), &["v1"], "bob"))
+        .await
+        .unwrap();
+    store
+        .put_manifest(fixed(with_tags(m2.clone(), &["v2"], "bob"), &["v2"]))
+        .await
+        .unwrap();
+    let got = store
+        .get_manifest(&r, &by_tag("v2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.digest, m2.digest);
+
+    store.delete_repository(&r).await.unwrap();
+    before.assert_unchanged(store).await;
+}
