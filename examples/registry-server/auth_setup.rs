@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use registry::api::{AuthConfig, Registry, RegistryBuilder};
 use registry::auth::{
-    ensure_admin, BootstrapOutcome, CachedAuthStore, Password, PasswordHasher, PullSecretPolicy,
-    SigningKey,
+    ensure_admin, BootstrapOutcome, CachedAuthStore, LoginGuard, Password, PasswordHasher,
+    PullSecretPolicy, SigningKey,
 };
 use registry::storage::Stores;
 
@@ -100,6 +100,13 @@ pub async fn enable(
     if let Some(oidc) = &settings.oidc {
         config.providers.push(crate::oidc::provider(oidc)?);
     }
+    // One password-check pool and failed-login limiter for the registry's
+    // own users and the htpasswd and LDAP providers.
+    let guard = Arc::new(LoginGuard::new(settings.auth_settings.login.clone()));
+    config
+        .providers
+        .extend(crate::directory::providers(&settings.directory, &guard)?);
+    config.login_guard = Some(guard);
     builder
         .auth(config)
         .build()

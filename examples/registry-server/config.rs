@@ -92,6 +92,9 @@ pub struct Flags {
     /// The OpenID Connect identity provider.
     #[command(flatten)]
     pub oidc: crate::oidc::OidcFlags,
+    /// Identity providers: an htpasswd file, an LDAP server.
+    #[command(flatten)]
+    pub directory: crate::directory::DirectoryFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -213,6 +216,30 @@ pub struct FileConfig {
     pub oidc_groups_prefix: Option<String>,
     /// PEM CA certificates for the OIDC issuer.
     pub oidc_ca_file: Option<PathBuf>,
+
+    // Identity providers: htpasswd and LDAP (see `directory.rs`).
+    /// htpasswd file (bcrypt entries).
+    pub htpasswd: Option<PathBuf>,
+    /// LDAP server URL (`ldap://` or `ldaps://`).
+    pub ldap_url: Option<String>,
+    /// DN the registry binds as to search.
+    pub ldap_bind_dn: Option<String>,
+    /// File holding the bind DN's password.
+    pub ldap_bind_password_file: Option<PathBuf>,
+    /// Base DN of the user search.
+    pub ldap_user_base: Option<String>,
+    /// User search filter (`{username}`).
+    pub ldap_user_filter: Option<String>,
+    /// Base DN of the group search.
+    pub ldap_group_base: Option<String>,
+    /// Group search filter (`{dn}`, `{username}`).
+    pub ldap_group_filter: Option<String>,
+    /// Upgrade `ldap://` with StartTLS.
+    pub ldap_start_tls: Option<bool>,
+    /// PEM CA certificates of the LDAP server.
+    pub ldap_ca_file: Option<PathBuf>,
+    /// Seconds for connecting and for each LDAP operation.
+    pub ldap_timeout_secs: Option<u64>,
 }
 
 /// The library's auth settings: flags over the config file over the
@@ -303,6 +330,8 @@ pub struct Settings {
     pub upload_limits: UploadLimits,
     /// The OpenID Connect identity provider, when an issuer is set.
     pub oidc: Option<registry::auth::oidc::OidcConfig>,
+    /// The htpasswd and LDAP providers configured.
+    pub directory: crate::directory::DirectorySettings,
 }
 
 /// The upload limits an operator can set.
@@ -349,6 +378,15 @@ impl Settings {
         };
         let auth_settings = auth_settings(flags.auth_limits, &file)?;
         let oidc = crate::oidc::settings(flags.oidc, &file)?;
+        let directory = crate::directory::resolve(flags.directory, &file)?;
+        let auth = !flags.no_auth && file.auth.unwrap_or(true);
+        if !auth && directory.any() {
+            return Err(
+                "htpasswd and LDAP users need access control: they cannot be \
+                        combined with --no-auth (REGISTRY_NO_AUTH, auth = false)"
+                    .into(),
+            );
+        }
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -426,7 +464,7 @@ impl Settings {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
-            auth: !flags.no_auth && file.auth.unwrap_or(true),
+            auth,
             ui: !flags.no_ui && file.ui.unwrap_or(true),
             public_url: flags.public_url.or(file.public_url),
             tls,
@@ -451,6 +489,7 @@ impl Settings {
                     "upload_idle_timeout_secs",
                 )?,
             },
+            directory,
         })
     }
 }

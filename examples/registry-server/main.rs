@@ -14,6 +14,7 @@
 mod auth_setup;
 mod config;
 mod oidc;
+mod directory;
 mod serve;
 mod tls;
 #[path = "../web-ui/assets.rs"]

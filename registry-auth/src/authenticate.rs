@@ -15,7 +15,7 @@ use crate::credentials::{
 use crate::identity::Identity;
 use crate::store::{AuthStore, AuthStoreError};
 use crate::subject::{Subject, UserName};
-use crate::throttle::{FailedLogins, LoginLimits};
+use crate::throttle::{FailedLogins, LoginGuard, LoginLimits};
 use crate::token::{TokenClaims, TokenSource};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -161,9 +161,7 @@ pub struct Authenticator {
     dummy_hash: PasswordHash,
     cache_key: HmacSha256,
     verified: Mutex<HashMap<[u8; 32], PasswordHash>>,
-    check_slots: Arc<tokio::sync::Semaphore>,
-    limits: LoginLimits,
-    failures: FailedLogins,
+    guard: Arc<LoginGuard>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -188,6 +186,17 @@ impl Authenticator {
         hasher: PasswordHasher,
         limits: LoginLimits,
     ) -> Result<Self, CredentialError> {
+        Self::with_guard(store, hasher, Arc::new(LoginGuard::new(limits)))
+    }
+
+    /// An authenticator whose password checks and failed-login counts go
+    /// through `guard`, shared with identity providers that check
+    /// passwords too.
+    pub fn with_guard(
+        store: Arc<dyn AuthStore>,
+        hasher: PasswordHasher,
+        guard: Arc<LoginGuard>,
+    ) -> Result<Self, CredentialError> {
         let dummy_hash = hasher.hash(&Password::generate()?)?;
         let key = random_bytes::<32>()?;
         let cache_key = HmacSha256::new_from_slice(&key)
@@ -198,20 +207,24 @@ impl Authenticator {
             dummy_hash,
             cache_key,
             verified: Mutex::new(HashMap::new()),
-            check_slots: Arc::new(tokio::sync::Semaphore::new(limits.password_checks.max(1))),
-            failures: FailedLogins::new(limits.clone()),
-            limits,
+            guard,
         })
     }
 
     /// The bounds on password checking.
     pub fn limits(&self) -> &LoginLimits {
-        &self.limits
+        self.guard.limits()
     }
 
     /// The failed-login counters (to inspect in tests and metrics).
     pub fn failed_logins(&self) -> &FailedLogins {
-        &self.failures
+        self.guard.failures()
+    }
+
+    /// The password-check pool and failed-login limiter, to share with
+    /// identity providers.
+    pub fn login_guard(&self) -> &Arc<LoginGuard> {
+        &self.guard
     }
 
     /// The store this authenticator reads.
@@ -267,22 +280,22 @@ impl Authenticator {
                 return Ok((Identity::user(user.name.clone()), TokenSource::Password));
             }
         }
-        if let Some(retry_after) = self.failures.locked(username, peer) {
+        if let Some(retry_after) = self.guard.failures().locked(username, peer) {
             return Err(AuthenticationError::RateLimited { retry_after });
         }
         let counted_name = name.as_ref().map(UserName::as_str);
         let Some((user, hash)) = user.zip(stored) else {
             // Spend the same time as a real check.
             let _ = self.verify(password, self.dummy_hash.clone()).await?;
-            self.failures.failed(counted_name, peer);
+            self.guard.failures().failed(counted_name, peer);
             return Err(AuthenticationError::InvalidCredentials);
         };
         let fingerprint = self.fingerprint(user.name.as_str(), &password);
         if !self.verify(password, hash.clone()).await? {
-            self.failures.failed(counted_name, peer);
+            self.guard.failures().failed(counted_name, peer);
             return Err(AuthenticationError::InvalidCredentials);
         }
-        self.failures.succeeded(user.name.as_str());
+        self.guard.failures().succeeded(user.name.as_str());
         if let Ok(mut m) = self.verified.lock() {
             if m.len() >= VERIFIED_CACHE_CAPACITY {
                 m.clear();
@@ -382,35 +395,16 @@ impl Authenticator {
         mac.finalize().into_bytes().into()
     }
 
-    /// Runs one argon2 verification in a slot of the bounded pool. The
-    /// slot moves into the blocking task, so a client that hangs up does
-    /// not free it before the work (and its memory) is done.
+    /// Runs one argon2 verification in a slot of the shared bounded pool.
     async fn verify(
         &self,
         password: Password,
         hash: PasswordHash,
     ) -> Result<bool, AuthenticationError> {
         let hasher = self.hasher.clone();
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return Ok(hasher.verify(&password, &hash));
-        };
-        let wait = self.limits.password_check_wait;
-        let busy = AuthenticationError::Busy {
-            retry_after: std::time::Duration::from_secs(1),
-        };
-        let slot = match tokio::time::timeout(wait, self.check_slots.clone().acquire_owned()).await
-        {
-            Ok(Ok(slot)) => slot,
-            // Timed out, or (never: it is not closed) the semaphore closed.
-            Ok(Err(_)) | Err(_) => return Err(busy),
-        };
-        handle
-            .spawn_blocking(move || {
-                let _slot = slot;
-                hasher.verify(&password, &hash)
-            })
+        self.guard
+            .run_check(move || hasher.verify(&password, &hash))
             .await
-            .map_err(|e| CredentialError::Hashing(e.to_string()).into())
     }
 }
 

@@ -58,7 +58,12 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod cached;
 pub mod credentials;
+#[cfg(feature = "htpasswd")]
+pub mod htpasswd;
 pub mod identity;
+#[cfg(feature = "ldap")]
+pub mod ldap;
+pub mod login_cache;
 pub mod memory;
 pub mod names;
 #[cfg(feature = "oidc")]
@@ -84,6 +89,7 @@ pub use credentials::{
     PasswordHasher, TokenHash, TokenName, TokenNameError,
 };
 pub use identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
+pub use login_cache::{LoginCache, LoginFingerprint};
 pub use memory::MemoryAuthStore;
 pub use names::{
     ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
@@ -100,7 +106,7 @@ pub use secret::{
 };
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
 pub use subject::{Group, Subject, SubjectError};
-pub use throttle::{FailedLogins, LoginLimits};
+pub use throttle::{FailedLogins, LoginGuard, LoginLimits};
 pub use token::{
     IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,
     TokenSource,

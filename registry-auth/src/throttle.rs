@@ -1,5 +1,7 @@
 //! Bounds on password checking: a small pool of argon2 slots and a
-//! failed-login limiter per user and per peer address.
+//! failed-login limiter per user and per peer address, shared through a
+//! [`LoginGuard`] by the registry's own users and the identity providers
+//! that check passwords (htpasswd bcrypt, LDAP binds).
 //!
 //! argon2 is memory-hard on purpose (7 MiB per check with the default
 //! parameters), so a flood of wrong passwords must neither run unboundedly
@@ -12,8 +14,11 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::authenticate::AuthenticationError;
+use crate::credentials::CredentialError;
 
 /// Limits on password verification. The defaults suit a server; tests may
 /// lower them.
@@ -223,6 +228,72 @@ impl FailedLogins {
     }
 }
 
+/// The bounds every password check in a registry goes through: one pool of
+/// verification slots and one failed-login limiter, shared (behind an
+/// `Arc`) by the registry's own [`Authenticator`](crate::Authenticator) and
+/// the identity providers that check passwords, so that guessing through
+/// any of them counts against the same user name and address.
+#[derive(Debug)]
+pub struct LoginGuard {
+    limits: LoginLimits,
+    slots: Arc<tokio::sync::Semaphore>,
+    failures: FailedLogins,
+}
+
+impl LoginGuard {
+    /// A guard with `limits`.
+    pub fn new(limits: LoginLimits) -> Self {
+        LoginGuard {
+            slots: Arc::new(tokio::sync::Semaphore::new(limits.password_checks.max(1))),
+            failures: FailedLogins::new(limits.clone()),
+            limits,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &LoginLimits {
+        &self.limits
+    }
+
+    /// The failed-login counters.
+    pub fn failures(&self) -> &FailedLogins {
+        &self.failures
+    }
+
+    /// Runs `check`, a CPU-bound password verification, on tokio's
+    /// blocking pool in one of the [`LoginLimits::password_checks`] slots
+    /// (inline when there is no runtime). A check that waits longer than
+    /// [`LoginLimits::password_check_wait`] for a slot is
+    /// [`AuthenticationError::Busy`]. The slot moves into the blocking task,
+    /// so a client that hangs up does not free it before the work (and its
+    /// memory) is done.
+    pub async fn run_check<T, F>(&self, check: F) -> Result<T, AuthenticationError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return Ok(check());
+        };
+        let busy = AuthenticationError::Busy {
+            retry_after: Duration::from_secs(1),
+        };
+        let wait = self.limits.password_check_wait;
+        let slot = match tokio::time::timeout(wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => slot,
+            // Timed out, or (never: it is not closed) the semaphore closed.
+            Ok(Err(_)) | Err(_) => return Err(busy),
+        };
+        handle
+            .spawn_blocking(move || {
+                let _slot = slot;
+                check()
+            })
+            .await
+            .map_err(|e| CredentialError::Hashing(e.to_string()).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +337,40 @@ mod tests {
         }
         let (users, peers) = f.tracked();
         assert!(users <= 4 && peers <= 4, "{users} {peers}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guard_bounds_concurrent_checks() {
+        let guard = Arc::new(LoginGuard::new(LoginLimits {
+            password_checks: 1,
+            password_check_wait: Duration::from_millis(50),
+            ..LoginLimits::default()
+        }));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let guard = guard.clone();
+            tokio::spawn(async move {
+                guard
+                    .run_check(move || {
+                        started_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        7
+                    })
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || started_rx.recv().unwrap())
+            .await
+            .unwrap();
+        let second = guard.run_check(|| 8).await;
+        assert!(
+            matches!(second, Err(AuthenticationError::Busy { .. })),
+            "{second:?}"
+        );
+        release_tx.send(()).unwrap();
+        assert_eq!(holder.await.unwrap().unwrap(), 7);
+        assert_eq!(guard.run_check(|| 9).await.unwrap(), 9);
     }
 
     #[test]

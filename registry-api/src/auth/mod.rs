@@ -15,8 +15,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use registry_auth::{
     AuthStore, Authenticate, AuthenticationError, Authenticator, Authorizer, AuthorizerHandle,
-    Credentials, LoginLimits, PasswordHasher, PullSecretPolicy, SigningKey, TokenIssuer,
-    TokenSource,
+    Credentials, LoginGuard, LoginLimits, PasswordHasher, PullSecretPolicy, SigningKey,
+    TokenIssuer, TokenSource,
 };
 
 use crate::service::{BuildError, Caller};
@@ -50,6 +50,11 @@ pub struct AuthConfig {
     /// Identity providers asked in order before the registry's own users
     /// and access tokens (see [`Authenticate`]).
     pub providers: Vec<Arc<dyn Authenticate>>,
+    /// The password-check pool and failed-login limiter, shared with the
+    /// providers that check passwords (htpasswd, LDAP) so that guesses
+    /// through any of them count together; `None`: one made from
+    /// [`AuthSettings::login`] for the registry's own users alone.
+    pub login_guard: Option<Arc<LoginGuard>>,
 }
 
 impl AuthConfig {
@@ -65,6 +70,7 @@ impl AuthConfig {
             pull_secrets: PullSecretPolicy::default(),
             settings: AuthSettings::default(),
             providers: Vec::new(),
+            login_guard: None,
         }
     }
 
@@ -130,13 +136,12 @@ impl AuthState {
         config: AuthConfig,
         store: Arc<dyn AuthStore>,
     ) -> Result<Self, BuildError> {
+        let guard = config
+            .login_guard
+            .unwrap_or_else(|| Arc::new(LoginGuard::new(config.settings.login.clone())));
         let local = Arc::new(
-            Authenticator::with_limits(
-                store.clone(),
-                config.hasher.clone(),
-                config.settings.login.clone(),
-            )
-            .map_err(|e| BuildError::Auth(e.into()))?,
+            Authenticator::with_guard(store.clone(), config.hasher.clone(), guard)
+                .map_err(|e| BuildError::Auth(e.into()))?,
         );
         let authorizer = Authorizer::load(store.as_ref())
             .await
