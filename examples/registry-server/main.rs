@@ -13,8 +13,8 @@
 
 mod auth_setup;
 mod config;
-mod oidc;
 mod directory;
+mod oidc;
 mod serve;
 mod tls;
 #[path = "../web-ui/assets.rs"]
