@@ -8,6 +8,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::serve::ServeSettings;
+use crate::token_config::{TokenFlags, TokenOptions};
 
 /// Command-line flags; each also reads an environment variable.
 #[derive(Debug, Parser)]
@@ -89,6 +90,9 @@ pub struct Flags {
     /// Bounds on logins and what to trust from proxies.
     #[command(flatten)]
     pub auth_limits: AuthLimitFlags,
+    /// Registry tokens: names, lifetimes, key rotation.
+    #[command(flatten)]
+    pub tokens: TokenFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -196,6 +200,20 @@ pub struct FileConfig {
     pub login_lockout_seconds: Option<u64>,
     /// Days a managed pull-secret token lives.
     pub pull_secret_lifetime_days: Option<u64>,
+    /// This registry's service name (token audience).
+    pub token_service: Option<String>,
+    /// The `iss` of registry tokens.
+    pub token_issuer: Option<String>,
+    /// Services of registries that use this one as their token server.
+    pub token_accepted_services: Option<Vec<String>>,
+    /// Seconds a registry token lives.
+    pub token_ttl_secs: Option<u64>,
+    /// Days a token-signing key signs.
+    pub token_key_rotation_days: Option<u64>,
+    /// Days a refresh token of a local user lives.
+    pub refresh_token_lifetime_days: Option<u64>,
+    /// Hours a refresh token of an external identity lives.
+    pub external_refresh_token_lifetime_hours: Option<u64>,
 }
 
 /// The library's auth settings: flags over the config file over the
@@ -282,6 +300,8 @@ pub struct Settings {
     pub ignored_namespaces: Vec<String>,
     /// Login bounds, trusted proxies and pull-secret lifetime.
     pub auth_settings: registry::api::AuthSettings,
+    /// Registry-token names, lifetimes and key rotation.
+    pub tokens: TokenOptions,
     /// Upload limits (the rest of the library's defaults stay).
     pub upload_limits: UploadLimits,
 }
@@ -329,6 +349,7 @@ impl Settings {
             None => FileConfig::default(),
         };
         let auth_settings = auth_settings(flags.auth_limits, &file)?;
+        let tokens = TokenOptions::load(flags.tokens, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -387,6 +408,7 @@ impl Settings {
         let limits = registry::api::Limits::default();
         Ok(Settings {
             auth_settings,
+            tokens,
             listen: flags
                 .listen
                 .or(file.listen)

@@ -15,6 +15,7 @@ mod auth_setup;
 mod config;
 mod serve;
 mod tls;
+mod token_config;
 #[path = "../web-ui/assets.rs"]
 mod web_ui;
 
