@@ -417,6 +417,48 @@ fn admin_workflow_over_plain_http() {
     )
     .fails_with("namespace create as a non-admin", "");
 
+    // Alice changes her password: the stored credentials follow, the old
+    // password stops working; then the admin resets it.
+    let alice_ctl = |args: &[&str], stdin: &str| {
+        let mut all = vec!["--server", url.as_str(), "--insecure"];
+        all.extend_from_slice(args);
+        registryctl(&alice_file, &all, stdin)
+    };
+    alice_ctl(
+        &["passwd", "--password-stdin"],
+        "wrong-current\nalice-new-pass\n",
+    )
+    .fails_with("passwd with a wrong current password", "current password");
+    alice_ctl(&["passwd", "--password-stdin"], "only-one-line\n")
+        .fails_with("passwd with one line", "two lines");
+    let out = alice_ctl(
+        &["passwd", "--password-stdin"],
+        &format!("{ALICE_PASSWORD}\nalice-new-pass\n"),
+    )
+    .ok("passwd");
+    assert!(out.contains("updated"), "{out}");
+    let client = http_client(None);
+    let v2 = format!("{url}/v2/");
+    assert_eq!(get(&client, &v2, Some(("alice", ALICE_PASSWORD))).0, 401);
+    assert_eq!(get(&client, &v2, Some(("alice", "alice-new-pass"))).0, 200);
+    let out = alice_ctl(&["whoami"], "").ok("whoami after passwd");
+    assert!(out.contains("provider: local"), "{out}");
+    ctl(
+        &[
+            "--server",
+            &url,
+            "--insecure",
+            "user",
+            "set-password",
+            "alice",
+            "--password-stdin",
+        ],
+        "alice-reset-pass\n",
+    )
+    .ok("user set-password");
+    assert_eq!(get(&client, &v2, Some(("alice", "alice-new-pass"))).0, 401);
+    alice_ctl(&["whoami"], "").fails_with("whoami after the reset", "rejected");
+
     // An access token works as a password with HTTP Basic.
     let token = admin(&[
         "--insecure",
@@ -429,8 +471,6 @@ fn admin_workflow_over_plain_http() {
     ]);
     let token = token.trim();
     assert!(!token.is_empty() && !token.contains(char::is_whitespace));
-    let client = http_client(None);
-    let v2 = format!("{url}/v2/");
     assert_eq!(get(&client, &v2, None).0, 401);
     assert_eq!(get(&client, &v2, Some(("ci", token))).0, 200);
     assert_eq!(get(&client, &v2, Some(("ci", "not-a-token"))).0, 401);

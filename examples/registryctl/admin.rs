@@ -3,7 +3,7 @@
 //! pull secrets, and access tokens.
 
 use registry::api::model::admin::{
-    BindingRequest, NewAccessToken, NewUser, PruneReport, PruneRequest,
+    BindingRequest, NewAccessToken, NewUser, PasswordChange, PruneReport, PruneRequest,
 };
 use serde::Serialize;
 
@@ -67,7 +67,7 @@ fn request(b: &Binding) -> BindingRequest {
 pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
     // Read the password before connecting, so a missing one fails fast.
     let password = match &command {
-        Command::User(UserCmd::Create { .. }) => read_password(io)?,
+        Command::User(UserCmd::Create { .. } | UserCmd::SetPassword { .. }) => read_password(io)?,
         _ => String::new(),
     };
     let conn = Connection::open(g, io, true)?;
@@ -78,7 +78,13 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
             return if g.json {
                 print_json(io, &me)
             } else {
-                say!(io.out, "{}", me.subject)
+                say!(
+                    io.out,
+                    "subject:  {}\nprovider: {}\ngroups:   {}",
+                    me.subject,
+                    me.provider,
+                    me.groups.join(", ")
+                )
             };
         }
         Command::Prune(a) => {
@@ -124,6 +130,11 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::User(UserCmd::Delete { name }) => {
             conn.run(api.delete_user(&name)).await?;
             format!("user/{name} deleted")
+        }
+        Command::User(UserCmd::SetPassword { name, .. }) => {
+            conn.run(api.set_password(&name, &PasswordChange::new(password)))
+                .await?;
+            format!("user/{name} password changed")
         }
         Command::Rolebinding(Rb::Add {
             namespace: ns,

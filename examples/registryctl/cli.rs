@@ -62,8 +62,17 @@ pub(crate) enum Command {
     /// List the servers logged in to, or switch the current one.
     #[command(subcommand)]
     Context(ContextCmd),
-    /// Print who the stored credentials authenticate as.
+    /// Print who the stored credentials authenticate as: subject,
+    /// identity provider and groups.
     Whoami,
+    /// Change your own password: reads the current password, then the new
+    /// one, one per line, from standard input. Stored credentials holding
+    /// the old password are updated.
+    Passwd {
+        /// Read both passwords from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
     /// Delete blobs no manifest references and expire abandoned uploads
     /// (cluster-admin).
     Prune(PruneArgs),
@@ -166,6 +175,14 @@ pub(crate) enum UserCmd {
     List,
     /// Delete a user.
     Delete { name: UserName },
+    /// Set a user's password (cluster-admin); the new password is read
+    /// from standard input. The old one stops working at once.
+    SetPassword {
+        name: UserName,
+        /// Read the password from standard input (required).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 /// A role and the subject it is bound to.

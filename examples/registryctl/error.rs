@@ -92,6 +92,17 @@ pub(crate) enum CliError {
     /// An empty password.
     #[error("the password is empty")]
     EmptyPassword,
+    /// `passwd` did not get two non-empty lines.
+    #[error("passwd reads two lines from standard input: the current password, then the new one")]
+    PasswdInput,
+    /// `passwd` for a caller that is not a local user.
+    #[error("{subject} is not a local user: its password is kept by identity provider {provider}")]
+    NotLocalUser {
+        /// The caller.
+        subject: String,
+        /// Who vouched for it.
+        provider: String,
+    },
     /// A user name Basic credentials cannot carry.
     #[error("invalid user name {0:?}: it must be non-empty and contain no ':'")]
     UserName(String),

@@ -72,6 +72,7 @@ pub(crate) async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Login(login) => session::login(g, &login, io).await,
         Command::Logout { server } => session::logout(g, &server, io),
         Command::Context(cmd) => session::context(g, cmd, io),
+        Command::Passwd { .. } => session::passwd(g, io).await,
         c @ (Command::Imagestreams(_) | Command::Tag(_) | Command::Image(_)) => {
             image::run(g, c, io).await
         }

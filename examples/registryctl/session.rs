@@ -7,6 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use registry::api::client::{Client, ClientError, Credentials, DockerConfig};
+use registry::api::model::admin::PasswordChange;
+use registry::auth::UserName;
 
 use crate::admin::{print_json, table};
 use crate::cli::{ContextCmd, Global, Login};
@@ -128,6 +130,48 @@ pub(crate) fn read_password(io: &mut Io<'_>) -> Result<String, CliError> {
         "" => Err(CliError::EmptyPassword),
         password => Ok(password.to_owned()),
     }
+}
+
+/// `registryctl passwd`: changes the logged-in local user's password, then
+/// the stored credentials if they held the old one.
+pub(crate) async fn passwd(g: &Global, io: &mut Io<'_>) -> Result<(), CliError> {
+    let mut text = String::new();
+    io.stdin
+        .read_to_string(&mut text)
+        .map_err(CliError::Stdin)?;
+    let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
+    let (current, new) = match (lines.next(), lines.next()) {
+        (Some(c), Some(n)) if !c.is_empty() && !n.is_empty() => (c.to_owned(), n.to_owned()),
+        _ => return Err(CliError::PasswdInput),
+    };
+    let conn = Connection::open(g, io, true)?;
+    let me = conn.run(conn.client.whoami()).await?;
+    let name = me
+        .subject
+        .strip_prefix("user:")
+        .and_then(|n| n.parse::<UserName>().ok())
+        .ok_or_else(|| CliError::NotLocalUser {
+            subject: me.subject.clone(),
+            provider: me.provider.clone(),
+        })?;
+    let change = PasswordChange::own(current.as_str(), new.as_str());
+    conn.run(conn.client.set_password(&name, &change)).await?;
+    say!(io.out, "password of user/{name} changed")?;
+    let auth_path = auth_file_path(g.config.as_deref(), &io.env)?;
+    let mut auth = DockerConfig::load(&auth_path)?;
+    let key = conn.server.key();
+    if let Some(Credentials::Basic { username, password }) = auth.credentials(key)? {
+        if password == current {
+            auth.set_credentials(key, &username, &new);
+            auth.save(&auth_path)?;
+            say!(
+                io.out,
+                "credentials for {key} in {} updated",
+                auth_path.display()
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `registryctl login`: checks the credentials, stores them and makes the

@@ -51,7 +51,11 @@ fn stub() -> Router {
             "/apis/admin/v1/whoami",
             get(|h: HeaderMap| async move {
                 guarded(&h, || {
-                    let me = json!({"subject": "user:admin", "groups": ["system:authenticated"]});
+                    let me = json!({
+                        "subject": "user:admin",
+                        "groups": ["system:authenticated", "ldap:ops"],
+                        "provider": "local"
+                    });
                     Json(me).into_response()
                 })
             }),
@@ -240,7 +244,10 @@ async fn login_admin_commands_and_logout_against_stub() {
 
     let o = run_admin(&["whoami"]).await;
     o.result.unwrap();
-    assert_eq!(o.out, "user:admin\n");
+    assert_eq!(
+        o.out,
+        "subject:  user:admin\nprovider: local\ngroups:   system:authenticated, ldap:ops\n"
+    );
 
     let o = run_admin(&["token", "create", "--name", "ci", "--expires", "12h"]).await;
     o.result.unwrap();

@@ -6,12 +6,44 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use base64::Engine as _;
-use common::{basic, with_access_control, Client, PASSWORD};
+use common::{basic, with_providers, Client, PASSWORD};
 use registry_api::Registry;
 use registry_auth::{
-    AccessToken, AuthStore, ClusterRole, Role, ServiceAccount, ServiceAccountRef, Subject,
+    AccessToken, AuthStore, Authenticate, AuthenticationError, ClusterRole, Credentials, Identity,
+    Role, ServiceAccount, ServiceAccountRef, Subject, TokenSource,
 };
 use registry_core::Digest;
+
+/// An identity provider vouching for `dora` (password `dora-pass`) as
+/// `test:dora` in group `test:editors`, and for nobody else: the group
+/// subjects of the matrix, whatever provider puts users in groups (LDAP and
+/// OIDC have tests of their own against real servers).
+#[derive(Debug)]
+struct GroupProvider;
+
+#[async_trait::async_trait]
+impl Authenticate for GroupProvider {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        _peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<(Identity, TokenSource)>, AuthenticationError> {
+        match credentials {
+            Credentials::Basic { user, password } if user == "dora" => {
+                if password != "dora-pass" {
+                    return Err(AuthenticationError::InvalidCredentials);
+                }
+                let identity = Identity::external(
+                    "test",
+                    "test:dora".parse().unwrap(),
+                    ["test:editors".parse().unwrap()],
+                );
+                Ok(Some((identity, TokenSource::External)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
 
 struct World {
     client: Client,
@@ -29,24 +61,38 @@ async fn world() -> World {
         ("a", Role::Admin, "nsadmin"),
         ("a", Role::Viewer, "system:serviceaccount:b:puller"),
         ("pub", Role::Viewer, "system:anonymous"),
+        // Group subjects: a provider's group, and every service account of c.
+        ("a", Role::Editor, "group:test:editors"),
+        ("a", Role::Viewer, "group:system:serviceaccounts:c"),
     ];
     let cluster = [
         (ClusterRole::ClusterAdmin, "root"),
         (ClusterRole::MetricsViewer, "metrics"),
     ];
-    let (registry, store) =
-        with_access_control(Registry::in_memory(), &users, &roles, &cluster).await;
-    let sa = ServiceAccountRef::new("b".parse().unwrap(), "puller".parse().unwrap());
-    store
-        .create_service_account(ServiceAccount {
-            account: sa.clone(),
-            created: time::OffsetDateTime::now_utc(),
-        })
-        .await
-        .unwrap();
-    let (record, sa_token) =
-        AccessToken::generate(Subject::ServiceAccount(sa), "ci".parse().unwrap(), None).unwrap();
-    store.create_token(record).await.unwrap();
+    let (registry, store) = with_providers(
+        Registry::in_memory(),
+        &users,
+        &roles,
+        &cluster,
+        vec![std::sync::Arc::new(GroupProvider)],
+    )
+    .await;
+    let mut sa_tokens = Vec::new();
+    for (ns, name) in [("b", "puller"), ("c", "builder")] {
+        let sa = ServiceAccountRef::new(ns.parse().unwrap(), name.parse().unwrap());
+        store
+            .create_service_account(ServiceAccount {
+                account: sa.clone(),
+                created: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        let (record, token) =
+            AccessToken::generate(Subject::ServiceAccount(sa), "ci".parse().unwrap(), None)
+                .unwrap();
+        store.create_token(record).await.unwrap();
+        sa_tokens.push(token);
+    }
     let client = Client::with(registry);
     let root = basic("root", PASSWORD);
     // Seed as cluster admin: namespaces a, b, pub are created by the first push.
@@ -75,7 +121,9 @@ async fn world() -> World {
         ("nsadmin", basic("nsadmin", PASSWORD)),
         ("cluster-admin", root),
         ("metrics-viewer", basic("metrics", PASSWORD)),
-        ("cross-ns-sa", basic("any", sa_token.expose())),
+        ("cross-ns-sa", basic("any", sa_tokens[0].expose())),
+        ("group-editor", basic("dora", "dora-pass")),
+        ("ns-sa-group", basic("any", sa_tokens[1].expose())),
     ];
     World {
         client,
@@ -138,24 +186,26 @@ async fn every_endpoint_for_every_role() {
         (Method::GET, "/apis/admin/v1/whoami".into()),
     ];
     // Rows follow `endpoints`; columns follow the roles in `world()`:
-    // anonymous, nobody, viewer, editor, nsadmin, cluster-admin, metrics-viewer, cross-ns-sa.
-    let table: Vec<[E; 8]> = vec![
-        [U, D, A, A, A, A, D, A], // GET manifest
-        [U, D, A, A, A, A, D, A], // HEAD manifest
-        [U, D, A, A, A, A, D, A], // GET blob
-        [U, D, A, A, A, A, D, A], // HEAD blob
-        [U, D, A, A, A, A, D, A], // tags list
-        [U, D, A, A, A, A, D, A], // referrers
-        [U, D, D, A, A, A, D, D], // start upload
-        [U, D, D, A, A, A, D, D], // put manifest
-        [U, D, D, D, A, A, D, D], // delete manifest
-        [U, D, D, D, A, A, D, D], // delete blob
-        [A, A, A, A, A, A, A, A], // public namespace
-        [U, D, D, D, A, A, D, D], // namespace role bindings
-        [U, D, D, D, A, A, D, D], // namespace service accounts
-        [U, D, D, D, D, A, D, D], // users
-        [U, D, D, D, D, A, D, D], // cluster role bindings
-        [U, A, A, A, A, A, A, A], // whoami
+    // anonymous, nobody, viewer, editor, nsadmin, cluster-admin, metrics-viewer, cross-ns-sa,
+    // group-editor (a provider's group bound to registry-editor),
+    // ns-sa-group (a service account of c: group system:serviceaccounts:c is a viewer).
+    let table: Vec<[E; 10]> = vec![
+        [U, D, A, A, A, A, D, A, A, A], // GET manifest
+        [U, D, A, A, A, A, D, A, A, A], // HEAD manifest
+        [U, D, A, A, A, A, D, A, A, A], // GET blob
+        [U, D, A, A, A, A, D, A, A, A], // HEAD blob
+        [U, D, A, A, A, A, D, A, A, A], // tags list
+        [U, D, A, A, A, A, D, A, A, A], // referrers
+        [U, D, D, A, A, A, D, D, A, D], // start upload
+        [U, D, D, A, A, A, D, D, A, D], // put manifest
+        [U, D, D, D, A, A, D, D, D, D], // delete manifest
+        [U, D, D, D, A, A, D, D, D, D], // delete blob
+        [A, A, A, A, A, A, A, A, A, A], // public namespace
+        [U, D, D, D, A, A, D, D, D, D], // namespace role bindings
+        [U, D, D, D, A, A, D, D, D, D], // namespace service accounts
+        [U, D, D, D, D, A, D, D, D, D], // users
+        [U, D, D, D, D, A, D, D, D, D], // cluster role bindings
+        [U, A, A, A, A, A, A, A, A, A], // whoami
     ];
     let mut failures = Vec::new();
     for ((method, uri), row) in endpoints.iter().zip(&table) {
@@ -636,4 +686,83 @@ async fn admin_api_answers_bad_input_in_the_oci_envelope() {
     // An empty body still creates a token with defaults.
     let r = send(Method::POST, "/apis/admin/v1/tokens", "").await;
     assert_eq!(r.status, StatusCode::CREATED);
+}
+
+/// A provider's group grant reaches through the token protocol: the token
+/// keeps the caller's groups, and a push with it works where the group is
+/// an editor and nowhere else. `whoami` shows the provider and the groups.
+#[tokio::test]
+async fn provider_groups_survive_the_token_protocol() {
+    let w = world().await;
+    let dora = basic("dora", "dora-pass");
+    let r = w
+        .client
+        .call(
+            Method::GET,
+            "/v2/token?service=registry.test&scope=repository:a/app:pull,push&scope=repository:b/secret:pull",
+            &[("authorization", &dora)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let bearer = format!("Bearer {}", r.json()["token"].as_str().unwrap());
+    let pushed = w
+        .client
+        .bare(
+            Method::POST,
+            "/v2/a/app/blobs/uploads/",
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(pushed.status, StatusCode::ACCEPTED, "{:?}", pushed.body);
+    let secret = w
+        .client
+        .bare(
+            Method::GET,
+            &format!("/v2/b/secret/blobs/{}", w.secret_blob),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(secret.status, StatusCode::UNAUTHORIZED, "not granted");
+
+    let me = w
+        .client
+        .bare(
+            Method::GET,
+            "/apis/admin/v1/whoami",
+            &[("authorization", &dora)],
+        )
+        .await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.json()["subject"], "user:test:dora");
+    assert_eq!(me.json()["provider"], "test");
+    assert_eq!(
+        me.json()["groups"],
+        serde_json::json!(["system:authenticated", "test:editors"])
+    );
+    let wrong = w
+        .client
+        .bare(
+            Method::GET,
+            "/apis/admin/v1/whoami",
+            &[("authorization", &basic("dora", "nope"))],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // A provider user owns no access tokens: the error says why.
+    let r = w
+        .client
+        .call(
+            Method::POST,
+            "/apis/admin/v1/tokens",
+            &[("authorization", &dora)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("signs in through test"),
+        "{:?}",
+        r.body
+    );
 }

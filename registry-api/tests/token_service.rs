@@ -13,8 +13,8 @@ use base64::Engine as _;
 use common::{basic, Client, Reply, PASSWORD};
 use registry_api::{AuthConfig, Registry};
 use registry_auth::{
-    AccessToken, AuthStore, MemoryAuthStore, Password, PasswordHasher, Role, RoleBinding,
-    SigningKey, User,
+    AccessToken, AuthStore, Authenticate, AuthenticationError, Credentials, Identity,
+    MemoryAuthStore, Password, PasswordHasher, Role, RoleBinding, SigningKey, TokenSource, User,
 };
 use serde_json::Value;
 
@@ -27,7 +27,36 @@ struct World {
     store: Arc<MemoryAuthStore>,
 }
 
-/// alice edits `team`, bob views it; tokens are also issued for OTHER.
+/// A provider that vouches for `ldap:dora`, in group `ldap:ops`.
+#[derive(Debug)]
+struct Directory;
+
+#[async_trait::async_trait]
+impl Authenticate for Directory {
+    async fn authenticate(
+        &self,
+        credentials: &Credentials,
+        _peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<(Identity, TokenSource)>, AuthenticationError> {
+        match credentials {
+            Credentials::Basic { user, password } if user == "dora" => {
+                if password != "dora-pass" {
+                    return Err(AuthenticationError::InvalidCredentials);
+                }
+                let identity = Identity::external(
+                    "ldap",
+                    "ldap:dora".parse().unwrap(),
+                    ["ldap:ops".parse().unwrap()],
+                );
+                Ok(Some((identity, TokenSource::External)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// alice edits `team`, bob views it, group `ldap:ops` (dora, from the
+/// directory) edits it too; tokens are also issued for OTHER.
 async fn world() -> World {
     world_with(Registry::in_memory()).await
 }
@@ -43,7 +72,11 @@ async fn world_with(base: Registry) -> World {
         };
         store.create_user(user).await.unwrap();
     }
-    for (role, who) in [(Role::Editor, "alice"), (Role::Viewer, "bob")] {
+    for (role, who) in [
+        (Role::Editor, "alice"),
+        (Role::Viewer, "bob"),
+        (Role::Editor, "group:ldap:ops"),
+    ] {
         let binding = RoleBinding {
             namespace: "team".parse().unwrap(),
             role,
@@ -56,6 +89,8 @@ async fn world_with(base: Registry) -> World {
     config.hasher = hasher;
     config.service = SERVICE.into();
     config.tokens.accepted_services = vec![OTHER.into()];
+    config.providers.push(Arc::new(Directory));
+    config.settings.external_refresh_token_lifetime = std::time::Duration::from_secs(3600);
     let registry = Registry::builder(base.stores().clone())
         .auth(config)
         .build()
@@ -543,4 +578,61 @@ async fn keys_live_in_the_sqlite_store_and_survive_a_restart() {
         .bare(Method::GET, "/v2/", &[("authorization", &token)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_provider_identity_keeps_its_groups_through_a_bounded_refresh_token() {
+    let w = world().await;
+    let r = w
+        .form(
+            "grant_type=password&username=dora&password=dora-pass&client_id=docker\
+             &access_type=offline&scope=repository:team/app:push,pull",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["scope"], "repository:team/app:pull,push");
+    let (_, claims) = jwt_parts(r.json()["access_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], "ldap:dora");
+    assert_eq!(claims["provider"], "ldap");
+    assert_eq!(claims["groups"], serde_json::json!(["ldap:ops"]));
+    assert_eq!(claims["source"], "external");
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // Recorded with the provider and groups, expiring within the bound.
+    let stored = w.store.list_refresh_tokens(None).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].provider, "ldap");
+    assert_eq!(stored[0].groups, ["ldap:ops".parse().unwrap()]);
+    let lifetime = stored[0].expires.unwrap() - stored[0].created;
+    assert!(lifetime <= time::Duration::hours(1), "{lifetime}");
+
+    // The refresh grant rebuilds the identity without asking the
+    // directory: the group binding still applies.
+    let r = w
+        .form(&format!(
+            "grant_type=refresh_token&refresh_token={refresh}&scope=repository:team/app:push"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["scope"], "repository:team/app:push");
+    let push = w
+        .client
+        .bare(
+            Method::POST,
+            "/v2/team/app/blobs/uploads/",
+            &[("authorization", &bearer(&r))],
+        )
+        .await;
+    assert_eq!(push.status, StatusCode::ACCEPTED);
+    // As a bearer credential on the admin API it is dora, from ldap.
+    let who = w
+        .get("/apis/admin/v1/whoami", &format!("Bearer {refresh}"))
+        .await;
+    assert_eq!(who.status, StatusCode::OK);
+    assert_eq!(who.json()["subject"], "user:ldap:dora");
+    assert!(
+        String::from_utf8_lossy(&who.body).contains("ldap:ops"),
+        "{:?}",
+        who.body
+    );
 }

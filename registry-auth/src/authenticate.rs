@@ -12,8 +12,9 @@ use crate::credentials::{
     random_bytes, AccessToken, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash,
 };
+use crate::identity::Identity;
 use crate::store::{AuthStore, AuthStoreError};
-use crate::subject::{Identity, Subject, UserName};
+use crate::subject::{Subject, UserName};
 use crate::throttle::{FailedLogins, LoginLimits};
 use crate::token::{TokenClaims, TokenSource};
 
@@ -317,6 +318,8 @@ impl Authenticator {
     pub async fn token_source_is_live(&self, claims: &TokenClaims) -> Result<bool, AuthStoreError> {
         match claims.source {
             TokenSource::Anonymous => Ok(claims.identity().is_anonymous()),
+            // Lives until it expires: a provider's login cannot be revoked here.
+            TokenSource::External => Ok(claims.subject.is_principal()),
             TokenSource::Password => Ok(match &claims.subject {
                 Subject::User(u) => self.store.get_user(u).await?.is_some(),
                 _ => false,
@@ -330,9 +333,6 @@ impl Authenticator {
                     .is_live(&hash, &claims.subject)
                     .await
             }
-            // A provider's login cannot be revoked here: the token lives
-            // until it expires.
-            TokenSource::External => Ok(true),
         }
     }
 
@@ -376,7 +376,7 @@ impl Authenticator {
         Ok(match &token.owner {
             Subject::User(u) => self.store.get_user(u).await?.is_some(),
             Subject::ServiceAccount(sa) => self.store.get_service_account(sa).await?.is_some(),
-            Subject::Group(_) => false,
+            Subject::External(_) | Subject::Group(_) => false,
         })
     }
 

@@ -6,19 +6,26 @@ use std::sync::{Arc, RwLock};
 
 use registry_core::Namespace;
 
+use crate::identity::Identity;
 use crate::role::{
     Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, RoleBinding,
 };
 use crate::store::{AuthStore, AuthStoreError};
-use crate::subject::{Group, Identity, Subject};
+use crate::subject::{Group, Subject};
 
 /// Grants of one kind of scope (one namespace, or the cluster), indexed by
 /// subject so that a check is a few hash lookups keyed by borrowed `&str`.
 #[derive(Debug, Default, Clone)]
 struct Grants {
+    /// Local and provider users, by name (a provider user without a
+    /// prefix shares the local user's name, and so its bindings).
     users: HashMap<Box<str>, ActionSet>,
     /// Service-account namespace → service-account name → actions.
     service_accounts: HashMap<Box<str>, HashMap<Box<str>, ActionSet>>,
+    /// `system:serviceaccounts:<ns>`, by namespace.
+    namespace_service_accounts: HashMap<Box<str>, ActionSet>,
+    /// Provider groups, by name.
+    groups: HashMap<Box<str>, ActionSet>,
     authenticated: ActionSet,
     anonymous: ActionSet,
 }
@@ -27,6 +34,7 @@ impl Grants {
     fn add(&mut self, subject: &Subject, actions: ActionSet) {
         let slot = match subject {
             Subject::User(u) => self.users.entry(u.as_str().into()).or_default(),
+            Subject::External(u) => self.users.entry(u.as_str().into()).or_default(),
             Subject::ServiceAccount(sa) => self
                 .service_accounts
                 .entry(sa.namespace.as_str().into())
@@ -35,6 +43,11 @@ impl Grants {
                 .or_default(),
             Subject::Group(Group::Authenticated) => &mut self.authenticated,
             Subject::Group(Group::Anonymous) => &mut self.anonymous,
+            Subject::Group(Group::ServiceAccounts(ns)) => self
+                .namespace_service_accounts
+                .entry(ns.as_str().into())
+                .or_default(),
+            Subject::Group(Group::Named(g)) => self.groups.entry(g.as_str().into()).or_default(),
         };
         *slot = slot.union(actions);
     }
@@ -44,13 +57,9 @@ impl Grants {
     /// namespace.
     fn for_identity(&self, identity: &Identity) -> ActionSet {
         let mut set = self.anonymous;
-        match identity.subject() {
-            Subject::User(u) => {
-                set = set.union(self.authenticated);
-                if let Some(a) = self.users.get(u.as_str()) {
-                    set = set.union(*a);
-                }
-            }
+        let user = match identity.subject() {
+            Subject::User(u) => Some(u.as_str()),
+            Subject::External(u) => Some(u.as_str()),
             Subject::ServiceAccount(sa) => {
                 set = set.union(self.authenticated);
                 if let Some(a) = self
@@ -60,8 +69,25 @@ impl Grants {
                 {
                     set = set.union(*a);
                 }
+                if let Some(a) = self.namespace_service_accounts.get(sa.namespace.as_str()) {
+                    set = set.union(*a);
+                }
+                None
             }
-            Subject::Group(_) => {}
+            Subject::Group(_) => return set,
+        };
+        if let Some(name) = user {
+            set = set.union(self.authenticated);
+            if let Some(a) = self.users.get(name) {
+                set = set.union(*a);
+            }
+        }
+        if !self.groups.is_empty() {
+            for g in identity.provider_groups() {
+                if let Some(a) = self.groups.get(g.as_str()) {
+                    set = set.union(*a);
+                }
+            }
         }
         set
     }
@@ -78,6 +104,9 @@ impl Grants {
 ///   [`Resource::Cluster`], and never a cluster-wide action.
 /// - Bindings to `system:authenticated` apply to every user and service
 ///   account; bindings to `system:anonymous` apply to every caller.
+/// - Bindings to `group:system:serviceaccounts:<ns>` apply to every service
+///   account of `<ns>`; bindings to a provider group (`group:ldap:ops`) to
+///   every identity the provider put in that group.
 /// - Service accounts have no implicit rights, not even in their own
 ///   namespace: they act only through bindings.
 ///
@@ -229,6 +258,7 @@ impl NamespaceFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::names::GroupName;
     use crate::role::Role;
     use registry_core::RepositoryName;
 
@@ -499,5 +529,64 @@ mod tests {
         );
         let anon = auth.namespaces_allowing(&Identity::anonymous(), Action::Pull);
         assert_eq!(anon, NamespaceFilter::Only([ns("public")].into()));
+    }
+
+    #[test]
+    fn group_bindings_apply_to_their_members() {
+        let rb = |n: &str, role, s: &str| RoleBinding {
+            namespace: ns(n),
+            role,
+            subject: subject(s),
+        };
+        let auth = Authorizer::new(
+            &[
+                rb("base", Role::Viewer, "group:system:serviceaccounts:team"),
+                rb("apps", Role::Editor, "group:ldap:ops"),
+                rb("apps", Role::Viewer, "ldap:carol"),
+            ],
+            &[ClusterRoleBinding {
+                role: ClusterRole::ClusterAdmin,
+                subject: subject("group:oidc:admins"),
+            }],
+        );
+        let base = repo("base/image");
+        let apps = repo("apps/web");
+        let g = |s: &str| s.parse::<GroupName>().unwrap();
+        let allowed = |id: &Identity, action, r: &RepositoryName| {
+            auth.check(id, action, &Resource::Repository(r))
+                .is_allowed()
+        };
+
+        // Every service account of `team`, and only of `team`.
+        let builder = identity("system:serviceaccount:team:builder");
+        let outsider = identity("system:serviceaccount:other:builder");
+        assert!(allowed(&builder, Action::Pull, &base));
+        assert!(!allowed(&builder, Action::Push, &base));
+        assert!(!allowed(&outsider, Action::Pull, &base));
+        // A user named like the group's namespace is not in it.
+        assert!(!allowed(&identity("team"), Action::Pull, &base));
+
+        // Provider groups: membership comes from the identity.
+        let bob = Identity::external("ldap", "ldap:bob".parse().unwrap(), [g("ldap:ops")]);
+        let dave = Identity::external("ldap", "ldap:dave".parse().unwrap(), [g("ldap:dev")]);
+        let carol = Identity::external("ldap", "ldap:carol".parse().unwrap(), []);
+        assert!(allowed(&bob, Action::Push, &apps));
+        assert!(!allowed(&bob, Action::Pull, &base));
+        assert!(!allowed(&dave, Action::Pull, &apps));
+        assert!(allowed(&carol, Action::Pull, &apps));
+        assert!(!allowed(&carol, Action::Push, &apps));
+        // The same group name from another provider is another group.
+        let oidc_ops = Identity::external("oidc", "oidc:bob".parse().unwrap(), [g("oidc:ops")]);
+        assert!(!allowed(&oidc_ops, Action::Pull, &apps));
+
+        // A cluster role through a group.
+        let root = Identity::external("oidc", "oidc:eve".parse().unwrap(), [g("oidc:admins")]);
+        assert!(auth.is_cluster_admin(&root));
+        assert!(allowed(&root, Action::Delete, &base));
+        assert!(!auth.is_cluster_admin(&bob));
+        assert_eq!(
+            auth.namespaces_allowing(&bob, Action::Push),
+            NamespaceFilter::Only([ns("apps")].into())
+        );
     }
 }

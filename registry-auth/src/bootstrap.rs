@@ -9,6 +9,9 @@ use crate::subject::{Subject, UserName};
 
 /// The bootstrap administrator's user name.
 pub const ADMIN_USER: &str = "admin";
+/// The marker ([`AuthStore::set_marker`]) recording that the store's
+/// administrator was bootstrapped.
+pub const ADMIN_BOOTSTRAPPED: &str = "admin-bootstrapped";
 
 /// Why bootstrapping failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +43,18 @@ pub enum BootstrapOutcome {
         /// The user name.
         user: UserName,
     },
+    /// The store was bootstrapped before: nothing was done, even if the
+    /// user was deleted since.
+    AlreadyBootstrapped,
 }
 
-/// Ensures user [`ADMIN_USER`] exists and is bound to `cluster-admin`.
+/// Bootstraps the store's administrator once: user [`ADMIN_USER`], bound to
+/// `cluster-admin`.
+///
+/// Runs only until it has succeeded once on a store (the
+/// [`ADMIN_BOOTSTRAPPED`] marker): afterwards `admin` stays deleted when an
+/// administrator deletes it. A store from before the marker existed that
+/// already has a cluster-admin is taken as bootstrapped.
 ///
 /// A new user gets `password`, or a generated one (returned). An existing
 /// user keeps its password (so restarts with the same configuration change
@@ -53,9 +65,21 @@ pub async fn ensure_admin(
     hasher: &PasswordHasher,
     password: Option<Password>,
 ) -> Result<BootstrapOutcome, BootstrapError> {
+    if store.marker_exists(ADMIN_BOOTSTRAPPED).await? {
+        return Ok(BootstrapOutcome::AlreadyBootstrapped);
+    }
     let name: UserName = ADMIN_USER
         .parse()
         .map_err(|_| AuthStoreError::backend("bootstrap user name is invalid"))?;
+    let has_cluster_admin = store
+        .list_cluster_role_bindings()
+        .await?
+        .iter()
+        .any(|b| b.role == ClusterRole::ClusterAdmin);
+    if has_cluster_admin && store.get_user(&name).await?.is_none() {
+        store.set_marker(ADMIN_BOOTSTRAPPED).await?;
+        return Ok(BootstrapOutcome::AlreadyBootstrapped);
+    }
     let outcome = if store.get_user(&name).await?.is_some() {
         BootstrapOutcome::AlreadyExisted { user: name.clone() }
     } else {
@@ -84,9 +108,13 @@ pub async fn ensure_admin(
         subject: Subject::User(name),
     };
     match store.add_cluster_role_binding(binding).await {
-        Ok(()) | Err(AuthStoreError::AlreadyExists(_)) => Ok(outcome),
-        Err(e) => Err(e.into()),
+        Ok(()) | Err(AuthStoreError::AlreadyExists(_)) => {}
+        Err(e) => return Err(e.into()),
     }
+    // Last: a crash before this point runs the bootstrap again, which
+    // finds the user and the binding made.
+    store.set_marker(ADMIN_BOOTSTRAPPED).await?;
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -123,10 +151,53 @@ mod tests {
         let again = ensure_admin(&store, &hasher, Some(Password::new("other")))
             .await
             .unwrap();
-        assert!(matches!(again, BootstrapOutcome::AlreadyExisted { .. }));
+        assert!(matches!(again, BootstrapOutcome::AlreadyBootstrapped));
         let still = store.get_user(&admin.name).await.unwrap().unwrap();
         assert_eq!(still.password_hash, admin.password_hash);
         assert_eq!(store.list_cluster_role_bindings().await.unwrap().len(), 1);
+
+        // Deleted, it stays deleted.
+        store.delete_user(&admin.name).await.unwrap();
+        let after_delete = ensure_admin(&store, &hasher, None).await.unwrap();
+        assert!(matches!(
+            after_delete,
+            BootstrapOutcome::AlreadyBootstrapped
+        ));
+        assert!(store.get_user(&admin.name).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_marker_keeps_its_administrators() {
+        let hasher = PasswordHasher::insecure_fast();
+        // admin deleted earlier, another cluster-admin in charge: not recreated.
+        let store = MemoryAuthStore::new();
+        store
+            .add_cluster_role_binding(ClusterRoleBinding {
+                role: ClusterRole::ClusterAdmin,
+                subject: "root".parse().unwrap(),
+            })
+            .await
+            .unwrap();
+        let outcome = ensure_admin(&store, &hasher, None).await.unwrap();
+        assert!(matches!(outcome, BootstrapOutcome::AlreadyBootstrapped));
+        assert!(store
+            .get_user(&"admin".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.marker_exists(ADMIN_BOOTSTRAPPED).await.unwrap());
+
+        // admin still there: kept as it is, and the marker set.
+        let store = MemoryAuthStore::new();
+        let first = ensure_admin(&store, &hasher, None).await.unwrap();
+        assert!(matches!(first, BootstrapOutcome::Created { .. }));
+        let fresh = MemoryAuthStore::new();
+        for user in store.list_users().await.unwrap() {
+            fresh.create_user(user).await.unwrap();
+        }
+        let outcome = ensure_admin(&fresh, &hasher, None).await.unwrap();
+        assert!(matches!(outcome, BootstrapOutcome::AlreadyExisted { .. }));
+        assert!(fresh.marker_exists(ADMIN_BOOTSTRAPPED).await.unwrap());
     }
 
     #[tokio::test]

@@ -352,4 +352,12 @@ impl AuthStore for CachedAuthStore {
     async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
         self.inner.delete_token_signing_key(kid).await
     }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        self.inner.marker_exists(name).await
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        self.inner.set_marker(name).await
+    }
 }

@@ -67,7 +67,9 @@ pub mod authorizer;
 pub mod bootstrap;
 pub mod cached;
 pub mod credentials;
+pub mod identity;
 pub mod memory;
+pub mod names;
 pub mod refresh;
 pub mod role;
 pub mod scope;
@@ -81,13 +83,20 @@ pub mod token;
 
 pub use authenticate::{Authenticate, AuthenticationError, Authenticator, Credentials};
 pub use authorizer::{Authorizer, AuthorizerHandle, NamespaceFilter};
-pub use bootstrap::{ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_USER};
+pub use bootstrap::{
+    ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_BOOTSTRAPPED, ADMIN_USER,
+};
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
 pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash, TokenName, TokenNameError,
 };
+pub use identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
 pub use memory::MemoryAuthStore;
+pub use names::{
+    ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
+    ServiceAccountRef, UserName, UserNameError,
+};
 pub use refresh::{ClientId, ClientIdError, RefreshToken, RefreshTokenSecret, RefreshTokens};
 pub use role::{
     Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, Role, RoleBinding,
@@ -99,10 +108,7 @@ pub use secret::{
     pull_secret, pull_secret_name, PullSecretPolicy, SigningKey,
 };
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
-pub use subject::{
-    Group, Identity, ServiceAccountName, ServiceAccountNameError, ServiceAccountRef, Subject,
-    SubjectError, UserName, UserNameError,
-};
+pub use subject::{Group, Subject, SubjectError};
 pub use throttle::{FailedLogins, LoginLimits};
 pub use token::{
     IssuedToken, Jwk, Jwks, KeyId, RegistryToken, TokenCa, TokenClaims, TokenError, TokenIssuer,

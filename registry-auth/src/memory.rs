@@ -27,6 +27,7 @@ struct State {
     refresh_by_hash: HashMap<TokenHash, AccessTokenId>,
     token_ca: Option<TokenCa>,
     signing_keys: BTreeMap<KeyId, TokenSigningKey>,
+    markers: BTreeSet<String>,
 }
 
 impl State {
@@ -415,5 +416,14 @@ impl AuthStore for MemoryAuthStore {
                 "token-signing key {kid}"
             ))),
         }
+    }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        Ok(self.read()?.markers.contains(name))
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        self.write()?.markers.insert(name.to_owned());
+        Ok(())
     }
 }

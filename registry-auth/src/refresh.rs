@@ -22,9 +22,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::authenticate::{Authenticate, AuthenticationError, Credentials};
 use crate::credentials::{random_bytes, AccessTokenId, CredentialError, TokenHash};
+use crate::identity::{Identity, LOCAL_PROVIDER};
+use crate::names::GroupName;
 use crate::store::{AuthStore, AuthStoreError};
-use crate::subject::{Identity, Subject};
-use crate::token::{TokenSource, LOCAL_PROVIDER};
+use crate::subject::Subject;
+use crate::token::TokenSource;
 
 /// The recognisable prefix of every refresh token.
 pub const REFRESH_TOKEN_PREFIX: &str = "rgr_";
@@ -139,7 +141,7 @@ pub struct RefreshToken {
     /// The provider that authenticated the owner (`local`, `ldap`, …).
     pub provider: String,
     /// The groups that provider gave the owner at login.
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
     /// The OAuth2 client it was issued to.
     pub client_id: ClientId,
     /// When it was made.
@@ -165,8 +167,8 @@ impl RefreshToken {
             id: AccessTokenId::generate(),
             hash: secret.hash(),
             owner: identity.subject().clone(),
-            provider: LOCAL_PROVIDER.to_owned(),
-            groups: Vec::new(),
+            provider: identity.provider().to_owned(),
+            groups: identity.provider_groups().to_vec(),
             client_id,
             created: now,
             expires,
@@ -182,7 +184,15 @@ impl RefreshToken {
 
     /// The identity it stands for, as its provider gave it at login.
     pub fn identity(&self) -> Option<Identity> {
-        Identity::authenticated(self.owner.clone())
+        self.owner
+            .is_principal()
+            .then(|| crate::token::claims_identity(&self.owner, &self.provider, &self.groups))
+    }
+
+    /// Whether a provider other than the registry's own users vouched for
+    /// the owner (the registry cannot see that identity revoked).
+    pub fn is_external(&self) -> bool {
+        self.provider != LOCAL_PROVIDER
     }
 }
 
@@ -245,10 +255,13 @@ impl RefreshTokens {
         if !token.hash.ct_eq(hash) || token.is_expired(OffsetDateTime::now_utc()) {
             return Ok(None);
         }
+        // A provider's identity has no record here: its refresh tokens are
+        // bounded in lifetime instead.
         let owner_exists = match &token.owner {
+            _ if token.is_external() => token.owner.is_principal(),
             Subject::User(u) => self.store.get_user(u).await?.is_some(),
             Subject::ServiceAccount(sa) => self.store.get_service_account(sa).await?.is_some(),
-            Subject::Group(_) => false,
+            Subject::External(_) | Subject::Group(_) => false,
         };
         Ok(owner_exists.then_some(token))
     }

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use registry_core::{NameError, RepositoryName};
 
 use crate::authorizer::Authorizer;
+use crate::identity::Identity;
 use crate::role::{Action, Resource};
-use crate::subject::Identity;
 
 /// One action a scope can name on a repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -243,4 +243,12 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError>;
     /// Deletes a token-signing key. `NotFound` if missing.
     async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError>;
+
+    // Markers: one-time steps that must not run again once done, even when
+    // what they made is deleted later (such as the bootstrap of `admin`).
+
+    /// Whether the one-time step `name` was recorded.
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError>;
+    /// Records the one-time step `name`; recording it again changes nothing.
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError>;
 }

@@ -1,152 +1,26 @@
-//! Who asks: user and service-account names, subjects, groups and the
-//! [`Identity`] the authorizer is asked about.
+//! What a role can be bound to: [`Subject`]s, including [`Group`]s.
+//!
+//! The names they are made of live in [`crate::names`]; the caller the
+//! authorizer is asked about is an [`Identity`](crate::Identity).
 
 use std::fmt;
 use std::str::FromStr;
 
 use registry_core::{NameError, Namespace};
 
-/// Longest user name accepted, in bytes.
-pub const MAX_USER_NAME_LEN: usize = 64;
-/// Longest service-account name accepted, in bytes (a DNS-1123 label).
-pub const MAX_SERVICE_ACCOUNT_NAME_LEN: usize = 63;
+pub(crate) use registry_core::serde_via_str;
 
-/// The prefix of a service account's subject string.
-pub const SERVICE_ACCOUNT_PREFIX: &str = "system:serviceaccount:";
+pub use crate::names::{
+    ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
+    ServiceAccountRef, UserName, UserNameError, MAX_EXTERNAL_NAME_LEN,
+    MAX_SERVICE_ACCOUNT_NAME_LEN, MAX_USER_NAME_LEN, SERVICE_ACCOUNT_PREFIX,
+};
 
-/// Why a string is not a valid user name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UserNameError {
-    /// The name is empty.
-    #[error("user name is empty")]
-    Empty,
-    /// The name is longer than [`MAX_USER_NAME_LEN`].
-    #[error("user name is {0} bytes, longer than 64")]
-    TooLong(usize),
-    /// The name breaks the namespace-component grammar.
-    #[error("invalid user name: {0}")]
-    Grammar(NameError),
-}
+/// The prefix of the group of every service account of a namespace.
+pub const SERVICE_ACCOUNTS_GROUP_PREFIX: &str = "system:serviceaccounts:";
 
-/// A validated user name.
-///
-/// Grammar: one repository-name component (`[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`,
-/// the same as a [`Namespace`]), at most [`MAX_USER_NAME_LEN`] bytes. It never
-/// contains `:`, so it cannot be confused with a `system:` subject, and it is
-/// safe as the user part of HTTP Basic credentials.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserName {
-    repr: Box<str>,
-}
-
-impl UserName {
-    /// The name text.
-    pub fn as_str(&self) -> &str {
-        &self.repr
-    }
-}
-
-impl FromStr for UserName {
-    type Err = UserNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(UserNameError::Empty);
-        }
-        if s.len() > MAX_USER_NAME_LEN {
-            return Err(UserNameError::TooLong(s.len()));
-        }
-        s.parse::<Namespace>().map_err(UserNameError::Grammar)?;
-        Ok(UserName { repr: s.into() })
-    }
-}
-
-/// Why a string is not a valid service-account name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceAccountNameError {
-    /// The name is empty.
-    #[error("service account name is empty")]
-    Empty,
-    /// The name is longer than [`MAX_SERVICE_ACCOUNT_NAME_LEN`].
-    #[error("service account name is {0} bytes, longer than 63")]
-    TooLong(usize),
-    /// A character outside `[a-z0-9-]` appears.
-    #[error("service account name contains invalid character {0:?}")]
-    InvalidCharacter(char),
-    /// The name starts or ends with `-`.
-    #[error("service account name must start and end with a letter or digit")]
-    InvalidEdge,
-}
-
-/// A validated service-account name, unique within its namespace.
-///
-/// Grammar: a DNS-1123 label (`[a-z0-9]([a-z0-9-]*[a-z0-9])?`, at most 63
-/// bytes), like a Kubernetes ServiceAccount, so that the derived pull-secret
-/// name is a valid Kubernetes object name too.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceAccountName {
-    repr: Box<str>,
-}
-
-impl ServiceAccountName {
-    /// The name text.
-    pub fn as_str(&self) -> &str {
-        &self.repr
-    }
-}
-
-impl FromStr for ServiceAccountName {
-    type Err = ServiceAccountNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(ServiceAccountNameError::Empty);
-        }
-        if s.len() > MAX_SERVICE_ACCOUNT_NAME_LEN {
-            return Err(ServiceAccountNameError::TooLong(s.len()));
-        }
-        if let Some(bad) = s
-            .chars()
-            .find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
-        {
-            return Err(ServiceAccountNameError::InvalidCharacter(bad));
-        }
-        if s.starts_with('-') || s.ends_with('-') {
-            return Err(ServiceAccountNameError::InvalidEdge);
-        }
-        Ok(ServiceAccountName { repr: s.into() })
-    }
-}
-
-/// A service account: a name inside a namespace. Shown as
-/// `system:serviceaccount:<namespace>:<name>`.
+/// A group of callers. Bindings to a group apply to every member.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceAccountRef {
-    /// The namespace that owns the service account.
-    pub namespace: Namespace,
-    /// Its name within the namespace.
-    pub name: ServiceAccountName,
-}
-
-impl ServiceAccountRef {
-    /// Pairs a namespace and a name.
-    pub fn new(namespace: Namespace, name: ServiceAccountName) -> Self {
-        ServiceAccountRef { namespace, name }
-    }
-}
-
-impl fmt::Display for ServiceAccountRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{SERVICE_ACCOUNT_PREFIX}{}:{}",
-            self.namespace, self.name
-        )
-    }
-}
-
-/// The built-in groups. Every request belongs to exactly one of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Group {
     /// `system:authenticated`: every logged-in user and service account.
     Authenticated,
@@ -154,26 +28,51 @@ pub enum Group {
     /// group makes a namespace public; the authorizer applies such bindings to
     /// every identity, so a public namespace stays readable after login.
     Anonymous,
+    /// `system:serviceaccounts:<ns>`: every service account of namespace
+    /// `<ns>` ("all workloads of project A pull from project B").
+    ServiceAccounts(Namespace),
+    /// A group an identity provider puts its users in (`oidc:devs`).
+    Named(GroupName),
 }
 
-impl Group {
-    /// The group's subject string.
-    pub fn as_str(self) -> &'static str {
+impl fmt::Display for Group {
+    /// The group's name (without the `group:` of its subject string).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Group::Authenticated => "system:authenticated",
-            Group::Anonymous => "system:anonymous",
+            Group::Authenticated => f.write_str("system:authenticated"),
+            Group::Anonymous => f.write_str("system:anonymous"),
+            Group::ServiceAccounts(ns) => write!(f, "{SERVICE_ACCOUNTS_GROUP_PREFIX}{ns}"),
+            Group::Named(name) => name.fmt(f),
         }
     }
 }
 
-impl fmt::Display for Group {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+impl FromStr for Group {
+    type Err = SubjectError;
+
+    /// Parses a group name (`system:authenticated`,
+    /// `system:serviceaccounts:team`, `ldap:ops`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "system:authenticated" => return Ok(Group::Authenticated),
+            "system:anonymous" => return Ok(Group::Anonymous),
+            _ => {}
+        }
+        if let Some(ns) = s.strip_prefix(SERVICE_ACCOUNTS_GROUP_PREFIX) {
+            return Ok(Group::ServiceAccounts(
+                ns.parse().map_err(SubjectError::Namespace)?,
+            ));
+        }
+        if s.starts_with("system:") {
+            return Err(SubjectError::UnknownSystemSubject(s.to_owned()));
+        }
+        Ok(Group::Named(s.parse().map_err(SubjectError::GroupName)?))
     }
 }
 
 /// Why a string is not a valid subject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SubjectError {
     /// A `system:` subject other than a known group or a service account.
     #[error("unknown system subject {0:?}")]
@@ -181,8 +80,8 @@ pub enum SubjectError {
     /// `system:serviceaccount:` not followed by `<namespace>:<name>`.
     #[error("service account subject must be system:serviceaccount:<namespace>:<name>")]
     MalformedServiceAccount,
-    /// The service account's namespace is invalid.
-    #[error("invalid service account namespace: {0}")]
+    /// A namespace inside the subject is invalid.
+    #[error("invalid namespace in subject: {0}")]
     Namespace(NameError),
     /// The service account's name is invalid.
     #[error(transparent)]
@@ -190,25 +89,41 @@ pub enum SubjectError {
     /// A plain subject is read as a user name, and is not a valid one.
     #[error(transparent)]
     UserName(#[from] UserNameError),
+    /// A provider user name is invalid.
+    #[error("invalid user name: {0}")]
+    ExternalUserName(ExternalNameError),
+    /// A provider group name is invalid.
+    #[error("invalid group name: {0}")]
+    GroupName(ExternalNameError),
 }
 
 /// Something a role can be bound to: a user, a service account or a group.
 ///
-/// String form: a user is its bare name, a service account is
-/// `system:serviceaccount:<ns>:<name>`, a group is `system:authenticated` or
-/// `system:anonymous`. Serde goes through that string form.
+/// String forms (serde goes through them; the first is the canonical one
+/// [`Display`](fmt::Display) writes):
+///
+/// | subject | canonical | also accepted |
+/// |---|---|---|
+/// | local user | `alice` | `user:alice` |
+/// | provider user | `ldap:alice` (`user:alice@example.com` when the name has no `:`) | `user:ldap:alice` |
+/// | service account | `system:serviceaccount:team:builder` | `serviceaccount:team:builder` |
+/// | built-in group | `system:authenticated`, `system:anonymous` | `group:system:authenticated` |
+/// | service accounts of a namespace | `group:system:serviceaccounts:team` | |
+/// | provider group | `group:oidc:devs` | |
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
-    /// A human (or robot) user with a password and/or access tokens.
+    /// A local user, with a password and/or access tokens.
     User(UserName),
+    /// A user an identity provider vouches for (LDAP, OIDC, htpasswd).
+    External(ExternalUserName),
     /// A namespaced workload identity with access tokens only.
     ServiceAccount(ServiceAccountRef),
-    /// A built-in group.
+    /// A group.
     Group(Group),
 }
 
 impl Subject {
-    /// The user name, when the subject is a user.
+    /// The local user name, when the subject is a local user.
     pub fn as_user(&self) -> Option<&UserName> {
         match self {
             Subject::User(u) => Some(u),
@@ -224,16 +139,47 @@ impl Subject {
         }
     }
 
-    /// Whether this subject can own credentials (users and service accounts
-    /// can; groups cannot).
+    /// Whether this subject is one caller (a user or a service account),
+    /// not a group.
     pub fn is_principal(&self) -> bool {
         !matches!(self, Subject::Group(_))
+    }
+
+    /// A user's subject: local when `name` is a valid [`UserName`], else a
+    /// provider user.
+    fn user(name: &str) -> Result<Self, SubjectError> {
+        if let Ok(local) = name.parse::<UserName>() {
+            return Ok(Subject::User(local));
+        }
+        if name.starts_with("system:") {
+            return Err(SubjectError::UnknownSystemSubject(name.to_owned()));
+        }
+        name.parse()
+            .map(Subject::External)
+            .map_err(SubjectError::ExternalUserName)
+    }
+
+    fn service_account(rest: &str) -> Result<Self, SubjectError> {
+        let (ns, name) = rest
+            .split_once(':')
+            .ok_or(SubjectError::MalformedServiceAccount)?;
+        let namespace = ns.parse().map_err(SubjectError::Namespace)?;
+        Ok(Subject::ServiceAccount(ServiceAccountRef {
+            namespace,
+            name: name.parse()?,
+        }))
     }
 }
 
 impl From<UserName> for Subject {
     fn from(u: UserName) -> Self {
         Subject::User(u)
+    }
+}
+
+impl From<ExternalUserName> for Subject {
+    fn from(u: ExternalUserName) -> Self {
+        Subject::External(u)
     }
 }
 
@@ -253,25 +199,27 @@ impl FromStr for Subject {
     type Err = SubjectError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Some(rest) = s.strip_prefix(SERVICE_ACCOUNT_PREFIX) {
-            let (ns, name) = rest
-                .split_once(':')
-                .ok_or(SubjectError::MalformedServiceAccount)?;
-            let namespace = ns.parse().map_err(SubjectError::Namespace)?;
-            return Ok(Subject::ServiceAccount(ServiceAccountRef {
-                namespace,
-                name: name.parse()?,
-            }));
+        if let Some(group) = s.strip_prefix("group:") {
+            return Ok(Subject::Group(group.parse()?));
+        }
+        if let Some(user) = s.strip_prefix("user:") {
+            return Subject::user(user);
+        }
+        if let Some(rest) = s
+            .strip_prefix(SERVICE_ACCOUNT_PREFIX)
+            .or_else(|| s.strip_prefix("serviceaccount:"))
+        {
+            return Subject::service_account(rest);
         }
         match s {
-            "system:authenticated" => return Ok(Subject::Group(Group::Authenticated)),
-            "system:anonymous" => return Ok(Subject::Group(Group::Anonymous)),
-            _ => {}
+            "system:authenticated" => Ok(Subject::Group(Group::Authenticated)),
+            "system:anonymous" => Ok(Subject::Group(Group::Anonymous)),
+            // A bare name is a local user unless it carries a provider's
+            // prefix, so a mistyped local name is an error, not a binding
+            // to a provider user nobody is.
+            _ if s.contains(':') => Subject::user(s),
+            _ => Ok(Subject::User(s.parse()?)),
         }
-        if s.starts_with("system:") {
-            return Err(SubjectError::UnknownSystemSubject(s.to_owned()));
-        }
-        Ok(Subject::User(s.parse()?))
     }
 }
 
@@ -279,101 +227,15 @@ impl fmt::Display for Subject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Subject::User(u) => u.fmt(f),
+            Subject::External(u) if u.as_str().contains(':') => u.fmt(f),
+            Subject::External(u) => write!(f, "user:{u}"),
             Subject::ServiceAccount(sa) => sa.fmt(f),
-            Subject::Group(g) => g.fmt(f),
+            Subject::Group(g @ (Group::Authenticated | Group::Anonymous)) => g.fmt(f),
+            Subject::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
 
-/// An authenticated (or anonymous) caller: its subject and its groups.
-///
-/// Build one with [`Identity::anonymous`] or [`Identity::authenticated`]; the
-/// group membership follows from the subject, so it cannot be forged.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Identity {
-    subject: Subject,
-}
-
-impl Identity {
-    /// A caller without credentials: subject and only group `system:anonymous`.
-    pub fn anonymous() -> Self {
-        Identity {
-            subject: Subject::Group(Group::Anonymous),
-        }
-    }
-
-    /// A caller that proved it is `subject` (a user or a service account);
-    /// its group is `system:authenticated`. Returns `None` for a group.
-    pub fn authenticated(subject: Subject) -> Option<Self> {
-        subject.is_principal().then_some(Identity { subject })
-    }
-
-    /// A logged-in user.
-    pub fn user(name: UserName) -> Self {
-        Identity {
-            subject: Subject::User(name),
-        }
-    }
-
-    /// A logged-in service account.
-    pub fn service_account(sa: ServiceAccountRef) -> Self {
-        Identity {
-            subject: Subject::ServiceAccount(sa),
-        }
-    }
-
-    /// Who the caller is.
-    pub fn subject(&self) -> &Subject {
-        &self.subject
-    }
-
-    /// Whether the caller presented no credentials.
-    pub fn is_anonymous(&self) -> bool {
-        matches!(self.subject, Subject::Group(Group::Anonymous))
-    }
-
-    /// The single built-in group the caller belongs to.
-    pub fn group(&self) -> Group {
-        if self.is_anonymous() {
-            Group::Anonymous
-        } else {
-            Group::Authenticated
-        }
-    }
-
-    /// The caller's groups, as a slice (for display, e.g. `whoami`).
-    pub fn groups(&self) -> &'static [Group] {
-        if self.is_anonymous() {
-            &[Group::Anonymous]
-        } else {
-            &[Group::Authenticated]
-        }
-    }
-}
-
-macro_rules! string_form {
-    ($t:ty) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.repr)
-            }
-        }
-
-        impl fmt::Debug for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($t), self.repr)
-            }
-        }
-    };
-}
-
-string_form!(UserName);
-string_form!(ServiceAccountName);
-
-pub(crate) use registry_core::serde_via_str;
-
-serde_via_str!(UserName);
-serde_via_str!(ServiceAccountName);
 serde_via_str!(Subject);
 
 #[cfg(test)]
@@ -381,49 +243,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn user_names() {
-        assert!("alice".parse::<UserName>().is_ok());
-        assert!("ci.bot_1".parse::<UserName>().is_ok());
-        assert_eq!("".parse::<UserName>(), Err(UserNameError::Empty));
-        assert_eq!(
-            "a".repeat(65).parse::<UserName>(),
-            Err(UserNameError::TooLong(65))
-        );
-        assert!(matches!(
-            "Alice".parse::<UserName>(),
-            Err(UserNameError::Grammar(_))
-        ));
-        assert!(matches!(
-            "a:b".parse::<UserName>(),
-            Err(UserNameError::Grammar(_))
-        ));
-    }
-
-    #[test]
-    fn service_account_names() {
-        assert!("builder".parse::<ServiceAccountName>().is_ok());
-        assert!("a-1".parse::<ServiceAccountName>().is_ok());
-        assert_eq!(
-            "a_b".parse::<ServiceAccountName>(),
-            Err(ServiceAccountNameError::InvalidCharacter('_'))
-        );
-        assert_eq!(
-            "-a".parse::<ServiceAccountName>(),
-            Err(ServiceAccountNameError::InvalidEdge)
-        );
-        assert_eq!(
-            "a".repeat(64).parse::<ServiceAccountName>(),
-            Err(ServiceAccountNameError::TooLong(64))
-        );
-    }
-
-    #[test]
     fn subjects_round_trip() {
         for s in [
             "alice",
+            "ldap:alice",
+            "oidc:alice@example.com",
+            "user:alice@example.com",
             "system:serviceaccount:team:builder",
             "system:authenticated",
             "system:anonymous",
+            "group:system:serviceaccounts:team",
+            "group:oidc:devs",
+            "group:ldap:ops",
         ] {
             let subject: Subject = s.parse().unwrap();
             assert_eq!(subject.to_string(), s);
@@ -431,7 +262,43 @@ mod tests {
             assert_eq!(serde_json::from_str::<Subject>(&json).unwrap(), subject);
         }
         assert!(matches!(
+            "ldap:alice".parse::<Subject>(),
+            Ok(Subject::External(_))
+        ));
+        assert!(matches!(
+            "group:ldap:ops".parse::<Subject>(),
+            Ok(Subject::Group(Group::Named(_)))
+        ));
+    }
+
+    #[test]
+    fn kind_prefixed_forms_read_as_the_canonical_ones() {
+        for (long, canonical) in [
+            ("user:alice", "alice"),
+            ("user:ldap:alice", "ldap:alice"),
+            (
+                "serviceaccount:team:builder",
+                "system:serviceaccount:team:builder",
+            ),
+            ("group:system:authenticated", "system:authenticated"),
+            ("group:system:anonymous", "system:anonymous"),
+        ] {
+            assert_eq!(long.parse::<Subject>().unwrap().to_string(), canonical);
+        }
+    }
+
+    #[test]
+    fn bad_subjects() {
+        assert!(matches!(
             "system:masters".parse::<Subject>(),
+            Err(SubjectError::UnknownSystemSubject(_))
+        ));
+        assert!(matches!(
+            "group:system:masters".parse::<Subject>(),
+            Err(SubjectError::UnknownSystemSubject(_))
+        ));
+        assert!(matches!(
+            "user:system:anonymous".parse::<Subject>(),
             Err(SubjectError::UnknownSystemSubject(_))
         ));
         assert_eq!(
@@ -442,15 +309,26 @@ mod tests {
             "system:serviceaccount:Team:x".parse::<Subject>(),
             Err(SubjectError::Namespace(_))
         ));
-    }
-
-    #[test]
-    fn identities() {
-        let anon = Identity::anonymous();
-        assert!(anon.is_anonymous());
-        assert_eq!(anon.groups(), &[Group::Anonymous]);
-        let u = Identity::user("alice".parse().unwrap());
-        assert_eq!(u.group(), Group::Authenticated);
-        assert!(Identity::authenticated(Subject::Group(Group::Authenticated)).is_none());
+        assert!(matches!(
+            "group:system:serviceaccounts:Bad".parse::<Subject>(),
+            Err(SubjectError::Namespace(_))
+        ));
+        assert!(matches!(
+            "group:".parse::<Subject>(),
+            Err(SubjectError::GroupName(ExternalNameError::Empty))
+        ));
+        assert!(matches!(
+            "ldap:a b".parse::<Subject>(),
+            Err(SubjectError::ExternalUserName(
+                ExternalNameError::InvalidCharacter
+            ))
+        ));
+        // A bare name without a provider prefix must be a local user name.
+        for bad in ["", "Alice", "a b"] {
+            assert!(
+                matches!(bad.parse::<Subject>(), Err(SubjectError::UserName(_))),
+                "{bad:?}"
+            );
+        }
     }
 }

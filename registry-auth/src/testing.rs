@@ -37,6 +37,7 @@ pub async fn run_all(store: &dyn AuthStore) {
     deleting_a_service_account_cascades(store).await;
     refresh_tokens(store).await;
     token_keys(store).await;
+    markers(store).await;
 }
 
 /// A random tag for names, lowercase hex.
@@ -323,10 +324,29 @@ pub async fn role_bindings(store: &dyn AuthStore) {
         role,
         subject: subject.clone(),
     };
+    // Every kind of subject survives the store: provider users and groups,
+    // and the service accounts of a namespace.
+    let subject = |s: &str| s.parse::<Subject>().expect("test subject");
     let bindings = [
         b(&ns1, Role::Viewer, &Subject::Group(Group::Anonymous)),
         b(&ns1, Role::Editor, &alice),
         b(&ns1, Role::Viewer, &sa),
+        b(&ns1, Role::Viewer, &subject(&format!("group:ldap:ops-{t}"))),
+        b(
+            &ns1,
+            Role::Editor,
+            &subject(&format!("oidc:bob-{t}@example.com")),
+        ),
+        b(
+            &ns1,
+            Role::Viewer,
+            &subject(&format!("user:carol-{t}@example.com")),
+        ),
+        b(
+            &ns1,
+            Role::Viewer,
+            &subject(&format!("group:system:serviceaccounts:{ns2}")),
+        ),
         b(&ns2, Role::Admin, &alice),
     ];
     for binding in bindings.iter().rev() {
@@ -348,7 +368,7 @@ pub async fn role_bindings(store: &dyn AuthStore) {
     );
     assert_not_found("remove again", store.remove_role_binding(&viewer_too).await);
 
-    let mut expected_ns1 = bindings[..3].to_vec();
+    let mut expected_ns1 = bindings[..7].to_vec();
     expected_ns1.sort();
     assert_eq!(
         ok("list ns1", store.list_role_bindings(Some(&ns1)).await),
@@ -364,7 +384,7 @@ pub async fn role_bindings(store: &dyn AuthStore) {
 
     assert_eq!(
         ok("delete ns1", store.delete_namespace_bindings(&ns1).await),
-        3
+        7
     );
     assert_eq!(
         ok(
@@ -377,7 +397,7 @@ pub async fn role_bindings(store: &dyn AuthStore) {
         ok("list ns1", store.list_role_bindings(Some(&ns1)).await),
         []
     );
-    ok("remove last", store.remove_role_binding(&bindings[3]).await);
+    ok("remove last", store.remove_role_binding(&bindings[7]).await);
     assert_nothing_left(store, &t).await;
 }
 
@@ -518,4 +538,18 @@ pub async fn deleting_a_service_account_cascades(store: &dyn AuthStore) {
 
     ok("delete keeper", store.delete_service_account(&keep).await);
     assert_nothing_left(store, &t).await;
+}
+
+/// A marker is absent until set, then stays set; setting it again is fine.
+pub async fn markers(store: &dyn AuthStore) {
+    let name = format!("conformance-{}", tag());
+    assert!(!ok("absent", store.marker_exists(&name).await));
+    ok("set", store.set_marker(&name).await);
+    assert!(ok("present", store.marker_exists(&name).await));
+    ok("set again", store.set_marker(&name).await);
+    assert!(ok("still present", store.marker_exists(&name).await));
+    assert!(!ok(
+        "another",
+        store.marker_exists(&format!("{name}-other")).await
+    ));
 }

@@ -11,8 +11,8 @@ use super::{Client, ClientError};
 use crate::model::admin::{
     AccessTokenList, BindingRequest, ClusterRoleBinding, ClusterRoleBindingList,
     CreatedAccessToken, NamespaceCreated, NamespaceList, NewAccessToken, NewName, NewUser,
-    PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList, ServiceAccount,
-    ServiceAccountList, UserCreated, UserList, WhoAmI,
+    PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
+    ServiceAccount, ServiceAccountList, UserCreated, UserList, WhoAmI,
 };
 
 /// The request a call sends: its method, path under `/apis/admin/v1`, query
@@ -175,6 +175,18 @@ impl Client {
     /// `POST /users`.
     pub async fn create_user(&self, user: &NewUser) -> Result<UserCreated, ClientError> {
         self.admin(call(Method::POST, &["users"]).with(user)).await
+    }
+
+    /// `PUT /users/{name}/password`.
+    pub async fn set_password(
+        &self,
+        name: &UserName,
+        change: &PasswordChange,
+    ) -> Result<(), ClientError> {
+        let path = ["users", name.as_str(), "password"];
+        self.admin_send(call(Method::PUT, &path).with(change))
+            .await
+            .map(drop)
     }
 
     /// `DELETE /users/{name}`.

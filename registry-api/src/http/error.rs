@@ -175,7 +175,7 @@ impl From<RegistryError> for ApiError {
                 _ => ApiError::new(ErrorCode::Unsupported, message)
                     .with_status(StatusCode::BAD_REQUEST),
             },
-            RegistryError::AlreadyExists(_) => {
+            RegistryError::AlreadyExists(_) | RegistryError::Conflict(_) => {
                 ApiError::new(ErrorCode::Unsupported, message).with_status(StatusCode::CONFLICT)
             }
             RegistryError::AccessControlOff => {

@@ -20,10 +20,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct WhoAmI {
-    /// The groups the caller is in (`system:authenticated`, …).
+    /// Every group the caller is in (`system:authenticated`,
+    /// `system:serviceaccounts:ns`, a provider's `ldap:ops`, …).
     pub groups: Vec<String>,
-    /// The caller (`user:alice`, `serviceaccount:ns:ci`).
+    /// The caller (`user:alice`, `user:ldap:bob`, `serviceaccount:ns:ci`).
     pub subject: String,
+    /// The identity provider that vouched for the caller (`local`,
+    /// `htpasswd`, `ldap`, `oidc`, or a host application's name).
+    #[serde(default)]
+    pub provider: String,
 }
 
 /// `GET /namespaces`.
@@ -147,6 +152,49 @@ impl fmt::Debug for NewUser {
         f.debug_struct("NewUser")
             .field("name", &self.name)
             .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `PUT /users/{name}/password`: a cluster-admin sends `password`; a user
+/// changing their own sends `current_password` too. `Debug` hides both.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The new password (at least 8 characters).
+    pub password: String,
+    /// The caller's current password, when changing their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
+}
+
+impl PasswordChange {
+    /// A cluster-admin setting a user's password.
+    pub fn new(password: impl Into<String>) -> Self {
+        PasswordChange {
+            password: password.into(),
+            current_password: None,
+        }
+    }
+
+    /// A user changing their own password.
+    pub fn own(current_password: impl Into<String>, password: impl Into<String>) -> Self {
+        PasswordChange {
+            password: password.into(),
+            current_password: Some(current_password.into()),
+        }
+    }
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("password", &"<redacted>")
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

@@ -3,7 +3,10 @@
 //! a caller who logged in, and the admin right it names; changes are
 //! written to the audit log (`target: "audit"`) as the caller's.
 
-use registry_auth::{Action, ClusterRoleBinding, Password, Resource, RoleBinding, User, UserName};
+use registry_auth::{
+    Action, ClusterRole, ClusterRoleBinding, Password, Resource, RoleBinding, Subject, TokenSource,
+    User, UserName,
+};
 use registry_core::Namespace;
 use registry_storage::{GcOptions, GcReport, StorageError};
 use time::OffsetDateTime;
@@ -169,6 +172,7 @@ impl Registry {
         binding: &ClusterRoleBinding,
     ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageClusterBindings, &Resource::Cluster)?;
+        keep_a_cluster_admin(state, |b| b == binding).await?;
         state.store.remove_cluster_role_binding(binding).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), role = binding.role.as_str(),
@@ -192,17 +196,7 @@ impl Registry {
         password: Password,
     ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageUsers, &Resource::Cluster)?;
-        if password.expose().len() < MIN_PASSWORD_LEN {
-            return Err(RegistryError::invalid_name(
-                "password",
-                format!("it must have at least {MIN_PASSWORD_LEN} characters"),
-            ));
-        }
-        let hasher = state.hasher.clone();
-        let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(RegistryError::internal)?
-            .map_err(RegistryError::internal)?;
+        let hash = hash_new_password(state, password).await?;
         state
             .store
             .create_user(User {
@@ -215,9 +209,72 @@ impl Registry {
         Ok(())
     }
 
-    /// Deletes a local user (cluster-admin); their tokens stop working.
+    /// Sets a local user's password: any user's for a cluster-admin
+    /// (`current` not needed), one's own with the `current` password. The
+    /// old password stops working at once; registry tokens obtained with it
+    /// live out their few minutes.
+    pub async fn set_password(
+        &self,
+        caller: &Caller,
+        name: &UserName,
+        current: Option<Password>,
+        password: Password,
+    ) -> RegistryResult<()> {
+        let state = self.logged_in(caller)?;
+        let own = caller.subject().as_user() == Some(name);
+        match current {
+            Some(current) if own => {
+                // Counted like a login: guessing here is throttled too.
+                let checked = state
+                    .local
+                    .basic_from(name.as_str(), current.expose(), None)
+                    .await;
+                if !matches!(checked, Ok((_, TokenSource::Password))) {
+                    tracing::warn!(target: "audit", actor = %caller.subject(), user = %name,
+                        "password change refused: wrong current password");
+                    return Err(RegistryError::Denied {
+                        subject: caller.subject().to_string(),
+                        action: "set a new password".into(),
+                        target: "without the right current password".into(),
+                    });
+                }
+            }
+            Some(_) => {
+                return Err(RegistryError::invalid(
+                    "current_password",
+                    "it is only for changing one's own password; a cluster-admin sets another user's without it",
+                ))
+            }
+            None if own && !self.allows(caller, Action::ManageUsers, &Resource::Cluster) => {
+                return Err(RegistryError::invalid(
+                    "current_password",
+                    "it is required to change your own password",
+                ))
+            }
+            None => {
+                self.authorize(caller, Action::ManageUsers, &Resource::Cluster)?;
+            }
+        }
+        let hash = hash_new_password(state, password).await?;
+        state
+            .store
+            .set_password(name, Some(hash))
+            .await
+            .map_err(|e| match e {
+                registry_auth::AuthStoreError::NotFound(_) => {
+                    RegistryError::RecordUnknown(format!("user {name} does not exist"))
+                }
+                e => e.into(),
+            })?;
+        tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
+        Ok(())
+    }
+
+    /// Deletes a local user (cluster-admin; not the last cluster-admin);
+    /// their tokens stop working.
     pub async fn delete_user(&self, caller: &Caller, name: &UserName) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageUsers, &Resource::Cluster)?;
+        keep_a_cluster_admin(state, |b| b.subject.as_user() == Some(name)).await?;
         state.store.delete_user(name).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "user deleted");
@@ -235,5 +292,57 @@ impl Registry {
             blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
             uploads_expired = report.uploads_expired, "prune finished");
         Ok(report)
+    }
+}
+
+/// Checks the length of a new password and hashes it (argon2id) off the
+/// async threads.
+async fn hash_new_password(
+    state: &AuthState,
+    password: Password,
+) -> RegistryResult<registry_auth::PasswordHash> {
+    if password.expose().len() < MIN_PASSWORD_LEN {
+        return Err(RegistryError::invalid_name(
+            "password",
+            format!("it must have at least {MIN_PASSWORD_LEN} characters"),
+        ));
+    }
+    let hasher = state.hasher.clone();
+    tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(RegistryError::internal)?
+        .map_err(RegistryError::internal)
+}
+
+/// Refuses a change that would leave no cluster-admin binding: `removed`
+/// says which bindings the change takes away. (A deleted user's or service
+/// account's bindings go with it.)
+pub(crate) async fn keep_a_cluster_admin(
+    state: &AuthState,
+    removed: impl Fn(&ClusterRoleBinding) -> bool,
+) -> RegistryResult<()> {
+    let bindings = state.store.list_cluster_role_bindings().await?;
+    let admins = || {
+        bindings
+            .iter()
+            .filter(|b| b.role == ClusterRole::ClusterAdmin)
+    };
+    let Some(last) = admins().find(|b| removed(b)) else {
+        return Ok(());
+    };
+    if admins().any(|b| !removed(b)) {
+        return Ok(());
+    }
+    Err(RegistryError::Conflict(format!(
+        "{} is the last cluster-admin; bind another subject to cluster-admin first",
+        subject_label(&last.subject)
+    )))
+}
+
+fn subject_label(s: &Subject) -> String {
+    match s {
+        Subject::User(_) | Subject::External(_) => format!("user {s}"),
+        Subject::ServiceAccount(_) => format!("service account {s}"),
+        Subject::Group(_) => format!("group {s}"),
     }
 }

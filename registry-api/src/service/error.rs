@@ -126,6 +126,10 @@ pub enum RegistryError {
     /// The record exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The operation would break a rule of the registry's state (such as
+    /// removing the last cluster-admin); the message names the rule.
+    #[error("{0}")]
+    Conflict(String),
     /// An auth record (user, service account, token) that does not exist.
     #[error("{0}")]
     RecordUnknown(String),

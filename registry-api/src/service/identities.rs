@@ -72,6 +72,10 @@ impl Registry {
     ) -> RegistryResult<()> {
         let resource = Resource::Namespace(&account.namespace);
         let state = self.admin(caller, Action::ManageServiceAccounts, &resource)?;
+        super::admin::keep_a_cluster_admin(state, |b| {
+            b.subject.as_service_account() == Some(account)
+        })
+        .await?;
         state.store.delete_service_account(account).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, "service account deleted");
@@ -148,6 +152,19 @@ impl Registry {
         lifetime: Option<Duration>,
     ) -> RegistryResult<(AccessToken, AccessTokenSecret)> {
         let state = self.logged_in(caller)?;
+        if !matches!(
+            caller.subject(),
+            Subject::User(_) | Subject::ServiceAccount(_)
+        ) {
+            return Err(RegistryError::invalid(
+                "caller",
+                format!(
+                    "access tokens belong to local users and service accounts; {} signs in through {}",
+                    caller.subject(),
+                    caller.identity().provider()
+                ),
+            ));
+        }
         let expires = match lifetime {
             Some(l) if l.is_zero() || l > MAX_TOKEN_LIFETIME => {
                 return Err(RegistryError::invalid_name(

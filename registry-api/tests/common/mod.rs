@@ -181,6 +181,18 @@ pub async fn with_access_control(
     roles: &[(&str, registry_auth::Role, &str)],
     cluster: &[(registry_auth::ClusterRole, &str)],
 ) -> (Registry, std::sync::Arc<registry_auth::MemoryAuthStore>) {
+    with_providers(registry, users, roles, cluster, Vec::new()).await
+}
+
+/// [`with_access_control`] with identity providers asked before the
+/// registry's own users.
+pub async fn with_providers(
+    registry: Registry,
+    users: &[&str],
+    roles: &[(&str, registry_auth::Role, &str)],
+    cluster: &[(registry_auth::ClusterRole, &str)],
+    providers: Vec<std::sync::Arc<dyn registry_auth::Authenticate>>,
+) -> (Registry, std::sync::Arc<registry_auth::MemoryAuthStore>) {
     use registry_auth::{
         AuthStore, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy,
         RoleBinding, SigningKey, Subject, User,
@@ -216,6 +228,7 @@ pub async fn with_access_control(
     config.hasher = hasher;
     config.service = "registry.test".into();
     config.pull_secrets = PullSecretPolicy::new(Vec::<String>::new());
+    config.providers = providers;
     let registry = Registry::builder(registry.stores().clone())
         .limits(registry.limits().clone())
         .auth(config)

@@ -8,9 +8,10 @@ use super::{
     user, user_name,
 };
 use crate::credentials::AccessTokenId;
+use crate::identity::Identity;
 use crate::refresh::{RefreshToken, RefreshTokenSecret};
 use crate::store::{AuthStore, ServiceAccount};
-use crate::subject::{Identity, Subject};
+use crate::subject::Subject;
 use crate::token::{TokenCa, TokenSigningKey};
 
 fn refresh_token(owner: &Subject, created: OffsetDateTime) -> (RefreshToken, RefreshTokenSecret) {
@@ -25,7 +26,10 @@ fn refresh_token(owner: &Subject, created: OffsetDateTime) -> (RefreshToken, Ref
     )
     .unwrap_or_else(|e| panic!("{e}"));
     token.provider = "conformance".to_owned();
-    token.groups = vec!["conformance:a".to_owned(), "conformance:b".to_owned()];
+    token.groups = vec![
+        "conformance:a".parse().unwrap_or_else(|e| panic!("{e}")),
+        "conformance:b".parse().unwrap_or_else(|e| panic!("{e}")),
+    ];
     (token, secret)
 }
 

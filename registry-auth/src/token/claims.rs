@@ -9,11 +9,10 @@ use time::OffsetDateTime;
 
 use super::{TokenError, TokenSource};
 use crate::credentials::TokenHash;
+use crate::identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
+use crate::names::GroupName;
 use crate::scope::{Scope, ScopeAction, ScopeActions};
-use crate::subject::{Identity, Subject};
-
-/// The provider of the registry's own users and service accounts.
-pub const LOCAL_PROVIDER: &str = "local";
+use crate::subject::Subject;
 
 /// What a verified token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub struct TokenClaims {
     /// the registry's own users and service accounts).
     pub provider: String,
     /// The groups the provider put the subject in.
-    pub groups: Vec<String>,
+    pub groups: Vec<GroupName>,
     /// Its id (`jti`).
     pub id: String,
     /// When it was issued.
@@ -40,7 +39,7 @@ pub struct TokenClaims {
 impl TokenClaims {
     /// The caller, as an identity.
     pub fn identity(&self) -> Identity {
-        Identity::authenticated(self.subject.clone()).unwrap_or_else(Identity::anonymous)
+        identity_of(&self.subject, &self.provider, &self.groups)
     }
 
     /// Whether the token grants `action` on `repository`.
@@ -54,6 +53,24 @@ impl TokenClaims {
     /// Whether the token grants `registry:catalog:*`.
     pub fn allows_catalog(&self) -> bool {
         self.scopes.iter().any(|s| matches!(s, Scope::Catalog))
+    }
+}
+
+/// The identity a subject stands for, as `provider` vouched for it with
+/// `groups`. A provider's user whose name is also a valid local user name
+/// (a provider without a prefix) reads back as a local user's subject: the
+/// provider says who vouched for it.
+pub(crate) fn identity_of(subject: &Subject, provider: &str, groups: &[GroupName]) -> Identity {
+    let external = match subject {
+        Subject::External(name) => Some(name.clone()),
+        Subject::User(name) if provider != LOCAL_PROVIDER && provider != ANONYMOUS_PROVIDER => {
+            name.as_str().parse().ok()
+        }
+        _ => None,
+    };
+    match external {
+        Some(name) => Identity::external(provider, name, groups.iter().cloned()),
+        None => Identity::authenticated(subject.clone()).unwrap_or_else(Identity::anonymous),
     }
 }
 
@@ -128,7 +145,11 @@ impl Wire {
         Ok(TokenClaims {
             subject: self.sub.parse().map_err(|_| TokenError::Malformed)?,
             provider: self.provider,
-            groups: self.groups,
+            groups: self
+                .groups
+                .iter()
+                .map(|g| g.parse().map_err(|_| TokenError::Malformed))
+                .collect::<Result<_, _>>()?,
             id: self.jti,
             issued_at: time(self.iat)?,
             expires_at: time(self.exp)?,

@@ -13,14 +13,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use time::{Duration, OffsetDateTime};
 
 use super::cache::VerifiedTokens;
-use super::claims::{source_text, Access, TokenClaims, Wire, LOCAL_PROVIDER};
+use super::claims::{source_text, Access, TokenClaims, Wire};
 use super::jwks::{x5c, Jwk, Jwks};
 use super::keys::{KeyId, TokenCa, TokenSigningKey};
 use super::rotation::{plan, Rotation};
 use super::{IssuedToken, RegistryToken, TokenError, TokenSettings, TokenSource};
+use crate::identity::Identity;
 use crate::scope::Scope;
 use crate::store::{AuthStore, AuthStoreError};
-use crate::subject::Identity;
 
 /// The longest token accepted for verification, in bytes: far above what
 /// the token endpoint issues (bounded scopes), far below what would make
@@ -460,12 +460,12 @@ impl TokenIssuer {
 /// The provider and provider groups of an identity, as the token records
 /// them.
 fn provider_of(identity: &Identity) -> (String, Vec<String>) {
-    let provider = if identity.is_anonymous() {
-        "anonymous"
-    } else {
-        LOCAL_PROVIDER
-    };
-    (provider.to_owned(), Vec::new())
+    let groups = identity
+        .provider_groups()
+        .iter()
+        .map(|g| g.as_str().to_owned())
+        .collect();
+    (identity.provider().to_owned(), groups)
 }
 
 /// A client-supplied name in an error message: at most 64 characters.

@@ -38,7 +38,8 @@ use time::{Duration, OffsetDateTime};
 use crate::credentials::TokenHash;
 use crate::store::AuthStoreError;
 
-pub use claims::{TokenClaims, LOCAL_PROVIDER};
+pub(crate) use claims::identity_of as claims_identity;
+pub use claims::TokenClaims;
 pub use issuer::{TokenIssuer, MAX_TOKEN_LEN};
 pub use jwks::{Jwk, Jwks};
 pub use keys::{KeyError, KeyId, KeyIdError, PrivateKeyDer, TokenCa, TokenSigningKey};

@@ -12,10 +12,11 @@ use time::{Duration, OffsetDateTime};
 
 use super::*;
 use crate::credentials::TokenHash;
+use crate::identity::Identity;
 use crate::memory::MemoryAuthStore;
 use crate::scope::{Scope, ScopeAction};
 use crate::store::AuthStore;
-use crate::subject::{Identity, Subject};
+use crate::subject::Subject;
 
 const SERVICE: &str = "registry.test";
 

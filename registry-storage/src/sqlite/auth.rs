@@ -12,7 +12,7 @@
 //!
 //! The queries themselves are in [`auth_queries`](super::auth_queries) and
 //! [`token_queries`](super::token_queries) (refresh tokens and token keys,
-//! migration `0010_tokens.sql`); this file holds the error, the column
+//! migration `0011_tokens.sql`); this file holds the error, the column
 //! conversions and the trait impl.
 
 use std::error::Error as StdError;
@@ -382,6 +382,14 @@ impl AuthStore for SqliteMetadataStore {
 
     async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
         Ok(tq::delete_token_signing_key(&self.writer, kid).await?)
+    }
+
+    async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
+        Ok(q::marker_exists(&self.reader, name).await?)
+    }
+
+    async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
+        Ok(q::set_marker(&self.writer, name).await?)
     }
 }
 

@@ -387,3 +387,24 @@ pub(super) async fn list_cluster_role_bindings(
     bindings.sort_unstable();
     Ok(bindings)
 }
+
+// Markers.
+
+pub(super) async fn marker_exists(reader: &SqlitePool, name: &str) -> Result<bool> {
+    let found: Option<(String,)> = sqlx::query_as("SELECT name FROM auth_markers WHERE name = ?")
+        .bind(name)
+        .fetch_optional(reader)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(super) async fn set_marker(writer: &SqlitePool, name: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_markers (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(to_nanos(OffsetDateTime::now_utc())?)
+    .execute(writer)
+    .await?;
+    Ok(())
+}

@@ -1,5 +1,5 @@
 //! The SQL of the token records of the auth store (migration
-//! `0010_tokens.sql`): refresh tokens, the token CA and token-signing keys.
+//! `0011_tokens.sql`): refresh tokens, the token CA and token-signing keys.
 
 use registry_auth::token::PrivateKeyDer;
 use registry_auth::{

@@ -18,7 +18,7 @@ use super::{invalid, namespace, optional_json, rfc3339, subject_text, JsonBody};
 use crate::auth::{base_url, Origin};
 use crate::http::error::{ApiError, ApiResult};
 use crate::model::admin as model;
-use crate::model::admin::{NewAccessToken, NewName, NewUser};
+use crate::model::admin::{NewAccessToken, NewName, NewUser, PasswordChange};
 use crate::service::{Caller, Registry, RegistryError};
 
 pub(crate) async fn whoami(State(r): State<Registry>, caller: Caller) -> ApiResult<Response> {
@@ -31,6 +31,7 @@ pub(crate) async fn whoami(State(r): State<Registry>, caller: Caller) -> ApiResu
             .iter()
             .map(|g| g.to_string())
             .collect(),
+        provider: caller.identity().provider().to_owned(),
     })
     .into_response())
 }
@@ -57,6 +58,19 @@ pub(crate) async fn create_user(
     r.create_user(&caller, name.clone(), Password::new(body.password))
         .await?;
     Ok((StatusCode::CREATED, Json(model::UserCreated { name })).into_response())
+}
+
+pub(crate) async fn set_password(
+    State(r): State<Registry>,
+    caller: Caller,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> ApiResult<Response> {
+    let name: UserName = name.parse().map_err(|e| invalid("user name", e))?;
+    let current = body.current_password.map(Password::new);
+    r.set_password(&caller, &name, current, Password::new(body.password))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(crate) async fn delete_user(
@@ -182,7 +196,7 @@ fn refresh_json(t: &registry_auth::RefreshToken) -> model::RefreshToken {
         client_id: t.client_id.to_string(),
         owner: subject_text(&t.owner),
         provider: t.provider.clone(),
-        groups: t.groups.clone(),
+        groups: t.groups.iter().map(|g| g.to_string()).collect(),
         created: rfc3339(t.created),
         expires: t.expires.map(rfc3339),
         last_used: t.last_used.map(rfc3339),

@@ -10,7 +10,7 @@ mod prune;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Json;
 use axum::Router;
 use registry_auth::Subject;
@@ -54,6 +54,10 @@ pub(crate) fn routes() -> Router<Registry> {
         .route(
             "/apis/admin/v1/users/{name}",
             delete(identities::delete_user),
+        )
+        .route(
+            "/apis/admin/v1/users/{name}/password",
+            put(identities::set_password),
         )
         .route(
             "/apis/admin/v1/namespaces/{ns}/serviceaccounts",
@@ -133,24 +137,17 @@ fn namespace(ns: &str) -> Result<Namespace, RegistryError> {
 }
 
 /// Parses `user:NAME`, `serviceaccount:NS:NAME`, `group:NAME`, or the
-/// canonical forms (`NAME`, `system:serviceaccount:NS:NAME`, `system:…`).
+/// canonical forms (`NAME`, `ldap:NAME`, `system:serviceaccount:NS:NAME`,
+/// `system:…`): see [`Subject`].
 fn parse_subject(s: &str) -> Result<Subject, RegistryError> {
-    let canonical = if let Some(user) = s.strip_prefix("user:") {
-        user.to_owned()
-    } else if let Some(sa) = s.strip_prefix("serviceaccount:") {
-        format!("system:serviceaccount:{sa}")
-    } else if let Some(group) = s.strip_prefix("group:") {
-        group.to_owned()
-    } else {
-        s.to_owned()
-    };
-    canonical.parse().map_err(|e| invalid("subject", e))
+    s.parse().map_err(|e| invalid("subject", e))
 }
 
 /// The `kind:name` form of a subject used in requests and responses.
 fn subject_text(s: &Subject) -> String {
     match s {
         Subject::User(u) => format!("user:{u}"),
+        Subject::External(u) => format!("user:{u}"),
         Subject::ServiceAccount(sa) => format!("serviceaccount:{}:{}", sa.namespace, sa.name),
         Subject::Group(g) => format!("group:{g}"),
     }
