@@ -636,3 +636,39 @@ async fn a_provider_identity_keeps_its_groups_through_a_bounded_refresh_token() 
         who.body
     );
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_refresh_tokens_it_began() {
+    let w = world().await;
+    let r = w
+        .form(&format!(
+            "grant_type=password&username=alice&password={PASSWORD}&client_id=docker&access_type=offline"
+        ))
+        .await;
+    let refresh = r.json()["refresh_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {refresh}");
+    assert_eq!(
+        w.get("/apis/admin/v1/whoami", &bearer).await.status,
+        StatusCode::OK
+    );
+    // Changed with the refresh token as the credential: it ends too.
+    let body = format!(r#"{{"current_password":"{PASSWORD}","password":"a-new-password-1"}}"#);
+    let r = w
+        .client
+        .call(
+            Method::PUT,
+            "/apis/admin/v1/users/alice/password",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(
+        w.get("/apis/admin/v1/whoami", &bearer).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(w.store.list_refresh_tokens(None).await.unwrap().is_empty());
+}

@@ -173,3 +173,22 @@ async fn new_refresh_token(
     }
     Ok(Some(secret))
 }
+
+/// Deletes every refresh token of `owner` (when its password changes).
+pub(crate) async fn revoke_refresh_tokens(
+    state: &AuthState,
+    caller: &Caller,
+    owner: &registry_auth::Subject,
+) -> RegistryResult<()> {
+    let tokens = state.store.list_refresh_tokens(Some(owner)).await?;
+    for token in &tokens {
+        match state.store.delete_refresh_token(&token.id).await {
+            Ok(()) | Err(registry_auth::AuthStoreError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !tokens.is_empty() {
+        tracing::info!(target: "audit", actor = %caller.subject(), owner = %owner, count = tokens.len(), "refresh tokens revoked");
+    }
+    Ok(())
+}
