@@ -719,7 +719,7 @@ t_distribution_token_server() { # CNCF Distribution with auth.token pointing at 
     # Distribution reads REGISTRY_* variables as configuration: a clean environment.
     env -i PATH="$PATH" "$bin" serve "$dir/config.yml" >"$dir/distribution.log" 2>&1 &
     dpid=$!
-    trap 'kill $dpid 2>/dev/null || true' EXIT
+    trap "kill $dpid 2>/dev/null || true" EXIT
     for _ in $(seq 100); do
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$D/v2/" || true)
         [[ $code == 401 ]] && break

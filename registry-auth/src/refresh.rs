@@ -199,9 +199,10 @@ impl RefreshToken {
 /// The identity provider for refresh tokens presented as a password (any
 /// user name) or a bearer token, and the checks the token endpoint makes.
 ///
-/// A credential without the refresh-token shape is not its business
-/// (`Ok(None)`); one with it is accepted only while the token exists, is
-/// unexpired, and its local owner exists.
+/// A refresh token is accepted only while it exists, is unexpired, and its
+/// local owner exists; anything else, a dead refresh token included, is
+/// not its business (`Ok(None)`): the registry's own users and access
+/// tokens, asked last, refuse it (and count a wrong password).
 #[derive(Debug, Clone)]
 pub struct RefreshTokens {
     store: Arc<dyn AuthStore>,
@@ -281,7 +282,13 @@ impl Authenticate for RefreshTokens {
         if !RefreshTokenSecret::looks_like(presented) {
             return Ok(None);
         }
-        self.redeem(presented).await.map(Some)
+        match self.redeem(presented).await {
+            Ok(found) => Ok(Some(found)),
+            // Not a live refresh token: as with access tokens, a password
+            // of that shape is still a password, for the next provider.
+            Err(AuthenticationError::InvalidCredentials) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -351,7 +358,8 @@ mod tests {
         let (_, unknown) =
             RefreshToken::generate(&id, "docker".parse().unwrap(), None, now).unwrap();
         let bearer = Credentials::Bearer(unknown.expose().into());
-        assert!(tokens.authenticate(&bearer, None).await.is_err());
+        assert!(tokens.authenticate(&bearer, None).await.unwrap().is_none());
+        assert!(tokens.redeem(unknown.expose()).await.is_err());
         let (expired, expired_secret) = RefreshToken::generate(
             &id,
             "docker".parse().unwrap(),
