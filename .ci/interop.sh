@@ -220,6 +220,8 @@ DATA=$WORK/data
 mkdir -p "$DATA"
 SERVER_ARGS=(--listen "$R" --data-dir "$DATA")
 SERVER_ENV=(NO_COLOR=1)
+OURS=0                              # 1: our server with auth (REGISTRY_CMD unset)
+DIST_SERVICE=interop-distribution   # the service of the Distribution that trusts our tokens
 if [[ -z "${REGISTRY_CMD:-}" ]]; then
     # Our server requires authentication and bootstraps the user `admin` with the password in
     # REGISTRY_ADMIN_PASSWORD on first start: use that unless credentials were given.
@@ -229,7 +231,10 @@ if [[ -z "${REGISTRY_CMD:-}" ]]; then
             if [[ -z "${REGISTRY_USER:-}" || -z "${REGISTRY_PASSWORD:-}" ]]; then
                 REGISTRY_USER=admin
                 REGISTRY_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '._')
-            fi ;;
+            fi
+            # t_distribution_token_server: a Distribution that uses our tokens.
+            OURS=1
+            SERVER_ENV+=("REGISTRY_TOKEN_ACCEPTED_SERVICES=$DIST_SERVICE") ;;
         none) SERVER_ARGS+=(--no-auth); unset REGISTRY_USER REGISTRY_PASSWORD ;;
         *) die "INTEROP_AUTH must be admin or none" ;;
     esac
@@ -805,6 +810,60 @@ t_immutable_tags() { # our server only: a namespace policy's immutable tags agai
     [[ "$other" != "$app" ]] || fail "the two images should differ"
 }
 
+t_distribution_token_server() { # CNCF Distribution with auth.token pointing at our registry
+    [[ $OURS == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
+    local dir=$WORK/distribution cfg bin D dpid code
+    mkdir -p "$dir/store"; cfg=$dir/admin.json
+    bin=$(bash "$ROOT/.ci/services/distribution.sh" start "$dir/svc" | sed -n 's/^export REGISTRY_TEST_DISTRIBUTION=//p')
+    [[ -n $bin && -x $bin ]] || fail "no docker-registry"
+    quiet; printf '%s' "$REGISTRY_PASSWORD" | "$REGISTRYCTL" login "$BASE" --insecure -u "$REGISTRY_USER" --password-stdin --to "$cfg"; loud
+    "$REGISTRYCTL" token-ca --to "$cfg" -o "$dir/token-ca.pem"
+    # An editor and a viewer of namespace interop, as far as our registry is concerned.
+    quiet; printf 'dist-editor-pass-1' | "$REGISTRYCTL" user create disteditor --password-stdin --to "$cfg"; loud
+    quiet; printf 'dist-viewer-pass-1' | "$REGISTRYCTL" user create distviewer --password-stdin --to "$cfg"; loud
+    "$REGISTRYCTL" rolebinding add interop registry-editor user:disteditor --to "$cfg"
+    "$REGISTRYCTL" rolebinding add interop registry-viewer user:distviewer --to "$cfg"
+    D=127.0.0.1:$(free_port)
+    printf '%s\n' "version: 0.1" "log:" "  level: info" "storage:" "  filesystem:" \
+        "    rootdirectory: $dir/store" "http:" "  addr: $D" "auth:" "  token:" \
+        "    realm: $BASE/v2/token" "    service: $DIST_SERVICE" "    issuer: registry" \
+        "    rootcertbundle: $dir/token-ca.pem" >"$dir/config.yml"
+    # Distribution reads REGISTRY_* variables as configuration: a clean environment.
+    env -i PATH="$PATH" "$bin" serve "$dir/config.yml" >"$dir/distribution.log" 2>&1 &
+    dpid=$!
+    trap "kill $dpid 2>/dev/null || true" EXIT
+    for _ in $(seq 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$D/v2/" || true)
+        [[ $code == 401 ]] && break
+        sleep 0.2
+    done
+    [[ $code == 401 ]] || { cat "$dir/distribution.log"; fail "Distribution did not ask for a token (last: $code)"; }
+    local SK=(skopeo --command-timeout 60s)
+    # The editor pushes (copying from our registry), the viewer pulls.
+    "${SK[@]}" copy --src-tls-verify=false --dest-tls-verify=false --dest-creds disteditor:dist-editor-pass-1 \
+        "docker://$R/interop/app:v1" "docker://$D/interop/app:v1"
+    "${SK[@]}" inspect --tls-verify=false --creds distviewer:dist-viewer-pass-1 --raw "docker://$D/interop/app:v1" >/dev/null
+    echo "ok: Distribution took a push from our editor and served our viewer"
+    if "${SK[@]}" copy --src-tls-verify=false --dest-tls-verify=false --dest-creds distviewer:dist-viewer-pass-1 \
+        "docker://$R/interop/app:v1" "docker://$D/interop/viewer:v1" >/dev/null 2>&1; then
+        fail "Distribution let our viewer push"
+    fi
+    if "${SK[@]}" inspect --tls-verify=false --no-creds --raw "docker://$D/interop/app:v1" >/dev/null 2>&1; then
+        fail "Distribution served an anonymous pull"
+    fi
+    if "${SK[@]}" inspect --tls-verify=false --creds distviewer:wrong --raw "docker://$D/interop/app:v1" >/dev/null 2>&1; then
+        fail "Distribution served a wrong password"
+    fi
+    echo "ok: our viewer's push, anonymous and wrong passwords are refused there"
+    # An identity token from registryctl login (OAuth2 password grant), used by skopeo for
+    # Distribution: the refresh_token grant at our realm, for Distribution's service.
+    quiet; printf 'dist-viewer-pass-1' | "$REGISTRYCTL" login "$BASE" --insecure -u distviewer --password-stdin --to "$dir/viewer.json"; loud
+    [[ $(jq -r --arg k "$R" '.auths[$k].identitytoken' "$dir/viewer.json") == rgr_* ]] || fail "registryctl login stored no identity token"
+    jq --arg k "$R" --arg d "$D" '{auths: {($d): .auths[$k]}}' "$dir/viewer.json" >"$dir/viewer-dist.json"
+    "${SK[@]}" inspect --tls-verify=false --authfile "$dir/viewer-dist.json" --raw "docker://$D/interop/app:v1" >/dev/null
+    echo "ok: an identity token of ours pulls from Distribution (OAuth2 refresh_token grant)"
+}
+
 say "== client steps against $BASE"
 step "versions and GET /v2/"                                              t_versions
 step "login (podman, skopeo, buildah) when REGISTRY_USER is set"          t_login
@@ -822,6 +881,7 @@ step "podman pull (oci, docker, arm64 from index, layout) + content"      t_podm
 step "registryctl login/token/rolebinding used by skopeo and podman"     t_registryctl
 step "immutable tags (namespace policy) against skopeo, podman and oras-py" t_immutable_tags
 step "OIDC: ID tokens as podman/skopeo passwords; registryctl login --oidc" t_oidc
+step "Distribution (docker-registry) trusting our tokens: push/pull/deny" t_distribution_token_server
 step "skopeo list-tags"                                                   t_list_tags
 step "skopeo delete; inspect must fail afterwards"                        t_delete
 summary

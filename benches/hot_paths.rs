@@ -1,15 +1,18 @@
 //! Criterion benches of the pure hot paths: manifest parsing, name and
-//! reference parsing, the authorizer's check and registry-token verification.
+//! reference parsing, the authorizer's check and registry tokens (issuing,
+//! verifying a token first seen, verifying one seen before).
 //!
 //! `cargo bench --bench hot_paths`
 
 // criterion_group! and criterion_main! generate undocumented items.
 #![allow(missing_docs)]
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use registry::auth::{
-    Action, Authorizer, ClusterRole, ClusterRoleBinding, Identity, Resource, Role, RoleBinding,
-    Scope, SigningKey, Subject, TokenIssuer,
+    Action, Authorizer, ClusterRole, ClusterRoleBinding, Identity, MemoryAuthStore, Resource, Role,
+    RoleBinding, Scope, Subject, TokenIssuer, TokenSettings, TokenSource,
 };
 use registry::core::{media_type, Digest, Manifest, Reference, RepositoryName};
 use std::hint::black_box;
@@ -73,12 +76,36 @@ fn authorization(c: &mut Criterion) {
         })
     });
 
-    let issuer =
-        TokenIssuer::new(&SigningKey::generate().expect("key"), "registry").expect("issuer");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let store = Arc::new(MemoryAuthStore::new());
+    let issuer = runtime
+        .block_on(TokenIssuer::load(
+            store,
+            "registry",
+            &TokenSettings::default(),
+        ))
+        .expect("issuer");
     let scopes = Scope::parse_all(["repository:ns150/app:pull,push"]).expect("scope");
-    let token = issuer.issue(&identity, &scopes).token;
-    c.bench_function("token_verify", |b| {
-        b.iter(|| issuer.verify(black_box(token.expose())))
+    let now = time::OffsetDateTime::now_utc();
+    let issue = || {
+        issuer
+            .issue_at(&identity, &scopes, TokenSource::Password, "registry", now)
+            .expect("token")
+            .token
+    };
+    c.bench_function("token_issue", |b| b.iter(issue));
+    c.bench_function("token_verify_first_time", |b| {
+        b.iter_batched(
+            issue,
+            |token| issuer.verify_at(black_box(token.expose()), now),
+            BatchSize::SmallInput,
+        )
+    });
+    let token = issue();
+    c.bench_function("token_verify_again", |b| {
+        b.iter(|| issuer.verify_at(black_box(token.expose()), now))
     });
 }
 

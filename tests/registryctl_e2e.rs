@@ -281,17 +281,27 @@ fn admin_workflow_over_plain_http() {
     )
     .ok("login");
     assert!(out.contains("Login Succeeded"), "{out}");
+    // An identity token (an OAuth2 refresh token), not the password.
     let doc = read_json(&auth_file);
-    assert_eq!(
-        doc["auths"][&addr]["auth"],
-        json!(b64(&format!("admin:{ADMIN_PASSWORD}"))),
-        "{doc}"
-    );
+    assert_eq!(doc["auths"][&addr]["auth"], json!(b64("admin:")), "{doc}");
+    let identity_token = doc["auths"][&addr]["identitytoken"].as_str().unwrap_or("");
+    assert!(identity_token.starts_with("rgr_"), "{doc}");
+    assert!(!doc.to_string().contains(ADMIN_PASSWORD), "{doc}");
     assert_eq!(doc["auths"]["other.example"], other, "{doc}");
     assert_eq!(doc["credHelpers"], seeded["credHelpers"], "{doc}");
 
     let out = admin(&["--insecure", "whoami"]);
     assert!(out.contains("admin"), "whoami: {out}");
+    // The login's identity token is listed (a refresh token issued to
+    // registryctl); the token CA needs no login.
+    let out = admin(&["--insecure", "token", "list"]);
+    assert!(
+        out.lines()
+            .any(|l| l.contains(" refresh ") && l.contains("registryctl")),
+        "token list: {out}"
+    );
+    let pem = ctl(&["--server", &url, "--insecure", "token-ca"], "").ok("token-ca");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     let out = admin(&["--insecure", "namespace", "create", "team"]);
     assert!(out.contains("namespace/team created"), "{out}");
     // A namespace policy: flags replace their fields, --unset clears one.
@@ -629,10 +639,9 @@ fn https_with_a_private_ca() {
     // Neither stops the server.
     let out = login(&["--ca-file", ca]).ok("login --ca-file");
     assert!(out.contains("Login Succeeded"), "{out}");
-    assert_eq!(
-        read_json(&auth_file)["auths"][&addr]["auth"],
-        json!(b64(&format!("admin:{ADMIN_PASSWORD}")))
-    );
+    let doc = read_json(&auth_file);
+    assert_eq!(doc["auths"][&addr]["auth"], json!(b64("admin:")), "{doc}");
+    assert!(doc["auths"][&addr]["identitytoken"].is_string(), "{doc}");
     let out = registryctl(
         &auth_file,
         &["--server", &url, "--ca-file", ca, "whoami"],

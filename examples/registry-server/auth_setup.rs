@@ -1,5 +1,6 @@
-//! Turning access control on: the token signing key, the first admin, and
-//! the registry's auth configuration.
+//! Turning access control on: the server secret, the first admin, and the
+//! registry's auth configuration. (The keys that sign registry tokens are
+//! made and rotated in the auth store by the registry itself.)
 
 use std::io::Write;
 use std::path::Path;
@@ -14,8 +15,9 @@ use registry::storage::Stores;
 
 use crate::config::Settings;
 
-/// Reads the signing key from `path`, creating it (mode 0600) on first start.
-/// Every replica must use the same key.
+/// Reads the server secret from `path`, creating it (mode 0600) on first
+/// start: managed pull-secret tokens derive from it, so every replica must
+/// use the same one.
 fn signing_key(path: &Path) -> Result<SigningKey, String> {
     match std::fs::read(path) {
         Ok(bytes) => {
@@ -107,6 +109,7 @@ pub async fn enable(
         .providers
         .extend(crate::directory::providers(&settings.directory, &guard)?);
     config.login_guard = Some(guard);
+    settings.tokens.apply(&mut config);
     builder
         .auth(config)
         .build()

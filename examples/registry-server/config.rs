@@ -8,6 +8,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::serve::ServeSettings;
+use crate::token_config::{TokenFlags, TokenOptions};
 
 /// Command-line flags; each also reads an environment variable.
 #[derive(Debug, Parser)]
@@ -95,6 +96,9 @@ pub struct Flags {
     /// Identity providers: an htpasswd file, an LDAP server.
     #[command(flatten)]
     pub directory: crate::directory::DirectoryFlags,
+    /// Registry tokens: names, lifetimes, key rotation.
+    #[command(flatten)]
+    pub tokens: TokenFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -240,6 +244,21 @@ pub struct FileConfig {
     pub ldap_ca_file: Option<PathBuf>,
     /// Seconds for connecting and for each LDAP operation.
     pub ldap_timeout_secs: Option<u64>,
+
+    /// This registry's service name (token audience).
+    pub token_service: Option<String>,
+    /// The `iss` of registry tokens.
+    pub token_issuer: Option<String>,
+    /// Services of registries that use this one as their token server.
+    pub token_accepted_services: Option<Vec<String>>,
+    /// Seconds a registry token lives.
+    pub token_ttl_secs: Option<u64>,
+    /// Days a token-signing key signs.
+    pub token_key_rotation_days: Option<u64>,
+    /// Days a refresh token of a local user lives.
+    pub refresh_token_lifetime_days: Option<u64>,
+    /// Hours a refresh token of an external identity lives.
+    pub external_refresh_token_lifetime_hours: Option<u64>,
 }
 
 /// The library's auth settings: flags over the config file over the
@@ -326,6 +345,8 @@ pub struct Settings {
     pub ignored_namespaces: Vec<String>,
     /// Login bounds, trusted proxies and pull-secret lifetime.
     pub auth_settings: registry::api::AuthSettings,
+    /// Registry-token names, lifetimes and key rotation.
+    pub tokens: TokenOptions,
     /// Upload limits (the rest of the library's defaults stay).
     pub upload_limits: UploadLimits,
     /// The OpenID Connect identity provider, when an issuer is set.
@@ -387,6 +408,7 @@ impl Settings {
                     .into(),
             );
         }
+        let tokens = TokenOptions::load(flags.tokens, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -446,6 +468,7 @@ impl Settings {
         Ok(Settings {
             auth_settings,
             oidc,
+            tokens,
             listen: flags
                 .listen
                 .or(file.listen)

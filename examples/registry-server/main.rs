@@ -17,6 +17,7 @@ mod directory;
 mod oidc;
 mod serve;
 mod tls;
+mod token_config;
 #[path = "../web-ui/assets.rs"]
 mod web_ui;
 

@@ -239,18 +239,31 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::Token(TokenCmd::List) => {
             let doc = conn.run(api.tokens()).await?;
             let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-            let rows = doc.tokens.iter().map(|t| {
+            let access = doc.tokens.iter().map(|t| {
                 let (id, name) = (t.id.to_string(), t.name.to_string());
                 vec![
                     id,
+                    "access".to_owned(),
                     name,
                     t.created.clone(),
                     dash(&t.expires),
                     dash(&t.last_used),
                 ]
             });
-            let headers: &[&str] = &["ID", "NAME", "CREATED", "EXPIRES", "LAST USED"];
-            return list(g, io, &doc, ("tokens", headers), rows.collect());
+            // A refresh token is named by the client it was issued to.
+            let refresh = doc.refresh_tokens.iter().map(|t| {
+                vec![
+                    t.id.to_string(),
+                    "refresh".to_owned(),
+                    t.client_id.clone(),
+                    t.created.clone(),
+                    dash(&t.expires),
+                    dash(&t.last_used),
+                ]
+            });
+            let headers: &[&str] = &["ID", "KIND", "NAME", "CREATED", "EXPIRES", "LAST USED"];
+            let rows = access.chain(refresh).collect();
+            return list(g, io, &doc, ("tokens", headers), rows);
         }
         Command::Token(TokenCmd::Delete { id }) => {
             conn.run(api.delete_token(&id)).await?;

@@ -66,6 +66,14 @@ pub(crate) enum Command {
     /// Print who the stored credentials authenticate as: subject,
     /// identity provider and groups.
     Whoami,
+    /// Print the registry's token CA certificate (PEM), no login needed:
+    /// the `rootcertbundle` of a registry (CNCF Distribution's
+    /// `auth.token`) that uses this one as its token server.
+    TokenCa {
+        /// Write it to FILE instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Change your own password: reads the current password, then the new
     /// one, one per line, from standard input. Stored credentials holding
     /// the old password are updated.
@@ -92,7 +100,8 @@ pub(crate) enum Command {
     /// Manage service accounts and their pull secrets.
     #[command(subcommand, visible_alias = "sa")]
     Serviceaccount(ServiceAccountCmd),
-    /// Manage your access tokens (usable as passwords).
+    /// Manage your access tokens (usable as passwords) and refresh tokens
+    /// (identity tokens kept by `login` and docker).
     #[command(subcommand)]
     Token(TokenCmd),
     /// Inspect the ImageStreams (repositories) of a namespace.
@@ -348,9 +357,9 @@ pub(crate) enum TokenCmd {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         expires: Option<u64>,
     },
-    /// List your access tokens.
+    /// List your access and refresh tokens.
     List,
-    /// Delete an access token by id (from `token list`).
+    /// Delete an access or refresh token by id (from `token list`).
     Delete { id: AccessTokenId },
 }
 

@@ -75,6 +75,7 @@ pub(crate) async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Logout { server } => session::logout(g, &server, io),
         Command::Context(cmd) => session::context(g, cmd, io),
         Command::Passwd { .. } => session::passwd(g, io).await,
+        Command::TokenCa { output } => session::token_ca(g, output.as_deref(), io).await,
         c @ (Command::Imagestreams(_) | Command::Tag(_) | Command::Image(_)) => {
             image::run(g, c, io).await
         }

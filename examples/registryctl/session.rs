@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use registry::api::client::{Client, ClientError, Credentials, DockerConfig};
 use registry::api::model::admin::PasswordChange;
-use registry::auth::UserName;
+use registry::auth::{RefreshTokenSecret, UserName};
 
 use crate::admin::{print_json, table};
 use crate::cli::{ContextCmd, Global, Login};
@@ -160,17 +160,27 @@ pub(crate) async fn passwd(g: &Global, io: &mut Io<'_>) -> Result<(), CliError> 
     say!(io.out, "password of user/{name} changed")?;
     let auth_path = auth_file_path(g.config.as_deref(), &io.env)?;
     let mut auth = DockerConfig::load(&auth_path)?;
-    let key = conn.server.key();
-    if let Some(Credentials::Basic { username, password }) = auth.credentials(key)? {
-        if password == current {
-            auth.set_credentials(key, &username, &new);
-            auth.save(&auth_path)?;
-            say!(
-                io.out,
-                "credentials for {key} in {} updated",
-                auth_path.display()
-            )?;
+    let key = conn.server.key().to_owned();
+    let updated = match auth.credentials(&key)? {
+        Some(Credentials::Basic { username, password }) if password == current => {
+            auth.set_credentials(&key, &username, &new);
+            true
         }
+        // The change revoked the identity token: a new one for the new
+        // password.
+        Some(Credentials::AccessToken(token)) if RefreshTokenSecret::looks_like(&token) => {
+            store_login(&conn.client, &mut auth, &key, name.as_str(), &new, io).await?;
+            true
+        }
+        _ => false,
+    };
+    if updated {
+        auth.save(&auth_path)?;
+        say!(
+            io.out,
+            "credentials for {key} in {} updated",
+            auth_path.display()
+        )?;
     }
     Ok(())
 }
@@ -234,7 +244,14 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
         Err(ClientError::Unauthorized { .. }) => return Err(CliError::WrongCredentials),
         Err(e) => return Err(CliError::Login(e)),
     }
-    auth.set_credentials(&key, &username, &password);
+    let kept = if oidc.is_some() {
+        // The ID token itself: the issuer, not this registry, decides how
+        // long it lives.
+        auth.set_credentials(&key, &username, &password);
+        "the ID token"
+    } else {
+        store_login(&client, &mut auth, &key, &username, &password, io).await?
+    };
     auth.save(&path)?;
     let remembered = contexts.contexts.get(&key).and_then(|c| c.oidc.clone());
     let context = Context {
@@ -248,7 +265,7 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
     contexts.save(&contexts_file)?;
     say!(
         io.err,
-        "credentials for {key} saved in {}; current context: {key}",
+        "{kept} for {key} saved in {}; current context: {key}",
         path.display()
     )?;
     if args.oidc.enabled {
@@ -261,6 +278,57 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
         )?;
     }
     say!(io.out, "Login Succeeded")
+}
+
+/// The OAuth2 client id registryctl asks identity tokens for.
+const CLIENT_ID: &str = "registryctl";
+
+/// Puts a login into `auth`: an identity token when the server trades the
+/// password for one (docker, podman and skopeo use it as docker login's
+/// identity token; the password itself is not kept), else the password
+/// (or access token) itself. Says which.
+async fn store_login(
+    client: &Client,
+    auth: &mut DockerConfig,
+    key: &str,
+    username: &str,
+    password: &str,
+    io: &mut Io<'_>,
+) -> Result<&'static str, CliError> {
+    match client.identity_token(username, password, CLIENT_ID).await {
+        Ok(Some(token)) => {
+            auth.set_identity_token(key, username, &token);
+            return Ok("an identity token (not the password)");
+        }
+        Ok(None) => {}
+        Err(e) => say!(
+            io.err,
+            "warning: no identity token from {key} ({e}); keeping the password instead"
+        )?,
+    }
+    auth.set_credentials(key, username, password);
+    Ok("credentials")
+}
+
+/// `registryctl token-ca [--output FILE]`: the token CA, fetched without
+/// credentials.
+pub(crate) async fn token_ca(
+    g: &Global,
+    output: Option<&Path>,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let conn = Connection::open(g, io, false)?;
+    let pem = conn.run(conn.client.token_ca_pem()).await?;
+    match output {
+        None => write!(io.out, "{pem}").map_err(CliError::Output),
+        Some(path) => {
+            std::fs::write(path, &pem).map_err(|source| CliError::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+            say!(io.err, "token CA written to {}", path.display())
+        }
+    }
 }
 
 /// `registryctl logout SERVER` (the context stays: logging in again

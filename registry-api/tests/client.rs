@@ -485,3 +485,60 @@ fn bad_configuration_is_a_typed_error() {
         Err(ClientError::InvalidCa { .. })
     ));
 }
+
+#[tokio::test]
+async fn identity_tokens_and_the_token_ca() {
+    let url = secured().await;
+    let anonymous = Client::builder(&url).build().unwrap();
+    // A password trades for an identity token, which then works as the
+    // credential on every API.
+    let token = anonymous
+        .identity_token("alice", PASSWORD, "registry-api-tests")
+        .await
+        .unwrap()
+        .expect("an identity token");
+    assert!(token.starts_with("rgr_"));
+    let alice = Client::builder(&url).access_token(&token).build().unwrap();
+    assert_eq!(alice.whoami().await.unwrap().subject, "user:alice");
+    let team = repo("team/app");
+    push_image(&alice, &team, "i").await;
+    let listed = alice.tokens().await.unwrap();
+    assert_eq!(listed.refresh_tokens.len(), 1);
+    assert_eq!(listed.refresh_tokens[0].client_id, "registry-api-tests");
+    // Wrong password: refused; an access token as the password: no
+    // identity token (it is the long-lived credential already).
+    assert!(matches!(
+        anonymous.identity_token("alice", "wrong", "x").await,
+        Err(ClientError::Unauthorized { .. })
+    ));
+    let created = alice
+        .create_token(&NewAccessToken::new(Some("ci".into()), None))
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous
+            .identity_token("any", &created.token, "x")
+            .await
+            .unwrap(),
+        None
+    );
+    // Revoked with `DELETE /tokens/{id}`: it stops working at once.
+    alice
+        .delete_token(&listed.refresh_tokens[0].id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        alice.whoami().await,
+        Err(ClientError::Unauthorized { .. })
+    ));
+    // Without access control there is no token service.
+    let open = serve(router(&Registry::in_memory())).await;
+    let open = Client::builder(&open).build().unwrap();
+    assert_eq!(open.identity_token("a", "b", "c").await.unwrap(), None);
+    assert!(matches!(
+        open.token_ca_pem().await,
+        Err(ClientError::NotFound { .. })
+    ));
+    let pem = anonymous.token_ca_pem().await.unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
+}

@@ -324,8 +324,9 @@ impl Authenticator {
     }
 
     /// Whether the credential a registry token was derived from still
-    /// stands: its access token exists, is unexpired and its owner is the
-    /// token's subject and exists; or, for a password, the subject exists.
+    /// stands: its access or refresh token exists, is unexpired and its
+    /// owner is the token's subject and exists; for a password, the subject
+    /// exists; a provider's login stands until the token expires.
     /// Served by the store's cache on the hot path.
     pub async fn token_source_is_live(&self, claims: &TokenClaims) -> Result<bool, AuthStoreError> {
         match claims.source {
@@ -340,6 +341,11 @@ impl Authenticator {
                 .live_token(&hash)
                 .await?
                 .is_some_and(|t| t.owner == claims.subject)),
+            TokenSource::RefreshToken(hash) => {
+                crate::refresh::RefreshTokens::new(self.store.clone())
+                    .is_live(&hash, &claims.subject)
+                    .await
+            }
         }
     }
 

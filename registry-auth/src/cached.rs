@@ -1,6 +1,6 @@
 //! [`CachedAuthStore`]: an in-memory read cache for the lookups every
-//! authenticated request makes (a user by name, a token by hash, a service
-//! account), in front of any [`AuthStore`].
+//! authenticated request makes (a user by name, an access or refresh token
+//! by hash, a service account), in front of any [`AuthStore`].
 //!
 //! Writes through the wrapper empty the cache, so this process sees its own
 //! changes at once; another replica's changes are seen once an entry's time
@@ -17,9 +17,11 @@ use registry_core::Namespace;
 use time::OffsetDateTime;
 
 use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
+use crate::refresh::RefreshToken;
 use crate::role::{ClusterRoleBinding, RoleBinding};
 use crate::store::{AuthStore, AuthStoreError, ServiceAccount, User};
 use crate::subject::{ServiceAccountRef, Subject, UserName};
+use crate::token::{KeyId, TokenCa, TokenSigningKey};
 
 /// Default time to live of cached records.
 pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -30,6 +32,7 @@ const MAX_ENTRIES: usize = 16_384;
 struct Maps {
     users: HashMap<UserName, (User, Instant)>,
     tokens: HashMap<TokenHash, (AccessToken, Instant)>,
+    refresh_tokens: HashMap<TokenHash, (RefreshToken, Instant)>,
     service_accounts: HashMap<ServiceAccountRef, (ServiceAccount, Instant)>,
 }
 
@@ -37,6 +40,7 @@ impl Maps {
     fn clear(&mut self) {
         self.users.clear();
         self.tokens.clear();
+        self.refresh_tokens.clear();
         self.service_accounts.clear();
     }
 }
@@ -279,6 +283,74 @@ impl AuthStore for CachedAuthStore {
 
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         self.inner.list_cluster_role_bindings().await
+    }
+
+    async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError> {
+        self.write(self.inner.create_refresh_token(token)).await
+    }
+
+    async fn find_refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshToken>, AuthStoreError> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        if let Some(token) = fresh(self.maps().refresh_tokens.get(hash), Instant::now()) {
+            return Ok(Some(token));
+        }
+        let token = self.inner.find_refresh_token_by_hash(hash).await?;
+        if let Some(t) = &token {
+            self.fill(generation, |m, exp| {
+                insert(&mut m.refresh_tokens, *hash, t.clone(), exp)
+            });
+        }
+        Ok(token)
+    }
+
+    async fn list_refresh_tokens(
+        &self,
+        owner: Option<&Subject>,
+    ) -> Result<Vec<RefreshToken>, AuthStoreError> {
+        self.inner.list_refresh_tokens(owner).await
+    }
+
+    async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
+        self.write(self.inner.delete_refresh_token(id)).await
+    }
+
+    async fn touch_refresh_token(
+        &self,
+        id: &AccessTokenId,
+        at: OffsetDateTime,
+    ) -> Result<(), AuthStoreError> {
+        self.inner.touch_refresh_token(id, at).await?;
+        for (token, _) in self.maps().refresh_tokens.values_mut() {
+            if &token.id == id && token.last_used.is_none_or(|t| t < at) {
+                token.last_used = Some(at);
+            }
+        }
+        Ok(())
+    }
+
+    // The token issuer keeps its own copy of the keys: no caching here.
+
+    async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError> {
+        self.inner.token_ca().await
+    }
+
+    async fn create_token_ca(&self, ca: TokenCa) -> Result<(), AuthStoreError> {
+        self.inner.create_token_ca(ca).await
+    }
+
+    async fn add_token_signing_key(&self, key: TokenSigningKey) -> Result<(), AuthStoreError> {
+        self.inner.add_token_signing_key(key).await
+    }
+
+    async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError> {
+        self.inner.list_token_signing_keys().await
+    }
+
+    async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
+        self.inner.delete_token_signing_key(kid).await
     }
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {

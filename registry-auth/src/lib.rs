@@ -1,19 +1,21 @@
 //! Who may do what in the registry: identities, credentials, roles and
-//! bindings, the [`Authorizer`], short-lived registry tokens, and the
+//! bindings, the [`Authorizer`], registry tokens (standard JWTs), and the
 //! [`AuthStore`] that persists it all.
 //!
 //! This crate is pure policy: no HTTP, no SQL. The HTTP layer authenticates
 //! a request with the [`Authenticator`] (Basic credentials or an access
-//! token) or the [`TokenIssuer`] (a registry bearer token), maps it to an
-//! [`Action`] on a [`Resource`], and asks [`Authorizer::check`]; nothing else
-//! decides. `registry-storage` implements [`AuthStore`] over SQL; the
-//! [`MemoryAuthStore`] serves tests and embedding.
+//! token), [`RefreshTokens`] or the [`TokenIssuer`] (a registry bearer
+//! token), maps it to an [`Action`] on a [`Resource`], and asks
+//! [`Authorizer::check`]; nothing else decides. `registry-storage`
+//! implements [`AuthStore`] over SQL; the [`MemoryAuthStore`] serves tests
+//! and embedding.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use registry_auth::{
 //!     grant_scopes, Action, AuthStore, Authenticator, Authorizer, MemoryAuthStore, Password,
-//!     PasswordHasher, Resource, Role, RoleBinding, Scope, SigningKey, Subject, TokenIssuer, User,
+//!     PasswordHasher, Resource, Role, RoleBinding, Scope, Subject, TokenIssuer, TokenSettings,
+//!     TokenSource, User,
 //! };
 //!
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -42,13 +44,20 @@
 //! assert!(authz.check(&alice, Action::Push, &Resource::Repository(&repo)).is_allowed());
 //! assert!(!authz.check(&alice, Action::Delete, &Resource::Repository(&repo)).is_allowed());
 //!
-//! // The Docker token protocol: grant what was asked and allowed, sign it.
+//! // The Docker token protocol: grant what was asked and allowed, sign it
+//! // (an ES256 JWT; the keys are made in the store on first use).
 //! let requested = Scope::parse_all(["repository:team/app:pull,push,delete"]).unwrap();
 //! let granted = grant_scopes(&authz, &alice, &requested);
 //! assert_eq!(granted[0].to_string(), "repository:team/app:pull,push");
-//! let issuer = TokenIssuer::new(&SigningKey::generate().unwrap(), "registry.local").unwrap();
-//! let token = issuer.issue(&alice, &granted).token;
-//! let claims = issuer.verify(token.expose()).unwrap();
+//! let issuer = TokenIssuer::load(store.clone(), "registry.local", &TokenSettings::default())
+//!     .await
+//!     .unwrap();
+//! let token = issuer
+//!     .issue(&alice, &granted, TokenSource::Password, "registry.local")
+//!     .await
+//!     .unwrap()
+//!     .token;
+//! let claims = issuer.verify(token.expose()).await.unwrap();
 //! assert_eq!(claims.identity(), alice);
 //! # });
 //! ```
@@ -68,6 +77,7 @@ pub mod memory;
 pub mod names;
 #[cfg(feature = "oidc")]
 pub mod oidc;
+pub mod refresh;
 pub mod role;
 pub mod scope;
 pub mod secret;
@@ -95,6 +105,7 @@ pub use names::{
     ExternalNameError, ExternalUserName, GroupName, ServiceAccountName, ServiceAccountNameError,
     ServiceAccountRef, UserName, UserNameError,
 };
+pub use refresh::{ClientId, ClientIdError, RefreshToken, RefreshTokenSecret, RefreshTokens};
 pub use role::{
     Action, ActionSet, ClusterRole, ClusterRoleBinding, Decision, Resource, Role, RoleBinding,
     RoleError,
@@ -102,12 +113,12 @@ pub use role::{
 pub use scope::{grant_scopes, Scope, ScopeAction, ScopeActions, ScopeError};
 pub use secret::{
     current_managed_token, docker_config_json, is_managed_token, managed_token, new_managed_token,
-    pull_secret, pull_secret_name, PullSecretPolicy,
+    pull_secret, pull_secret_name, PullSecretPolicy, SigningKey,
 };
 pub use store::{AuthStore, AuthStoreError, ServiceAccount, User};
 pub use subject::{Group, Subject, SubjectError};
 pub use throttle::{FailedLogins, LoginGuard, LoginLimits};
 pub use token::{
-    IssuedToken, RegistryToken, SigningKey, TokenClaims, TokenError, TokenIssuer, TokenResponse,
-    TokenSource,
+    IssuedToken, Jwk, Jwks, KeyId, RegistryToken, TokenCa, TokenClaims, TokenError, TokenIssuer,
+    TokenResponse, TokenSettings, TokenSigningKey, TokenSource,
 };

@@ -9,9 +9,11 @@ use registry_core::Namespace;
 use time::OffsetDateTime;
 
 use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
+use crate::refresh::RefreshToken;
 use crate::role::{ClusterRoleBinding, RoleBinding};
 use crate::store::{AuthStore, AuthStoreError, ServiceAccount, User};
 use crate::subject::{ServiceAccountRef, Subject, UserName};
+use crate::token::{KeyId, TokenCa, TokenSigningKey};
 
 #[derive(Debug, Default)]
 struct State {
@@ -21,6 +23,10 @@ struct State {
     token_by_hash: HashMap<TokenHash, AccessTokenId>,
     role_bindings: BTreeSet<RoleBinding>,
     cluster_role_bindings: BTreeSet<ClusterRoleBinding>,
+    refresh_tokens: HashMap<AccessTokenId, RefreshToken>,
+    refresh_by_hash: HashMap<TokenHash, AccessTokenId>,
+    token_ca: Option<TokenCa>,
+    signing_keys: BTreeMap<KeyId, TokenSigningKey>,
     markers: BTreeSet<String>,
 }
 
@@ -33,6 +39,14 @@ impl State {
             let keep = t.owner != *subject;
             if !keep {
                 hashes.remove(&t.hash);
+            }
+            keep
+        });
+        let refresh_hashes = &mut self.refresh_by_hash;
+        self.refresh_tokens.retain(|_, t| {
+            let keep = t.owner != *subject;
+            if !keep {
+                refresh_hashes.remove(&t.hash);
             }
             keep
         });
@@ -299,6 +313,109 @@ impl AuthStore for MemoryAuthStore {
 
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         Ok(self.read()?.cluster_role_bindings.iter().cloned().collect())
+    }
+
+    async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError> {
+        let mut s = self.write()?;
+        if s.refresh_tokens.contains_key(&token.id) || s.refresh_by_hash.contains_key(&token.hash) {
+            return Err(AuthStoreError::already_exists(format_args!(
+                "refresh token {}",
+                token.id
+            )));
+        }
+        s.refresh_by_hash.insert(token.hash, token.id);
+        s.refresh_tokens.insert(token.id, token);
+        Ok(())
+    }
+
+    async fn find_refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshToken>, AuthStoreError> {
+        let s = self.read()?;
+        Ok(s.refresh_by_hash
+            .get(hash)
+            .and_then(|id| s.refresh_tokens.get(id))
+            .cloned())
+    }
+
+    async fn list_refresh_tokens(
+        &self,
+        owner: Option<&Subject>,
+    ) -> Result<Vec<RefreshToken>, AuthStoreError> {
+        let mut tokens: Vec<RefreshToken> = self
+            .read()?
+            .refresh_tokens
+            .values()
+            .filter(|t| owner.is_none_or(|o| t.owner == *o))
+            .cloned()
+            .collect();
+        tokens.sort_by_key(|t| (t.created, t.id));
+        Ok(tokens)
+    }
+
+    async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
+        let mut s = self.write()?;
+        let token = s
+            .refresh_tokens
+            .remove(id)
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))?;
+        s.refresh_by_hash.remove(&token.hash);
+        Ok(())
+    }
+
+    async fn touch_refresh_token(
+        &self,
+        id: &AccessTokenId,
+        at: OffsetDateTime,
+    ) -> Result<(), AuthStoreError> {
+        let mut s = self.write()?;
+        let token = s
+            .refresh_tokens
+            .get_mut(id)
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))?;
+        token.last_used = Some(at);
+        Ok(())
+    }
+
+    async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError> {
+        Ok(self.read()?.token_ca.clone())
+    }
+
+    async fn create_token_ca(&self, ca: TokenCa) -> Result<(), AuthStoreError> {
+        let mut s = self.write()?;
+        if s.token_ca.is_some() {
+            return Err(AuthStoreError::already_exists("token CA"));
+        }
+        s.token_ca = Some(ca);
+        Ok(())
+    }
+
+    async fn add_token_signing_key(&self, key: TokenSigningKey) -> Result<(), AuthStoreError> {
+        let mut s = self.write()?;
+        if s.signing_keys.contains_key(&key.kid) {
+            return Err(AuthStoreError::already_exists(format_args!(
+                "token-signing key {}",
+                key.kid
+            )));
+        }
+        s.signing_keys.insert(key.kid.clone(), key);
+        Ok(())
+    }
+
+    async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError> {
+        let mut keys: Vec<TokenSigningKey> = self.read()?.signing_keys.values().cloned().collect();
+        keys.sort_by(|a, b| (a.signs_from, &a.kid).cmp(&(b.signs_from, &b.kid)));
+        Ok(keys)
+    }
+
+    async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
+        match self.write()?.signing_keys.remove(kid) {
+            Some(_) => Ok(()),
+            None => Err(AuthStoreError::not_found(format_args!(
+                "token-signing key {kid}"
+            ))),
+        }
     }
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {

@@ -9,11 +9,48 @@ use serde_json::{json, Value};
 use hmac::{KeyInit, Mac};
 use time::{Duration, OffsetDateTime};
 
-use crate::credentials::{AccessToken, AccessTokenId, AccessTokenSecret, TokenName};
+use crate::credentials::{
+    random_bytes, AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, TokenName,
+};
 use crate::subject::{ServiceAccountRef, Subject};
-use crate::token::SigningKey;
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The registry's server secret: a 32-byte key from which derived secrets
+/// come (the managed pull-secret tokens below), so that every replica
+/// configured with the same key derives the same ones. `Debug` does not
+/// show it. (Registry tokens are signed with the ES256 keys of the auth
+/// store instead: see [`crate::token`].)
+#[derive(Clone)]
+pub struct SigningKey([u8; 32]);
+
+impl SigningKey {
+    /// 32 fresh random bytes from the CSPRNG (derived secrets die with the
+    /// process: give a fixed key to every replica instead).
+    pub fn generate() -> Result<Self, CredentialError> {
+        Ok(SigningKey(random_bytes::<32>()?))
+    }
+
+    /// A key from configuration.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        SigningKey(bytes)
+    }
+
+    /// A key for another purpose derived from this one (HMAC of `label`),
+    /// so that one configured secret serves several uses without reuse.
+    pub(crate) fn derive(&self, label: &str) -> [u8; 32] {
+        // HMAC accepts keys of any length: this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(***)")
+    }
+}
 
 /// Name prefix of the managed tokens behind pull secrets (the rest is the
 /// start of the token id, as names are unique per owner).
@@ -201,6 +238,15 @@ impl PullSecretPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_key_is_redacted_and_derives_per_label() {
+        let key = SigningKey::from_bytes([7; 32]);
+        assert!(!format!("{key:?}").contains('7'));
+        assert_ne!(key.derive("a"), key.derive("b"));
+        assert_eq!(key.derive("a"), SigningKey::from_bytes([7; 32]).derive("a"));
+        assert_ne!(key.derive("a"), SigningKey::from_bytes([8; 32]).derive("a"));
+    }
 
     #[test]
     fn secret_document() {

@@ -9,8 +9,10 @@ use registry_core::Namespace;
 use time::OffsetDateTime;
 
 use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
+use crate::refresh::RefreshToken;
 use crate::role::{ClusterRoleBinding, RoleBinding};
 use crate::subject::{ServiceAccountRef, Subject, UserName};
+use crate::token::{KeyId, TokenCa, TokenSigningKey};
 
 /// What went wrong in an [`AuthStore`].
 #[derive(Debug, thiserror::Error)]
@@ -79,15 +81,18 @@ pub struct ServiceAccount {
 ///
 /// - **Keys.** Users are keyed by name, service accounts by (namespace,
 ///   name), tokens by id and, uniquely, by hash; a token's name is unique per
-///   owner. Bindings are sets: adding an existing binding is
-///   `AlreadyExists`, removing a missing one is `NotFound`.
+///   owner. Refresh tokens are keyed by id and, uniquely, by hash. Bindings
+///   are sets: adding an existing binding is `AlreadyExists`, removing a
+///   missing one is `NotFound`. Token-signing keys are keyed by key id; the
+///   token CA is one per store, made once and kept (creating a second one
+///   is `AlreadyExists`).
 /// - **Errors.** A missing record is [`AuthStoreError::NotFound`], a
 ///   duplicate key [`AuthStoreError::AlreadyExists`]; everything else is
 ///   [`AuthStoreError::Backend`]. `get_*`/`find_*` return `Ok(None)` for a
 ///   missing record, never `NotFound`.
 /// - **Cascades.** Deleting a user or a service account deletes, in the same
-///   transaction, its tokens and every role and cluster role binding whose
-///   subject it is. Deleting a namespace is not this trait's business; the
+///   transaction, its access and refresh tokens and every role and cluster
+///   role binding whose subject it is. Deleting a namespace is not this trait's business; the
 ///   caller deletes its service accounts and calls
 ///   [`AuthStore::delete_namespace_bindings`].
 /// - **Referential checks.** Creating a token or a binding does not check
@@ -95,7 +100,11 @@ pub struct ServiceAccount {
 ///   dangling token never authenticates because the
 ///   [`Authenticator`](crate::Authenticator) checks the owner.
 /// - **Ordering.** Lists are sorted: users by name, service accounts by
-///   (namespace, name), tokens by (created, id), bindings by their `Ord`.
+///   (namespace, name), access and refresh tokens by (created, id), bindings
+///   by their `Ord`, token-signing keys by (signs_from, key id).
+/// - **Secrets.** The token CA's and the signing keys' private keys are the
+///   only secrets kept (everything else is a hash): whoever reads the store
+///   can sign registry tokens.
 /// - **Consistency.** A completed write is visible to every later read from
 ///   any handle on the same store.
 ///
@@ -196,6 +205,44 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     ) -> Result<(), AuthStoreError>;
     /// Every cluster binding.
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError>;
+
+    // Refresh tokens.
+
+    /// Stores a new refresh token. `AlreadyExists` if the id or hash is
+    /// taken.
+    async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError>;
+    /// The refresh token with this hash, if any (expired ones too).
+    async fn find_refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshToken>, AuthStoreError>;
+    /// The refresh tokens owned by `owner`, or every one.
+    async fn list_refresh_tokens(
+        &self,
+        owner: Option<&Subject>,
+    ) -> Result<Vec<RefreshToken>, AuthStoreError>;
+    /// Deletes a refresh token. `NotFound` if missing.
+    async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError>;
+    /// Records a use of the refresh token at `at`. `NotFound` if missing.
+    async fn touch_refresh_token(
+        &self,
+        id: &AccessTokenId,
+        at: OffsetDateTime,
+    ) -> Result<(), AuthStoreError>;
+
+    // Token-signing keys.
+
+    /// The token CA, if one was made.
+    async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError>;
+    /// Stores the token CA. `AlreadyExists` if the store has one (replicas
+    /// racing to make it: the loser reads the winner's).
+    async fn create_token_ca(&self, ca: TokenCa) -> Result<(), AuthStoreError>;
+    /// Stores a token-signing key. `AlreadyExists` if its id is taken.
+    async fn add_token_signing_key(&self, key: TokenSigningKey) -> Result<(), AuthStoreError>;
+    /// Every token-signing key, by (signs_from, key id).
+    async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError>;
+    /// Deletes a token-signing key. `NotFound` if missing.
+    async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError>;
 
     // Markers: one-time steps that must not run again once done, even when
     // what they made is deleted later (such as the bootstrap of `admin`).

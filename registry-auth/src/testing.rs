@@ -23,6 +23,9 @@ use crate::store::{AuthStore, AuthStoreError, ServiceAccount, User};
 use crate::subject::{Group, ServiceAccountRef, Subject, UserName};
 use crate::PasswordHasher;
 
+mod token_records;
+pub use token_records::{refresh_tokens, token_keys};
+
 /// Runs every check in turn.
 pub async fn run_all(store: &dyn AuthStore) {
     users(store).await;
@@ -32,6 +35,8 @@ pub async fn run_all(store: &dyn AuthStore) {
     cluster_role_bindings(store).await;
     deleting_a_user_cascades(store).await;
     deleting_a_service_account_cascades(store).await;
+    refresh_tokens(store).await;
+    token_keys(store).await;
     markers(store).await;
 }
 
@@ -145,6 +150,11 @@ pub async fn assert_nothing_left(store: &dyn AuthStore, tag: &str) {
     assert!(
         !crbs.iter().any(|b| b.subject.to_string().contains(tag)),
         "cluster role bindings left behind"
+    );
+    let refresh = ok("list_refresh_tokens", store.list_refresh_tokens(None).await);
+    assert!(
+        !refresh.iter().any(|t| t.owner.to_string().contains(tag)),
+        "refresh tokens left behind"
     );
 }
 

@@ -12,6 +12,10 @@ async fn memory_store_conformance() {
     assert!(store.list_tokens(None).await.unwrap().is_empty());
     assert!(store.list_role_bindings(None).await.unwrap().is_empty());
     assert!(store.list_cluster_role_bindings().await.unwrap().is_empty());
+    assert!(store.list_refresh_tokens(None).await.unwrap().is_empty());
+    assert!(store.list_token_signing_keys().await.unwrap().is_empty());
+    // The token CA is the one record kept: the trust anchor of the keys.
+    assert!(store.token_ca().await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -27,6 +31,7 @@ async fn cached_store_conformance() {
     testing::run_all(&store).await;
     assert!(inner.list_users().await.unwrap().is_empty());
     assert!(inner.list_tokens(None).await.unwrap().is_empty());
+    assert!(inner.list_refresh_tokens(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]

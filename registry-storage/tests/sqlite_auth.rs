@@ -46,6 +46,8 @@ suite!(
     cluster_role_bindings,
     deleting_a_user_cascades,
     deleting_a_service_account_cascades,
+    refresh_tokens,
+    token_keys,
 );
 
 /// Every check one after another on one file: they must not disturb each other.
@@ -255,9 +257,19 @@ async fn no_secret_is_stored_in_clear() {
         .await
         .expect("set password");
 
+    let carol = registry_auth::Identity::user(parse("carol"));
+    let (refresh, refresh_secret) =
+        registry_auth::RefreshToken::generate(&carol, parse("docker"), None, now())
+            .expect("refresh token");
+    store
+        .create_refresh_token(refresh.clone())
+        .await
+        .expect("refresh token");
     let token_text = secret.expose();
     // Without the prefix too: the random part alone is the secret.
     let token_body = &token_text[4..];
+    let refresh_text = refresh_secret.expose();
+    let refresh_body = &refresh_text[4..];
     let check = |bytes: &[u8], when: &str| {
         // The files do hold the records (so we read the right files) ...
         assert!(contains(bytes, b"laptop"), "{when}: token record missing");
@@ -265,8 +277,19 @@ async fn no_secret_is_stored_in_clear() {
             contains(bytes, token.hash.as_bytes()),
             "{when}: token hash missing"
         );
+        assert!(
+            contains(bytes, refresh.hash.as_bytes()),
+            "{when}: refresh token hash missing"
+        );
         // ... and never the secrets.
-        for secret in [token_text, token_body, password, second] {
+        for secret in [
+            token_text,
+            token_body,
+            password,
+            second,
+            refresh_text,
+            refresh_body,
+        ] {
             assert!(
                 !contains(bytes, secret.as_bytes()),
                 "{when}: a secret is stored in clear"

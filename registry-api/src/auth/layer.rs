@@ -132,7 +132,7 @@ where
 }
 
 /// The answer to credentials that were not accepted.
-fn rejection(rejected: Rejected) -> Response {
+pub(super) fn rejection(rejected: Rejected) -> Response {
     match rejected {
         Rejected::Invalid(message) => ApiError::unauthenticated(message).into_response(),
         Rejected::Throttled(e, retry_after) => ApiError::from(RegistryError::TooManyRequests {

@@ -7,7 +7,9 @@
 
 mod connection;
 mod layer;
+mod oauth;
 mod token_endpoint;
+mod well_known;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +17,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use registry_auth::{
     AuthStore, Authenticate, AuthenticationError, Authenticator, Authorizer, AuthorizerHandle,
-    Credentials, LoginGuard, LoginLimits, PasswordHasher, PullSecretPolicy, SigningKey,
-    TokenIssuer, TokenSource,
+    Credentials, LoginGuard, LoginLimits, PasswordHasher, PullSecretPolicy, RefreshTokens,
+    SigningKey, TokenError, TokenIssuer, TokenSettings, TokenSource,
 };
 
 use crate::service::{BuildError, Caller};
@@ -24,7 +26,10 @@ use crate::service::{BuildError, Caller};
 pub(crate) use connection::Origin;
 pub use connection::{IpCidr, IpCidrError, SecureListener};
 pub use layer::{AuthLayer, AuthService};
+pub(crate) use oauth::token_form;
 pub(crate) use token_endpoint::token;
+pub(crate) use well_known::{jwks, token_ca};
+pub use well_known::{JWKS_PATH, TOKEN_CA_PATH};
 
 /// How the registry authenticates and authorizes. Start from
 /// [`AuthConfig::new`] and set what differs from the defaults.
@@ -36,10 +41,15 @@ pub struct AuthConfig {
     pub store: Option<Arc<dyn AuthStore>>,
     /// Password hashing parameters.
     pub hasher: PasswordHasher,
-    /// Key that signs registry bearer tokens (shared by all replicas).
+    /// The server secret managed pull-secret tokens derive from (shared by
+    /// all replicas). Registry tokens are signed with the ES256 keys of the
+    /// auth store instead (see [`AuthConfig::tokens`]).
     pub signing_key: SigningKey,
     /// The `service` of the Bearer challenge (token audience).
     pub service: String,
+    /// How registry tokens are issued: issuer name, other services to
+    /// issue tokens for, lifetime, key rotation.
+    pub tokens: TokenSettings,
     /// Base URL clients reach the registry at (`https://registry.example`),
     /// for the token realm and pull secrets; derived from `Host` when `None`.
     pub public_url: Option<String>,
@@ -66,6 +76,7 @@ impl AuthConfig {
             hasher: PasswordHasher::new(),
             signing_key,
             service: "registry".to_owned(),
+            tokens: TokenSettings::default(),
             public_url: None,
             pull_secrets: PullSecretPolicy::default(),
             settings: AuthSettings::default(),
@@ -100,10 +111,22 @@ pub struct AuthSettings {
     /// Lifetime of a service account's managed pull-secret token; it is
     /// renewed (a new token) once less than a third of it is left.
     pub pull_secret_lifetime: Duration,
+    /// Lifetime of a refresh token (Docker's identity token) issued to a
+    /// user who logged in with the registry's own password.
+    pub refresh_token_lifetime: Duration,
+    /// Lifetime of a refresh token issued to an identity from an external
+    /// provider (LDAP, OIDC, htpasswd): the registry cannot see that
+    /// identity revoked at its source, so this bounds how long the groups
+    /// it had at login keep working without a new login.
+    pub external_refresh_token_lifetime: Duration,
 }
 
 /// Default lifetime of managed pull-secret tokens: 90 days.
 pub const DEFAULT_PULL_SECRET_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Default lifetime of refresh tokens of local users: 30 days.
+pub const DEFAULT_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default lifetime of refresh tokens of external identities: 12 hours.
+pub const DEFAULT_EXTERNAL_REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 impl Default for AuthSettings {
     fn default() -> Self {
@@ -111,6 +134,8 @@ impl Default for AuthSettings {
             login: LoginLimits::default(),
             trusted_proxies: Vec::new(),
             pull_secret_lifetime: DEFAULT_PULL_SECRET_LIFETIME,
+            refresh_token_lifetime: DEFAULT_REFRESH_TOKEN_LIFETIME,
+            external_refresh_token_lifetime: DEFAULT_EXTERNAL_REFRESH_TOKEN_LIFETIME,
         }
     }
 }
@@ -120,9 +145,11 @@ impl Default for AuthSettings {
 pub(crate) struct AuthState {
     pub(crate) store: Arc<dyn AuthStore>,
     pub(crate) hasher: PasswordHasher,
-    /// The providers, then the registry's own users and access tokens.
+    /// The providers, then the registry's refresh tokens, then its own
+    /// users and access tokens.
     pub(crate) providers: Vec<Arc<dyn Authenticate>>,
     pub(crate) local: Arc<Authenticator>,
+    pub(crate) refresh_tokens: Arc<RefreshTokens>,
     pub(crate) authorizer: AuthorizerHandle,
     pub(crate) issuer: TokenIssuer,
     pub(crate) public_url: Option<String>,
@@ -146,15 +173,19 @@ impl AuthState {
         let authorizer = Authorizer::load(store.as_ref())
             .await
             .map_err(BuildError::Bindings)?;
-        let issuer = TokenIssuer::new(&config.signing_key, &config.service)
+        let issuer = TokenIssuer::load(store.clone(), &config.service, &config.tokens)
+            .await
             .map_err(|e| BuildError::Auth(e.into()))?;
+        let refresh_tokens = Arc::new(RefreshTokens::new(store.clone()));
         let mut providers = config.providers;
+        providers.push(refresh_tokens.clone());
         providers.push(local.clone());
         Ok(AuthState {
             store,
             hasher: config.hasher,
             providers,
             local,
+            refresh_tokens,
             authorizer: AuthorizerHandle::new(authorizer),
             issuer,
             public_url: config.public_url,
@@ -241,10 +272,13 @@ pub(crate) async fn authenticate(
     {
         Some(token) => {
             let token = token.trim();
-            if let Ok(claims) = state.issuer.verify(token) {
-                return registry_token(state, claims, peer, accepts).await;
+            match state.issuer.verify(token).await {
+                Ok(claims) => return registry_token(state, claims, peer, accepts).await,
+                Err(TokenError::Store(e)) => return Err(Rejected::Internal(e)),
+                // Not one of ours: an access or refresh token, or a
+                // provider's token.
+                Err(_) => Credentials::Bearer(token.to_owned()),
             }
-            Credentials::Bearer(token.to_owned())
         }
         None => match basic_credentials(value) {
             Some((user, password)) => Credentials::Basic { user, password },
@@ -254,8 +288,18 @@ pub(crate) async fn authenticate(
             }
         },
     };
+    authenticate_credentials(state, &credentials, peer).await
+}
+
+/// Asks the providers in order about `credentials` (primary credentials:
+/// a password, an access or refresh token, a provider's token).
+pub(crate) async fn authenticate_credentials(
+    state: &AuthState,
+    credentials: &Credentials,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Authenticated, Rejected> {
     for provider in &state.providers {
-        match provider.authenticate(&credentials, peer).await {
+        match provider.authenticate(credentials, peer).await {
             Ok(None) => continue,
             Ok(Some((identity, source))) => {
                 return Ok(Authenticated {
@@ -277,7 +321,7 @@ pub(crate) async fn authenticate(
 /// allows, and only while the credential it came from lives.
 async fn registry_token(
     state: &AuthState,
-    claims: registry_auth::TokenClaims,
+    claims: Arc<registry_auth::TokenClaims>,
     peer: Option<std::net::IpAddr>,
     accepts: Accepts,
 ) -> Result<Authenticated, Rejected> {

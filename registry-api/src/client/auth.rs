@@ -39,7 +39,7 @@ impl TokenCache {
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, PartialEq, Eq)]
-enum Challenge {
+pub(super) enum Challenge {
     Bearer {
         realm: String,
         service: Option<String>,
@@ -85,7 +85,7 @@ fn parse_challenge(value: &str) -> Option<Challenge> {
     })
 }
 
-fn challenge_of(response: &Response) -> Option<Challenge> {
+pub(super) fn challenge_of(response: &Response) -> Option<Challenge> {
     response
         .headers()
         .get_all(header::WWW_AUTHENTICATE)
@@ -115,7 +115,7 @@ pub(crate) async fn success(response: Response) -> Result<Response, ClientError>
 }
 
 impl Client {
-    async fn execute(&self, request: RequestBuilder) -> Result<Response, ClientError> {
+    pub(super) async fn execute(&self, request: RequestBuilder) -> Result<Response, ClientError> {
         let request = request
             .build()
             .map_err(|source| ClientError::Setup { source })?;
@@ -127,7 +127,7 @@ impl Client {
             .map_err(|e| ClientError::transport(&url, e))
     }
 
-    fn http(&self) -> &reqwest::Client {
+    pub(super) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
 

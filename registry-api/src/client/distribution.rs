@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
-use http::header;
+use http::{header, StatusCode};
 use registry_core::{media_type, Algorithm, Digest, Reference, RepositoryName, Tag};
 use reqwest::{Response, Url};
 use serde::de::DeserializeOwned;
@@ -152,15 +152,45 @@ impl Client {
             &v2(repo, &["blobs", "uploads", ""]),
             &[("digest", &digest_text)],
         );
+        let scope = push_scope(repo);
         let response = self
-            .distribution(&push_scope(repo), |http| {
+            .distribution(&scope, |http| {
                 http.post(url.clone())
                     .header(header::CONTENT_TYPE, "application/octet-stream")
                     .body(data.clone())
             })
             .await?;
+        if response.status() == StatusCode::ACCEPTED {
+            // The registry opened a session instead of taking the body
+            // (CNCF Distribution does): send it again to finish that.
+            let mut session = self.upload_location(&response, &url)?;
+            session.query_pairs_mut().append_pair("digest", &digest_text);
+            let request = self
+                .inner
+                .http
+                .put(session)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .body(data);
+            let response = self.distribution_once(&scope, request).await?;
+            check_reported(&response, &digest)?;
+            return Ok(digest);
+        }
         check_reported(&response, &digest)?;
         Ok(digest)
+    }
+
+    /// The session URL an upload start answered (`Location`, resolved
+    /// against the base URL).
+    fn upload_location(&self, response: &Response, start: &Url) -> Result<Url, ClientError> {
+        response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| self.base_url().join(l).ok())
+            .ok_or_else(|| ClientError::Protocol {
+                url: start.to_string(),
+                problem: "starting an upload answered no usable Location",
+            })
     }
 
     /// Pushes a blob of any size from a stream, in an upload session
@@ -183,16 +213,7 @@ impl Client {
                 http.post(start.clone()).header(header::CONTENT_LENGTH, "0")
             })
             .await?;
-        let location = response
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| self.base_url().join(l).ok())
-            .ok_or_else(|| ClientError::Protocol {
-                url: start.to_string(),
-                problem: "starting an upload answered no usable Location",
-            })?;
-        let mut url = location;
+        let mut url = self.upload_location(&response, &start)?;
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let request = self
             .inner

@@ -78,11 +78,14 @@ pub struct DockerConfig {
 }
 
 /// One registry's entry: `auth` (base64 of `user:password`), or the older
-/// separate fields.
+/// separate fields; with an `identitytoken`, `auth` holds only the user
+/// name (`user:`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct AuthEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     auth: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    identitytoken: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,12 +155,17 @@ impl DockerConfig {
     }
 
     /// The credentials stored for `host` (`registry.example.com:5000`, as
-    /// an image reference names it); `None` when there is no entry or it
-    /// holds neither form (an `identitytoken` only, say).
+    /// an image reference names it): an `identitytoken` (a refresh token of
+    /// this registry, sent as a bearer token) before `auth` or
+    /// `username`/`password`; `None` when there is no entry or it holds
+    /// none of them.
     pub fn credentials(&self, host: &str) -> Result<Option<Credentials>, DockerConfigError> {
         let Some(entry) = self.auths.as_ref().and_then(|a| a.get(host)) else {
             return Ok(None);
         };
+        if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Some(Credentials::access_token(token)));
+        }
         if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
             let bad = || DockerConfigError::BadEntry {
                 host: host.to_owned(),
@@ -178,6 +186,19 @@ impl DockerConfig {
     pub fn set_credentials(&mut self, host: &str, username: &str, password: &str) {
         let entry = AuthEntry {
             auth: Some(STANDARD.encode(format!("{username}:{password}"))),
+            ..AuthEntry::default()
+        };
+        let auths = self.auths.get_or_insert_with(BTreeMap::new);
+        auths.insert(host.to_owned(), entry);
+    }
+
+    /// Stores an identity token for `host` as `docker login` does (`auth`
+    /// holding only `username:`, the token in `identitytoken`), replacing
+    /// only that entry: no password is kept.
+    pub fn set_identity_token(&mut self, host: &str, username: &str, token: &str) {
+        let entry = AuthEntry {
+            auth: Some(STANDARD.encode(format!("{username}:"))),
+            identitytoken: Some(token.to_owned()),
             ..AuthEntry::default()
         };
         let auths = self.auths.get_or_insert_with(BTreeMap::new);
@@ -290,8 +311,18 @@ mod tests {
         let legacy = parse(json!({"auths": {"k": {"username": "a", "password": "p"}}}));
         let a = Credentials::basic("a", "p");
         assert_eq!(legacy.credentials("k").unwrap(), Some(a));
+        // An identity token comes first, with or without the user name.
         let token = parse(json!({"auths": {"k": {"identitytoken": "x"}}}));
-        assert_eq!(token.credentials("k").unwrap(), None);
+        let bearer = Credentials::access_token("x");
+        assert_eq!(token.credentials("k").unwrap(), Some(bearer.clone()));
+        let mut file = parse(json!({"auths": {"k": {"auth": STANDARD.encode("a:p")}}}));
+        file.set_identity_token("k", "alice", "x");
+        let doc = serde_json::to_value(&file).unwrap();
+        assert_eq!(
+            doc["auths"]["k"],
+            json!({"auth": STANDARD.encode("alice:"), "identitytoken": "x"})
+        );
+        assert_eq!(file.credentials("k").unwrap(), Some(bearer));
     }
 
     #[test]

@@ -64,6 +64,7 @@ mod auth;
 mod distribution;
 mod docker_config;
 mod error;
+mod identity;
 mod image;
 mod verify;
 

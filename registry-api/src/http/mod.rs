@@ -36,18 +36,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The OCI distribution API under `/v2/` and the token endpoint
-/// `/v2/token`, with authentication and metrics.
+/// The OCI distribution API under `/v2/` and the token service: the token
+/// endpoint `/v2/token` (GET, and POST for OAuth2 form grants) and, with no
+/// credentials needed, the token keys at `/.well-known/jwks.json` and the
+/// token CA at `/.well-known/registry-token-ca.pem`; with authentication
+/// and metrics.
 pub fn distribution_router(registry: &Registry) -> Router {
     let token = Router::new()
-        .route("/v2/token", get(crate::auth::token))
+        .route(
+            "/v2/token",
+            get(crate::auth::token).post(crate::auth::token_form),
+        )
         .layer(AuthLayer::primary_only(registry));
+    let keys = Router::new()
+        .route(crate::auth::JWKS_PATH, get(crate::auth::jwks))
+        .route(crate::auth::TOKEN_CA_PATH, get(crate::auth::token_ca));
     Router::new()
         .route("/v2/", get(distribution::base))
         .route("/v2", get(distribution::base))
         .route("/v2/{*rest}", any(distribution::dispatch))
         .layer(AuthLayer::registry_tokens(registry))
         .merge(token)
+        .merge(keys)
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
 }

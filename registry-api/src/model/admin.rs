@@ -321,12 +321,39 @@ pub struct AccessToken {
     pub owner: String,
 }
 
+/// A refresh token (an identity token kept by `docker login` and the
+/// like), without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RefreshToken {
+    /// Its identifier (to revoke it with `DELETE /tokens/{id}`).
+    pub id: AccessTokenId,
+    /// The OAuth2 client it was issued to (`docker`, `registryctl`…).
+    pub client_id: String,
+    /// Its owner.
+    pub owner: String,
+    /// The provider that authenticated the owner (`local`, `ldap`…).
+    pub provider: String,
+    /// The groups that provider gave the owner at login.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// When it was created.
+    pub created: String,
+    /// When it expires, `null` if never.
+    pub expires: Option<String>,
+    /// When it was last used, `null` if never.
+    pub last_used: Option<String>,
+}
+
 /// `GET /tokens`: the caller's tokens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct AccessTokenList {
-    /// The tokens.
+    /// The access tokens.
     pub tokens: Vec<AccessToken>,
+    /// The refresh tokens (from OAuth2 grants with offline access).
+    #[serde(default)]
+    pub refresh_tokens: Vec<RefreshToken>,
 }
 
 /// `POST /tokens` (the body is optional: both fields default).

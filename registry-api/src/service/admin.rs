@@ -283,6 +283,9 @@ impl Registry {
                 e => e.into(),
             })?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
+        // Sessions kept as refresh tokens end with the password they came
+        // from (a reset after a leak must shut everyone out).
+        super::tokens::revoke_refresh_tokens(state, caller, &Subject::User(name.clone())).await?;
         Ok(())
     }
 

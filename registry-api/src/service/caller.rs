@@ -38,10 +38,11 @@ impl Caller {
     }
 
     /// A caller that presented this registry token.
-    pub fn from_token(claims: TokenClaims) -> Self {
+    pub fn from_token(claims: impl Into<Arc<TokenClaims>>) -> Self {
+        let claims = claims.into();
         Caller {
             identity: claims.identity(),
-            token: Some(Arc::new(claims)),
+            token: Some(claims),
             source: None,
         }
     }

@@ -189,25 +189,48 @@ impl Registry {
         Ok((record, secret))
     }
 
-    /// Deletes one of the caller's access tokens, or anyone's for a caller
-    /// who manages users (cluster-admin).
+    /// Deletes one of the caller's access or refresh tokens (ids are
+    /// unique across both), or anyone's for a caller who manages users
+    /// (cluster-admin).
     pub async fn delete_access_token(
         &self,
         caller: &Caller,
         id: &AccessTokenId,
     ) -> RegistryResult<()> {
         let state = self.logged_in(caller)?;
-        let owned = state
+        let me = Some(caller.subject());
+        let access = state
             .store
-            .list_tokens(Some(caller.subject()))
+            .list_tokens(me)
             .await?
             .iter()
             .any(|t| &t.id == id);
-        if !owned {
+        let refresh = !access
+            && state
+                .store
+                .list_refresh_tokens(me)
+                .await?
+                .iter()
+                .any(|t| &t.id == id);
+        if !(access || refresh) {
             self.authorize(caller, Action::ManageUsers, &Resource::Cluster)?;
         }
-        state.store.delete_token(id).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), token = %id, "access token deleted");
+        let kind = match state.store.delete_token(id).await {
+            Ok(()) => "access",
+            Err(AuthStoreError::NotFound(_)) if !access => {
+                match state.store.delete_refresh_token(id).await {
+                    Ok(()) => "refresh",
+                    Err(AuthStoreError::NotFound(_)) => {
+                        return Err(RegistryError::RecordUnknown(format!(
+                            "token {id} not found"
+                        )))
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tracing::info!(target: "audit", actor = %caller.subject(), token = %id, "{kind} token deleted");
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ mod images;
 mod listing;
 mod manifests;
 mod policy;
+mod tokens;
 mod upload_limits;
 mod uploads;
 
@@ -51,6 +52,7 @@ pub use error::{ArgumentKind, RegistryError, RegistryResult};
 pub use identities::{ManagedSecret, MAX_TOKEN_LIFETIME};
 pub use listing::Paged;
 pub use manifests::{ManifestPushed, PulledManifest};
+pub use tokens::{GrantedToken, TokenRequest, MAX_REFRESH_TOKENS_PER_OWNER, MAX_SCOPES_PER_TOKEN};
 pub use uploads::{Chunk, MountFrom, UploadStarted};
 
 pub(crate) use error::BodyIdleTimeout;

@@ -10,22 +10,26 @@
 //! the deleting statement. Secrets are never written: tokens are stored by
 //! their SHA-256, passwords as argon2id PHC strings.
 //!
-//! The queries themselves are in [`auth_queries`](super::auth_queries); this
-//! file holds the error, the column conversions and the trait impl.
+//! The queries themselves are in [`auth_queries`](super::auth_queries) and
+//! [`token_queries`](super::token_queries) (refresh tokens and token keys,
+//! migration `0012_tokens.sql`); this file holds the error, the column
+//! conversions and the trait impl.
 
 use std::error::Error as StdError;
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use registry_auth::{
-    AccessToken, AccessTokenId, AuthStore, AuthStoreError, ClusterRoleBinding, PasswordHash,
-    RoleBinding, ServiceAccount, ServiceAccountRef, Subject, TokenHash, User, UserName,
+    AccessToken, AccessTokenId, AuthStore, AuthStoreError, ClusterRoleBinding, KeyId, PasswordHash,
+    RefreshToken, RoleBinding, ServiceAccount, ServiceAccountRef, Subject, TokenCa, TokenHash,
+    TokenSigningKey, User, UserName,
 };
 use registry_core::Namespace;
 use sqlx::sqlite::SqliteQueryResult;
 use time::OffsetDateTime;
 
 use super::auth_queries as q;
+use super::token_queries as tq;
 use super::SqliteMetadataStore;
 
 /// What can go wrong in the SQLite auth store. Private: callers see it as an
@@ -69,7 +73,7 @@ impl From<Error> for AuthStoreError {
 pub(super) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A stored value that does not convert back.
-fn corrupt(column: &'static str, e: impl StdError + Send + Sync + 'static) -> Error {
+pub(super) fn corrupt(column: &'static str, e: impl StdError + Send + Sync + 'static) -> Error {
     Error::Corrupt {
         column,
         source: Box::new(e),
@@ -328,6 +332,56 @@ impl AuthStore for SqliteMetadataStore {
 
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
         Ok(q::list_cluster_role_bindings(&self.reader).await?)
+    }
+
+    async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError> {
+        Ok(tq::create_refresh_token(&self.writer, &token).await?)
+    }
+
+    async fn find_refresh_token_by_hash(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<RefreshToken>, AuthStoreError> {
+        Ok(tq::find_refresh_token_by_hash(&self.reader, hash).await?)
+    }
+
+    async fn list_refresh_tokens(
+        &self,
+        owner: Option<&Subject>,
+    ) -> Result<Vec<RefreshToken>, AuthStoreError> {
+        Ok(tq::list_refresh_tokens(&self.reader, owner).await?)
+    }
+
+    async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
+        Ok(tq::delete_refresh_token(&self.writer, id).await?)
+    }
+
+    async fn touch_refresh_token(
+        &self,
+        id: &AccessTokenId,
+        at: OffsetDateTime,
+    ) -> Result<(), AuthStoreError> {
+        Ok(tq::touch_refresh_token(&self.writer, id, at).await?)
+    }
+
+    async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError> {
+        Ok(tq::token_ca(&self.reader).await?)
+    }
+
+    async fn create_token_ca(&self, ca: TokenCa) -> Result<(), AuthStoreError> {
+        Ok(tq::create_token_ca(&self.writer, &ca).await?)
+    }
+
+    async fn add_token_signing_key(&self, key: TokenSigningKey) -> Result<(), AuthStoreError> {
+        Ok(tq::add_token_signing_key(&self.writer, &key).await?)
+    }
+
+    async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError> {
+        Ok(tq::list_token_signing_keys(&self.reader).await?)
+    }
+
+    async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
+        Ok(tq::delete_token_signing_key(&self.writer, kid).await?)
     }
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {

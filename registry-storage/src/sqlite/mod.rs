@@ -35,6 +35,7 @@ mod error;
 mod manifests;
 mod repositories;
 mod tags;
+mod token_queries;
 
 use std::collections::HashSet;
 use std::path::Path;

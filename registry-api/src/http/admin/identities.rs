@@ -190,10 +190,29 @@ fn token_json(t: &AccessToken) -> model::AccessToken {
     }
 }
 
+fn refresh_json(t: &registry_auth::RefreshToken) -> model::RefreshToken {
+    model::RefreshToken {
+        id: t.id,
+        client_id: t.client_id.to_string(),
+        owner: subject_text(&t.owner),
+        provider: t.provider.clone(),
+        groups: t.groups.iter().map(|g| g.to_string()).collect(),
+        created: rfc3339(t.created),
+        expires: t.expires.map(rfc3339),
+        last_used: t.last_used.map(rfc3339),
+    }
+}
+
 pub(crate) async fn list_tokens(State(r): State<Registry>, caller: Caller) -> ApiResult<Response> {
     let tokens = r.access_tokens(&caller).await?;
     let tokens = tokens.iter().map(token_json).collect();
-    Ok(Json(model::AccessTokenList { tokens }).into_response())
+    let refresh = r.refresh_tokens(&caller).await?;
+    let refresh_tokens = refresh.iter().map(refresh_json).collect();
+    Ok(Json(model::AccessTokenList {
+        tokens,
+        refresh_tokens,
+    })
+    .into_response())
 }
 
 /// `POST /tokens` with an optional body `{"name", "expires_in_seconds"}`
