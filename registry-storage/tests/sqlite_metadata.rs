@@ -45,6 +45,11 @@ suite!(
     metadata_delete_repository,
     metadata_delete_namespace,
     metadata_blob_deletion_protocol,
+    metadata_manifest_nodes,
+    metadata_index_children_must_exist,
+    metadata_delete_unreferenced_manifest,
+    metadata_blob_reference_count,
+    metadata_tag_events,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

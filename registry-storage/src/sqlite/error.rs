@@ -41,6 +41,9 @@ pub(super) enum Error {
     /// An immutable tag points at another digest.
     #[error("tag {0} points at {1} and may not move")]
     TagImmutable(registry_core::Tag, registry_core::Digest),
+    /// A child manifest an index names is not in the repository.
+    #[error("manifest {0} is not in the repository")]
+    ManifestMissing(registry_core::Digest),
 }
 
 /// SQLite's primary result code for "database or disk is full".
@@ -70,6 +73,7 @@ impl From<Error> for StorageError {
             Error::AlreadyExists(what) => StorageError::AlreadyExists { what },
             Error::BlobDeleted(digest) => StorageError::BlobDeleted { digest },
             Error::TagImmutable(tag, current) => StorageError::TagImmutable { tag, current },
+            Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },
