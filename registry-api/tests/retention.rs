@@ -345,9 +345,9 @@ async fn keep_younger_than_keeps_recent_pushes_and_pushing_an_index_needs_its_ch
     );
     registry
         .metadata()
-        .delete_unreferenced_manifest(
+        .delete_unreferenced_manifests(
             &"team/idx".parse().unwrap(),
-            &child,
+            std::slice::from_ref(&child),
             std::time::SystemTime::now() + std::time::Duration::from_secs(1),
         )
         .await

@@ -331,19 +331,20 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.manifest_nodes(repository, last, limit).await
     }
 
-    async fn delete_unreferenced_manifest(
+    async fn delete_unreferenced_manifests(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
+        digests: &[Digest],
         planned: std::time::SystemTime,
-    ) -> Result<bool> {
-        // No tag points at it (the store checks), so only its own entry goes.
+    ) -> Result<Vec<bool>> {
+        // No tag points at them (the store checks), so only their own
+        // entries go.
         self.write(
             self.inner
-                .delete_unreferenced_manifest(repository, digest, planned),
+                .delete_unreferenced_manifests(repository, digests, planned),
             |maps| {
                 maps.manifests
-                    .retain(|(r, d)| r != repository || d != digest);
+                    .retain(|(r, d)| r != repository || !digests.contains(d));
             },
         )
         .await

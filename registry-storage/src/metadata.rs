@@ -228,9 +228,10 @@ impl BlobTicket {
 ///   nothing, when one of `children` is not a manifest of the repository
 ///   (checked inside the transaction, so a retention run deleting the
 ///   child meanwhile cannot leave an index without it).
-/// - [`delete_unreferenced_manifest`](MetadataStore::delete_unreferenced_manifest)
-///   is retention's delete: one transaction that re-checks that nothing
-///   keeps the manifest, so a concurrent tag, index or push wins.
+/// - [`delete_unreferenced_manifests`](MetadataStore::delete_unreferenced_manifests)
+///   is retention's delete: one short transaction that re-checks, for each
+///   manifest in turn, that nothing keeps it, so a concurrent tag, index or
+///   push wins.
 /// - A blob is *linked* to a repository when uploaded or mounted into it or
 ///   referenced by one of its manifests; only linked blobs may be served
 ///   from that repository.
@@ -308,19 +309,22 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         last: Option<&Digest>,
         limit: usize,
     ) -> Result<Vec<ManifestNode>>;
-    /// Deletes a manifest retention decided to remove, in one transaction,
-    /// only if nothing keeps it now: no tag points at it, no manifest of
+    /// Deletes manifests retention decided to remove, in one transaction,
+    /// each in turn (so an index before its children works) and only if
+    /// nothing keeps it at that point: no tag points at it, no manifest of
     /// the repository lists it as a child, its subject (if any) is not a
     /// manifest of the repository, and no push named it at or after
     /// `planned` (a client pushing it again meanwhile was acknowledged).
-    /// Returns whether it was deleted; a missing manifest is `false`. Tag
-    /// history is left as it is (entries then point at a pruned image).
-    async fn delete_unreferenced_manifest(
+    /// Returns, in order, whether each was deleted; a missing manifest is
+    /// `false`. Tag history is left as it is (entries then point at a
+    /// pruned image). Callers keep batches small: the transaction holds the
+    /// write lock.
+    async fn delete_unreferenced_manifests(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
+        digests: &[Digest],
         planned: SystemTime,
-    ) -> Result<bool>;
+    ) -> Result<Vec<bool>>;
     /// How many manifests (of any repository) reference a blob as config
     /// or layer.
     async fn blob_reference_count(&self, digest: &Digest) -> Result<u64>;

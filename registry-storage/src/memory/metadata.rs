@@ -570,18 +570,17 @@ impl MetadataStore for MemoryMetadataStore {
         ))
     }
 
-    async fn delete_unreferenced_manifest(
+    async fn delete_unreferenced_manifests(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
+        digests: &[Digest],
         planned: SystemTime,
-    ) -> Result<bool> {
-        Ok(retention::delete_unreferenced(
-            &mut self.write(),
-            repository,
-            digest,
-            planned,
-        ))
+    ) -> Result<Vec<bool>> {
+        let mut state = self.write();
+        Ok(digests
+            .iter()
+            .map(|d| retention::delete_unreferenced(&mut state, repository, d, planned))
+            .collect())
     }
 
     async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {

@@ -24,10 +24,10 @@
 //!
 //! # Running online
 //! A run reads a repository in pages (no long transaction), plans, then
-//! deletes each manifest with
-//! [`MetadataStore::delete_unreferenced_manifest`]: one short transaction
-//! that re-checks that no tag, index or subject keeps it and that no push
-//! named it since the run started. So a tag moved, an index pushed or an
+//! deletes the manifests in small batches with
+//! [`MetadataStore::delete_unreferenced_manifests`]: one short transaction
+//! per batch that re-checks, for each manifest, that no tag, index or
+//! subject keeps it and that no push named it since the run started. So a tag moved, an index pushed or an
 //! image pushed again while the run decides wins; the run counts it as
 //! raced and keeps it.
 
@@ -47,6 +47,10 @@ use crate::policy::PolicyDuration;
 
 /// Rows read per store call while loading a repository.
 const PAGE: usize = 1000;
+
+/// Manifests deleted per transaction: enough to spare a commit per
+/// manifest, few enough that a push waits at most a few milliseconds.
+const DELETE_BATCH: usize = 64;
 
 /// Why retention removes a manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,16 +238,23 @@ pub async fn apply_retention(
                 report.manifests_scanned += nodes.len() as u64;
                 let by_digest: HashMap<&Digest, &ManifestNode> =
                     nodes.iter().map(|n| (&n.digest, n)).collect();
-                for (digest, reason) in plan::plan(rules, &nodes, &events, started) {
-                    let node = by_digest[&digest];
-                    if dry_run
-                        || metadata
-                            .delete_unreferenced_manifest(repository, &digest, started)
-                            .await?
-                    {
-                        report.record(repository, node, reason);
+                let removals = plan::plan(rules, &nodes, &events, started);
+                // In plan order (owners first), a batch per transaction.
+                for batch in removals.chunks(DELETE_BATCH) {
+                    let deleted = if dry_run {
+                        vec![true; batch.len()]
                     } else {
-                        report.manifests_raced += 1;
+                        let digests: Vec<Digest> = batch.iter().map(|(d, _)| d.clone()).collect();
+                        metadata
+                            .delete_unreferenced_manifests(repository, &digests, started)
+                            .await?
+                    };
+                    for ((digest, reason), deleted) in batch.iter().zip(deleted) {
+                        if deleted {
+                            report.record(repository, by_digest[digest], reason.clone());
+                        } else {
+                            report.manifests_raced += 1;
+                        }
                     }
                 }
             }

@@ -253,13 +253,13 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(retention::manifest_nodes(&self.reader, repository, last, limit).await?)
     }
 
-    async fn delete_unreferenced_manifest(
+    async fn delete_unreferenced_manifests(
         &self,
         repository: &RepositoryName,
-        digest: &Digest,
+        digests: &[Digest],
         planned: SystemTime,
-    ) -> Result<bool> {
-        Ok(retention::delete_unreferenced(&self.writer, repository, digest, planned).await?)
+    ) -> Result<Vec<bool>> {
+        Ok(retention::delete_unreferenced(&self.writer, repository, digests, planned).await?)
     }
 
     async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {

@@ -81,31 +81,39 @@ pub(super) async fn manifest_nodes(
     Ok(nodes)
 }
 
+/// Deletes manifest `?2` of repository `?1` unless a tag, an index or its
+/// subject keeps it or a push named it at or after `?3`: index lookups
+/// only (`tags_by_digest`, `manifest_children_by_child`, primary keys).
+const DELETE_UNREFERENCED: &str = "DELETE FROM manifests AS m \
+     WHERE m.repository = ?1 AND m.digest = ?2 AND m.pushed < ?3 \
+     AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = ?1 AND t.digest = ?2) \
+     AND NOT EXISTS (SELECT 1 FROM manifest_children c WHERE c.repository = ?1 AND c.child = ?2) \
+     AND (m.subject IS NULL OR NOT EXISTS \
+          (SELECT 1 FROM manifests s WHERE s.repository = ?1 AND s.digest = m.subject))";
+
 pub(super) async fn delete_unreferenced(
     writer: &SqlitePool,
     repository: &RepositoryName,
-    digest: &Digest,
+    digests: &[Digest],
     planned: SystemTime,
-) -> Result<bool> {
+) -> Result<Vec<bool>> {
     let repo = repository.as_str();
-    let d = digest.as_str();
+    let planned = to_nanos(planned);
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    // Every condition in the statement: one short write transaction.
-    let deleted = sqlx::query(
-        "DELETE FROM manifests AS m WHERE m.repository = ?1 AND m.digest = ?2 AND m.pushed < ?3 \
-         AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = ?1 AND t.digest = ?2) \
-         AND NOT EXISTS (SELECT 1 FROM manifest_children c \
-                         WHERE c.repository = ?1 AND c.child = ?2) \
-         AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s \
-                         WHERE s.repository = ?1 AND s.digest = m.subject))",
-    )
-    .bind(repo)
-    .bind(d)
-    .bind(to_nanos(planned))
-    .execute(&mut *tx)
-    .await?;
+    let mut deleted = Vec::with_capacity(digests.len());
+    for digest in digests {
+        // Every condition in the statement, which sees the batch's earlier
+        // deletes (an index removed, then its child).
+        let gone = sqlx::query(DELETE_UNREFERENCED)
+            .bind(repo)
+            .bind(digest.as_str())
+            .bind(planned)
+            .execute(&mut *tx)
+            .await?;
+        deleted.push(gone.rows_affected() > 0);
+    }
     tx.commit().await?;
-    Ok(deleted.rows_affected() > 0)
+    Ok(deleted)
 }
 
 pub(super) async fn blob_reference_count(reader: &SqlitePool, digest: &Digest) -> Result<u64> {

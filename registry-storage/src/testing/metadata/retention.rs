@@ -126,7 +126,7 @@ pub async fn metadata_index_children_must_exist(store: &dyn MetadataStore) {
     before.assert_unchanged(store).await;
 }
 
-/// `delete_unreferenced_manifest` deletes only what nothing keeps: not a
+/// `delete_unreferenced_manifests` deletes only what nothing keeps: not a
 /// tagged manifest, not a child of a present index, not a referrer of a
 /// present subject, not one pushed at or after the plan; tag history stays.
 pub async fn metadata_delete_unreferenced_manifest(store: &dyn MetadataStore) {
@@ -149,9 +149,10 @@ pub async fn metadata_delete_unreferenced_manifest(store: &dyn MetadataStore) {
         let r = r.clone();
         async move {
             store
-                .delete_unreferenced_manifest(&r, &digest, planned)
+                .delete_unreferenced_manifests(&r, &[digest], planned)
                 .await
                 .unwrap()
+                == [true]
         }
     };
     assert!(!delete(&a, later).await, "tagged");
@@ -172,12 +173,26 @@ pub async fn metadata_delete_unreferenced_manifest(store: &dyn MetadataStore) {
     }
 
     // Owners first: the index, then its child; the tag, then its image,
-    // then its referrer.
-    assert!(delete(&idx, later).await);
+    // then its referrer. One batch sees its earlier deletes; a batch in the
+    // wrong order deletes only what nothing keeps at each step.
+    let batch = |ms: &[&NewManifest]| ms.iter().map(|m| m.digest.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        store
+            .delete_unreferenced_manifests(&r, &batch(&[&child, &idx]), later)
+            .await
+            .unwrap(),
+        [false, true],
+        "the child first: its index still holds it"
+    );
     assert!(delete(&child, later).await);
     store.delete_tag(&r, &tag("latest"), "t").await.unwrap();
-    assert!(delete(&a, later).await);
-    assert!(delete(&sig, later).await);
+    assert_eq!(
+        store
+            .delete_unreferenced_manifests(&r, &batch(&[&a, &sig]), later)
+            .await
+            .unwrap(),
+        [true, true]
+    );
     assert!(all_nodes(store, &r).await.is_empty());
     assert!(store
         .referrers(&r, &a.digest, None, None, usize::MAX)
