@@ -123,16 +123,19 @@ async fn push_referrer(c: &Client, repo: &str, seed: &str, subject: &(Digest, us
     digest
 }
 
+async fn post_prune(c: &Client, body: &str) -> Reply {
+    c.call(
+        Method::POST,
+        "/apis/admin/v1/prune",
+        &[("content-type", "application/json")],
+        body.to_owned(),
+    )
+    .await
+}
+
 async fn prune(c: &Client, dry_run: bool) -> serde_json::Value {
     let body = json!({"dry_run": dry_run, "grace_period_seconds": 0}).to_string();
-    let r = c
-        .call(
-            Method::POST,
-            "/apis/admin/v1/prune",
-            &[("content-type", "application/json")],
-            body,
-        )
-        .await;
+    let r = post_prune(c, &body).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     r.json()
 }
@@ -370,25 +373,11 @@ async fn keep_younger_than_keeps_recent_pushes_and_pushing_an_index_needs_its_ch
 async fn only_cluster_admin_prunes_and_bad_prune_bodies_are_refused() {
     let registry = world().await;
     let nsadmin = as_user(&registry, Some("nsadmin"));
-    let r = nsadmin
-        .call(
-            Method::POST,
-            "/apis/admin/v1/prune",
-            &[("content-type", "application/json")],
-            "{}",
-        )
-        .await;
+    let r = post_prune(&nsadmin, "{}").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let root = as_user(&registry, Some("root"));
     for body in [r#"{"dry_run":"yes"}"#, r#"{"retention":false}"#, "[]"] {
-        let r = root
-            .call(
-                Method::POST,
-                "/apis/admin/v1/prune",
-                &[("content-type", "application/json")],
-                body,
-            )
-            .await;
+        let r = post_prune(&root, body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {:?}", r.body);
     }
 }

@@ -35,24 +35,25 @@ pub(super) async fn manifest_nodes(
     };
     let (first, end) = (first.0.clone(), end.0.clone());
     // The edges of the page's manifests: two range scans of the primary keys.
-    let children: Vec<(String, String)> = sqlx::query_as(
+    let mut edges = Vec::with_capacity(2);
+    for sql in [
         "SELECT manifest, child FROM manifest_children \
          WHERE repository = ? AND manifest >= ? AND manifest <= ?",
-    )
-    .bind(repo)
-    .bind(&first)
-    .bind(&end)
-    .fetch_all(&mut *tx)
-    .await?;
-    let blobs: Vec<(String, String)> = sqlx::query_as(
         "SELECT manifest, blob FROM manifest_blobs \
          WHERE repository = ? AND manifest >= ? AND manifest <= ?",
-    )
-    .bind(repo)
-    .bind(&first)
-    .bind(&end)
-    .fetch_all(&mut *tx)
-    .await?;
+    ] {
+        let rows: Vec<(String, String)> = sqlx::query_as(sql)
+            .bind(repo)
+            .bind(&first)
+            .bind(&end)
+            .fetch_all(&mut *tx)
+            .await?;
+        edges.push(rows);
+    }
+    let (blobs, children) = (
+        edges.pop().unwrap_or_default(),
+        edges.pop().unwrap_or_default(),
+    );
     let mut nodes = Vec::with_capacity(rows.len());
     let mut at: HashMap<String, usize> = HashMap::with_capacity(rows.len());
     for (digest, created, pushed, subject) in rows {
