@@ -48,6 +48,7 @@ pub mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upload;
+pub mod usage;
 pub mod verify;
 
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
@@ -61,3 +62,4 @@ pub use metadata::{
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
+pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};

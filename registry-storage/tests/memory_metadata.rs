@@ -37,11 +37,18 @@ suite!(
     metadata_delete_repository,
     metadata_delete_namespace,
     metadata_blob_deletion_protocol,
+    metadata_usage_accounting,
+    metadata_quota,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metadata_concurrent_puts() {
     testing::metadata_concurrent_puts(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_quota_concurrent() {
+    testing::metadata_quota_concurrent(store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -107,6 +107,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
         ensure_live(&mut tx, blob).await?;
         touch(&mut tx, blob, now).await?;
     }
+    super::usage::check_quota(&mut tx, &m.repository, &m.blobs).await?;
     ensure_repository(&mut tx, &m.repository, now).await?;
     // Same digest, same bytes: the first row (and its `created`) wins.
     sqlx::query(

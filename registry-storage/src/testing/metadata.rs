@@ -21,6 +21,7 @@ mod manifests;
 mod namespaces;
 mod pages;
 mod tags;
+mod usage;
 
 pub use blobs::{metadata_blob_links, metadata_referenced_blobs};
 pub use gc::{metadata_blob_deletion_protocol, metadata_blob_deletion_races};
@@ -36,6 +37,7 @@ pub use pages::{
     metadata_referrers_pagination, metadata_tag_history_pagination, metadata_tags_pagination,
 };
 pub use tags::{metadata_fixed_tags, metadata_list_tags_pagination, metadata_tag_history};
+pub use usage::{metadata_quota, metadata_quota_concurrent, metadata_usage_accounting};
 
 /// Runs every metadata conformance test against `store`, one after another.
 pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
@@ -58,7 +60,10 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_delete_repository(s).await;
     metadata_delete_namespace(s).await;
     metadata_blob_deletion_protocol(s).await;
+    metadata_usage_accounting(s).await;
+    metadata_quota(s).await;
     metadata_blob_deletion_races(store.clone()).await;
+    metadata_quota_concurrent(store.clone()).await;
     metadata_concurrent_puts(store).await;
 }
 
