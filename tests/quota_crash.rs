@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use examples::{ServerProcess, ADMIN_PASSWORD};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 
 fn digest(data: &[u8]) -> String {
-    format!("sha256:{:x}", Sha256::digest(data))
+    registry::core::Digest::sha256_of(data).to_string()
 }
 
 #[derive(Clone)]
@@ -29,6 +28,8 @@ struct Api {
 
 impl Api {
     fn new(url: &str) -> Self {
+        // reqwest is built without a default TLS provider (plain HTTP here).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Api {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))

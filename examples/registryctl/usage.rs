@@ -66,7 +66,11 @@ pub(crate) fn describe(u: &NamespaceUsage) -> String {
         Some(q) => format!("{} ({q} bytes)", HumanBytes(q)),
     };
     let share = match u.quota_bytes {
-        Some(q) if q > 0 => format!(", {}% of the quota", bytes.saturating_mul(100) / q),
+        Some(q) if q > 0 =>
+        // Rounded down: 100% only once the quota is reached.
+        {
+            format!(", {}% of the quota", bytes.saturating_mul(100) / q)
+        }
         _ => String::new(),
     };
     [
@@ -95,7 +99,7 @@ mod tests {
             describe(&usage),
             "namespace:    team\n\
              quota:        1 GiB (1073741824 bytes)\n\
-             bytes:        307.2 MiB (322122547 bytes, 30% of the quota)\n\
+             bytes:        307.2 MiB (322122547 bytes, 29% of the quota)\n\
              blobs:        12\n\
              imagestreams: 3\n\
              images:       7"
