@@ -65,12 +65,9 @@ pub(crate) fn describe(u: &NamespaceUsage) -> String {
         None => "-".to_owned(),
         Some(q) => format!("{} ({q} bytes)", HumanBytes(q)),
     };
+    // Rounded down: 100% only once the quota is reached.
     let share = match u.quota_bytes {
-        Some(q) if q > 0 =>
-        // Rounded down: 100% only once the quota is reached.
-        {
-            format!(", {}% of the quota", bytes.saturating_mul(100) / q)
-        }
+        Some(q) if q > 0 => format!(", {}% of the quota", bytes.saturating_mul(100) / q),
         _ => String::new(),
     };
     [
