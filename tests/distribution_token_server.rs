@@ -201,7 +201,11 @@ async fn push_image(
     c.push_blob_stream(repo, &layer_digest, body).await?;
     // Both are really there.
     for (digest, len) in [(&config_digest, config_len), (&layer_digest, layer_len)] {
-        assert_eq!(c.blob_size(repo, digest).await?, Some(len as u64), "{digest}");
+        assert_eq!(
+            c.blob_size(repo, digest).await?,
+            Some(len as u64),
+            "{digest}"
+        );
     }
     let manifest = serde_json::json!({
         "schemaVersion": 2,

@@ -37,6 +37,11 @@ pub struct Flags {
     /// reading) [default: 75].
     #[arg(long, env = "REGISTRY_IDLE_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout_secs: Option<u64>,
+    /// Prune on a schedule: every DURATION (`30m`, `24h`, `7d`), apply the
+    /// namespaces' retention rules and sweep the blobs nothing references
+    /// [default: off; `registryctl prune` runs one now].
+    #[arg(long, env = "REGISTRY_PRUNE_INTERVAL", value_name = "DURATION")]
+    pub prune_interval: Option<registry::storage::PolicyDuration>,
     /// Seconds a request body may go without a byte before the request ends
     /// (408) and its upload rolls back [default: 60].
     #[arg(long, env = "REGISTRY_BODY_IDLE_TIMEOUT_SECS", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -162,6 +167,8 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Seconds a request body may go without a byte.
     pub body_idle_timeout_secs: Option<u64>,
+    /// Scheduled prunes (`24h`).
+    pub prune_interval: Option<registry::storage::PolicyDuration>,
     /// Seconds a TLS handshake may take.
     pub tls_handshake_timeout_secs: Option<u64>,
     /// Seconds requests in flight get to finish at shutdown.
@@ -327,6 +334,8 @@ pub struct Settings {
     pub serve: ServeSettings,
     /// How long a request body may go without a byte.
     pub body_idle_timeout: Duration,
+    /// How often a scheduled prune runs, if at all.
+    pub prune_interval: Option<Duration>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Durability.
@@ -464,8 +473,17 @@ impl Settings {
             60,
             "body_idle_timeout_secs",
         )?;
+        let prune_interval =
+            match flags.prune_interval.or(file.prune_interval) {
+                Some(d) if d.get().is_zero() => return Err(
+                    "prune_interval must be longer than 0s (leave it unset for no scheduled prune)"
+                        .into(),
+                ),
+                d => d.map(|d| d.get()),
+            };
         let limits = registry::api::Limits::default();
         Ok(Settings {
+            prune_interval,
             auth_settings,
             oidc,
             tokens,

@@ -158,6 +158,10 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     // Idle upload sessions and stale temp files go without a prune.
     let _maintenance = registry.spawn_maintenance();
+    let _scheduled_prune = settings.prune_interval.map(|every| {
+        tracing::info!(every_secs = every.as_secs(), "scheduled prune on");
+        registry.spawn_scheduled_prune(every, registry::storage::GcOptions::default())
+    });
     let mut app =
         web_ui::mount(router(&registry), settings.ui).layer(middleware::from_fn(access_log));
     if tls_config.is_some() {

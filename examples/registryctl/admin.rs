@@ -310,6 +310,28 @@ fn describe(r: &PruneReport) -> String {
         human_bytes(r.bytes_freed),
         r.uploads_expired
     );
+    if r.manifests_scanned > 0 {
+        let remove = if r.dry_run { "would remove" } else { "removed" };
+        text.push_str(&format!(
+            "\nretention: scanned {} manifests, {remove} {}",
+            r.manifests_scanned, r.manifests_removed
+        ));
+        if r.manifests_raced > 0 {
+            text.push_str(&format!(
+                " ({} kept: pushed, tagged or referenced meanwhile)",
+                r.manifests_raced
+            ));
+        }
+        for m in &r.removed {
+            text.push_str(&format!("\n  {}@{}: {}", m.repository, m.digest, m.reason));
+        }
+        if r.removed_unlisted > 0 {
+            text.push_str(&format!(
+                "\n  and {} more (the server's log names them)",
+                r.removed_unlisted
+            ));
+        }
+    }
     if r.dry_run {
         text.push_str("\ndry run: nothing was changed");
     }

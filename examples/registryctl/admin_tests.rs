@@ -36,6 +36,32 @@ fn reports_as_text() {
     );
 }
 
+#[test]
+fn retention_removals_are_listed_with_their_reasons() {
+    let digest = registry::core::Digest::sha256_of(b"m");
+    let report: PruneReport = serde_json::from_value(serde_json::json!({
+        "dry_run": false, "blobs_scanned": 3, "blobs_referenced": 1, "blobs_young": 0,
+        "blobs_deleted": 2, "bytes_freed": 100, "uploads_expired": 0,
+        "duration_seconds": 0.1, "deleted": [], "deleted_unlisted": 0,
+        "manifests_scanned": 9, "manifests_removed": 3, "manifests_raced": 1,
+        "removed": [{"repository": "team/app", "digest": digest,
+                     "reason": "revision 4 of tag latest (keep_tag_revisions 3)"}],
+        "removed_unlisted": 2,
+    }))
+    .unwrap();
+    assert_eq!(
+        describe(&report),
+        format!(
+            "scanned 3 blobs: 1 referenced, 0 younger than the grace period\n\
+             deleted 2 blobs (100 B)\n\
+             expired 0 upload sessions\n\
+             retention: scanned 9 manifests, removed 3 (1 kept: pushed, tagged or referenced meanwhile)\n  \
+             team/app@{digest}: revision 4 of tag latest (keep_tag_revisions 3)\n  \
+             and 2 more (the server's log names them)"
+        )
+    );
+}
+
 /// `registryctl login` then `prune` against the real registry, served
 /// in process on a loopback port.
 #[tokio::test]

@@ -171,7 +171,13 @@ pub(crate) fn render_tag(t: &ImageStreamTag) -> String {
     let rows: Vec<Vec<String>> = t
         .history
         .iter()
-        .map(|e| vec![e.created.clone(), target(e.image.as_ref()), e.actor.clone()])
+        .map(|e| {
+            let mut image = target(e.image.as_ref());
+            if e.pruned {
+                image.push_str(" (pruned)");
+            }
+            vec![e.created.clone(), image, e.actor.clone()]
+        })
         .collect();
     format!("{head}\n\n{}", table(&["WHEN", "IMAGE", "ACTOR"], &rows))
 }

@@ -359,7 +359,10 @@ export async function tag({ ns, name, tag: tagName }, ctx) {
       body.appendChild(h('tr', {},
         h('td', { 'data-label': 'When' }, time(event.created)),
         h('td', { 'data-label': 'Event' }, badge(kind, kind.toLowerCase())),
-        h('td', { 'data-label': 'Image' }, event.image ? digestLink(event.image) : h('span', { class: 'muted' }, '—')),
+        h('td', { 'data-label': 'Image' }, !event.image ? h('span', { class: 'muted' }, '—')
+          // A pruned image is gone: its digest stays, not a link to nowhere.
+          : event.pruned ? h('span', {}, h('code', { class: 'muted' }, event.image.slice(0, 19)), ' ', badge('Pruned', 'deleted'))
+            : digestLink(event.image)),
         h('td', { 'data-label': 'By' }, h('span', { class: 'actor' }, event.actor))));
     });
   };

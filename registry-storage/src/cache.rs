@@ -20,8 +20,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::Result;
 use crate::metadata::{
-    BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
-    TagEvent, TagRecord,
+    BlobRecord, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer, RepositoryInfo,
+    StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -321,6 +321,46 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
             },
         )
         .await
+    }
+
+    async fn manifest_nodes(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestNode>> {
+        self.inner.manifest_nodes(repository, last, limit).await
+    }
+
+    async fn delete_unreferenced_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        planned: std::time::SystemTime,
+    ) -> Result<bool> {
+        // No tag points at it (the store checks), so only its own entry goes.
+        self.write(
+            self.inner
+                .delete_unreferenced_manifest(repository, digest, planned),
+            |maps| {
+                maps.manifests
+                    .retain(|(r, d)| r != repository || d != digest);
+            },
+        )
+        .await
+    }
+
+    async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {
+        self.inner.blob_reference_count(digest).await
+    }
+
+    async fn tag_events(
+        &self,
+        repository: &RepositoryName,
+        after: Option<(&Tag, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(Tag, TagEvent)>> {
+        self.inner.tag_events(repository, after, limit).await
     }
 
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {

@@ -98,6 +98,15 @@ pub enum StorageError {
         /// The blob.
         digest: Digest,
     },
+    /// A manifest put names a child manifest (an index's entry) that is not
+    /// a manifest of the repository, for instance because a retention run
+    /// deleted it after the caller checked; nothing was stored. Pushing
+    /// the child again, then the index, succeeds.
+    #[error("manifest {digest} is not in the repository")]
+    ManifestMissing {
+        /// The missing child.
+        digest: Digest,
+    },
     /// A manifest put would move an immutable tag
     /// ([`NewManifest::fixed_tags`](crate::NewManifest::fixed_tags)) away
     /// from the image it points at; nothing was stored.

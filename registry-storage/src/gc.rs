@@ -9,8 +9,9 @@
 //! grace period, as in Distribution's garbage collector: a client pushes
 //! its blobs first and the manifest last, and the grace period is what
 //! protects the blobs of a push still in progress. Blobs whose age the
-//! backend does not know are always kept. Manifests are never collected,
-//! tagged or not.
+//! backend does not know are always kept. Manifests go only by the
+//! retention rules of their namespace's policy ([`crate::retention`]),
+//! applied first in the same run, so the blobs they free go at once.
 //!
 //! # Running online, safely
 //! The collector runs while the registry serves, and several collectors
@@ -63,6 +64,7 @@ use registry_core::Digest;
 use crate::blob::{BlobInfo, BlobStore};
 use crate::error::{Result, StorageError};
 use crate::metadata::{BlobRecord, BlobState, MetadataStore};
+use crate::retention::{apply_retention, RetentionReport};
 use crate::upload::UploadStore;
 
 /// How old a collector's `Deleting` mark must be before another run takes
@@ -80,6 +82,10 @@ pub struct GcOptions {
     pub upload_max_age: Duration,
     /// Report what would be deleted and cancelled, but change nothing.
     pub dry_run: bool,
+    /// Apply the namespaces' retention rules first
+    /// ([`crate::retention::apply_retention`]). Default: on (a namespace
+    /// without retention rules keeps every manifest anyway).
+    pub retention: bool,
 }
 
 impl Default for GcOptions {
@@ -88,6 +94,7 @@ impl Default for GcOptions {
             grace_period: Duration::from_secs(3600),
             upload_max_age: Duration::from_secs(24 * 3600),
             dry_run: false,
+            retention: true,
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct GcReport {
     /// Temp files of interrupted writes removed
     /// ([`UploadStore::remove_stale_files`]); not done in a dry run.
     pub stale_files_removed: u64,
+    /// What retention removed before the sweep (empty when
+    /// [`GcOptions::retention`] is off).
+    pub retention: RetentionReport,
 }
 
 impl GcReport {
@@ -262,10 +272,26 @@ async fn finish_abandoned(
     Ok(())
 }
 
+/// Drops from the mark set the blobs only manifests a dry run of
+/// retention would remove reference.
+async fn released(
+    metadata: &dyn MetadataStore,
+    retention: &RetentionReport,
+    marked: &mut HashSet<Digest>,
+) -> Result<()> {
+    for (blob, removed) in &retention.released_blobs {
+        if metadata.blob_reference_count(blob).await? <= *removed {
+            marked.remove(blob);
+        }
+    }
+    Ok(())
+}
+
 /// Runs one garbage collection over the three stores (see the module
 /// documentation for what is collected and why it is safe online).
 ///
-/// Order: expire upload sessions; finish abandoned deletions; read the mark
+/// Order: expire upload sessions; finish abandoned deletions; apply
+/// retention (when [`GcOptions::retention`]); read the mark
 /// set; list the blobs and pick the unreferenced ones older than the grace
 /// period, reading each one's record; read the mark set again and drop
 /// every candidate referenced now (for the report: the mark re-checks it
@@ -291,11 +317,22 @@ pub async fn collect_garbage(
         report.stale_files_removed = uploads.remove_stale_files().await?;
     }
 
-    let marked = metadata.referenced_blobs().await?;
+    if options.retention {
+        report.retention = apply_retention(metadata, options.dry_run).await?;
+    }
+    let mut marked = metadata.referenced_blobs().await?;
+    if options.dry_run {
+        // The manifests retention would remove still reference their
+        // blobs: a blob every reference of which is among them is counted
+        // as the real run would find it, unreferenced.
+        released(metadata, &report.retention, &mut marked).await?;
+    }
     let found = candidates(blobs, metadata, &marked, now, &options, &mut report).await?;
     // Manifests committed while we listed: their blobs are not garbage.
     let marked_again = if found.is_empty() {
         HashSet::new()
+    } else if options.dry_run {
+        marked.clone()
     } else {
         metadata.referenced_blobs().await?
     };

@@ -42,6 +42,7 @@ pub mod gc;
 pub mod memory;
 pub mod metadata;
 pub mod policy;
+pub mod retention;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod stores;
@@ -56,10 +57,11 @@ pub use cache::{CacheConfig, CachedMetadataStore};
 pub use error::{BoxError, Result, StorageError};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
-    BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
-    StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
+    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
+pub use retention::{RemovalReason, RemovedManifest, RetentionReport};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
 pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};

@@ -70,6 +70,25 @@ pub struct StoredManifest {
     pub created: SystemTime,
 }
 
+/// One manifest of a repository as retention sees it (see
+/// [`crate::retention`]): when it came, and what it depends on and keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestNode {
+    /// Its digest.
+    pub digest: Digest,
+    /// When it was first pushed to the repository.
+    pub created: SystemTime,
+    /// When a push last named it (a push of the same digest again moves
+    /// this, never `created`).
+    pub pushed: SystemTime,
+    /// The manifest it refers to (referrers API), if any.
+    pub subject: Option<Digest>,
+    /// Child manifests it references (indexes).
+    pub children: Vec<Digest>,
+    /// Blobs it references (config and layers).
+    pub blobs: Vec<Digest>,
+}
+
 /// A repository (an ImageStream).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryInfo {
@@ -225,6 +244,13 @@ impl BlobTicket {
 /// - [`delete_manifest`](MetadataStore::delete_manifest) removes the
 ///   manifest from that repository, deletes (and records) the tags that
 ///   pointed at it and removes it from the referrers index. Missing is `NotFound`.
+/// - `put_manifest` fails with [`StorageError::ManifestMissing`], storing
+///   nothing, when one of `children` is not a manifest of the repository
+///   (checked inside the transaction, so a retention run deleting the
+///   child meanwhile cannot leave an index without it).
+/// - [`delete_unreferenced_manifest`](MetadataStore::delete_unreferenced_manifest)
+///   is retention's delete: one transaction that re-checks that nothing
+///   keeps the manifest, so a concurrent tag, index or push wins.
 /// - A blob is *linked* to a repository when uploaded or mounted into it or
 ///   referenced by one of its manifests; only linked blobs may be served
 ///   from that repository.
@@ -306,6 +332,41 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     ) -> Result<()>;
     /// Repositories holding a manifest with this digest, sorted.
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>>;
+
+    /// The manifests of a repository sorted by digest: those after `last`,
+    /// at most `limit` (retention reads a repository page by page). Empty
+    /// for a missing repository.
+    async fn manifest_nodes(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestNode>>;
+    /// Deletes a manifest retention decided to remove, in one transaction,
+    /// only if nothing keeps it now: no tag points at it, no manifest of
+    /// the repository lists it as a child, its subject (if any) is not a
+    /// manifest of the repository, and no push named it at or after
+    /// `planned` (a client pushing it again meanwhile was acknowledged).
+    /// Returns whether it was deleted; a missing manifest is `false`. Tag
+    /// history is left as it is (entries then point at a pruned image).
+    async fn delete_unreferenced_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        planned: SystemTime,
+    ) -> Result<bool>;
+    /// How many manifests (of any repository) reference a blob as config
+    /// or layer.
+    async fn blob_reference_count(&self, digest: &Digest) -> Result<u64>;
+    /// Every tag event of a repository, deleted tags' included, ordered by
+    /// tag then oldest first: those after the event `after` (a tag and a
+    /// [`TagEvent::seq`]), at most `limit`.
+    async fn tag_events(
+        &self,
+        repository: &RepositoryName,
+        after: Option<(&Tag, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(Tag, TagEvent)>>;
 
     /// Tags after `last`, at most `limit`.
     async fn list_tags(

@@ -151,7 +151,7 @@ fn now_options() -> GcOptions {
     GcOptions {
         grace_period: Duration::ZERO,
         upload_max_age: Duration::ZERO,
-        dry_run: false,
+        ..GcOptions::default()
     }
 }
 

@@ -47,6 +47,11 @@ suite!(
     metadata_blob_deletion_protocol,
     metadata_usage_accounting,
     metadata_quota,
+    metadata_manifest_nodes,
+    metadata_index_children_must_exist,
+    metadata_delete_unreferenced_manifest,
+    metadata_blob_reference_count,
+    metadata_tag_events,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -164,7 +164,9 @@ impl Client {
             // The registry opened a session instead of taking the body
             // (CNCF Distribution does): send it again to finish that.
             let mut session = self.upload_location(&response, &url)?;
-            session.query_pairs_mut().append_pair("digest", &digest_text);
+            session
+                .query_pairs_mut()
+                .append_pair("digest", &digest_text);
             let request = self
                 .inner
                 .http

@@ -13,8 +13,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use registry_auth::{AccessTokenId, ClusterRole, Role, ServiceAccountName, TokenName, UserName};
-use registry_core::{Digest, Namespace};
+use registry_core::Namespace;
 use serde::{Deserialize, Serialize};
+
+mod prune;
+pub use prune::{PruneReport, PruneRequest, PrunedManifest};
 
 /// `GET` and `PUT /namespaces/{ns}/policy`: retention, immutable tags and
 /// quota (JSON, unknown fields refused; durations as `30d`, `12h`).
@@ -401,68 +404,10 @@ impl fmt::Debug for CreatedAccessToken {
     }
 }
 
-/// `POST /prune` (the body is optional: every field defaults).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-#[serde(deny_unknown_fields)]
-pub struct PruneRequest {
-    /// Report what would be deleted without deleting.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Blobs younger than this are kept (default: the server's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub grace_period_seconds: Option<u64>,
-    /// Upload sessions idle longer than this are expired (default: the
-    /// server's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upload_max_age_seconds: Option<u64>,
-}
-
-impl PruneRequest {
-    /// A prune with the given options.
-    pub fn new(
-        dry_run: bool,
-        grace_period_seconds: Option<u64>,
-        upload_max_age_seconds: Option<u64>,
-    ) -> Self {
-        PruneRequest {
-            dry_run,
-            grace_period_seconds,
-            upload_max_age_seconds,
-        }
-    }
-}
-
-/// The answer to `POST /prune`: what the run found and did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct PruneReport {
-    /// Blobs deleted (or, on a dry run, that would be).
-    pub blobs_deleted: u64,
-    /// Blobs a manifest or upload references.
-    pub blobs_referenced: u64,
-    /// Blobs looked at.
-    pub blobs_scanned: u64,
-    /// Unreferenced blobs kept because they are within the grace period.
-    pub blobs_young: u64,
-    /// Bytes freed.
-    pub bytes_freed: u64,
-    /// The digests of deleted blobs, at most a bounded number (the run's
-    /// log names every one).
-    pub deleted: Vec<Digest>,
-    /// Deleted blobs not listed in `deleted`.
-    pub deleted_unlisted: u64,
-    /// Whether this was a dry run.
-    pub dry_run: bool,
-    /// How long the run took.
-    pub duration_seconds: f64,
-    /// Upload sessions expired.
-    pub uploads_expired: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use registry_core::Digest;
     use serde_json::{json, Value};
 
     /// The typed document writes the same bytes as the `json!` literal the
@@ -531,12 +476,24 @@ mod tests {
                 deleted_unlisted: 0,
                 dry_run: false,
                 duration_seconds: 0.5,
+                manifests_raced: 0,
+                manifests_removed: 1,
+                manifests_scanned: 5,
+                removed: vec![PrunedManifest {
+                    repository: "team/app".parse().unwrap(),
+                    digest: Digest::sha256_of(b"m"),
+                    reason: "child of removed index sha256:0".into(),
+                }],
+                removed_unlisted: 0,
                 uploads_expired: 3,
             },
             json!({ "dry_run": false, "blobs_scanned": 4, "blobs_referenced": 2, "blobs_young": 1,
                     "blobs_deleted": 1, "bytes_freed": 10, "uploads_expired": 3,
                     "duration_seconds": 0.5, "deleted": [Digest::sha256_of(b"x")],
-                    "deleted_unlisted": 0 }),
+                    "deleted_unlisted": 0, "manifests_scanned": 5, "manifests_removed": 1,
+                    "manifests_raced": 0, "removed_unlisted": 0,
+                    "removed": [{ "repository": "team/app", "digest": Digest::sha256_of(b"m"),
+                                  "reason": "child of removed index sha256:0" }] }),
         );
     }
 

@@ -216,6 +216,10 @@ pub struct TagHistoryItem {
     pub created: String,
     /// Who (`alice`, `system:serviceaccount:ns:ci`, `system:anonymous`).
     pub actor: String,
+    /// The image is no longer stored in the repository (a prune's
+    /// retention removed it, or it was deleted); absent when it is.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pruned: bool,
 }
 
 /// `GET /apis/image/v1/images/{digest}`.

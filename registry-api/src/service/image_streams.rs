@@ -141,6 +141,15 @@ impl Registry {
             .filter(|_| next.is_none())
             .map(|e| rfc3339(e.at));
         let current = newest.digest.clone();
+        // Which images of the page are gone: one lookup per distinct image.
+        let mut gone = std::collections::HashMap::new();
+        for digest in events.iter().filter_map(|e| e.digest.as_ref()) {
+            if !gone.contains_key(digest) {
+                let reference = registry_core::Reference::Digest(digest.clone());
+                let stored = self.metadata().get_manifest(repo, &reference).await?;
+                gone.insert(digest.clone(), stored.is_none());
+            }
+        }
         Ok(ImageStreamTag {
             kind: ImageStreamTag::KIND.to_owned(),
             api_version: API_VERSION.to_owned(),
@@ -160,6 +169,7 @@ impl Registry {
                     image: e.digest.clone(),
                     created: rfc3339(e.at),
                     actor: e.actor.clone(),
+                    pruned: e.digest.as_ref().is_some_and(|d| gone[d]),
                 })
                 .collect(),
             history_continue: next,

@@ -216,6 +216,14 @@ impl Registry {
                     current: Some(current),
                 })
             }
+            // A prune's retention removed a child after `check_references`
+            // saw it.
+            Err(StorageError::ManifestMissing { digest }) => {
+                Err(RegistryError::ManifestReferenceUnknown(format!(
+                    "manifest {digest} is not in repository {repo} (removed by retention); \
+                     push it again"
+                )))
+            }
             // A prune deleted a blob after `check_references` saw it.
             Err(StorageError::BlobDeleted { digest }) => {
                 Err(RegistryError::ManifestReferenceUnknown(format!(

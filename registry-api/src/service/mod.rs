@@ -365,6 +365,37 @@ impl Registry {
         });
         MaintenanceHandle(task)
     }
+
+    /// Starts scheduled prunes on the current tokio runtime: every `every`
+    /// (the first one `every` from now), a run of
+    /// [`collect_garbage`](Self::collect_garbage) with `options`, which
+    /// applies the namespaces' retention rules and sweeps the blobs nothing
+    /// references. Failures are logged and retried at the next run. The
+    /// task stops when the returned handle is dropped, or once the registry
+    /// (every clone) is.
+    pub fn spawn_scheduled_prune(&self, every: Duration, options: GcOptions) -> MaintenanceHandle {
+        let registry = Arc::downgrade(&self.inner);
+        let every = every.max(Duration::from_secs(1));
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = Weak::upgrade(&registry) else {
+                    return;
+                };
+                let registry = Registry { inner };
+                match registry.collect_garbage(options.clone()).await {
+                    Ok(report) => tracing::info!(target: "audit", actor = "system:scheduled-prune",
+                        manifests_removed = report.retention.manifests_removed,
+                        blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
+                        "scheduled prune finished"),
+                    Err(e) => tracing::warn!(error = %e, "scheduled prune failed"),
+                }
+            }
+        });
+        MaintenanceHandle(task)
+    }
 }
 
 /// One run of the background maintenance; failures are logged and retried

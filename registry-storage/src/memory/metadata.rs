@@ -11,11 +11,13 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 use super::usage::Usage;
 use crate::error::{Result, StorageError};
 use crate::metadata::{
-    BlobRecord, BlobState, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo,
-    StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
+    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
+
+mod retention;
 
 /// Metadata held in process, for tests and for embedding without a disk.
 ///
@@ -109,6 +111,10 @@ pub(super) struct Repository {
 pub(super) struct ManifestEntry {
     manifest: StoredManifest,
     blobs: BTreeSet<Digest>,
+    /// Child manifests (an index's entries).
+    children: BTreeSet<Digest>,
+    /// When a push last named it.
+    pushed: SystemTime,
 }
 
 impl Repository {
@@ -121,6 +127,20 @@ impl Repository {
             links: BTreeSet::new(),
             referrers: BTreeMap::new(),
         }
+    }
+
+    /// Removes a manifest and its referrers-index entry (not its tags).
+    fn remove_manifest(&mut self, digest: &Digest) -> Option<ManifestEntry> {
+        let entry = self.manifests.remove(digest)?;
+        if let Some(subject) = &entry.manifest.subject {
+            if let Some(set) = self.referrers.get_mut(subject) {
+                set.remove(digest);
+                if set.is_empty() {
+                    self.referrers.remove(subject);
+                }
+            }
+        }
+        Some(entry)
     }
 
     fn record(&mut self, tag: &Tag, digest: Option<Digest>, at: SystemTime, actor: &str) {
@@ -296,6 +316,16 @@ impl MetadataStore for MemoryMetadataStore {
         {
             return Err(blob_deleted(gone));
         }
+        let present = state.repositories.get(&manifest.repository);
+        if let Some(missing) = manifest
+            .children
+            .iter()
+            .find(|child| present.is_none_or(|r| !r.manifests.contains_key(*child)))
+        {
+            return Err(StorageError::ManifestMissing {
+                digest: missing.clone(),
+            });
+        }
         state.check_quota(&manifest.repository, &manifest.blobs, None)?;
         for blob in &manifest.blobs {
             state.touch(blob, now);
@@ -321,8 +351,12 @@ impl MetadataStore for MemoryMetadataStore {
                     created: now,
                 },
                 blobs: BTreeSet::new(),
+                children: BTreeSet::new(),
+                pushed: now,
             });
+        entry.pushed = now;
         entry.blobs.extend(manifest.blobs.iter().cloned());
+        entry.children.extend(manifest.children.iter().cloned());
         // The first put decides the subject: a later put of the same digest
         // is the same bytes, so it cannot name another one.
         if let Some(subject) = entry.manifest.subject.clone() {
@@ -385,18 +419,8 @@ impl MetadataStore for MemoryMetadataStore {
             .repositories
             .get_mut(repository)
             .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
-        let entry = repo
-            .manifests
-            .remove(digest)
+        repo.remove_manifest(digest)
             .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
-        if let Some(subject) = &entry.manifest.subject {
-            if let Some(set) = repo.referrers.get_mut(subject) {
-                set.remove(digest);
-                if set.is_empty() {
-                    repo.referrers.remove(subject);
-                }
-            }
-        }
         let pointing: Vec<Tag> = repo
             .tags
             .iter()
@@ -564,6 +588,52 @@ impl MetadataStore for MemoryMetadataStore {
                 annotations: m.annotations.clone(),
             })
             .collect())
+    }
+
+    async fn manifest_nodes(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestNode>> {
+        Ok(retention::manifest_nodes(
+            &self.read(),
+            repository,
+            last,
+            limit,
+        ))
+    }
+
+    async fn delete_unreferenced_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        planned: SystemTime,
+    ) -> Result<bool> {
+        Ok(retention::delete_unreferenced(
+            &mut self.write(),
+            repository,
+            digest,
+            planned,
+        ))
+    }
+
+    async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {
+        Ok(retention::blob_reference_count(&self.read(), digest))
+    }
+
+    async fn tag_events(
+        &self,
+        repository: &RepositoryName,
+        after: Option<(&Tag, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(Tag, TagEvent)>> {
+        Ok(retention::tag_events(
+            &self.read(),
+            repository,
+            after,
+            limit,
+        ))
     }
 
     async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {

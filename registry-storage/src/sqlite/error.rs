@@ -53,6 +53,9 @@ pub(super) enum Error {
         /// Bytes the link would add.
         needed: u64,
     },
+    /// A child manifest an index names is not in the repository.
+    #[error("manifest {0} is not in the repository")]
+    ManifestMissing(registry_core::Digest),
 }
 
 /// SQLite's primary result code for "database or disk is full".
@@ -93,6 +96,7 @@ impl From<Error> for StorageError {
                 limit,
                 needed,
             },
+            Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },

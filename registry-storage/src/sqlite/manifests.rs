@@ -107,13 +107,28 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
         ensure_live(&mut tx, blob).await?;
         touch(&mut tx, blob, now).await?;
     }
+    // An index's children are checked under the write lock: a retention
+    // run deleting one cannot commit between the check and this commit.
+    for child in &m.children {
+        let present: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository = ? AND digest = ?")
+                .bind(repo)
+                .bind(child.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if present.is_none() {
+            return Err(Error::ManifestMissing(child.clone()));
+        }
+    }
     super::usage::check_quota(&mut tx, &m.repository, &m.blobs).await?;
     ensure_repository(&mut tx, &m.repository, now).await?;
-    // Same digest, same bytes: the first row (and its `created`) wins.
+    // Same digest, same bytes: the first row (and its `created`) wins;
+    // `pushed` says a push named it again (retention keeps it then).
     sqlx::query(
         "INSERT INTO manifests (repository, digest, media_type, bytes, size, subject, \
-         artifact_type, annotations, config, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (repository, digest) DO NOTHING",
+         artifact_type, annotations, config, created, pushed) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (repository, digest) DO UPDATE SET pushed = excluded.pushed",
     )
     .bind(repo)
     .bind(digest)
@@ -124,6 +139,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
     .bind(m.artifact_type.as_deref())
     .bind(&annotations)
     .bind(m.config.as_ref().map(Digest::as_str))
+    .bind(now)
     .bind(now)
     .execute(&mut *tx)
     .await?;

@@ -34,6 +34,7 @@ mod blobs;
 mod error;
 mod manifests;
 mod repositories;
+mod retention;
 mod tags;
 mod token_queries;
 mod usage;
@@ -49,8 +50,8 @@ use sqlx::{Connection, SqlitePool};
 
 use crate::error::Result;
 use crate::metadata::{
-    BlobRecord, BlobTicket, MetadataStore, NewManifest, Referrer, RepositoryInfo, StoredManifest,
-    TagEvent, TagRecord,
+    BlobRecord, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer, RepositoryInfo,
+    StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -243,6 +244,37 @@ impl MetadataStore for SqliteMetadataStore {
         actor: &str,
     ) -> Result<()> {
         Ok(manifests::delete_manifest(&self.writer, repository, digest, actor).await?)
+    }
+
+    async fn manifest_nodes(
+        &self,
+        repository: &RepositoryName,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<ManifestNode>> {
+        Ok(retention::manifest_nodes(&self.reader, repository, last, limit).await?)
+    }
+
+    async fn delete_unreferenced_manifest(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        planned: SystemTime,
+    ) -> Result<bool> {
+        Ok(retention::delete_unreferenced(&self.writer, repository, digest, planned).await?)
+    }
+
+    async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {
+        Ok(retention::blob_reference_count(&self.reader, digest).await?)
+    }
+
+    async fn tag_events(
+        &self,
+        repository: &RepositoryName,
+        after: Option<(&Tag, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(Tag, TagEvent)>> {
+        Ok(retention::tag_events(&self.reader, repository, after, limit).await?)
     }
 
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {

@@ -128,7 +128,7 @@ pub(super) async fn tag_history(
     // Ordered by id, not time: events of one clock tick keep their order.
     // The id is the event's `seq`; `tag_events_by_tag` serves the range.
     let before = before.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
-    let rows: Vec<(i64, Option<String>, i64, String)> = sqlx::query_as(
+    let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, digest, at, actor FROM tag_events \
          WHERE repository = ? AND tag = ? AND id < ? ORDER BY id DESC LIMIT ?",
     )
@@ -138,20 +138,24 @@ pub(super) async fn tag_history(
     .bind(sql_limit(limit))
     .fetch_all(reader)
     .await?;
-    rows.into_iter()
-        .map(|(id, digest, at, actor)| {
-            Ok(TagEvent {
-                seq: u64::try_from(id).map_err(|e| Error::Corrupt {
-                    column: "tag_events.id",
-                    value: id.to_string(),
-                    source: Box::new(e),
-                })?,
-                digest: parse_opt("tag_events.digest", digest.as_deref())?,
-                at: from_nanos(at),
-                actor,
-            })
-        })
-        .collect()
+    rows.into_iter().map(event_from_row).collect()
+}
+
+/// A `tag_events` row: id, digest, at, actor.
+pub(super) type EventRow = (i64, Option<String>, i64, String);
+
+/// Reads a [`TagEvent`] back from its row.
+pub(super) fn event_from_row((id, digest, at, actor): EventRow) -> Result<TagEvent> {
+    Ok(TagEvent {
+        seq: u64::try_from(id).map_err(|e| Error::Corrupt {
+            column: "tag_events.id",
+            value: id.to_string(),
+            source: Box::new(e),
+        })?,
+        digest: parse_opt("tag_events.digest", digest.as_deref())?,
+        at: from_nanos(at),
+        actor,
+    })
 }
 
 pub(super) async fn delete_tag(

@@ -20,6 +20,7 @@ mod gc;
 mod manifests;
 mod namespaces;
 mod pages;
+mod retention;
 mod tags;
 mod usage;
 
@@ -35,6 +36,10 @@ pub use namespaces::{
 };
 pub use pages::{
     metadata_referrers_pagination, metadata_tag_history_pagination, metadata_tags_pagination,
+};
+pub use retention::{
+    metadata_blob_reference_count, metadata_delete_unreferenced_manifest,
+    metadata_index_children_must_exist, metadata_manifest_nodes, metadata_tag_events,
 };
 pub use tags::{metadata_fixed_tags, metadata_list_tags_pagination, metadata_tag_history};
 pub use usage::{metadata_quota, metadata_quota_concurrent, metadata_usage_accounting};
@@ -62,6 +67,11 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_blob_deletion_protocol(s).await;
     metadata_usage_accounting(s).await;
     metadata_quota(s).await;
+    metadata_manifest_nodes(s).await;
+    metadata_index_children_must_exist(s).await;
+    metadata_delete_unreferenced_manifest(s).await;
+    metadata_blob_reference_count(s).await;
+    metadata_tag_events(s).await;
     metadata_blob_deletion_races(store.clone()).await;
     metadata_quota_concurrent(store.clone()).await;
     metadata_concurrent_puts(store).await;

@@ -133,12 +133,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-/// A body that may be empty (then `T::default()`) or JSON.
+/// A body that may be empty (then `T::default()`) or a JSON object (serde's
+/// derive would also read an array of field values, so `[]` would pass
+/// for the defaults).
 fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(T::default()),
+        Some(b'{') => serde_json::from_slice(body).map_err(|e| bad_request("request body", e)),
+        Some(_) => Err(bad_request("request body", "expected a JSON object")),
     }
-    serde_json::from_slice(body).map_err(|e| bad_request("request body", e))
 }
 
 fn invalid(what: &str, e: impl std::fmt::Display) -> RegistryError {

@@ -2,9 +2,11 @@
 //!
 //! The optional JSON body `{"dry_run":bool,"grace_period_seconds":n,
 //! "upload_max_age_seconds":n}` overrides the defaults of
-//! [`GcOptions`]; the answer is the run's report: counts, and the digests
-//! of at most [`GcReport::MAX_LISTED`] deleted blobs (`deleted_unlisted`
-//! counts the others, which the log lists).
+//! [`GcOptions`]; the run applies the namespaces' retention rules, then
+//! sweeps blobs. The answer is the run's report: counts, the manifests
+//! retention removed with the reason and the digests of deleted blobs (at
+//! most [`GcReport::MAX_LISTED`] of each; `*_unlisted` counts the others,
+//! which the log lists).
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use registry_storage::{GcOptions, GcReport};
 
 use super::optional_json;
 use crate::http::error::ApiResult;
-use crate::model::admin::{PruneReport, PruneRequest};
+use crate::model::admin::{PruneReport, PruneRequest, PrunedManifest};
 use crate::service::{Caller, Registry};
 
 /// The collector's options for a request (every field is optional).
@@ -30,6 +32,7 @@ fn options(request: &PruneRequest) -> GcOptions {
             .upload_max_age_seconds
             .map_or(defaults.upload_max_age, Duration::from_secs),
         dry_run: request.dry_run,
+        ..defaults
     }
 }
 
@@ -48,6 +51,20 @@ fn report_json(report: &GcReport) -> PruneReport {
         // name every one.
         deleted: report.deleted.clone(),
         deleted_unlisted: report.deleted_unlisted,
+        manifests_raced: report.retention.manifests_raced,
+        manifests_removed: report.retention.manifests_removed,
+        manifests_scanned: report.retention.manifests_scanned,
+        removed: report
+            .retention
+            .removed
+            .iter()
+            .map(|m| PrunedManifest {
+                repository: m.repository.clone(),
+                digest: m.digest.clone(),
+                reason: m.reason.to_string(),
+            })
+            .collect(),
+        removed_unlisted: report.retention.removed_unlisted,
     }
 }
 
