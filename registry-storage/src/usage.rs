@@ -73,7 +73,8 @@ impl fmt::Display for HumanBytes {
         // Display only: f64 is precise enough for one decimal.
         let mut value = bytes as f64 / 1024.0;
         let mut unit = 0;
-        while value >= 1024.0 && unit + 1 < UNITS.len() {
+        // Compared rounded, so that 1023.97 KiB reads "1 MiB", not "1024 KiB".
+        while (value * 10.0).round() >= 10240.0 && unit + 1 < UNITS.len() {
             value /= 1024.0;
             unit += 1;
         }
@@ -99,5 +100,7 @@ mod tests {
         assert_eq!(HumanBytes(300 << 20).to_string(), "300 MiB");
         assert_eq!(HumanBytes((1 << 30) + (1 << 30) / 5).to_string(), "1.2 GiB");
         assert_eq!(HumanBytes(u64::MAX).to_string(), "16 EiB");
+        assert_eq!(HumanBytes((1 << 20) - 10).to_string(), "1 MiB");
+        assert_eq!(HumanBytes(1_000_000).to_string(), "976.6 KiB");
     }
 }

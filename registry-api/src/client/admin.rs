@@ -8,13 +8,13 @@ use serde::Serialize;
 
 use super::distribution::json;
 use super::{Client, ClientError};
-use crate::model::usage::{NamespaceUsage, UsageRecomputed};
 use crate::model::admin::{
     AccessTokenList, BindingRequest, ClusterRoleBinding, ClusterRoleBindingList,
     CreatedAccessToken, NamespaceCreated, NamespaceList, NamespacePolicy, NewAccessToken, NewName,
     NewUser, PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
     ServiceAccount, ServiceAccountList, UserCreated, UserList, WhoAmI,
 };
+use crate::model::usage::{NamespaceUsage, UsageRecomputed};
 
 /// The request a call sends: its method, path under `/apis/admin/v1`, query
 /// and JSON body.

@@ -4,9 +4,10 @@ use super::*;
 use crate::usage::NamespaceUsage;
 
 fn quota(bytes: u64) -> NamespacePolicy {
-    let mut policy = NamespacePolicy::default();
-    policy.quota_bytes = Some(bytes);
-    policy
+    NamespacePolicy {
+        quota_bytes: Some(bytes),
+        ..NamespacePolicy::default()
+    }
 }
 
 /// A blob of `seed` whose size the store learns from its ticket.
