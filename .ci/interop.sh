@@ -810,6 +810,28 @@ t_immutable_tags() { # our server only: a namespace policy's immutable tags agai
     [[ "$other" != "$app" ]] || fail "the two images should differ"
 }
 
+t_quota() { # our server only: a namespace quota against skopeo
+    [[ $AUTH == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
+    local dir=$WORK/quota cfg out
+    mkdir -p "$dir"; cfg=$dir/config.json
+    quiet; printf '%s' "$REGISTRY_PASSWORD" | "$REGISTRYCTL" login "$BASE" --insecure -u "$REGISTRY_USER" --password-stdin --to "$cfg"; loud
+    "$REGISTRYCTL" namespace create quota --server "$BASE" --insecure --to "$cfg"
+    "$REGISTRYCTL" namespace policy set quota --quota-bytes 1000 --server "$BASE" --insecure --to "$cfg"
+    if out=$(skopeo copy --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$R/interop/app:v1" "docker://$R/quota/app:v1" 2>&1); then
+        fail "skopeo pushed past the quota"
+    fi
+    grep -q 'namespace quota is over its quota' <<<"$out" || fail "skopeo's error does not give the figures: $out"
+    echo "ok: skopeo refused: $(grep -o 'namespace quota is over its quota[^"]*' <<<"$out" | head -1)"
+    "$REGISTRYCTL" namespace policy set quota --quota-bytes 1073741824 --server "$BASE" --insecure --to "$cfg"
+    skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$R/interop/app:v1" "docker://$R/quota/app:v1"
+    out=$("$REGISTRYCTL" namespace show quota --server "$BASE" --insecure --to "$cfg")
+    grep -q '^images: *1$' <<<"$out" || fail "namespace show after the push: $out"
+    "$REGISTRYCTL" namespace usage quota --recompute --server "$BASE" --insecure --to "$cfg" \
+        | grep -q 'the counters were exact' || fail "usage drifted"
+    echo "ok: pushed once the quota allowed it; usage exact"
+}
+
 t_distribution_token_server() { # CNCF Distribution with auth.token pointing at our registry
     [[ $OURS == 1 && -n "${REGISTRYCTL:-}" ]] || skip "needs our server (with auth) and registryctl"
     local dir=$WORK/distribution cfg bin D dpid code
@@ -880,6 +902,7 @@ step "curl: GET /v2/interop/artifact/referrers/<digest>"                  t_refe
 step "podman pull (oci, docker, arm64 from index, layout) + content"      t_podman_pull
 step "registryctl login/token/rolebinding used by skopeo and podman"     t_registryctl
 step "immutable tags (namespace policy) against skopeo, podman and oras-py" t_immutable_tags
+step "namespace quota: skopeo refused with the figures, then allowed"      t_quota
 step "OIDC: ID tokens as podman/skopeo passwords; registryctl login --oidc" t_oidc
 step "Distribution (docker-registry) trusting our tokens: push/pull/deny" t_distribution_token_server
 step "skopeo list-tags"                                                   t_list_tags

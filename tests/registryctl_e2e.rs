@@ -335,6 +335,38 @@ fn admin_workflow_over_plain_http() {
     ]);
     assert!(out.contains("keep-tag-revisions:   -"), "{out}");
     assert!(out.contains("quota-bytes:          1000000"), "{out}");
+    // Usage against the quota: shown, recomputed, refused for a missing
+    // namespace.
+    let out = admin(&["--insecure", "namespace", "show", "team"]);
+    assert!(
+        out.contains("quota:        976.6 KiB (1000000 bytes)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("bytes:        0 B (0 bytes, 0% of the quota)"),
+        "{out}"
+    );
+    let out = admin(&["--insecure", "namespace", "usage", "team", "--recompute"]);
+    assert!(
+        out.contains("usage of namespace team recomputed: the counters were exact"),
+        "{out}"
+    );
+    assert!(out.contains("imagestreams: 0"), "{out}");
+    ctl(
+        &[
+            "--server",
+            &url,
+            "--insecure",
+            "namespace",
+            "usage",
+            "missing",
+        ],
+        "",
+    )
+    .fails_with(
+        "usage of a missing namespace",
+        "namespace missing does not exist",
+    );
     let out = admin(&[
         "--insecure",
         "--json",

@@ -836,6 +836,11 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         text.contains("web-app") && text.contains("tools/builder"),
         "{text}"
     );
+    // What the namespace stores, from the Image API's namespace document.
+    assert!(
+        text.contains("Usage") && text.contains("Stored") && text.contains("Quota"),
+        "{text}"
+    );
     screenshots(client, "3-namespace").await;
 
     link(client, "web-app")

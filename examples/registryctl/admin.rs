@@ -117,6 +117,12 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::Namespace(Ns::Policy(cmd)) => {
             return crate::policy::run(g, &conn, cmd, io).await;
         }
+        Command::Namespace(Ns::Show { name }) => {
+            return crate::usage::run(g, &conn, name, false, io).await;
+        }
+        Command::Namespace(Ns::Usage { name, recompute }) => {
+            return crate::usage::run(g, &conn, name, recompute, io).await;
+        }
         Command::User(UserCmd::Create { name, .. }) => {
             conn.run(api.create_user(&NewUser::new(name.as_str(), password)))
                 .await?;

@@ -212,6 +212,17 @@ pub(crate) enum NamespaceCmd {
     /// Show or set a namespace's policy: retention, immutable tags, quota.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Show a namespace: its quota and what it stores (namespace viewer).
+    Show { name: Namespace },
+    /// Show what a namespace stores: bytes and blobs (each blob counted
+    /// once), ImageStreams and images.
+    Usage {
+        name: Namespace,
+        /// Rebuild the counters from the blob links first, learning sizes
+        /// the registry does not know from storage (cluster-admin).
+        #[arg(long)]
+        recompute: bool,
+    },
 }
 
 /// `registryctl namespace policy ...`.

@@ -4,6 +4,7 @@
 //! ```text
 //! registryctl login localhost:5000 -u admin --password-stdin   # credentials + current context
 //! registryctl namespace create team
+//! registryctl namespace usage team
 //! TOKEN=$(registryctl token create --expires 12h)
 //! registryctl imagestreams list team
 //! registryctl context list
@@ -28,6 +29,7 @@ mod parse;
 mod policy;
 mod session;
 mod target;
+mod usage;
 
 #[cfg(test)]
 mod stub_tests;

@@ -131,6 +131,11 @@ export function repositories(last, n = 200) {
   return getJson(`${IMAGE}/repositories${query({ n, last })}`);
 }
 
+/** A namespace with what it stores and its quota. */
+export function namespace(ns) {
+  return getJson(`${IMAGE}/namespaces/${enc(ns)}`);
+}
+
 /** A page of a namespace's ImageStreams. */
 export function imageStreams(ns, last, n = 100) {
   return getJson(`${IMAGE}/namespaces/${enc(ns)}/imagestreams${query({ n, last })}`);

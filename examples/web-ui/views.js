@@ -222,9 +222,29 @@ function latestTag(stream) {
   return best;
 }
 
+/** What a namespace stores against its quota (blobs counted once). */
+function usageSection(status) {
+  const u = status.usage || {};
+  const quota = status.quotaBytes;
+  const used = typeof quota === 'number' && quota > 0
+    ? Math.min(100, Math.round((u.bytes / quota) * 100)) : null;
+  return section('Usage',
+    facts([
+      ['Stored', `${humanSize(u.bytes)} in ${u.blobs} ${u.blobs === 1 ? 'blob' : 'blobs'}`],
+      ['Quota', quota === null || quota === undefined ? 'none'
+        : `${humanSize(quota)} · ${used}% used`],
+      ['ImageStreams', String(u.imagestreams)],
+      ['Images', String(u.images)],
+    ]),
+    used === null ? null : h('meter', {
+      class: 'quota', min: '0', max: String(quota), value: String(Math.min(u.bytes, quota)),
+      high: String(Math.floor(quota * 0.9)), 'aria-label': `Quota used: ${used}%`,
+    }));
+}
+
 export async function namespace({ ns }, ctx) {
   ctx.crumbs([{ label: ns, href: uiPath('namespaces', ns) }]);
-  const first = await api.imageStreams(ns, null);
+  const [first, info] = await Promise.all([api.imageStreams(ns, null), api.namespace(ns)]);
   const rows = [];
   const body = h('tbody');
   const addRows = (page) => {
@@ -242,6 +262,7 @@ export async function namespace({ ns }, ctx) {
               tags.slice(0, 4).map((t) => link(tagPath(ns, stream.metadata.name, t.tag), badge(t.tag, 'tag'))),
               tags.length > 4 ? h('span', { class: 'muted' }, ` +${tags.length - 4}${more}`) : null)),
         h('td', { 'data-label': 'Updated' }, latest ? time(latest.created) : time(stream.metadata.creationTimestamp)),
+        h('td', { 'data-label': 'Size' }, humanSize((stream.status.usage || {}).bytes)),
         h('td', { 'data-label': 'Pull from' }, h('code', { class: 'wrap' }, stream.status.dockerImageRepository))));
     }
   };
@@ -250,11 +271,12 @@ export async function namespace({ ns }, ctx) {
   const tableEl = h('div', { class: 'table-wrap' },
     h('table', { class: 'data' },
       h('caption', { class: 'visually-hidden' }, `ImageStreams of ${ns}`),
-      h('thead', {}, h('tr', {}, ['ImageStream', 'Tags', 'Updated', 'Pull from'].map((l) => h('th', { scope: 'col' }, l)))),
+      h('thead', {}, h('tr', {}, ['ImageStream', 'Tags', 'Updated', 'Size', 'Pull from'].map((l) => h('th', { scope: 'col' }, l)))),
       body));
   return h('div', {},
     pageHeader(ns, h('p', { class: 'lead' },
       `Namespace · ${rows.length}${cursor ? '+' : ''} ${rows.length === 1 ? 'ImageStream' : 'ImageStreams'}`)),
+    usageSection(info.body.status || {}),
     rows.length === 0 ? empty('This namespace has no ImageStreams yet.') : section('ImageStreams', tableEl),
     cursor ? moreButton('Show more ImageStreams', async () => {
       const next = await api.imageStreams(ns, cursor);

@@ -24,6 +24,7 @@ use crate::metadata::{
     StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
+use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 /// How long entries live and how many are kept.
 #[derive(Debug, Clone)]
@@ -475,5 +476,36 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
 
     async fn stale_blob_deletes(&self, before: std::time::SystemTime) -> Result<Vec<Digest>> {
         self.inner.stale_blob_deletes(before).await
+    }
+
+    // Usage is never cached: quota checks read it inside the store's own
+    // transactions, and a stale figure would mislead whoever reads it.
+    async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()> {
+        self.inner.record_blob_sizes(sizes).await
+    }
+
+    async fn unsized_blobs(
+        &self,
+        namespace: &Namespace,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>> {
+        self.inner.unsized_blobs(namespace, last, limit).await
+    }
+
+    async fn namespace_usage(&self, namespace: &Namespace) -> Result<NamespaceUsage> {
+        self.inner.namespace_usage(namespace).await
+    }
+
+    async fn repository_usage(&self, repository: &RepositoryName) -> Result<RepositoryUsage> {
+        self.inner.repository_usage(repository).await
+    }
+
+    async fn usage_summary(&self, limit: usize) -> Result<UsageSummary> {
+        self.inner.usage_summary(limit).await
+    }
+
+    async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount> {
+        self.inner.recount_usage(namespace).await
     }
 }

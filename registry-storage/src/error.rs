@@ -2,6 +2,8 @@
 
 use registry_core::Digest;
 
+use crate::usage::HumanBytes;
+
 /// Boxed error source from a backend or an incoming body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -114,6 +116,23 @@ pub enum StorageError {
         tag: registry_core::Tag,
         /// The image it points at.
         current: Digest,
+    },
+    /// A link or manifest would bring blobs new to the namespace past its
+    /// quota ([`NamespacePolicy::quota_bytes`](crate::NamespacePolicy::quota_bytes));
+    /// nothing was recorded.
+    #[error(
+        "namespace {namespace} is over its quota: {} used of {}, this push needs {} more",
+        HumanBytes(*.usage), HumanBytes(*.limit), HumanBytes(*.needed)
+    )]
+    QuotaExceeded {
+        /// The namespace.
+        namespace: registry_core::Namespace,
+        /// Bytes it stores now.
+        usage: u64,
+        /// Its quota in bytes.
+        limit: u64,
+        /// Bytes the refused operation would have added.
+        needed: u64,
     },
 }
 

@@ -49,6 +49,7 @@ pub mod stores;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upload;
+pub mod usage;
 pub mod verify;
 
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
@@ -63,3 +64,4 @@ pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
+pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};

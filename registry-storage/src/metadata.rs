@@ -11,6 +11,7 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
 use crate::policy::NamespacePolicy;
+use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 /// A manifest to store, with what the API learned by parsing it.
 #[derive(Debug, Clone)]
@@ -189,12 +190,31 @@ impl BlobRecord {
 pub struct BlobTicket {
     digest: Digest,
     epoch: u64,
+    size: Option<u64>,
 }
 
 impl BlobTicket {
     /// A ticket for `digest` at `epoch` (backends build these from a record).
     pub fn new(digest: Digest, epoch: u64) -> Self {
-        BlobTicket { digest, epoch }
+        BlobTicket {
+            digest,
+            epoch,
+            size: None,
+        }
+    }
+
+    /// The same ticket carrying the blob's size, once the caller verified
+    /// it (an upload's commit, a stat): the link records it for usage
+    /// accounting, in the same transaction.
+    #[must_use]
+    pub fn with_size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// The blob's verified size, if the caller gave it.
+    pub fn size(&self) -> Option<u64> {
+        self.size
     }
 
     /// The blob.
@@ -247,6 +267,20 @@ impl BlobTicket {
 ///   `Deleting`, moves its epoch and removes its links. So whichever
 ///   commits first, a manifest commit and a collector never both succeed
 ///   on one blob.
+/// - Usage (see [`crate::usage`]): every change of links (`link_blob`,
+///   `link_blob_with`, `put_manifest`, `unlink_blob`, `forget_blob`,
+///   `begin_blob_delete`, `delete_repository`, `delete_namespace`) updates
+///   the namespace's byte and blob counters in its own transaction, so
+///   [`namespace_usage`](Self::namespace_usage) always equals what
+///   [`recount_usage`](Self::recount_usage) rebuilds from the links. A
+///   blob's size is the one recorded for its digest (by a sized ticket or
+///   [`record_blob_sizes`](Self::record_blob_sizes)), 0 while unknown.
+/// - Quotas: a link or `put_manifest` that brings blobs new to a
+///   namespace whose policy has a `quota_bytes`, and would take its bytes
+///   past it, fails with [`StorageError::QuotaExceeded`] and records
+///   nothing. The check shares the link's transaction, so concurrent
+///   pushes cannot together overshoot. Links of blobs the namespace
+///   already holds are never refused, even over the quota.
 #[async_trait]
 pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// Creates a namespace; `AlreadyExists` if it does.
@@ -430,4 +464,31 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// crashed between its mark and the end of the deletion), for the next
     /// collector to finish.
     async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>>;
+
+    /// Records blobs' verified sizes. A digest's size never changes: a size
+    /// already recorded stays. A blob linked while its size was unknown
+    /// starts counting with it now, in the same transaction.
+    async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()>;
+
+    /// Blobs linked to the namespace's repositories whose size is unknown,
+    /// sorted, those after `last`, at most `limit` (a recount stats them).
+    async fn unsized_blobs(
+        &self,
+        namespace: &Namespace,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>>;
+
+    /// A namespace's usage (zero when it holds nothing or does not exist).
+    async fn namespace_usage(&self, namespace: &Namespace) -> Result<NamespaceUsage>;
+
+    /// A repository's usage (zero when it does not exist).
+    async fn repository_usage(&self, repository: &RepositoryName) -> Result<RepositoryUsage>;
+
+    /// The `limit` namespaces storing the most bytes, and the rest summed.
+    async fn usage_summary(&self, limit: usize) -> Result<UsageSummary>;
+
+    /// Rebuilds a namespace's byte and blob counters from its links in one
+    /// transaction, and returns them before and after.
+    async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount>;
 }

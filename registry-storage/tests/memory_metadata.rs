@@ -37,6 +37,8 @@ suite!(
     metadata_delete_repository,
     metadata_delete_namespace,
     metadata_blob_deletion_protocol,
+    metadata_usage_accounting,
+    metadata_quota,
     metadata_manifest_nodes,
     metadata_index_children_must_exist,
     metadata_delete_unreferenced_manifest,
@@ -47,6 +49,11 @@ suite!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metadata_concurrent_puts() {
     testing::metadata_concurrent_puts(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_quota_concurrent() {
+    testing::metadata_quota_concurrent(store()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -45,6 +45,8 @@ suite!(
     metadata_delete_repository,
     metadata_delete_namespace,
     metadata_blob_deletion_protocol,
+    metadata_usage_accounting,
+    metadata_quota,
     metadata_manifest_nodes,
     metadata_index_children_must_exist,
     metadata_delete_unreferenced_manifest,
@@ -56,6 +58,12 @@ suite!(
 async fn metadata_concurrent_puts() {
     let (store, _dir) = store().await;
     testing::metadata_concurrent_puts(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_quota_concurrent() {
+    let (store, _dir) = store().await;
+    testing::metadata_quota_concurrent(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -14,6 +14,7 @@ use crate::model::admin::{
     NewUser, PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
     ServiceAccount, ServiceAccountList, UserCreated, UserList, WhoAmI,
 };
+use crate::model::usage::{NamespaceUsage, UsageRecomputed};
 
 /// The request a call sends: its method, path under `/apis/admin/v1`, query
 /// and JSON body.
@@ -123,6 +124,19 @@ impl Client {
     ) -> Result<NamespacePolicy, ClientError> {
         let path = ["namespaces", ns.as_str(), "policy"];
         self.admin(call(Method::PUT, &path).with(policy)).await
+    }
+
+    /// `GET /namespaces/{ns}/usage`: what the namespace stores, and its quota.
+    pub async fn namespace_usage(&self, ns: &Namespace) -> Result<NamespaceUsage, ClientError> {
+        self.admin(call(Method::GET, &["namespaces", ns.as_str(), "usage"]))
+            .await
+    }
+
+    /// `POST /namespaces/{ns}/usage/recompute` (cluster-admin): rebuilds the
+    /// usage counters from the links; returns them before and after.
+    pub async fn recompute_usage(&self, ns: &Namespace) -> Result<UsageRecomputed, ClientError> {
+        let path = ["namespaces", ns.as_str(), "usage", "recompute"];
+        self.admin(call(Method::POST, &path)).await
     }
 
     /// `GET /namespaces/{ns}/rolebindings`.

@@ -6,7 +6,9 @@ use serde::de::DeserializeOwned;
 
 use super::distribution::json;
 use super::{pairs, Client, ClientError, Page};
-use crate::model::image::{Image, ImageStream, ImageStreamList, ImageStreamTag, RepositoryList};
+use crate::model::image::{
+    Image, ImageNamespace, ImageStream, ImageStreamList, ImageStreamTag, RepositoryList,
+};
 
 impl Client {
     async fn image_api<T: DeserializeOwned>(
@@ -19,6 +21,12 @@ impl Client {
         let query = page.query();
         let url = self.url(&segments, &pairs(&query));
         json(self.primary(|http| http.get(url.clone())).await?).await
+    }
+
+    /// A namespace with its usage and quota (`GET …/namespaces/{ns}`).
+    pub async fn image_namespace(&self, ns: &Namespace) -> Result<ImageNamespace, ClientError> {
+        self.image_api(&["namespaces", ns.as_str()], &Page::first())
+            .await
     }
 
     /// A page of a namespace's ImageStreams (`metadata.continue_from` is the

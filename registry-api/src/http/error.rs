@@ -125,9 +125,10 @@ impl From<RegistryError> for ApiError {
                 });
                 error
             }
-            RegistryError::Denied { .. } | RegistryError::TagImmutable { .. } => {
-                ApiError::new(ErrorCode::Denied, message)
-            }
+            // Like Harbor: a quota refusal is DENIED, 403.
+            RegistryError::Denied { .. }
+            | RegistryError::TagImmutable { .. }
+            | RegistryError::QuotaExceeded { .. } => ApiError::new(ErrorCode::Denied, message),
             RegistryError::RepositoryUnknown(_)
             | RegistryError::NamespaceUnknown(_)
             | RegistryError::NamespaceMissing(_)
@@ -262,6 +263,13 @@ mod tests {
             subject: "bob".into(),
             action: "Push".into(),
             target: "in team/app".into(),
+        });
+        assert_eq!((code, status), (ErrorCode::Denied, StatusCode::FORBIDDEN));
+        let (code, status, _) = mapped(RegistryError::QuotaExceeded {
+            namespace: "team".parse().unwrap(),
+            usage: (1 << 30) + (1 << 30) / 5,
+            limit: 1 << 30,
+            needed: 300 << 20,
         });
         assert_eq!((code, status), (ErrorCode::Denied, StatusCode::FORBIDDEN));
         let (code, status, _) = mapped(RegistryError::BlobUnknown {

@@ -28,6 +28,7 @@ const PREFIX: &str = "/apis/image/v1";
 /// The Image API routes (state applied by the caller).
 pub(crate) fn routes() -> Router<Registry> {
     Router::new()
+        .route("/apis/image/v1/namespaces/{ns}", get(show_namespace))
         .route(
             "/apis/image/v1/namespaces/{ns}/imagestreams",
             get(list_streams),
@@ -89,6 +90,16 @@ fn json_page(value: &impl Serialize, path: &str, n: usize, next: Option<&str>) -
         );
     }
     response
+}
+
+/// `GET …/namespaces/{ns}`: the namespace with its usage and quota.
+async fn show_namespace(
+    State(registry): State<Registry>,
+    caller: Caller,
+    Path(ns): Path<String>,
+) -> ApiResult<Response> {
+    let ns = parse_namespace(&ns)?;
+    Ok(Json(registry.image_namespace(&caller, &ns).await?).into_response())
 }
 
 /// `GET …/namespaces/{ns}/imagestreams?n=&last=` (`last`: a stream name).

@@ -22,6 +22,7 @@
 //! | `registry_auth_failures_total` | counter | `reason`: `unauthorized` (401 despite credentials), `denied` (403) |
 //! | `registry_gc_runs_total` | counter | every prune, dry runs included |
 //! | `registry_gc_blobs_deleted_total`, `registry_gc_bytes_freed_total`, `registry_gc_uploads_expired_total` | counter | real runs only |
+//! | `registry_namespace_bytes`, `registry_namespace_blobs` | gauge | `namespace`: the [`NAMESPACE_SERIES`] largest by bytes, the rest summed as `_other` |
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -34,10 +35,12 @@ use registry_storage::GcReport;
 mod layer;
 mod open_uploads;
 mod serve;
+mod usage;
 
 pub(crate) use layer::MetricsLayer;
 pub(crate) use open_uploads::{CountingUploads, OpenUploads};
 pub(crate) use serve::{serve, METRICS_PATH};
+pub use usage::NAMESPACE_SERIES;
 
 /// The endpoint label: what kind of request it was, never its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

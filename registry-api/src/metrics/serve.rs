@@ -28,7 +28,16 @@ pub(crate) async fn serve(State(registry): State<Registry>, caller: Caller) -> A
             None
         }
     };
-    let text = registry.metrics().render(open);
+    let mut text = registry.metrics().render(open);
+    // Read from the store at each scrape: one bounded query.
+    match registry
+        .metadata()
+        .usage_summary(super::NAMESPACE_SERIES)
+        .await
+    {
+        Ok(summary) => super::usage::render(&mut text, &summary),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot read namespace usage"),
+    }
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -88,6 +88,68 @@ pub struct ImageStreamStatus {
     /// The `last` value (a tag) for the next page of tags of
     /// `…/imagestreams/{name}`, or `null` when `tags` is complete.
     pub tags_continue: Option<String>,
+    /// What it stores (its own links: a blob shared with another
+    /// ImageStream of the namespace counts in both; the namespace counts
+    /// it once).
+    #[serde(default)]
+    pub usage: ImageStreamUsage,
+}
+
+/// `status.usage` of an [`ImageStream`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ImageStreamUsage {
+    /// Bytes of the blobs linked to it.
+    pub bytes: u64,
+    /// Blobs linked to it.
+    pub blobs: u64,
+    /// Manifests stored in it.
+    pub images: u64,
+    /// Its tags.
+    pub tags: u64,
+}
+
+impl From<registry_storage::RepositoryUsage> for ImageStreamUsage {
+    fn from(u: registry_storage::RepositoryUsage) -> Self {
+        ImageStreamUsage {
+            bytes: u.bytes,
+            blobs: u.blobs,
+            images: u.images,
+            tags: u.tags,
+        }
+    }
+}
+
+/// `GET /apis/image/v1/namespaces/{ns}`: a namespace and what it stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+#[serde(rename_all = "camelCase")]
+pub struct ImageNamespace {
+    /// Always `Namespace` ([`Self::KIND`]).
+    pub kind: String,
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Its name (no creation time: namespaces do not record one here).
+    pub metadata: ObjectMeta,
+    /// Usage and quota.
+    pub status: NamespaceStatus,
+}
+
+impl ImageNamespace {
+    /// The `kind` of this document.
+    pub const KIND: &'static str = "Namespace";
+}
+
+/// `status` of an [`ImageNamespace`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceStatus {
+    /// Its quota in bytes, or `null` when it has none.
+    pub quota_bytes: Option<u64>,
+    /// What it stores: distinct blobs (each counted once), their bytes,
+    /// its ImageStreams and images.
+    pub usage: crate::model::usage::UsageFigures,
 }
 
 /// A tag of an [`ImageStream`] and where it points now.

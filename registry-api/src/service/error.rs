@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use registry_core::{Digest, Namespace, Reference, RepositoryName};
-use registry_storage::{BoxError, StorageError, UploadId};
+use registry_storage::{BoxError, HumanBytes, StorageError, UploadId};
 
 /// The error of every operation of the service core.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +135,24 @@ pub enum RegistryError {
         rule: String,
         /// The image it points at, when known.
         current: Option<Digest>,
+    },
+    /// A push would bring the namespace's stored bytes past its quota;
+    /// nothing was stored. The message gives usage, quota and need in
+    /// bytes and binary units.
+    #[error(
+        "namespace {namespace} is over its quota: {} used of {}, this push needs {} more \
+         ({usage} of {limit} bytes used, {needed} more needed)",
+        HumanBytes(*.usage), HumanBytes(*.limit), HumanBytes(*.needed)
+    )]
+    QuotaExceeded {
+        /// The namespace.
+        namespace: Namespace,
+        /// Bytes it stores.
+        usage: u64,
+        /// Its quota in bytes.
+        limit: u64,
+        /// Bytes the refused push would add.
+        needed: u64,
     },
     /// The record exists already.
     #[error("{0} already exists")]
@@ -266,6 +284,17 @@ impl From<StorageError> for RegistryError {
             StorageError::Incoming { source } => RegistryError::BodyFailed(source),
             StorageError::StorageFull { source } => RegistryError::StorageFull(source),
             StorageError::BlobDeleted { digest } => RegistryError::BlobBeingDeleted(digest),
+            StorageError::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            } => RegistryError::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            },
             other => RegistryError::Internal(Box::new(other)),
         }
     }

@@ -219,6 +219,7 @@ impl Registry {
                 docker_image_repository: format!("{host}/{repo}"),
                 tags,
                 tags_continue,
+                usage: self.metadata().repository_usage(repo).await?.into(),
             },
         }))
     }

@@ -77,15 +77,24 @@ impl Registry {
     /// Checks that everything the manifest references is present in
     /// `repo`: blobs linked to it, child manifests stored in it.
     async fn check_references(&self, repo: &RepositoryName, m: &Manifest) -> RegistryResult<()> {
+        let mut sizes = Vec::new();
         for d in m.blob_references() {
             let linked = self.metadata().blob_linked(repo, &d.digest).await?;
-            if !linked || self.blobs().stat(&d.digest).await?.is_none() {
+            let stored = match linked {
+                true => self.blobs().stat(&d.digest).await?,
+                false => None,
+            };
+            let Some(stored) = stored else {
                 return Err(RegistryError::ManifestReferenceUnknown(format!(
                     "blob {} is not in repository {repo}",
                     d.digest
                 )));
-            }
+            };
+            sizes.push((d.digest.clone(), stored.size));
         }
+        // Sizes as stored, for usage: the put's quota check counts blobs
+        // new to the namespace with them (a size once known stays).
+        self.metadata().record_blob_sizes(&sizes).await?;
         for d in m.manifest_references() {
             let reference = Reference::Digest(d.digest.clone());
             if self

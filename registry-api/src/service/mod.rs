@@ -44,6 +44,7 @@ mod policy;
 mod tokens;
 mod upload_limits;
 mod uploads;
+mod usage;
 
 pub use admin::MIN_PASSWORD_LEN;
 pub use blobs::BlobRange;

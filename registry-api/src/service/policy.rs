@@ -52,7 +52,7 @@ impl Registry {
         Ok(policy)
     }
 
-    async fn stored_policy(&self, ns: &Namespace) -> RegistryResult<NamespacePolicy> {
+    pub(super) async fn stored_policy(&self, ns: &Namespace) -> RegistryResult<NamespacePolicy> {
         match self.metadata().namespace_policy(ns).await {
             Ok(policy) => Ok(policy),
             Err(StorageError::NotFound { .. }) => Err(RegistryError::NamespaceUnknown(ns.clone())),

@@ -173,7 +173,9 @@ impl Registry {
         // The ticket comes first: a put that finds the bytes present (a
         // no-op) must not be acknowledged if a prune deletes them meanwhile.
         let ticket = self.metadata().blob_ticket(digest).await?;
-        self.blobs().put(digest, body).await?;
+        let stored = self.blobs().put(digest, body).await?;
+        // The link checks the namespace's quota with the verified size.
+        let ticket = ticket.with_size(stored.size);
         self.metadata().link_blob_with(repo, &ticket).await?;
         Ok(())
     }
@@ -222,11 +224,14 @@ impl Registry {
             Err(StorageError::BlobDeleted { .. }) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
-        if !self.metadata().blob_linked(from, digest).await?
-            || self.blobs().stat(digest).await?.is_none()
-        {
+        if !self.metadata().blob_linked(from, digest).await? {
             return Ok(false);
         }
+        let Some(stored) = self.blobs().stat(digest).await? else {
+            return Ok(false);
+        };
+        // A mount into another namespace counts there: quota checked.
+        let ticket = ticket.with_size(stored.size);
         match self.metadata().link_blob_with(repo, &ticket).await {
             Ok(()) => Ok(true),
             Err(StorageError::BlobDeleted { .. }) => Ok(false),
@@ -315,13 +320,17 @@ impl Registry {
         }
         // Before the commit, which may find the bytes present already.
         let ticket = self.metadata().blob_ticket(digest).await?;
-        match self.uploads().commit(id, digest).await {
-            Ok(_) => {}
+        let stored = match self.uploads().commit(id, digest).await {
+            Ok(stored) => stored,
             Err(StorageError::UploadUnknown { .. }) => {
                 return Err(RegistryError::UploadUnknown(id.clone()))
             }
             Err(e) => return Err(e.into()),
-        }
+        };
+        // The first request that knows the size: the link refuses it past
+        // the namespace's quota. The bytes stay unlinked (invisible from
+        // the repository) until a prune sweeps them.
+        let ticket = ticket.with_size(stored.size);
         self.metadata().link_blob_with(repo, &ticket).await?;
         Ok(())
     }

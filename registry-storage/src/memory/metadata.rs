@@ -8,12 +8,14 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
+use super::usage::Usage;
 use crate::error::{Result, StorageError};
 use crate::metadata::{
     BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
     RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
+use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 mod retention;
 
@@ -28,12 +30,14 @@ pub struct MemoryMetadataStore {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(super) struct State {
     namespaces: BTreeSet<Namespace>,
-    policies: BTreeMap<Namespace, NamespacePolicy>,
-    repositories: BTreeMap<RepositoryName, Repository>,
+    pub(super) policies: BTreeMap<Namespace, NamespacePolicy>,
+    pub(super) repositories: BTreeMap<RepositoryName, Repository>,
     /// Garbage collection's record of each blob it or a link has touched.
     blobs: HashMap<Digest, BlobRecord>,
+    /// Namespace usage, kept with every change of `links` (see `usage.rs`).
+    pub(super) usage: Usage,
 }
 
 impl State {
@@ -64,11 +68,24 @@ impl State {
 
     fn link(&mut self, repository: &RepositoryName, digest: &Digest, now: SystemTime) {
         self.touch(digest, now);
-        self.repositories
+        let new = self
+            .repositories
             .entry(repository.clone())
             .or_insert_with(|| Repository::new(now))
             .links
             .insert(digest.clone());
+        if new {
+            self.usage.linked(repository, digest);
+        }
+    }
+
+    /// Removes a blob's links from every repository, uncounting each.
+    fn unlink_everywhere(&mut self, digest: &Digest) {
+        for (name, repo) in &mut self.repositories {
+            if repo.links.remove(digest) {
+                self.usage.unlinked(name, digest);
+            }
+        }
     }
 }
 
@@ -79,19 +96,19 @@ fn blob_deleted(digest: &Digest) -> StorageError {
 }
 
 #[derive(Debug)]
-struct Repository {
+pub(super) struct Repository {
     created: SystemTime,
-    manifests: BTreeMap<Digest, ManifestEntry>,
-    tags: BTreeMap<Tag, (Digest, SystemTime)>,
+    pub(super) manifests: BTreeMap<Digest, ManifestEntry>,
+    pub(super) tags: BTreeMap<Tag, (Digest, SystemTime)>,
     /// Oldest first; read back reversed.
     history: BTreeMap<Tag, Vec<TagEvent>>,
-    links: BTreeSet<Digest>,
+    pub(super) links: BTreeSet<Digest>,
     /// Subject digest → digests of the manifests referring to it.
     referrers: BTreeMap<Digest, BTreeSet<Digest>>,
 }
 
 #[derive(Debug)]
-struct ManifestEntry {
+pub(super) struct ManifestEntry {
     manifest: StoredManifest,
     blobs: BTreeSet<Digest>,
     /// Child manifests (an index's entries).
@@ -192,6 +209,7 @@ impl MetadataStore for MemoryMetadataStore {
             .repositories
             .retain(|name, _| name.namespace() != namespace.as_str());
         state.policies.remove(namespace);
+        state.usage.forget_namespace(namespace);
         Ok(())
     }
 
@@ -264,8 +282,14 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
-        match self.write().repositories.remove(name) {
-            Some(_) => Ok(()),
+        let mut state = self.write();
+        match state.repositories.remove(name) {
+            Some(repo) => {
+                for digest in &repo.links {
+                    state.usage.unlinked(name, digest);
+                }
+                Ok(())
+            }
             None => Err(not_found_repository(name)),
         }
     }
@@ -302,6 +326,7 @@ impl MetadataStore for MemoryMetadataStore {
                 digest: missing.clone(),
             });
         }
+        state.check_quota(&manifest.repository, &manifest.blobs, None)?;
         for blob in &manifest.blobs {
             state.touch(blob, now);
         }
@@ -340,7 +365,11 @@ impl MetadataStore for MemoryMetadataStore {
                 .or_default()
                 .insert(manifest.digest.clone());
         }
-        repo.links.extend(manifest.blobs.iter().cloned());
+        let new_links: Vec<&Digest> = manifest
+            .blobs
+            .iter()
+            .filter(|d| repo.links.insert((*d).clone()))
+            .collect();
 
         for tag in &manifest.tags {
             let moved = repo
@@ -352,6 +381,9 @@ impl MetadataStore for MemoryMetadataStore {
                     .insert(tag.clone(), (manifest.digest.clone(), now));
                 repo.record(tag, Some(manifest.digest.clone()), now, &manifest.actor);
             }
+        }
+        for digest in new_links {
+            state.usage.linked(&manifest.repository, digest);
         }
         Ok(())
     }
@@ -497,6 +529,7 @@ impl MetadataStore for MemoryMetadataStore {
         if state.record(digest).state == BlobState::Deleting {
             return Err(blob_deleted(digest));
         }
+        state.check_quota(repository, std::slice::from_ref(digest), None)?;
         state.link(repository, digest, SystemTime::now());
         Ok(())
     }
@@ -516,6 +549,7 @@ impl MetadataStore for MemoryMetadataStore {
             .get_mut(repository)
             .is_some_and(|repo| repo.links.remove(digest));
         if removed {
+            state.usage.unlinked(repository, digest);
             Ok(())
         } else {
             Err(StorageError::not_found(format_args!(
@@ -612,9 +646,7 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn forget_blob(&self, digest: &Digest) -> Result<()> {
-        for repo in self.write().repositories.values_mut() {
-            repo.links.remove(digest);
-        }
+        self.write().unlink_everywhere(digest);
         Ok(())
     }
 
@@ -628,6 +660,10 @@ impl MetadataStore for MemoryMetadataStore {
         let record = state.record(digest);
         if record.state == BlobState::Deleting || record.epoch != ticket.epoch() {
             return Err(blob_deleted(digest));
+        }
+        state.check_quota(repository, std::slice::from_ref(digest), ticket.size())?;
+        if let Some(size) = ticket.size() {
+            state.record_size(digest, size);
         }
         state.link(repository, digest, SystemTime::now());
         Ok(())
@@ -651,9 +687,7 @@ impl MetadataStore for MemoryMetadataStore {
                 touched: Some(SystemTime::now()),
             },
         );
-        for repo in state.repositories.values_mut() {
-            repo.links.remove(digest);
-        }
+        state.unlink_everywhere(digest);
         Ok(true)
     }
 
@@ -665,6 +699,39 @@ impl MetadataStore for MemoryMetadataStore {
             }
         }
         Ok(())
+    }
+
+    async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()> {
+        let mut state = self.write();
+        for (digest, size) in sizes {
+            state.record_size(digest, *size);
+        }
+        Ok(())
+    }
+
+    async fn unsized_blobs(
+        &self,
+        namespace: &Namespace,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>> {
+        Ok(self.read().unsized_blobs(namespace, last, limit))
+    }
+
+    async fn namespace_usage(&self, namespace: &Namespace) -> Result<NamespaceUsage> {
+        Ok(self.read().namespace_usage(namespace))
+    }
+
+    async fn repository_usage(&self, repository: &RepositoryName) -> Result<RepositoryUsage> {
+        Ok(self.read().repository_usage(repository))
+    }
+
+    async fn usage_summary(&self, limit: usize) -> Result<UsageSummary> {
+        Ok(self.read().usage_summary(limit))
+    }
+
+    async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount> {
+        Ok(self.write().recount_usage(namespace))
     }
 
     async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>> {

@@ -3,5 +3,6 @@
 mod blob;
 mod metadata;
 mod upload;
+mod usage;
 pub use self::metadata::MemoryMetadataStore;
 pub use self::{blob::MemoryBlobStore, upload::MemoryUploadStore};

@@ -8,6 +8,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::error::{from_nanos, now, parse, Error, Result};
 use super::repositories::ensure_repository;
+use super::usage;
 use crate::metadata::{BlobRecord, BlobState, BlobTicket};
 
 const LIVE: i64 = 0;
@@ -96,7 +97,7 @@ pub(super) async fn link_blob(
     repository: &RepositoryName,
     digest: &Digest,
 ) -> Result<()> {
-    link(writer, repository, digest, None).await
+    link(writer, repository, digest, None, None).await
 }
 
 pub(super) async fn link_blob_with(
@@ -104,7 +105,14 @@ pub(super) async fn link_blob_with(
     repository: &RepositoryName,
     ticket: &BlobTicket,
 ) -> Result<()> {
-    link(writer, repository, ticket.digest(), Some(ticket.epoch())).await
+    link(
+        writer,
+        repository,
+        ticket.digest(),
+        Some(ticket.epoch()),
+        ticket.size(),
+    )
+    .await
 }
 
 /// Links a blob unless a collector is deleting it or (with `epoch`) started
@@ -114,6 +122,7 @@ async fn link(
     repository: &RepositoryName,
     digest: &Digest,
     epoch: Option<u64>,
+    size: Option<u64>,
 ) -> Result<()> {
     let now = now();
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -121,6 +130,10 @@ async fn link(
     if current.state == BlobState::Deleting || epoch.is_some_and(|e| e != current.epoch) {
         return Err(Error::BlobDeleted(digest.clone()));
     }
+    if let Some(size) = size {
+        usage::record_size(&mut tx, digest, size).await?;
+    }
+    usage::check_quota(&mut tx, repository, [digest]).await?;
     touch(&mut tx, digest, now).await?;
     ensure_repository(&mut tx, repository, now).await?;
     sqlx::query(

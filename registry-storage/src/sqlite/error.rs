@@ -41,6 +41,18 @@ pub(super) enum Error {
     /// An immutable tag points at another digest.
     #[error("tag {0} points at {1} and may not move")]
     TagImmutable(registry_core::Tag, registry_core::Digest),
+    /// A link would take the namespace past its quota.
+    #[error("namespace {namespace} is over its quota")]
+    QuotaExceeded {
+        /// The namespace.
+        namespace: registry_core::Namespace,
+        /// Bytes it stores.
+        usage: u64,
+        /// Its quota.
+        limit: u64,
+        /// Bytes the link would add.
+        needed: u64,
+    },
     /// A child manifest an index names is not in the repository.
     #[error("manifest {0} is not in the repository")]
     ManifestMissing(registry_core::Digest),
@@ -73,6 +85,17 @@ impl From<Error> for StorageError {
             Error::AlreadyExists(what) => StorageError::AlreadyExists { what },
             Error::BlobDeleted(digest) => StorageError::BlobDeleted { digest },
             Error::TagImmutable(tag, current) => StorageError::TagImmutable { tag, current },
+            Error::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            } => StorageError::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            },
             Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),

@@ -120,6 +120,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
             return Err(Error::ManifestMissing(child.clone()));
         }
     }
+    super::usage::check_quota(&mut tx, &m.repository, &m.blobs).await?;
     ensure_repository(&mut tx, &m.repository, now).await?;
     // Same digest, same bytes: the first row (and its `created`) wins;
     // `pushed` says a push named it again (retention keeps it then).

@@ -37,6 +37,7 @@ mod repositories;
 mod retention;
 mod tags;
 mod token_queries;
+mod usage;
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -53,6 +54,7 @@ use crate::metadata::{
     StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
+use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 /// The schema, embedded at compile time from `migrations/sqlite`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -364,6 +366,35 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn finish_blob_delete(&self, digest: &Digest) -> Result<()> {
         Ok(blobs::finish_blob_delete(&self.writer, digest).await?)
+    }
+
+    async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()> {
+        Ok(usage::record_blob_sizes(&self.writer, sizes).await?)
+    }
+
+    async fn unsized_blobs(
+        &self,
+        namespace: &Namespace,
+        last: Option<&Digest>,
+        limit: usize,
+    ) -> Result<Vec<Digest>> {
+        Ok(usage::unsized_blobs(&self.reader, namespace, last, limit).await?)
+    }
+
+    async fn namespace_usage(&self, namespace: &Namespace) -> Result<NamespaceUsage> {
+        Ok(usage::namespace_usage(&self.reader, namespace).await?)
+    }
+
+    async fn repository_usage(&self, repository: &RepositoryName) -> Result<RepositoryUsage> {
+        Ok(usage::repository_usage(&self.reader, repository).await?)
+    }
+
+    async fn usage_summary(&self, limit: usize) -> Result<UsageSummary> {
+        Ok(usage::usage_summary(&self.reader, limit).await?)
+    }
+
+    async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount> {
+        Ok(usage::recount_usage(&self.writer, namespace).await?)
     }
 
     async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>> {

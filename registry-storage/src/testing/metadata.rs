@@ -22,6 +22,7 @@ mod namespaces;
 mod pages;
 mod retention;
 mod tags;
+mod usage;
 
 pub use blobs::{metadata_blob_links, metadata_referenced_blobs};
 pub use gc::{metadata_blob_deletion_protocol, metadata_blob_deletion_races};
@@ -41,6 +42,7 @@ pub use retention::{
     metadata_index_children_must_exist, metadata_manifest_nodes, metadata_tag_events,
 };
 pub use tags::{metadata_fixed_tags, metadata_list_tags_pagination, metadata_tag_history};
+pub use usage::{metadata_quota, metadata_quota_concurrent, metadata_usage_accounting};
 
 /// Runs every metadata conformance test against `store`, one after another.
 pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
@@ -63,12 +65,15 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_delete_repository(s).await;
     metadata_delete_namespace(s).await;
     metadata_blob_deletion_protocol(s).await;
+    metadata_usage_accounting(s).await;
+    metadata_quota(s).await;
     metadata_manifest_nodes(s).await;
     metadata_index_children_must_exist(s).await;
     metadata_delete_unreferenced_manifest(s).await;
     metadata_blob_reference_count(s).await;
     metadata_tag_events(s).await;
     metadata_blob_deletion_races(store.clone()).await;
+    metadata_quota_concurrent(store.clone()).await;
     metadata_concurrent_puts(store).await;
 }
 

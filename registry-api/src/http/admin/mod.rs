@@ -1,11 +1,12 @@
 //! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
 //! bindings, service accounts, access tokens, pull secrets, `whoami` and
-//! `prune` (garbage collection).
+//! `prune` (garbage collection), namespace policies and usage.
 //! `docs/admin-api.md` lists every route.
 
 mod bindings;
 mod identities;
 mod prune;
+mod usage;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -38,6 +39,14 @@ pub(crate) fn routes() -> Router<Registry> {
         .route(
             "/apis/admin/v1/namespaces/{ns}/policy",
             get(bindings::namespace_policy).put(bindings::set_namespace_policy),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/usage",
+            get(usage::namespace_usage),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/usage/recompute",
+            post(usage::recompute_usage),
         )
         .route(
             "/apis/admin/v1/namespaces/{ns}/rolebindings",
