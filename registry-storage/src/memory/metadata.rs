@@ -1,6 +1,6 @@
 //! [`MemoryMetadataStore`]: every piece of metadata in one locked struct.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
-use super::usage::Usage;
 use crate::error::{Result, StorageError};
 use crate::metadata::{
     BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
@@ -17,7 +16,12 @@ use crate::metadata::{
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
+mod manifests;
 mod retention;
+mod state;
+
+use self::state::{blob_deleted, ManifestEntry};
+pub(super) use self::state::{Repository, State};
 
 /// Metadata held in process, for tests and for embedding without a disk.
 ///
@@ -27,133 +31,6 @@ mod retention;
 #[derive(Debug, Default)]
 pub struct MemoryMetadataStore {
     state: RwLock<State>,
-}
-
-#[derive(Debug, Default)]
-pub(super) struct State {
-    namespaces: BTreeSet<Namespace>,
-    pub(super) policies: BTreeMap<Namespace, NamespacePolicy>,
-    pub(super) repositories: BTreeMap<RepositoryName, Repository>,
-    /// Garbage collection's record of each blob it or a link has touched.
-    blobs: HashMap<Digest, BlobRecord>,
-    /// Namespace usage, kept with every change of `links` (see `usage.rs`).
-    pub(super) usage: Usage,
-}
-
-impl State {
-    fn record(&self, digest: &Digest) -> BlobRecord {
-        self.blobs
-            .get(digest)
-            .copied()
-            .unwrap_or(BlobRecord::UNKNOWN)
-    }
-
-    /// Marks a blob live and wanted now (a link or a manifest reference).
-    fn touch(&mut self, digest: &Digest, now: SystemTime) {
-        let record = self
-            .blobs
-            .entry(digest.clone())
-            .or_insert(BlobRecord::UNKNOWN);
-        record.state = BlobState::Live;
-        record.generation += 1;
-        record.touched = Some(now);
-    }
-
-    fn referenced(&self, digest: &Digest) -> bool {
-        self.repositories
-            .values()
-            .flat_map(|r| r.manifests.values())
-            .any(|e| e.blobs.contains(digest))
-    }
-
-    fn link(&mut self, repository: &RepositoryName, digest: &Digest, now: SystemTime) {
-        self.touch(digest, now);
-        let new = self
-            .repositories
-            .entry(repository.clone())
-            .or_insert_with(|| Repository::new(now))
-            .links
-            .insert(digest.clone());
-        if new {
-            self.usage.linked(repository, digest);
-        }
-    }
-
-    /// Removes a blob's links from every repository, uncounting each.
-    fn unlink_everywhere(&mut self, digest: &Digest) {
-        for (name, repo) in &mut self.repositories {
-            if repo.links.remove(digest) {
-                self.usage.unlinked(name, digest);
-            }
-        }
-    }
-}
-
-fn blob_deleted(digest: &Digest) -> StorageError {
-    StorageError::BlobDeleted {
-        digest: digest.clone(),
-    }
-}
-
-#[derive(Debug)]
-pub(super) struct Repository {
-    created: SystemTime,
-    pub(super) manifests: BTreeMap<Digest, ManifestEntry>,
-    pub(super) tags: BTreeMap<Tag, (Digest, SystemTime)>,
-    /// Oldest first; read back reversed.
-    history: BTreeMap<Tag, Vec<TagEvent>>,
-    pub(super) links: BTreeSet<Digest>,
-    /// Subject digest → digests of the manifests referring to it.
-    referrers: BTreeMap<Digest, BTreeSet<Digest>>,
-}
-
-#[derive(Debug)]
-pub(super) struct ManifestEntry {
-    manifest: StoredManifest,
-    blobs: BTreeSet<Digest>,
-    /// Child manifests (an index's entries).
-    children: BTreeSet<Digest>,
-    /// When a push last named it.
-    pushed: SystemTime,
-}
-
-impl Repository {
-    fn new(created: SystemTime) -> Self {
-        Repository {
-            created,
-            manifests: BTreeMap::new(),
-            tags: BTreeMap::new(),
-            history: BTreeMap::new(),
-            links: BTreeSet::new(),
-            referrers: BTreeMap::new(),
-        }
-    }
-
-    /// Removes a manifest and its referrers-index entry (not its tags).
-    fn remove_manifest(&mut self, digest: &Digest) -> Option<ManifestEntry> {
-        let entry = self.manifests.remove(digest)?;
-        if let Some(subject) = &entry.manifest.subject {
-            if let Some(set) = self.referrers.get_mut(subject) {
-                set.remove(digest);
-                if set.is_empty() {
-                    self.referrers.remove(subject);
-                }
-            }
-        }
-        Some(entry)
-    }
-
-    fn record(&mut self, tag: &Tag, digest: Option<Digest>, at: SystemTime, actor: &str) {
-        let events = self.history.entry(tag.clone()).or_default();
-        events.push(TagEvent {
-            // Events are never removed while the repository exists, so the
-            // position is a stable cursor.
-            seq: events.len() as u64 + 1,
-            digest,
-            at,
-            actor: actor.to_owned(),
-        });
-    }
 }
 
 impl MemoryMetadataStore {
@@ -295,97 +172,7 @@ impl MetadataStore for MemoryMetadataStore {
     }
 
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
-        let now = SystemTime::now();
-        let mut state = self.write();
-        if let Some(repo) = state.repositories.get(&manifest.repository) {
-            for tag in &manifest.fixed_tags {
-                if let Some((current, _)) = repo.tags.get(tag) {
-                    if *current != manifest.digest {
-                        return Err(StorageError::TagImmutable {
-                            tag: tag.clone(),
-                            current: current.clone(),
-                        });
-                    }
-                }
-            }
-        }
-        if let Some(gone) = manifest
-            .blobs
-            .iter()
-            .find(|d| state.record(d).state != BlobState::Live)
-        {
-            return Err(blob_deleted(gone));
-        }
-        let present = state.repositories.get(&manifest.repository);
-        if let Some(missing) = manifest
-            .children
-            .iter()
-            .find(|child| present.is_none_or(|r| !r.manifests.contains_key(*child)))
-        {
-            return Err(StorageError::ManifestMissing {
-                digest: missing.clone(),
-            });
-        }
-        state.check_quota(&manifest.repository, &manifest.blobs, None)?;
-        for blob in &manifest.blobs {
-            state.touch(blob, now);
-        }
-        let repo = state
-            .repositories
-            .entry(manifest.repository.clone())
-            .or_insert_with(|| Repository::new(now));
-
-        let entry = repo
-            .manifests
-            .entry(manifest.digest.clone())
-            .or_insert_with(|| ManifestEntry {
-                manifest: StoredManifest {
-                    repository: manifest.repository.clone(),
-                    digest: manifest.digest.clone(),
-                    media_type: manifest.media_type.clone(),
-                    bytes: manifest.bytes.clone(),
-                    subject: manifest.subject.clone(),
-                    artifact_type: manifest.artifact_type.clone(),
-                    annotations: manifest.annotations.clone(),
-                    config: manifest.config.clone(),
-                    created: now,
-                },
-                blobs: BTreeSet::new(),
-                children: BTreeSet::new(),
-                pushed: now,
-            });
-        entry.pushed = now;
-        entry.blobs.extend(manifest.blobs.iter().cloned());
-        entry.children.extend(manifest.children.iter().cloned());
-        // The first put decides the subject: a later put of the same digest
-        // is the same bytes, so it cannot name another one.
-        if let Some(subject) = entry.manifest.subject.clone() {
-            repo.referrers
-                .entry(subject)
-                .or_default()
-                .insert(manifest.digest.clone());
-        }
-        let new_links: Vec<&Digest> = manifest
-            .blobs
-            .iter()
-            .filter(|d| repo.links.insert((*d).clone()))
-            .collect();
-
-        for tag in &manifest.tags {
-            let moved = repo
-                .tags
-                .get(tag)
-                .is_none_or(|(current, _)| *current != manifest.digest);
-            if moved {
-                repo.tags
-                    .insert(tag.clone(), (manifest.digest.clone(), now));
-                repo.record(tag, Some(manifest.digest.clone()), now, &manifest.actor);
-            }
-        }
-        for digest in new_links {
-            state.usage.linked(&manifest.repository, digest);
-        }
-        Ok(())
+        manifests::put(&mut self.write(), manifest, SystemTime::now())
     }
 
     async fn get_manifest(
@@ -413,25 +200,13 @@ impl MetadataStore for MemoryMetadataStore {
         digest: &Digest,
         actor: &str,
     ) -> Result<()> {
-        let now = SystemTime::now();
-        let mut state = self.write();
-        let repo = state
-            .repositories
-            .get_mut(repository)
-            .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
-        repo.remove_manifest(digest)
-            .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
-        let pointing: Vec<Tag> = repo
-            .tags
-            .iter()
-            .filter(|(_, (d, _))| d == digest)
-            .map(|(t, _)| t.clone())
-            .collect();
-        for tag in pointing {
-            repo.tags.remove(&tag);
-            repo.record(&tag, None, now, actor);
-        }
-        Ok(())
+        manifests::delete(
+            &mut self.write(),
+            repository,
+            digest,
+            actor,
+            SystemTime::now(),
+        )
     }
 
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {

@@ -84,11 +84,11 @@ pub struct PruneReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct PrunedManifest {
-    /// Its repository.
-    pub repository: RepositoryName,
     /// Its digest.
     pub digest: Digest,
     /// Why it goes, as a sentence ("revision 4 of tag latest
     /// (keep_tag_revisions 3)").
     pub reason: String,
+    /// Its repository.
+    pub repository: RepositoryName,
 }
