@@ -827,8 +827,10 @@ t_quota() { # our server only: a namespace quota against skopeo
     skopeo copy --src-tls-verify=false --dest-tls-verify=false "docker://$R/interop/app:v1" "docker://$R/quota/app:v1"
     out=$("$REGISTRYCTL" namespace show quota --server "$BASE" --insecure --to "$cfg")
     grep -q '^images: *1$' <<<"$out" || fail "namespace show after the push: $out"
-    "$REGISTRYCTL" namespace usage quota --recompute --server "$BASE" --insecure --to "$cfg" \
-        | grep -q 'the counters were exact' || fail "usage drifted"
+    # Captured first: grep -q stops reading at its match, which would fail registryctl's
+    # later writes (a broken pipe, and pipefail).
+    out=$("$REGISTRYCTL" namespace usage quota --recompute --server "$BASE" --insecure --to "$cfg")
+    grep -q 'the counters were exact' <<<"$out" || fail "usage drifted: $out"
     echo "ok: pushed once the quota allowed it; usage exact"
 }
 

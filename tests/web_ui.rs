@@ -836,9 +836,11 @@ async fn steps(client: &Client, base: &str, seeded: &Seeded) {
         text.contains("web-app") && text.contains("tools/builder"),
         "{text}"
     );
-    // What the namespace stores, from the Image API's namespace document.
+    // What the namespace stores, from the Image API's namespace document
+    // (labels are upper-cased by the style sheet, which innerText follows).
+    let lower = text.to_lowercase();
     assert!(
-        text.contains("Usage") && text.contains("Stored") && text.contains("Quota"),
+        lower.contains("usage") && lower.contains("stored") && lower.contains("quota"),
         "{text}"
     );
     screenshots(client, "3-namespace").await;
