@@ -52,6 +52,7 @@ suite!(
     metadata_delete_unreferenced_manifest,
     metadata_blob_reference_count,
     metadata_tag_events,
+    metadata_delete_keeps_immutable_tags,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

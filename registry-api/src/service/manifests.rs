@@ -255,6 +255,23 @@ impl Registry {
                     reference = %reference, "manifest deleted");
                 Ok(())
             }
+            // A tag a rule protects moved onto the image after
+            // `check_deletable`: the store refused under its write lock.
+            Err(StorageError::TagImmutable { tag, current }) => {
+                let policy = self.policy_of(repo).await?;
+                let rule = policy
+                    .immutable_rule(&tag)
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
+                    tag = %tag, rule = %rule, "delete refused: immutable tag");
+                Err(RegistryError::TagImmutable {
+                    repository: repo.clone(),
+                    tag,
+                    rule,
+                    current: Some(current),
+                })
+            }
             Err(StorageError::NotFound { .. }) => {
                 self.load_manifest(repo, reference).await?;
                 Err(RegistryError::ManifestUnknown {

@@ -213,6 +213,30 @@ pub(super) async fn delete_manifest(
     actor: &str,
 ) -> Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    // An immutable tag is never deleted with its image, however it came to
+    // point there after the caller's own check: checked under the write lock.
+    let pointing: Vec<String> =
+        sqlx::query_scalar("SELECT tag FROM tags WHERE repository = ? AND digest = ? ORDER BY tag")
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+    if !pointing.is_empty() {
+        let policy: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
+                .bind(repository.namespace())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(policy) = policy {
+            let policy: crate::policy::NamespacePolicy = serde_json::from_str(&policy)?;
+            for tag in &pointing {
+                let tag: registry_core::Tag = parse("tags.tag", tag)?;
+                if policy.immutable_rule(&tag).is_some() {
+                    return Err(Error::TagImmutable(tag, digest.clone()));
+                }
+            }
+        }
+    }
     // Record the tags' deletion before the cascade removes them.
     record_deletions(&mut tx, repository, digest, now(), actor).await?;
     // Cascades to its tags, blob references and children; the referrers

@@ -41,7 +41,10 @@ pub use retention::{
     metadata_blob_reference_count, metadata_delete_unreferenced_manifest,
     metadata_index_children_must_exist, metadata_manifest_nodes, metadata_tag_events,
 };
-pub use tags::{metadata_fixed_tags, metadata_list_tags_pagination, metadata_tag_history};
+pub use tags::{
+    metadata_delete_keeps_immutable_tags, metadata_fixed_tags, metadata_list_tags_pagination,
+    metadata_tag_history,
+};
 pub use usage::{metadata_quota, metadata_quota_concurrent, metadata_usage_accounting};
 
 /// Runs every metadata conformance test against `store`, one after another.
@@ -50,6 +53,7 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_namespaces(s).await;
     metadata_namespace_policies(s).await;
     metadata_fixed_tags(s).await;
+    metadata_delete_keeps_immutable_tags(s).await;
     metadata_manifest_put_get(s).await;
     metadata_tag_history(s).await;
     metadata_list_tags_pagination(s).await;

@@ -113,11 +113,15 @@ pub(super) fn delete(
     actor: &str,
     now: SystemTime,
 ) -> Result<()> {
+    let policy = repository
+        .namespace()
+        .parse::<registry_core::Namespace>()
+        .ok()
+        .and_then(|ns| state.policies.get(&ns).cloned());
     let repo = state
         .repositories
         .get_mut(repository)
-        .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
-    repo.remove_manifest(digest)
+        .filter(|r| r.manifests.contains_key(digest))
         .ok_or_else(|| StorageError::not_found(format_args!("manifest {digest}")))?;
     let pointing: Vec<Tag> = repo
         .tags
@@ -125,6 +129,19 @@ pub(super) fn delete(
         .filter(|(_, (d, _))| d == digest)
         .map(|(t, _)| t.clone())
         .collect();
+    // An immutable tag is never deleted with its image, however it came
+    // to point there after the caller's own check.
+    if let Some(tag) = pointing.iter().find(|t| {
+        policy
+            .as_ref()
+            .is_some_and(|p| p.immutable_rule(t).is_some())
+    }) {
+        return Err(StorageError::TagImmutable {
+            tag: tag.clone(),
+            current: digest.clone(),
+        });
+    }
+    repo.remove_manifest(digest);
     for tag in pointing {
         repo.tags.remove(&tag);
         repo.record(&tag, None, now, actor);

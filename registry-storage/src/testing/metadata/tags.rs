@@ -196,3 +196,54 @@ pub async fn metadata_fixed_tags(store: &dyn MetadataStore) {
     store.delete_repository(&r).await.unwrap();
     before.assert_unchanged(store).await;
 }
+
+/// `delete_manifest` refuses, changing nothing, while a tag that the
+/// namespace policy's immutable-tags rules protect points at the image
+/// (the rule holds however the tag came there); other images delete.
+pub async fn metadata_delete_keeps_immutable_tags(store: &dyn MetadataStore) {
+    let before = Snapshot::take(store).await;
+    let n = ns("conformance-immutable");
+    let r = repo("conformance-immutable/app");
+    store.create_namespace(&n).await.unwrap();
+    let policy: NamespacePolicy = serde_json::from_str(r#"{"immutable_tags":["v*"]}"#).unwrap();
+    store.set_namespace_policy(&n, &policy).await.unwrap();
+    let released = with_tags(manifest(&r, "immutable-1"), &["latest", "v1"], "alice");
+    let scratch = with_tags(manifest(&r, "immutable-2"), &["dev"], "alice");
+    store.put_manifest(released.clone()).await.unwrap();
+    store.put_manifest(scratch.clone()).await.unwrap();
+    match store.delete_manifest(&r, &released.digest, "mallory").await {
+        Err(StorageError::TagImmutable { tag: t, current }) => {
+            assert_eq!(t, tag("v1"));
+            assert_eq!(current, released.digest);
+        }
+        other => panic!("expected TagImmutable, got {other:?}"),
+    }
+    for t in ["latest", "v1"] {
+        let got = store.get_manifest(&r, &by_tag(t)).await.unwrap();
+        assert_eq!(got.map(|m| m.digest), Some(released.digest.clone()), "{t}");
+    }
+    assert_eq!(
+        store
+            .tag_history(&r, &tag("latest"), None, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "a refused delete records nothing"
+    );
+    store
+        .delete_manifest(&r, &scratch.digest, "alice")
+        .await
+        .unwrap();
+    // Without the rule, the image goes with its tags.
+    store
+        .set_namespace_policy(&n, &NamespacePolicy::default())
+        .await
+        .unwrap();
+    store
+        .delete_manifest(&r, &released.digest, "alice")
+        .await
+        .unwrap();
+    store.delete_namespace(&n).await.unwrap();
+    before.assert_unchanged(store).await;
+}
