@@ -73,8 +73,14 @@ async fn push_index(
     Digest::sha256_of(&body)
 }
 
-/// Pushes an image by digest (untagged); returns its digest and size.
-async fn push_untagged(c: &Client, repo: &str, seed: &str) -> (Digest, usize) {
+/// Pushes an image by digest (untagged), referring to `subject` when given
+/// (a signature); returns its digest and size.
+async fn push_by_digest(
+    c: &Client,
+    repo: &str,
+    seed: &str,
+    subject: Option<&(Digest, usize)>,
+) -> (Digest, usize) {
     let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":"{seed}"}}"#);
     let config_digest = c.push_blob(repo, config.as_bytes()).await;
     let layer = format!("layer of {seed}");
@@ -84,7 +90,7 @@ async fn push_untagged(c: &Client, repo: &str, seed: &str) -> (Digest, usize) {
         config.len(),
         &layer_digest,
         layer.len(),
-        None,
+        subject.map(|(d, size)| (d, *size)),
     );
     let digest = Digest::sha256_of(&body);
     let r = put(
@@ -96,31 +102,6 @@ async fn push_untagged(c: &Client, repo: &str, seed: &str) -> (Digest, usize) {
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     (digest, body.len())
-}
-
-/// Pushes a signature referring to `subject`.
-async fn push_referrer(c: &Client, repo: &str, seed: &str, subject: &(Digest, usize)) -> Digest {
-    let config = format!("{{\"sig\":\"{seed}\"}}");
-    let config_digest = c.push_blob(repo, config.as_bytes()).await;
-    let layer = format!("signature {seed}");
-    let layer_digest = c.push_blob(repo, layer.as_bytes()).await;
-    let body = image_manifest(
-        &config_digest,
-        config.len(),
-        &layer_digest,
-        layer.len(),
-        Some((&subject.0, subject.1)),
-    );
-    let digest = Digest::sha256_of(&body);
-    let r = put(
-        c,
-        &format!("/v2/{repo}/manifests/{digest}"),
-        media_type::OCI_MANIFEST,
-        body,
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
-    digest
 }
 
 async fn post_prune(c: &Client, body: &str) -> Reply {
@@ -194,19 +175,19 @@ async fn a_dry_run_lists_exactly_what_the_run_removes_by_each_rule() {
         latest.push((digest, body.len()));
     }
     // Signatures: of l1 (goes with it) and of l4 (stays).
-    let sig_old = push_referrer(&c, "team/app", "old", &latest[0]).await;
-    let sig_new = push_referrer(&c, "team/app", "new", &latest[3]).await;
+    let (sig_old, _) = push_by_digest(&c, "team/app", "old", Some(&latest[0])).await;
+    let (sig_new, _) = push_by_digest(&c, "team/app", "new", Some(&latest[3])).await;
     // team/multi:v moves over three indexes; the first one goes with its
     // own child c1, while c2 stays for the second index.
     let mut children = Vec::new();
     for seed in ["c1", "c2", "c3", "c4"] {
-        children.push(push_untagged(&c, "team/multi", seed).await);
+        children.push(push_by_digest(&c, "team/multi", seed, None).await);
     }
     let i1 = push_index(&c, "team/multi", "v", &children[0..2]).await;
     let i2 = push_index(&c, "team/multi", "v", &children[1..3]).await;
     let i3 = push_index(&c, "team/multi", "v", &children[2..4]).await;
     // An image pushed by digest that nothing tags or indexes.
-    let (loose, _) = push_untagged(&c, "team/multi", "loose").await;
+    let (loose, _) = push_by_digest(&c, "team/multi", "loose", None).await;
     // In `keep` (no rules) the same kind of history stays whole.
     let (kept_old, _, _) = c.push_image("keep/app", "latest", "k1").await;
     c.push_image("keep/app", "latest", "k2").await;
@@ -340,7 +321,7 @@ async fn keep_younger_than_keeps_recent_pushes_and_pushing_an_index_needs_its_ch
 
     // A child removed before its index arrives: the index is refused with
     // MANIFEST_BLOB_UNKNOWN instead of pointing at nothing.
-    let (child, size) = push_untagged(&c, "team/idx", "child").await;
+    let (child, size) = push_by_digest(&c, "team/idx", "child", None).await;
     assert_eq!(
         prune(&c, false).await["manifests_removed"],
         0,

@@ -1,7 +1,7 @@
 //! [`MemoryAuthStore`]: an [`AuthStore`] in process memory, for tests and
 //! embedding.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -15,16 +15,18 @@ use crate::store::{AuthStore, AuthStoreError, ServiceAccount, User};
 use crate::subject::{ServiceAccountRef, Subject, UserName};
 use crate::token::{KeyId, TokenCa, TokenSigningKey};
 
+mod hashed;
+
+use self::hashed::HashedTable;
+
 #[derive(Debug, Default)]
 struct State {
     users: BTreeMap<UserName, User>,
     service_accounts: BTreeMap<ServiceAccountRef, ServiceAccount>,
-    tokens: HashMap<AccessTokenId, AccessToken>,
-    token_by_hash: HashMap<TokenHash, AccessTokenId>,
+    tokens: HashedTable<AccessToken>,
     role_bindings: BTreeSet<RoleBinding>,
     cluster_role_bindings: BTreeSet<ClusterRoleBinding>,
-    refresh_tokens: HashMap<AccessTokenId, RefreshToken>,
-    refresh_by_hash: HashMap<TokenHash, AccessTokenId>,
+    refresh_tokens: HashedTable<RefreshToken>,
     token_ca: Option<TokenCa>,
     signing_keys: BTreeMap<KeyId, TokenSigningKey>,
     markers: BTreeSet<String>,
@@ -34,22 +36,8 @@ impl State {
     /// Removes everything that belongs to `subject` (the cascade of a
     /// user or service-account deletion).
     fn cascade(&mut self, subject: &Subject) {
-        let hashes = &mut self.token_by_hash;
-        self.tokens.retain(|_, t| {
-            let keep = t.owner != *subject;
-            if !keep {
-                hashes.remove(&t.hash);
-            }
-            keep
-        });
-        let refresh_hashes = &mut self.refresh_by_hash;
-        self.refresh_tokens.retain(|_, t| {
-            let keep = t.owner != *subject;
-            if !keep {
-                refresh_hashes.remove(&t.hash);
-            }
-            keep
-        });
+        self.tokens.remove_owned_by(subject);
+        self.refresh_tokens.remove_owned_by(subject);
         self.role_bindings.retain(|b| b.subject != *subject);
         self.cluster_role_bindings.retain(|b| b.subject != *subject);
     }
@@ -166,7 +154,7 @@ impl AuthStore for MemoryAuthStore {
 
     async fn create_token(&self, token: AccessToken) -> Result<(), AuthStoreError> {
         let mut s = self.write()?;
-        if s.tokens.contains_key(&token.id) || s.token_by_hash.contains_key(&token.hash) {
+        if s.tokens.holds(&token) {
             return Err(AuthStoreError::already_exists(format_args!(
                 "token {}",
                 token.id
@@ -181,8 +169,7 @@ impl AuthStore for MemoryAuthStore {
                 token.name, token.owner
             )));
         }
-        s.token_by_hash.insert(token.hash, token.id);
-        s.tokens.insert(token.id, token);
+        s.tokens.insert(token);
         Ok(())
     }
 
@@ -190,36 +177,21 @@ impl AuthStore for MemoryAuthStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AccessToken>, AuthStoreError> {
-        let s = self.read()?;
-        Ok(s.token_by_hash
-            .get(hash)
-            .and_then(|id| s.tokens.get(id))
-            .cloned())
+        Ok(self.read()?.tokens.find_by_hash(hash))
     }
 
     async fn list_tokens(
         &self,
         owner: Option<&Subject>,
     ) -> Result<Vec<AccessToken>, AuthStoreError> {
-        let mut tokens: Vec<AccessToken> = self
-            .read()?
-            .tokens
-            .values()
-            .filter(|t| owner.is_none_or(|o| t.owner == *o))
-            .cloned()
-            .collect();
-        tokens.sort_by_key(|t| (t.created, t.id));
-        Ok(tokens)
+        Ok(self.read()?.tokens.list(owner))
     }
 
     async fn delete_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
-        let mut s = self.write()?;
-        let token = s
+        self.write()?
             .tokens
             .remove(id)
-            .ok_or_else(|| AuthStoreError::not_found(format_args!("token {id}")))?;
-        s.token_by_hash.remove(&token.hash);
-        Ok(())
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("token {id}")))
     }
 
     async fn touch_token(
@@ -227,13 +199,10 @@ impl AuthStore for MemoryAuthStore {
         id: &AccessTokenId,
         at: OffsetDateTime,
     ) -> Result<(), AuthStoreError> {
-        let mut s = self.write()?;
-        let token = s
+        self.write()?
             .tokens
-            .get_mut(id)
-            .ok_or_else(|| AuthStoreError::not_found(format_args!("token {id}")))?;
-        token.last_used = Some(at);
-        Ok(())
+            .touch(id, at)
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("token {id}")))
     }
 
     async fn add_role_binding(&self, binding: RoleBinding) -> Result<(), AuthStoreError> {
@@ -317,14 +286,13 @@ impl AuthStore for MemoryAuthStore {
 
     async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError> {
         let mut s = self.write()?;
-        if s.refresh_tokens.contains_key(&token.id) || s.refresh_by_hash.contains_key(&token.hash) {
+        if s.refresh_tokens.holds(&token) {
             return Err(AuthStoreError::already_exists(format_args!(
                 "refresh token {}",
                 token.id
             )));
         }
-        s.refresh_by_hash.insert(token.hash, token.id);
-        s.refresh_tokens.insert(token.id, token);
+        s.refresh_tokens.insert(token);
         Ok(())
     }
 
@@ -332,36 +300,21 @@ impl AuthStore for MemoryAuthStore {
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshToken>, AuthStoreError> {
-        let s = self.read()?;
-        Ok(s.refresh_by_hash
-            .get(hash)
-            .and_then(|id| s.refresh_tokens.get(id))
-            .cloned())
+        Ok(self.read()?.refresh_tokens.find_by_hash(hash))
     }
 
     async fn list_refresh_tokens(
         &self,
         owner: Option<&Subject>,
     ) -> Result<Vec<RefreshToken>, AuthStoreError> {
-        let mut tokens: Vec<RefreshToken> = self
-            .read()?
-            .refresh_tokens
-            .values()
-            .filter(|t| owner.is_none_or(|o| t.owner == *o))
-            .cloned()
-            .collect();
-        tokens.sort_by_key(|t| (t.created, t.id));
-        Ok(tokens)
+        Ok(self.read()?.refresh_tokens.list(owner))
     }
 
     async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
-        let mut s = self.write()?;
-        let token = s
+        self.write()?
             .refresh_tokens
             .remove(id)
-            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))?;
-        s.refresh_by_hash.remove(&token.hash);
-        Ok(())
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))
     }
 
     async fn touch_refresh_token(
@@ -369,13 +322,10 @@ impl AuthStore for MemoryAuthStore {
         id: &AccessTokenId,
         at: OffsetDateTime,
     ) -> Result<(), AuthStoreError> {
-        let mut s = self.write()?;
-        let token = s
+        self.write()?
             .refresh_tokens
-            .get_mut(id)
-            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))?;
-        token.last_used = Some(at);
-        Ok(())
+            .touch(id, at)
+            .ok_or_else(|| AuthStoreError::not_found(format_args!("refresh token {id}")))
     }
 
     async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError> {

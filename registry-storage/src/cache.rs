@@ -364,6 +364,14 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.tag_events(repository, after, limit).await
     }
 
+    async fn manifests_present(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<bool>> {
+        self.inner.manifests_present(repository, digests).await
+    }
+
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
         self.inner.find_manifest(digest).await
     }

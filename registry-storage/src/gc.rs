@@ -328,11 +328,10 @@ pub async fn collect_garbage(
         released(metadata, &report.retention, &mut marked).await?;
     }
     let found = candidates(blobs, metadata, &marked, now, &options, &mut report).await?;
-    // Manifests committed while we listed: their blobs are not garbage.
-    let marked_again = if found.is_empty() {
-        HashSet::new()
-    } else if options.dry_run {
-        marked.clone()
+    // Manifests committed while we listed: their blobs are not garbage (a
+    // dry run deletes nothing, so what it read first stands).
+    let marked_again = if found.is_empty() || options.dry_run {
+        marked
     } else {
         metadata.referenced_blobs().await?
     };

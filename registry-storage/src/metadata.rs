@@ -331,6 +331,21 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         digest: &Digest,
         actor: &str,
     ) -> Result<()>;
+    /// Which of `digests` are manifests of the repository, in order. The
+    /// default asks [`get_manifest`](Self::get_manifest) for each; backends
+    /// answer in one lookup.
+    async fn manifests_present(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<bool>> {
+        let mut present = Vec::with_capacity(digests.len());
+        for digest in digests {
+            let reference = Reference::Digest(digest.clone());
+            present.push(self.get_manifest(repository, &reference).await?.is_some());
+        }
+        Ok(present)
+    }
     /// Repositories holding a manifest with this digest, sorted.
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>>;
 

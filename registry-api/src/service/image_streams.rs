@@ -2,10 +2,11 @@
 //! Reading them needs `ListImageStreams` / `ReadImageStreams` on the
 //! namespace (`registry-viewer` and up).
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use registry_auth::{Action, Resource};
-use registry_core::{Namespace, RepositoryName, Tag};
+use registry_core::{Digest, Namespace, RepositoryName, Tag};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -141,15 +142,15 @@ impl Registry {
             .filter(|_| next.is_none())
             .map(|e| rfc3339(e.at));
         let current = newest.digest.clone();
-        // Which images of the page are gone: one lookup per distinct image.
-        let mut gone = std::collections::HashMap::new();
-        for digest in events.iter().filter_map(|e| e.digest.as_ref()) {
-            if !gone.contains_key(digest) {
-                let reference = registry_core::Reference::Digest(digest.clone());
-                let stored = self.metadata().get_manifest(repo, &reference).await?;
-                gone.insert(digest.clone(), stored.is_none());
-            }
-        }
+        // Which images of the page are gone: one store lookup for the page.
+        let images: Vec<Digest> = events.iter().filter_map(|e| e.digest.clone()).collect();
+        let present = self.metadata().manifests_present(repo, &images).await?;
+        let gone: HashSet<&Digest> = images
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| !present)
+            .map(|(d, _)| d)
+            .collect();
         Ok(ImageStreamTag {
             kind: ImageStreamTag::KIND.to_owned(),
             api_version: API_VERSION.to_owned(),
@@ -169,7 +170,7 @@ impl Registry {
                     image: e.digest.clone(),
                     created: rfc3339(e.at),
                     actor: e.actor.clone(),
-                    pruned: e.digest.as_ref().is_some_and(|d| gone[d]),
+                    pruned: e.digest.as_ref().is_some_and(|d| gone.contains(d)),
                 })
                 .collect(),
             history_continue: next,

@@ -202,20 +202,14 @@ impl Registry {
                     tags,
                 })
             }
-            Err(StorageError::TagImmutable { tag, current }) => {
-                let rule = policy
-                    .immutable_rule(&tag)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
-                    tag = %tag, rule = %rule, "push refused: immutable tag");
-                Err(RegistryError::TagImmutable {
-                    repository: repo.clone(),
-                    tag,
-                    rule,
-                    current: Some(current),
-                })
-            }
+            Err(StorageError::TagImmutable { tag, current }) => Err(immutable_refusal(
+                caller,
+                repo,
+                &policy,
+                tag,
+                Some(current),
+                "push",
+            )),
             // A prune's retention removed a child after `check_references`
             // saw it.
             Err(StorageError::ManifestMissing { digest }) => {
@@ -243,7 +237,22 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
-        self.check_deletable(caller, repo, reference).await?;
+        let policy = self.policy_of(repo).await?;
+        // A tag a rule protects is refused here; an image such a tag points
+        // at is refused by the store, under its write lock, so a tag moved
+        // there meanwhile is protected too.
+        if let Reference::Tag(tag) = reference {
+            if policy.immutable_rule(tag).is_some() {
+                return Err(immutable_refusal(
+                    caller,
+                    repo,
+                    &policy,
+                    tag.clone(),
+                    None,
+                    "delete",
+                ));
+            }
+        }
         let actor = caller.actor();
         let result = match reference {
             Reference::Digest(d) => self.metadata().delete_manifest(repo, d, &actor).await,
@@ -255,23 +264,14 @@ impl Registry {
                     reference = %reference, "manifest deleted");
                 Ok(())
             }
-            // A tag a rule protects moved onto the image after
-            // `check_deletable`: the store refused under its write lock.
-            Err(StorageError::TagImmutable { tag, current }) => {
-                let policy = self.policy_of(repo).await?;
-                let rule = policy
-                    .immutable_rule(&tag)
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
-                    tag = %tag, rule = %rule, "delete refused: immutable tag");
-                Err(RegistryError::TagImmutable {
-                    repository: repo.clone(),
-                    tag,
-                    rule,
-                    current: Some(current),
-                })
-            }
+            Err(StorageError::TagImmutable { tag, current }) => Err(immutable_refusal(
+                caller,
+                repo,
+                &policy,
+                tag,
+                Some(current),
+                "delete",
+            )),
             Err(StorageError::NotFound { .. }) => {
                 self.load_manifest(repo, reference).await?;
                 Err(RegistryError::ManifestUnknown {
@@ -294,7 +294,7 @@ impl Registry {
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
         let policy = self.policy_of(repo).await?;
-        if let Some((record, rule)) = self.protected_tag(repo, &policy, None).await? {
+        if let Some((record, rule)) = self.protected_tag(repo, &policy).await? {
             return Err(RegistryError::TagImmutable {
                 repository: repo.clone(),
                 tag: record.tag,
@@ -325,50 +325,12 @@ impl Registry {
         }
     }
 
-    /// Refuses a delete that would remove a tag an immutable-tags rule
-    /// protects: the tag itself, or by digest the image it points at.
-    async fn check_deletable(
-        &self,
-        caller: &Caller,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> RegistryResult<()> {
-        let policy = self.policy_of(repo).await?;
-        if policy.immutable_tags.is_empty() {
-            return Ok(());
-        }
-        let protected = match reference {
-            Reference::Tag(tag) => policy
-                .immutable_rule(tag)
-                .map(|rule| (tag.clone(), rule.to_string(), None)),
-            Reference::Digest(digest) => self
-                .protected_tag(repo, &policy, Some(digest))
-                .await?
-                .map(|(record, rule)| (record.tag, rule, Some(record.digest))),
-        };
-        match protected {
-            None => Ok(()),
-            Some((tag, rule, current)) => {
-                tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
-                    tag = %tag, rule = %rule, "delete refused: immutable tag");
-                Err(RegistryError::TagImmutable {
-                    repository: repo.clone(),
-                    tag,
-                    rule,
-                    current,
-                })
-            }
-        }
-    }
-
-    /// The first tag of `repo` (pointing at `digest`, when given) that an
-    /// immutable-tags rule protects, with the rule. Pages through the tags
-    /// only when the policy has such rules.
+    /// The first tag of `repo` that an immutable-tags rule protects, with
+    /// the rule. Pages through the tags only when the policy has such rules.
     async fn protected_tag(
         &self,
         repo: &RepositoryName,
         policy: &NamespacePolicy,
-        digest: Option<&Digest>,
     ) -> RegistryResult<Option<(TagRecord, String)>> {
         const PAGE: usize = 1000;
         if policy.immutable_tags.is_empty() {
@@ -379,7 +341,6 @@ impl Registry {
             let page = self.metadata().tags(repo, last.as_ref(), PAGE).await?;
             let found = page
                 .iter()
-                .filter(|r| digest.is_none_or(|d| &r.digest == d))
                 .find_map(|r| policy.immutable_rule(&r.tag).map(|rule| (r, rule)));
             if let Some((record, rule)) = found {
                 return Ok(Some((record.clone(), rule.to_string())));
@@ -389,5 +350,29 @@ impl Registry {
                 _ => return Ok(None),
             }
         }
+    }
+}
+
+/// The refusal of a push or delete that would move or remove `tag`, which
+/// an immutable-tags rule of `policy` protects, with its audit line.
+fn immutable_refusal(
+    caller: &Caller,
+    repo: &RepositoryName,
+    policy: &NamespacePolicy,
+    tag: Tag,
+    current: Option<Digest>,
+    refused: &str,
+) -> RegistryError {
+    let rule = policy
+        .immutable_rule(&tag)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    tracing::warn!(target: "audit", actor = %caller.subject(), repository = %repo,
+        tag = %tag, rule = %rule, "{refused} refused: immutable tag");
+    RegistryError::TagImmutable {
+        repository: repo.clone(),
+        tag,
+        rule,
+        current,
     }
 }

@@ -344,26 +344,16 @@ impl Registry {
     /// returned handle is dropped, or once the registry (every clone) is.
     /// Call it once per registry, after the last `with_*`.
     pub fn spawn_maintenance(&self) -> MaintenanceHandle {
-        let registry = Arc::downgrade(&self.inner);
         let interval = self
             .inner
             .limits
             .maintenance_interval
             .max(Duration::from_millis(10));
-        let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                // Holding only a weak reference between runs: the task
-                // must not keep a dropped registry alive.
-                let Some(inner) = Weak::upgrade(&registry) else {
-                    return;
-                };
-                maintain(&inner).await;
-            }
-        });
-        MaintenanceHandle(task)
+        self.spawn_every(
+            tokio::time::Instant::now(),
+            interval,
+            |registry| async move { maintain(&registry.inner).await },
+        )
     }
 
     /// Starts scheduled prunes on the current tokio runtime: every `every`
@@ -374,24 +364,51 @@ impl Registry {
     /// task stops when the returned handle is dropped, or once the registry
     /// (every clone) is.
     pub fn spawn_scheduled_prune(&self, every: Duration, options: GcOptions) -> MaintenanceHandle {
-        let registry = Arc::downgrade(&self.inner);
         let every = every.max(Duration::from_secs(1));
+        self.spawn_every(
+            tokio::time::Instant::now() + every,
+            every,
+            move |registry| {
+                let options = options.clone();
+                async move {
+                    match registry.collect_garbage(options).await {
+                        Ok(report) => {
+                            tracing::info!(target: "audit", actor = "system:scheduled-prune",
+                        manifests_removed = report.retention.manifests_removed,
+                        blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
+                        "scheduled prune finished")
+                        }
+                        Err(e) => tracing::warn!(error = %e, "scheduled prune failed"),
+                    }
+                }
+            },
+        )
+    }
+
+    /// Runs `job` at `first`, then every `every` (a late run delays the
+    /// next), until the handle is dropped or the registry is.
+    fn spawn_every<F, Fut>(
+        &self,
+        first: tokio::time::Instant,
+        every: Duration,
+        job: F,
+    ) -> MaintenanceHandle
+    where
+        F: Fn(Registry) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let registry = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            let mut ticks = tokio::time::interval_at(first, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                // Holding only a weak reference between runs: the task
+                // must not keep a dropped registry alive.
                 let Some(inner) = Weak::upgrade(&registry) else {
                     return;
                 };
-                let registry = Registry { inner };
-                match registry.collect_garbage(options.clone()).await {
-                    Ok(report) => tracing::info!(target: "audit", actor = "system:scheduled-prune",
-                        manifests_removed = report.retention.manifests_removed,
-                        blobs_deleted = report.blobs_deleted, bytes_freed = report.bytes_freed,
-                        "scheduled prune finished"),
-                    Err(e) => tracing::warn!(error = %e, "scheduled prune failed"),
-                }
+                job(Registry { inner }).await;
             }
         });
         MaintenanceHandle(task)

@@ -209,6 +209,19 @@ impl MetadataStore for MemoryMetadataStore {
         )
     }
 
+    async fn manifests_present(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<bool>> {
+        let state = self.read();
+        let repo = state.repositories.get(repository);
+        Ok(digests
+            .iter()
+            .map(|d| repo.is_some_and(|r| r.manifests.contains_key(d)))
+            .collect())
+    }
+
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
         Ok(self
             .read()

@@ -254,6 +254,25 @@ pub(super) async fn delete_manifest(
     Ok(())
 }
 
+pub(super) async fn manifests_present(
+    reader: &SqlitePool,
+    repository: &RepositoryName,
+    digests: &[Digest],
+) -> Result<Vec<bool>> {
+    // One statement for the whole list: the digests as a JSON array.
+    let list = serde_json::to_string(&digests.iter().map(Digest::as_str).collect::<Vec<_>>())?;
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT digest FROM manifests \
+         WHERE repository = ? AND digest IN (SELECT value FROM json_each(?))",
+    )
+    .bind(repository.as_str())
+    .bind(list)
+    .fetch_all(reader)
+    .await?;
+    let found: std::collections::HashSet<String> = found.into_iter().collect();
+    Ok(digests.iter().map(|d| found.contains(d.as_str())).collect())
+}
+
 pub(super) async fn find_manifest(
     reader: &SqlitePool,
     digest: &Digest,

@@ -246,6 +246,14 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(manifests::delete_manifest(&self.writer, repository, digest, actor).await?)
     }
 
+    async fn manifests_present(
+        &self,
+        repository: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<bool>> {
+        Ok(manifests::manifests_present(&self.reader, repository, digests).await?)
+    }
+
     async fn manifest_nodes(
         &self,
         repository: &RepositoryName,

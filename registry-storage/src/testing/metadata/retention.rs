@@ -64,6 +64,14 @@ pub async fn metadata_manifest_nodes(store: &dyn MetadataStore) {
     expected.sort();
     assert_eq!(blobs, expected);
     assert_eq!(node(&a).created, node(&a).pushed);
+    let absent = manifest(&r, "nodes-absent").digest;
+    assert_eq!(
+        store
+            .manifests_present(&r, &[idx.digest.clone(), absent, a.digest.clone()])
+            .await
+            .unwrap(),
+        [true, false, true]
+    );
 
     // Pages: after a digest, at most `limit`.
     let first = store.manifest_nodes(&r, None, 3).await.unwrap();
