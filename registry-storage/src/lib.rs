@@ -42,6 +42,8 @@ pub mod gc;
 pub mod memory;
 pub mod metadata;
 pub mod policy;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod retention;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

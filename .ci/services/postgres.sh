@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for the `postgres` backend's tests.
+#
+#   eval "$(bash .ci/services/postgres.sh start STATE_DIR)"   # then: cargo test ...
+#   bash .ci/services/postgres.sh stop STATE_DIR
+#
+# `start` installs Debian's postgresql when `initdb` is missing (the system cluster it
+# creates is never used), creates a cluster in STATE_DIR/data owned by the `postgres` user
+# (initdb refuses to run as root), runs it on 127.0.0.1 on a free port with its socket in
+# STATE_DIR, creates the database `registry`, and prints only
+# `export REGISTRY_TEST_DATABASE_URL=postgres://…` on stdout. Tests create a database of
+# their own per test through that URL (the role is a superuser). fsync and synchronous
+# commit are off: the cluster is for tests, never for figures about durability.
+# Logs: STATE_DIR/postgres.log. Run again while it runs: prints the same export.
+set -euo pipefail
+
+action=${1:-}
+state=${2:-}
+if [[ -z $state || ($action != start && $action != stop) ]]; then
+    echo "usage: bash .ci/services/postgres.sh start|stop STATE_DIR" >&2
+    exit 2
+fi
+mkdir -p "$state"
+state=$(cd "$state" && pwd)
+data=$state/data
+role=registry
+
+log() { echo "postgres.sh: $*" >&2; }
+
+# The cluster's tools run as `postgres` when this script runs as root.
+as_owner() {
+    if [[ $(id -u) == 0 ]]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+find_bin() {
+    local name=$1 dir
+    if command -v "$name" >/dev/null 2>&1; then
+        command -v "$name"
+        return 0
+    fi
+    for dir in /usr/lib/postgresql/*/bin; do
+        if [[ -x $dir/$name ]]; then
+            echo "$dir/$name"
+            return 0
+        fi
+    done
+    return 1
+}
+
+print_exports() {
+    echo "export REGISTRY_TEST_DATABASE_URL=postgres://$role@127.0.0.1:$(cat "$state/port")/registry"
+}
+
+running() {
+    [[ -f $data/postmaster.pid && -f $state/port ]] || return 1
+    as_owner "$pg_ctl" -D "$data" status >/dev/null 2>&1
+}
+
+if ! find_bin initdb >/dev/null || ! find_bin pg_ctl >/dev/null || ! command -v psql >/dev/null; then
+    log "installing postgresql"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends postgresql >&2
+fi
+initdb=$(find_bin initdb)
+pg_ctl=$(find_bin pg_ctl)
+
+if [[ $action == stop ]]; then
+    if running; then
+        as_owner "$pg_ctl" -D "$data" -m fast -w stop >&2
+        log "stopped the cluster in $data"
+    fi
+    exit 0
+fi
+
+if running; then
+    print_exports
+    exit 0
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# A fresh cluster each start: tests make their own databases, nothing else is kept.
+rm -rf "$data"
+if [[ $(id -u) == 0 ]]; then
+    # `postgres` needs to reach the directory (and its socket) through the path.
+    chown postgres: "$state"
+    chmod 0755 "$state"
+fi
+log "creating a cluster in $data"
+as_owner "$initdb" -D "$data" -U "$role" --auth=trust -E UTF8 --no-locale >"$state/initdb.log" 2>&1 ||
+    { tail -n 30 "$state/initdb.log" >&2; exit 1; }
+
+port=$(free_port)
+echo "$port" >"$state/port"
+# Only loopback TCP and a socket inside STATE_DIR: nothing of the system's cluster.
+as_owner "$pg_ctl" -D "$data" -l "$state/postgres.log" -w -t 30 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $state -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >&2 || { tail -n 30 "$state/postgres.log" >&2; exit 1; }
+psql -h 127.0.0.1 -p "$port" -U "$role" -d postgres -v ON_ERROR_STOP=1 -q \
+    -c "CREATE DATABASE registry" >&2
+log "PostgreSQL answers on 127.0.0.1:$port (log: $state/postgres.log)"
+print_exports

@@ -1,0 +1,408 @@
+//! The SQL of the auth store: one function per [`AuthStore`] method.
+//!
+//! [`AuthStore`]: registry_auth::AuthStore
+
+use registry_auth::{
+    AccessToken, AccessTokenId, ClusterRoleBinding, PasswordHash, RoleBinding, ServiceAccount,
+    ServiceAccountRef, Subject, TokenHash, User, UserName,
+};
+use registry_core::Namespace;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+
+use super::error::inserted;
+use super::auth::{
+    cluster_role_binding, role_binding, service_account, to_nanos, to_nanos_opt, token,
+    user, ClusterRoleBindingRow, Error, Result, RoleBindingRow, ServiceAccountRow, TokenRow,
+    UserRow,
+};
+
+/// The `access_tokens` columns in [`TokenRow`] order.
+macro_rules! token_columns {
+    () => {
+        "id, hash, owner, name, created, expires, last_used"
+    };
+}
+
+/// A use of a token this close after the recorded one is not written: the
+/// token check of every request must not write to the database.
+const TOUCH_INTERVAL_NANOS: i64 = 60 * 1_000_000_000;
+
+// Users.
+
+pub(super) async fn create_user(pool: &PgPool, u: &User) -> Result<()> {
+    let result = sqlx::query("INSERT INTO users (name, password_hash, created) VALUES ($1, $2, $3)")
+        .bind(u.name.as_str())
+        .bind(u.password_hash.as_ref().map(PasswordHash::as_phc))
+        .bind(to_nanos(u.created)?)
+        .execute(pool)
+        .await;
+    inserted(result, |_| format!("user {}", u.name))
+}
+
+pub(super) async fn get_user(pool: &PgPool, name: &UserName) -> Result<Option<User>> {
+    let row: Option<UserRow> =
+        sqlx::query_as("SELECT name, password_hash, created FROM users WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(pool)
+            .await?;
+    row.map(user).transpose()
+}
+
+pub(super) async fn list_users(pool: &PgPool) -> Result<Vec<User>> {
+    let rows: Vec<UserRow> =
+        sqlx::query_as("SELECT name, password_hash, created FROM users ORDER BY name")
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter().map(user).collect()
+}
+
+pub(super) async fn delete_user(pool: &PgPool, name: &UserName) -> Result<()> {
+    // The trigger `users_delete_cascade` removes the user's tokens and
+    // bindings inside this statement.
+    let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+        .bind(name.as_str())
+        .execute(pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("user {name}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn set_password(
+    pool: &PgPool,
+    name: &UserName,
+    hash: Option<&PasswordHash>,
+) -> Result<()> {
+    let updated = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+        .bind(hash.map(PasswordHash::as_phc))
+        .bind(name.as_str())
+        .execute(pool)
+        .await?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("user {name}")));
+    }
+    Ok(())
+}
+
+// Service accounts.
+
+pub(super) async fn create_service_account(pool: &PgPool, sa: &ServiceAccount) -> Result<()> {
+    let result =
+        sqlx::query("INSERT INTO service_accounts (namespace, name, created) VALUES ($1, $2, $3)")
+            .bind(sa.account.namespace.as_str())
+            .bind(sa.account.name.as_str())
+            .bind(to_nanos(sa.created)?)
+            .execute(pool)
+            .await;
+    inserted(result, |_| sa.account.to_string())
+}
+
+pub(super) async fn get_service_account(
+    pool: &PgPool,
+    sa: &ServiceAccountRef,
+) -> Result<Option<ServiceAccount>> {
+    let row: Option<ServiceAccountRow> = sqlx::query_as(
+        "SELECT namespace, name, created FROM service_accounts WHERE namespace = $1 AND name = $2",
+    )
+    .bind(sa.namespace.as_str())
+    .bind(sa.name.as_str())
+    .fetch_optional(pool)
+    .await?;
+    row.map(service_account).transpose()
+}
+
+pub(super) async fn list_service_accounts(
+    pool: &PgPool,
+    namespace: Option<&Namespace>,
+) -> Result<Vec<ServiceAccount>> {
+    let rows: Vec<ServiceAccountRow> =
+        match namespace {
+            None => sqlx::query_as(
+                "SELECT namespace, name, created FROM service_accounts ORDER BY namespace, name",
+            )
+            .fetch_all(pool)
+            .await?,
+            Some(ns) => {
+                sqlx::query_as(
+                    "SELECT namespace, name, created FROM service_accounts WHERE namespace = $1 \
+                 ORDER BY name",
+                )
+                .bind(ns.as_str())
+                .fetch_all(pool)
+                .await?
+            }
+        };
+    rows.into_iter().map(service_account).collect()
+}
+
+pub(super) async fn delete_service_account(
+    pool: &PgPool,
+    sa: &ServiceAccountRef,
+) -> Result<()> {
+    // The trigger `service_accounts_delete_cascade` removes the account's
+    // tokens and bindings inside this statement.
+    let deleted = sqlx::query("DELETE FROM service_accounts WHERE namespace = $1 AND name = $2")
+        .bind(sa.namespace.as_str())
+        .bind(sa.name.as_str())
+        .execute(pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(sa.to_string()));
+    }
+    Ok(())
+}
+
+// Access tokens.
+
+pub(super) async fn create_token(pool: &PgPool, t: &AccessToken) -> Result<()> {
+    let result = sqlx::query(concat!(
+        "INSERT INTO access_tokens (",
+        token_columns!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+    ))
+    .bind(t.id.to_string())
+    .bind(t.hash.as_bytes().as_slice())
+    .bind(t.owner.to_string())
+    .bind(t.name.as_str())
+    .bind(to_nanos(t.created)?)
+    .bind(to_nanos_opt(t.expires)?)
+    .bind(to_nanos_opt(t.last_used)?)
+    .execute(pool)
+    .await;
+    inserted(result, |constraint| {
+        // An id or hash collision is reported by id, never by hash.
+        if constraint == Some("access_tokens_owner_name") {
+            format!("token {} of {}", t.name, t.owner)
+        } else {
+            format!("token {}", t.id)
+        }
+    })
+}
+
+pub(super) async fn find_token_by_hash(
+    pool: &PgPool,
+    hash: &TokenHash,
+) -> Result<Option<AccessToken>> {
+    let row: Option<TokenRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM access_tokens WHERE hash = $1"
+    ))
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(pool)
+    .await?;
+    row.map(token).transpose()
+}
+
+pub(super) async fn list_tokens(
+    pool: &PgPool,
+    owner: Option<&Subject>,
+) -> Result<Vec<AccessToken>> {
+    let rows: Vec<TokenRow> = match owner {
+        None => {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                token_columns!(),
+                " FROM access_tokens ORDER BY created, id"
+            ))
+            .fetch_all(pool)
+            .await?
+        }
+        Some(owner) => {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                token_columns!(),
+                " FROM access_tokens WHERE owner = $1 ORDER BY created, id"
+            ))
+            .bind(owner.to_string())
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.into_iter().map(token).collect()
+}
+
+pub(super) async fn delete_token(pool: &PgPool, id: &AccessTokenId) -> Result<()> {
+    let deleted = sqlx::query("DELETE FROM access_tokens WHERE id = $1")
+        .bind(id.to_string())
+        .execute(pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("token {id}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn touch_token(
+    pool: &PgPool,
+    id: &AccessTokenId,
+    at: OffsetDateTime,
+) -> Result<()> {
+    let at = to_nanos(at)?;
+    // Checked first, so that repeated uses of a token within the interval
+    // never write.
+    let stored: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT last_used FROM access_tokens WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    let last_used = stored.ok_or_else(|| Error::NotFound(format!("token {id}")))?;
+    if last_used.is_some_and(|last| last >= at.saturating_sub(TOUCH_INTERVAL_NANOS)) {
+        return Ok(());
+    }
+    // max(): a concurrent touch with a later time is never overwritten.
+    let updated = sqlx::query(
+        "UPDATE access_tokens SET last_used = GREATEST(COALESCE(last_used, $1), $1) WHERE id = $2",
+    )
+    .bind(at)
+    .bind(id.to_string())
+    .execute(pool)
+    .await?;
+    if updated.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("token {id}")));
+    }
+    Ok(())
+}
+
+// Role bindings.
+
+/// Names a role binding in errors.
+fn describe(b: &RoleBinding) -> String {
+    format!("binding of {} to {} in {}", b.role, b.subject, b.namespace)
+}
+
+/// Names a cluster role binding in errors.
+fn describe_cluster(b: &ClusterRoleBinding) -> String {
+    format!("cluster binding of {} to {}", b.role, b.subject)
+}
+
+pub(super) async fn add_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<()> {
+    let result =
+        sqlx::query("INSERT INTO role_bindings (namespace, role, subject) VALUES ($1, $2, $3)")
+            .bind(b.namespace.as_str())
+            .bind(b.role.as_str())
+            .bind(b.subject.to_string())
+            .execute(pool)
+            .await;
+    inserted(result, |_| describe(b))
+}
+
+pub(super) async fn remove_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<()> {
+    let deleted =
+        sqlx::query("DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject = $3")
+            .bind(b.namespace.as_str())
+            .bind(b.role.as_str())
+            .bind(b.subject.to_string())
+            .execute(pool)
+            .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(describe(b)));
+    }
+    Ok(())
+}
+
+pub(super) async fn list_role_bindings(
+    pool: &PgPool,
+    namespace: Option<&Namespace>,
+) -> Result<Vec<RoleBinding>> {
+    let rows: Vec<RoleBindingRow> = match namespace {
+        None => {
+            sqlx::query_as("SELECT namespace, role, subject FROM role_bindings")
+                .fetch_all(pool)
+                .await?
+        }
+        Some(ns) => {
+            sqlx::query_as("SELECT namespace, role, subject FROM role_bindings WHERE namespace = $1")
+                .bind(ns.as_str())
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let mut bindings = rows
+        .into_iter()
+        .map(role_binding)
+        .collect::<Result<Vec<_>>>()?;
+    // The contract's order is `RoleBinding`'s `Ord` (roles by privilege,
+    // subjects by kind), which no column order reproduces.
+    bindings.sort_unstable();
+    Ok(bindings)
+}
+
+pub(super) async fn delete_namespace_bindings(
+    pool: &PgPool,
+    namespace: &Namespace,
+) -> Result<usize> {
+    let deleted = sqlx::query("DELETE FROM role_bindings WHERE namespace = $1")
+        .bind(namespace.as_str())
+        .execute(pool)
+        .await?;
+    Ok(usize::try_from(deleted.rows_affected()).unwrap_or(usize::MAX))
+}
+
+// Cluster role bindings.
+
+pub(super) async fn add_cluster_role_binding(
+    pool: &PgPool,
+    b: &ClusterRoleBinding,
+) -> Result<()> {
+    let result = sqlx::query("INSERT INTO cluster_role_bindings (role, subject) VALUES ($1, $2)")
+        .bind(b.role.as_str())
+        .bind(b.subject.to_string())
+        .execute(pool)
+        .await;
+    inserted(result, |_| describe_cluster(b))
+}
+
+pub(super) async fn remove_cluster_role_binding(
+    pool: &PgPool,
+    b: &ClusterRoleBinding,
+) -> Result<()> {
+    let deleted = sqlx::query("DELETE FROM cluster_role_bindings WHERE role = $1 AND subject = $2")
+        .bind(b.role.as_str())
+        .bind(b.subject.to_string())
+        .execute(pool)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(describe_cluster(b)));
+    }
+    Ok(())
+}
+
+pub(super) async fn list_cluster_role_bindings(
+    pool: &PgPool,
+) -> Result<Vec<ClusterRoleBinding>> {
+    let rows: Vec<ClusterRoleBindingRow> =
+        sqlx::query_as("SELECT role, subject FROM cluster_role_bindings")
+            .fetch_all(pool)
+            .await?;
+    let mut bindings = rows
+        .into_iter()
+        .map(cluster_role_binding)
+        .collect::<Result<Vec<_>>>()?;
+    // As for role bindings: the order is the type's `Ord`.
+    bindings.sort_unstable();
+    Ok(bindings)
+}
+
+// Markers.
+
+pub(super) async fn marker_exists(pool: &PgPool, name: &str) -> Result<bool> {
+    let found: Option<(String,)> = sqlx::query_as("SELECT name FROM auth_markers WHERE name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(super) async fn set_marker(pool: &PgPool, name: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO auth_markers (name, created) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(to_nanos(OffsetDateTime::now_utc())?)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

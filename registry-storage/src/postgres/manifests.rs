@@ -1,0 +1,369 @@
+//! Manifests: put, get, delete, find, and the referrers index.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use registry_core::{Digest, Reference, RepositoryName};
+use sqlx::{PgConnection, PgPool};
+
+use super::blobs::{ensure_live, touch};
+use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
+use super::repositories::ensure_repository;
+use super::tags::{move_tag, record_deletions};
+use super::tx::serializable;
+use crate::metadata::{NewManifest, Referrer, StoredManifest};
+
+/// Columns of [`ManifestRow`] from `manifests m`.
+macro_rules! manifest_columns {
+    () => {
+        "m.digest, m.media_type, m.bytes, m.subject, m.artifact_type, m.annotations, \
+         m.config, m.created"
+    };
+}
+
+/// A manifest by digest: one primary-key lookup.
+const BY_DIGEST: &str = concat!(
+    "SELECT ",
+    manifest_columns!(),
+    " FROM manifests m WHERE m.repository = $1 AND m.digest = $2"
+);
+
+/// A manifest by tag: two primary-key lookups in one statement.
+const BY_TAG: &str = concat!(
+    "SELECT ",
+    manifest_columns!(),
+    " FROM tags t JOIN manifests m ON m.repository = t.repository AND m.digest = t.digest \
+     WHERE t.repository = $1 AND t.tag = $2"
+);
+
+/// Referrers of a subject, sorted by digest (served by `manifests_by_subject`).
+const REFERRERS: &str = "SELECT digest, media_type, size, artifact_type, annotations \
+     FROM manifests WHERE repository = $1 AND subject = $2 AND digest > $3 ORDER BY digest LIMIT $4";
+
+/// [`REFERRERS`] of one artifact type.
+const REFERRERS_OF_TYPE: &str = "SELECT digest, media_type, size, artifact_type, annotations \
+     FROM manifests WHERE repository = $1 AND subject = $2 AND artifact_type = $3 AND digest > $4 \
+     ORDER BY digest LIMIT $5";
+
+#[derive(sqlx::FromRow)]
+struct ManifestRow {
+    digest: String,
+    media_type: String,
+    bytes: Vec<u8>,
+    subject: Option<String>,
+    artifact_type: Option<String>,
+    annotations: String,
+    config: Option<String>,
+    created: i64,
+}
+
+impl ManifestRow {
+    fn into_stored(self, repository: &RepositoryName) -> Result<StoredManifest> {
+        Ok(StoredManifest {
+            repository: repository.clone(),
+            digest: parse("manifests.digest", &self.digest)?,
+            media_type: self.media_type,
+            bytes: Bytes::from(self.bytes),
+            subject: parse_opt("manifests.subject", self.subject.as_deref())?,
+            artifact_type: self.artifact_type,
+            annotations: decode_annotations(&self.annotations)?,
+            config: parse_opt("manifests.config", self.config.as_deref())?,
+            created: from_nanos(self.created),
+        })
+    }
+}
+
+fn decode_annotations(json: &str) -> Result<BTreeMap<String, String>> {
+    Ok(serde_json::from_str(json)?)
+}
+
+pub(super) async fn put_manifest(pool: &PgPool, m: NewManifest) -> Result<()> {
+    serializable!(pool, |c| put_in(c, &m))
+}
+
+async fn put_in(tx: &mut PgConnection, m: &NewManifest) -> Result<()> {
+    let now = now();
+    let repo = m.repository.as_str();
+    let digest = m.digest.as_str();
+    let annotations = serde_json::to_string(&m.annotations)?;
+    let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
+
+    // Immutable tags are checked inside the serializable transaction: a
+    // push that moves one meanwhile makes this one run again.
+    for tag in &m.fixed_tags {
+        let current: Option<(String,)> =
+            sqlx::query_as("SELECT digest FROM tags WHERE repository = $1 AND tag = $2")
+                .bind(repo)
+                .bind(tag.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some((current,)) = current.filter(|(d,)| d.as_str() != digest) {
+            let current = parse("tags.digest", &current)?;
+            return Err(Error::TagImmutable(tag.clone(), current));
+        }
+    }
+    // Each statement below takes every blob or child at once (text arrays):
+    // a push costs the same round trips whatever its number of layers.
+    let blobs: Vec<&str> = m
+        .blobs
+        .iter()
+        .map(Digest::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let children: Vec<&str> = m
+        .children
+        .iter()
+        .map(Digest::as_str)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // A blob a collector is deleting (or deleted) cannot be referenced: the
+    // check and the touch that stops a later collector share this
+    // transaction (see `crate::gc`).
+    ensure_live(tx, &blobs).await?;
+    touch(tx, &blobs, now).await?;
+    // An index's children are checked in this transaction: a retention run
+    // deleting one cannot commit between the check and this commit (one of
+    // the two runs again and sees the other).
+    if !children.is_empty() {
+        let missing: Option<String> = sqlx::query_scalar(
+            "SELECT c FROM unnest($2::text[]) AS c WHERE NOT EXISTS \
+             (SELECT 1 FROM manifests WHERE repository = $1 AND digest = c) LIMIT 1",
+        )
+        .bind(repo)
+        .bind(&children)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(missing) = missing {
+            return Err(Error::ManifestMissing(parse("manifest child", &missing)?));
+        }
+    }
+    super::usage::check_quota(tx, &m.repository, &m.blobs).await?;
+    ensure_repository(tx, &m.repository, now).await?;
+    // Same digest, same bytes: the first row (and its `created`) wins;
+    // `pushed` says a push named it again (retention keeps it then).
+    sqlx::query(
+        "INSERT INTO manifests (repository, digest, media_type, bytes, size, subject, \
+         artifact_type, annotations, config, created, pushed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+         ON CONFLICT (repository, digest) DO UPDATE SET pushed = EXCLUDED.pushed",
+    )
+    .bind(repo)
+    .bind(digest)
+    .bind(&m.media_type)
+    .bind(m.bytes.as_ref())
+    .bind(size)
+    .bind(m.subject.as_ref().map(Digest::as_str))
+    .bind(m.artifact_type.as_deref())
+    .bind(&annotations)
+    .bind(m.config.as_ref().map(Digest::as_str))
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+
+    if !blobs.is_empty() {
+        sqlx::query(
+            "INSERT INTO manifest_blobs (repository, manifest, blob) \
+             SELECT $1, $2, b FROM unnest($3::text[]) AS b ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(digest)
+        .bind(&blobs)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO blob_links (repository, digest, created) \
+             SELECT $1, b, $3 FROM unnest($2::text[]) AS b ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(&blobs)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !children.is_empty() {
+        sqlx::query(
+            "INSERT INTO manifest_children (repository, manifest, child) \
+             SELECT $1, $2, c FROM unnest($3::text[]) AS c ON CONFLICT DO NOTHING",
+        )
+        .bind(repo)
+        .bind(digest)
+        .bind(&children)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for tag in &m.tags {
+        move_tag(tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn get_manifest(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    reference: &Reference,
+) -> Result<Option<StoredManifest>> {
+    let row: Option<ManifestRow> = match reference {
+        Reference::Digest(digest) => {
+            sqlx::query_as(BY_DIGEST)
+                .bind(repository.as_str())
+                .bind(digest.as_str())
+                .fetch_optional(pool)
+                .await?
+        }
+        Reference::Tag(tag) => {
+            sqlx::query_as(BY_TAG)
+                .bind(repository.as_str())
+                .bind(tag.as_str())
+                .fetch_optional(pool)
+                .await?
+        }
+    };
+    row.map(|r| r.into_stored(repository)).transpose()
+}
+
+pub(super) async fn delete_manifest(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    digest: &Digest,
+    actor: &str,
+) -> Result<()> {
+    serializable!(pool, |c| delete_in(c, repository, digest, actor))
+}
+
+async fn delete_in(
+    tx: &mut PgConnection,
+    repository: &RepositoryName,
+    digest: &Digest,
+    actor: &str,
+) -> Result<()> {
+    // An immutable tag is never deleted with its image, however it came to
+    // point there after the caller's own check: checked in this transaction.
+    let pointing: Vec<String> =
+        sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
+            .bind(repository.as_str())
+            .bind(digest.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+    if !pointing.is_empty() {
+        let policy: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = $1")
+                .bind(repository.namespace())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(policy) = policy {
+            let policy: crate::policy::NamespacePolicy = serde_json::from_str(&policy)?;
+            for tag in &pointing {
+                let tag: registry_core::Tag = parse("tags.tag", tag)?;
+                if policy.immutable_rule(&tag).is_some() {
+                    return Err(Error::TagImmutable(tag, digest.clone()));
+                }
+            }
+        }
+    }
+    // Record the tags' deletion before the cascade removes them.
+    record_deletions(tx, repository, digest, now(), actor).await?;
+    // Cascades to its tags, blob references and children; the referrers
+    // index is an index of this table.
+    let deleted = sqlx::query("DELETE FROM manifests WHERE repository = $1 AND digest = $2")
+        .bind(repository.as_str())
+        .bind(digest.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        // The transaction rolls back; there was nothing to record anyway.
+        return Err(Error::NotFound(format!("manifest {repository}@{digest}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn manifests_present(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    digests: &[Digest],
+) -> Result<Vec<bool>> {
+    // One statement for the whole list: the digests as a text array.
+    let list: Vec<&str> = digests.iter().map(Digest::as_str).collect();
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT digest FROM manifests WHERE repository = $1 AND digest = ANY($2)",
+    )
+    .bind(repository.as_str())
+    .bind(list)
+    .fetch_all(pool)
+    .await?;
+    let found: std::collections::HashSet<String> = found.into_iter().collect();
+    Ok(digests.iter().map(|d| found.contains(d.as_str())).collect())
+}
+
+pub(super) async fn find_manifest(
+    pool: &PgPool,
+    digest: &Digest,
+) -> Result<Vec<RepositoryName>> {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT repository FROM manifests WHERE digest = $1 ORDER BY repository")
+            .bind(digest.as_str())
+            .fetch_all(pool)
+            .await?;
+    names
+        .iter()
+        .map(|n| parse("manifests.repository", n))
+        .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct ReferrerRow {
+    digest: String,
+    media_type: String,
+    size: i64,
+    artifact_type: Option<String>,
+    annotations: String,
+}
+
+pub(super) async fn referrers(
+    pool: &PgPool,
+    repository: &RepositoryName,
+    subject: &Digest,
+    artifact_type: Option<&str>,
+    last: Option<&Digest>,
+    limit: usize,
+) -> Result<Vec<Referrer>> {
+    let after = last.map_or("", Digest::as_str);
+    let rows: Vec<ReferrerRow> = match artifact_type {
+        None => {
+            sqlx::query_as(REFERRERS)
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .bind(after)
+                .bind(sql_limit(limit))
+                .fetch_all(pool)
+                .await?
+        }
+        Some(at) => {
+            sqlx::query_as(REFERRERS_OF_TYPE)
+                .bind(repository.as_str())
+                .bind(subject.as_str())
+                .bind(at)
+                .bind(after)
+                .bind(sql_limit(limit))
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    rows.into_iter()
+        .map(|r| {
+            Ok(Referrer {
+                digest: parse("manifests.digest", &r.digest)?,
+                media_type: r.media_type,
+                size: u64::try_from(r.size).map_err(|e| Error::Corrupt {
+                    column: "manifests.size",
+                    value: r.size.to_string(),
+                    source: Box::new(e),
+                })?,
+                artifact_type: r.artifact_type,
+                annotations: decode_annotations(&r.annotations)?,
+            })
+        })
+        .collect()
+}

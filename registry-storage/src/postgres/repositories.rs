@@ -1,0 +1,184 @@
+//! Namespaces and repositories.
+
+use registry_core::{Namespace, RepositoryName};
+use sqlx::{PgConnection, PgPool};
+
+use super::error::{from_nanos, inserted, now, parse, sql_limit, Error, Result};
+use super::tx::serializable;
+use crate::metadata::RepositoryInfo;
+use crate::policy::NamespacePolicy;
+
+pub(super) async fn create_namespace(pool: &PgPool, namespace: &Namespace) -> Result<()> {
+    let created = serializable!(pool, |c| {
+        sqlx::query("INSERT INTO namespaces (name, created) VALUES ($1, $2)")
+            .bind(namespace.as_str())
+            .bind(now())
+            .execute(c)
+    });
+    inserted(created, |_| format!("namespace {namespace}"))
+}
+
+pub(super) async fn namespace_exists(pool: &PgPool, namespace: &Namespace) -> Result<bool> {
+    let found: Option<i32> = sqlx::query_scalar("SELECT 1 FROM namespaces WHERE name = $1")
+        .bind(namespace.as_str())
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
+}
+
+pub(super) async fn list_namespaces(pool: &PgPool) -> Result<Vec<Namespace>> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM namespaces ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    names.iter().map(|n| parse("namespaces.name", n)).collect()
+}
+
+pub(super) async fn delete_namespace(pool: &PgPool, namespace: &Namespace) -> Result<()> {
+    serializable!(pool, |c| delete_namespace_in(c, namespace))
+}
+
+async fn delete_namespace_in(tx: &mut PgConnection, namespace: &Namespace) -> Result<()> {
+    let deleted = sqlx::query("DELETE FROM namespaces WHERE name = $1")
+        .bind(namespace.as_str())
+        .execute(&mut *tx)
+        .await?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("namespace {namespace}")));
+    }
+    // Foreign keys cascade to manifests, tags, history and links.
+    sqlx::query("DELETE FROM repositories WHERE namespace = $1")
+        .bind(namespace.as_str())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Creates the repository row unless it exists; part of a caller's transaction.
+pub(super) async fn ensure_repository(
+    conn: &mut PgConnection,
+    name: &RepositoryName,
+    created: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO repositories (name, namespace, created) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name.as_str())
+    .bind(name.namespace())
+    .bind(created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn repository(
+    pool: &PgPool,
+    name: &RepositoryName,
+) -> Result<Option<RepositoryInfo>> {
+    let created: Option<i64> =
+        sqlx::query_scalar("SELECT created FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .fetch_optional(pool)
+            .await?;
+    Ok(created.map(|c| RepositoryInfo {
+        name: name.clone(),
+        created: from_nanos(c),
+    }))
+}
+
+pub(super) async fn list_repositories(
+    pool: &PgPool,
+    namespace: Option<&Namespace>,
+    last: Option<&str>,
+    limit: usize,
+) -> Result<Vec<RepositoryName>> {
+    // An empty string sorts before every name, so `last = None` needs no
+    // second statement. The columns' "C" collation compares byte-wise, the
+    // order the other backends use.
+    let after = last.unwrap_or("");
+    let names: Vec<String> = match namespace {
+        None => {
+            sqlx::query_scalar("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after)
+                .bind(sql_limit(limit))
+                .fetch_all(pool)
+                .await?
+        }
+        Some(ns) => {
+            sqlx::query_scalar(
+                "SELECT name FROM repositories WHERE namespace = $1 AND name > $2 \
+                 ORDER BY name LIMIT $3",
+            )
+            .bind(ns.as_str())
+            .bind(after)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    names
+        .iter()
+        .map(|n| parse("repositories.name", n))
+        .collect()
+}
+
+pub(super) async fn delete_repository(pool: &PgPool, name: &RepositoryName) -> Result<()> {
+    // One statement: foreign keys cascade to everything of the repository
+    // (and the usage triggers run) inside its transaction.
+    let deleted = serializable!(pool, |c| {
+        sqlx::query("DELETE FROM repositories WHERE name = $1")
+            .bind(name.as_str())
+            .execute(c)
+    })?;
+    if deleted.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("repository {name}")));
+    }
+    Ok(())
+}
+
+pub(super) async fn namespace_policy(
+    pool: &PgPool,
+    namespace: &Namespace,
+) -> Result<NamespacePolicy> {
+    let row: Option<(Option<String>,)> = sqlx::query_as(
+        "SELECT p.policy FROM namespaces n LEFT JOIN namespace_policies p \
+         ON p.namespace = n.name WHERE n.name = $1",
+    )
+    .bind(namespace.as_str())
+    .fetch_optional(pool)
+    .await?;
+    match row {
+        None => Err(Error::NotFound(format!("namespace {namespace}"))),
+        Some((None,)) => Ok(NamespacePolicy::default()),
+        Some((Some(json),)) => Ok(serde_json::from_str(&json)?),
+    }
+}
+
+pub(super) async fn set_namespace_policy(
+    pool: &PgPool,
+    namespace: &Namespace,
+    policy: &NamespacePolicy,
+) -> Result<()> {
+    let json = serde_json::to_string(policy)?;
+    serializable!(pool, |c| set_policy_in(c, namespace, &json))
+}
+
+async fn set_policy_in(tx: &mut PgConnection, namespace: &Namespace, json: &str) -> Result<()> {
+    // The foreign key refuses a namespace that does not exist; say so.
+    let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM namespaces WHERE name = $1")
+        .bind(namespace.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(Error::NotFound(format!("namespace {namespace}")));
+    }
+    sqlx::query(
+        "INSERT INTO namespace_policies (namespace, policy) VALUES ($1, $2) \
+         ON CONFLICT (namespace) DO UPDATE SET policy = EXCLUDED.policy",
+    )
+    .bind(namespace.as_str())
+    .bind(json)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
