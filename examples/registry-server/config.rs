@@ -59,6 +59,11 @@ pub struct Flags {
     /// `fsync` (default: a pushed blob survives power loss) or `none`.
     #[arg(long, env = "REGISTRY_DURABILITY")]
     pub durability: Option<DurabilitySetting>,
+    /// Keep metadata and auth records in PostgreSQL
+    /// (`postgres://user:password@host:port/database`) instead of SQLite in
+    /// the data directory; replicas share the database [default: SQLite].
+    #[arg(long, env = "REGISTRY_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<DatabaseUrl>,
     /// Log format: `text` (default) or `json`.
     #[arg(long, env = "REGISTRY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -143,6 +148,66 @@ pub enum DurabilitySetting {
     None,
 }
 
+/// A PostgreSQL URL (`postgres://` or `postgresql://`), checked when read;
+/// shown without its password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(url::Url);
+
+impl DatabaseUrl {
+    /// The URL, password included, for connecting.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let url = url::Url::parse(s).map_err(|e| {
+            format!("database URL is not a URL ({e}); expected postgres://user:password@host:port/database")
+        })?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "database URL has scheme {:?}; only postgres:// (or postgresql://) is supported",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) && !url.query_pairs().any(|(k, _)| k == "host")
+        {
+            return Err(
+                "database URL names no host: expected postgres://user:password@host:port/database"
+                    .into(),
+            );
+        }
+        Ok(DatabaseUrl(url))
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        f.write_str(shown.as_str())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, Deserialize, clap::ValueEnum, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -177,6 +242,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Durability.
     pub durability: Option<DurabilitySetting>,
+    /// PostgreSQL for metadata and auth records (`postgres://…`).
+    pub database_url: Option<DatabaseUrl>,
     /// Log format.
     pub log_format: Option<LogFormat>,
     /// `false` serves without authentication.
@@ -340,6 +407,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Durability.
     pub durability: DurabilitySetting,
+    /// PostgreSQL for metadata and auth records, if not SQLite.
+    pub database_url: Option<DatabaseUrl>,
     /// Log format.
     pub log_format: LogFormat,
     /// Whether authentication and access control are on.
@@ -501,6 +570,7 @@ impl Settings {
                 .durability
                 .or(file.durability)
                 .unwrap_or(DurabilitySetting::Fsync),
+            database_url: flags.database_url.or(file.database_url),
             log_format: flags
                 .log_format
                 .or(file.log_format)

@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Blobs and upload sessions live under the data directory, metadata in
-//! `registry.db` (SQLite) beside them. Settings come from flags, their
+//! `registry.db` (SQLite) beside them, or with `--database-url
+//! postgres://…` in PostgreSQL, which replicas share. Settings come from flags, their
 //! `REGISTRY_*` environment variables, and an optional TOML file
 //! (`--config`), in that order of precedence. With `--tls-cert` and
 //! `--tls-key` (PEM) it serves HTTPS (rustls, ring) instead of plain HTTP.
@@ -130,9 +131,16 @@ async fn run(settings: Settings) -> Result<(), String> {
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
-    let stores = Stores::data_dir(dir, durability)
-        .await
-        .map_err(open_error)?;
+    let stores = match &settings.database_url {
+        // Blobs and uploads stay under the data dir; metadata and auth
+        // records go to the database, which replicas share.
+        Some(url) => Stores::postgres(url.expose(), dir, durability)
+            .await
+            .map_err(|e| format!("cannot use the database {url}: {e}"))?,
+        None => Stores::data_dir(dir, durability)
+            .await
+            .map_err(open_error)?,
+    };
     let mut limits = Limits::default();
     limits.body_idle_timeout = settings.body_idle_timeout;
     let limits = settings.upload_limits.apply(limits);
@@ -169,7 +177,8 @@ async fn run(settings: Settings) -> Result<(), String> {
         // request's Host: with this, under the https scheme.
         app = app.layer(middleware::from_fn(tls::mark_https));
     }
-    tracing::info!(%addr, tls = tls_config.is_some(), data_dir = %settings.data_dir.display(), ?durability, "registry listening");
+    let database = settings.database_url.as_ref().map(ToString::to_string);
+    tracing::info!(%addr, tls = tls_config.is_some(), data_dir = %settings.data_dir.display(), ?durability, database, "registry listening");
     println!("registry-server listening on {server_url}");
     let tls = tls_config.map(tokio_rustls::TlsAcceptor::from);
     serve::serve(listener, tls, app, settings.serve, shutdown_signal()).await;

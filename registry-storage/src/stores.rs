@@ -94,6 +94,28 @@ impl Stores {
         )
     }
 
+    /// Metadata and auth records in the PostgreSQL database at
+    /// `database_url` (migrated on connect, shared by replicas), read
+    /// through a [`CachedMetadataStore`](crate::CachedMetadataStore) as in
+    /// [`data_dir`](Self::data_dir); blobs and upload sessions still under
+    /// `blobs_dir`.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(
+        database_url: &str,
+        blobs_dir: impl AsRef<std::path::Path>,
+        durability: crate::filesystem::Durability,
+    ) -> crate::Result<Self> {
+        let dir = blobs_dir.as_ref();
+        let blobs = crate::filesystem::FsBlobStore::with_durability(dir, durability)?;
+        let uploads = crate::filesystem::FsUploadStore::new(dir, blobs.clone())?;
+        let database = crate::postgres::PgStore::connect(database_url).await?;
+        let metadata = crate::CachedMetadataStore::new(database.clone());
+        Ok(
+            Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
+                .with_auth_store(Arc::new(database)),
+        )
+    }
+
     /// Replaces where auth records live.
     pub fn with_auth_store(mut self, auth: Arc<dyn AuthStore>) -> Self {
         self.auth = Some(auth);

@@ -343,7 +343,10 @@ async fn two_replicas_bootstrap_admin_once() {
     assert_eq!(created, 1, "exactly one replica creates admin");
     let admin: UserName = parse("admin");
     let user = db.store.get_user(&admin).await.unwrap().expect("admin");
-    assert!(hasher.verify(&Password::new("first"), user.password_hash.as_ref().unwrap()));
+    assert!(hasher.verify(
+        &Password::new("first"),
+        user.password_hash.as_ref().unwrap()
+    ));
     let admins: Vec<_> = db
         .store
         .list_cluster_role_bindings()

@@ -207,7 +207,10 @@ async fn reconnecting_keeps_the_data() {
         .await
         .unwrap()
         .expect("kept");
-    assert_eq!(after, before, "bytes, times and fields survive reconnecting");
+    assert_eq!(
+        after, before,
+        "bytes, times and fields survive reconnecting"
+    );
     assert!(store.blob_linked(&name, &layer).await.unwrap());
     let history = store
         .tag_history(&name, &"latest".parse().unwrap(), None, usize::MAX)
@@ -241,7 +244,9 @@ async fn replicas_connecting_at_once_migrate_once() {
     let connects: Vec<_> = (0..4)
         .map(|_| {
             let options = admin.clone().database(&fresh);
-            tokio::spawn(async move { PgStore::connect_options(options, PgSettings::default()).await })
+            tokio::spawn(
+                async move { PgStore::connect_options(options, PgSettings::default()).await },
+            )
         })
         .collect();
     let mut stores = Vec::new();

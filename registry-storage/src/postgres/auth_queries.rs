@@ -10,12 +10,11 @@ use registry_core::Namespace;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::error::inserted;
 use super::auth::{
-    cluster_role_binding, role_binding, service_account, to_nanos, to_nanos_opt, token,
-    user, ClusterRoleBindingRow, Error, Result, RoleBindingRow, ServiceAccountRow, TokenRow,
-    UserRow,
+    cluster_role_binding, role_binding, service_account, to_nanos, to_nanos_opt, token, user,
+    ClusterRoleBindingRow, Error, Result, RoleBindingRow, ServiceAccountRow, TokenRow, UserRow,
 };
+use super::error::inserted;
 
 /// The `access_tokens` columns in [`TokenRow`] order.
 macro_rules! token_columns {
@@ -31,12 +30,13 @@ const TOUCH_INTERVAL_NANOS: i64 = 60 * 1_000_000_000;
 // Users.
 
 pub(super) async fn create_user(pool: &PgPool, u: &User) -> Result<()> {
-    let result = sqlx::query("INSERT INTO users (name, password_hash, created) VALUES ($1, $2, $3)")
-        .bind(u.name.as_str())
-        .bind(u.password_hash.as_ref().map(PasswordHash::as_phc))
-        .bind(to_nanos(u.created)?)
-        .execute(pool)
-        .await;
+    let result =
+        sqlx::query("INSERT INTO users (name, password_hash, created) VALUES ($1, $2, $3)")
+            .bind(u.name.as_str())
+            .bind(u.password_hash.as_ref().map(PasswordHash::as_phc))
+            .bind(to_nanos(u.created)?)
+            .execute(pool)
+            .await;
     inserted(result, |_| format!("user {}", u.name))
 }
 
@@ -137,10 +137,7 @@ pub(super) async fn list_service_accounts(
     rows.into_iter().map(service_account).collect()
 }
 
-pub(super) async fn delete_service_account(
-    pool: &PgPool,
-    sa: &ServiceAccountRef,
-) -> Result<()> {
+pub(super) async fn delete_service_account(pool: &PgPool, sa: &ServiceAccountRef) -> Result<()> {
     // The trigger `service_accounts_delete_cascade` removes the account's
     // tokens and bindings inside this statement.
     let deleted = sqlx::query("DELETE FROM service_accounts WHERE namespace = $1 AND name = $2")
@@ -290,13 +287,14 @@ pub(super) async fn add_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<(
 }
 
 pub(super) async fn remove_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<()> {
-    let deleted =
-        sqlx::query("DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject = $3")
-            .bind(b.namespace.as_str())
-            .bind(b.role.as_str())
-            .bind(b.subject.to_string())
-            .execute(pool)
-            .await?;
+    let deleted = sqlx::query(
+        "DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject = $3",
+    )
+    .bind(b.namespace.as_str())
+    .bind(b.role.as_str())
+    .bind(b.subject.to_string())
+    .execute(pool)
+    .await?;
     if deleted.rows_affected() == 0 {
         return Err(Error::NotFound(describe(b)));
     }
@@ -314,10 +312,12 @@ pub(super) async fn list_role_bindings(
                 .await?
         }
         Some(ns) => {
-            sqlx::query_as("SELECT namespace, role, subject FROM role_bindings WHERE namespace = $1")
-                .bind(ns.as_str())
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT namespace, role, subject FROM role_bindings WHERE namespace = $1",
+            )
+            .bind(ns.as_str())
+            .fetch_all(pool)
+            .await?
         }
     };
     let mut bindings = rows
@@ -343,10 +343,7 @@ pub(super) async fn delete_namespace_bindings(
 
 // Cluster role bindings.
 
-pub(super) async fn add_cluster_role_binding(
-    pool: &PgPool,
-    b: &ClusterRoleBinding,
-) -> Result<()> {
+pub(super) async fn add_cluster_role_binding(pool: &PgPool, b: &ClusterRoleBinding) -> Result<()> {
     let result = sqlx::query("INSERT INTO cluster_role_bindings (role, subject) VALUES ($1, $2)")
         .bind(b.role.as_str())
         .bind(b.subject.to_string())
@@ -370,9 +367,7 @@ pub(super) async fn remove_cluster_role_binding(
     Ok(())
 }
 
-pub(super) async fn list_cluster_role_bindings(
-    pool: &PgPool,
-) -> Result<Vec<ClusterRoleBinding>> {
+pub(super) async fn list_cluster_role_bindings(pool: &PgPool) -> Result<Vec<ClusterRoleBinding>> {
     let rows: Vec<ClusterRoleBindingRow> =
         sqlx::query_as("SELECT role, subject FROM cluster_role_bindings")
             .fetch_all(pool)

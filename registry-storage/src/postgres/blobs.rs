@@ -226,10 +226,11 @@ pub(super) async fn begin_blob_delete(
 async fn begin_delete_in(tx: &mut PgConnection, digest: &Digest, generation: u64) -> Result<bool> {
     let now = now();
     let current = record(tx, digest).await?;
-    let referenced: Option<i32> = sqlx::query_scalar("SELECT 1 FROM manifest_blobs WHERE blob = $1")
-        .bind(digest.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
+    let referenced: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM manifest_blobs WHERE blob = $1")
+            .bind(digest.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     if current.state == BlobState::Deleting
         || current.generation != generation
         || referenced.is_some()

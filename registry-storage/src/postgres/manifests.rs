@@ -241,12 +241,13 @@ async fn delete_in(
 ) -> Result<()> {
     // An immutable tag is never deleted with its image, however it came to
     // point there after the caller's own check: checked in this transaction.
-    let pointing: Vec<String> =
-        sqlx::query_scalar("SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag")
-            .bind(repository.as_str())
-            .bind(digest.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
+    let pointing: Vec<String> = sqlx::query_scalar(
+        "SELECT tag FROM tags WHERE repository = $1 AND digest = $2 ORDER BY tag",
+    )
+    .bind(repository.as_str())
+    .bind(digest.as_str())
+    .fetch_all(&mut *tx)
+    .await?;
     if !pointing.is_empty() {
         let policy: Option<String> =
             sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = $1")
@@ -297,15 +298,13 @@ pub(super) async fn manifests_present(
     Ok(digests.iter().map(|d| found.contains(d.as_str())).collect())
 }
 
-pub(super) async fn find_manifest(
-    pool: &PgPool,
-    digest: &Digest,
-) -> Result<Vec<RepositoryName>> {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT repository FROM manifests WHERE digest = $1 ORDER BY repository")
-            .bind(digest.as_str())
-            .fetch_all(pool)
-            .await?;
+pub(super) async fn find_manifest(pool: &PgPool, digest: &Digest) -> Result<Vec<RepositoryName>> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT repository FROM manifests WHERE digest = $1 ORDER BY repository",
+    )
+    .bind(digest.as_str())
+    .fetch_all(pool)
+    .await?;
     names
         .iter()
         .map(|n| parse("manifests.repository", n))

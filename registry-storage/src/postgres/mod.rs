@@ -317,15 +317,10 @@ impl MetadataStore for PgStore {
         last: Option<&Digest>,
         limit: usize,
     ) -> Result<Vec<Referrer>> {
-        Ok(manifests::referrers(
-            &self.pool,
-            repository,
-            subject,
-            artifact_type,
-            last,
-            limit,
+        Ok(
+            manifests::referrers(&self.pool, repository, subject, artifact_type, last, limit)
+                .await?,
         )
-        .await?)
     }
 
     async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
@@ -392,7 +387,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_url_says_so() {
-        let e = PgStore::connect("mysql://nope").await.expect_err("not postgres");
+        let e = PgStore::connect("mysql://nope")
+            .await
+            .expect_err("not postgres");
         assert!(e.to_string().contains("invalid database URL"), "{e}");
     }
 

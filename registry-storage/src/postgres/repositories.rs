@@ -98,11 +98,13 @@ pub(super) async fn list_repositories(
     let after = last.unwrap_or("");
     let names: Vec<String> = match namespace {
         None => {
-            sqlx::query_scalar("SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2")
-                .bind(after)
-                .bind(sql_limit(limit))
-                .fetch_all(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT name FROM repositories WHERE name > $1 ORDER BY name LIMIT $2",
+            )
+            .bind(after)
+            .bind(sql_limit(limit))
+            .fetch_all(pool)
+            .await?
         }
         Some(ns) => {
             sqlx::query_scalar(

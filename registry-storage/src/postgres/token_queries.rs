@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use super::auth::{corrupt, from_nanos, from_nanos_opt, parse, to_nanos, to_nanos_opt};
-use super::error::inserted;
 use super::auth::{Error, Result};
+use super::error::inserted;
 
 /// The `refresh_tokens` columns in [`RefreshRow`] order.
 macro_rules! refresh_columns {

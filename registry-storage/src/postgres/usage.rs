@@ -22,11 +22,7 @@ fn count(column: &'static str, v: i64) -> Result<u64> {
 
 /// Records a verified size; part of a caller's transaction. The trigger
 /// `blob_sizes_learned` brings a size learned late into the counters.
-pub(super) async fn record_size(
-    conn: &mut PgConnection,
-    digest: &Digest,
-    size: u64,
-) -> Result<()> {
+pub(super) async fn record_size(conn: &mut PgConnection, digest: &Digest, size: u64) -> Result<()> {
     sqlx::query("INSERT INTO blob_sizes (digest, size) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(digest.as_str())
         .bind(to_i64(size))
@@ -257,10 +253,7 @@ pub(super) async fn unsized_blobs(
         .collect()
 }
 
-pub(super) async fn recount_usage(
-    pool: &PgPool,
-    namespace: &Namespace,
-) -> Result<UsageRecount> {
+pub(super) async fn recount_usage(pool: &PgPool, namespace: &Namespace) -> Result<UsageRecount> {
     serializable!(pool, |c| recount_in(c, namespace))
 }
 

@@ -68,11 +68,18 @@ impl TestDb {
     /// Closes the store and drops the database.
     pub async fn finish(self) {
         self.store.close().await;
-        let mut conn = self.admin.connect().await.expect("connect to the test server");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .execute(&mut conn)
+        let mut conn = self
+            .admin
+            .connect()
             .await
-            .expect("drop the test database");
+            .expect("connect to the test server");
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("drop the test database");
         conn.close().await.expect("close");
     }
 }

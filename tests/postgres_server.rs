@@ -1,0 +1,175 @@
+//! `registry-server --database-url postgres://…` as a process: metadata and
+//! auth records in PostgreSQL (a fresh database of the server
+//! `REGISTRY_TEST_DATABASE_URL` names; skipped, saying so, when unset),
+//! blobs under the data directory. An image pushed with `oci-client` is
+//! pulled back, and again after a restart; the records are in the database
+//! and no SQLite file was made. Bad and unreachable URLs stop the server at
+//! start with a message naming the problem (no database needed).
+//!
+//!     eval "$(bash .ci/services/postgres.sh start /tmp/pg)"
+//!     cargo test --test postgres_server
+#![cfg(unix)]
+
+#[path = "common/examples.rs"]
+mod examples;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use examples::{ServerProcess, ADMIN_PASSWORD};
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::{OciImageManifest, IMAGE_LAYER_MEDIA_TYPE};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+const VAR: &str = "REGISTRY_TEST_DATABASE_URL";
+
+fn client() -> Client {
+    Client::new(ClientConfig {
+        protocol: ClientProtocol::Http,
+        read_timeout: Some(Duration::from_secs(30)),
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    })
+}
+
+fn admin() -> RegistryAuth {
+    RegistryAuth::Basic("admin".to_owned(), ADMIN_PASSWORD.to_owned())
+}
+
+async fn pull_layer(reference: &Reference) -> Vec<u8> {
+    let image = client()
+        .pull(reference, &admin(), vec![IMAGE_LAYER_MEDIA_TYPE])
+        .await
+        .expect("pull");
+    image.layers[0].data.to_vec()
+}
+
+/// Runs SQL on the test server's own database (to create and drop others).
+async fn admin_sql(server: &PgConnectOptions, sql: &str) {
+    let mut conn = server.connect().await.expect("connect to the test server");
+    sqlx::query(sql).execute(&mut conn).await.expect(sql);
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn server_keeps_metadata_in_postgres_across_restarts() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let url = match std::env::var(VAR) {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            eprintln!(
+                "skipped: {VAR} is not set (postgres_server; \
+                 eval \"$(bash .ci/services/postgres.sh start DIR)\" runs a test server)"
+            );
+            return;
+        }
+    };
+    let server = PgConnectOptions::from_str(&url).expect("the URL parses");
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    admin_sql(&server, &format!("CREATE DATABASE {name}")).await;
+    // The test database's URL: the server's, with the database replaced.
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url.as_str(), None), |(b, q)| (b, Some(q)));
+    let (host_part, _) = base.rsplit_once('/').expect("a URL with a database");
+    let database_url = match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    };
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--no-ui", "--database-url", database_url.as_str()];
+    let (mut process, base_url) = ServerProcess::start(dir.path(), &args);
+    let host = base_url.trim_start_matches("http://").to_owned();
+    let reference: Reference = format!("{host}/team/app:v1").parse().expect("reference");
+
+    let payload = b"a layer kept by PostgreSQL metadata".to_vec();
+    let layers = vec![ImageLayer::oci_v1(payload.clone(), None)];
+    let config = Config::oci_v1(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        None,
+    );
+    let manifest = OciImageManifest::build(&layers, &config, None);
+    client()
+        .push(&reference, &layers, config, &admin(), Some(manifest))
+        .await
+        .unwrap_or_else(|e| panic!("push: {e}\n{}", process.printed()));
+    assert_eq!(pull_layer(&reference).await, payload);
+    assert!(process.terminate().success(), "{}", process.printed());
+    drop(process);
+
+    // The records are in the database; SQLite was never used.
+    assert!(
+        !dir.path().join("data/registry.db").exists(),
+        "metadata went to SQLite"
+    );
+    let mut conn = server
+        .clone()
+        .database(&name)
+        .connect()
+        .await
+        .expect("connect to the test database");
+    let tagged: Vec<(String, String)> = sqlx::query_as("SELECT repository, tag FROM tags")
+        .fetch_all(&mut conn)
+        .await
+        .expect("tags");
+    assert_eq!(tagged, [("team/app".to_owned(), "v1".to_owned())]);
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name = 'admin'")
+        .fetch_one(&mut conn)
+        .await
+        .expect("users");
+    assert_eq!(admins, 1, "the bootstrap admin is a database record");
+    conn.close().await.expect("close");
+
+    // A restart on the same database and data directory serves it still.
+    let (mut process, base_url) = ServerProcess::start(dir.path(), &args);
+    let host = base_url.trim_start_matches("http://");
+    let reference: Reference = format!("{host}/team/app:v1").parse().expect("reference");
+    assert_eq!(pull_layer(&reference).await, payload);
+    assert!(process.terminate().success(), "{}", process.printed());
+    drop(process);
+
+    admin_sql(&server, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
+}
+
+/// The server's exit and what it printed, started with `args`.
+fn start_fails(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = ServerProcess::command(dir.path(), args)
+        .output()
+        .expect("run registry-server");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_database_url_is_refused_naming_the_problem() {
+    let (status, stderr) = start_fails(&["--database-url", "mysql://db/registry"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("only postgres://"), "{stderr}");
+    let (status, stderr) = start_fails(&["--database-url", "not a url"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("database URL is not a URL"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_database_stops_the_start_and_hides_the_password() {
+    // Nothing listens on port 1: refused at once.
+    let (status, stderr) = start_fails(&[
+        "--database-url",
+        "postgres://registry:s3cret-pw@127.0.0.1:1/registry",
+    ]);
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("cannot use the database"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-pw"),
+        "the password is printed: {stderr}"
+    );
+}
