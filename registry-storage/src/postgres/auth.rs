@@ -163,19 +163,19 @@ pub(super) fn cluster_role_binding(row: ClusterRoleBindingRow) -> Result<Cluster
 #[async_trait]
 impl AuthStore for PgStore {
     async fn create_user(&self, user: User) -> Result<(), AuthStoreError> {
-        Ok(q::create_user(&self.pool, &user).await?)
+        Ok(self.bounded(q::create_user(&self.pool, &user)).await?)
     }
 
     async fn get_user(&self, name: &UserName) -> Result<Option<User>, AuthStoreError> {
-        Ok(q::get_user(&self.pool, name).await?)
+        Ok(self.bounded(q::get_user(&self.pool, name)).await?)
     }
 
     async fn list_users(&self) -> Result<Vec<User>, AuthStoreError> {
-        Ok(q::list_users(&self.pool).await?)
+        Ok(self.bounded(q::list_users(&self.pool)).await?)
     }
 
     async fn delete_user(&self, name: &UserName) -> Result<(), AuthStoreError> {
-        Ok(q::delete_user(&self.pool, name).await?)
+        Ok(self.bounded(q::delete_user(&self.pool, name)).await?)
     }
 
     async fn set_password(
@@ -183,51 +183,61 @@ impl AuthStore for PgStore {
         name: &UserName,
         hash: Option<PasswordHash>,
     ) -> Result<(), AuthStoreError> {
-        Ok(q::set_password(&self.pool, name, hash.as_ref()).await?)
+        Ok(self
+            .bounded(q::set_password(&self.pool, name, hash.as_ref()))
+            .await?)
     }
 
     async fn create_service_account(&self, sa: ServiceAccount) -> Result<(), AuthStoreError> {
-        Ok(q::create_service_account(&self.pool, &sa).await?)
+        Ok(self
+            .bounded(q::create_service_account(&self.pool, &sa))
+            .await?)
     }
 
     async fn get_service_account(
         &self,
         sa: &ServiceAccountRef,
     ) -> Result<Option<ServiceAccount>, AuthStoreError> {
-        Ok(q::get_service_account(&self.pool, sa).await?)
+        Ok(self.bounded(q::get_service_account(&self.pool, sa)).await?)
     }
 
     async fn list_service_accounts(
         &self,
         namespace: Option<&Namespace>,
     ) -> Result<Vec<ServiceAccount>, AuthStoreError> {
-        Ok(q::list_service_accounts(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(q::list_service_accounts(&self.pool, namespace))
+            .await?)
     }
 
     async fn delete_service_account(&self, sa: &ServiceAccountRef) -> Result<(), AuthStoreError> {
-        Ok(q::delete_service_account(&self.pool, sa).await?)
+        Ok(self
+            .bounded(q::delete_service_account(&self.pool, sa))
+            .await?)
     }
 
     async fn create_token(&self, token: AccessToken) -> Result<(), AuthStoreError> {
-        Ok(q::create_token(&self.pool, &token).await?)
+        Ok(self.bounded(q::create_token(&self.pool, &token)).await?)
     }
 
     async fn find_token_by_hash(
         &self,
         hash: &TokenHash,
     ) -> Result<Option<AccessToken>, AuthStoreError> {
-        Ok(q::find_token_by_hash(&self.pool, hash).await?)
+        Ok(self
+            .bounded(q::find_token_by_hash(&self.pool, hash))
+            .await?)
     }
 
     async fn list_tokens(
         &self,
         owner: Option<&Subject>,
     ) -> Result<Vec<AccessToken>, AuthStoreError> {
-        Ok(q::list_tokens(&self.pool, owner).await?)
+        Ok(self.bounded(q::list_tokens(&self.pool, owner)).await?)
     }
 
     async fn delete_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
-        Ok(q::delete_token(&self.pool, id).await?)
+        Ok(self.bounded(q::delete_token(&self.pool, id)).await?)
     }
 
     async fn touch_token(
@@ -235,69 +245,91 @@ impl AuthStore for PgStore {
         id: &AccessTokenId,
         at: OffsetDateTime,
     ) -> Result<(), AuthStoreError> {
-        Ok(q::touch_token(&self.pool, id, at).await?)
+        Ok(self.bounded(q::touch_token(&self.pool, id, at)).await?)
     }
 
     async fn add_role_binding(&self, binding: RoleBinding) -> Result<(), AuthStoreError> {
-        Ok(q::add_role_binding(&self.pool, &binding).await?)
+        Ok(self
+            .bounded(q::add_role_binding(&self.pool, &binding))
+            .await?)
     }
 
     async fn remove_role_binding(&self, binding: &RoleBinding) -> Result<(), AuthStoreError> {
-        Ok(q::remove_role_binding(&self.pool, binding).await?)
+        Ok(self
+            .bounded(q::remove_role_binding(&self.pool, binding))
+            .await?)
     }
 
     async fn list_role_bindings(
         &self,
         namespace: Option<&Namespace>,
     ) -> Result<Vec<RoleBinding>, AuthStoreError> {
-        Ok(q::list_role_bindings(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(q::list_role_bindings(&self.pool, namespace))
+            .await?)
     }
 
     async fn delete_namespace_bindings(
         &self,
         namespace: &Namespace,
     ) -> Result<usize, AuthStoreError> {
-        Ok(q::delete_namespace_bindings(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(q::delete_namespace_bindings(&self.pool, namespace))
+            .await?)
     }
 
     async fn add_cluster_role_binding(
         &self,
         binding: ClusterRoleBinding,
     ) -> Result<(), AuthStoreError> {
-        Ok(q::add_cluster_role_binding(&self.pool, &binding).await?)
+        Ok(self
+            .bounded(q::add_cluster_role_binding(&self.pool, &binding))
+            .await?)
     }
 
     async fn remove_cluster_role_binding(
         &self,
         binding: &ClusterRoleBinding,
     ) -> Result<(), AuthStoreError> {
-        Ok(q::remove_cluster_role_binding(&self.pool, binding).await?)
+        Ok(self
+            .bounded(q::remove_cluster_role_binding(&self.pool, binding))
+            .await?)
     }
 
     async fn list_cluster_role_bindings(&self) -> Result<Vec<ClusterRoleBinding>, AuthStoreError> {
-        Ok(q::list_cluster_role_bindings(&self.pool).await?)
+        Ok(self
+            .bounded(q::list_cluster_role_bindings(&self.pool))
+            .await?)
     }
 
     async fn create_refresh_token(&self, token: RefreshToken) -> Result<(), AuthStoreError> {
-        Ok(tq::create_refresh_token(&self.pool, &token).await?)
+        Ok(self
+            .bounded(tq::create_refresh_token(&self.pool, &token))
+            .await?)
     }
 
     async fn find_refresh_token_by_hash(
         &self,
         hash: &TokenHash,
     ) -> Result<Option<RefreshToken>, AuthStoreError> {
-        Ok(tq::find_refresh_token_by_hash(&self.pool, hash).await?)
+        Ok(self
+            .bounded(tq::find_refresh_token_by_hash(&self.pool, hash))
+            .await?)
     }
 
     async fn list_refresh_tokens(
         &self,
         owner: Option<&Subject>,
     ) -> Result<Vec<RefreshToken>, AuthStoreError> {
-        Ok(tq::list_refresh_tokens(&self.pool, owner).await?)
+        Ok(self
+            .bounded(tq::list_refresh_tokens(&self.pool, owner))
+            .await?)
     }
 
     async fn delete_refresh_token(&self, id: &AccessTokenId) -> Result<(), AuthStoreError> {
-        Ok(tq::delete_refresh_token(&self.pool, id).await?)
+        Ok(self
+            .bounded(tq::delete_refresh_token(&self.pool, id))
+            .await?)
     }
 
     async fn touch_refresh_token(
@@ -305,35 +337,43 @@ impl AuthStore for PgStore {
         id: &AccessTokenId,
         at: OffsetDateTime,
     ) -> Result<(), AuthStoreError> {
-        Ok(tq::touch_refresh_token(&self.pool, id, at).await?)
+        Ok(self
+            .bounded(tq::touch_refresh_token(&self.pool, id, at))
+            .await?)
     }
 
     async fn token_ca(&self) -> Result<Option<TokenCa>, AuthStoreError> {
-        Ok(tq::token_ca(&self.pool).await?)
+        Ok(self.bounded(tq::token_ca(&self.pool)).await?)
     }
 
     async fn create_token_ca(&self, ca: TokenCa) -> Result<(), AuthStoreError> {
-        Ok(tq::create_token_ca(&self.pool, &ca).await?)
+        Ok(self.bounded(tq::create_token_ca(&self.pool, &ca)).await?)
     }
 
     async fn add_token_signing_key(&self, key: TokenSigningKey) -> Result<(), AuthStoreError> {
-        Ok(tq::add_token_signing_key(&self.pool, &key).await?)
+        Ok(self
+            .bounded(tq::add_token_signing_key(&self.pool, &key))
+            .await?)
     }
 
     async fn list_token_signing_keys(&self) -> Result<Vec<TokenSigningKey>, AuthStoreError> {
-        Ok(tq::list_token_signing_keys(&self.pool).await?)
+        Ok(self
+            .bounded(tq::list_token_signing_keys(&self.pool))
+            .await?)
     }
 
     async fn delete_token_signing_key(&self, kid: &KeyId) -> Result<(), AuthStoreError> {
-        Ok(tq::delete_token_signing_key(&self.pool, kid).await?)
+        Ok(self
+            .bounded(tq::delete_token_signing_key(&self.pool, kid))
+            .await?)
     }
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
-        Ok(q::marker_exists(&self.pool, name).await?)
+        Ok(self.bounded(q::marker_exists(&self.pool, name)).await?)
     }
 
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
-        Ok(q::set_marker(&self.pool, name).await?)
+        Ok(self.bounded(q::set_marker(&self.pool, name)).await?)
     }
 }
 

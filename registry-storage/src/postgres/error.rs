@@ -19,9 +19,16 @@ pub(super) enum Error {
     /// Applying the embedded migrations failed.
     #[error("postgres migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A call took longer than the store's deadline (the database stopped
+    /// answering).
+    #[error("postgres did not answer within {0:?}")]
+    TimedOut(Duration),
     /// The database URL does not parse.
     #[error("invalid database URL: {0}")]
     Url(#[source] sqlx::Error),
+    /// The database URL is not a PostgreSQL one.
+    #[error("invalid database URL: scheme {0:?}, expected postgres:// or postgresql://")]
+    UrlScheme(String),
     /// Annotations or a policy could not be encoded or decoded.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),

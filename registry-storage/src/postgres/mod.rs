@@ -105,6 +105,10 @@ impl PgSettings {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The longest one call may take, on the client's side: the statement
+    /// timeout is the server's, and a server that vanished (a dropped
+    /// network) never sends the cancellation.
+    deadline: Duration,
 }
 
 impl PgStore {
@@ -119,6 +123,11 @@ impl PgStore {
 
     /// [`connect`](Self::connect) with other pool bounds.
     pub async fn connect_with(url: &str, settings: PgSettings) -> Result<Self> {
+        // sqlx parses any scheme as PostgreSQL's; another is a mistake.
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Err(error::Error::UrlScheme(scheme.to_owned()).into());
+        }
         let options = PgConnectOptions::from_str(url).map_err(error::Error::Url)?;
         Self::connect_options(options, settings).await
     }
@@ -145,10 +154,27 @@ impl PgStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(PgStore { pool })
+        // A write may wait for a connection, then run (and be retried on
+        // conflicts, each attempt short); twice the statement timeout
+        // leaves room for that without letting a dead server hold a caller.
+        let deadline = settings.acquire_timeout + settings.statement_timeout.saturating_mul(2);
+        Ok(PgStore { pool, deadline })
+    }
+
+    /// Runs one call of the store within [`PgStore::deadline`].
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, error::Error>>,
+    ) -> Result<T, error::Error> {
+        tokio::time::timeout(self.deadline, work)
+            .await
+            .map_err(|_| error::Error::TimedOut(self.deadline))?
     }
 
     /// Closes every connection, waiting for running statements to finish.
+    ///
+    /// Dropping the last clone of a store also closes its connections, in
+    /// the background.
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -157,23 +183,33 @@ impl PgStore {
 #[async_trait]
 impl MetadataStore for PgStore {
     async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
-        Ok(repositories::create_namespace(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(repositories::create_namespace(&self.pool, namespace))
+            .await?)
     }
 
     async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
-        Ok(repositories::namespace_exists(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(repositories::namespace_exists(&self.pool, namespace))
+            .await?)
     }
 
     async fn list_namespaces(&self) -> Result<Vec<Namespace>> {
-        Ok(repositories::list_namespaces(&self.pool).await?)
+        Ok(self
+            .bounded(repositories::list_namespaces(&self.pool))
+            .await?)
     }
 
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
-        Ok(repositories::delete_namespace(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(repositories::delete_namespace(&self.pool, namespace))
+            .await?)
     }
 
     async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy> {
-        Ok(repositories::namespace_policy(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(repositories::namespace_policy(&self.pool, namespace))
+            .await?)
     }
 
     async fn set_namespace_policy(
@@ -181,11 +217,17 @@ impl MetadataStore for PgStore {
         namespace: &Namespace,
         policy: &NamespacePolicy,
     ) -> Result<()> {
-        Ok(repositories::set_namespace_policy(&self.pool, namespace, policy).await?)
+        Ok(self
+            .bounded(repositories::set_namespace_policy(
+                &self.pool, namespace, policy,
+            ))
+            .await?)
     }
 
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {
-        Ok(repositories::repository(&self.pool, name).await?)
+        Ok(self
+            .bounded(repositories::repository(&self.pool, name))
+            .await?)
     }
 
     async fn list_repositories(
@@ -194,15 +236,23 @@ impl MetadataStore for PgStore {
         last: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RepositoryName>> {
-        Ok(repositories::list_repositories(&self.pool, namespace, last, limit).await?)
+        Ok(self
+            .bounded(repositories::list_repositories(
+                &self.pool, namespace, last, limit,
+            ))
+            .await?)
     }
 
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
-        Ok(repositories::delete_repository(&self.pool, name).await?)
+        Ok(self
+            .bounded(repositories::delete_repository(&self.pool, name))
+            .await?)
     }
 
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
-        Ok(manifests::put_manifest(&self.pool, manifest).await?)
+        Ok(self
+            .bounded(manifests::put_manifest(&self.pool, manifest))
+            .await?)
     }
 
     async fn get_manifest(
@@ -210,7 +260,9 @@ impl MetadataStore for PgStore {
         repository: &RepositoryName,
         reference: &Reference,
     ) -> Result<Option<StoredManifest>> {
-        Ok(manifests::get_manifest(&self.pool, repository, reference).await?)
+        Ok(self
+            .bounded(manifests::get_manifest(&self.pool, repository, reference))
+            .await?)
     }
 
     async fn delete_manifest(
@@ -219,7 +271,11 @@ impl MetadataStore for PgStore {
         digest: &Digest,
         actor: &str,
     ) -> Result<()> {
-        Ok(manifests::delete_manifest(&self.pool, repository, digest, actor).await?)
+        Ok(self
+            .bounded(manifests::delete_manifest(
+                &self.pool, repository, digest, actor,
+            ))
+            .await?)
     }
 
     async fn manifests_present(
@@ -227,7 +283,11 @@ impl MetadataStore for PgStore {
         repository: &RepositoryName,
         digests: &[Digest],
     ) -> Result<Vec<bool>> {
-        Ok(manifests::manifests_present(&self.pool, repository, digests).await?)
+        Ok(self
+            .bounded(manifests::manifests_present(
+                &self.pool, repository, digests,
+            ))
+            .await?)
     }
 
     async fn manifest_nodes(
@@ -236,7 +296,11 @@ impl MetadataStore for PgStore {
         last: Option<&Digest>,
         limit: usize,
     ) -> Result<Vec<ManifestNode>> {
-        Ok(retention::manifest_nodes(&self.pool, repository, last, limit).await?)
+        Ok(self
+            .bounded(retention::manifest_nodes(
+                &self.pool, repository, last, limit,
+            ))
+            .await?)
     }
 
     async fn delete_unreferenced_manifests(
@@ -245,11 +309,17 @@ impl MetadataStore for PgStore {
         digests: &[Digest],
         planned: SystemTime,
     ) -> Result<Vec<bool>> {
-        Ok(retention::delete_unreferenced(&self.pool, repository, digests, planned).await?)
+        Ok(self
+            .bounded(retention::delete_unreferenced(
+                &self.pool, repository, digests, planned,
+            ))
+            .await?)
     }
 
     async fn blob_reference_count(&self, digest: &Digest) -> Result<u64> {
-        Ok(retention::blob_reference_count(&self.pool, digest).await?)
+        Ok(self
+            .bounded(retention::blob_reference_count(&self.pool, digest))
+            .await?)
     }
 
     async fn tag_events(
@@ -258,11 +328,15 @@ impl MetadataStore for PgStore {
         after: Option<(&Tag, u64)>,
         limit: usize,
     ) -> Result<Vec<(Tag, TagEvent)>> {
-        Ok(retention::tag_events(&self.pool, repository, after, limit).await?)
+        Ok(self
+            .bounded(retention::tag_events(&self.pool, repository, after, limit))
+            .await?)
     }
 
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {
-        Ok(manifests::find_manifest(&self.pool, digest).await?)
+        Ok(self
+            .bounded(manifests::find_manifest(&self.pool, digest))
+            .await?)
     }
 
     async fn list_tags(
@@ -271,7 +345,9 @@ impl MetadataStore for PgStore {
         last: Option<&Tag>,
         limit: usize,
     ) -> Result<Vec<Tag>> {
-        Ok(tags::list_tags(&self.pool, repository, last, limit).await?)
+        Ok(self
+            .bounded(tags::list_tags(&self.pool, repository, last, limit))
+            .await?)
     }
 
     async fn tags(
@@ -280,7 +356,9 @@ impl MetadataStore for PgStore {
         last: Option<&Tag>,
         limit: usize,
     ) -> Result<Vec<TagRecord>> {
-        Ok(tags::tags(&self.pool, repository, last, limit).await?)
+        Ok(self
+            .bounded(tags::tags(&self.pool, repository, last, limit))
+            .await?)
     }
 
     async fn tag_history(
@@ -290,23 +368,35 @@ impl MetadataStore for PgStore {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<TagEvent>> {
-        Ok(tags::tag_history(&self.pool, repository, tag, before, limit).await?)
+        Ok(self
+            .bounded(tags::tag_history(
+                &self.pool, repository, tag, before, limit,
+            ))
+            .await?)
     }
 
     async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
-        Ok(tags::delete_tag(&self.pool, repository, tag, actor).await?)
+        Ok(self
+            .bounded(tags::delete_tag(&self.pool, repository, tag, actor))
+            .await?)
     }
 
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
-        Ok(blobs::link_blob(&self.pool, repository, digest).await?)
+        Ok(self
+            .bounded(blobs::link_blob(&self.pool, repository, digest))
+            .await?)
     }
 
     async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
-        Ok(blobs::blob_linked(&self.pool, repository, digest).await?)
+        Ok(self
+            .bounded(blobs::blob_linked(&self.pool, repository, digest))
+            .await?)
     }
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {
-        Ok(blobs::unlink_blob(&self.pool, repository, digest).await?)
+        Ok(self
+            .bounded(blobs::unlink_blob(&self.pool, repository, digest))
+            .await?)
     }
 
     async fn referrers(
@@ -324,31 +414,39 @@ impl MetadataStore for PgStore {
     }
 
     async fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
-        Ok(blobs::referenced_blobs(&self.pool).await?)
+        Ok(self.bounded(blobs::referenced_blobs(&self.pool)).await?)
     }
 
     async fn forget_blob(&self, digest: &Digest) -> Result<()> {
-        Ok(blobs::forget_blob(&self.pool, digest).await?)
+        Ok(self.bounded(blobs::forget_blob(&self.pool, digest)).await?)
     }
 
     async fn blob_record(&self, digest: &Digest) -> Result<BlobRecord> {
-        Ok(blobs::blob_record(&self.pool, digest).await?)
+        Ok(self.bounded(blobs::blob_record(&self.pool, digest)).await?)
     }
 
     async fn link_blob_with(&self, repository: &RepositoryName, ticket: &BlobTicket) -> Result<()> {
-        Ok(blobs::link_blob_with(&self.pool, repository, ticket).await?)
+        Ok(self
+            .bounded(blobs::link_blob_with(&self.pool, repository, ticket))
+            .await?)
     }
 
     async fn begin_blob_delete(&self, digest: &Digest, generation: u64) -> Result<bool> {
-        Ok(blobs::begin_blob_delete(&self.pool, digest, generation).await?)
+        Ok(self
+            .bounded(blobs::begin_blob_delete(&self.pool, digest, generation))
+            .await?)
     }
 
     async fn finish_blob_delete(&self, digest: &Digest) -> Result<()> {
-        Ok(blobs::finish_blob_delete(&self.pool, digest).await?)
+        Ok(self
+            .bounded(blobs::finish_blob_delete(&self.pool, digest))
+            .await?)
     }
 
     async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()> {
-        Ok(usage::record_blob_sizes(&self.pool, sizes).await?)
+        Ok(self
+            .bounded(usage::record_blob_sizes(&self.pool, sizes))
+            .await?)
     }
 
     async fn unsized_blobs(
@@ -357,27 +455,42 @@ impl MetadataStore for PgStore {
         last: Option<&Digest>,
         limit: usize,
     ) -> Result<Vec<Digest>> {
-        Ok(usage::unsized_blobs(&self.pool, namespace, last, limit).await?)
+        Ok(self
+            .bounded(usage::unsized_blobs(&self.pool, namespace, last, limit))
+            .await?)
     }
 
     async fn namespace_usage(&self, namespace: &Namespace) -> Result<NamespaceUsage> {
-        Ok(usage::namespace_usage(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(usage::namespace_usage(&self.pool, namespace))
+            .await?)
     }
 
     async fn repository_usage(&self, repository: &RepositoryName) -> Result<RepositoryUsage> {
-        Ok(usage::repository_usage(&self.pool, repository).await?)
+        Ok(self
+            .bounded(usage::repository_usage(&self.pool, repository))
+            .await?)
     }
 
     async fn usage_summary(&self, limit: usize) -> Result<UsageSummary> {
-        Ok(usage::usage_summary(&self.pool, limit).await?)
+        Ok(self
+            .bounded(usage::usage_summary(&self.pool, limit))
+            .await?)
     }
 
     async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount> {
-        Ok(usage::recount_usage(&self.pool, namespace).await?)
+        Ok(self
+            .bounded(usage::recount_usage(&self.pool, namespace))
+            .await?)
     }
 
     async fn stale_blob_deletes(&self, before: SystemTime) -> Result<Vec<Digest>> {
-        Ok(blobs::stale_blob_deletes(&self.pool, error::to_nanos(before)).await?)
+        Ok(self
+            .bounded(blobs::stale_blob_deletes(
+                &self.pool,
+                error::to_nanos(before),
+            ))
+            .await?)
     }
 }
 
@@ -407,5 +520,71 @@ mod tests {
             .expect_err("nothing listens there");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert!(matches!(e, crate::StorageError::Backend { .. }), "{e:?}");
+    }
+
+    /// A store on a fresh database of the test server, and a way to drop
+    /// it; `None` (saying so) without `REGISTRY_TEST_DATABASE_URL`.
+    async fn test_store(settings: PgSettings) -> Option<(PgStore, impl AsyncFnOnce())> {
+        use sqlx::{ConnectOptions, Connection};
+        let Some(url) = std::env::var("REGISTRY_TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped: REGISTRY_TEST_DATABASE_URL is not set");
+            return None;
+        };
+        let admin = PgConnectOptions::from_str(&url).expect("test URL");
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.expect("test server");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        conn.close().await.expect("close");
+        let store = PgStore::connect_options(admin.clone().database(&name), settings)
+            .await
+            .expect("connect");
+        let pool = store.pool.clone();
+        let drop_it = async move || {
+            pool.close().await;
+            let mut conn = admin.connect().await.expect("test server");
+            sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .expect("drop");
+        };
+        Some((store, drop_it))
+    }
+
+    #[tokio::test]
+    async fn statements_and_calls_are_bounded() {
+        let settings = PgSettings {
+            statement_timeout: Duration::from_millis(300),
+            ..PgSettings::default()
+        };
+        let Some((mut store, drop_it)) = test_store(settings).await else {
+            return;
+        };
+        let shown: String = sqlx::query_scalar("SHOW statement_timeout")
+            .fetch_one(&store.pool)
+            .await
+            .expect("show");
+        assert_eq!(shown, "300ms");
+        // The server cancels a statement past the timeout ...
+        let e = sqlx::query("SELECT pg_sleep(3)")
+            .execute(&store.pool)
+            .await
+            .expect_err("cancelled");
+        assert!(e.to_string().contains("statement timeout"), "{e}");
+        // ... and a call the server never answers ends on the client's side.
+        store.deadline = Duration::from_millis(200);
+        let started = std::time::Instant::now();
+        let e = store
+            .bounded(std::future::pending::<Result<(), error::Error>>())
+            .await
+            .expect_err("deadline");
+        assert!(matches!(e, error::Error::TimedOut(_)), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop_it().await;
     }
 }
