@@ -156,6 +156,24 @@ fn a_bad_database_url_is_refused_naming_the_problem() {
     let (status, stderr) = start_fails(&["--database-url", "not a url"]);
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("database URL is not a URL"), "{stderr}");
+
+    // The environment variable and the config file key are read too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = ServerProcess::command(dir.path(), &[])
+        .env("REGISTRY_DATABASE_URL", "mysql://db/registry")
+        .output()
+        .expect("run registry-server");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("only postgres://"), "{stderr}");
+    let config = dir.path().join("registry.toml");
+    std::fs::write(&config, "database_url = \"redis://cache/0\"\n").expect("config");
+    let (status, stderr) = start_fails(&["--config", config.to_str().expect("utf-8")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config file") && stderr.contains("only postgres://"),
+        "{stderr}"
+    );
 }
 
 #[test]

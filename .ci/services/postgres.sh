@@ -92,6 +92,11 @@ if [[ $(id -u) == 0 ]]; then
     # `postgres` needs to reach the directory (and its socket) through the path.
     chown postgres: "$state"
     chmod 0755 "$state"
+    if ! runuser -u postgres -- test -w "$state"; then
+        log "the postgres user cannot reach $state (a directory on its path is private);"
+        log "give a state directory it can reach, such as one under /tmp"
+        exit 1
+    fi
 fi
 log "creating a cluster in $data"
 as_owner "$initdb" -D "$data" -U "$role" --auth=trust -E UTF8 --no-locale >"$state/initdb.log" 2>&1 ||

@@ -173,13 +173,6 @@ impl std::str::FromStr for DatabaseUrl {
                 url.scheme()
             ));
         }
-        if url.host_str().is_none_or(str::is_empty) && !url.query_pairs().any(|(k, _)| k == "host")
-        {
-            return Err(
-                "database URL names no host: expected postgres://user:password@host:port/database"
-                    .into(),
-            );
-        }
         Ok(DatabaseUrl(url))
     }
 }
