@@ -54,17 +54,17 @@ async fn admin_sql(server: &PgConnectOptions, sql: &str) {
     conn.close().await.expect("close");
 }
 
-#[tokio::test]
-async fn server_keeps_metadata_in_postgres_across_restarts() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// A fresh database on the test server: its URL, the server's options and
+/// its name; `None` (saying so) when the variable is unset.
+async fn test_database(test: &str) -> Option<(String, PgConnectOptions, String)> {
     let url = match std::env::var(VAR) {
         Ok(url) if !url.is_empty() => url,
         _ => {
             eprintln!(
-                "skipped: {VAR} is not set (postgres_server; \
+                "skipped: {VAR} is not set ({test}; \
                  eval \"$(bash .ci/services/postgres.sh start DIR)\" runs a test server)"
             );
-            return;
+            return None;
         }
     };
     let server = PgConnectOptions::from_str(&url).expect("the URL parses");
@@ -78,6 +78,15 @@ async fn server_keeps_metadata_in_postgres_across_restarts() {
     let database_url = match query {
         Some(q) => format!("{host_part}/{name}?{q}"),
         None => format!("{host_part}/{name}"),
+    };
+    Some((database_url, server, name))
+}
+
+#[tokio::test]
+async fn server_keeps_metadata_in_postgres_across_restarts() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some((database_url, server, name)) = test_database("postgres_server").await else {
+        return;
     };
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,6 +142,71 @@ async fn server_keeps_metadata_in_postgres_across_restarts() {
     assert!(process.terminate().success(), "{}", process.printed());
     drop(process);
 
+    admin_sql(&server, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
+}
+
+/// Two servers started at the same moment on one new database: the schema
+/// is made once, `admin` is bootstrapped once (both accept its password),
+/// and what is pushed through one is listed by the other.
+#[tokio::test]
+async fn two_servers_start_at_once_on_one_database() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let Some((database_url, server, name)) = test_database("two_servers_start_at_once").await
+    else {
+        return;
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let args = ["--no-ui", "--database-url", database_url.as_str()];
+    let starts: Vec<_> = dirs
+        .iter()
+        .map(|dir| {
+            let command = ServerProcess::command(dir.path(), &args);
+            std::thread::spawn(move || ServerProcess::spawn(command))
+        })
+        .collect();
+    let servers: Vec<(ServerProcess, String)> = starts
+        .into_iter()
+        .map(|s| s.join().expect("server start"))
+        .collect();
+    let http = reqwest::Client::new();
+    for (process, url) in &servers {
+        let status = http
+            .get(format!("{url}/v2/"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .expect("GET /v2/")
+            .status();
+        assert_eq!(status, 200, "{}", process.printed());
+    }
+    let host = servers[0].1.trim_start_matches("http://");
+    let reference: Reference = format!("{host}/team/app:v1").parse().unwrap();
+    let layers = vec![ImageLayer::oci_v1(b"pushed through one".to_vec(), None)];
+    let config = Config::oci_v1(b"{}".to_vec(), None);
+    let manifest = OciImageManifest::build(&layers, &config, None);
+    client()
+        .push(&reference, &layers, config, &admin(), Some(manifest))
+        .await
+        .expect("push through the first");
+    let listed: serde_json::Value = http
+        .get(format!("{}/v2/team/app/tags/list", servers[1].1))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("tags through the second")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed["tags"], serde_json::json!(["v1"]));
+    drop(servers);
+
+    let mut conn = server.clone().database(&name).connect().await.unwrap();
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1, "admin is bootstrapped once");
+    conn.close().await.unwrap();
     admin_sql(&server, &format!("DROP DATABASE {name} WITH (FORCE)")).await;
 }
 
