@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Blobs and upload sessions live under the data directory, metadata in
-//! `registry.db` (SQLite) beside them. Settings come from flags, their
+//! `registry.db` (SQLite) beside them; with `--storage s3` blobs go to an
+//! S3-compatible bucket and upload sessions to the database. Settings come from flags, their
 //! `REGISTRY_*` environment variables, and an optional TOML file
 //! (`--config`), in that order of precedence. With `--tls-cert` and
 //! `--tls-key` (PEM) it serves HTTPS (rustls, ring) instead of plain HTTP.
@@ -16,6 +17,7 @@ mod config;
 mod directory;
 mod oidc;
 mod serve;
+mod storage_config;
 mod tls;
 mod token_config;
 #[path = "../web-ui/assets.rs"]
@@ -28,7 +30,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Parser;
 use registry::api::{router, Limits, Registry};
+use registry::storage::sqlite::SqliteMetadataStore;
 use registry::storage::Stores;
+use storage_config::StorageSetting;
 
 use registry::storage::filesystem::{permissions, Durability};
 use tracing_subscriber::EnvFilter;
@@ -130,9 +134,25 @@ async fn run(settings: Settings) -> Result<(), String> {
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
-    let stores = Stores::data_dir(dir, durability)
-        .await
-        .map_err(open_error)?;
+    let stores = match &settings.storage {
+        StorageSetting::Filesystem => Stores::data_dir(dir, durability)
+            .await
+            .map_err(open_error)?,
+        StorageSetting::S3(s3) => {
+            // Metadata, upload sessions and auth records stay in the data
+            // directory's database; blobs go to the bucket.
+            let database = SqliteMetadataStore::open(dir.join("registry.db"))
+                .await
+                .map_err(open_error)?;
+            Stores::s3(s3, database).await.map_err(|e| {
+                format!(
+                    "cannot use S3 bucket {} at {}: {e}",
+                    s3.bucket,
+                    s3.endpoint.as_deref().unwrap_or("AWS S3")
+                )
+            })?
+        }
+    };
     let mut limits = Limits::default();
     limits.body_idle_timeout = settings.body_idle_timeout;
     let limits = settings.upload_limits.apply(limits);

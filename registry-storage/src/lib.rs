@@ -34,6 +34,7 @@
 //! # });
 //! ```
 
+pub mod backend;
 pub mod blob;
 pub mod cache;
 pub mod error;
@@ -43,6 +44,9 @@ pub mod memory;
 pub mod metadata;
 pub mod policy;
 pub mod retention;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod sessions;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod stores;
@@ -62,6 +66,7 @@ pub use metadata::{
 };
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};
+pub use sessions::{UploadSession, UploadSessionStore};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
 pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
