@@ -131,6 +131,14 @@ impl CachedAuthStore {
 
 #[async_trait]
 impl AuthStore for CachedAuthStore {
+    fn invalidate_cache(&self) {
+        // As a write does: a read spanning this does not cache.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.maps().clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.invalidate_cache();
+    }
+
     async fn create_user(&self, user: User) -> Result<(), AuthStoreError> {
         self.write(self.inner.create_user(user)).await
     }

@@ -251,4 +251,9 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError>;
     /// Records the one-time step `name`; recording it again changes nothing.
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError>;
+
+    /// Drops whatever this store caches: another process changed auth
+    /// records. Stores without a cache keep the default, which does
+    /// nothing; wrappers pass it on.
+    fn invalidate_cache(&self) {}
 }

@@ -37,6 +37,7 @@
 pub mod backend;
 pub mod blob;
 pub mod cache;
+pub mod changes;
 pub mod error;
 pub mod filesystem;
 pub mod gc;
@@ -58,6 +59,7 @@ pub mod verify;
 
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
 pub use cache::{CacheConfig, CachedMetadataStore};
+pub use changes::{BroadcastFeed, Change, ChangeFeed, ChangeStream};
 pub use error::{BoxError, Result, StorageError};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{

@@ -346,6 +346,12 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         }
         Ok(present)
     }
+
+    /// Drops what this store caches about `change`, a write another
+    /// process committed (see [`crate::changes`]). Stores without a cache
+    /// keep the default, which does nothing; wrappers pass it on.
+    fn invalidate(&self, _change: &crate::Change) {}
+
     /// Repositories holding a manifest with this digest, sorted.
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>>;
 

@@ -30,6 +30,7 @@ pub struct Stores {
     uploads: Arc<dyn UploadStore>,
     metadata: Arc<dyn MetadataStore>,
     auth: Option<Arc<dyn AuthStore>>,
+    changes: Option<Arc<dyn crate::ChangeFeed>>,
 }
 
 impl fmt::Debug for Stores {
@@ -39,6 +40,7 @@ impl fmt::Debug for Stores {
             .field("uploads", &self.uploads)
             .field("metadata", &self.metadata)
             .field("auth", &self.auth.is_some())
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -57,6 +59,7 @@ impl Stores {
             uploads,
             metadata,
             auth: None,
+            changes: None,
         }
     }
 
@@ -124,6 +127,19 @@ impl Stores {
     pub fn with_auth_store(mut self, auth: Arc<dyn AuthStore>) -> Self {
         self.auth = Some(auth);
         self
+    }
+
+    /// Sets where other processes' changes come from (a database shared
+    /// by replicas): a registry over these stores drops what its caches
+    /// hold about each change as it arrives. See [`crate::changes`].
+    pub fn with_change_feed(mut self, changes: Arc<dyn crate::ChangeFeed>) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
+    /// Where other processes' changes come from, if anywhere.
+    pub fn changes(&self) -> Option<&Arc<dyn crate::ChangeFeed>> {
+        self.changes.as_ref()
     }
 
     /// The blob store.

@@ -34,6 +34,7 @@ mod admin;
 mod authorize;
 mod blobs;
 mod caller;
+mod changes;
 mod error;
 mod identities;
 mod image_streams;
@@ -151,6 +152,9 @@ pub(crate) struct Inner {
     pub(crate) user_upload_slots: Arc<upload_limits::UserSlots>,
     /// The last readiness probe, reused for a moment.
     pub(crate) readiness: Arc<crate::http::health::ReadinessCache>,
+    /// Applies other replicas' changes to the caches, when the stores
+    /// have a change feed.
+    pub(crate) _changes: Option<changes::ChangeListener>,
 }
 
 /// Why a [`RegistryBuilder`] could not build a registry.
@@ -267,8 +271,10 @@ impl Registry {
             stores.uploads().clone(),
             metrics.open_uploads.clone(),
         );
+        let feed = stores.changes().map(|feed| feed.subscribe());
         Registry {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
+                _changes: feed.and_then(|feed| changes::follow(weak.clone(), feed)),
                 stores,
                 uploads,
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads)),
