@@ -365,6 +365,10 @@ impl AuthStore for CachedAuthStore {
         self.inner.marker_exists(name).await
     }
 
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError> {
+        self.inner.server_secret(candidate).await
+    }
+
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
         self.inner.set_marker(name).await
     }
