@@ -232,6 +232,10 @@ fn in_namespace(repo: &RepositoryName, ns: &Namespace) -> bool {
 
 #[async_trait]
 impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
+    async fn lock_prune(&self) -> Result<crate::PruneGuard> {
+        self.inner.lock_prune().await
+    }
+
     fn invalidate(&self, change: &crate::Change) {
         // As a write does: a read that started before the change and ends
         // after it must not cache what it read.

@@ -320,12 +320,13 @@ impl Registry {
 
     /// Runs garbage collection over the registry's stores (see
     /// [`registry_storage::gc`]), waiting for a run already in progress in
-    /// this process to finish first, and records it in the metrics. The
-    /// wait only saves duplicate work: concurrent runs (here or on other
-    /// replicas) are safe, because the metadata store's transactions decide
-    /// every delete.
+    /// this process, then on other replicas (the metadata store's prune
+    /// lock), to finish first, and records it in the metrics. The wait
+    /// only saves duplicate work: concurrent runs are safe, because the
+    /// metadata store's transactions decide every delete.
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport, StorageError> {
         let _one_at_a_time = self.inner.gc_lock.lock().await;
+        let _one_replica_at_a_time = self.metadata().lock_prune().await?;
         let report = registry_storage::collect_garbage(
             self.blobs().as_ref(),
             self.uploads().as_ref(),
