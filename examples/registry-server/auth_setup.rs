@@ -2,47 +2,48 @@
 //! registry's auth configuration. (The keys that sign registry tokens are
 //! made and rotated in the auth store by the registry itself.)
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use registry::api::{AuthConfig, Registry, RegistryBuilder};
 use registry::auth::{
-    ensure_admin, BootstrapOutcome, CachedAuthStore, LoginGuard, Password, PasswordHasher,
-    PullSecretPolicy, SigningKey,
+    ensure_admin, AuthStore, BootstrapOutcome, CachedAuthStore, LoginGuard, Password,
+    PasswordHasher, PullSecretPolicy, SigningKey,
 };
 use registry::storage::Stores;
 
 use crate::config::Settings;
 
-/// Reads the server secret from `path`, creating it (mode 0600) on first
-/// start: managed pull-secret tokens derive from it, so every replica must
-/// use the same one.
-fn signing_key(path: &Path) -> Result<SigningKey, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("{} must hold exactly 32 bytes", path.display()))?;
-            return Ok(SigningKey::from_bytes(bytes));
+/// The server secret pull-secret tokens derive from: the auth store's, so
+/// every replica on the database agrees without a key file. An install
+/// from before kept it in `<data-dir>/token-signing.key`: that key becomes
+/// the store's when the store has none yet (its pull secrets stay valid).
+async fn signing_key(store: &dyn AuthStore, legacy: &Path) -> Result<SigningKey, String> {
+    let file = match std::fs::read(legacy) {
+        Ok(bytes) => Some(
+            <[u8; 32]>::try_from(bytes.as_slice())
+                .map_err(|_| format!("{} must hold exactly 32 bytes", legacy.display()))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {}: {e}", legacy.display())),
+    };
+    let candidate = match file {
+        Some(bytes) => bytes,
+        None => {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes)
+                .map_err(|e| format!("no randomness for the server secret: {e}"))?;
+            bytes
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let stored = store
+        .server_secret(candidate)
+        .await
+        .map_err(|e| format!("cannot read the server secret from the database: {e}"))?;
+    if file.is_some_and(|file| file != stored) {
+        tracing::warn!(path = %legacy.display(), "ignoring the key file: the database holds another server secret (from another replica); pull secrets derive from the database's");
     }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the signing key: {e}"))?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    file.write_all(&bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(SigningKey::from_bytes(bytes))
+    Ok(SigningKey::from_bytes(stored))
 }
 
 /// Creates the `admin` user on first start and turns access control on.
@@ -89,7 +90,7 @@ pub async fn enable(
         }
         _ => {}
     }
-    let key = signing_key(&settings.data_dir.join("token-signing.key"))?;
+    let key = signing_key(store.as_ref(), &settings.data_dir.join("token-signing.key")).await?;
     let mut config = AuthConfig::new(key)
         // Every authenticated request looks its user or token up: served
         // from memory, written through.
@@ -115,4 +116,56 @@ pub async fn enable(
         .build()
         .await
         .map_err(|e| format!("cannot turn access control on: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry::auth::MemoryAuthStore;
+
+    /// Two keys agree when they derive the same pull-secret token.
+    fn bytes(key: &SigningKey) -> String {
+        use std::sync::LazyLock;
+        static PROBE: LazyLock<(
+            registry::auth::ServiceAccountRef,
+            registry::auth::AccessTokenId,
+        )> = LazyLock::new(|| {
+            let sa = registry::auth::ServiceAccountRef::new(
+                "ns".parse().unwrap(),
+                "sa".parse().unwrap(),
+            );
+            (sa, registry::auth::AccessTokenId::generate())
+        });
+        registry::auth::managed_token(key, &PROBE.0, &PROBE.1)
+            .expose()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_database_holds_the_secret_and_a_legacy_file_seeds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("token-signing.key");
+        // No file: a fresh secret, the same on every start.
+        let store = MemoryAuthStore::new();
+        let first = signing_key(&store, &legacy).await.unwrap();
+        assert_eq!(
+            bytes(&first),
+            bytes(&signing_key(&store, &legacy).await.unwrap())
+        );
+        assert!(!legacy.exists(), "no key file is written any more");
+
+        // A legacy file seeds an empty store; a store that has one wins.
+        std::fs::write(&legacy, [5u8; 32]).unwrap();
+        let seeded = MemoryAuthStore::new();
+        let from_file = signing_key(&seeded, &legacy).await.unwrap();
+        assert_eq!(bytes(&from_file), bytes(&SigningKey::from_bytes([5; 32])));
+        assert_eq!(
+            bytes(&signing_key(&store, &legacy).await.unwrap()),
+            bytes(&first)
+        );
+
+        std::fs::write(&legacy, [5u8; 3]).unwrap();
+        let err = signing_key(&seeded, &legacy).await.unwrap_err();
+        assert!(err.contains("exactly 32 bytes"), "{err}");
+    }
 }

@@ -109,6 +109,9 @@ pub struct Flags {
     /// Registry tokens: names, lifetimes, key rotation.
     #[command(flatten)]
     pub tokens: TokenFlags,
+    /// Where blobs live: the data directory or an S3 bucket.
+    #[command(flatten)]
+    pub storage: crate::storage_config::StorageFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -233,6 +236,16 @@ pub struct FileConfig {
     pub shutdown_timeout_secs: Option<u64>,
     /// Data directory.
     pub data_dir: Option<PathBuf>,
+    /// Where blobs live: `filesystem` or `s3`.
+    pub storage: Option<crate::storage_config::StorageKind>,
+    /// S3 endpoint of a non-AWS server.
+    pub s3_endpoint: Option<String>,
+    /// S3 bucket.
+    pub s3_bucket: Option<String>,
+    /// S3 region.
+    pub s3_region: Option<String>,
+    /// Key prefix inside the bucket.
+    pub s3_prefix: Option<String>,
     /// Durability.
     pub durability: Option<DurabilitySetting>,
     /// PostgreSQL for metadata and auth records (`postgres://…`).
@@ -398,6 +411,8 @@ pub struct Settings {
     pub prune_interval: Option<Duration>,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Where blobs live.
+    pub storage: crate::storage_config::StorageSetting,
     /// Durability.
     pub durability: DurabilitySetting,
     /// PostgreSQL for metadata and auth records, if not SQLite.
@@ -480,6 +495,7 @@ impl Settings {
             );
         }
         let tokens = TokenOptions::load(flags.tokens, &file)?;
+        let storage = crate::storage_config::StorageSetting::load(flags.storage, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
             flags.tls_key.or(file.tls_key),
@@ -549,6 +565,7 @@ impl Settings {
             auth_settings,
             oidc,
             tokens,
+            storage,
             listen: flags
                 .listen
                 .or(file.listen)

@@ -5,8 +5,10 @@
 //! ```
 //!
 //! Blobs and upload sessions live under the data directory, metadata in
-//! `registry.db` (SQLite) beside them, or with `--database-url
-//! postgres://…` in PostgreSQL, which replicas share. Settings come from flags, their
+//! `registry.db` (SQLite) beside them; with `--storage s3` blobs go to an
+//! S3-compatible bucket and upload sessions to the database; with
+//! `--database-url postgres://…` metadata and auth records (and, with S3,
+//! upload sessions) go to PostgreSQL, which replicas share. Settings come from flags, their
 //! `REGISTRY_*` environment variables, and an optional TOML file
 //! (`--config`), in that order of precedence. With `--tls-cert` and
 //! `--tls-key` (PEM) it serves HTTPS (rustls, ring) instead of plain HTTP.
@@ -17,6 +19,7 @@ mod config;
 mod directory;
 mod oidc;
 mod serve;
+mod storage_config;
 mod tls;
 mod token_config;
 #[path = "../web-ui/assets.rs"]
@@ -29,7 +32,9 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Parser;
 use registry::api::{router, Limits, Registry};
+use registry::storage::sqlite::SqliteMetadataStore;
 use registry::storage::Stores;
+use storage_config::StorageSetting;
 
 use registry::storage::filesystem::{permissions, Durability};
 use tracing_subscriber::EnvFilter;
@@ -131,15 +136,42 @@ async fn run(settings: Settings) -> Result<(), String> {
     let open_error = |e: registry::storage::StorageError| {
         format!("cannot open data directory {}: {e}", dir.display())
     };
-    let stores = match &settings.database_url {
-        // Blobs and uploads stay under the data dir; metadata and auth
-        // records go to the database, which replicas share.
-        Some(url) => Stores::postgres(url.expose(), dir, durability)
-            .await
-            .map_err(|e| format!("cannot use the database {url}: {e}"))?,
-        None => Stores::data_dir(dir, durability)
+    let s3_error = |s3: &registry::storage::s3::S3Config, e| {
+        format!(
+            "cannot use S3 bucket {} at {}: {e}",
+            s3.bucket,
+            s3.endpoint.as_deref().unwrap_or("AWS S3")
+        )
+    };
+    let stores = match (&settings.storage, &settings.database_url) {
+        (StorageSetting::Filesystem, None) => Stores::data_dir(dir, durability)
             .await
             .map_err(open_error)?,
+        // Blobs and uploads stay under the data dir; metadata and auth
+        // records go to the database, which replicas share.
+        (StorageSetting::Filesystem, Some(url)) => Stores::postgres(url.expose(), dir, durability)
+            .await
+            .map_err(|e| format!("cannot use the database {url}: {e}"))?,
+        (StorageSetting::S3(s3), None) => {
+            // Metadata, upload sessions and auth records stay in the data
+            // directory's database; blobs go to the bucket.
+            let database = SqliteMetadataStore::open(dir.join("registry.db"))
+                .await
+                .map_err(open_error)?;
+            Stores::s3(s3, database)
+                .await
+                .map_err(|e| s3_error(s3, e))?
+        }
+        // Nothing but the bucket and the database: any replica serves any
+        // request and continues any upload.
+        (StorageSetting::S3(s3), Some(url)) => {
+            let database = PgStore::connect(url.expose())
+                .await
+                .map_err(|e| format!("cannot use the database {url}: {e}"))?;
+            Stores::s3(s3, database)
+                .await
+                .map_err(|e| s3_error(s3, e))?
+        }
     };
     let mut limits = Limits::default();
     limits.body_idle_timeout = settings.body_idle_timeout;

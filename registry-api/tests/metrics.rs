@@ -326,7 +326,7 @@ async fn open_uploads_gauge_does_not_list_sessions_per_scrape() {
 
     let blobs = MemoryBlobStore::default();
     let uploads = Arc::new(ListCounting {
-        inner: MemoryUploadStore::new(blobs.clone()),
+        inner: MemoryUploadStore::in_memory(&blobs),
         lists: Default::default(),
     });
     // A session left by an earlier process: counted by the first scrape.

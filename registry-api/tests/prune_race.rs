@@ -135,8 +135,8 @@ impl Stores {
     }
 
     fn memory() -> Self {
-        let blobs = MemoryBlobStore::new();
-        let uploads = MemoryUploadStore::new(blobs.clone());
+        let blobs = MemoryBlobStore::default();
+        let uploads = MemoryUploadStore::in_memory(&blobs);
         Self::wrap(
             Arc::new(blobs),
             Arc::new(uploads),

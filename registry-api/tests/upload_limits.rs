@@ -247,7 +247,7 @@ async fn a_full_disk_is_507_and_not_ready() {
     let blobs = MemoryBlobStore::default();
     let full = Arc::new(AtomicBool::new(true));
     let uploads = Disk {
-        inner: MemoryUploadStore::new(blobs.clone()),
+        inner: MemoryUploadStore::in_memory(&blobs),
         full: full.clone(),
     };
     let registry = Registry::new(registry_storage::Stores::new(

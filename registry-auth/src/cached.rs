@@ -131,6 +131,14 @@ impl CachedAuthStore {
 
 #[async_trait]
 impl AuthStore for CachedAuthStore {
+    fn invalidate_cache(&self) {
+        // As a write does: a read spanning this does not cache.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.maps().clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.invalidate_cache();
+    }
+
     async fn create_user(&self, user: User) -> Result<(), AuthStoreError> {
         self.write(self.inner.create_user(user)).await
     }
@@ -355,6 +363,10 @@ impl AuthStore for CachedAuthStore {
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
         self.inner.marker_exists(name).await
+    }
+
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError> {
+        self.inner.server_secret(candidate).await
     }
 
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {

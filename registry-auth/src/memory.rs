@@ -30,6 +30,7 @@ struct State {
     token_ca: Option<TokenCa>,
     signing_keys: BTreeMap<KeyId, TokenSigningKey>,
     markers: BTreeSet<String>,
+    server_secret: Option<[u8; 32]>,
 }
 
 impl State {
@@ -370,6 +371,10 @@ impl AuthStore for MemoryAuthStore {
 
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError> {
         Ok(self.read()?.markers.contains(name))
+    }
+
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError> {
+        Ok(*self.write()?.server_secret.get_or_insert(candidate))
     }
 
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {

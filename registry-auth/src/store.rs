@@ -251,4 +251,16 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     async fn marker_exists(&self, name: &str) -> Result<bool, AuthStoreError>;
     /// Records the one-time step `name`; recording it again changes nothing.
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError>;
+
+    /// The store's server secret: 32 bytes shared by every process on this
+    /// store, which managed pull-secret tokens derive from (see
+    /// [`SigningKey`](crate::SigningKey)). The first call stores
+    /// `candidate`; every call returns what is stored, so replicas starting
+    /// at once agree on one secret.
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError>;
+
+    /// Drops whatever this store caches: another process changed auth
+    /// records. Stores without a cache keep the default, which does
+    /// nothing; wrappers pass it on.
+    fn invalidate_cache(&self) {}
 }

@@ -38,6 +38,7 @@ pub async fn run_all(store: &dyn AuthStore) {
     refresh_tokens(store).await;
     token_keys(store).await;
     markers(store).await;
+    server_secret(store).await;
 }
 
 /// A random tag for names, lowercase hex.
@@ -552,4 +553,13 @@ pub async fn markers(store: &dyn AuthStore) {
         "another",
         store.marker_exists(&format!("{name}-other")).await
     ));
+}
+
+/// The first call stores its candidate; later calls, with any candidate,
+/// return the stored secret.
+pub async fn server_secret(store: &dyn AuthStore) {
+    let first = ok("first", store.server_secret([7; 32]).await);
+    let again = ok("again", store.server_secret([9; 32]).await);
+    assert_eq!(first, again, "the server secret changed");
+    assert_ne!(again, [9; 32], "a later candidate replaced the secret");
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::digest::common::hazmat::{SerializableState, SerializedState};
 use sha2::Digest as _;
 
 /// A digest algorithm this registry accepts.
@@ -255,6 +256,55 @@ impl Digester {
     }
 }
 
+/// Why saved bytes are not a [`Digester`] state (see [`Digester::save`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("saved hash state is malformed: {0}")]
+pub struct InvalidHashState(&'static str);
+
+/// First byte of a saved state: which algorithm follows.
+const SAVED_SHA256: u8 = 1;
+const SAVED_SHA512: u8 = 2;
+
+impl Digester {
+    /// The hash state as bytes, to keep with an upload session so that
+    /// another process continues the hash where this one stopped (without
+    /// reading the bytes hashed so far again). Restore with
+    /// [`restore`](Self::restore). The bytes are an internal format of this
+    /// crate's version, not meant for other programs.
+    pub fn save(&self) -> Vec<u8> {
+        let (tag, state): (u8, Vec<u8>) = match &self.state {
+            HashState::Sha256(h) => (SAVED_SHA256, h.serialize().to_vec()),
+            HashState::Sha512(h) => (SAVED_SHA512, h.serialize().to_vec()),
+        };
+        let mut out = Vec::with_capacity(9 + state.len());
+        out.push(tag);
+        out.extend_from_slice(&self.bytes.to_le_bytes());
+        out.extend_from_slice(&state);
+        out
+    }
+
+    /// A digester continuing from [`save`](Self::save)d bytes.
+    pub fn restore(saved: &[u8]) -> Result<Self, InvalidHashState> {
+        let (&tag, rest) = saved.split_first().ok_or(InvalidHashState("empty"))?;
+        let (count, state) = rest
+            .split_first_chunk::<8>()
+            .ok_or(InvalidHashState("no byte count"))?;
+        let bytes = u64::from_le_bytes(*count);
+        let state = match tag {
+            SAVED_SHA256 => HashState::Sha256(deserialize_state(state)?),
+            SAVED_SHA512 => HashState::Sha512(deserialize_state(state)?),
+            _ => return Err(InvalidHashState("unknown algorithm")),
+        };
+        Ok(Digester { state, bytes })
+    }
+}
+
+fn deserialize_state<H: SerializableState>(state: &[u8]) -> Result<H, InvalidHashState> {
+    let state = SerializedState::<H>::try_from(state)
+        .map_err(|_| InvalidHashState("wrong state length"))?;
+    H::deserialize(&state).map_err(|_| InvalidHashState("state rejected by the hash"))
+}
+
 impl fmt::Debug for Digester {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Digester")
@@ -269,6 +319,26 @@ mod tests {
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn saved_state_continues_the_hash() {
+        for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+            let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+            // Split mid-block so that the buffered tail is part of the state.
+            let mut first = Digester::new(algorithm);
+            first.update(&data[..333]);
+            let mut resumed = Digester::restore(&first.save()).unwrap();
+            assert_eq!(resumed.bytes_hashed(), 333);
+            resumed.update(&data[333..]);
+            assert_eq!(resumed.finish(), Digest::of(algorithm, &data));
+        }
+        let saved = Digester::new(Algorithm::Sha256).save();
+        assert!(Digester::restore(&[]).is_err());
+        assert!(Digester::restore(&saved[..saved.len() - 1]).is_err());
+        let mut wrong = saved.clone();
+        wrong[0] = 9;
+        assert!(Digester::restore(&wrong).is_err());
+    }
 
     #[test]
     fn parses_and_displays() {

@@ -33,7 +33,7 @@ pub mod media_type;
 pub mod name;
 
 pub use config::{ImageConfig, ImageConfigError};
-pub use digest::{Algorithm, Digest, DigestError, Digester};
+pub use digest::{Algorithm, Digest, DigestError, Digester, InvalidHashState};
 pub use error_code::{ErrorCode, ErrorEnvelope, ErrorInfo};
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
 pub use name::{NameError, Namespace, Reference, ReferenceError, RepositoryName, Tag, TagError};

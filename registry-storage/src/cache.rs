@@ -4,8 +4,10 @@
 //! namespace checks).
 //!
 //! Writes through this wrapper invalidate what they change, so one process
-//! always reads its own writes. Other replicas' writes are seen once an
-//! entry's time to live has passed. A generation counter, bumped by every
+//! always reads its own writes. Other replicas' writes are seen as soon as
+//! their [`Change`](crate::Change) arrives through
+//! [`MetadataStore::invalidate`], and at the latest once an entry's time to
+//! live has passed. A generation counter, bumped by every
 //! write, keeps a read that raced with a write from caching what it read
 //! before the write.
 
@@ -191,12 +193,58 @@ impl<S: MetadataStore> CachedMetadataStore<S> {
     }
 }
 
+impl Maps {
+    /// Drops every entry `change` may have made stale.
+    fn forget(&mut self, change: &crate::Change) {
+        use crate::Change;
+        match change {
+            Change::Repository(repo) => {
+                self.manifests.retain(|(r, _)| r != repo);
+                self.tags.retain(|(r, _)| r != repo);
+                self.links.retain(|(r, _)| r != repo);
+            }
+            Change::Namespace(ns) => {
+                self.namespaces.retain(|n| n != ns);
+                self.manifests.retain(|(r, _)| !in_namespace(r, ns));
+                self.tags.retain(|(r, _)| !in_namespace(r, ns));
+                self.links.retain(|(r, _)| !in_namespace(r, ns));
+            }
+            Change::Auth => return,
+            Change::Everything => {
+                self.manifests.entries.clear();
+                self.tags.entries.clear();
+                self.links.entries.clear();
+                self.namespaces.entries.clear();
+            }
+        }
+        self.manifest_bytes = self
+            .manifests
+            .entries
+            .values()
+            .map(|(m, _)| m.bytes.len())
+            .sum();
+    }
+}
+
 fn in_namespace(repo: &RepositoryName, ns: &Namespace) -> bool {
     repo.namespace() == ns.as_str()
 }
 
 #[async_trait]
 impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
+    async fn lock_prune(&self) -> Result<crate::PruneGuard> {
+        self.inner.lock_prune().await
+    }
+
+    fn invalidate(&self, change: &crate::Change) {
+        // As a write does: a read that started before the change and ends
+        // after it must not cache what it read.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.maps().forget(change);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.inner.invalidate(change);
+    }
+
     async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
         self.inner.create_namespace(namespace).await
     }

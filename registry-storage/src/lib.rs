@@ -34,8 +34,10 @@
 //! # });
 //! ```
 
+pub mod backend;
 pub mod blob;
 pub mod cache;
+pub mod changes;
 pub mod error;
 pub mod filesystem;
 pub mod gc;
@@ -45,6 +47,9 @@ pub mod policy;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod retention;
+#[cfg(feature = "s3")]
+pub mod s3;
+pub mod sessions;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod stores;
@@ -56,14 +61,16 @@ pub mod verify;
 
 pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
 pub use cache::{CacheConfig, CachedMetadataStore};
+pub use changes::{BroadcastFeed, Change, ChangeFeed, ChangeStream};
 pub use error::{BoxError, Result, StorageError};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
-    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
-    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, PruneGuard,
+    Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};
+pub use sessions::{UploadSession, UploadSessionStore};
 pub use stores::Stores;
 pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
 pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};

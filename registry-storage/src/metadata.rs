@@ -346,6 +346,22 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         }
         Ok(present)
     }
+
+    /// Waits until no other process prunes over this store and holds that
+    /// until the returned guard is dropped (a database lock: PostgreSQL's
+    /// advisory lock). Pruning is safe without it (every delete is decided
+    /// by a transaction); it saves replicas sweeping the same blobs at
+    /// once. Stores used by one process keep the default, which returns at
+    /// once.
+    async fn lock_prune(&self) -> Result<PruneGuard> {
+        Ok(PruneGuard::none())
+    }
+
+    /// Drops what this store caches about `change`, a write another
+    /// process committed (see [`crate::changes`]). Stores without a cache
+    /// keep the default, which does nothing; wrappers pass it on.
+    fn invalidate(&self, _change: &crate::Change) {}
+
     /// Repositories holding a manifest with this digest, sorted.
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>>;
 
@@ -506,4 +522,31 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// Rebuilds a namespace's byte and blob counters from its links in one
     /// transaction, and returns them before and after.
     async fn recount_usage(&self, namespace: &Namespace) -> Result<UsageRecount>;
+}
+
+/// Held while a prune runs (see [`MetadataStore::lock_prune`]); dropping it
+/// releases the lock.
+pub struct PruneGuard(Option<Box<dyn Send + Sync>>);
+
+impl PruneGuard {
+    /// A guard that holds nothing (stores without a cross-process lock).
+    pub fn none() -> Self {
+        PruneGuard(None)
+    }
+
+    /// A guard holding `held` (a database transaction, a connection)
+    /// until it is dropped.
+    pub fn holding(held: impl Send + Sync + 'static) -> Self {
+        PruneGuard(Some(Box::new(held)))
+    }
+}
+
+impl Debug for PruneGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PruneGuard(held)"
+        } else {
+            "PruneGuard(none)"
+        })
+    }
 }

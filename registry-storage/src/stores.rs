@@ -14,7 +14,8 @@ use crate::{BlobStore, MetadataStore, UploadStore};
 /// accounts, tokens, role bindings).
 ///
 /// Assemble one with [`Stores::in_memory`], [`Stores::data_dir`] (with the
-/// `sqlite` feature) or, for your own backends, [`Stores::new`] and
+/// `sqlite` feature), `Stores::s3` (with the `s3` feature) or, for your own
+/// backends, [`Stores::new`] and
 /// [`Stores::with_auth_store`]. Cheap to clone.
 ///
 /// ```
@@ -29,6 +30,7 @@ pub struct Stores {
     uploads: Arc<dyn UploadStore>,
     metadata: Arc<dyn MetadataStore>,
     auth: Option<Arc<dyn AuthStore>>,
+    changes: Option<Arc<dyn crate::ChangeFeed>>,
 }
 
 impl fmt::Debug for Stores {
@@ -38,6 +40,7 @@ impl fmt::Debug for Stores {
             .field("uploads", &self.uploads)
             .field("metadata", &self.metadata)
             .field("auth", &self.auth.is_some())
+            .field("changes", &self.changes)
             .finish()
     }
 }
@@ -56,6 +59,7 @@ impl Stores {
             uploads,
             metadata,
             auth: None,
+            changes: None,
         }
     }
 
@@ -63,7 +67,7 @@ impl Stores {
     /// ephemeral embedding), auth records included.
     pub fn in_memory() -> Self {
         let blobs = MemoryBlobStore::default();
-        let uploads = MemoryUploadStore::new(blobs.clone());
+        let uploads = MemoryUploadStore::in_memory(&blobs);
         Stores::new(
             Arc::new(blobs),
             Arc::new(uploads),
@@ -116,10 +120,48 @@ impl Stores {
         )
     }
 
+    /// Blobs in an S3 bucket; metadata, upload-session state and auth
+    /// records in `database` (the SQLite or PostgreSQL store), so that any
+    /// process over the same bucket and database serves every request and
+    /// continues every upload. Metadata is read through a
+    /// [`CachedMetadataStore`](crate::CachedMetadataStore). Makes one
+    /// listing request first, so that a wrong endpoint, bucket or
+    /// credentials fail here rather than at the first push.
+    #[cfg(feature = "s3")]
+    pub async fn s3<D>(config: &crate::s3::S3Config, database: D) -> crate::Result<Self>
+    where
+        D: MetadataStore + crate::UploadSessionStore + AuthStore + Clone,
+    {
+        let backend = crate::s3::S3Backend::new(config).map_err(crate::StorageError::backend)?;
+        backend.check().await?;
+        let backend = Arc::new(backend);
+        let uploads =
+            crate::backend::BackendUploadStore::new(backend.clone(), Arc::new(database.clone()));
+        let blobs = crate::backend::BackendBlobStore::from_arc(backend);
+        let metadata = crate::CachedMetadataStore::new(database.clone());
+        Ok(
+            Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
+                .with_auth_store(Arc::new(database)),
+        )
+    }
+
     /// Replaces where auth records live.
     pub fn with_auth_store(mut self, auth: Arc<dyn AuthStore>) -> Self {
         self.auth = Some(auth);
         self
+    }
+
+    /// Sets where other processes' changes come from (a database shared
+    /// by replicas): a registry over these stores drops what its caches
+    /// hold about each change as it arrives. See [`crate::changes`].
+    pub fn with_change_feed(mut self, changes: Arc<dyn crate::ChangeFeed>) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
+    /// Where other processes' changes come from, if anywhere.
+    pub fn changes(&self) -> Option<&Arc<dyn crate::ChangeFeed>> {
+        self.changes.as_ref()
     }
 
     /// The blob store.

@@ -35,9 +35,9 @@ struct Stores {
 }
 
 fn memory() -> Stores {
-    let blobs = MemoryBlobStore::new();
+    let blobs = MemoryBlobStore::default();
     Stores {
-        uploads: Arc::new(MemoryUploadStore::new(blobs.clone())),
+        uploads: Arc::new(MemoryUploadStore::in_memory(&blobs)),
         blobs: Arc::new(blobs),
         metadata: Arc::new(MemoryMetadataStore::default()),
         _dir: None,

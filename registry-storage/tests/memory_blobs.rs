@@ -12,7 +12,7 @@ async fn memory_blob_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_upload_suite() {
     let blobs = MemoryBlobStore::default();
-    let uploads = MemoryUploadStore::new(blobs.clone());
+    let uploads = MemoryUploadStore::in_memory(&blobs);
     testing::run_upload_suite(&uploads, &blobs, &|_| {}).await;
 }
 

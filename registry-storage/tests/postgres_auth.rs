@@ -47,6 +47,7 @@ suite!(
     refresh_tokens,
     token_keys,
     markers,
+    server_secret,
 );
 
 /// Every check one after another on one database: they must not disturb each other.

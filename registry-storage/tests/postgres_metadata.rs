@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use postgres_common::TestDb;
 use registry_core::{Digest, Namespace, Reference, RepositoryName};
+use registry_storage::backend::BackendUploadStore;
+use registry_storage::memory::MemoryBlobStore;
 use registry_storage::postgres::{PgSettings, PgStore};
 use registry_storage::testing;
 use registry_storage::{MetadataStore, NewManifest, StorageError};
@@ -154,6 +156,67 @@ async fn two_replicas_move_one_tag() {
     let ns: Namespace = "replicas".parse().unwrap();
     let usage = other.namespace_usage(&ns).await.unwrap();
     assert_eq!(usage.blobs, 1, "the shared layer counts once");
+    other.close().await;
+    db.finish().await;
+}
+
+/// Upload sessions with their state in PostgreSQL (as with S3 blobs): the
+/// upload conformance suite, and two stores (replicas) over one blob backend
+/// and one database continuing each other's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_sessions_in_postgres() {
+    let Some(db) = TestDb::create("upload_sessions_in_postgres").await else {
+        return;
+    };
+    let blobs = MemoryBlobStore::default();
+    let uploads = BackendUploadStore::new(blobs.backend().clone(), db.store.clone());
+    testing::run_upload_suite(&uploads, &blobs, &|_| {}).await;
+
+    let other = PgStore::connect_options(db.options(), PgSettings::default())
+        .await
+        .expect("second store");
+    let second = BackendUploadStore::new(blobs.backend().clone(), Arc::new(other.clone()));
+    testing::upload_continues_on_another_store(&uploads, &second, &blobs, 3_000_000).await;
+    testing::upload_commit_races(&uploads, &second, &blobs).await;
+    testing::assert_no_uploads(&uploads).await;
+    testing::assert_no_blobs(&blobs).await;
+    other.close().await;
+    db.finish().await;
+}
+
+/// One prune at a time over a database: a second store's `lock_prune` waits
+/// while the first holds the guard, and gets the lock once it is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_lock_is_one_at_a_time_across_stores() {
+    let Some(db) = TestDb::create("prune_lock_is_one_at_a_time_across_stores").await else {
+        return;
+    };
+    let other = PgStore::connect_options(db.options(), PgSettings::default())
+        .await
+        .expect("second store");
+    let held = db.store.lock_prune().await.expect("first lock");
+    let waiting = {
+        let other = other.clone();
+        tokio::spawn(async move { other.lock_prune().await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a second prune ran while one held the lock"
+    );
+    drop(held);
+    let second = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("the lock is free once the guard is dropped")
+        .expect("task")
+        .expect("second lock");
+    drop(second);
+    // And free again after the second guard.
+    let third = tokio::time::timeout(std::time::Duration::from_secs(5), db.store.lock_prune())
+        .await
+        .expect("free again")
+        .expect("third lock");
+    drop(third);
     other.close().await;
     db.finish().await;
 }

@@ -48,6 +48,8 @@ suite!(
     deleting_a_service_account_cascades,
     refresh_tokens,
     token_keys,
+    markers,
+    server_secret,
 );
 
 /// Every check one after another on one file: they must not disturb each other.

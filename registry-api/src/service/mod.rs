@@ -34,6 +34,7 @@ mod admin;
 mod authorize;
 mod blobs;
 mod caller;
+mod changes;
 mod error;
 mod identities;
 mod image_streams;
@@ -151,6 +152,9 @@ pub(crate) struct Inner {
     pub(crate) user_upload_slots: Arc<upload_limits::UserSlots>,
     /// The last readiness probe, reused for a moment.
     pub(crate) readiness: Arc<crate::http::health::ReadinessCache>,
+    /// Applies other replicas' changes to the caches, when the stores
+    /// have a change feed.
+    pub(crate) _changes: Option<changes::ChangeListener>,
 }
 
 /// Why a [`RegistryBuilder`] could not build a registry.
@@ -267,8 +271,10 @@ impl Registry {
             stores.uploads().clone(),
             metrics.open_uploads.clone(),
         );
+        let feed = stores.changes().map(|feed| feed.subscribe());
         Registry {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
+                _changes: feed.and_then(|feed| changes::follow(weak.clone(), feed)),
                 stores,
                 uploads,
                 upload_slots: Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent_uploads)),
@@ -314,12 +320,13 @@ impl Registry {
 
     /// Runs garbage collection over the registry's stores (see
     /// [`registry_storage::gc`]), waiting for a run already in progress in
-    /// this process to finish first, and records it in the metrics. The
-    /// wait only saves duplicate work: concurrent runs (here or on other
-    /// replicas) are safe, because the metadata store's transactions decide
-    /// every delete.
+    /// this process, then on other replicas (the metadata store's prune
+    /// lock), to finish first, and records it in the metrics. The wait
+    /// only saves duplicate work: concurrent runs are safe, because the
+    /// metadata store's transactions decide every delete.
     pub async fn collect_garbage(&self, options: GcOptions) -> Result<GcReport, StorageError> {
         let _one_at_a_time = self.inner.gc_lock.lock().await;
+        let _one_replica_at_a_time = self.metadata().lock_prune().await?;
         let report = registry_storage::collect_garbage(
             self.blobs().as_ref(),
             self.uploads().as_ref(),

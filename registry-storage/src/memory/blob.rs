@@ -1,7 +1,9 @@
-//! [`MemoryBlobStore`]: blobs in a map, shared by clones.
+//! [`MemoryBackend`]: blobs in a map, shared by clones, and the
+//! [`MemoryBlobStore`] and [`MemoryUploadStore`] built on it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -9,9 +11,11 @@ use bytes::{Bytes, BytesMut};
 use futures::stream::{self, BoxStream, StreamExt};
 use registry_core::Digest;
 
-use crate::blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
+use super::sessions::MemoryUploadSessions;
+use crate::backend::{AppendMode, BackendBlobStore, BackendUploadStore, BlobBackend};
+use crate::backend::{StageTarget, StagedWrite};
+use crate::blob::{BlobBody, BlobInfo, ByteRange, ByteStream};
 use crate::error::{Result, StorageError};
-use crate::verify::Verifier;
 
 /// Size of the chunks `get` yields: readers see the same shape of stream as
 /// from a disk-backed store.
@@ -23,17 +27,51 @@ struct Stored {
     modified: SystemTime,
 }
 
-/// Blobs held in process memory. Cloning is cheap and clones share the
-/// blobs. For tests and for embedding without a disk.
+/// Blobs held in process memory: a [`BlobBackend`] whose staged writes are
+/// buffers in a map. Cloning is cheap and clones share the blobs.
 #[derive(Debug, Clone, Default)]
-pub struct MemoryBlobStore {
+pub struct MemoryBackend {
     blobs: Arc<RwLock<HashMap<Digest, Stored>>>,
+    /// Staged writes by number; a state's bytes are the first
+    /// [`StagedWrite::written`] of its buffer (later ones belong to an
+    /// append that failed or lost its race).
+    staged: Arc<Mutex<HashMap<u64, BytesMut>>>,
+    next_staged: Arc<AtomicU64>,
 }
 
-impl MemoryBlobStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
+/// Blobs held in process memory, for tests and for embedding without a
+/// disk. Cloning is cheap and clones share the blobs.
+pub type MemoryBlobStore = BackendBlobStore<MemoryBackend>;
+
+/// Upload sessions held in memory, publishing into a [`MemoryBlobStore`].
+pub type MemoryUploadStore = BackendUploadStore<MemoryBackend>;
+
+impl Default for MemoryBlobStore {
+    fn default() -> Self {
+        BackendBlobStore::new(MemoryBackend::default())
+    }
+}
+
+impl MemoryUploadStore {
+    /// Sessions in memory whose commits publish into `blobs`.
+    pub fn in_memory(blobs: &MemoryBlobStore) -> Self {
+        BackendUploadStore::new(
+            blobs.backend().clone(),
+            Arc::new(MemoryUploadSessions::default()),
+        )
+    }
+}
+
+fn staged_number(staged: &StagedWrite) -> Result<u64> {
+    let bytes: [u8; 8] = staged.state.as_slice().try_into().map_err(|_| {
+        StorageError::backend("memory staged write state is not a staged-write number")
+    })?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
+impl MemoryBackend {
+    fn staged_map(&self) -> std::sync::MutexGuard<'_, HashMap<u64, BytesMut>> {
+        self.staged.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lookup(&self, digest: &Digest) -> Option<Stored> {
@@ -44,9 +82,9 @@ impl MemoryBlobStore {
             .cloned()
     }
 
-    /// Stores bytes whose digest the caller has verified (an upload
-    /// session's commit). An existing blob is kept and its age refreshed.
-    pub(crate) fn insert_verified(&self, digest: &Digest, data: Bytes) -> BlobInfo {
+    /// Stores bytes whose digest the caller has verified. An existing blob
+    /// is kept and its age refreshed.
+    fn insert_verified(&self, digest: &Digest, data: Bytes) -> BlobInfo {
         let mut blobs = self.blobs.write().unwrap_or_else(PoisonError::into_inner);
         let stored = blobs.entry(digest.clone()).or_insert(Stored {
             data,
@@ -78,7 +116,7 @@ fn chunked(data: Bytes) -> ByteStream {
 }
 
 #[async_trait]
-impl BlobStore for MemoryBlobStore {
+impl BlobBackend for MemoryBackend {
     async fn stat(&self, digest: &Digest) -> Result<Option<BlobInfo>> {
         Ok(self.lookup(digest).map(|stored| info(digest, &stored)))
     }
@@ -99,18 +137,6 @@ impl BlobStore for MemoryBlobStore {
         })
     }
 
-    async fn put(&self, expected: &Digest, mut body: ByteStream) -> Result<BlobInfo> {
-        let mut verifier = Verifier::new(expected);
-        let mut data = BytesMut::new();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            verifier.update(&chunk);
-            data.extend_from_slice(&chunk);
-        }
-        verifier.finish(expected)?;
-        Ok(self.insert_verified(expected, data.freeze()))
-    }
-
     async fn delete(&self, digest: &Digest) -> Result<()> {
         self.blobs
             .write()
@@ -129,5 +155,54 @@ impl BlobStore for MemoryBlobStore {
             .map(|(digest, stored)| Ok(info(digest, stored)))
             .collect();
         stream::iter(infos).boxed()
+    }
+
+    async fn stage(&self, _target: StageTarget<'_>) -> Result<StagedWrite> {
+        let number = self.next_staged.fetch_add(1, Ordering::Relaxed);
+        self.staged_map().insert(number, BytesMut::new());
+        Ok(StagedWrite {
+            written: 0,
+            state: number.to_le_bytes().to_vec(),
+            pending: Bytes::new(),
+        })
+    }
+
+    async fn append(
+        &self,
+        staged: &StagedWrite,
+        mut body: ByteStream,
+        _mode: AppendMode,
+    ) -> Result<StagedWrite> {
+        let number = staged_number(staged)?;
+        let mut received = BytesMut::new();
+        while let Some(chunk) = body.next().await {
+            received.extend_from_slice(&chunk?);
+        }
+        let mut map = self.staged_map();
+        let buffer = map
+            .get_mut(&number)
+            .ok_or_else(|| StorageError::backend("memory staged write is gone"))?;
+        // Both are within the buffer, which is in memory: they fit in usize.
+        buffer.truncate(staged.written as usize);
+        buffer.extend_from_slice(&received);
+        Ok(StagedWrite {
+            written: staged.written + received.len() as u64,
+            ..staged.clone()
+        })
+    }
+
+    async fn publish(&self, staged: StagedWrite, digest: &Digest) -> Result<BlobInfo> {
+        let number = staged_number(&staged)?;
+        let mut buffer = self
+            .staged_map()
+            .remove(&number)
+            .ok_or_else(|| StorageError::backend("memory staged write is gone"))?;
+        buffer.truncate(staged.written as usize);
+        Ok(self.insert_verified(digest, buffer.freeze()))
+    }
+
+    async fn abort(&self, staged: StagedWrite) -> Result<()> {
+        self.staged_map().remove(&staged_number(&staged)?);
+        Ok(())
     }
 }

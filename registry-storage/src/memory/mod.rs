@@ -2,7 +2,8 @@
 
 mod blob;
 mod metadata;
-mod upload;
+mod sessions;
 mod usage;
+pub use self::blob::{MemoryBackend, MemoryBlobStore, MemoryUploadStore};
 pub use self::metadata::MemoryMetadataStore;
-pub use self::{blob::MemoryBlobStore, upload::MemoryUploadStore};
+pub use self::sessions::MemoryUploadSessions;

@@ -372,6 +372,12 @@ impl AuthStore for PgStore {
         Ok(self.bounded(q::marker_exists(&self.pool, name)).await?)
     }
 
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError> {
+        Ok(self
+            .bounded(q::server_secret(&self.pool, candidate))
+            .await?)
+    }
+
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
         Ok(self.bounded(q::set_marker(&self.pool, name)).await?)
     }

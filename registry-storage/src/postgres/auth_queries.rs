@@ -401,3 +401,21 @@ pub(super) async fn set_marker(pool: &PgPool, name: &str) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Stores `candidate` unless a secret is stored; returns the stored one.
+/// Two statements: the second's snapshot sees the row the first inserted or
+/// found (a concurrent first insert makes the first wait, then do nothing).
+pub(super) async fn server_secret(pool: &PgPool, candidate: [u8; 32]) -> Result<[u8; 32]> {
+    sqlx::query("INSERT INTO server_secret (id, value) VALUES (1, $1) ON CONFLICT (id) DO NOTHING")
+        .bind(candidate.as_slice())
+        .execute(pool)
+        .await?;
+    let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secret WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    let len = value.len();
+    value.try_into().map_err(|_| Error::CorruptSecret {
+        column: "server_secret.value",
+        source: format!("{len} bytes, not 32").into(),
+    })
+}

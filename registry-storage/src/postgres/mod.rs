@@ -38,6 +38,7 @@ mod error;
 mod manifests;
 mod repositories;
 mod retention;
+mod sessions;
 mod tags;
 mod token_queries;
 mod tx;
@@ -59,6 +60,13 @@ use crate::metadata::{
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
+
+/// The advisory lock key prunes take ("registry" in ASCII): one prune at a
+/// time over a database, whichever replica runs it.
+const PRUNE_LOCK: i64 = 0x7265_6769_7374_7279;
+
+/// How often a prune waiting for another one tries the lock again.
+const PRUNE_LOCK_POLL: Duration = Duration::from_millis(500);
 
 /// The schema, embedded at compile time from `migrations/postgres`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -162,13 +170,39 @@ impl PgStore {
     }
 
     /// Runs one call of the store within [`PgStore::deadline`].
-    async fn bounded<T>(
+    async fn bounded<T, E>(
         &self,
-        work: impl std::future::Future<Output = Result<T, error::Error>>,
-    ) -> Result<T, error::Error> {
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, error::Error>
+    where
+        error::Error: From<E>,
+    {
         tokio::time::timeout(self.deadline, work)
             .await
             .map_err(|_| error::Error::TimedOut(self.deadline))?
+            .map_err(error::Error::from)
+    }
+
+    /// Takes the prune lock: a session-level advisory lock on a connection
+    /// of its own (taken out of the pool), held until the guard drops it.
+    /// Closing the connection releases the lock, also when this process
+    /// dies; a transaction would not do, since a prune outlasts the idle
+    /// transaction timeout. Tried again every half second (a blocking
+    /// `pg_advisory_lock` would meet the statement timeout).
+    async fn prune_lock(&self) -> Result<crate::metadata::PruneGuard, error::Error> {
+        let mut conn = self.pool.acquire().await?.detach();
+        loop {
+            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(PRUNE_LOCK)
+                .fetch_one(&mut conn)
+                .await?;
+            if locked {
+                return Ok(crate::metadata::PruneGuard::holding(std::sync::Mutex::new(
+                    conn,
+                )));
+            }
+            tokio::time::sleep(PRUNE_LOCK_POLL).await;
+        }
     }
 
     /// Closes every connection, waiting for running statements to finish.
@@ -331,6 +365,10 @@ impl MetadataStore for PgStore {
         Ok(self
             .bounded(retention::tag_events(&self.pool, repository, after, limit))
             .await?)
+    }
+
+    async fn lock_prune(&self) -> Result<crate::metadata::PruneGuard> {
+        Ok(self.prune_lock().await?)
     }
 
     async fn find_manifest(&self, digest: &Digest) -> Result<Vec<RepositoryName>> {

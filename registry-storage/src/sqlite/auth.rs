@@ -391,6 +391,10 @@ impl AuthStore for SqliteMetadataStore {
     async fn set_marker(&self, name: &str) -> Result<(), AuthStoreError> {
         Ok(q::set_marker(&self.writer, name).await?)
     }
+
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], AuthStoreError> {
+        Ok(q::server_secret(&self.writer, candidate).await?)
+    }
 }
 
 #[cfg(test)]

@@ -408,3 +408,20 @@ pub(super) async fn set_marker(writer: &SqlitePool, name: &str) -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// Stores `candidate` unless a secret is stored; returns the stored one.
+/// Both statements run on the writer, which reads its own write.
+pub(super) async fn server_secret(writer: &SqlitePool, candidate: [u8; 32]) -> Result<[u8; 32]> {
+    sqlx::query("INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
+        .bind(candidate.as_slice())
+        .execute(writer)
+        .await?;
+    let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM server_secret WHERE id = 1")
+        .fetch_one(writer)
+        .await?;
+    let len = value.len();
+    value.try_into().map_err(|_| Error::Corrupt {
+        column: "server_secret.value",
+        source: format!("{len} bytes, not 32").into(),
+    })
+}

@@ -35,6 +35,7 @@ mod error;
 mod manifests;
 mod repositories;
 mod retention;
+mod sessions;
 mod tags;
 mod token_queries;
 mod usage;

@@ -3,6 +3,7 @@
 
 mod blob;
 mod metadata;
+mod shared_sessions;
 mod upload;
 pub use self::metadata::*;
-pub use self::{blob::*, upload::*};
+pub use self::{blob::*, shared_sessions::*, upload::*};

@@ -1,0 +1,231 @@
+//! [`BackendUploadStore`]: resumable upload sessions over any backend, their
+//! state in an [`UploadSessionStore`].
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use registry_core::{Algorithm, Digest, Digester, RepositoryName};
+
+use super::blobs::{discard, hashed, into_inner};
+use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
+use crate::blob::{BlobInfo, ByteStream};
+use crate::error::{Result, StorageError};
+use crate::sessions::{UploadSession, UploadSessionStore};
+use crate::upload::{UploadId, UploadStatus, UploadStore};
+use crate::verify::Verifier;
+
+/// Staged writes no session owns are removed once this old (see
+/// [`UploadStore::remove_stale_files`]).
+const STALE_STAGED_AGE: Duration = Duration::from_secs(3600);
+
+/// Both hashes of a session's bytes, fed as they arrive: the digest a
+/// client names at commit may use either algorithm.
+#[derive(Clone)]
+struct Hashes {
+    sha256: Digester,
+    sha512: Digester,
+}
+
+impl Hashes {
+    fn update(&mut self, chunk: &[u8]) {
+        self.sha256.update(chunk);
+        self.sha512.update(chunk);
+    }
+}
+
+/// Upload sessions over a [`BlobBackend`], publishing into it. All state
+/// of a session (offset, SHA-256 and SHA-512 states, the backend's staged
+/// write) is in the [`UploadSessionStore`] after every append, so any
+/// process sharing the backend and the session store continues any
+/// session, and a commit never reads the bytes again.
+///
+/// Two appends to one session at the same offset (clients wait for each
+/// chunk's answer, so only a confused or malicious one does this) cannot
+/// both count: the session store advances from one offset once, and the
+/// loser gets `InvalidOffset`.
+#[derive(Debug)]
+pub struct BackendUploadStore<B> {
+    backend: Arc<B>,
+    sessions: Arc<dyn UploadSessionStore>,
+}
+
+impl<B> Clone for BackendUploadStore<B> {
+    fn clone(&self) -> Self {
+        BackendUploadStore {
+            backend: self.backend.clone(),
+            sessions: self.sessions.clone(),
+        }
+    }
+}
+
+impl<B: BlobBackend> BackendUploadStore<B> {
+    /// Sessions whose bytes go to `backend` (shared with the
+    /// [`BackendBlobStore`](super::BackendBlobStore) they publish into) and
+    /// whose state goes to `sessions`.
+    pub fn new(backend: Arc<B>, sessions: Arc<dyn UploadSessionStore>) -> Self {
+        BackendUploadStore { backend, sessions }
+    }
+
+    async fn load(&self, id: &UploadId) -> Result<UploadSession> {
+        self.sessions.session(id).await?.ok_or_else(|| unknown(id))
+    }
+}
+
+fn unknown(id: &UploadId) -> StorageError {
+    StorageError::UploadUnknown { id: id.to_string() }
+}
+
+fn corrupt(id: &UploadId, e: registry_core::InvalidHashState) -> StorageError {
+    StorageError::backend(format!("upload session {id}: {e}"))
+}
+
+fn staged_of(session: &UploadSession) -> StagedWrite {
+    StagedWrite {
+        written: session.offset,
+        state: session.staged.clone(),
+        pending: bytes::Bytes::new(),
+    }
+}
+
+#[async_trait]
+impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
+    async fn create_for(
+        &self,
+        repository: &RepositoryName,
+        owner: Option<&str>,
+    ) -> Result<UploadStatus> {
+        let id = UploadId::random();
+        let staged = self.backend.stage(StageTarget::Session(&id)).await?;
+        let now = SystemTime::now();
+        let session = UploadSession {
+            id,
+            repository: repository.clone(),
+            owner: owner.map(str::to_owned),
+            started: now,
+            updated: now,
+            offset: 0,
+            sha256: Digester::new(Algorithm::Sha256).save(),
+            sha512: Digester::new(Algorithm::Sha512).save(),
+            staged: staged.state.clone(),
+        };
+        if let Err(e) = self.sessions.insert_session(&session).await {
+            discard(self.backend.as_ref(), staged).await;
+            return Err(e);
+        }
+        Ok(session.status())
+    }
+
+    async fn open_sessions(&self, owner: &str) -> Result<usize> {
+        self.sessions.count_sessions(owner).await
+    }
+
+    async fn status(&self, id: &UploadId) -> Result<UploadStatus> {
+        Ok(self.load(id).await?.status())
+    }
+
+    async fn append(&self, id: &UploadId, offset: u64, body: ByteStream) -> Result<UploadStatus> {
+        let session = self.load(id).await?;
+        if offset != session.offset {
+            return Err(StorageError::InvalidOffset {
+                expected: session.offset,
+                got: offset,
+            });
+        }
+        let hashes = Hashes {
+            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
+            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
+        };
+        let hashes = Arc::new(Mutex::new(hashes));
+        let staged = staged_of(&session);
+        let body = hashed(body, hashes.clone(), Hashes::update);
+        // On failure the stored session is untouched: it continues from
+        // the old state, as the contract asks.
+        let appended = self
+            .backend
+            .append(&staged, body, AppendMode::Resumable)
+            .await?;
+        let hashes = into_inner(hashes);
+        let next = UploadSession {
+            updated: SystemTime::now(),
+            offset: appended.written,
+            sha256: hashes.sha256.save(),
+            sha512: hashes.sha512.save(),
+            staged: appended.state.clone(),
+            ..session.clone()
+        };
+        if !self.sessions.advance_session(&next, session.offset).await? {
+            // Ended or moved by someone else meanwhile: what this call
+            // stored belongs to no session.
+            discard(self.backend.as_ref(), appended).await;
+            return Err(match self.sessions.session(id).await? {
+                Some(now) => StorageError::InvalidOffset {
+                    expected: now.offset,
+                    got: offset,
+                },
+                None => unknown(id),
+            });
+        }
+        self.backend.release(&staged, &appended).await;
+        Ok(next.status())
+    }
+
+    async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
+        // Ending the session first makes this the only commit of it.
+        let session = self
+            .sessions
+            .remove_session(id)
+            .await?
+            .ok_or_else(|| unknown(id))?;
+        let staged = staged_of(&session);
+        let saved = match expected.algorithm() {
+            Algorithm::Sha256 => Ok(&session.sha256),
+            Algorithm::Sha512 => Ok(&session.sha512),
+            _ => Err(StorageError::NotSupported {
+                what: "this digest algorithm for uploads",
+            }),
+        };
+        let verified = saved.and_then(|saved| {
+            let digester = Digester::restore(saved).map_err(|e| corrupt(id, e))?;
+            Verifier::from_digester(digester).finish(expected)
+        });
+        if let Err(e) = verified {
+            discard(self.backend.as_ref(), staged).await;
+            return Err(e);
+        }
+        match self.backend.publish(staged.clone(), expected).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                discard(self.backend.as_ref(), staged).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn cancel(&self, id: &UploadId) -> Result<()> {
+        let session = self
+            .sessions
+            .remove_session(id)
+            .await?
+            .ok_or_else(|| unknown(id))?;
+        self.backend.abort(staged_of(&session)).await
+    }
+
+    async fn list(&self) -> Result<Vec<UploadStatus>> {
+        self.sessions.list_sessions().await
+    }
+
+    async fn remove_stale_files(&self) -> Result<u64> {
+        let live: HashSet<UploadId> = self
+            .sessions
+            .list_sessions()
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        self.backend
+            .remove_stale_staged(&live, STALE_STAGED_AGE)
+            .await
+    }
+}
