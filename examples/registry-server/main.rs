@@ -32,6 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use clap::Parser;
 use registry::api::{router, Limits, Registry};
+use registry::storage::postgres::PgStore;
 use registry::storage::sqlite::SqliteMetadataStore;
 use registry::storage::Stores;
 use storage_config::StorageSetting;
