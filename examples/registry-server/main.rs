@@ -169,9 +169,14 @@ async fn run(settings: Settings) -> Result<(), String> {
             let database = PgStore::connect(url.expose())
                 .await
                 .map_err(|e| format!("cannot use the database {url}: {e}"))?;
+            let changes = database
+                .change_feed()
+                .await
+                .map_err(|e| format!("cannot listen for changes on the database {url}: {e}"))?;
             Stores::s3(s3, database)
                 .await
                 .map_err(|e| s3_error(s3, e))?
+                .with_change_feed(changes)
         }
     };
     let mut limits = Limits::default();

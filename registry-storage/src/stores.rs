@@ -113,10 +113,12 @@ impl Stores {
         let blobs = crate::filesystem::FsBlobStore::with_durability(dir, durability)?;
         let uploads = crate::filesystem::FsUploadStore::new(dir, blobs.clone())?;
         let database = crate::postgres::PgStore::connect(database_url).await?;
+        let changes = database.change_feed().await?;
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(
             Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
-                .with_auth_store(Arc::new(database)),
+                .with_auth_store(Arc::new(database))
+                .with_change_feed(changes),
         )
     }
 

@@ -34,6 +34,7 @@
 mod auth;
 mod auth_queries;
 mod blobs;
+mod changes;
 mod error;
 mod manifests;
 mod repositories;
@@ -67,6 +68,8 @@ const PRUNE_LOCK: i64 = 0x7265_6769_7374_7279;
 
 /// How often a prune waiting for another one tries the lock again.
 const PRUNE_LOCK_POLL: Duration = Duration::from_millis(500);
+
+pub use changes::PgChangeFeed;
 
 /// The schema, embedded at compile time from `migrations/postgres`.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");

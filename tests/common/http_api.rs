@@ -1,0 +1,122 @@
+//! A small HTTP client of the registry's distribution and admin APIs for
+//! process tests: Basic auth as `admin`, chunked uploads by hand.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use super::examples::ADMIN_PASSWORD;
+
+pub fn digest(data: &[u8]) -> String {
+    registry::core::Digest::sha256_of(data).to_string()
+}
+
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i as u64 * 2_654_435_761) >> 7) as u8 ^ seed)
+        .collect()
+}
+
+pub struct Api {
+    pub user: String,
+    pub password: String,
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl Api {
+    pub fn new(url: &str) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Api {
+            user: "admin".to_owned(),
+            password: ADMIN_PASSWORD.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+            url: url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.url)
+        };
+        self.http
+            .request(method, url)
+            .basic_auth(&self.user, Some(&self.password))
+    }
+
+    /// POST a session: its `Location`.
+    pub async fn start_upload(&self, repo: &str) -> String {
+        let r = self
+            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// PATCH one chunk at `offset`: the next `Location`.
+    pub async fn patch(&self, location: &str, offset: usize, chunk: &[u8]) -> String {
+        let r = self
+            .req(Method::PATCH, location)
+            .header("content-type", "application/octet-stream")
+            .header(
+                "content-range",
+                format!("{offset}-{}", offset + chunk.len() - 1),
+            )
+            .body(chunk.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let next = r.headers().get("location").cloned();
+        assert_eq!(status, StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
+        next.unwrap().to_str().unwrap().to_owned()
+    }
+
+    pub async fn finish(&self, location: &str, blob: &[u8]) {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = self
+            .req(
+                Method::PUT,
+                &format!("{location}{sep}digest={}", digest(blob)),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+    }
+
+    pub async fn get(&self, path: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
+        let mut req = self.req(Method::GET, path);
+        if let Some(range) = range {
+            req = req.header("range", range);
+        }
+        let r = req.send().await.unwrap();
+        (r.status(), r.bytes().await.unwrap().to_vec())
+    }
+}
+
+impl Api {
+    /// The same client acting as `user`.
+    pub fn as_user(&self, user: &str, password: &str) -> Api {
+        Api {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            http: self.http.clone(),
+            url: self.url.clone(),
+        }
+    }
+}
