@@ -12,7 +12,8 @@
 # `export REGISTRY_TEST_DATABASE_CA_FILE=…`: the server also accepts TLS, with a
 # certificate for 127.0.0.1 from a test CA generated here. Tests create a database of
 # their own per test through that URL (the role is a superuser). fsync and synchronous
-# commit are off: the cluster is for tests, never for figures about durability.
+# commit are off: the cluster is for tests, never for figures about durability, unless
+# POSTGRES_DURABLE=1 (benches/compare_s3.sh) keeps PostgreSQL's durable defaults.
 # Logs: STATE_DIR/postgres.log. Run again while it runs: prints the same export.
 set -euo pipefail
 
@@ -124,9 +125,11 @@ fi
 
 port=$(free_port)
 echo "$port" >"$state/port"
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[[ ${POSTGRES_DURABLE:-0} == 1 ]] && durability=""
 # Only loopback TCP and a socket inside STATE_DIR: nothing of the system's cluster.
 as_owner "$pg_ctl" -D "$data" -l "$state/postgres.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $state -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c ssl=on -c ssl_cert_file=$state/server.pem -c ssl_key_file=$state/server.key" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $state $durability -c max_connections=300 -c ssl=on -c ssl_cert_file=$state/server.pem -c ssl_key_file=$state/server.key" \
     start >&2 || { tail -n 30 "$state/postgres.log" >&2; exit 1; }
 psql -h 127.0.0.1 -p "$port" -U "$role" -d postgres -v ON_ERROR_STOP=1 -q \
     -c "CREATE DATABASE registry" >&2
