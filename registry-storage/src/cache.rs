@@ -178,51 +178,59 @@ impl<S: MetadataStore> CachedMetadataStore<S> {
                     max,
                 );
             }
-            if maps.manifest_bytes + m.bytes.len() > max_bytes {
+            // Emptied when full by count or by bytes (`Map::insert` would
+            // empty it by count without resetting the byte count).
+            let full = maps.manifests.entries.len() >= max;
+            if full || maps.manifest_bytes + m.bytes.len() > max_bytes {
                 maps.manifests.entries.clear();
                 maps.manifest_bytes = 0;
             }
+            let key = (m.repository.clone(), m.digest.clone());
+            if let Some((replaced, _)) = maps.manifests.entries.get(&key) {
+                maps.manifest_bytes -= replaced.bytes.len();
+            }
             maps.manifest_bytes += m.bytes.len();
-            maps.manifests.insert(
-                (m.repository.clone(), m.digest.clone()),
-                m.clone(),
-                expires,
-                max,
-            );
+            maps.manifests.insert(key, m.clone(), expires, max);
         });
     }
 }
 
 impl Maps {
-    /// Drops every entry `change` may have made stale.
+    /// Drops every entry `change` may have made stale: what a write of
+    /// this process or of another replica changed.
     fn forget(&mut self, change: &crate::Change) {
         use crate::Change;
         match change {
-            Change::Repository(repo) => {
-                self.manifests.retain(|(r, _)| r != repo);
-                self.tags.retain(|(r, _)| r != repo);
-                self.links.retain(|(r, _)| r != repo);
-            }
+            Change::Repository(repo) => self.forget_repositories(|r| r == repo),
             Change::Namespace(ns) => {
                 self.namespaces.retain(|n| n != ns);
-                self.manifests.retain(|(r, _)| !in_namespace(r, ns));
-                self.tags.retain(|(r, _)| !in_namespace(r, ns));
-                self.links.retain(|(r, _)| !in_namespace(r, ns));
+                self.forget_repositories(|r| in_namespace(r, ns));
             }
-            Change::Auth => return,
+            Change::Auth => {}
             Change::Everything => {
                 self.manifests.entries.clear();
+                self.manifest_bytes = 0;
                 self.tags.entries.clear();
                 self.links.entries.clear();
                 self.namespaces.entries.clear();
             }
         }
-        self.manifest_bytes = self
-            .manifests
-            .entries
-            .values()
-            .map(|(m, _)| m.bytes.len())
-            .sum();
+    }
+
+    /// Drops the manifests, tags and links of the repositories `stale`
+    /// picks, giving back the bytes of the manifests it drops.
+    fn forget_repositories(&mut self, stale: impl Fn(&RepositoryName) -> bool) {
+        let mut freed = 0;
+        self.manifests.entries.retain(|(r, _), (m, _)| {
+            let keep = !stale(r);
+            if !keep {
+                freed += m.bytes.len();
+            }
+            keep
+        });
+        self.manifest_bytes = self.manifest_bytes.saturating_sub(freed);
+        self.tags.retain(|(r, _)| !stale(r));
+        self.links.retain(|(r, _)| !stale(r));
     }
 }
 
@@ -288,10 +296,7 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
 
     async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
         self.write(self.inner.delete_namespace(namespace), |maps| {
-            maps.namespaces.retain(|ns| ns != namespace);
-            maps.manifests.retain(|(r, _)| !in_namespace(r, namespace));
-            maps.tags.retain(|(r, _)| !in_namespace(r, namespace));
-            maps.links.retain(|(r, _)| !in_namespace(r, namespace));
+            maps.forget(&crate::Change::Namespace(namespace.clone()));
         })
         .await
     }
@@ -311,9 +316,7 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
 
     async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
         self.write(self.inner.delete_repository(name), |maps| {
-            maps.manifests.retain(|(r, _)| r != name);
-            maps.tags.retain(|(r, _)| r != name);
-            maps.links.retain(|(r, _)| r != name);
+            maps.forget(&crate::Change::Repository(name.clone()));
         })
         .await
     }

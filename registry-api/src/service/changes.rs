@@ -6,7 +6,7 @@
 
 use std::sync::Weak;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use registry_storage::{Change, ChangeStream};
 
 use super::Inner;
@@ -34,14 +34,24 @@ pub(crate) fn follow(inner: Weak<Inner>, changes: ChangeStream) -> Option<Change
 }
 
 async fn apply(inner: Weak<Inner>, mut changes: ChangeStream) {
-    while let Some(change) = changes.next().await {
-        let Some(inner) = inner.upgrade() else { return };
-        tracing::debug!(?change, "change from another replica");
-        inner.stores.metadata().invalidate(&change);
-        if !matches!(change, Change::Auth | Change::Everything) {
-            continue;
+    while let Some(first) = changes.next().await {
+        // A burst (a push with many layers, a script creating tokens)
+        // arrives as many changes: apply what is queued at once, and
+        // reload the authorizer once for all of it.
+        let mut batch = vec![first];
+        while let Some(Some(change)) = changes.next().now_or_never() {
+            batch.push(change);
         }
-        let Some(auth) = &inner.auth else { continue };
+        let Some(inner) = inner.upgrade() else { return };
+        let mut auth_changed = false;
+        for change in &batch {
+            tracing::debug!(?change, "change from another replica");
+            inner.stores.metadata().invalidate(change);
+            auth_changed |= matches!(change, Change::Auth | Change::Everything);
+        }
+        let Some(auth) = inner.auth.as_ref().filter(|_| auth_changed) else {
+            continue;
+        };
         auth.store.invalidate_cache();
         if let Some(stores_auth) = inner.stores.auth() {
             stores_auth.invalidate_cache();

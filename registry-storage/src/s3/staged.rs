@@ -194,30 +194,22 @@ pub(super) async fn append(
         uploader.undo().await;
         return Err(e);
     }
-    let mut state = uploader.state;
     let tail = buffer.freeze();
-    state.tail = None;
+    uploader.state.tail = None;
     if mode == AppendMode::Final {
-        return Ok(state.encode(written, tail));
+        return Ok(uploader.state.encode(written, tail));
     }
     if !tail.is_empty() {
         // One object per acknowledged offset: the state this append
         // started from keeps its own tail until the session moved on.
-        let key = Path::from(format!("{}.tail-{written}", state.key));
+        let key = Path::from(format!("{}.tail-{written}", uploader.state.key));
         if let Err(e) = backend.store.put(&key, tail.into()).await {
-            let mut undo = Uploader {
-                backend,
-                key: state.key(),
-                state,
-                created: uploader.created,
-                in_flight: VecDeque::new(),
-            };
-            undo.undo().await;
+            uploader.undo().await;
             return Err(store_error(e));
         }
-        state.tail = Some(key.to_string());
+        uploader.state.tail = Some(key.to_string());
     }
-    Ok(state.encode(written, Bytes::new()))
+    Ok(uploader.state.encode(written, Bytes::new()))
 }
 
 pub(super) async fn publish(
