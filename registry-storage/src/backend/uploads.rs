@@ -12,6 +12,7 @@ use super::blobs::{discard, hashed, into_inner};
 use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
+use crate::keyed_locks::KeyedLocks;
 use crate::sessions::{UploadSession, UploadSessionStore};
 use crate::upload::{UploadId, UploadStatus, UploadStore};
 use crate::verify::Verifier;
@@ -41,14 +42,21 @@ impl Hashes {
 /// process sharing the backend and the session store continues any
 /// session, and a commit never reads the bytes again.
 ///
-/// Two appends to one session at the same offset (clients wait for each
-/// chunk's answer, so only a confused or malicious one does this) cannot
-/// both count: the session store advances from one offset once, and the
-/// loser gets `InvalidOffset`.
+/// Requests on one session (clients wait for each chunk's answer, so only
+/// a confused or malicious one sends two at once) take turns within a
+/// process: two appends at one offset would otherwise both write where the
+/// session's bytes go, and the bytes stored could differ from the hashed
+/// ones. Across processes, the session store advances from one offset
+/// once, so only one append counts and the other gets `InvalidOffset`;
+/// what the loser wrote is left alone (it shares the staged write with the
+/// winner) and a backend must make sure it cannot be published under the
+/// winner's digest (the S3 backend completes a multipart upload with the
+/// winner's part ETags, which a replaced part no longer matches).
 #[derive(Debug)]
 pub struct BackendUploadStore<B> {
     backend: Arc<B>,
     sessions: Arc<dyn UploadSessionStore>,
+    turns: Arc<KeyedLocks<UploadId>>,
 }
 
 impl<B> Clone for BackendUploadStore<B> {
@@ -56,6 +64,7 @@ impl<B> Clone for BackendUploadStore<B> {
         BackendUploadStore {
             backend: self.backend.clone(),
             sessions: self.sessions.clone(),
+            turns: self.turns.clone(),
         }
     }
 }
@@ -65,7 +74,22 @@ impl<B: BlobBackend> BackendUploadStore<B> {
     /// [`BackendBlobStore`](super::BackendBlobStore) they publish into) and
     /// whose state goes to `sessions`.
     pub fn new(backend: Arc<B>, sessions: Arc<dyn UploadSessionStore>) -> Self {
-        BackendUploadStore { backend, sessions }
+        BackendUploadStore {
+            backend,
+            sessions,
+            turns: Arc::default(),
+        }
+    }
+
+    /// The backend the sessions write to.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// How many sessions have a request of this process in flight (each
+    /// holds a lock entry only meanwhile).
+    pub fn sessions_in_flight(&self) -> usize {
+        self.turns.len()
     }
 
     async fn load(&self, id: &UploadId) -> Result<UploadSession> {
@@ -126,6 +150,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn append(&self, id: &UploadId, offset: u64, body: ByteStream) -> Result<UploadStatus> {
+        let _turn = self.turns.lock(id.clone()).await;
         let session = self.load(id).await?;
         if offset != session.offset {
             return Err(StorageError::InvalidOffset {
@@ -156,9 +181,9 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             ..session.clone()
         };
         if !self.sessions.advance_session(&next, session.offset).await? {
-            // Ended or moved by someone else meanwhile: what this call
-            // stored belongs to no session.
-            discard(self.backend.as_ref(), appended).await;
+            // Ended or moved by another process meanwhile. What this call
+            // wrote is not aborted: the staged write is the other
+            // request's too (see the type's docs).
             return Err(match self.sessions.session(id).await? {
                 Some(now) => StorageError::InvalidOffset {
                     expected: now.offset,
@@ -172,6 +197,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
+        let _turn = self.turns.lock(id.clone()).await;
         // Ending the session first makes this the only commit of it.
         let session = self
             .sessions
@@ -204,6 +230,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {
+        let _turn = self.turns.lock(id.clone()).await;
         let session = self
             .sessions
             .remove_session(id)
