@@ -2,13 +2,14 @@
 //! state in an [`UploadSessionStore`].
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Algorithm, Digest, Digester, RepositoryName};
 
-use super::blobs::{discard, hashed, into_inner};
+use super::blobs::discard;
+use super::hashing::{hash_both, take, Hashes, HashesOut};
 use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
@@ -20,21 +21,6 @@ use crate::verify::Verifier;
 /// Staged writes no session owns are removed once this old (see
 /// [`UploadStore::remove_stale_files`]).
 const STALE_STAGED_AGE: Duration = Duration::from_secs(3600);
-
-/// Both hashes of a session's bytes, fed as they arrive: the digest a
-/// client names at commit may use either algorithm.
-#[derive(Clone)]
-struct Hashes {
-    sha256: Digester,
-    sha512: Digester,
-}
-
-impl Hashes {
-    fn update(&mut self, chunk: &[u8]) {
-        self.sha256.update(chunk);
-        self.sha512.update(chunk);
-    }
-}
 
 /// Upload sessions over a [`BlobBackend`], publishing into it. All state
 /// of a session (offset, SHA-256 and SHA-512 states, the backend's staged
@@ -162,16 +148,18 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
             sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
         };
-        let hashes = Arc::new(Mutex::new(hashes));
         let staged = staged_of(&session);
-        let body = hashed(body, hashes.clone(), Hashes::update);
+        let out = HashesOut::default();
+        let body = hash_both(body, hashes, out.clone());
         // On failure the stored session is untouched: it continues from
         // the old state, as the contract asks.
         let appended = self
             .backend
             .append(&staged, body, AppendMode::Resumable)
             .await?;
-        let hashes = into_inner(hashes);
+        let hashes = take(&out).ok_or_else(|| {
+            StorageError::backend("the backend returned before the end of the body")
+        })?;
         let next = UploadSession {
             updated: SystemTime::now(),
             offset: appended.written,
