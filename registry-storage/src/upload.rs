@@ -128,6 +128,23 @@ pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
     /// Verifies and publishes the uploaded bytes as `expected`, ending the session.
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo>;
 
+    /// Appends a last chunk that must start at `offset`, then commits as
+    /// `expected`: what a `PUT` with a body does. A wrong offset or a body
+    /// that fails leaves the session as it was, as with `append`; a digest
+    /// mismatch ends it, as with `commit`. The default appends, then
+    /// commits; a store may instead publish straight from the chunk without
+    /// recording it as an acknowledged append first.
+    async fn commit_last_chunk(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        self.append(id, offset, body).await?;
+        self.commit(id, expected).await
+    }
+
     /// Ends the session and discards its bytes.
     async fn cancel(&self, id: &UploadId) -> Result<()>;
 

@@ -58,6 +58,37 @@ impl Chunk {
             body,
         }
     }
+
+    /// Where the chunk starts in `current`, and its body, cut off with an
+    /// error when it is not as long as announced.
+    fn checked(self, current: &UploadStatus) -> (u64, ByteStream) {
+        let offset = self.offset.unwrap_or(current.offset);
+        let body = match self.length {
+            Some(announced) => exactly(self.body, announced),
+            None => self.body,
+        };
+        (offset, body)
+    }
+}
+
+/// What a refused chunk at `offset` of `current` means to the client.
+fn chunk_error(current: &UploadStatus, offset: u64, e: StorageError) -> RegistryError {
+    let refused = |offset: u64, reason: String| RegistryError::ChunkRefused {
+        repository: current.repository.clone(),
+        id: current.id.clone(),
+        offset,
+        reason,
+    };
+    match e {
+        StorageError::InvalidOffset { expected, got } => refused(
+            expected,
+            format!("chunk starts at {got}, upload is at {expected}"),
+        ),
+        StorageError::Incoming { source } if source.is::<ChunkLengthMismatch>() => {
+            refused(offset, source.to_string())
+        }
+        e => e.into(),
+    }
 }
 
 /// A chunk body that is longer or shorter than announced.
@@ -278,28 +309,9 @@ impl Registry {
     }
 
     async fn append(&self, current: &UploadStatus, chunk: Chunk) -> RegistryResult<UploadStatus> {
-        let offset = chunk.offset.unwrap_or(current.offset);
-        let body = match chunk.length {
-            Some(announced) => exactly(chunk.body, announced),
-            None => chunk.body,
-        };
-        let refused = |offset: u64, reason: String| RegistryError::ChunkRefused {
-            repository: current.repository.clone(),
-            id: current.id.clone(),
-            offset,
-            reason,
-        };
-        match self.uploads().append(&current.id, offset, body).await {
-            Ok(s) => Ok(s),
-            Err(StorageError::InvalidOffset { expected, got }) => Err(refused(
-                expected,
-                format!("chunk starts at {got}, upload is at {expected}"),
-            )),
-            Err(StorageError::Incoming { source }) if source.is::<ChunkLengthMismatch>() => {
-                Err(refused(offset, source.to_string()))
-            }
-            Err(e) => Err(e.into()),
-        }
+        let (offset, body) = chunk.checked(current);
+        let appended = self.uploads().append(&current.id, offset, body).await;
+        appended.map_err(|e| chunk_error(current, offset, e))
     }
 
     /// Appends the last chunk, if any, then publishes the session as blob
@@ -315,18 +327,21 @@ impl Registry {
         self.authorize(caller, Action::Push, &Resource::Repository(repo))?;
         let _slot = self.upload_slot(&caller.actor())?;
         let current = self.session(repo, id).await?;
-        if let Some(chunk) = last_chunk {
-            self.append(&current, chunk).await?;
-        }
         // Before the commit, which may find the bytes present already.
         let ticket = self.metadata().blob_ticket(digest).await?;
-        let stored = match self.uploads().commit(id, digest).await {
-            Ok(stored) => stored,
-            Err(StorageError::UploadUnknown { .. }) => {
-                return Err(RegistryError::UploadUnknown(id.clone()))
+        let committed = match last_chunk {
+            // Appended and committed in one step: the store need not
+            // record the last chunk as an acknowledged append first.
+            Some(chunk) => {
+                let (offset, body) = chunk.checked(&current);
+                let committed = self.uploads().commit_last_chunk(id, offset, body, digest);
+                committed
+                    .await
+                    .map_err(|e| chunk_error(&current, offset, e))
             }
-            Err(e) => return Err(e.into()),
+            None => self.uploads().commit(id, digest).await.map_err(Into::into),
         };
+        let stored = committed?;
         // The first request that knows the size: the link refuses it past
         // the namespace's quota. The bytes stay unlinked (invisible from
         // the repository) until a prune sweeps them.

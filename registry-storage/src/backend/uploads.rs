@@ -81,6 +81,35 @@ impl<B: BlobBackend> BackendUploadStore<B> {
     async fn load(&self, id: &UploadId) -> Result<UploadSession> {
         self.sessions.session(id).await?.ok_or_else(|| unknown(id))
     }
+
+    /// Publishes an ended session's staged bytes as `expected` if `hashes`
+    /// say they are; discards them otherwise, or when publishing fails.
+    async fn publish_verified(
+        &self,
+        staged: StagedWrite,
+        hashes: Hashes,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        let digester = match expected.algorithm() {
+            Algorithm::Sha256 => Ok(hashes.sha256),
+            Algorithm::Sha512 => Ok(hashes.sha512),
+            _ => Err(StorageError::NotSupported {
+                what: "this digest algorithm for uploads",
+            }),
+        };
+        let verified = digester.and_then(|d| Verifier::from_digester(d).finish(expected));
+        if let Err(e) = verified {
+            discard(self.backend.as_ref(), staged).await;
+            return Err(e);
+        }
+        match self.backend.publish(staged.clone(), expected).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                discard(self.backend.as_ref(), staged).await;
+                Err(e)
+            }
+        }
+    }
 }
 
 fn unknown(id: &UploadId) -> StorageError {
@@ -192,29 +221,66 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             .remove_session(id)
             .await?
             .ok_or_else(|| unknown(id))?;
-        let staged = staged_of(&session);
-        let saved = match expected.algorithm() {
-            Algorithm::Sha256 => Ok(&session.sha256),
-            Algorithm::Sha512 => Ok(&session.sha512),
-            _ => Err(StorageError::NotSupported {
-                what: "this digest algorithm for uploads",
-            }),
+        let hashes = Hashes {
+            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
+            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
         };
-        let verified = saved.and_then(|saved| {
-            let digester = Digester::restore(saved).map_err(|e| corrupt(id, e))?;
-            Verifier::from_digester(digester).finish(expected)
-        });
-        if let Err(e) = verified {
-            discard(self.backend.as_ref(), staged).await;
-            return Err(e);
+        self.publish_verified(staged_of(&session), hashes, expected)
+            .await
+    }
+
+    /// The last chunk goes to the backend as a final append (an S3 backend
+    /// keeps a short tail in memory instead of storing it as an object),
+    /// and the session is ended without recording it: one session-store
+    /// write instead of two.
+    async fn commit_last_chunk(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        let _turn = self.turns.lock(id.clone()).await;
+        let session = self.load(id).await?;
+        if offset != session.offset {
+            return Err(StorageError::InvalidOffset {
+                expected: session.offset,
+                got: offset,
+            });
         }
-        match self.backend.publish(staged.clone(), expected).await {
-            Ok(info) => Ok(info),
-            Err(e) => {
-                discard(self.backend.as_ref(), staged).await;
-                Err(e)
+        let hashes = Hashes {
+            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
+            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
+        };
+        let staged = staged_of(&session);
+        let out = HashesOut::default();
+        let body = hash_both(body, hashes, out.clone());
+        // A failure here leaves the stored session as it was: the client
+        // may resume from its offset.
+        let appended = self
+            .backend
+            .append(&staged, body, AppendMode::Final)
+            .await?;
+        let hashes = take(&out).ok_or_else(|| {
+            StorageError::backend("the backend returned before the end of the body")
+        })?;
+        // Ending the session makes this the only commit of it; another
+        // process that moved it meanwhile shares the staged write, so
+        // nothing is published or aborted then.
+        match self.sessions.remove_session(id).await? {
+            Some(ended) if ended.offset == session.offset => {}
+            Some(ended) => {
+                return Err(StorageError::InvalidOffset {
+                    expected: ended.offset,
+                    got: offset,
+                })
             }
+            None => return Err(unknown(id)),
         }
+        // What the session's last acknowledged state held that the final
+        // one does not (an S3 backend's stored tail, now in `pending`).
+        self.backend.release(&staged, &appended).await;
+        self.publish_verified(appended, hashes, expected).await
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {

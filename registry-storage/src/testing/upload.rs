@@ -187,6 +187,55 @@ pub async fn upload_commit_mismatch(uploads: &dyn UploadStore, blobs: &dyn BlobS
     }
 }
 
+/// A last chunk committed in one step (what a `PUT` with a body does): the
+/// blob is published whole, sha512 too; a wrong offset changes nothing and
+/// the session continues; a mismatch ends the session, publishing nothing.
+pub async fn upload_last_chunk(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(70_000, 21);
+    for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
+        let digest = Digest::of(algorithm, &data);
+        let session = uploads.create(&repo()).await.unwrap();
+        uploads
+            .append(&session.id, 0, body_of(&data[..30_000], 7000))
+            .await
+            .unwrap();
+        match uploads
+            .commit_last_chunk(&session.id, 1, body_of(&data[30_000..], 4096), &digest)
+            .await
+        {
+            Err(StorageError::InvalidOffset { expected, got }) => {
+                assert_eq!((expected, got), (30_000, 1));
+            }
+            other => panic!("expected InvalidOffset, got {other:?}"),
+        }
+        assert_eq!(uploads.status(&session.id).await.unwrap().offset, 30_000);
+        let info = uploads
+            .commit_last_chunk(&session.id, 30_000, body_of(&data[30_000..], 4096), &digest)
+            .await
+            .unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_upload_unknown(uploads, &session.id).await;
+        let body = blobs.get(&digest, None).await.unwrap();
+        assert_eq!(read_body(body.stream).await.unwrap(), data);
+        blobs.delete(&digest).await.unwrap();
+        assert_clean(uploads, blobs).await;
+    }
+    let wrong = Digest::sha256_of(b"not this");
+    let session = uploads.create(&repo()).await.unwrap();
+    match uploads
+        .commit_last_chunk(&session.id, 0, body_of(&data, 9000), &wrong)
+        .await
+    {
+        Err(StorageError::DigestMismatch { actual, .. }) => {
+            assert_eq!(actual, Digest::sha256_of(&data));
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert_upload_unknown(uploads, &session.id).await;
+    assert_eq!(blobs.stat(&wrong).await.unwrap(), None);
+    assert_clean(uploads, blobs).await;
+}
+
 /// Cancel discards the bytes; the session is then unknown.
 pub async fn upload_cancel(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let data = test_data(10_000, 14);
@@ -351,6 +400,8 @@ pub async fn run_upload_suite(
     after_each("upload_failing_stream");
     upload_commit_mismatch(uploads, blobs).await;
     after_each("upload_commit_mismatch");
+    upload_last_chunk(uploads, blobs).await;
+    after_each("upload_last_chunk");
     upload_cancel(uploads, blobs).await;
     after_each("upload_cancel");
     upload_unknown(uploads, blobs).await;
