@@ -70,6 +70,9 @@ impl Registry {
         digest: &Digest,
     ) -> RegistryResult<BlobInfo> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        if let Some(proxy) = self.proxy_of(repo) {
+            return self.proxy_stat_blob(proxy, repo, digest).await;
+        }
         self.ensure_linked(repo, digest).await?;
         self.blobs()
             .stat(digest)
@@ -88,6 +91,9 @@ impl Registry {
         range: Option<BlobRange>,
     ) -> RegistryResult<BlobBody> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        if let Some(proxy) = self.proxy_of(repo) {
+            return self.proxy_get_blob(proxy, repo, digest, range).await;
+        }
         self.ensure_linked(repo, digest).await?;
         // The size clips or places the range.
         let range = match range {
@@ -122,6 +128,7 @@ impl Registry {
         digest: &Digest,
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        self.refuse_proxy_writes(repo)?;
         match self.metadata().unlink_blob(repo, digest).await {
             Ok(()) => {
                 tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
