@@ -934,11 +934,10 @@ t_proxy() { # proxy namespace `mirror` over a Distribution seeded with skopeo; p
     mnt=$("${P[@]}" image mount "$image")
     cmp "$mnt/data/random.bin" "$WORK/ctx/random.bin"
     "${P[@]}" image unmount "$image"
-    # Pushes into the proxy namespace are refused.
-    if skopeo copy --src-tls-verify=false --dest-tls-verify=false \
-        "docker://$R/interop/app:v1" "docker://$R/mirror/library/pushed:v1" 2>"$dir/push.err"; then
-        fail "a push into the proxy namespace was accepted"
-    fi
+    # Pushes into the proxy namespace are refused (curl: skopeo would first HEAD the blob,
+    # which asks the stopped upstream: 503).
+    code=$("${CURL[@]}" -o "$dir/push.err" -w '%{http_code}' -X POST "$BASE/v2/mirror/library/pushed/blobs/uploads/")
+    expect_eq "$code" 403 "POST upload into the proxy namespace"
     grep -q 'read-only proxy namespace' "$dir/push.err" || { cat "$dir/push.err"; fail "push refusal without its reason"; }
     "${CURL[@]}" "$BASE/extensions/v2/metrics" | grep '^registry_proxy_requests_total'
     echo "ok: pulled through the mirror, served from the cache with the upstream stopped"

@@ -40,7 +40,7 @@ impl FetchError {
     }
 
     /// The client's error sorted by meaning.
-    fn of_client(e: ClientError) -> Self {
+    pub(super) fn of_client(e: ClientError) -> Self {
         match e {
             ClientError::NotFound { .. } => FetchError::NotFound,
             ClientError::Api { status, .. } if status.as_u16() == 429 => {
@@ -72,7 +72,7 @@ fn pulled(stored: StoredManifest, stale: bool) -> RegistryResult<PulledManifest>
 
 impl ProxyNamespace {
     /// The error a client sees for a failed fetch of `what`.
-    fn refusal(&self, e: FetchError, unknown: RegistryError) -> RegistryError {
+    pub(super) fn refusal(&self, e: FetchError, unknown: RegistryError) -> RegistryError {
         match e {
             FetchError::NotFound => unknown,
             FetchError::Upstream(reason) => RegistryError::UpstreamUnavailable {
@@ -89,7 +89,7 @@ impl ProxyNamespace {
         }
     }
 
-    fn upstream_repo(&self, repo: &RepositoryName) -> RegistryResult<RepositoryName> {
+    pub(super) fn upstream_repo(&self, repo: &RepositoryName) -> RegistryResult<RepositoryName> {
         self.upstream_name(repo).ok_or_else(|| {
             RegistryError::invalid_name(
                 "repository",
@@ -295,7 +295,7 @@ impl Registry {
     }
 
     /// Whether `repo` serves `digest` from the store: linked and stored.
-    async fn cached_blob(
+    pub(super) async fn cached_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
@@ -396,7 +396,7 @@ impl Registry {
 
     /// Asks the upstream for the blob and starts the tee; the client's body
     /// when `with_client` (else the fetch runs for the store alone).
-    async fn start_blob_fetch(
+    pub(super) async fn start_blob_fetch(
         &self,
         proxy: &ProxyNamespace,
         repo: &RepositoryName,

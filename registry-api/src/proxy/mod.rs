@@ -57,7 +57,10 @@
 
 mod fetch;
 mod inflight;
+mod sync;
 mod tee;
+
+pub use sync::{SyncRule, SyncRuleError, MAX_SYNC_TAGS};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -100,6 +103,11 @@ pub struct ProxyConfig {
     /// read (default 30 s): a stalled upstream fails the request instead
     /// of holding it.
     pub read_timeout: Duration,
+    /// Repositories (and tag globs) to mirror ahead of time, every
+    /// `sync_interval` ([`Registry::spawn_mirror_sync`](crate::Registry::spawn_mirror_sync)).
+    pub sync: Vec<SyncRule>,
+    /// How often `sync` runs; never when `None`.
+    pub sync_interval: Option<Duration>,
 }
 
 impl fmt::Debug for ProxyConfig {
@@ -133,6 +141,8 @@ impl ProxyConfig {
             hosts: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            sync: Vec::new(),
+            sync_interval: None,
         }
     }
 
@@ -364,6 +374,16 @@ impl Proxies {
             return None;
         }
         self.by_namespace.get(&repo.to_namespace())
+    }
+
+    /// The proxy namespace `ns`, if it is one.
+    pub(crate) fn of_namespace(&self, ns: &Namespace) -> Option<&std::sync::Arc<ProxyNamespace>> {
+        self.by_namespace.get(ns)
+    }
+
+    /// Every proxy namespace.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &std::sync::Arc<ProxyNamespace>> {
+        self.by_namespace.values()
     }
 
     /// Whether `ns` is a proxy namespace.

@@ -470,7 +470,7 @@ impl Registry {
 
     /// Runs `job` at `first`, then every `every` (a late run delays the
     /// next), until the handle is dropped or the registry is.
-    fn spawn_every<F, Fut>(
+    pub(crate) fn spawn_every<F, Fut>(
         &self,
         first: tokio::time::Instant,
         every: Duration,
