@@ -210,6 +210,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     // Idle upload sessions and stale temp files go without a prune.
     let _maintenance = registry.spawn_maintenance();
+    // Proxy namespaces' scheduled mirroring (`sync` rules of [[proxy]]).
+    let _mirror_sync = registry.spawn_mirror_sync();
     let _scheduled_prune = settings.prune_interval.map(|every| {
         tracing::info!(every_secs = every.as_secs(), "scheduled prune on");
         registry.spawn_scheduled_prune(every, registry::storage::GcOptions::default())

@@ -124,6 +124,12 @@ pub struct FileProxy {
     pub connect_timeout_secs: Option<u64>,
     /// Seconds the upstream may stay silent.
     pub read_timeout_secs: Option<u64>,
+    /// Repositories (and tag globs) to mirror ahead of time:
+    /// `["library/alpine:3.*"]`.
+    #[serde(default)]
+    pub sync: Vec<String>,
+    /// How often `sync` runs (`1h`).
+    pub sync_interval: Option<registry::storage::PolicyDuration>,
 }
 
 /// The proxy namespaces of the flags and the config file.
@@ -179,6 +185,28 @@ pub fn resolve(flags: ProxyFlags, file: Vec<FileProxy>) -> Result<Vec<ProxyConfi
             config.tag_ttl = ttl.get();
         }
         config.hosts = table.hosts;
+        for rule in &table.sync {
+            let rule = rule.parse().map_err(|e| format!("[[proxy]] {ns}: {e}"))?;
+            config.sync.push(rule);
+        }
+        config.sync_interval = match (table.sync_interval, config.sync.is_empty()) {
+            (Some(d), _) if d.get().is_zero() => {
+                return Err(format!(
+                    "[[proxy]] {ns}: sync_interval must be longer than 0s"
+                ))
+            }
+            (Some(_), true) => {
+                return Err(format!(
+                    "[[proxy]] {ns}: sync_interval without sync rules (sync = [\"repo:glob\"])"
+                ))
+            }
+            (None, false) => {
+                return Err(format!(
+                    "[[proxy]] {ns}: sync rules need a sync_interval (\"1h\")"
+                ))
+            }
+            (interval, _) => interval.map(|d| d.get()),
+        };
         for (secs, field, slot) in [
             (
                 table.connect_timeout_secs,
@@ -234,6 +262,8 @@ mod tests {
             password_file = "{}"
             tag_ttl = "10m"
             hosts = ["quay.io"]
+            sync = ["coreos/etcd:v3.*", "prometheus/prometheus"]
+            sync_interval = "1h"
             "#,
             password.display()
         );
@@ -249,6 +279,16 @@ mod tests {
         assert_eq!(configs.len(), 2);
         assert_eq!(configs[1].password.as_deref(), Some("s3cret"));
         assert_eq!(configs[1].tag_ttl, Duration::from_secs(600));
+        assert_eq!(configs[1].sync.len(), 2);
+        assert_eq!(configs[1].sync_interval, Some(Duration::from_secs(3600)));
+        let no_interval: Doc = toml::from_str(&text.replace("sync_interval = \"1h\"", "")).unwrap();
+        let flags = ProxyFlags::default();
+        assert!(resolve(flags, no_interval.proxy)
+            .unwrap_err()
+            .contains("need a sync_interval"));
+        let bad_rule: Doc = toml::from_str(&text.replace("coreos/etcd:v3.*", "Etcd")).unwrap();
+        let message = resolve(ProxyFlags::default(), bad_rule.proxy).unwrap_err();
+        assert!(message.contains("invalid repository"), "{message}");
 
         let doc: Doc = toml::from_str(&text.replace("quay\"\n", "hub\"\n")).unwrap();
         let flags = ProxyFlags {

@@ -148,3 +148,36 @@ async fn bad_requests_and_callers_who_may_not_are_refused() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_rules_of_the_config_run_on_their_schedule() {
+    let upstream = Upstream::start().await;
+    let (_, layer1) = upstream.push_image("v1", layer_of(10_000, 1)).await;
+    let (_, layer2) = upstream.push_image("latest", layer_of(10_000, 2)).await;
+    let mut config = registry_api::proxy::ProxyConfig::new(cache(), upstream.url.parse().unwrap());
+    config.username = Some("mirror".into());
+    config.password = Some(common::PASSWORD.into());
+    config.sync = vec!["team/app:v*".parse().unwrap()];
+    config.sync_interval = Some(Duration::from_secs(3600));
+    let registry = registry_api::Registry::builder(registry_storage::Stores::in_memory())
+        .proxy(config)
+        .build()
+        .await
+        .unwrap();
+    // The first run starts at once.
+    let handles = registry.spawn_mirror_sync();
+    assert_eq!(handles.len(), 1);
+    let repo = name("cache/team/app");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while registry.blobs().stat(&layer1).await.unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "not synced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(registry
+        .metadata()
+        .blob_linked(&repo, &layer1)
+        .await
+        .unwrap());
+    // `latest` does not match `v*`.
+    assert!(registry.blobs().stat(&layer2).await.unwrap().is_none());
+}
