@@ -8,7 +8,8 @@
 #   --rounds N    rounds (default 3); figures are medians over rounds
 #   --out FILE    also write the markdown table to FILE
 #
-# Environment: BENCH_TMPDIR (where data directories go, default /tmp).
+# Environment: BENCH_TMPDIR (where data directories go, default /tmp); SERVER (a
+# registry-server binary to use instead of building the release one).
 #
 # What runs: builds registry-server (release) and starts two on loopback ports, each with
 # --no-auth --durability none and a fresh data directory:
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "proxy.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -38,9 +39,11 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C
 log() { echo "proxy.sh: $*" >&2; }
 
-log "building registry-server (release)"
-cargo build --release --example registry-server >&2
-SERVER="$PWD/target/release/examples/registry-server"
+if [ -z "${SERVER:-}" ]; then
+    log "building registry-server (release)"
+    cargo build --release --example registry-server >&2
+    SERVER="$PWD/target/release/examples/registry-server"
+fi
 
 WORK="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/registry-proxy-bench.XXXXXX")"
 PIDS=()
