@@ -148,10 +148,10 @@ impl Stores {
     async fn filesystem_sqlite() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let blobs = FsBlobStore::with_durability(dir.path(), Durability::None).expect("blobs");
-        let uploads = FsUploadStore::new(dir.path(), blobs.clone()).expect("uploads");
         let database = SqliteMetadataStore::open(dir.path().join("registry.db"))
             .await
             .expect("sqlite");
+        let uploads = FsUploadStore::for_blobs(&blobs, Arc::new(database.clone()));
         Self::wrap(
             Arc::new(blobs),
             Arc::new(uploads),

@@ -41,6 +41,7 @@ pub mod changes;
 pub mod error;
 pub mod filesystem;
 pub mod gc;
+mod keyed_locks;
 pub mod memory;
 pub mod metadata;
 pub mod policy;

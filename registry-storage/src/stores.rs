@@ -89,8 +89,9 @@ impl Stores {
     ) -> crate::Result<Self> {
         let dir = dir.as_ref();
         let blobs = crate::filesystem::FsBlobStore::with_durability(dir, durability)?;
-        let uploads = crate::filesystem::FsUploadStore::new(dir, blobs.clone())?;
         let database = crate::sqlite::SqliteMetadataStore::open(dir.join("registry.db")).await?;
+        let uploads =
+            crate::filesystem::FsUploadStore::for_blobs(&blobs, Arc::new(database.clone()));
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(
             Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
@@ -102,7 +103,7 @@ impl Stores {
     /// `database_url` (migrated on connect, shared by replicas), read
     /// through a [`CachedMetadataStore`](crate::CachedMetadataStore) as in
     /// [`data_dir`](Self::data_dir); blobs and upload sessions still under
-    /// `blobs_dir`.
+    /// `blobs_dir` (upload-session state in the database).
     #[cfg(feature = "postgres")]
     pub async fn postgres(
         database_url: &str,
@@ -111,8 +112,9 @@ impl Stores {
     ) -> crate::Result<Self> {
         let dir = blobs_dir.as_ref();
         let blobs = crate::filesystem::FsBlobStore::with_durability(dir, durability)?;
-        let uploads = crate::filesystem::FsUploadStore::new(dir, blobs.clone())?;
         let database = crate::postgres::PgStore::connect(database_url).await?;
+        let uploads =
+            crate::filesystem::FsUploadStore::for_blobs(&blobs, Arc::new(database.clone()));
         let changes = database.change_feed().await?;
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(

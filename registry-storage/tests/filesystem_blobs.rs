@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use registry_core::{Digest, RepositoryName};
 use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
+use registry_storage::sqlite::SqliteMetadataStore;
 use registry_storage::testing::{self, body_of, read_body, test_data};
 use registry_storage::{BlobStore, ByteStream, UploadStore};
 
@@ -31,6 +32,15 @@ fn assert_no_leftovers(root: &Path, after: &str) {
     );
 }
 
+/// Upload sessions over `blobs`, their state in `root/registry.db` (as
+/// `Stores::data_dir` has them).
+async fn uploads_of(blobs: &FsBlobStore, root: &Path) -> FsUploadStore {
+    let sessions = SqliteMetadataStore::open(root.join("registry.db"))
+        .await
+        .unwrap();
+    FsUploadStore::for_blobs(blobs, std::sync::Arc::new(sessions))
+}
+
 /// An endless body of 64 KiB chunks, one every few milliseconds.
 fn endless_body() -> ByteStream {
     let chunk = Bytes::from(vec![7u8; 64 * 1024]);
@@ -45,7 +55,7 @@ fn endless_body() -> ByteStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_blob_suite_fsync() {
     let dir = tempfile::tempdir().unwrap();
-    let blobs = FsBlobStore::new(dir.path()).unwrap();
+    let blobs = FsBlobStore::open(dir.path()).unwrap();
     assert_eq!(blobs.durability(), Durability::Fsync);
     testing::run_blob_suite(&blobs, &|test| assert_no_leftovers(dir.path(), test)).await;
 }
@@ -60,8 +70,8 @@ async fn fs_blob_suite_no_fsync() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_upload_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let blobs = FsBlobStore::new(dir.path()).unwrap();
-    let uploads = FsUploadStore::new(dir.path(), blobs.clone()).unwrap();
+    let blobs = FsBlobStore::open(dir.path()).unwrap();
+    let uploads = uploads_of(&blobs, dir.path()).await;
     testing::run_upload_suite(&uploads, &blobs, &|test| {
         assert_no_leftovers(dir.path(), test)
     })
@@ -69,14 +79,13 @@ async fn fs_upload_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fs_upload_suite_separate_roots() {
-    // Blobs and uploads under different roots (same filesystem here).
+async fn fs_upload_suite_sessions_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let blobs = FsBlobStore::with_durability(dir.path().join("b"), Durability::None).unwrap();
-    let uploads = FsUploadStore::new(dir.path().join("u"), blobs.clone()).unwrap();
+    let blobs = FsBlobStore::with_durability(dir.path(), Durability::None).unwrap();
+    let sessions = registry_storage::memory::MemoryUploadSessions::default();
+    let uploads = FsUploadStore::for_blobs(&blobs, std::sync::Arc::new(sessions));
     testing::run_upload_suite(&uploads, &blobs, &|test| {
-        assert_no_leftovers(&dir.path().join("b"), test);
-        assert_no_leftovers(&dir.path().join("u"), test);
+        assert_no_leftovers(dir.path(), test)
     })
     .await;
 }
@@ -105,8 +114,8 @@ async fn fs_uploads_survive_restart() {
     let repo: RepositoryName = "ns/restart".parse().unwrap();
     let data = test_data(3_000_000, 42);
     let id = {
-        let blobs = FsBlobStore::new(dir.path()).unwrap();
-        let uploads = FsUploadStore::new(dir.path(), blobs).unwrap();
+        let blobs = FsBlobStore::open(dir.path()).unwrap();
+        let uploads = uploads_of(&blobs, dir.path()).await;
         let session = uploads.create(&repo).await.unwrap();
         uploads
             .append(&session.id, 0, body_of(&data[..1_000_000], 100_000))
@@ -115,8 +124,8 @@ async fn fs_uploads_survive_restart() {
         session.id
     };
     // A new process: nothing in memory, only the directory.
-    let blobs = FsBlobStore::new(dir.path()).unwrap();
-    let uploads = FsUploadStore::new(dir.path(), blobs.clone()).unwrap();
+    let blobs = FsBlobStore::open(dir.path()).unwrap();
+    let uploads = uploads_of(&blobs, dir.path()).await;
     let listed = uploads.list().await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((&listed[0].id, listed[0].offset), (&id, 1_000_000));
@@ -128,7 +137,7 @@ async fn fs_uploads_survive_restart() {
     assert_eq!(status.offset, 2_000_000);
 
     // And once more, committing from a third instance.
-    let uploads = FsUploadStore::new(dir.path(), blobs.clone()).unwrap();
+    let uploads = uploads_of(&blobs, dir.path()).await;
     uploads
         .append(&id, 2_000_000, body_of(&data[2_000_000..], 1 << 20))
         .await
@@ -178,7 +187,7 @@ async fn fs_dropped_put_removes_its_temp_file() {
 async fn fs_dropped_append_rolls_back() {
     let dir = tempfile::tempdir().unwrap();
     let blobs = FsBlobStore::with_durability(dir.path(), Durability::None).unwrap();
-    let uploads = FsUploadStore::new(dir.path(), blobs.clone()).unwrap();
+    let uploads = uploads_of(&blobs, dir.path()).await;
     let session = uploads
         .create(&"ns/dropped".parse().unwrap())
         .await
@@ -187,11 +196,7 @@ async fn fs_dropped_append_rolls_back() {
         .append(&session.id, 0, body_of(b"kept", 4))
         .await
         .unwrap();
-    let data = dir
-        .path()
-        .join("uploads")
-        .join(session.id.as_str())
-        .join("data");
+    let data = dir.path().join("uploads").join(session.id.as_str());
     let append = uploads.append(&session.id, 4, endless_body());
     tokio::select! {
         result = append => panic!("an endless append ended: {result:?}"),
@@ -212,11 +217,11 @@ async fn fs_dropped_append_rolls_back() {
 #[test]
 fn fs_stale_temp_files_are_removed_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    FsBlobStore::new(dir.path()).unwrap();
+    FsBlobStore::open(dir.path()).unwrap();
     let stale = dir.path().join("tmp/left-over");
     std::fs::write(&stale, b"half a blob").unwrap();
     // Young temp files may belong to another process's put: kept.
-    FsBlobStore::new(dir.path()).unwrap();
+    FsBlobStore::open(dir.path()).unwrap();
     assert!(stale.exists());
     FsBlobStore::builder(dir.path())
         .stale_temp_age(Duration::ZERO)
@@ -238,7 +243,7 @@ fn kill_writer_child() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let result = runtime.block_on(async {
-        let blobs = FsBlobStore::new(root).unwrap();
+        let blobs = FsBlobStore::open(root).unwrap();
         blobs
             .put(&Digest::sha256_of(b"never finished"), endless_body())
             .await
@@ -286,7 +291,7 @@ fn fs_killed_put_leaves_no_blob() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         // What a restarted process sees: no blob, half-written or whole.
-        let blobs = FsBlobStore::new(dir.path()).unwrap();
+        let blobs = FsBlobStore::open(dir.path()).unwrap();
         assert_eq!(
             blobs
                 .stat(&Digest::sha256_of(b"never finished"))

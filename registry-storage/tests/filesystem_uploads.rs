@@ -1,6 +1,6 @@
-//! Filesystem upload sessions under abuse and crashes: ids that do not
-//! exist, a push killed mid-`PATCH`, temp files of killed pushes, and
-//! idle expiry.
+//! Filesystem upload sessions (state in the data directory's SQLite
+//! database) under abuse and crashes: ids that do not exist, a push killed
+//! mid-`PATCH`, temp files of killed pushes, and idle expiry.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use registry_core::{Digest, RepositoryName};
 use registry_storage::filesystem::{Durability, FsBlobStore, FsUploadStore};
 use registry_storage::memory::MemoryMetadataStore;
+use registry_storage::sqlite::SqliteMetadataStore;
 use registry_storage::testing::{body_of, test_data};
 use registry_storage::upload::expire_idle;
 use registry_storage::{collect_garbage, BlobStore, ByteStream, GcOptions, UploadId, UploadStore};
@@ -26,15 +27,21 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     }
 }
 
-fn stores(root: &Path) -> (FsBlobStore, FsUploadStore) {
+/// The stores `Stores::data_dir` builds, without the metadata cache.
+async fn stores(root: &Path) -> (FsBlobStore, FsUploadStore) {
     let blobs = FsBlobStore::with_durability(root, Durability::None).unwrap();
-    let uploads = FsUploadStore::new(root, blobs.clone()).unwrap();
+    let sessions = SqliteMetadataStore::open(root.join("registry.db"))
+        .await
+        .unwrap();
+    let uploads = FsUploadStore::for_blobs(&blobs, std::sync::Arc::new(sessions));
     (blobs, uploads)
 }
 
 /// Makes `path` look last written `age` ago.
 fn age(path: &Path, age: Duration) {
-    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    // Read-only, so that directories can be aged too (the owner may set
+    // times through any descriptor).
+    let file = std::fs::File::open(path).unwrap();
     file.set_modified(SystemTime::now() - age).unwrap();
 }
 
@@ -45,46 +52,91 @@ fn stalling_body(chunk: Bytes) -> ByteStream {
         .boxed()
 }
 
-/// Asking about ids that never existed keeps no memory per id (it kept a
-/// lock and hash-cache entry for each, for ever); ended sessions leave none
-/// either.
+/// Asking about ids that never existed keeps no memory per id; a session
+/// holds a lock entry only while a request on it is in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_upload_ids_leave_no_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let (_blobs, uploads) = stores(dir.path());
+    let (_blobs, uploads) = stores(dir.path()).await;
     for _ in 0..200 {
         let id = UploadId::random();
         assert!(uploads.status(&id).await.is_err());
-    }
-    assert_eq!(uploads.cached_sessions(), 0, "an entry per unknown id");
-    for _ in 0..20 {
-        let id = UploadId::random();
         assert!(uploads.append(&id, 0, body_of(b"x", 1)).await.is_err());
         assert!(uploads.commit(&id, &Digest::sha256_of(b"")).await.is_err());
         assert!(uploads.cancel(&id).await.is_err());
     }
-    assert_eq!(uploads.cached_sessions(), 0);
+    assert_eq!(uploads.sessions_in_flight(), 0, "an entry per unknown id");
 
     let session = uploads.create(&repo()).await.unwrap();
+    let stalled = {
+        let uploads = uploads.clone();
+        let id = session.id.clone();
+        tokio::spawn(async move {
+            uploads
+                .append(&id, 0, stalling_body(Bytes::from_static(b"abc")))
+                .await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while uploads.sessions_in_flight() == 0 {
+        assert!(Instant::now() < deadline, "the append never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stalled.abort();
+    assert!(stalled.await.unwrap_err().is_cancelled());
+    assert_eq!(
+        uploads.sessions_in_flight(),
+        0,
+        "the dropped append's entry"
+    );
     uploads
         .append(&session.id, 0, body_of(b"abc", 1))
         .await
         .unwrap();
-    assert_eq!(uploads.cached_sessions(), 1);
     uploads.cancel(&session.id).await.unwrap();
-    assert_eq!(uploads.cached_sessions(), 0);
+    assert_eq!(uploads.sessions_in_flight(), 0);
+}
+
+/// Two appends at one offset of one session in one process take turns: the
+/// second is refused, and the bytes committed are the first one's (both
+/// used to write into the session's file at once, so the stored bytes
+/// could differ from the hashed ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_appends_cannot_mix_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blobs, uploads) = stores(dir.path()).await;
+    let session = uploads.create(&repo()).await.unwrap();
+    let a = test_data(2 << 20, 7);
+    let b = test_data(2 << 20, 8);
+    let (ra, rb) = tokio::join!(
+        uploads.append(&session.id, 0, body_of(&a, 4096)),
+        uploads.append(&session.id, 0, body_of(&b, 4096)),
+    );
+    let won = match (ra, rb) {
+        (Ok(_), Err(registry_storage::StorageError::InvalidOffset { .. })) => a,
+        (Err(registry_storage::StorageError::InvalidOffset { .. }), Ok(_)) => b,
+        other => panic!("one append must win, the other be refused: {other:?}"),
+    };
+    let digest = Digest::sha256_of(&won);
+    uploads.commit(&session.id, &digest).await.unwrap();
+    let body = blobs.get(&digest, None).await.unwrap();
+    let read: Vec<Bytes> = body.stream.map(|c| c.unwrap()).collect().await;
+    assert!(
+        read.concat() == won,
+        "the published bytes are not the hashed ones"
+    );
 }
 
 /// Per-owner counts survive a restart (rebuilt from the session state).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn owner_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let (_blobs, uploads) = stores(dir.path());
+    let (_blobs, uploads) = stores(dir.path()).await;
     for _ in 0..3 {
         uploads.create_for(&repo(), Some("alice")).await.unwrap();
     }
     drop(uploads);
-    let (_blobs, uploads) = stores(dir.path());
+    let (_blobs, uploads) = stores(dir.path()).await;
     assert_eq!(uploads.open_sessions("alice").await.unwrap(), 3);
     let report = expire_idle(&uploads, Duration::ZERO).await.unwrap();
     assert_eq!(report.expired, 3);
@@ -95,41 +147,50 @@ async fn owner_counts_survive_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_expiry_looks_at_the_last_byte() {
     let dir = tempfile::tempdir().unwrap();
-    let (_blobs, uploads) = stores(dir.path());
+    let (_blobs, uploads) = stores(dir.path()).await;
     let idle = uploads.create(&repo()).await.unwrap();
     let busy = uploads.create(&repo()).await.unwrap();
-    let hour = Duration::from_secs(3600);
-    for id in [&idle.id, &busy.id] {
-        let session = dir.path().join("uploads").join(id.as_str());
-        age(&session.join("data"), 2 * hour);
-        // Started long ago too (idle time never counts from before the start).
-        let state = std::fs::read_to_string(session.join("state.json")).unwrap();
-        let mut state: serde_json::Value = serde_json::from_str(&state).unwrap();
-        state["started"] = "2020-01-01T00:00:00Z".into();
-        std::fs::write(session.join("state.json"), state.to_string()).unwrap();
-    }
+    let idle_for = Duration::from_millis(1500);
+    tokio::time::sleep(idle_for).await;
     uploads
         .append(&busy.id, 0, body_of(b"fresh", 2))
         .await
         .unwrap();
-    let report = expire_idle(&uploads, hour).await.unwrap();
+    let report = expire_idle(&uploads, idle_for).await.unwrap();
     assert_eq!(report.expired, 1);
     assert!(uploads.status(&idle.id).await.is_err());
     assert_eq!(uploads.status(&busy.id).await.unwrap().offset, 5);
 }
 
-/// Temp files of a killed push are removed by prune (and by the periodic
-/// sweep, which calls the same `remove_stale_files`) without a restart;
-/// a put in progress keeps its temp file however old it looks.
+/// Temp files of a killed push, session files no session owns and session
+/// directories of older versions are removed by prune (and by the periodic
+/// sweep, which calls the same `remove_stale_files`) without a restart; a
+/// put in progress keeps its temp file however old it looks, and an open
+/// session its file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_stale_temp_files_but_not_live_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let (blobs, uploads) = stores(dir.path());
+    let (blobs, uploads) = stores(dir.path()).await;
     let tmp = dir.path().join("tmp");
     // What a killed process left.
     let dead = tmp.join("0123456789abcdef0123456789abcdef");
     std::fs::write(&dead, b"half a layer").unwrap();
     age(&dead, Duration::from_secs(2 * 3600));
+    let uploads_dir = dir.path().join("uploads");
+    let orphan = uploads_dir.join(UploadId::random().as_str());
+    std::fs::write(&orphan, b"a session whose end was cut short").unwrap();
+    age(&orphan, Duration::from_secs(2 * 3600));
+    let old_format = uploads_dir.join(UploadId::random().as_str());
+    std::fs::create_dir(&old_format).unwrap();
+    std::fs::write(old_format.join("state.json"), b"{}").unwrap();
+    age(&old_format, Duration::from_secs(2 * 3600));
+    let open = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&open.id, 0, body_of(b"kept", 1))
+        .await
+        .unwrap();
+    let open_file = uploads_dir.join(open.id.as_str());
+    age(&open_file, Duration::from_secs(2 * 3600));
 
     // A put in progress, its body stalled; its temp file aged too.
     let data = test_data(300_000, 3);
@@ -162,8 +223,14 @@ async fn prune_removes_stale_temp_files_but_not_live_ones() {
     let report = collect_garbage(&blobs, &uploads, &metadata, GcOptions::default())
         .await
         .unwrap();
-    assert_eq!(report.stale_files_removed, 1);
+    assert_eq!(report.stale_files_removed, 3);
     assert_eq!(entries(&tmp), vec![live.clone()], "only the dead file goes");
+    assert_eq!(
+        entries(&uploads_dir),
+        vec![open_file],
+        "the open session's file stays"
+    );
+    assert_eq!(uploads.status(&open.id).await.unwrap().offset, 4);
 
     tx.send(Bytes::copy_from_slice(&data[200_000..]))
         .await
@@ -190,7 +257,7 @@ fn kill_patch_child() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (_blobs, uploads) = stores(Path::new(&root));
+        let (_blobs, uploads) = stores(Path::new(&root)).await;
         let session = uploads.create(&repo()).await.unwrap();
         let data = test_data(ACKED, 1);
         uploads
@@ -227,7 +294,6 @@ fn killed_patch_reports_only_acknowledged_bytes() {
     let data_file = loop {
         let written = entries(&uploads_dir)
             .into_iter()
-            .map(|d| d.join("data"))
             .find(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > ACKED as u64));
         if let Some(path) = written {
             break path;
@@ -241,8 +307,6 @@ fn killed_patch_reports_only_acknowledged_bytes() {
     child.kill().unwrap(); // SIGKILL: no destructor runs.
     child.wait().unwrap();
     let id: UploadId = data_file
-        .parent()
-        .unwrap()
         .file_name()
         .unwrap()
         .to_str()
@@ -252,10 +316,9 @@ fn killed_patch_reports_only_acknowledged_bytes() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (blobs, uploads) = stores(dir.path());
+        let (blobs, uploads) = stores(dir.path()).await;
         let status = uploads.status(&id).await.unwrap();
         assert_eq!(status.offset, ACKED as u64, "unacknowledged bytes reported");
-        assert_eq!(std::fs::metadata(&data_file).unwrap().len(), ACKED as u64);
         // The client continues where it was acknowledged, and the blob is right.
         let mut data = test_data(ACKED, 1);
         let rest = test_data(5000, 2);
@@ -264,6 +327,11 @@ fn killed_patch_reports_only_acknowledged_bytes() {
             .await
             .unwrap();
         data.extend_from_slice(&rest);
+        // The unacknowledged bytes were cut off before the append wrote.
+        assert_eq!(
+            std::fs::metadata(&data_file).unwrap().len(),
+            data.len() as u64
+        );
         let digest = Digest::sha256_of(&data);
         uploads.commit(&id, &digest).await.unwrap();
         assert_eq!(
@@ -287,7 +355,7 @@ fn stalled_uploads_hold_no_thread() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let (blobs, uploads) = stores(dir.path());
+        let (blobs, uploads) = stores(dir.path()).await;
         let kept = Digest::sha256_of(b"kept");
         blobs.put(&kept, body_of(b"kept", 2)).await.unwrap();
         let first = Bytes::from(vec![1u8; 300 * 1024]);

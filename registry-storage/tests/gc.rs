@@ -46,11 +46,11 @@ fn memory() -> Stores {
 
 async fn filesystem_sqlite() -> Stores {
     let dir = tempfile::tempdir().expect("tempdir");
-    let blobs = FsBlobStore::new(dir.path()).expect("blob store");
-    let uploads = FsUploadStore::new(dir.path(), blobs.clone()).expect("upload store");
+    let blobs = FsBlobStore::open(dir.path()).expect("blob store");
     let metadata = SqliteMetadataStore::open(dir.path().join("registry.db"))
         .await
         .expect("sqlite store");
+    let uploads = FsUploadStore::for_blobs(&blobs, Arc::new(metadata.clone()));
     Stores {
         blobs: Arc::new(blobs),
         uploads: Arc::new(uploads),

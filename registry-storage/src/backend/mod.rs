@@ -16,6 +16,7 @@
 //! [`UploadSessionStore`]: crate::sessions::UploadSessionStore
 
 mod blobs;
+mod hashing;
 mod uploads;
 
 use std::collections::HashSet;

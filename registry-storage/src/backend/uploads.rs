@@ -2,16 +2,18 @@
 //! state in an [`UploadSessionStore`].
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Algorithm, Digest, Digester, RepositoryName};
 
-use super::blobs::{discard, hashed, into_inner};
+use super::blobs::discard;
+use super::hashing::{hash_both, take, Hashes, HashesOut};
 use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
+use crate::keyed_locks::KeyedLocks;
 use crate::sessions::{UploadSession, UploadSessionStore};
 use crate::upload::{UploadId, UploadStatus, UploadStore};
 use crate::verify::Verifier;
@@ -20,35 +22,27 @@ use crate::verify::Verifier;
 /// [`UploadStore::remove_stale_files`]).
 const STALE_STAGED_AGE: Duration = Duration::from_secs(3600);
 
-/// Both hashes of a session's bytes, fed as they arrive: the digest a
-/// client names at commit may use either algorithm.
-#[derive(Clone)]
-struct Hashes {
-    sha256: Digester,
-    sha512: Digester,
-}
-
-impl Hashes {
-    fn update(&mut self, chunk: &[u8]) {
-        self.sha256.update(chunk);
-        self.sha512.update(chunk);
-    }
-}
-
 /// Upload sessions over a [`BlobBackend`], publishing into it. All state
 /// of a session (offset, SHA-256 and SHA-512 states, the backend's staged
 /// write) is in the [`UploadSessionStore`] after every append, so any
 /// process sharing the backend and the session store continues any
 /// session, and a commit never reads the bytes again.
 ///
-/// Two appends to one session at the same offset (clients wait for each
-/// chunk's answer, so only a confused or malicious one does this) cannot
-/// both count: the session store advances from one offset once, and the
-/// loser gets `InvalidOffset`.
+/// Requests on one session (clients wait for each chunk's answer, so only
+/// a confused or malicious one sends two at once) take turns within a
+/// process: two appends at one offset would otherwise both write where the
+/// session's bytes go, and the bytes stored could differ from the hashed
+/// ones. Across processes, the session store advances from one offset
+/// once, so only one append counts and the other gets `InvalidOffset`;
+/// what the loser wrote is left alone (it shares the staged write with the
+/// winner) and a backend must make sure it cannot be published under the
+/// winner's digest (the S3 backend completes a multipart upload with the
+/// winner's part ETags, which a replaced part no longer matches).
 #[derive(Debug)]
 pub struct BackendUploadStore<B> {
     backend: Arc<B>,
     sessions: Arc<dyn UploadSessionStore>,
+    turns: Arc<KeyedLocks<UploadId>>,
 }
 
 impl<B> Clone for BackendUploadStore<B> {
@@ -56,6 +50,7 @@ impl<B> Clone for BackendUploadStore<B> {
         BackendUploadStore {
             backend: self.backend.clone(),
             sessions: self.sessions.clone(),
+            turns: self.turns.clone(),
         }
     }
 }
@@ -65,7 +60,22 @@ impl<B: BlobBackend> BackendUploadStore<B> {
     /// [`BackendBlobStore`](super::BackendBlobStore) they publish into) and
     /// whose state goes to `sessions`.
     pub fn new(backend: Arc<B>, sessions: Arc<dyn UploadSessionStore>) -> Self {
-        BackendUploadStore { backend, sessions }
+        BackendUploadStore {
+            backend,
+            sessions,
+            turns: Arc::default(),
+        }
+    }
+
+    /// The backend the sessions write to.
+    pub fn backend(&self) -> &Arc<B> {
+        &self.backend
+    }
+
+    /// How many sessions have a request of this process in flight (each
+    /// holds a lock entry only meanwhile).
+    pub fn sessions_in_flight(&self) -> usize {
+        self.turns.len()
     }
 
     async fn load(&self, id: &UploadId) -> Result<UploadSession> {
@@ -126,6 +136,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn append(&self, id: &UploadId, offset: u64, body: ByteStream) -> Result<UploadStatus> {
+        let _turn = self.turns.lock(id.clone()).await;
         let session = self.load(id).await?;
         if offset != session.offset {
             return Err(StorageError::InvalidOffset {
@@ -137,16 +148,18 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
             sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
         };
-        let hashes = Arc::new(Mutex::new(hashes));
         let staged = staged_of(&session);
-        let body = hashed(body, hashes.clone(), Hashes::update);
+        let out = HashesOut::default();
+        let body = hash_both(body, hashes, out.clone());
         // On failure the stored session is untouched: it continues from
         // the old state, as the contract asks.
         let appended = self
             .backend
             .append(&staged, body, AppendMode::Resumable)
             .await?;
-        let hashes = into_inner(hashes);
+        let hashes = take(&out).ok_or_else(|| {
+            StorageError::backend("the backend returned before the end of the body")
+        })?;
         let next = UploadSession {
             updated: SystemTime::now(),
             offset: appended.written,
@@ -156,9 +169,9 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             ..session.clone()
         };
         if !self.sessions.advance_session(&next, session.offset).await? {
-            // Ended or moved by someone else meanwhile: what this call
-            // stored belongs to no session.
-            discard(self.backend.as_ref(), appended).await;
+            // Ended or moved by another process meanwhile. What this call
+            // wrote is not aborted: the staged write is the other
+            // request's too (see the type's docs).
             return Err(match self.sessions.session(id).await? {
                 Some(now) => StorageError::InvalidOffset {
                     expected: now.offset,
@@ -172,6 +185,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
+        let _turn = self.turns.lock(id.clone()).await;
         // Ending the session first makes this the only commit of it.
         let session = self
             .sessions
@@ -204,6 +218,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {
+        let _turn = self.turns.lock(id.clone()).await;
         let session = self
             .sessions
             .remove_session(id)

@@ -5,10 +5,15 @@
 //! ```text
 //! blobs/<alg>/<first two hex>/<hex>   published blobs, never written in place
 //! tmp/<random>                        blobs being put (renamed into blobs/ when verified)
-//! uploads/<id>/state.json             an upload session: repository, start time
-//! uploads/<id>/data                   the bytes received so far
-//! uploads/<id>/acked                  the offset acknowledged to the client
+//! uploads/<id>                        the bytes an upload session received so far
 //! ```
+//!
+//! [`FsBackend`] is a [`BlobBackend`](crate::backend::BlobBackend): digest
+//! verification and upload sessions are the shared ones of
+//! [`crate::backend`] ([`FsBlobStore`], [`FsUploadStore`]), so a session's
+//! offset and hash states live in an
+//! [`UploadSessionStore`](crate::UploadSessionStore) (the data directory's
+//! SQLite database in [`Stores::data_dir`](crate::Stores::data_dir)).
 //!
 //! Everything that becomes visible does so by `rename` within one
 //! filesystem, so a reader or a process restarted after a crash sees a whole
@@ -34,11 +39,10 @@
 //! # });
 //! ```
 
-mod acked;
-mod blob;
+mod backend;
 pub mod permissions;
 mod pipe;
-mod upload;
+mod staged;
 
 use std::fs::File;
 use std::io;
@@ -46,8 +50,7 @@ use std::path::Path;
 
 use crate::error::{Result, StorageError};
 
-pub use blob::{FsBlobStore, FsBlobStoreBuilder};
-pub use upload::FsUploadStore;
+pub use backend::{FsBackend, FsBlobStore, FsBlobStoreBuilder, FsUploadStore};
 
 /// Whether writes are flushed to stable storage before they are acknowledged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
