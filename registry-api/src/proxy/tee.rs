@@ -206,7 +206,11 @@ impl Tee {
                     "the upstream served bytes whose digest is {actual} for blob {expected}"
                 )))
             }
-            (None, Ok(Err(e))) => Err(FetchError::local(e.to_string())),
+            (None, Ok(Err(e))) => {
+                tracing::warn!(repository = %self.repo, digest = %self.digest, error = %e,
+                    "storing a blob fetched from the upstream failed");
+                Err(FetchError::local(e.to_string()))
+            }
             (None, Ok(Ok(info))) => {
                 let ticket = self.ticket.clone().with_size(info.size);
                 match self
@@ -216,7 +220,12 @@ impl Tee {
                     .await
                 {
                     Ok(()) => Ok(()),
-                    Err(e) => Err(FetchError::local(e.to_string())),
+                    // A quota refusal, or a prune deleting the blob meanwhile.
+                    Err(e) => {
+                        tracing::warn!(repository = %self.repo, digest = %self.digest,
+                            error = %e, "a blob fetched from the upstream was not linked");
+                        Err(FetchError::local(e.to_string()))
+                    }
                 }
             }
         };
