@@ -418,3 +418,23 @@ async fn a_stalled_upstream_body_cuts_the_client_after_the_read_timeout_and_stor
         layer_of(100_000, 9)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_content_counts_against_the_namespace_quota() {
+    let upstream = Upstream::start().await;
+    let (_, layer) = upstream.push_image("v1", layer_of(100_000, 5)).await;
+    let down = Downstream::start(&upstream.url, Duration::from_secs(300)).await;
+    let ns = "cache".parse().unwrap();
+    let metadata = down.registry.metadata();
+    let mut policy = metadata.namespace_policy(&ns).await.unwrap();
+    policy.quota_bytes = Some(10_000);
+    metadata.set_namespace_policy(&ns, &policy).await.unwrap();
+    let response = down
+        .get("bob", &format!("/v2/cache/team/app/blobs/{layer}"))
+        .await;
+    // Refused at the link, after the bytes streamed: the client is cut.
+    assert!(response.bytes().await.is_err());
+    let repo = name("cache/team/app");
+    assert!(!metadata.blob_linked(&repo, &layer).await.unwrap());
+    assert!(down.counter("error") >= 1);
+}
