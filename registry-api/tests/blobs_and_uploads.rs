@@ -399,3 +399,29 @@ async fn uploads_beyond_the_limit_get_429() {
     let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
+
+/// `HEAD` of a blob and a ranged `GET` take the size recorded with the link,
+/// without a `stat` of the blob store (a round trip to S3): with the bytes
+/// gone from the store behind the registry's back, `HEAD` still answers
+/// from the database, and a full `GET` (which must read the bytes) is 404.
+#[tokio::test]
+async fn blob_head_answers_from_the_recorded_size() {
+    let stores = registry_storage::Stores::in_memory();
+    let blobs = stores.blobs().clone();
+    let c = Client::with(registry_api::Registry::new(stores));
+    let d = c.push_blob("ns/app", b"sized by the link").await;
+    blobs.delete(&d).await.unwrap();
+    let r = c
+        .bare(Method::HEAD, &format!("/v2/ns/app/blobs/{d}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-length"), "17");
+    // Not linked to another repository: still unknown there.
+    let r = c
+        .bare(Method::HEAD, &format!("/v2/ns/other/blobs/{d}"), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = c.get(&format!("/v2/ns/app/blobs/{d}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "BLOB_UNKNOWN");
+}

@@ -22,8 +22,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::Result;
 use crate::metadata::{
-    BlobRecord, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer, RepositoryInfo,
-    StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
+    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -84,7 +84,7 @@ struct Maps {
     manifests: Map<(RepositoryName, Digest), StoredManifest>,
     manifest_bytes: usize,
     tags: Map<(RepositoryName, Tag), Digest>,
-    links: Map<(RepositoryName, Digest), ()>,
+    links: Map<(RepositoryName, Digest), LinkedBlob>,
     namespaces: Map<Namespace, ()>,
 }
 
@@ -466,16 +466,20 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.link_blob(repository, digest).await
     }
 
-    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn linked_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<LinkedBlob>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let key = (repository.clone(), digest.clone());
-        if self.maps().links.get(&key, Instant::now()).is_some() {
-            return Ok(true);
+        if let Some(linked) = self.maps().links.get(&key, Instant::now()) {
+            return Ok(Some(linked));
         }
-        let linked = self.inner.blob_linked(repository, digest).await?;
-        if linked {
+        let linked = self.inner.linked_blob(repository, digest).await?;
+        if let Some(linked) = linked {
             self.fill(generation, |maps, expires, max| {
-                maps.links.insert(key, (), expires, max)
+                maps.links.insert(key, linked, expires, max)
             });
         }
         Ok(linked)
@@ -540,7 +544,12 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
     // Usage is never cached: quota checks read it inside the store's own
     // transactions, and a stale figure would mislead whoever reads it.
     async fn record_blob_sizes(&self, sizes: &[(Digest, u64)]) -> Result<()> {
-        self.inner.record_blob_sizes(sizes).await
+        // Cached links of these blobs may say their size is unknown.
+        let digests: HashSet<&Digest> = sizes.iter().map(|(digest, _)| digest).collect();
+        self.write(self.inner.record_blob_sizes(sizes), |maps| {
+            maps.links.retain(|(_, d)| !digests.contains(d));
+        })
+        .await
     }
 
     async fn unsized_blobs(

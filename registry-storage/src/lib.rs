@@ -66,8 +66,8 @@ pub use changes::{BroadcastFeed, Change, ChangeFeed, ChangeStream};
 pub use error::{BoxError, Result, StorageError};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
-    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, PruneGuard,
-    Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,
+    PruneGuard, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};

@@ -181,6 +181,14 @@ impl BlobRecord {
     };
 }
 
+/// A blob as linked to a repository ([`MetadataStore::linked_blob`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkedBlob {
+    /// Its verified size, when recorded (by a sized [`BlobTicket`] or
+    /// [`MetadataStore::record_blob_sizes`]).
+    pub size: Option<u64>,
+}
+
 /// Taken before storing (or finding) a blob's bytes, and handed to
 /// [`MetadataStore::link_blob_with`] afterwards: the link is recorded only
 /// if no collector started deleting the blob in between, so bytes found
@@ -437,8 +445,18 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// collector is deleting it. Request paths use
     /// [`link_blob_with`](Self::link_blob_with) instead.
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
+    /// A blob's link to a repository with what is known of the blob (its
+    /// verified size), or `None` when it is not linked: what a `HEAD` of the
+    /// blob needs, in one round trip.
+    async fn linked_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<LinkedBlob>>;
     /// Whether a blob is linked to a repository.
-    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool>;
+    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+        Ok(self.linked_blob(repository, digest).await?.is_some())
+    }
     /// Removes a blob's link to a repository. Missing is `NotFound`.
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()>;
 

@@ -396,3 +396,47 @@ fn stalled_uploads_hold_no_thread() {
         answered.expect("pulls and pushes hung behind stalled uploads");
     });
 }
+
+/// Appends are not synced (a process crash keeps them in the page cache);
+/// a machine that loses power may come back with a session file shorter
+/// than what was acknowledged. Such a file is never published under the
+/// digest its hash states promise: the commit fails, nothing is stored,
+/// and a later append says the session's bytes are lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_lost_with_the_page_cache_are_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (blobs, uploads) = stores(dir.path()).await;
+    let data = test_data(300_000, 5);
+    let digest = Digest::sha256_of(&data);
+    for cut in [100_000u64, 0] {
+        let session = uploads.create(&repo()).await.unwrap();
+        uploads
+            .append(&session.id, 0, body_of(&data, 65_536))
+            .await
+            .unwrap();
+        // What a power loss before the page cache was written back leaves.
+        let file = dir.path().join("uploads").join(session.id.as_str());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let err = uploads
+            .append(&session.id, 300_000, body_of(b"more", 4))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("lost"), "{err}");
+        let err = uploads.commit(&session.id, &digest).await.unwrap_err();
+        assert!(err.to_string().contains("lost"), "{err}");
+        assert!(
+            blobs.stat(&digest).await.unwrap().is_none(),
+            "published short"
+        );
+        assert!(
+            uploads.status(&session.id).await.is_err(),
+            "the session ended"
+        );
+    }
+    assert!(entries(&dir.path().join("uploads")).is_empty());
+}

@@ -52,14 +52,25 @@ fn blob_unknown(repo: &RepositoryName, digest: &Digest) -> RegistryError {
 }
 
 impl Registry {
-    /// Checks that `repo` may serve `digest`: only blobs linked to the
-    /// repository are visible through it.
-    async fn ensure_linked(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
-        if self.metadata().blob_linked(repo, digest).await? {
-            Ok(())
-        } else {
-            Err(blob_unknown(repo, digest))
+    /// The size of a blob `repo` serves: only blobs linked to the
+    /// repository are visible through it. The size recorded with the link
+    /// answers without asking the blob store (a round trip to S3); a blob
+    /// linked before sizes were recorded is asked for.
+    async fn linked_size(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<u64> {
+        let linked = self
+            .metadata()
+            .linked_blob(repo, digest)
+            .await?
+            .ok_or_else(|| blob_unknown(repo, digest))?;
+        if let Some(size) = linked.size {
+            return Ok(size);
         }
+        Ok(self
+            .blobs()
+            .stat(digest)
+            .await?
+            .ok_or_else(|| blob_unknown(repo, digest))?
+            .size)
     }
 
     /// Size and digest of a blob `repo` serves (needs pull).
@@ -73,11 +84,12 @@ impl Registry {
         if let Some(proxy) = self.proxy_of(repo) {
             return self.proxy_stat_blob(proxy, repo, digest).await;
         }
-        self.ensure_linked(repo, digest).await?;
-        self.blobs()
-            .stat(digest)
-            .await?
-            .ok_or_else(|| blob_unknown(repo, digest))
+        let size = self.linked_size(repo, digest).await?;
+        Ok(BlobInfo {
+            digest: digest.clone(),
+            size,
+            modified: None,
+        })
     }
 
     /// The bytes of a blob `repo` serves, or of `range` of it (needs pull).
@@ -94,17 +106,14 @@ impl Registry {
         if let Some(proxy) = self.proxy_of(repo) {
             return self.proxy_get_blob(proxy, repo, digest, range).await;
         }
-        self.ensure_linked(repo, digest).await?;
         // The size clips or places the range.
         let range = match range {
-            None => None,
+            None => {
+                self.ensure_linked(repo, digest).await?;
+                None
+            }
             Some(range) => {
-                let size = self
-                    .blobs()
-                    .stat(digest)
-                    .await?
-                    .ok_or_else(|| blob_unknown(repo, digest))?
-                    .size;
+                let size = self.linked_size(repo, digest).await?;
                 Some(
                     range
                         .resolve(size)
@@ -116,6 +125,15 @@ impl Registry {
             Ok(body) => Ok(body),
             Err(StorageError::NotFound { .. }) => Err(blob_unknown(repo, digest)),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks that `repo` links `digest`.
+    async fn ensure_linked(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<()> {
+        if self.metadata().blob_linked(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(blob_unknown(repo, digest))
         }
     }
 

@@ -151,50 +151,52 @@ fn remove_entry(entry: &fs::DirEntry) -> bool {
     }
 }
 
-/// Best effort: a temp file that cannot be removed now is tried again
-/// later. Returns how many were removed.
-fn remove_stale_temps(tmp: &Path, age: Duration, writing: &HashSet<PathBuf>) -> u64 {
-    let Ok(entries) = fs::read_dir(tmp) else {
+/// Removes the entries of `dir` not written for `age` that are neither
+/// being written (`writing`) nor `kept`. Best effort: what cannot be
+/// removed now is tried again later. Returns how many were removed.
+fn remove_stale_in(
+    dir: &Path,
+    age: Duration,
+    writing: &HashSet<PathBuf>,
+    kept: impl Fn(&fs::DirEntry) -> bool,
+) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
     let now = SystemTime::now();
     let removed = entries
         .flatten()
         .filter(|entry| {
-            !writing.contains(&entry.path()) && stale(entry, now, age) && remove_entry(entry)
+            !writing.contains(&entry.path())
+                && !kept(entry)
+                && stale(entry, now, age)
+                && remove_entry(entry)
         })
         .count();
     removed as u64
 }
 
-/// Removes what sits in `uploads/` for no live session: files of sessions
-/// whose end was cut short by a crash, and the session directories of
-/// older versions (their state is not in any session store).
+/// Temp files of one-shot puts a crashed process left.
+fn remove_stale_temps(tmp: &Path, age: Duration, writing: &HashSet<PathBuf>) -> u64 {
+    remove_stale_in(tmp, age, writing, |_| false)
+}
+
+/// What sits in `uploads/` for no live session: files of sessions whose
+/// end was cut short by a crash, and the session directories of earlier
+/// builds (their state is in no session store).
 fn remove_stale_sessions(
     uploads: &Path,
     live: &HashSet<UploadId>,
     age: Duration,
     writing: &HashSet<PathBuf>,
 ) -> u64 {
-    let Ok(entries) = fs::read_dir(uploads) else {
-        return 0;
-    };
-    let now = SystemTime::now();
-    let removed = entries
-        .flatten()
-        .filter(|entry| {
-            let owned = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse::<UploadId>().ok())
-                .is_some_and(|id| live.contains(&id));
-            !owned
-                && !writing.contains(&entry.path())
-                && stale(entry, now, age)
-                && remove_entry(entry)
-        })
-        .count();
-    removed as u64
+    remove_stale_in(uploads, age, writing, |entry| {
+        entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<UploadId>().ok())
+            .is_some_and(|id| live.contains(&id))
+    })
 }
 
 impl FsBlobStore {

@@ -10,8 +10,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
 use crate::metadata::{
-    BlobRecord, BlobState, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer,
-    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,
+    Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -322,12 +322,19 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(())
     }
 
-    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
-        Ok(self
-            .read()
+    async fn linked_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<LinkedBlob>> {
+        let state = self.read();
+        let linked = state
             .repositories
             .get(repository)
-            .is_some_and(|r| r.links.contains(digest)))
+            .is_some_and(|r| r.links.contains(digest));
+        Ok(linked.then(|| LinkedBlob {
+            size: state.usage.size(digest),
+        }))
     }
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {

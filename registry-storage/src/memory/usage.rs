@@ -95,7 +95,7 @@ impl Usage {
             .map_or((0, 0), |c| (c.bytes, c.blobs.len() as u64))
     }
 
-    fn size(&self, digest: &Digest) -> Option<u64> {
+    pub(super) fn size(&self, digest: &Digest) -> Option<u64> {
         self.sizes.get(digest).copied()
     }
 }

@@ -10,7 +10,7 @@ use super::error::{from_nanos, now, parse, to_u64, Error, Result};
 use super::repositories::ensure_repository;
 use super::tx::serializable;
 use super::usage;
-use crate::metadata::{BlobRecord, BlobState, BlobTicket};
+use crate::metadata::{BlobRecord, BlobState, BlobTicket, LinkedBlob};
 
 const LIVE: i64 = 0;
 const DELETING: i64 = 1;
@@ -165,18 +165,28 @@ async fn link_in(
     Ok(())
 }
 
-pub(super) async fn blob_linked(
+pub(super) async fn linked_blob(
     pool: &PgPool,
     repository: &RepositoryName,
     digest: &Digest,
-) -> Result<bool> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM blob_links WHERE repository = $1 AND digest = $2")
-            .bind(repository.as_str())
-            .bind(digest.as_str())
-            .fetch_optional(pool)
-            .await?;
-    Ok(found.is_some())
+) -> Result<Option<LinkedBlob>> {
+    let found: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT s.size FROM blob_links l LEFT JOIN blob_sizes s ON s.digest = l.digest \
+         WHERE l.repository = $1 AND l.digest = $2",
+    )
+    .bind(repository.as_str())
+    .bind(digest.as_str())
+    .fetch_optional(pool)
+    .await?;
+    found
+        .map(|(size,)| {
+            Ok(LinkedBlob {
+                size: size
+                    .map(|s| usage::count("blob_sizes.size", s))
+                    .transpose()?,
+            })
+        })
+        .transpose()
 }
 
 pub(super) async fn unlink_blob(

@@ -56,8 +56,8 @@ use sqlx::PgPool;
 
 use crate::error::Result;
 use crate::metadata::{
-    BlobRecord, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer, RepositoryInfo,
-    StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
+    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -428,9 +428,13 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
+    async fn linked_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<LinkedBlob>> {
         Ok(self
-            .bounded(blobs::blob_linked(&self.pool, repository, digest))
+            .bounded(blobs::linked_blob(&self.pool, repository, digest))
             .await?)
     }
 

@@ -16,7 +16,7 @@ use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 /// A stored count as `u64` (the counters never go negative; a negative one
 /// is corruption).
-fn count(column: &'static str, v: i64) -> Result<u64> {
+pub(super) fn count(column: &'static str, v: i64) -> Result<u64> {
     to_u64(column, v)
 }
 

@@ -9,7 +9,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use super::error::{from_nanos, now, parse, Error, Result};
 use super::repositories::ensure_repository;
 use super::usage;
-use crate::metadata::{BlobRecord, BlobState, BlobTicket};
+use crate::metadata::{BlobRecord, BlobState, BlobTicket, LinkedBlob};
 
 const LIVE: i64 = 0;
 const DELETING: i64 = 1;
@@ -149,18 +149,28 @@ async fn link(
     Ok(())
 }
 
-pub(super) async fn blob_linked(
+pub(super) async fn linked_blob(
     reader: &SqlitePool,
     repository: &RepositoryName,
     digest: &Digest,
-) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM blob_links WHERE repository = ? AND digest = ?")
-            .bind(repository.as_str())
-            .bind(digest.as_str())
-            .fetch_optional(reader)
-            .await?;
-    Ok(found.is_some())
+) -> Result<Option<LinkedBlob>> {
+    let found: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT s.size FROM blob_links l LEFT JOIN blob_sizes s ON s.digest = l.digest \
+         WHERE l.repository = ? AND l.digest = ?",
+    )
+    .bind(repository.as_str())
+    .bind(digest.as_str())
+    .fetch_optional(reader)
+    .await?;
+    found
+        .map(|(size,)| {
+            Ok(LinkedBlob {
+                size: size
+                    .map(|s| usage::count("blob_sizes.size", s))
+                    .transpose()?,
+            })
+        })
+        .transpose()
 }
 
 pub(super) async fn unlink_blob(

@@ -51,8 +51,8 @@ use sqlx::{Connection, SqlitePool};
 
 use crate::error::Result;
 use crate::metadata::{
-    BlobRecord, BlobTicket, ManifestNode, MetadataStore, NewManifest, Referrer, RepositoryInfo,
-    StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
+    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -326,8 +326,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(blobs::link_blob(&self.writer, repository, digest).await?)
     }
 
-    async fn blob_linked(&self, repository: &RepositoryName, digest: &Digest) -> Result<bool> {
-        Ok(blobs::blob_linked(&self.reader, repository, digest).await?)
+    async fn linked_blob(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<LinkedBlob>> {
+        Ok(blobs::linked_blob(&self.reader, repository, digest).await?)
     }
 
     async fn unlink_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {

@@ -15,7 +15,7 @@ use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 /// A stored count as `u64` (the counters never go negative; a negative one
 /// is corruption).
-fn count(column: &'static str, v: i64) -> Result<u64> {
+pub(super) fn count(column: &'static str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|e| Error::Corrupt {
         column,
         value: v.to_string(),

@@ -1,6 +1,7 @@
 //! Namespace usage and quotas.
 
 use super::*;
+use crate::metadata::LinkedBlob;
 use crate::usage::NamespaceUsage;
 
 fn quota(bytes: u64) -> NamespacePolicy {
@@ -91,7 +92,12 @@ pub async fn metadata_usage_accounting(store: &dyn MetadataStore) {
 
     // A size unknown at link time counts 0, then its size once recorded.
     let late = blob("usage-late");
+    assert_eq!(store.linked_blob(&a, &late).await.unwrap(), None);
     store.link_blob(&a, &late).await.unwrap();
+    assert_eq!(
+        store.linked_blob(&a, &late).await.unwrap(),
+        Some(LinkedBlob { size: None })
+    );
     assert_eq!(bytes_blobs(store, &team).await, (1130, 5));
     assert_eq!(
         store.unsized_blobs(&team, None, 10).await.unwrap(),
@@ -99,6 +105,11 @@ pub async fn metadata_usage_accounting(store: &dyn MetadataStore) {
     );
     store.record_blob_sizes(&[(late.clone(), 7)]).await.unwrap();
     store.record_blob_sizes(&[(late.clone(), 9)]).await.unwrap();
+    assert_eq!(
+        store.linked_blob(&a, &late).await.unwrap(),
+        Some(LinkedBlob { size: Some(7) }),
+        "the link carries the first recorded size"
+    );
     assert_eq!(
         bytes_blobs(store, &team).await,
         (1137, 5),
