@@ -234,6 +234,10 @@ if [[ -z "${REGISTRY_CMD:-}" ]]; then
             fi
             # t_distribution_token_server: a Distribution that uses our tokens.
             OURS=1
+            # t_proxy: namespace `mirror` is a pull-through cache of a Distribution that
+            # the step starts on this port (nothing listens there until then).
+            PROXY_UPSTREAM=127.0.0.1:$(free_port)
+            SERVER_ARGS+=(--proxy "mirror=http://$PROXY_UPSTREAM")
             SERVER_ENV+=("REGISTRY_TOKEN_ACCEPTED_SERVICES=$DIST_SERVICE") ;;
         none) SERVER_ARGS+=(--no-auth); unset REGISTRY_USER REGISTRY_PASSWORD ;;
         *) die "INTEROP_AUTH must be admin or none" ;;
@@ -888,6 +892,57 @@ t_distribution_token_server() { # CNCF Distribution with auth.token pointing at 
     echo "ok: an identity token of ours pulls from Distribution (OAuth2 refresh_token grant)"
 }
 
+t_proxy() { # proxy namespace `mirror` over a Distribution seeded with skopeo; podman pulls
+    [[ $OURS == 1 ]] || skip "needs our server started with --proxy"
+    local dir=$WORK/proxy bin dpid code conf image digest mnt
+    mkdir -p "$dir/store"
+    bin=$(bash "$ROOT/.ci/services/distribution.sh" start "$dir/svc" | sed -n 's/^export REGISTRY_TEST_DISTRIBUTION=//p')
+    [[ -n $bin && -x $bin ]] || fail "no docker-registry"
+    printf '%s\n' "version: 0.1" "log:" "  level: warn" "storage:" "  filesystem:" \
+        "    rootdirectory: $dir/store" "http:" "  addr: $PROXY_UPSTREAM" >"$dir/config.yml"
+    env -i PATH="$PATH" "$bin" serve "$dir/config.yml" >"$dir/distribution.log" 2>&1 &
+    dpid=$!
+    trap "kill $dpid 2>/dev/null || true" EXIT
+    for _ in $(seq 100); do
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$PROXY_UPSTREAM/v2/" || true)
+        [[ $code == 200 ]] && break
+        sleep 0.2
+    done
+    [[ $code == 200 ]] || { cat "$dir/distribution.log"; fail "Distribution did not start (last: $code)"; }
+    # Seed the upstream from our registry with skopeo.
+    skopeo --command-timeout 60s copy --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$R/interop/app:v1" "docker://$PROXY_UPSTREAM/library/app:v1"
+    digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$PROXY_UPSTREAM/library/app:v1")
+    # podman pulls the upstream's image through a registries.conf mirror at <registry>/mirror.
+    conf=$dir/registries.conf
+    printf '%s\n' 'unqualified-search-registries = []' 'short-name-mode = "disabled"' '' \
+        '[[registry]]' "location = \"$PROXY_UPSTREAM\"" 'insecure = true' '' \
+        '[[registry.mirror]]' "location = \"$R/mirror\"" 'insecure = true' >"$conf"
+    image=$PROXY_UPSTREAM/library/app:v1
+    local P
+    P=(podman --root "$dir/podman/root" --runroot "$dir/podman/run" --storage-driver vfs
+       --cgroup-manager=cgroupfs --events-backend=file)
+    CONTAINERS_REGISTRIES_CONF=$conf "${P[@]}" pull "$image"
+    expect_eq "$(head_digest mirror/library/app v1)" "$digest" "digest of mirror/library/app:v1 (cached)"
+    # The upstream goes away; the same pull is served from the cache.
+    kill "$dpid"; wait "$dpid" 2>/dev/null || true
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$PROXY_UPSTREAM/v2/" || true)
+    expect_eq "$code" 000 "upstream stopped"
+    "${P[@]}" rmi -f "$image"
+    CONTAINERS_REGISTRIES_CONF=$conf "${P[@]}" pull "$image"
+    expect_eq "$("${P[@]}" image inspect --format '{{.Digest}}' "$image")" "$digest" "digest pulled from the cache"
+    mnt=$("${P[@]}" image mount "$image")
+    cmp "$mnt/data/random.bin" "$WORK/ctx/random.bin"
+    "${P[@]}" image unmount "$image"
+    # Pushes into the proxy namespace are refused (curl: skopeo would first HEAD the blob,
+    # which asks the stopped upstream: 503).
+    code=$("${CURL[@]}" -o "$dir/push.err" -w '%{http_code}' -X POST "$BASE/v2/mirror/library/pushed/blobs/uploads/")
+    expect_eq "$code" 403 "POST upload into the proxy namespace"
+    grep -q 'read-only proxy namespace' "$dir/push.err" || { cat "$dir/push.err"; fail "push refusal without its reason"; }
+    "${CURL[@]}" "$BASE/extensions/v2/metrics" | grep '^registry_proxy_requests_total'
+    echo "ok: pulled through the mirror, served from the cache with the upstream stopped"
+}
+
 say "== client steps against $BASE"
 step "versions and GET /v2/"                                              t_versions
 step "login (podman, skopeo, buildah) when REGISTRY_USER is set"          t_login
@@ -907,6 +962,7 @@ step "immutable tags (namespace policy) against skopeo, podman and oras-py" t_im
 step "namespace quota: skopeo refused with the figures, then allowed"      t_quota
 step "OIDC: ID tokens as podman/skopeo passwords; registryctl login --oidc" t_oidc
 step "Distribution (docker-registry) trusting our tokens: push/pull/deny" t_distribution_token_server
+step "proxy namespace over Distribution: podman via registries.conf mirror, upstream stopped" t_proxy
 step "skopeo list-tags"                                                   t_list_tags
 step "skopeo delete; inspect must fail afterwards"                        t_delete
 summary

@@ -112,6 +112,9 @@ pub struct Flags {
     /// Where blobs live: the data directory or an S3 bucket.
     #[command(flatten)]
     pub storage: crate::storage_config::StorageFlags,
+    /// Proxy namespaces (pull-through caches of upstream registries).
+    #[command(flatten)]
+    pub proxy: crate::proxy_config::ProxyFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -266,6 +269,9 @@ pub struct FileConfig {
     /// (exact names or `prefix*`).
     #[serde(default)]
     pub ignored_namespaces: Vec<String>,
+    /// Proxy namespaces: `[[proxy]]` tables.
+    #[serde(default)]
+    pub proxy: Vec<crate::proxy_config::FileProxy>,
     /// Most upload requests streaming in at once per user.
     pub max_uploads_per_user: Option<usize>,
     /// Most upload sessions one user may have open.
@@ -439,6 +445,8 @@ pub struct Settings {
     pub oidc: Option<registry::auth::oidc::OidcConfig>,
     /// The htpasswd and LDAP providers configured.
     pub directory: crate::directory::DirectorySettings,
+    /// Proxy namespaces.
+    pub proxies: Vec<registry::api::proxy::ProxyConfig>,
 }
 
 /// The upload limits an operator can set.
@@ -474,7 +482,7 @@ pub struct TlsFiles {
 impl Settings {
     /// Merges flags (and their env vars) over the config file over defaults.
     pub fn load(flags: Flags) -> Result<Settings, String> {
-        let file = match &flags.config {
+        let mut file = match &flags.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
@@ -495,6 +503,7 @@ impl Settings {
             );
         }
         let tokens = TokenOptions::load(flags.tokens, &file)?;
+        let proxies = crate::proxy_config::resolve(flags.proxy, std::mem::take(&mut file.proxy))?;
         let storage = crate::storage_config::StorageSetting::load(flags.storage, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
@@ -611,6 +620,7 @@ impl Settings {
                 )?,
             },
             directory,
+            proxies,
         })
     }
 }

@@ -18,6 +18,7 @@ mod auth_setup;
 mod config;
 mod directory;
 mod oidc;
+mod proxy_config;
 mod serve;
 mod storage_config;
 mod tls;
@@ -192,7 +193,12 @@ async fn run(settings: Settings) -> Result<(), String> {
         "http"
     };
     let server_url = format!("{scheme}://{addr}");
-    let builder = Registry::builder(stores.clone()).limits(limits);
+    let mut builder = Registry::builder(stores.clone()).limits(limits);
+    for proxy in &settings.proxies {
+        tracing::info!(namespace = %proxy.namespace, upstream = %proxy.upstream,
+            hosts = ?proxy.all_hosts(), "proxy namespace");
+        builder = builder.proxy(proxy.clone());
+    }
     let registry = if settings.auth {
         auth_setup::enable(builder, &stores, &settings, &server_url).await?
     } else {
@@ -204,6 +210,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     };
     // Idle upload sessions and stale temp files go without a prune.
     let _maintenance = registry.spawn_maintenance();
+    // Proxy namespaces' scheduled mirroring (`sync` rules of [[proxy]]).
+    let _mirror_sync = registry.spawn_mirror_sync();
     let _scheduled_prune = settings.prune_interval.map(|every| {
         tracing::info!(every_secs = every.as_secs(), "scheduled prune on");
         registry.spawn_scheduled_prune(every, registry::storage::GcOptions::default())

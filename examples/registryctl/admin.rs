@@ -117,6 +117,9 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::Namespace(Ns::Policy(cmd)) => {
             return crate::policy::run(g, &conn, cmd, io).await;
         }
+        Command::Mirror(cmd) => {
+            return crate::mirror::run(g, &conn, cmd, io).await;
+        }
         Command::Namespace(Ns::Show { name }) => {
             return crate::usage::run(g, &conn, name, false, io).await;
         }

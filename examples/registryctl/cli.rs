@@ -115,6 +115,30 @@ pub(crate) enum Command {
     Image(ImageCmd),
     /// List the repositories you may pull.
     Repositories,
+    /// Mirror an upstream repository into a proxy namespace ahead of time.
+    #[command(subcommand)]
+    Mirror(MirrorCmd),
+}
+
+/// `registryctl mirror ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MirrorCmd {
+    /// Copy the tags of NAMESPACE/REPOSITORY from the upstream of proxy
+    /// namespace NAMESPACE (registry-admin there): manifests, an index's
+    /// manifest for the server's platform (or all), and their blobs.
+    /// Prints a line per tag as it goes; what is stored already is skipped,
+    /// so running it again resumes an interrupted sync.
+    Sync {
+        /// e.g. hub/library/alpine.
+        #[arg(value_name = "NAMESPACE/REPOSITORY")]
+        target: registry::core::RepositoryName,
+        /// Only tags matching this glob (`*` and `?`), e.g. '3.*'.
+        #[arg(long, value_name = "GLOB")]
+        tags: Option<String>,
+        /// Every platform of an index, not only the server's own.
+        #[arg(long)]
+        all_platforms: bool,
+    },
 }
 
 /// `registryctl login`.

@@ -47,6 +47,9 @@ pub(crate) enum CliError {
         path: PathBuf,
         known: Vec<String>,
     },
+    /// A mirror sync that failed, or in which some tags did.
+    #[error("mirror sync: {0}")]
+    Sync(String),
     /// A `SERVER` that is not `host[:port]` or an http(s) URL.
     #[error(transparent)]
     Server(#[from] ServerError),

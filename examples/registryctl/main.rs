@@ -24,6 +24,7 @@ mod cli;
 mod config;
 mod error;
 mod image;
+mod mirror;
 mod oidc;
 mod parse;
 mod policy;

@@ -317,7 +317,8 @@ export async function imageStream({ ns, name }, ctx) {
   const latest = latestTag(stream);
   return h('div', {},
     pageHeader(name, h('p', { class: 'lead' }, 'ImageStream in ', link(uiPath('namespaces', ns), ns),
-      stream.metadata.creationTimestamp ? [' · created ', time(stream.metadata.creationTimestamp)] : null)),
+      stream.metadata.creationTimestamp ? [' · created ', time(stream.metadata.creationTimestamp)] : null,
+      stream.status.upstream ? [' · cached from ', h('code', { class: 'wrap' }, stream.status.upstream)] : null)),
     section('Pull',
       latest ? copyable(`podman pull ${repository}:${latest.tag}`, `pull command for ${latest.tag}`, { command: true })
         : copyable(repository, 'image repository')),

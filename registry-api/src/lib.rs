@@ -17,9 +17,10 @@
 //!
 //! [`model`] holds the public request and response documents of the Image
 //! and admin APIs and the distribution listings, shared by the server and
-//! clients; with the `client` feature, `client::Client` is an async client
-//! of all three APIs built on them (token flow, digest-verified blobs and
-//! manifests, paging helpers).
+//! clients; `client::Client` is an async client of all three APIs built on
+//! them (token flow, digest-verified blobs and manifests, paging helpers).
+//! [`proxy`] configures proxy namespaces: pull-through caches of upstream
+//! registries (Docker Hub, quay.io, ghcr.io, …) served like any namespace.
 //!
 //! ```
 //! use registry_api::{router, Registry};
@@ -40,11 +41,11 @@
 //! ```
 
 pub mod auth;
-#[cfg(feature = "client")]
 pub mod client;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod proxy;
 pub mod service;
 
 pub use auth::{AuthConfig, AuthLayer, AuthSettings};

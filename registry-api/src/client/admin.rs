@@ -10,9 +10,10 @@ use super::distribution::json;
 use super::{Client, ClientError};
 use crate::model::admin::{
     AccessTokenList, BindingRequest, ClusterRoleBinding, ClusterRoleBindingList,
-    CreatedAccessToken, NamespaceCreated, NamespaceList, NamespacePolicy, NewAccessToken, NewName,
-    NewUser, PasswordChange, PruneReport, PruneRequest, PullSecret, RoleBinding, RoleBindingList,
-    ServiceAccount, ServiceAccountList, UserCreated, UserList, WhoAmI,
+    CreatedAccessToken, MirrorSyncEvent, MirrorSyncRequest, NamespaceCreated, NamespaceList,
+    NamespacePolicy, NewAccessToken, NewName, NewUser, PasswordChange, PruneReport, PruneRequest,
+    PullSecret, RoleBinding, RoleBindingList, ServiceAccount, ServiceAccountList, UserCreated,
+    UserList, WhoAmI,
 };
 use crate::model::usage::{NamespaceUsage, UsageRecomputed};
 
@@ -137,6 +138,46 @@ impl Client {
     pub async fn recompute_usage(&self, ns: &Namespace) -> Result<UsageRecomputed, ClientError> {
         let path = ["namespaces", ns.as_str(), "usage", "recompute"];
         self.admin(call(Method::POST, &path)).await
+    }
+
+    /// `POST /namespaces/{ns}/mirror/sync`: mirrors an upstream repository's
+    /// tags into proxy namespace `ns`, calling `on_event` with each progress
+    /// event as it arrives; the last one (`finished` or `failed`).
+    pub async fn mirror_sync(
+        &self,
+        ns: &Namespace,
+        request: &MirrorSyncRequest,
+        mut on_event: impl FnMut(&MirrorSyncEvent),
+    ) -> Result<MirrorSyncEvent, ClientError> {
+        use futures::StreamExt;
+        let path = ["namespaces", ns.as_str(), "mirror", "sync"];
+        let response = self
+            .admin_send(call(Method::POST, &path).with(request))
+            .await?;
+        let url = response.url().clone();
+        let mut body = response.bytes_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut last = None;
+        let decode = |line: &[u8]| {
+            serde_json::from_slice::<MirrorSyncEvent>(line).map_err(|source| ClientError::Decode {
+                url: url.to_string(),
+                source,
+            })
+        };
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ClientError::transport(&url, e))?;
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                let event = decode(&line[..end])?;
+                on_event(&event);
+                last = Some(event);
+            }
+        }
+        last.ok_or(ClientError::Protocol {
+            url: url.to_string(),
+            problem: "the mirror sync answer ended without an event",
+        })
     }
 
     /// `GET /namespaces/{ns}/rolebindings`.

@@ -242,6 +242,20 @@ impl Client {
         Ok(BlobStream::new(response, digest.clone()))
     }
 
+    /// `GET` of a blob, unverified: the answer whose body the caller
+    /// streams and checks itself (the proxy cache hands it to a blob store,
+    /// whose put verifies the digest, instead of hashing twice).
+    pub(crate) async fn pull_blob_response(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Response, ClientError> {
+        let digest_text = digest.to_string();
+        let url = self.url(&v2(repo, &["blobs", &digest_text]), &[]);
+        self.distribution(&pull_scope(repo), |http| http.get(url.clone()))
+            .await
+    }
+
     /// Pulls a (small) blob whole, verified.
     pub async fn pull_blob_bytes(
         &self,
@@ -356,6 +370,37 @@ impl Client {
             media_type,
             digest,
         })
+    }
+
+    /// `HEAD /v2/<name>/manifests/<reference>`: the digest the registry
+    /// reports for a tag or digest (`Docker-Content-Digest`), `None` when it
+    /// has no such manifest. A registry that reports no digest is a
+    /// [`ClientError::Protocol`] error.
+    pub async fn manifest_digest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<Digest>, ClientError> {
+        let reference_text = reference.to_string();
+        let url = self.url(&v2(repo, &["manifests", &reference_text]), &[]);
+        let response = match self
+            .distribution(&pull_scope(repo), |http| {
+                http.head(url.clone())
+                    .header(header::ACCEPT, MANIFEST_ACCEPT)
+            })
+            .await
+        {
+            Ok(response) => response,
+            Err(ClientError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match content_digest(&response) {
+            Some(digest) => Ok(Some(digest)),
+            None => Err(ClientError::Protocol {
+                url: url.to_string(),
+                problem: "no Docker-Content-Digest in the answer to a manifest HEAD",
+            }),
+        }
     }
 
     /// `DELETE /v2/<name>/manifests/<reference>`: a manifest by digest, or

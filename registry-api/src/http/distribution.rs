@@ -96,6 +96,10 @@ async fn route(registry: &Registry, caller: &Caller, request: Request) -> ApiRes
         );
     };
     let query = query_pairs(parts.uri.query());
+    let endpoint = match super::mirror::ns_host(&query) {
+        Some(host) => super::mirror::mirrored(registry, host, endpoint)?,
+        None => endpoint,
+    };
     let headers = &parts.headers;
     let method = &parts.method;
     let head = method == Method::HEAD;

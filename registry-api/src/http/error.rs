@@ -206,6 +206,13 @@ impl From<RegistryError> for ApiError {
             RegistryError::BlobBeingDeleted(_) => ApiError::new(ErrorCode::BlobUnknown, message)
                 .with_status(StatusCode::SERVICE_UNAVAILABLE)
                 .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")),
+            RegistryError::ProxyReadOnly(_) => ApiError::new(ErrorCode::Denied, message),
+            // Not the client's fault: say so (503) and when to retry.
+            RegistryError::UpstreamUnavailable { .. } => {
+                ApiError::new(ErrorCode::Unavailable, message)
+                    .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("30"))
+            }
             RegistryError::Internal(source) => ApiError::internal(source),
         }
     }

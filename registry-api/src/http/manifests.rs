@@ -96,6 +96,12 @@ pub(crate) async fn get(
         .header(header::CONTENT_LENGTH, m.bytes.len())
         .header(header::ETAG, format!("\"{}\"", m.digest))
         .header(DOCKER_CONTENT_DIGEST, m.digest.as_str());
+    // RFC 9111 §5.5: served from a cache whose upstream could not
+    // revalidate it.
+    let builder = match m.stale {
+        true => builder.header(header::WARNING, "110 - \"Response is stale\""),
+        false => builder,
+    };
     let body = if head {
         Body::empty()
     } else {

@@ -11,6 +11,7 @@ pub(crate) mod health;
 pub(crate) mod image_api;
 pub(crate) mod listing;
 pub(crate) mod manifests;
+pub(crate) mod mirror;
 pub(crate) mod uploads;
 pub(crate) mod util;
 

@@ -22,6 +22,7 @@
 //! | `registry_auth_failures_total` | counter | `reason`: `unauthorized` (401 despite credentials), `denied` (403) |
 //! | `registry_gc_runs_total` | counter | every prune, dry runs included |
 //! | `registry_gc_blobs_deleted_total`, `registry_gc_bytes_freed_total`, `registry_gc_uploads_expired_total` | counter | real runs only |
+//! | `registry_proxy_requests_total` | counter | `result`: `hit`, `miss`, `stale`, `error` (proxy namespaces) |
 //! | `registry_namespace_bytes`, `registry_namespace_blobs` | gauge | `namespace`: the [`NAMESPACE_SERIES`] largest by bytes, the rest summed as `_other` |
 
 use std::fmt::Write as _;
@@ -34,11 +35,13 @@ use registry_storage::GcReport;
 
 mod layer;
 mod open_uploads;
+mod proxy;
 mod serve;
 mod usage;
 
 pub(crate) use layer::MetricsLayer;
 pub(crate) use open_uploads::{CountingUploads, OpenUploads};
+pub use proxy::ProxyCounters;
 pub(crate) use serve::{serve, METRICS_PATH};
 pub use usage::NAMESPACE_SERIES;
 
@@ -226,6 +229,8 @@ pub struct Metrics {
     gc_uploads_expired: AtomicU64,
     /// The open-sessions gauge, fed by [`CountingUploads`].
     pub(crate) open_uploads: Arc<OpenUploads>,
+    /// Proxy namespaces' requests by outcome.
+    pub proxy: ProxyCounters,
 }
 
 impl Default for Metrics {
@@ -246,6 +251,7 @@ impl Default for Metrics {
             gc_bytes_freed: AtomicU64::new(0),
             gc_uploads_expired: AtomicU64::new(0),
             open_uploads: Arc::default(),
+            proxy: ProxyCounters::default(),
         }
     }
 }
@@ -390,6 +396,7 @@ impl Metrics {
         ] {
             scalar(&mut out, name, "counter", help, counter.load(Relaxed));
         }
+        self.proxy.render(&mut out);
         out
     }
 

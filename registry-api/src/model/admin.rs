@@ -16,7 +16,9 @@ use registry_auth::{AccessTokenId, ClusterRole, Role, ServiceAccountName, TokenN
 use registry_core::Namespace;
 use serde::{Deserialize, Serialize};
 
+mod mirror;
 mod prune;
+pub use mirror::{MirrorSyncEvent, MirrorSyncRequest, SyncedTag};
 pub use prune::{PruneReport, PruneRequest, PrunedManifest};
 
 /// `GET` and `PUT /namespaces/{ns}/policy`: retention, immutable tags and

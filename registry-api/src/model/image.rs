@@ -93,6 +93,11 @@ pub struct ImageStreamStatus {
     /// it once).
     #[serde(default)]
     pub usage: ImageStreamUsage,
+    /// Where a proxy namespace's ImageStream is cached from: the upstream
+    /// repository (`registry-1.docker.io/library/alpine`); absent for
+    /// pushed ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
 }
 
 /// `status.usage` of an [`ImageStream`].

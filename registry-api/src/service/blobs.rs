@@ -81,6 +81,9 @@ impl Registry {
         digest: &Digest,
     ) -> RegistryResult<BlobInfo> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        if let Some(proxy) = self.proxy_of(repo) {
+            return self.proxy_stat_blob(proxy, repo, digest).await;
+        }
         let size = self.linked_size(repo, digest).await?;
         Ok(BlobInfo {
             digest: digest.clone(),
@@ -100,6 +103,9 @@ impl Registry {
         range: Option<BlobRange>,
     ) -> RegistryResult<BlobBody> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        if let Some(proxy) = self.proxy_of(repo) {
+            return self.proxy_get_blob(proxy, repo, digest, range).await;
+        }
         // The size clips or places the range.
         let range = match range {
             None => {
@@ -140,6 +146,7 @@ impl Registry {
         digest: &Digest,
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        self.refuse_proxy_writes(repo)?;
         match self.metadata().unlink_blob(repo, digest).await {
             Ok(()) => {
                 tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,

@@ -187,6 +187,21 @@ pub enum RegistryError {
     /// A blob raced garbage collection; retrying works.
     #[error("blob {0} is being deleted by garbage collection; retry")]
     BlobBeingDeleted(Digest),
+    /// A push or delete into a proxy namespace, whose content comes from
+    /// its upstream only.
+    #[error("{0} is a read-only proxy namespace: its content comes from its upstream registry")]
+    ProxyReadOnly(Namespace),
+    /// A proxy namespace's upstream failed, refused, was rate-limited,
+    /// unreachable or too slow, and nothing cached could stand in.
+    #[error("upstream {upstream} of proxy namespace {namespace} is unavailable: {reason}")]
+    UpstreamUnavailable {
+        /// The proxy namespace.
+        namespace: Namespace,
+        /// The upstream's `host[:port]`.
+        upstream: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A failure that is not the caller's: logged in full, shown as
     /// "internal error".
     #[error("internal error: {0}")]

@@ -221,6 +221,9 @@ impl Registry {
                 tags,
                 tags_continue,
                 usage: self.metadata().repository_usage(repo).await?.into(),
+                upstream: self
+                    .proxy_of(repo)
+                    .and_then(|p| p.upstream_repository(repo)),
             },
         }))
     }

@@ -17,6 +17,10 @@ pub struct PulledManifest {
     pub kind: ManifestKind,
     /// The bytes, exactly as pushed.
     pub bytes: Bytes,
+    /// Served from a proxy namespace's cache because its upstream failed
+    /// while the tag was due for revalidation (the HTTP layer adds a
+    /// `Warning: 110` header).
+    pub stale: bool,
 }
 
 /// What [`Registry::put_manifest`] stored.
@@ -59,6 +63,9 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<PulledManifest> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
+        if let Some(proxy) = self.proxy_of(repo) {
+            return self.proxy_get_manifest(proxy, repo, reference).await;
+        }
         let stored = self.load_manifest(repo, reference).await?;
         // Only accepted kinds are stored; anything else is corruption.
         let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
@@ -71,6 +78,7 @@ impl Registry {
             digest: stored.digest,
             kind,
             bytes: stored.bytes,
+            stale: false,
         })
     }
 
@@ -127,6 +135,7 @@ impl Registry {
         extra_tags: &[Tag],
     ) -> RegistryResult<ManifestPushed> {
         self.authorize(caller, Action::Push, &Resource::Repository(repo))?;
+        self.refuse_proxy_writes(repo)?;
         self.ensure_namespace(caller, repo).await?;
         let limit = self.limits().max_manifest_bytes;
         if bytes.len() > limit {
@@ -237,6 +246,7 @@ impl Registry {
         reference: &Reference,
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Delete, &Resource::Repository(repo))?;
+        self.refuse_proxy_writes(repo)?;
         let policy = self.policy_of(repo).await?;
         // A tag a rule protects is refused here; an image such a tag points
         // at is refused by the store, under its write lock, so a tag moved

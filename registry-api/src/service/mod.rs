@@ -155,6 +155,8 @@ pub(crate) struct Inner {
     /// Applies other replicas' changes to the caches, when the stores
     /// have a change feed.
     pub(crate) _changes: Option<changes::ChangeListener>,
+    /// The proxy namespaces (pull-through caches of upstream registries).
+    pub(crate) proxies: crate::proxy::Proxies,
 }
 
 /// Why a [`RegistryBuilder`] could not build a registry.
@@ -174,6 +176,12 @@ pub enum BuildError {
     /// The role bindings could not be loaded from the auth store.
     #[error("cannot load role bindings: {0}")]
     Bindings(#[source] registry_auth::AuthStoreError),
+    /// A proxy namespace's settings are unusable.
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyConfigError),
+    /// A proxy namespace could not be created in the metadata store.
+    #[error("cannot create proxy namespace: {0}")]
+    ProxyNamespace(#[source] StorageError),
 }
 
 /// Builds a [`Registry`] from [`Stores`]: limits, and access control.
@@ -201,6 +209,7 @@ pub struct RegistryBuilder {
     stores: Stores,
     limits: Limits,
     auth: Option<AuthConfig>,
+    proxies: Vec<crate::proxy::ProxyConfig>,
 }
 
 impl RegistryBuilder {
@@ -219,8 +228,32 @@ impl RegistryBuilder {
         self
     }
 
+    /// Makes a namespace a proxy of an upstream registry (see
+    /// [`crate::proxy`]); call once per proxy namespace. The namespace is
+    /// created when the registry is built, if it does not exist.
+    pub fn proxy(mut self, config: crate::proxy::ProxyConfig) -> Self {
+        self.proxies.push(config);
+        self
+    }
+
     /// The registry.
     pub async fn build(self) -> Result<Registry, BuildError> {
+        let proxies = crate::proxy::Proxies::new(self.proxies)?;
+        for config in proxies.configs() {
+            let ns = &config.namespace;
+            let exists = self
+                .stores
+                .metadata()
+                .namespace_exists(ns)
+                .await
+                .map_err(BuildError::ProxyNamespace)?;
+            if !exists {
+                match self.stores.metadata().create_namespace(ns).await {
+                    Ok(()) | Err(StorageError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(BuildError::ProxyNamespace(e)),
+                }
+            }
+        }
         let auth = match self.auth {
             Some(config) => {
                 let store = config
@@ -232,7 +265,7 @@ impl RegistryBuilder {
             }
             None => None,
         };
-        Ok(Registry::assemble(self.stores, self.limits, auth))
+        Ok(Registry::assemble(self.stores, self.limits, auth, proxies))
     }
 }
 
@@ -243,13 +276,14 @@ impl Registry {
             stores,
             limits: Limits::default(),
             auth: None,
+            proxies: Vec::new(),
         }
     }
 
     /// A registry over `stores` with default limits and access control
     /// off. Use [`Registry::builder`] for limits or access control.
     pub fn new(stores: Stores) -> Self {
-        Registry::assemble(stores, Limits::default(), None)
+        Registry::assemble(stores, Limits::default(), None, Default::default())
     }
 
     /// A registry held entirely in memory with access control off (tests,
@@ -264,7 +298,12 @@ impl Registry {
         &self.inner.stores
     }
 
-    fn assemble(stores: Stores, limits: Limits, auth: Option<Arc<AuthState>>) -> Self {
+    fn assemble(
+        stores: Stores,
+        limits: Limits,
+        auth: Option<Arc<AuthState>>,
+        proxies: crate::proxy::Proxies,
+    ) -> Self {
         let metrics: Arc<Metrics> = Arc::default();
         // Counts sessions as they open and close, for the metrics gauge.
         let uploads = crate::metrics::CountingUploads::wrap(
@@ -284,7 +323,44 @@ impl Registry {
                 gc_lock: Arc::default(),
                 user_upload_slots: Arc::default(),
                 readiness: Arc::default(),
+                proxies,
             }),
+        }
+    }
+
+    /// The proxy namespace standing for a registry `host` (`docker.io`,
+    /// `quay.io:443`) in containerd's mirror mode (`?ns=`), if any.
+    pub fn proxy_for_host(&self, host: &str) -> Option<&registry_core::Namespace> {
+        self.inner.proxies.for_host(host)
+    }
+
+    /// Whether `ns` is a proxy namespace.
+    pub fn is_proxy_namespace(&self, ns: &registry_core::Namespace) -> bool {
+        self.inner.proxies.is_proxy(ns)
+    }
+
+    /// The settings of every proxy namespace.
+    pub fn proxy_configs(&self) -> impl Iterator<Item = &crate::proxy::ProxyConfig> {
+        self.inner.proxies.configs()
+    }
+
+    /// The proxy namespace holding `repo`, if it is in one.
+    pub(crate) fn proxy_of(
+        &self,
+        repo: &registry_core::RepositoryName,
+    ) -> Option<&Arc<crate::proxy::ProxyNamespace>> {
+        self.inner.proxies.of_repo(repo)
+    }
+
+    /// Refuses a client's write into a proxy namespace: its content comes
+    /// from the upstream only.
+    pub(crate) fn refuse_proxy_writes(
+        &self,
+        repo: &registry_core::RepositoryName,
+    ) -> RegistryResult<()> {
+        match self.proxy_of(repo) {
+            Some(proxy) => Err(RegistryError::ProxyReadOnly(proxy.config.namespace.clone())),
+            None => Ok(()),
         }
     }
 
@@ -394,7 +470,7 @@ impl Registry {
 
     /// Runs `job` at `first`, then every `every` (a late run delays the
     /// next), until the handle is dropped or the registry is.
-    fn spawn_every<F, Fut>(
+    pub(crate) fn spawn_every<F, Fut>(
         &self,
         first: tokio::time::Instant,
         every: Duration,

@@ -187,6 +187,7 @@ impl Registry {
     /// Push and namespace checks shared by every way bytes arrive.
     async fn may_push(&self, caller: &Caller, repo: &RepositoryName) -> RegistryResult<()> {
         self.authorize(caller, Action::Push, &Resource::Repository(repo))?;
+        self.refuse_proxy_writes(repo)?;
         self.ensure_namespace(caller, repo).await
     }
 

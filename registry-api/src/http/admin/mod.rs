@@ -1,10 +1,12 @@
 //! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
 //! bindings, service accounts, access tokens, pull secrets, `whoami` and
-//! `prune` (garbage collection), namespace policies and usage.
+//! `prune` (garbage collection), namespace policies and usage, mirror sync
+//! of proxy namespaces.
 //! `docs/admin-api.md` lists every route.
 
 mod bindings;
 mod identities;
+mod mirror;
 mod prune;
 mod usage;
 
@@ -47,6 +49,10 @@ pub(crate) fn routes() -> Router<Registry> {
         .route(
             "/apis/admin/v1/namespaces/{ns}/usage/recompute",
             post(usage::recompute_usage),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/mirror/sync",
+            post(mirror::sync),
         )
         .route(
             "/apis/admin/v1/namespaces/{ns}/rolebindings",

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Pull-through cache: the first pull of a large layer through a proxy namespace vs a direct
+# pull from the upstream, and a cached pull.
+#
+# Usage: benches/proxy.sh [--size MIB] [--rounds N] [--out FILE]
+#
+#   --size MIB    layer size (default 256)
+#   --rounds N    rounds (default 3); figures are medians over rounds
+#   --out FILE    also write the markdown table to FILE
+#
+# Environment: BENCH_TMPDIR (where data directories go, default /tmp); SERVER (a
+# registry-server binary to use instead of building the release one).
+#
+# What runs: builds registry-server (release) and starts two on loopback ports, each with
+# --no-auth --durability none and a fresh data directory:
+#   U  the upstream, holding one random layer per round (pushed monolithically with curl)
+#   P  the proxy, --proxy up=http://U
+# Per round, for a layer the proxy has never seen (so the upstream's copy is in the page
+# cache for both): `curl` GET from U directly, then the first GET through P
+# (/v2/up/<name>/blobs/<digest>: streamed from U while stored), then the same GET through P
+# again (served from its store). Each download is checked against its digest.
+set -euo pipefail
+
+SIZE=256
+ROUNDS=3
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --size) SIZE="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "proxy.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+cd "$(dirname "$0")/.."
+export LC_ALL=C
+log() { echo "proxy.sh: $*" >&2; }
+
+if [ -z "${SERVER:-}" ]; then
+    log "building registry-server (release)"
+    cargo build --release --example registry-server >&2
+    SERVER="$PWD/target/release/examples/registry-server"
+fi
+
+WORK="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/registry-proxy-bench.XXXXXX")"
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+start() { # start NAME PORT ARGS...: a server on 127.0.0.1:PORT
+    local name=$1 port=$2
+    shift 2
+    mkdir -p "$WORK/$name"
+    "$SERVER" --listen "127.0.0.1:$port" --data-dir "$WORK/$name" --no-auth --no-ui \
+        --durability none "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 200); do
+        curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && return 0
+        sleep 0.1
+    done
+    cat "$WORK/$name.log" >&2
+    log "$name did not start"
+    exit 1
+}
+UP=$(free_port)
+PX=$(free_port)
+start upstream "$UP"
+start proxy "$PX" --proxy "up=http://127.0.0.1:$UP"
+
+# One layer per round, pushed to the upstream.
+DIGESTS=()
+for round in $(seq "$ROUNDS"); do
+    head -c "$((SIZE * 1024 * 1024))" /dev/urandom >"$WORK/layer"
+    digest="sha256:$(sha256sum "$WORK/layer" | cut -d' ' -f1)"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$WORK/layer" \
+        -H 'Content-Type: application/octet-stream' \
+        "http://127.0.0.1:$UP/v2/bench/layer/blobs/uploads/?digest=$digest")
+    [ "$code" = 201 ] || { log "push of round $round: HTTP $code"; exit 1; }
+    DIGESTS+=("$digest")
+done
+rm -f "$WORK/layer"
+
+# get URL DIGEST: seconds for the whole body, checked against the digest (hashed from the
+# pipe as it arrives, so the check adds no disk write).
+get() {
+    local sum out got
+    sum=$(curl -s -w '%{stderr}%{http_code} %{time_total}' "$1" 2>"$WORK/w" | sha256sum | cut -d' ' -f1)
+    out=$(cat "$WORK/w")
+    [ "${out%% *}" = 200 ] || { log "GET $1: HTTP ${out%% *}"; exit 1; }
+    got="sha256:$sum"
+    [ "$got" = "$2" ] || { log "GET $1: digest $got"; exit 1; }
+    echo "${out#* }"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+: >"$WORK/direct"
+: >"$WORK/first"
+: >"$WORK/cached"
+for digest in "${DIGESTS[@]}"; do
+    get "http://127.0.0.1:$UP/v2/bench/layer/blobs/$digest" "$digest" >>"$WORK/direct"
+    get "http://127.0.0.1:$PX/v2/up/bench/layer/blobs/$digest" "$digest" >>"$WORK/first"
+    get "http://127.0.0.1:$PX/v2/up/bench/layer/blobs/$digest" "$digest" >>"$WORK/cached"
+done
+direct=$(median <"$WORK/direct")
+first=$(median <"$WORK/first")
+cached=$(median <"$WORK/cached")
+rate() { awk -v s="$1" -v m="$SIZE" 'BEGIN {printf "%.0f", m / s}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+report=$(
+    cat <<EOF
+| pull of a $SIZE MiB layer (median of $ROUNDS) | seconds | MiB/s | time vs direct |
+|---|---|---|---|
+| direct from the upstream | $direct | $(rate "$direct") | 1.00 |
+| first pull through the proxy (miss: streamed while stored) | $first | $(rate "$first") | $(ratio "$first" "$direct") |
+| cached pull through the proxy (hit) | $cached | $(rate "$cached") | $(ratio "$cached" "$direct") |
+EOF
+)
+echo "$report"
+[ -z "$OUT" ] || echo "$report" >"$OUT"

@@ -1,0 +1,477 @@
+//! The proxy's reads: manifests and blobs of a proxy namespace, from the
+//! store when cached and fresh, else from the upstream (stored on the way).
+
+use std::sync::Arc;
+
+use registry_core::{Digest, Manifest, ManifestKind, Reference, RepositoryName};
+use registry_storage::{BlobBody, BlobInfo, ByteRange, NewManifest, StorageError, StoredManifest};
+
+use super::tee::{self, Joined, Tee};
+use super::ProxyNamespace;
+use crate::client::ClientError;
+use crate::service::{PulledManifest, Registry, RegistryError, RegistryResult};
+
+/// Why a fetch from the upstream did not give what was asked. Cloned to
+/// every request that shared the fetch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// The upstream has no such manifest or blob.
+    #[error("not found upstream")]
+    NotFound,
+    /// The upstream failed, refused, was rate-limited, unreachable or too
+    /// slow, or served wrong bytes: a cached copy may stand in.
+    #[error("{0}")]
+    Upstream(Arc<str>),
+    /// Storing what was fetched failed here.
+    #[error("{0}")]
+    Local(Arc<str>),
+    /// The fetch ended without an outcome (its task died).
+    #[error("the upstream fetch was interrupted")]
+    Aborted,
+}
+
+impl FetchError {
+    pub(crate) fn upstream(reason: impl Into<Arc<str>>) -> Self {
+        FetchError::Upstream(reason.into())
+    }
+
+    pub(crate) fn local(reason: impl Into<Arc<str>>) -> Self {
+        FetchError::Local(reason.into())
+    }
+
+    /// The client's error sorted by meaning.
+    pub(super) fn of_client(e: ClientError) -> Self {
+        match e {
+            ClientError::NotFound { .. } => FetchError::NotFound,
+            ClientError::Api { status, .. } if status.as_u16() == 429 => {
+                FetchError::upstream(format!("rate-limited by the upstream (429): {e}"))
+            }
+            e => FetchError::upstream(e.to_string()),
+        }
+    }
+}
+
+/// A manifest fetch's outcome: the manifest, and whether it came from the
+/// upstream (`true`) or was revalidated unchanged (`false`).
+pub(crate) type ManifestOutcome = Result<(PulledManifest, bool), FetchError>;
+
+fn pulled(stored: StoredManifest, stale: bool) -> RegistryResult<PulledManifest> {
+    let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
+        RegistryError::internal(format!(
+            "stored manifest {} has unknown media type {:?}",
+            stored.digest, stored.media_type
+        ))
+    })?;
+    Ok(PulledManifest {
+        digest: stored.digest,
+        kind,
+        bytes: stored.bytes,
+        stale,
+    })
+}
+
+impl ProxyNamespace {
+    /// The error a client sees for a failed fetch of `what`.
+    pub(super) fn refusal(&self, e: FetchError, unknown: RegistryError) -> RegistryError {
+        match e {
+            FetchError::NotFound => unknown,
+            FetchError::Upstream(reason) => RegistryError::UpstreamUnavailable {
+                namespace: self.config.namespace.clone(),
+                upstream: self.config.upstream_host(),
+                reason: reason.to_string(),
+            },
+            FetchError::Local(reason) => RegistryError::internal(reason.to_string()),
+            FetchError::Aborted => RegistryError::UpstreamUnavailable {
+                namespace: self.config.namespace.clone(),
+                upstream: self.config.upstream_host(),
+                reason: "the fetch was interrupted; retry".into(),
+            },
+        }
+    }
+
+    pub(super) fn upstream_repo(&self, repo: &RepositoryName) -> RegistryResult<RepositoryName> {
+        self.upstream_name(repo).ok_or_else(|| {
+            RegistryError::invalid_name(
+                "repository",
+                format!(
+                    "{repo}: the upstream of proxy namespace {} needs a name of two or more \
+                     components after the namespace",
+                    self.config.namespace
+                ),
+            )
+        })
+    }
+}
+
+impl Registry {
+    /// A manifest of a proxy namespace (the caller may pull).
+    pub(crate) async fn proxy_get_manifest(
+        &self,
+        proxy: &Arc<ProxyNamespace>,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<PulledManifest> {
+        let local = self.metadata().get_manifest(repo, reference).await?;
+        let counters = &self.metrics().proxy;
+        if let Some(stored) = &local {
+            let fresh = match reference {
+                Reference::Digest(_) => true,
+                Reference::Tag(tag) => proxy.is_fresh(repo, tag),
+            };
+            if fresh {
+                counters.record_hit();
+                return pulled(stored.clone(), false);
+            }
+        }
+        let upstream_repo = proxy.upstream_repo(repo)?;
+        let local_digest = local.as_ref().map(|m| m.digest.clone());
+        let work = {
+            let registry = self.clone();
+            let proxy = Arc::clone(proxy);
+            let repo = repo.clone();
+            let reference = reference.clone();
+            async move {
+                registry
+                    .fetch_manifest(&proxy, &repo, &upstream_repo, &reference, local_digest)
+                    .await
+            }
+        };
+        let outcome = proxy
+            .manifests
+            .run((repo.clone(), reference.to_string()), work)
+            .await
+            .unwrap_or(Err(FetchError::Aborted));
+        match (outcome, local) {
+            (Ok((manifest, fetched)), _) => {
+                match fetched {
+                    true => counters.record_miss(),
+                    false => counters.record_hit(),
+                }
+                Ok(manifest)
+            }
+            // The upstream is authoritative when it answers: a tag gone
+            // there is gone here.
+            (Err(FetchError::NotFound), _) => Err(RegistryError::ManifestUnknown {
+                repository: repo.clone(),
+                reference: reference.clone(),
+            }),
+            (Err(e @ (FetchError::Upstream(_) | FetchError::Aborted)), Some(stored)) => {
+                counters.record_stale();
+                tracing::warn!(namespace = %proxy.config.namespace, repository = %repo,
+                    reference = %reference, upstream = %proxy.config.upstream_host(),
+                    error = %e, "upstream failed; serving the cached manifest (stale)");
+                pulled(stored, true)
+            }
+            (Err(e), _) => {
+                counters.record_error();
+                let unknown = RegistryError::ManifestUnknown {
+                    repository: repo.clone(),
+                    reference: reference.clone(),
+                };
+                Err(proxy.refusal(e, unknown))
+            }
+        }
+    }
+
+    /// Revalidates a cached tag (a `HEAD`), or fetches and stores the
+    /// manifest when it is not cached or moved.
+    async fn fetch_manifest(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        upstream_repo: &RepositoryName,
+        reference: &Reference,
+        local: Option<Digest>,
+    ) -> ManifestOutcome {
+        let client = &proxy.client;
+        if let (Reference::Tag(tag), Some(local)) = (reference, &local) {
+            match client.manifest_digest(upstream_repo, reference).await {
+                Ok(Some(current)) if current == *local => {
+                    proxy.mark_fresh(repo, tag);
+                    let stored = self
+                        .metadata()
+                        .get_manifest(repo, &Reference::Digest(current))
+                        .await
+                        .map_err(|e| FetchError::local(e.to_string()))?;
+                    if let Some(stored) = stored {
+                        let manifest =
+                            pulled(stored, false).map_err(|e| FetchError::local(e.to_string()))?;
+                        return Ok((manifest, false));
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(FetchError::NotFound),
+                Err(e) => return Err(FetchError::of_client(e)),
+            }
+        }
+        let fetched = client
+            .get_manifest(upstream_repo, reference)
+            .await
+            .map_err(FetchError::of_client)?;
+        let manifest = self
+            .store_proxied_manifest(proxy, repo, reference, fetched)
+            .await?;
+        if let Reference::Tag(tag) = reference {
+            proxy.mark_fresh(repo, tag);
+        }
+        Ok((manifest, true))
+    }
+
+    /// Stores a manifest fetched from the upstream as a push would (same
+    /// store call: blob links, tag history, usage), tagged when fetched by
+    /// tag. Its blobs are linked before they are stored (they are fetched
+    /// when asked for), and an index's children are not linked at all.
+    async fn store_proxied_manifest(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        reference: &Reference,
+        fetched: crate::client::Manifest,
+    ) -> Result<PulledManifest, FetchError> {
+        let limit = self.limits().max_manifest_bytes;
+        if fetched.bytes.len() > limit {
+            return Err(FetchError::upstream(format!(
+                "the upstream's manifest has {} bytes; this registry accepts at most {limit}",
+                fetched.bytes.len()
+            )));
+        }
+        let manifest = Manifest::parse(Some(&fetched.media_type), &fetched.bytes)
+            .map_err(|e| FetchError::upstream(format!("the upstream's manifest: {e}")))?;
+        let kind = ManifestKind::from_media_type(manifest.media_type())
+            .ok_or_else(|| FetchError::upstream("the upstream's manifest has an unknown kind"))?;
+        self.ensure_proxy_namespace(proxy)
+            .await
+            .map_err(|e| FetchError::local(e.to_string()))?;
+        let record = NewManifest {
+            repository: repo.clone(),
+            digest: fetched.digest.clone(),
+            media_type: manifest.media_type().to_owned(),
+            bytes: fetched.bytes.clone(),
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
+            annotations: manifest.annotations.clone(),
+            config: manifest.config.as_ref().map(|c| c.digest.clone()),
+            blobs: manifest
+                .blob_references()
+                .map(|d| d.digest.clone())
+                .collect(),
+            // Children are fetched when asked for; the store requires the
+            // ones it is told about to be present.
+            children: Vec::new(),
+            tags: reference.as_tag().cloned().into_iter().collect(),
+            // The upstream decides where its tags point.
+            fixed_tags: Vec::new(),
+            actor: format!("system:proxy:{}", proxy.config.namespace),
+        };
+        self.metadata()
+            .put_manifest(record)
+            .await
+            .map_err(|e| FetchError::local(e.to_string()))?;
+        tracing::info!(target: "audit", actor = %format!("system:proxy:{}", proxy.config.namespace),
+            repository = %repo, digest = %fetched.digest, reference = %reference,
+            "manifest cached from upstream");
+        Ok(PulledManifest {
+            digest: fetched.digest,
+            kind,
+            bytes: fetched.bytes,
+            stale: false,
+        })
+    }
+
+    /// Creates the proxy namespace if it is missing (removed by an admin
+    /// since start-up).
+    pub(crate) async fn ensure_proxy_namespace(
+        &self,
+        proxy: &ProxyNamespace,
+    ) -> RegistryResult<()> {
+        let ns = &proxy.config.namespace;
+        if self.metadata().namespace_exists(ns).await? {
+            return Ok(());
+        }
+        match self.metadata().create_namespace(ns).await {
+            Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `repo` serves `digest` from the store: linked and stored.
+    pub(super) async fn cached_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> RegistryResult<Option<BlobInfo>> {
+        if !self.metadata().blob_linked(repo, digest).await? {
+            return Ok(None);
+        }
+        Ok(self.blobs().stat(digest).await?)
+    }
+
+    /// Size of a blob of a proxy namespace: from the store when cached,
+    /// else the upstream's `HEAD`.
+    pub(crate) async fn proxy_stat_blob(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> RegistryResult<BlobInfo> {
+        let counters = &self.metrics().proxy;
+        if let Some(info) = self.cached_blob(repo, digest).await? {
+            counters.record_hit();
+            return Ok(info);
+        }
+        let unknown = || RegistryError::BlobUnknown {
+            repository: repo.clone(),
+            digest: digest.clone(),
+        };
+        let upstream_repo = proxy.upstream_repo(repo)?;
+        match proxy.client.blob_size(&upstream_repo, digest).await {
+            Ok(Some(size)) => {
+                counters.record_miss();
+                Ok(BlobInfo {
+                    digest: digest.clone(),
+                    size,
+                    modified: None,
+                })
+            }
+            Ok(None) => Err(unknown()),
+            Err(e) => {
+                counters.record_error();
+                Err(proxy.refusal(FetchError::of_client(e), unknown()))
+            }
+        }
+    }
+
+    /// A blob of a proxy namespace, or `range` of it: from the store when
+    /// cached; else streamed from the upstream while stored (the whole
+    /// blob), or, for a range or while another request fetches it, served
+    /// from the store once the fetch ended.
+    pub(crate) async fn proxy_get_blob(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<crate::service::BlobRange>,
+    ) -> RegistryResult<BlobBody> {
+        let unknown = || RegistryError::BlobUnknown {
+            repository: repo.clone(),
+            digest: digest.clone(),
+        };
+        let counters = &self.metrics().proxy;
+        if self.cached_blob(repo, digest).await?.is_some() {
+            counters.record_hit();
+            return self.local_blob(repo, digest, range).await;
+        }
+        let upstream_repo = proxy.upstream_repo(repo)?;
+        let waiting = match proxy.blobs.join(repo, digest) {
+            Joined::Follower(rx) => rx,
+            Joined::Leader(leader) => {
+                // Finished by another request between the check and the join.
+                if self.cached_blob(repo, digest).await?.is_some() {
+                    leader.finish(Ok(()));
+                    counters.record_hit();
+                    return self.local_blob(repo, digest, range).await;
+                }
+                counters.record_miss();
+                let rx = leader.subscribe();
+                let with_client = range.is_none();
+                let started = self
+                    .start_blob_fetch(proxy, repo, &upstream_repo, digest, leader, with_client)
+                    .await;
+                match started {
+                    Ok(Some(body)) => return Ok(body),
+                    Ok(None) => {}
+                    Err(e) => {
+                        counters.record_error();
+                        return Err(proxy.refusal(e, unknown()));
+                    }
+                }
+                rx.ok_or_else(|| RegistryError::internal("blob fetch ended before it started"))?
+            }
+        };
+        match tee::wait(waiting).await {
+            Ok(()) => self.local_blob(repo, digest, range).await,
+            Err(e) => Err(proxy.refusal(e, unknown())),
+        }
+    }
+
+    /// Asks the upstream for the blob and starts the tee; the client's body
+    /// when `with_client` (else the fetch runs for the store alone).
+    pub(super) async fn start_blob_fetch(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        upstream_repo: &RepositoryName,
+        digest: &Digest,
+        leader: tee::Leader,
+        with_client: bool,
+    ) -> Result<Option<BlobBody>, FetchError> {
+        // Taken before the bytes are stored, as a push does: a prune that
+        // starts deleting the blob meanwhile makes the link fail.
+        let ticket = match self.metadata().blob_ticket(digest).await {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                let e = FetchError::local(e.to_string());
+                leader.finish(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        let response = match proxy.client.pull_blob_response(upstream_repo, digest).await {
+            Ok(response) => response,
+            Err(e) => {
+                let e = FetchError::of_client(e);
+                leader.finish(Err(e.clone()));
+                return Err(e);
+            }
+        };
+        // The client is told the size before the bytes arrive.
+        let Some(size) = response.content_length() else {
+            let e = FetchError::upstream("the upstream sent a blob without a Content-Length");
+            leader.finish(Err(e.clone()));
+            return Err(e);
+        };
+        let tee = Tee {
+            registry: self.clone(),
+            repo: repo.clone(),
+            digest: digest.clone(),
+            ticket,
+            leader,
+            client_idle: self.limits().body_idle_timeout,
+            upstream: proxy.config.upstream_host(),
+        };
+        let stream = tee.start(response.bytes_stream(), with_client);
+        Ok(stream.map(|stream| BlobBody {
+            total_size: size,
+            range: (0, size),
+            stream,
+        }))
+    }
+
+    /// A cached blob, or `range` of it, from the store.
+    async fn local_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<crate::service::BlobRange>,
+    ) -> RegistryResult<BlobBody> {
+        let unknown = || RegistryError::BlobUnknown {
+            repository: repo.clone(),
+            digest: digest.clone(),
+        };
+        let range: Option<ByteRange> = match range {
+            None => None,
+            Some(range) => {
+                let size = self.blobs().stat(digest).await?.ok_or_else(unknown)?.size;
+                Some(
+                    range
+                        .resolve(size)
+                        .ok_or(RegistryError::RangeNotSatisfiable { size })?,
+                )
+            }
+        };
+        match self.blobs().get(digest, range).await {
+            Ok(body) => Ok(body),
+            Err(StorageError::NotFound { .. }) => Err(unknown()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

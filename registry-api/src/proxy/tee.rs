@@ -1,0 +1,268 @@
+//! One upstream blob body feeding the client and the store at once.
+//!
+//! The leader of a fetch (the first request for a blob that is not
+//! cached) reads the upstream body once and sends each chunk to the
+//! store's `put` and to its client through bounded channels, so memory
+//! stays a few chunks whatever the blob's size, and the slower of the two
+//! sets the pace. The last chunk is held back until the store verified the
+//! digest: a client can never read a whole body of wrong bytes, it gets a
+//! cut connection instead. Requests arriving while the fetch runs wait for
+//! its end and are then served from the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use registry_core::{Digest, RepositoryName};
+use registry_storage::{BlobInfo, BlobTicket, ByteStream, StorageError};
+use tokio::sync::{mpsc, watch};
+
+use super::fetch::FetchError;
+use crate::service::Registry;
+
+/// Chunks buffered towards the store and towards the client (each).
+const CHANNEL_CHUNKS: usize = 16;
+
+/// The outcome of a blob fetch as its waiters see it.
+pub(crate) type FetchResult = Result<(), FetchError>;
+
+type Key = (RepositoryName, Digest);
+type Entries = Arc<Mutex<HashMap<Key, watch::Receiver<Option<FetchResult>>>>>;
+
+/// Blob fetches in flight, by repository and digest.
+#[derive(Debug, Default)]
+pub(crate) struct BlobFetches {
+    entries: Entries,
+}
+
+/// What a request for an uncached blob is to the fetch of that blob.
+pub(crate) enum Joined {
+    /// No fetch was running: this request runs it.
+    Leader(Leader),
+    /// A fetch runs: wait for its end.
+    Follower(watch::Receiver<Option<FetchResult>>),
+}
+
+impl BlobFetches {
+    /// Joins the fetch of `digest` into `repo`, or becomes its leader.
+    pub(crate) fn join(&self, repo: &RepositoryName, digest: &Digest) -> Joined {
+        let key = (repo.clone(), digest.clone());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(running) = entries.get(&key) {
+            return Joined::Follower(running.clone());
+        }
+        let (tx, rx) = watch::channel(None);
+        entries.insert(key.clone(), rx);
+        Joined::Leader(Leader {
+            entries: Arc::clone(&self.entries),
+            key,
+            tx: Some(tx),
+        })
+    }
+}
+
+/// The leader's hold on a fetch: ending it (or dropping it, should the
+/// fetch task die) removes the entry and wakes the waiters.
+pub(crate) struct Leader {
+    entries: Entries,
+    key: Key,
+    tx: Option<watch::Sender<Option<FetchResult>>>,
+}
+
+impl Leader {
+    /// A receiver of this fetch's outcome.
+    pub(crate) fn subscribe(&self) -> Option<watch::Receiver<Option<FetchResult>>> {
+        self.tx.as_ref().map(watch::Sender::subscribe)
+    }
+
+    /// Ends the fetch with `result`.
+    pub(crate) fn finish(mut self, result: FetchResult) {
+        self.end(result);
+    }
+
+    fn end(&mut self, result: FetchResult) {
+        let Some(tx) = self.tx.take() else { return };
+        // Removed before waking the waiters: one that retries after a
+        // failure starts a new fetch instead of rejoining this one.
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+        let _ = tx.send(Some(result));
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.end(Err(FetchError::Aborted));
+    }
+}
+
+/// Waits for the end of a fetch.
+pub(crate) async fn wait(mut rx: watch::Receiver<Option<FetchResult>>) -> FetchResult {
+    match rx.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or(Err(FetchError::Aborted)),
+        Err(_) => Err(FetchError::Aborted),
+    }
+}
+
+/// A channel receiver as a byte stream.
+fn receiver_stream(rx: mpsc::Receiver<Result<Bytes, StorageError>>) -> ByteStream {
+    futures::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item, rx))
+    })
+    .boxed()
+}
+
+/// Everything one fetch needs once the upstream answered.
+pub(crate) struct Tee {
+    pub(crate) registry: Registry,
+    pub(crate) repo: RepositoryName,
+    pub(crate) digest: Digest,
+    pub(crate) ticket: BlobTicket,
+    pub(crate) leader: Leader,
+    /// How long the client may refuse a chunk before it is dropped (the
+    /// fetch then goes on for the store and the waiters).
+    pub(crate) client_idle: Duration,
+    /// The upstream's name, for logs.
+    pub(crate) upstream: String,
+}
+
+impl Tee {
+    /// Starts the fetch of `body`; the client's stream when `with_client`.
+    pub(crate) fn start<S, E>(self, body: S, with_client: bool) -> Option<ByteStream>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let (store_tx, store_rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let (client_tx, client_rx) = match with_client {
+            true => {
+                let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let blobs = self.registry.blobs().clone();
+        let digest = self.digest.clone();
+        let put = tokio::spawn(async move { blobs.put(&digest, receiver_stream(store_rx)).await });
+        let body = body.boxed();
+        tokio::spawn(self.pump(body, store_tx, client_tx, put));
+        client_rx.map(receiver_stream)
+    }
+
+    async fn pump<E: std::fmt::Display>(
+        self,
+        mut body: BoxStream<'static, Result<Bytes, E>>,
+        store_tx: mpsc::Sender<Result<Bytes, StorageError>>,
+        mut client: Option<mpsc::Sender<Result<Bytes, StorageError>>>,
+        put: tokio::task::JoinHandle<registry_storage::Result<BlobInfo>>,
+    ) {
+        let mut held: Option<Bytes> = None;
+        let mut failure: Option<String> = None;
+        loop {
+            match body.next().await {
+                None => break,
+                Some(Err(e)) => {
+                    failure = Some(format!("the upstream body failed: {e}"));
+                    break;
+                }
+                Some(Ok(chunk)) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    // The store stopped reading: it failed, and says why below.
+                    if store_tx.send(Ok(chunk.clone())).await.is_err() {
+                        break;
+                    }
+                    if let Some(previous) = held.replace(chunk) {
+                        self.forward(&mut client, Ok(previous)).await;
+                    }
+                }
+            }
+        }
+        if let Some(reason) = &failure {
+            // The store discards what it got instead of publishing it.
+            let _ = store_tx
+                .send(Err(StorageError::Incoming {
+                    source: reason.clone().into(),
+                }))
+                .await;
+        }
+        drop(store_tx);
+        let stored = put.await;
+        let result = match (failure, stored) {
+            (Some(reason), _) => Err(FetchError::upstream(reason)),
+            (None, Err(e)) => Err(FetchError::local(format!("blob store task failed: {e}"))),
+            (None, Ok(Err(StorageError::DigestMismatch { expected, actual }))) => {
+                tracing::warn!(upstream = %self.upstream, repository = %self.repo,
+                    expected = %expected, actual = %actual,
+                    "upstream served wrong bytes for a blob; nothing stored");
+                Err(FetchError::upstream(format!(
+                    "the upstream served bytes whose digest is {actual} for blob {expected}"
+                )))
+            }
+            (None, Ok(Err(e))) => {
+                tracing::warn!(repository = %self.repo, digest = %self.digest, error = %e,
+                    "storing a blob fetched from the upstream failed");
+                Err(FetchError::local(e.to_string()))
+            }
+            (None, Ok(Ok(info))) => {
+                let ticket = self.ticket.clone().with_size(info.size);
+                match self
+                    .registry
+                    .metadata()
+                    .link_blob_with(&self.repo, &ticket)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    // A quota refusal, or a prune deleting the blob meanwhile.
+                    Err(e) => {
+                        tracing::warn!(repository = %self.repo, digest = %self.digest,
+                            error = %e, "a blob fetched from the upstream was not linked");
+                        Err(FetchError::local(e.to_string()))
+                    }
+                }
+            }
+        };
+        match &result {
+            Ok(()) => {
+                if let Some(last) = held {
+                    self.forward(&mut client, Ok(last)).await;
+                }
+            }
+            Err(e) => {
+                self.registry.metrics().proxy.record_error();
+                // An error item ends the client's body early: its
+                // connection is cut rather than the response completed.
+                let reason = e.to_string();
+                self.forward(
+                    &mut client,
+                    Err(StorageError::Incoming {
+                        source: reason.into(),
+                    }),
+                )
+                .await;
+            }
+        }
+        let Tee { leader, .. } = self;
+        leader.finish(result);
+    }
+
+    /// Sends an item to the client, dropping the client when it does not
+    /// take it within `client_idle` or went away.
+    async fn forward(
+        &self,
+        client: &mut Option<mpsc::Sender<Result<Bytes, StorageError>>>,
+        item: Result<Bytes, StorageError>,
+    ) {
+        let Some(tx) = client.as_ref() else { return };
+        if tx.send_timeout(item, self.client_idle).await.is_err() {
+            *client = None;
+        }
+    }
+}
