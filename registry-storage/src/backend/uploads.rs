@@ -2,13 +2,13 @@
 //! state in an [`UploadSessionStore`].
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Algorithm, Digest, Digester, RepositoryName};
 
-use super::blobs::discard;
+use super::blobs::{discard, hashed, into_inner};
 use super::hashing::{hash_both, take, Hashes, HashesOut};
 use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
 use crate::blob::{BlobInfo, ByteStream};
@@ -80,6 +80,61 @@ impl<B: BlobBackend> BackendUploadStore<B> {
 
     async fn load(&self, id: &UploadId) -> Result<UploadSession> {
         self.sessions.session(id).await?.ok_or_else(|| unknown(id))
+    }
+
+    /// A `PUT` carrying the whole blob into a session that holds nothing
+    /// yet (the common `POST` + `PUT` push): the digest is known, so the
+    /// bytes are staged where the blob will live, as a one-shot put does
+    /// (on S3: no copy at publish), and hashed with the digest's algorithm
+    /// only. The session ends once the bytes are all there; a body that
+    /// fails leaves it as it was.
+    async fn commit_whole(
+        &self,
+        session: &UploadSession,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        let backend = self.backend.as_ref();
+        let staged = backend.stage(StageTarget::Blob(expected)).await?;
+        let hasher = Arc::new(Mutex::new(Digester::new(expected.algorithm())));
+        let body = hashed(body, hasher.clone(), Digester::update);
+        let appended = match backend.append(&staged, body, AppendMode::Final).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                discard(backend, staged).await;
+                return Err(e);
+            }
+        };
+        // Ending the session makes this its only commit.
+        let ended = match self.sessions.remove_session(&session.id).await {
+            Ok(Some(ended)) if ended.offset == 0 => Ok(ended),
+            Ok(Some(ended)) => Err(StorageError::InvalidOffset {
+                expected: ended.offset,
+                got: 0,
+            }),
+            Ok(None) => Err(unknown(&session.id)),
+            Err(e) => Err(e),
+        };
+        let ended = match ended {
+            Ok(ended) => ended,
+            Err(e) => {
+                discard(backend, appended).await;
+                return Err(e);
+            }
+        };
+        // The session's own staged write never received a byte.
+        discard(backend, staged_of(&ended)).await;
+        if let Err(e) = Verifier::from_digester(into_inner(hasher)).finish(expected) {
+            discard(backend, appended).await;
+            return Err(e);
+        }
+        match backend.publish(appended.clone(), expected).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                discard(backend, appended).await;
+                Err(e)
+            }
+        }
     }
 
     /// Publishes an ended session's staged bytes as `expected` if `hashes`
@@ -247,6 +302,9 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
                 expected: session.offset,
                 got: offset,
             });
+        }
+        if session.offset == 0 {
+            return self.commit_whole(&session, body, expected).await;
         }
         let hashes = Hashes {
             sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,

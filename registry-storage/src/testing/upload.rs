@@ -220,6 +220,29 @@ pub async fn upload_last_chunk(uploads: &dyn UploadStore, blobs: &dyn BlobStore)
         blobs.delete(&digest).await.unwrap();
         assert_clean(uploads, blobs).await;
     }
+    // The whole blob in one `PUT` (`POST` + `PUT`): a body that fails
+    // leaves the session usable; then it publishes, twice (the second time
+    // onto the existing blob).
+    let digest = Digest::sha256_of(&data);
+    for _ in 0..2 {
+        let session = uploads.create(&repo()).await.unwrap();
+        assert!(uploads
+            .commit_last_chunk(&session.id, 0, failing_body(&data[..20_000]), &digest)
+            .await
+            .is_err());
+        assert_eq!(uploads.status(&session.id).await.unwrap().offset, 0);
+        let info = uploads
+            .commit_last_chunk(&session.id, 0, body_of(&data, 9000), &digest)
+            .await
+            .unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_upload_unknown(uploads, &session.id).await;
+        let body = blobs.get(&digest, None).await.unwrap();
+        assert_eq!(read_body(body.stream).await.unwrap(), data);
+    }
+    blobs.delete(&digest).await.unwrap();
+    assert_clean(uploads, blobs).await;
+
     let wrong = Digest::sha256_of(b"not this");
     let session = uploads.create(&repo()).await.unwrap();
     match uploads
