@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use registry_core::{Digest, Manifest, ManifestKind, Reference, RepositoryName};
-use registry_storage::{BlobBody, BlobInfo, ByteRange, NewManifest, StorageError, StoredManifest};
+use registry_storage::{BlobBody, BlobInfo, NewManifest, StorageError};
 
 use super::tee::{self, Joined, Tee};
 use super::ProxyNamespace;
@@ -54,21 +54,6 @@ impl FetchError {
 /// A manifest fetch's outcome: the manifest, and whether it came from the
 /// upstream (`true`) or was revalidated unchanged (`false`).
 pub(crate) type ManifestOutcome = Result<(PulledManifest, bool), FetchError>;
-
-fn pulled(stored: StoredManifest, stale: bool) -> RegistryResult<PulledManifest> {
-    let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
-        RegistryError::internal(format!(
-            "stored manifest {} has unknown media type {:?}",
-            stored.digest, stored.media_type
-        ))
-    })?;
-    Ok(PulledManifest {
-        digest: stored.digest,
-        kind,
-        bytes: stored.bytes,
-        stale,
-    })
-}
 
 impl ProxyNamespace {
     /// The error a client sees for a failed fetch of `what`.
@@ -120,7 +105,7 @@ impl Registry {
             };
             if fresh {
                 counters.record_hit();
-                return pulled(stored.clone(), false);
+                return PulledManifest::from_stored(stored.clone(), false);
             }
         }
         let upstream_repo = proxy.upstream_repo(repo)?;
@@ -160,7 +145,7 @@ impl Registry {
                 tracing::warn!(namespace = %proxy.config.namespace, repository = %repo,
                     reference = %reference, upstream = %proxy.config.upstream_host(),
                     error = %e, "upstream failed; serving the cached manifest (stale)");
-                pulled(stored, true)
+                PulledManifest::from_stored(stored, true)
             }
             (Err(e), _) => {
                 counters.record_error();
@@ -194,8 +179,8 @@ impl Registry {
                         .await
                         .map_err(|e| FetchError::local(e.to_string()))?;
                     if let Some(stored) = stored {
-                        let manifest =
-                            pulled(stored, false).map_err(|e| FetchError::local(e.to_string()))?;
+                        let manifest = PulledManifest::from_stored(stored, false)
+                            .map_err(|e| FetchError::local(e.to_string()))?;
                         return Ok((manifest, false));
                     }
                 }
@@ -294,16 +279,19 @@ impl Registry {
         }
     }
 
-    /// Whether `repo` serves `digest` from the store: linked and stored.
+    /// Whether `repo` serves `digest` from the store (it links it), with
+    /// its size: the one recorded with the link, as for any repository.
     pub(super) async fn cached_blob(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
     ) -> RegistryResult<Option<BlobInfo>> {
-        if !self.metadata().blob_linked(repo, digest).await? {
-            return Ok(None);
-        }
-        Ok(self.blobs().stat(digest).await?)
+        let size = self.linked_blob_size(repo, digest).await?;
+        Ok(size.map(|size| BlobInfo {
+            digest: digest.clone(),
+            size,
+            modified: None,
+        }))
     }
 
     /// Size of a blob of a proxy namespace: from the store when cached,
@@ -359,7 +347,7 @@ impl Registry {
         let counters = &self.metrics().proxy;
         if self.cached_blob(repo, digest).await?.is_some() {
             counters.record_hit();
-            return self.local_blob(repo, digest, range).await;
+            return self.serve_blob(repo, digest, range).await;
         }
         let upstream_repo = proxy.upstream_repo(repo)?;
         let waiting = match proxy.blobs.join(repo, digest) {
@@ -369,7 +357,7 @@ impl Registry {
                 if self.cached_blob(repo, digest).await?.is_some() {
                     leader.finish(Ok(()));
                     counters.record_hit();
-                    return self.local_blob(repo, digest, range).await;
+                    return self.serve_blob(repo, digest, range).await;
                 }
                 counters.record_miss();
                 let rx = leader.subscribe();
@@ -389,7 +377,7 @@ impl Registry {
             }
         };
         match tee::wait(waiting).await {
-            Ok(()) => self.local_blob(repo, digest, range).await,
+            Ok(()) => self.serve_blob(repo, digest, range).await,
             Err(e) => Err(proxy.refusal(e, unknown())),
         }
     }
@@ -444,34 +432,5 @@ impl Registry {
             range: (0, size),
             stream,
         }))
-    }
-
-    /// A cached blob, or `range` of it, from the store.
-    async fn local_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        range: Option<crate::service::BlobRange>,
-    ) -> RegistryResult<BlobBody> {
-        let unknown = || RegistryError::BlobUnknown {
-            repository: repo.clone(),
-            digest: digest.clone(),
-        };
-        let range: Option<ByteRange> = match range {
-            None => None,
-            Some(range) => {
-                let size = self.blobs().stat(digest).await?.ok_or_else(unknown)?.size;
-                Some(
-                    range
-                        .resolve(size)
-                        .ok_or(RegistryError::RangeNotSatisfiable { size })?,
-                )
-            }
-        };
-        match self.blobs().get(digest, range).await {
-            Ok(body) => Ok(body),
-            Err(StorageError::NotFound { .. }) => Err(unknown()),
-            Err(e) => Err(e.into()),
-        }
     }
 }

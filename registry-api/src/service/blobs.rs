@@ -52,25 +52,29 @@ fn blob_unknown(repo: &RepositoryName, digest: &Digest) -> RegistryError {
 }
 
 impl Registry {
-    /// The size of a blob `repo` serves: only blobs linked to the
-    /// repository are visible through it. The size recorded with the link
-    /// answers without asking the blob store (a round trip to S3); a blob
-    /// linked before sizes were recorded is asked for.
-    async fn linked_size(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<u64> {
-        let linked = self
-            .metadata()
-            .linked_blob(repo, digest)
-            .await?
-            .ok_or_else(|| blob_unknown(repo, digest))?;
+    /// The size of a blob `repo` links, `None` when it does not (only
+    /// linked blobs are visible through a repository). The size recorded
+    /// with the link answers without asking the blob store (a round trip
+    /// to S3); a blob linked before sizes were recorded is asked for.
+    pub(crate) async fn linked_blob_size(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> RegistryResult<Option<u64>> {
+        let Some(linked) = self.metadata().linked_blob(repo, digest).await? else {
+            return Ok(None);
+        };
         if let Some(size) = linked.size {
-            return Ok(size);
+            return Ok(Some(size));
         }
-        Ok(self
-            .blobs()
-            .stat(digest)
+        Ok(self.blobs().stat(digest).await?.map(|info| info.size))
+    }
+
+    /// [`linked_blob_size`](Self::linked_blob_size), unknown when unlinked.
+    async fn linked_size(&self, repo: &RepositoryName, digest: &Digest) -> RegistryResult<u64> {
+        self.linked_blob_size(repo, digest)
             .await?
-            .ok_or_else(|| blob_unknown(repo, digest))?
-            .size)
+            .ok_or_else(|| blob_unknown(repo, digest))
     }
 
     /// Size and digest of a blob `repo` serves (needs pull).
@@ -106,6 +110,17 @@ impl Registry {
         if let Some(proxy) = self.proxy_of(repo) {
             return self.proxy_get_blob(proxy, repo, digest, range).await;
         }
+        self.serve_blob(repo, digest, range).await
+    }
+
+    /// The bytes of a blob `repo` links, or of `range` of it, from the
+    /// store (no permission check: the caller made it).
+    pub(crate) async fn serve_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<BlobRange>,
+    ) -> RegistryResult<BlobBody> {
         // The size clips or places the range.
         let range = match range {
             None => {

@@ -23,6 +23,25 @@ pub struct PulledManifest {
     pub stale: bool,
 }
 
+impl PulledManifest {
+    /// A stored manifest as served; `stale` as the field says. Only
+    /// accepted kinds are stored: another media type is corruption.
+    pub(crate) fn from_stored(stored: StoredManifest, stale: bool) -> RegistryResult<Self> {
+        let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
+            RegistryError::internal(format!(
+                "stored manifest {} has unknown media type {:?}",
+                stored.digest, stored.media_type
+            ))
+        })?;
+        Ok(PulledManifest {
+            digest: stored.digest,
+            kind,
+            bytes: stored.bytes,
+            stale,
+        })
+    }
+}
+
 /// What [`Registry::put_manifest`] stored.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -67,19 +86,7 @@ impl Registry {
             return self.proxy_get_manifest(proxy, repo, reference).await;
         }
         let stored = self.load_manifest(repo, reference).await?;
-        // Only accepted kinds are stored; anything else is corruption.
-        let kind = ManifestKind::from_media_type(&stored.media_type).ok_or_else(|| {
-            RegistryError::internal(format!(
-                "stored manifest {} has unknown media type {:?}",
-                stored.digest, stored.media_type
-            ))
-        })?;
-        Ok(PulledManifest {
-            digest: stored.digest,
-            kind,
-            bytes: stored.bytes,
-            stale: false,
-        })
+        PulledManifest::from_stored(stored, false)
     }
 
     /// Checks that everything the manifest references is present in

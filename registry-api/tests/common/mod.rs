@@ -193,6 +193,28 @@ pub async fn with_providers(
     cluster: &[(registry_auth::ClusterRole, &str)],
     providers: Vec<std::sync::Arc<dyn registry_auth::Authenticate>>,
 ) -> (Registry, std::sync::Arc<registry_auth::MemoryAuthStore>) {
+    let (mut config, store) = auth_config(users, roles, cluster).await;
+    config.providers = providers;
+    let registry = Registry::builder(registry.stores().clone())
+        .limits(registry.limits().clone())
+        .auth(config)
+        .build()
+        .await
+        .unwrap();
+    (registry, store)
+}
+
+/// Access control over a fresh in-memory auth store: `users` (each with
+/// [`PASSWORD`]), namespace bindings `(namespace, role, subject)` and
+/// cluster bindings `(role, subject)`; the store too.
+pub async fn auth_config(
+    users: &[&str],
+    roles: &[(&str, registry_auth::Role, &str)],
+    cluster: &[(registry_auth::ClusterRole, &str)],
+) -> (
+    registry_api::AuthConfig,
+    std::sync::Arc<registry_auth::MemoryAuthStore>,
+) {
     use registry_auth::{
         AuthStore, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher, PullSecretPolicy,
         RoleBinding, SigningKey, Subject, User,
@@ -228,14 +250,7 @@ pub async fn with_providers(
     config.hasher = hasher;
     config.service = "registry.test".into();
     config.pull_secrets = PullSecretPolicy::new(Vec::<String>::new());
-    config.providers = providers;
-    let registry = Registry::builder(registry.stores().clone())
-        .limits(registry.limits().clone())
-        .auth(config)
-        .build()
-        .await
-        .unwrap();
-    (registry, store)
+    (config, store)
 }
 
 /// An in-memory registry with these limits.

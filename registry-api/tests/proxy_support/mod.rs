@@ -16,11 +16,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use registry_api::client::Client;
 use registry_api::proxy::ProxyConfig;
-use registry_api::{router, AuthConfig, Registry};
-use registry_auth::{
-    AuthStore, ClusterRole, ClusterRoleBinding, MemoryAuthStore, Password, PasswordHasher,
-    PullSecretPolicy, Role, RoleBinding, SigningKey, Subject, User,
-};
+use registry_api::{router, Registry};
+use registry_auth::{ClusterRole, Role};
 use registry_core::{media_type, Digest, Reference, RepositoryName};
 use registry_storage::Stores;
 
@@ -102,37 +99,11 @@ pub async fn secured(
     admins: &[&str],
     proxies: Vec<ProxyConfig>,
 ) -> Registry {
-    let store = Arc::new(MemoryAuthStore::new());
-    let hasher = PasswordHasher::insecure_fast();
-    let hash = hasher.hash(&Password::new(PASSWORD)).unwrap();
-    for name in users {
-        let user = User {
-            name: name.parse().unwrap(),
-            password_hash: Some(hash.clone()),
-            created: time::OffsetDateTime::now_utc(),
-        };
-        store.create_user(user).await.unwrap();
-    }
-    for (namespace, role, subject) in roles {
-        let binding = RoleBinding {
-            namespace: namespace.parse().unwrap(),
-            role: *role,
-            subject: subject.parse::<Subject>().unwrap(),
-        };
-        store.add_role_binding(binding).await.unwrap();
-    }
-    for subject in admins {
-        let binding = ClusterRoleBinding {
-            role: ClusterRole::ClusterAdmin,
-            subject: subject.parse::<Subject>().unwrap(),
-        };
-        store.add_cluster_role_binding(binding).await.unwrap();
-    }
-    let mut config = AuthConfig::new(SigningKey::generate().unwrap())
-        .with_store(store.clone() as Arc<dyn AuthStore>);
-    config.hasher = hasher;
-    config.service = "registry.test".into();
-    config.pull_secrets = PullSecretPolicy::new(Vec::<String>::new());
+    let cluster: Vec<_> = admins
+        .iter()
+        .map(|subject| (ClusterRole::ClusterAdmin, *subject))
+        .collect();
+    let (config, _store) = common::auth_config(users, roles, &cluster).await;
     let mut builder = Registry::builder(stores).auth(config);
     for proxy in proxies {
         builder = builder.proxy(proxy);

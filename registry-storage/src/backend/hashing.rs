@@ -24,6 +24,19 @@ pub(super) struct Hashes {
     pub(super) sha512: Digester,
 }
 
+impl Hashes {
+    /// The state in `expected`'s algorithm, to verify the bytes against it.
+    pub(super) fn for_digest(self, expected: &registry_core::Digest) -> crate::Result<Digester> {
+        match expected.algorithm() {
+            registry_core::Algorithm::Sha256 => Ok(self.sha256),
+            registry_core::Algorithm::Sha512 => Ok(self.sha512),
+            _ => Err(StorageError::NotSupported {
+                what: "this digest algorithm for uploads",
+            }),
+        }
+    }
+}
+
 /// Where the final [`Hashes`] are once the stream from [`hash_both`] ended.
 pub(super) type HashesOut = Arc<Mutex<Option<Hashes>>>;
 

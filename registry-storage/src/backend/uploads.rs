@@ -124,36 +124,51 @@ impl<B: BlobBackend> BackendUploadStore<B> {
         };
         // The session's own staged write never received a byte.
         discard(backend, staged_of(&ended)).await;
-        if let Err(e) = Verifier::from_digester(into_inner(hasher)).finish(expected) {
-            discard(backend, appended).await;
-            return Err(e);
-        }
-        match backend.publish(appended.clone(), expected).await {
-            Ok(info) => Ok(info),
-            Err(e) => {
-                discard(backend, appended).await;
-                Err(e)
-            }
-        }
+        self.publish_verified(appended, into_inner(hasher), expected)
+            .await
     }
 
-    /// Publishes an ended session's staged bytes as `expected` if `hashes`
-    /// say they are; discards them otherwise, or when publishing fails.
+    /// A session at `offset`: `InvalidOffset` when it is elsewhere.
+    async fn load_at(&self, id: &UploadId, offset: u64) -> Result<UploadSession> {
+        let session = self.load(id).await?;
+        if offset != session.offset {
+            return Err(StorageError::InvalidOffset {
+                expected: session.offset,
+                got: offset,
+            });
+        }
+        Ok(session)
+    }
+
+    /// Appends `body` after `staged` (the session's staged write), hashing
+    /// it on from the session's hash states; the new staged write and
+    /// hash states.
+    async fn append_hashed(
+        &self,
+        session: &UploadSession,
+        staged: &StagedWrite,
+        body: ByteStream,
+        mode: AppendMode,
+    ) -> Result<(StagedWrite, Hashes)> {
+        let out = HashesOut::default();
+        let body = hash_both(body, hashes_of(session)?, out.clone());
+        let appended = self.backend.append(staged, body, mode).await?;
+        let hashes = take(&out).ok_or_else(|| {
+            StorageError::backend("the backend returned before the end of the body")
+        })?;
+        Ok((appended, hashes))
+    }
+
+    /// Publishes an ended session's staged bytes as `expected` if
+    /// `digester` (of the bytes, in `expected`'s algorithm) says they are;
+    /// discards them otherwise, or when publishing fails.
     async fn publish_verified(
         &self,
         staged: StagedWrite,
-        hashes: Hashes,
+        digester: Digester,
         expected: &Digest,
     ) -> Result<BlobInfo> {
-        let digester = match expected.algorithm() {
-            Algorithm::Sha256 => Ok(hashes.sha256),
-            Algorithm::Sha512 => Ok(hashes.sha512),
-            _ => Err(StorageError::NotSupported {
-                what: "this digest algorithm for uploads",
-            }),
-        };
-        let verified = digester.and_then(|d| Verifier::from_digester(d).finish(expected));
-        if let Err(e) = verified {
+        if let Err(e) = Verifier::from_digester(digester).finish(expected) {
             discard(self.backend.as_ref(), staged).await;
             return Err(e);
         }
@@ -173,6 +188,15 @@ fn unknown(id: &UploadId) -> StorageError {
 
 fn corrupt(id: &UploadId, e: registry_core::InvalidHashState) -> StorageError {
     StorageError::backend(format!("upload session {id}: {e}"))
+}
+
+/// The session's saved hash states.
+fn hashes_of(session: &UploadSession) -> Result<Hashes> {
+    let restore = |saved: &[u8]| Digester::restore(saved).map_err(|e| corrupt(&session.id, e));
+    Ok(Hashes {
+        sha256: restore(&session.sha256)?,
+        sha512: restore(&session.sha512)?,
+    })
 }
 
 fn staged_of(session: &UploadSession) -> StagedWrite {
@@ -221,29 +245,13 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
 
     async fn append(&self, id: &UploadId, offset: u64, body: ByteStream) -> Result<UploadStatus> {
         let _turn = self.turns.lock(id.clone()).await;
-        let session = self.load(id).await?;
-        if offset != session.offset {
-            return Err(StorageError::InvalidOffset {
-                expected: session.offset,
-                got: offset,
-            });
-        }
-        let hashes = Hashes {
-            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
-            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
-        };
+        let session = self.load_at(id, offset).await?;
         let staged = staged_of(&session);
-        let out = HashesOut::default();
-        let body = hash_both(body, hashes, out.clone());
         // On failure the stored session is untouched: it continues from
         // the old state, as the contract asks.
-        let appended = self
-            .backend
-            .append(&staged, body, AppendMode::Resumable)
+        let (appended, hashes) = self
+            .append_hashed(&session, &staged, body, AppendMode::Resumable)
             .await?;
-        let hashes = take(&out).ok_or_else(|| {
-            StorageError::backend("the backend returned before the end of the body")
-        })?;
         let next = UploadSession {
             updated: SystemTime::now(),
             offset: appended.written,
@@ -276,11 +284,8 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             .remove_session(id)
             .await?
             .ok_or_else(|| unknown(id))?;
-        let hashes = Hashes {
-            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
-            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
-        };
-        self.publish_verified(staged_of(&session), hashes, expected)
+        let digester = hashes_of(&session)?.for_digest(expected)?;
+        self.publish_verified(staged_of(&session), digester, expected)
             .await
     }
 
@@ -296,32 +301,16 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         expected: &Digest,
     ) -> Result<BlobInfo> {
         let _turn = self.turns.lock(id.clone()).await;
-        let session = self.load(id).await?;
-        if offset != session.offset {
-            return Err(StorageError::InvalidOffset {
-                expected: session.offset,
-                got: offset,
-            });
-        }
+        let session = self.load_at(id, offset).await?;
         if session.offset == 0 {
             return self.commit_whole(&session, body, expected).await;
         }
-        let hashes = Hashes {
-            sha256: Digester::restore(&session.sha256).map_err(|e| corrupt(id, e))?,
-            sha512: Digester::restore(&session.sha512).map_err(|e| corrupt(id, e))?,
-        };
         let staged = staged_of(&session);
-        let out = HashesOut::default();
-        let body = hash_both(body, hashes, out.clone());
         // A failure here leaves the stored session as it was: the client
         // may resume from its offset.
-        let appended = self
-            .backend
-            .append(&staged, body, AppendMode::Final)
+        let (appended, hashes) = self
+            .append_hashed(&session, &staged, body, AppendMode::Final)
             .await?;
-        let hashes = take(&out).ok_or_else(|| {
-            StorageError::backend("the backend returned before the end of the body")
-        })?;
         // Ending the session makes this the only commit of it; another
         // process that moved it meanwhile shares the staged write, so
         // nothing is published or aborted then.
@@ -338,7 +327,8 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         // What the session's last acknowledged state held that the final
         // one does not (an S3 backend's stored tail, now in `pending`).
         self.backend.release(&staged, &appended).await;
-        self.publish_verified(appended, hashes, expected).await
+        let digester = hashes.for_digest(expected)?;
+        self.publish_verified(appended, digester, expected).await
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {
