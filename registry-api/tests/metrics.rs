@@ -305,6 +305,17 @@ impl registry_storage::UploadStore for ListCounting {
     ) -> registry_storage::Result<registry_storage::BlobInfo> {
         self.inner.commit(id, expected).await
     }
+    async fn commit_last_chunk(
+        &self,
+        id: &registry_storage::UploadId,
+        offset: u64,
+        body: registry_storage::ByteStream,
+        expected: &Digest,
+    ) -> registry_storage::Result<registry_storage::BlobInfo> {
+        self.inner
+            .commit_last_chunk(id, offset, body, expected)
+            .await
+    }
     async fn cancel(&self, id: &registry_storage::UploadId) -> registry_storage::Result<()> {
         self.inner.cancel(id).await
     }

@@ -232,6 +232,18 @@ impl UploadStore for Disk {
         self.check()?;
         self.inner.commit(id, expected).await
     }
+    async fn commit_last_chunk(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<BlobInfo, StorageError> {
+        self.check()?;
+        self.inner
+            .commit_last_chunk(id, offset, body, expected)
+            .await
+    }
     async fn cancel(&self, id: &UploadId) -> Result<(), StorageError> {
         self.inner.cancel(id).await
     }

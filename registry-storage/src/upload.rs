@@ -131,19 +131,18 @@ pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
     /// Appends a last chunk that must start at `offset`, then commits as
     /// `expected`: what a `PUT` with a body does. A wrong offset or a body
     /// that fails leaves the session as it was, as with `append`; a digest
-    /// mismatch ends it, as with `commit`. The default appends, then
-    /// commits; a store may instead publish straight from the chunk without
-    /// recording it as an acknowledged append first.
+    /// mismatch ends it, as with `commit`. A store may publish straight
+    /// from the chunk without recording it as an acknowledged append first;
+    /// one with nothing better to do appends, then commits. Required, so
+    /// that a wrapper cannot silently send every `PUT` down the slower
+    /// append-then-commit path by not forwarding it.
     async fn commit_last_chunk(
         &self,
         id: &UploadId,
         offset: u64,
         body: ByteStream,
         expected: &Digest,
-    ) -> Result<BlobInfo> {
-        self.append(id, offset, body).await?;
-        self.commit(id, expected).await
-    }
+    ) -> Result<BlobInfo>;
 
     /// Ends the session and discards its bytes.
     async fn cancel(&self, id: &UploadId) -> Result<()>;

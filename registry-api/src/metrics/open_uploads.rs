@@ -70,6 +70,15 @@ impl CountingUploads {
     ) -> Arc<dyn UploadStore> {
         Arc::new(CountingUploads { inner, open })
     }
+
+    /// Counts the session of a commit as closed when the contract ends it:
+    /// on success and on a digest mismatch.
+    fn count_commit(&self, result: Result<BlobInfo>) -> Result<BlobInfo> {
+        if matches!(&result, Ok(_) | Err(StorageError::DigestMismatch { .. })) {
+            self.open.closed();
+        }
+        result
+    }
 }
 
 #[async_trait]
@@ -98,11 +107,21 @@ impl UploadStore for CountingUploads {
 
     async fn commit(&self, id: &UploadId, expected: &Digest) -> Result<BlobInfo> {
         let result = self.inner.commit(id, expected).await;
-        // The contract ends the session on success and on a digest mismatch.
-        if matches!(&result, Ok(_) | Err(StorageError::DigestMismatch { .. })) {
-            self.open.closed();
-        }
-        result
+        self.count_commit(result)
+    }
+
+    async fn commit_last_chunk(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        let result = self
+            .inner
+            .commit_last_chunk(id, offset, body, expected)
+            .await;
+        self.count_commit(result)
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {

@@ -66,6 +66,10 @@ use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 /// time over a database, whichever replica runs it.
 const PRUNE_LOCK: i64 = 0x7265_6769_7374_7279;
 
+/// How long a pooled connection may sit idle before the pool checks it
+/// is still alive before handing it out.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(10);
+
 /// How often a prune waiting for another one tries the lock again.
 const PRUNE_LOCK_POLL: Duration = Duration::from_millis(500);
 
@@ -162,6 +166,20 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .acquire_timeout(settings.acquire_timeout)
+            // sqlx pings every connection it hands out by default: a second
+            // round trip to the server before each query. A connection in
+            // steady use is known alive (the pool pings it again on release
+            // anyway); only one idle for a while, which a server restart or a
+            // dropped network may have cut, is checked first.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
