@@ -164,7 +164,7 @@ for round in $(seq "$ROUNDS"); do
     harness D "http://127.0.0.1:$DPORT" "$DPID" "$round"
     harness N "http://127.0.0.1:$NPORT" "$NPID" "$round"
     harness Fpush "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth token \
-        --only push-mono,push-chunked
+        --only push-mono,push-chunked,small-images
     harness Ftoken "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth token \
         --only manifest,head-blob
     harness Fbasic "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth basic \
@@ -229,7 +229,8 @@ report() {
         row "$label p99, token: D vs F" ms "$(med D "${key}_p99")" "$(med Ftoken "${key}_p99")" "ours < 10 ms" down
         row "$label p99, Basic: D vs F" ms "$(med D "${key}_p99")" "$(med Fbasic "${key}_p99")" "ours < 10 ms" down
     done
-    row "push $IMAGES small images (time): D vs N" s "$(med D small_images)" "$(med N small_images)" "≥ 5 (speed-up)" down
+    row "push $IMAGES small images (time): D vs N" s "$(med D small_images)" "$(med N small_images)" "" down
+    row "push $IMAGES small images (time), fsync + auth: D vs F" s "$(med D small_images)" "$(med Fpush small_images)" "≥ 5 (speed-up)" down
     d=$(med D peak_rss)
     n=$(med N peak_rss)
     f=$(maxof "$(med Fpush peak_rss)" "$(med Ftoken peak_rss)" "$(med Fbasic peak_rss)")
@@ -249,7 +250,7 @@ report() {
     echo "|---|---|---|---|---|"
     for t in push_mono push_chunked pull manifest_get blob_head small_images; do
         local ft=Ftoken
-        case $t in push_*) ft=Fpush ;; esac
+        case $t in push_* | small_images) ft=Fpush ;; esac
         printf '| %s |' "$t"
         for tag in D N "$ft" Fbasic; do
             printf ' %s / %s |' "$(med "$tag" "${t}_srv_cpu")" "$(med "$tag" "${t}_cli_cpu")"

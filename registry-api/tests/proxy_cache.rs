@@ -423,17 +423,45 @@ async fn a_stalled_upstream_body_cuts_the_client_after_the_read_timeout_and_stor
 async fn cached_content_counts_against_the_namespace_quota() {
     let upstream = Upstream::start().await;
     let (_, layer) = upstream.push_image("v1", layer_of(100_000, 5)).await;
-    let down = Downstream::start(&upstream.url, Duration::from_secs(300)).await;
+    let down =
+        std::sync::Arc::new(Downstream::start(&upstream.url, Duration::from_secs(300)).await);
     let ns = "cache".parse().unwrap();
     let metadata = down.registry.metadata();
     let mut policy = metadata.namespace_policy(&ns).await.unwrap();
     policy.quota_bytes = Some(10_000);
     metadata.set_namespace_policy(&ns, &policy).await.unwrap();
-    let response = down
-        .get("bob", &format!("/v2/cache/team/app/blobs/{layer}"))
-        .await;
-    // Refused at the link, after the bytes streamed: the client is cut.
-    assert!(response.bytes().await.is_err());
+    // The upstream takes a while to answer, so that all five share one
+    // fetch: the first request streams it, the others wait for its end.
+    upstream.set(SLOW_BLOBS);
+    let mut pulls = Vec::new();
+    for _ in 0..5 {
+        let down = down.clone();
+        let path = format!("/v2/cache/team/app/blobs/{layer}");
+        pulls.push(tokio::spawn(async move {
+            let response = down.get("bob", &path).await;
+            let status = response.status();
+            (status, response.text().await)
+        }));
+    }
+    let (mut cut, mut refused) = (0, 0);
+    for pull in pulls {
+        match pull.await.unwrap() {
+            // Refused at the link, after the bytes streamed: the client is cut.
+            (StatusCode::OK, body) => {
+                assert!(body.is_err(), "a complete body was served");
+                cut += 1;
+            }
+            // The ones that waited get the refusal itself, not a 500.
+            (StatusCode::FORBIDDEN, Ok(body)) => {
+                assert!(body.contains("DENIED"), "{body}");
+                assert!(body.contains("namespace cache is over its quota"), "{body}");
+                refused += 1;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((cut, refused), (1, 4));
+    assert_eq!(upstream.front.blob_gets.load(Ordering::SeqCst), 1);
     let repo = name("cache/team/app");
     assert!(!metadata.blob_linked(&repo, &layer).await.unwrap());
     assert!(down.counter("error") >= 1);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use registry_core::{Digest, Manifest, ManifestKind, Reference, RepositoryName};
+use registry_core::{Digest, Manifest, ManifestKind, Namespace, Reference, RepositoryName};
 use registry_storage::{BlobBody, BlobInfo, NewManifest, StorageError};
 
 use super::tee::{self, Joined, Tee};
@@ -25,6 +25,19 @@ pub(crate) enum FetchError {
     /// Storing what was fetched failed here.
     #[error("{0}")]
     Local(Arc<str>),
+    /// Storing what was fetched would take the proxy namespace past its
+    /// quota: nothing was cached.
+    #[error("namespace {namespace} is over its quota")]
+    OverQuota {
+        /// The proxy namespace.
+        namespace: Namespace,
+        /// Bytes it stores.
+        usage: u64,
+        /// Its quota in bytes.
+        limit: u64,
+        /// Bytes the fetched content would add.
+        needed: u64,
+    },
     /// The fetch ended without an outcome (its task died).
     #[error("the upstream fetch was interrupted")]
     Aborted,
@@ -37,6 +50,26 @@ impl FetchError {
 
     pub(crate) fn local(reason: impl Into<Arc<str>>) -> Self {
         FetchError::Local(reason.into())
+    }
+
+    /// A store's refusal of what was fetched: a quota refusal keeps its
+    /// meaning (every request sharing the fetch gets the same clear
+    /// refusal), anything else is a local failure.
+    pub(crate) fn stored(e: StorageError) -> Self {
+        match e {
+            StorageError::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            } => FetchError::OverQuota {
+                namespace,
+                usage,
+                limit,
+                needed,
+            },
+            e => FetchError::local(e.to_string()),
+        }
     }
 
     /// The client's error sorted by meaning.
@@ -66,6 +99,17 @@ impl ProxyNamespace {
                 reason: reason.to_string(),
             },
             FetchError::Local(reason) => RegistryError::internal(reason.to_string()),
+            FetchError::OverQuota {
+                namespace,
+                usage,
+                limit,
+                needed,
+            } => RegistryError::QuotaExceeded {
+                namespace,
+                usage,
+                limit,
+                needed,
+            },
             FetchError::Aborted => RegistryError::UpstreamUnavailable {
                 namespace: self.config.namespace.clone(),
                 upstream: self.config.upstream_host(),
@@ -177,7 +221,7 @@ impl Registry {
                         .metadata()
                         .get_manifest(repo, &Reference::Digest(current))
                         .await
-                        .map_err(|e| FetchError::local(e.to_string()))?;
+                        .map_err(FetchError::stored)?;
                     if let Some(stored) = stored {
                         let manifest = PulledManifest::from_stored(stored, false)
                             .map_err(|e| FetchError::local(e.to_string()))?;
@@ -251,7 +295,7 @@ impl Registry {
         self.metadata()
             .put_manifest(record)
             .await
-            .map_err(|e| FetchError::local(e.to_string()))?;
+            .map_err(FetchError::stored)?;
         tracing::info!(target: "audit", actor = %format!("system:proxy:{}", proxy.config.namespace),
             repository = %repo, digest = %fetched.digest, reference = %reference,
             "manifest cached from upstream");
@@ -398,7 +442,7 @@ impl Registry {
         let ticket = match self.metadata().blob_ticket(digest).await {
             Ok(ticket) => ticket,
             Err(e) => {
-                let e = FetchError::local(e.to_string());
+                let e = FetchError::stored(e);
                 leader.finish(Err(e.clone()));
                 return Err(e);
             }

@@ -209,7 +209,7 @@ impl Tee {
             (None, Ok(Err(e))) => {
                 tracing::warn!(repository = %self.repo, digest = %self.digest, error = %e,
                     "storing a blob fetched from the upstream failed");
-                Err(FetchError::local(e.to_string()))
+                Err(FetchError::stored(e))
             }
             (None, Ok(Ok(info))) => {
                 let ticket = self.ticket.clone().with_size(info.size);
@@ -224,7 +224,7 @@ impl Tee {
                     Err(e) => {
                         tracing::warn!(repository = %self.repo, digest = %self.digest,
                             error = %e, "a blob fetched from the upstream was not linked");
-                        Err(FetchError::local(e.to_string()))
+                        Err(FetchError::stored(e))
                     }
                 }
             }
