@@ -542,3 +542,76 @@ async fn identity_tokens_and_the_token_ca() {
     let pem = anonymous.token_ca_pem().await.unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
 }
+
+/// A body that never ends (and announces no length).
+fn endless() -> axum::body::Body {
+    let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+    axum::body::Body::from_stream(futures::stream::repeat(chunk).map(Ok::<_, std::io::Error>))
+}
+
+/// A server whose every answer is an endless body: manifests, a JSON
+/// list, and an error answer.
+fn flood() -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/v2/team/app/manifests/{reference}",
+            get(|| async { ([("content-type", media_type::OCI_MANIFEST)], endless()) }),
+        )
+        .route(
+            "/v2/team/app/tags/list",
+            get(|| async { ([("content-type", "application/json")], endless()) }),
+        )
+        .route(
+            "/v2/team/gone/tags/list",
+            get(|| async { (StatusCode::NOT_FOUND, endless()) }),
+        )
+        .route(
+            "/v2/team/big/manifests/{reference}",
+            get(|| async {
+                let body = vec![b' '; 2048];
+                ([("content-type", media_type::OCI_MANIFEST)], body)
+            }),
+        )
+}
+
+#[tokio::test]
+async fn endless_or_oversized_answers_are_refused_at_a_bound() {
+    let url = serve(flood()).await;
+    let client = Client::builder(&url)
+        .max_manifest_bytes(1024)
+        .build()
+        .unwrap();
+    let limited = |r: Result<(), ClientError>, limit: u64| match r {
+        Err(ClientError::TooLarge { limit: l, .. }) => assert_eq!(l, limit),
+        other => panic!("expected TooLarge, got {other:?}"),
+    };
+    limited(
+        client
+            .get_manifest(&repo("team/app"), &tag("v1"))
+            .await
+            .map(|_| ()),
+        1024,
+    );
+    // Announced as longer than the limit: refused before reading.
+    limited(
+        client
+            .get_manifest(&repo("team/big"), &tag("v1"))
+            .await
+            .map(|_| ()),
+        1024,
+    );
+    // JSON documents have their own (larger) bound.
+    limited(
+        client
+            .tags(&repo("team/app"), &Page::first())
+            .await
+            .map(|_| ()),
+        64 << 20,
+    );
+    // An error answer is sorted from its first bytes; the rest is not read.
+    let gone = client.tags(&repo("team/gone"), &Page::first()).await;
+    assert!(
+        matches!(gone, Err(ClientError::NotFound { .. })),
+        "{gone:?}"
+    );
+}

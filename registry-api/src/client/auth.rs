@@ -8,6 +8,7 @@ use http::{header, StatusCode};
 use reqwest::{RequestBuilder, Response, Url};
 use serde::Deserialize;
 
+use super::body::{read_prefix, read_within, MAX_DOCUMENT_BYTES, MAX_ERROR_BYTES};
 use super::{Client, ClientError, Credentials};
 
 /// The token service a registry named in a Bearer challenge, and the
@@ -99,7 +100,7 @@ pub(super) fn challenge_of(response: &Response) -> Option<Challenge> {
 pub(crate) async fn refusal(response: Response) -> ClientError {
     let status = response.status();
     let url = response.url().clone();
-    match response.bytes().await {
+    match read_prefix(response, MAX_ERROR_BYTES).await {
         Ok(body) => ClientError::from_answer(status, &body),
         Err(e) => ClientError::transport(&url, e),
     }
@@ -299,10 +300,7 @@ impl Client {
             request = credentials.apply(request);
         }
         let response = success(self.execute(request).await?).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&url, e))?;
+        let body = read_within(response, MAX_DOCUMENT_BYTES).await?;
         let answer: TokenAnswer =
             serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
                 url: url.to_string(),

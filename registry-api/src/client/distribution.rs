@@ -8,6 +8,7 @@ use registry_core::{media_type, Algorithm, Digest, Reference, RepositoryName, Ta
 use reqwest::{Response, Url};
 use serde::de::DeserializeOwned;
 
+use super::body::{read_within, MAX_DOCUMENT_BYTES};
 use super::{pairs, BlobStream, Client, ClientError, Page};
 use crate::model::distribution::{Catalog, ReferrersIndex, TagList};
 
@@ -72,10 +73,7 @@ fn next_from_link(base: &Url, response: &Response) -> Option<String> {
 /// The JSON document of a success answer.
 pub(crate) async fn json<T: DeserializeOwned>(response: Response) -> Result<T, ClientError> {
     let url = response.url().clone();
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| ClientError::transport(&url, e))?;
+    let body = read_within(response, MAX_DOCUMENT_BYTES).await?;
     serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
         url: url.to_string(),
         source,
@@ -347,10 +345,7 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or(media_type::OCI_MANIFEST)
             .to_owned();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&url, e))?;
+        let bytes = read_within(response, self.inner.max_manifest_bytes).await?;
         let expected = match reference {
             Reference::Digest(d) => Some(d.clone()),
             Reference::Tag(_) => reported,

@@ -81,6 +81,16 @@ pub enum ClientError {
         /// The bytes received.
         actual: u64,
     },
+    /// An answer longer than the client reads (a manifest past
+    /// [`ClientBuilder::max_manifest_bytes`](super::ClientBuilder::max_manifest_bytes),
+    /// a JSON document past 64 MiB): not read further.
+    #[error("{url} answered with more than {limit} bytes, more than this client reads")]
+    TooLarge {
+        /// What was asked for.
+        url: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
     /// A success answer whose JSON does not decode into the expected type.
     #[error("{url} answered with a document that does not decode: {source}")]
     Decode {

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use super::auth::{challenge_of, refusal, success, Challenge};
+use super::body::{read_within, MAX_DOCUMENT_BYTES};
 use super::{Client, ClientError};
 
 /// The path of the token CA's certificate on the registry.
@@ -75,10 +76,7 @@ impl Client {
         struct Answer {
             refresh_token: Option<String>,
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::transport(&realm_url, e))?;
+        let body = read_within(response, MAX_DOCUMENT_BYTES).await?;
         let answer: Answer =
             serde_json::from_slice(&body).map_err(|source| ClientError::Decode {
                 url: realm_url.to_string(),

@@ -61,6 +61,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod distribution;
 mod docker_config;
 mod error;
@@ -144,6 +145,7 @@ pub struct ClientBuilder {
     read_timeout: Duration,
     timeout: Option<Duration>,
     user_agent: String,
+    max_manifest_bytes: usize,
 }
 
 impl ClientBuilder {
@@ -194,6 +196,14 @@ impl ClientBuilder {
     /// blobs take as long as they take).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// The largest manifest [`Client::get_manifest`] reads (default 4 MiB,
+    /// the registry's own default limit); a longer one is
+    /// [`ClientError::TooLarge`], read no further than the limit.
+    pub fn max_manifest_bytes(mut self, limit: usize) -> Self {
+        self.max_manifest_bytes = limit;
         self
     }
 
@@ -250,6 +260,7 @@ impl ClientBuilder {
                 base,
                 credentials: self.credentials,
                 tokens: auth::TokenCache::default(),
+                max_manifest_bytes: self.max_manifest_bytes,
             }),
         })
     }
@@ -268,6 +279,7 @@ struct Inner {
     base: Url,
     credentials: Option<Credentials>,
     tokens: auth::TokenCache,
+    max_manifest_bytes: usize,
 }
 
 impl Client {
@@ -283,6 +295,7 @@ impl Client {
             read_timeout: Duration::from_secs(60),
             timeout: None,
             user_agent: concat!("registry-api/", env!("CARGO_PKG_VERSION")).to_owned(),
+            max_manifest_bytes: 4 * 1024 * 1024,
         }
     }
 

@@ -252,7 +252,7 @@ pub(crate) struct ProxyNamespace {
 const MAX_FRESH_ENTRIES: usize = 100_000;
 
 impl ProxyNamespace {
-    fn new(config: ProxyConfig) -> Result<Self, ProxyConfigError> {
+    fn new(config: ProxyConfig, max_manifest_bytes: usize) -> Result<Self, ProxyConfigError> {
         let namespace = config.namespace.clone();
         let scheme_ok = matches!(config.upstream.scheme(), "http" | "https");
         if !scheme_ok || config.upstream.host_str().is_none() {
@@ -274,6 +274,8 @@ impl ProxyNamespace {
         let mut builder = Client::builder(config.upstream.as_str())
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            // A longer manifest would be refused here anyway: not read past it.
+            .max_manifest_bytes(max_manifest_bytes)
             .user_agent(concat!("registry-proxy/", env!("CARGO_PKG_VERSION")));
         match (&config.username, &config.password) {
             (Some(user), password) => {
@@ -344,8 +346,12 @@ pub(crate) struct Proxies {
 }
 
 impl Proxies {
-    /// Checks and sets up `configs`.
-    pub(crate) fn new(configs: Vec<ProxyConfig>) -> Result<Self, ProxyConfigError> {
+    /// Checks and sets up `configs`; their clients read upstream manifests
+    /// of up to `max_manifest_bytes`.
+    pub(crate) fn new(
+        configs: Vec<ProxyConfig>,
+        max_manifest_bytes: usize,
+    ) -> Result<Self, ProxyConfigError> {
         let mut proxies = Proxies::default();
         for config in configs {
             let ns = config.namespace.clone();
@@ -362,7 +368,7 @@ impl Proxies {
                 }
                 proxies.by_host.insert(host, ns.clone());
             }
-            let proxy = ProxyNamespace::new(config)?;
+            let proxy = ProxyNamespace::new(config, max_manifest_bytes)?;
             proxies.by_namespace.insert(ns, std::sync::Arc::new(proxy));
         }
         Ok(proxies)

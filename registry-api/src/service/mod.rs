@@ -238,7 +238,7 @@ impl RegistryBuilder {
 
     /// The registry.
     pub async fn build(self) -> Result<Registry, BuildError> {
-        let proxies = crate::proxy::Proxies::new(self.proxies)?;
+        let proxies = crate::proxy::Proxies::new(self.proxies, self.limits.max_manifest_bytes)?;
         for config in proxies.configs() {
             let ns = &config.namespace;
             let exists = self
