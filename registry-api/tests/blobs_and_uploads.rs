@@ -301,6 +301,42 @@ async fn sha512_uploads() {
         &c.get(&format!("/v2/ns/app/blobs/{d2}")).await.body[..],
         b"abc"
     );
+
+    // Announced with the OCI `digest-algorithm` parameter: the session
+    // hashes SHA-512 as the chunks arrive.
+    for algorithm in ["sha512", "sha256"] {
+        let loc = c
+            .bare(
+                Method::POST,
+                &format!("/v2/ns/app/blobs/uploads/?digest-algorithm={algorithm}"),
+                &[],
+            )
+            .await
+            .header("location")
+            .to_owned();
+        c.call(Method::PATCH, &loc, &[], "announced").await;
+        let d3 = Digest::of(algorithm.parse().unwrap(), b"announced");
+        let r = c
+            .bare(Method::PUT, &format!("{loc}?digest={d3}"), &[])
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        assert_eq!(
+            &c.get(&format!("/v2/ns/app/blobs/{d3}")).await.body[..],
+            b"announced"
+        );
+    }
+    // An algorithm this registry does not take is refused by name.
+    let r = c
+        .bare(
+            Method::POST,
+            "/v2/ns/app/blobs/uploads/?digest-algorithm=md5",
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.code(), "DIGEST_INVALID");
+    let message = r.json()["errors"][0]["message"].to_string();
+    assert!(message.contains("md5"), "{message}");
 }
 
 #[tokio::test]

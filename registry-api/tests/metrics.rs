@@ -278,8 +278,9 @@ impl registry_storage::UploadStore for ListCounting {
         &self,
         repository: &registry_core::RepositoryName,
         owner: Option<&str>,
+        announced: Option<registry_core::Algorithm>,
     ) -> registry_storage::Result<registry_storage::UploadStatus> {
-        self.inner.create_for(repository, owner).await
+        self.inner.create_for(repository, owner, announced).await
     }
     async fn open_sessions(&self, owner: &str) -> registry_storage::Result<usize> {
         self.inner.open_sessions(owner).await

@@ -209,9 +209,10 @@ impl UploadStore for Disk {
         &self,
         repository: &RepositoryName,
         owner: Option<&str>,
+        announced: Option<registry_core::Algorithm>,
     ) -> Result<UploadStatus, StorageError> {
         self.check()?;
-        self.inner.create_for(repository, owner).await
+        self.inner.create_for(repository, owner, announced).await
     }
     async fn open_sessions(&self, owner: &str) -> Result<usize, StorageError> {
         self.inner.open_sessions(owner).await

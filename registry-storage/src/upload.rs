@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use registry_core::{Digest, RepositoryName};
+use registry_core::{Algorithm, Digest, RepositoryName};
 
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
@@ -104,15 +104,22 @@ pub struct UploadStatus {
 pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
     /// Starts a session for `repository`, recording `owner` (the user or
     /// service account that started it) in the session's state.
+    /// `announced` is the algorithm of the digest the client will commit,
+    /// when it said (the OCI `digest-algorithm` parameter of the `POST`):
+    /// a store may hash only SHA-256 as bytes arrive unless SHA-512 is
+    /// announced, and read the bytes again for a SHA-512 commit that was
+    /// not.
     async fn create_for(
         &self,
         repository: &RepositoryName,
         owner: Option<&str>,
+        announced: Option<Algorithm>,
     ) -> Result<UploadStatus>;
 
-    /// Starts a session for `repository` with no recorded owner.
+    /// Starts a session for `repository` with no recorded owner and no
+    /// announced digest algorithm.
     async fn create(&self, repository: &RepositoryName) -> Result<UploadStatus> {
-        self.create_for(repository, None).await
+        self.create_for(repository, None, None).await
     }
 
     /// How many sessions `owner` has open. Cheap: backends keep a count

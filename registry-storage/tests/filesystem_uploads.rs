@@ -133,7 +133,10 @@ async fn owner_counts_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (_blobs, uploads) = stores(dir.path()).await;
     for _ in 0..3 {
-        uploads.create_for(&repo(), Some("alice")).await.unwrap();
+        uploads
+            .create_for(&repo(), Some("alice"), None)
+            .await
+            .unwrap();
     }
     drop(uploads);
     let (_blobs, uploads) = stores(dir.path()).await;

@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
-use registry_core::{Digest, RepositoryName};
+use registry_core::{Algorithm, Digest, RepositoryName};
 use registry_storage::{UploadId, UploadStatus};
 
 use super::error::{range_value, ApiError, ApiResult};
@@ -97,7 +97,19 @@ pub(crate) async fn start(
             .into());
         }
     }
-    match registry.start_upload(caller, repo, mount).await? {
+    let announced = match query_get(query, "digest-algorithm") {
+        Some(name) => Some(name.parse::<Algorithm>().map_err(|e| {
+            RegistryError::invalid_digest(
+                "digest-algorithm",
+                format!("{e}; this registry takes sha256 or sha512"),
+            )
+        })?),
+        None => None,
+    };
+    match registry
+        .start_upload(caller, repo, mount, announced)
+        .await?
+    {
         UploadStarted::Mounted(digest) => created(repo, &digest),
         UploadStarted::Session(session) => session_response(StatusCode::ACCEPTED, repo, &session),
     }

@@ -87,8 +87,9 @@ impl UploadStore for CountingUploads {
         &self,
         repository: &RepositoryName,
         owner: Option<&str>,
+        announced: Option<registry_core::Algorithm>,
     ) -> Result<UploadStatus> {
-        let status = self.inner.create_for(repository, owner).await?;
+        let status = self.inner.create_for(repository, owner, announced).await?;
         self.open.opened();
         Ok(status)
     }

@@ -72,6 +72,7 @@ pub(crate) async fn create_session(
     registry: &Registry,
     repo: &RepositoryName,
     owner: &str,
+    announced: Option<registry_core::Algorithm>,
 ) -> RegistryResult<UploadStatus> {
     let max = registry.limits().max_open_uploads_per_user;
     let open = registry.uploads().open_sessions(owner).await?;
@@ -84,7 +85,10 @@ pub(crate) async fn create_session(
             retry_after: SESSION_CAP_RETRY_AFTER,
         });
     }
-    Ok(registry.uploads().create_for(repo, Some(owner)).await?)
+    Ok(registry
+        .uploads()
+        .create_for(repo, Some(owner), announced)
+        .await?)
 }
 
 /// The slots an upload request holds while it streams bytes in: one of

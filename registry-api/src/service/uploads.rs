@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use registry_auth::{Action, Resource};
-use registry_core::{Digest, RepositoryName};
+use registry_core::{Algorithm, Digest, RepositoryName};
 use registry_storage::{ByteStream, StorageError, UploadId, UploadStatus};
 
 use super::{Caller, Registry, RegistryError, RegistryResult};
@@ -215,12 +215,16 @@ impl Registry {
     /// Starts an upload into `repo` (needs push), or mounts the blob from
     /// another repository when `mount` names one the caller may pull from
     /// and that holds it; otherwise a fresh session, as if the blob were
-    /// not there.
+    /// not there. `announced` is the algorithm of the digest the client
+    /// will commit, when it said (`?digest-algorithm=`): only a session
+    /// that announced SHA-512 hashes it as bytes arrive; one that did not
+    /// and commits a SHA-512 digest has its bytes read again at the end.
     pub async fn start_upload(
         &self,
         caller: &Caller,
         repo: &RepositoryName,
         mount: Option<MountFrom>,
+        announced: Option<Algorithm>,
     ) -> RegistryResult<UploadStarted> {
         self.may_push(caller, repo).await?;
         let actor = caller.actor();
@@ -238,7 +242,7 @@ impl Registry {
                 return Ok(UploadStarted::Mounted(digest));
             }
         }
-        let session = super::upload_limits::create_session(self, repo, &actor).await?;
+        let session = super::upload_limits::create_session(self, repo, &actor, announced).await?;
         Ok(UploadStarted::Session(session))
     }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use registry_core::{Algorithm, Digest, Digester, RepositoryName};
 
 use super::blobs::{discard, hashed, into_inner};
-use super::hashing::{hash_both, take, Hashes, HashesOut};
+use super::hashing::{hash_both, take, Hashes, HashesOut, Verification};
 use super::{AppendMode, BlobBackend, StageTarget, StagedWrite};
 use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
@@ -95,16 +95,7 @@ impl<B: BlobBackend> BackendUploadStore<B> {
         expected: &Digest,
     ) -> Result<BlobInfo> {
         let backend = self.backend.as_ref();
-        let staged = backend.stage(StageTarget::Blob(expected)).await?;
-        let hasher = Arc::new(Mutex::new(Digester::new(expected.algorithm())));
-        let body = hashed(body, hasher.clone(), Digester::update);
-        let appended = match backend.append(&staged, body, AppendMode::Final).await {
-            Ok(appended) => appended,
-            Err(e) => {
-                discard(backend, staged).await;
-                return Err(e);
-            }
-        };
+        let (appended, digester) = self.stage_whole(body, expected).await?;
         // Ending the session makes this its only commit.
         let ended = match self.sessions.remove_session(&session.id).await {
             Ok(Some(ended)) if ended.offset == 0 => Ok(ended),
@@ -124,8 +115,64 @@ impl<B: BlobBackend> BackendUploadStore<B> {
         };
         // The session's own staged write never received a byte.
         discard(backend, staged_of(&ended)).await;
-        self.publish_verified(appended, into_inner(hasher), expected)
-            .await
+        self.publish_verified(appended, digester, expected).await
+    }
+
+    /// Stages `body` where blob `expected` will live, hashed with the
+    /// digest's algorithm only; the staged write and its hash state. A body
+    /// that fails leaves nothing staged.
+    async fn stage_whole(
+        &self,
+        body: ByteStream,
+        expected: &Digest,
+    ) -> Result<(StagedWrite, Digester)> {
+        let backend = self.backend.as_ref();
+        let staged = backend.stage(StageTarget::Blob(expected)).await?;
+        let hasher = Arc::new(Mutex::new(Digester::new(expected.algorithm())));
+        let body = hashed(body, hasher.clone(), Digester::update);
+        match backend.append(&staged, body, AppendMode::Final).await {
+            Ok(appended) => Ok((appended, into_inner(hasher))),
+            Err(e) => {
+                discard(backend, staged).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Publishes an ended session's staged bytes as `expected` after
+    /// checking them the way `verification` says.
+    async fn publish_checked(
+        &self,
+        staged: StagedWrite,
+        verification: Verification,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        match verification {
+            Verification::Hashed(digester) => {
+                self.publish_verified(staged, digester, expected).await
+            }
+            Verification::Rehash(sha256) => self.publish_rehashed(staged, sha256, expected).await,
+        }
+    }
+
+    /// Publishes the bytes of a session that hashed only SHA-256 as
+    /// `expected`, a SHA-512 digest (a client that did not announce
+    /// `digest-algorithm=sha512` when it started the upload): they are
+    /// published under their SHA-256 digest first (right by construction),
+    /// then read back, hashed with SHA-512 and staged again at `expected`.
+    /// The slow path, for clients that do not announce; the SHA-256 copy is
+    /// an unreferenced blob until prune sweeps it.
+    async fn publish_rehashed(
+        &self,
+        staged: StagedWrite,
+        sha256: Digester,
+        expected: &Digest,
+    ) -> Result<BlobInfo> {
+        let by_sha256 = sha256.clone().finish();
+        self.publish_verified(staged, sha256, &by_sha256).await?;
+        let body = self.backend.get(&by_sha256, None).await?.stream;
+        let (appended, sha512) = self.stage_whole(body, expected).await?;
+        self.publish_verified(appended, sha512, expected).await
     }
 
     /// A session at `offset`: `InvalidOffset` when it is elsewhere.
@@ -193,9 +240,14 @@ fn corrupt(id: &UploadId, e: registry_core::InvalidHashState) -> StorageError {
 /// The session's saved hash states.
 fn hashes_of(session: &UploadSession) -> Result<Hashes> {
     let restore = |saved: &[u8]| Digester::restore(saved).map_err(|e| corrupt(&session.id, e));
+    // An empty SHA-512 state: the session did not announce SHA-512.
+    let sha512 = match session.sha512.is_empty() {
+        true => None,
+        false => Some(restore(&session.sha512)?),
+    };
     Ok(Hashes {
         sha256: restore(&session.sha256)?,
-        sha512: restore(&session.sha512)?,
+        sha512,
     })
 }
 
@@ -213,6 +265,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         &self,
         repository: &RepositoryName,
         owner: Option<&str>,
+        announced: Option<Algorithm>,
     ) -> Result<UploadStatus> {
         let id = UploadId::random();
         let staged = self.backend.stage(StageTarget::Session(&id)).await?;
@@ -225,7 +278,11 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             updated: now,
             offset: 0,
             sha256: Digester::new(Algorithm::Sha256).save(),
-            sha512: Digester::new(Algorithm::Sha512).save(),
+            // Hashed only when announced: see `Hashes`.
+            sha512: match announced {
+                Some(Algorithm::Sha512) => Digester::new(Algorithm::Sha512).save(),
+                _ => Vec::new(),
+            },
             staged: staged.state.clone(),
         };
         if let Err(e) = self.sessions.insert_session(&session).await {
@@ -256,7 +313,11 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             updated: SystemTime::now(),
             offset: appended.written,
             sha256: hashes.sha256.save(),
-            sha512: hashes.sha512.save(),
+            sha512: hashes
+                .sha512
+                .as_ref()
+                .map(Digester::save)
+                .unwrap_or_default(),
             staged: appended.state.clone(),
             ..session.clone()
         };
@@ -284,8 +345,8 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             .remove_session(id)
             .await?
             .ok_or_else(|| unknown(id))?;
-        let digester = hashes_of(&session)?.for_digest(expected)?;
-        self.publish_verified(staged_of(&session), digester, expected)
+        let verification = hashes_of(&session)?.for_digest(expected)?;
+        self.publish_checked(staged_of(&session), verification, expected)
             .await
     }
 
@@ -327,8 +388,8 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         // What the session's last acknowledged state held that the final
         // one does not (an S3 backend's stored tail, now in `pending`).
         self.backend.release(&staged, &appended).await;
-        let digester = hashes.for_digest(expected)?;
-        self.publish_verified(appended, digester, expected).await
+        let verification = hashes.for_digest(expected)?;
+        self.publish_checked(appended, verification, expected).await
     }
 
     async fn cancel(&self, id: &UploadId) -> Result<()> {

@@ -26,7 +26,11 @@ pub async fn upload_continues_on_another_store(
 ) {
     let data = test_data(len, 77);
     let digest = Digest::of(Algorithm::Sha512, &data);
-    let session = first.create_for(&repo(), Some("alice")).await.unwrap();
+    // Announced: the SHA-512 state travels with the session.
+    let session = first
+        .create_for(&repo(), Some("alice"), Some(Algorithm::Sha512))
+        .await
+        .unwrap();
     assert_eq!(second.open_sessions("alice").await.unwrap(), 1);
     let chunk = len / 7 + 13;
     let mut offset = 0;

@@ -39,6 +39,14 @@ pub async fn assert_upload_unknown(uploads: &dyn UploadStore, id: &UploadId) {
     is_unknown(uploads.cancel(id).await, "cancel");
 }
 
+/// A session announcing `algorithm` as the one its commit will use (what
+/// a client's `?digest-algorithm=` says).
+async fn create_announcing(uploads: &dyn UploadStore, algorithm: Algorithm) -> UploadId {
+    let repo = repo();
+    let session = uploads.create_for(&repo, None, Some(algorithm)).await;
+    session.unwrap().id
+}
+
 async fn assert_clean(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     assert_no_uploads(uploads).await;
     assert_no_blobs(blobs).await;
@@ -169,7 +177,8 @@ pub async fn upload_commit_mismatch(uploads: &dyn UploadStore, blobs: &dyn BlobS
         Digest::sha256_of(b"not this"),
         Digest::of(Algorithm::Sha512, b"not this"),
     ] {
-        let session = uploads.create(&repo()).await.unwrap();
+        let id = create_announcing(uploads, wrong.algorithm()).await;
+        let session = uploads.status(&id).await.unwrap();
         uploads
             .append(&session.id, 0, body_of(&data, 7000))
             .await
@@ -194,7 +203,8 @@ pub async fn upload_last_chunk(uploads: &dyn UploadStore, blobs: &dyn BlobStore)
     let data = test_data(70_000, 21);
     for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
         let digest = Digest::of(algorithm, &data);
-        let session = uploads.create(&repo()).await.unwrap();
+        let id = create_announcing(uploads, algorithm).await;
+        let session = uploads.status(&id).await.unwrap();
         uploads
             .append(&session.id, 0, body_of(&data[..30_000], 7000))
             .await
@@ -284,7 +294,8 @@ pub async fn upload_unknown(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let data = test_data(500_000, 15);
     let sha512 = Digest::of(Algorithm::Sha512, &data);
-    let session = uploads.create(&repo()).await.unwrap();
+    let id = create_announcing(uploads, Algorithm::Sha512).await;
+    let session = uploads.status(&id).await.unwrap();
     uploads
         .append(&session.id, 0, body_of(&data[..100_000], 30_000))
         .await
@@ -303,7 +314,8 @@ pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     assert_eq!(uploads.commit(&session.id, &empty).await.unwrap().size, 0);
 
     // The blob exists already: the commit succeeds and keeps one copy.
-    let session = uploads.create(&repo()).await.unwrap();
+    let id = create_announcing(uploads, Algorithm::Sha512).await;
+    let session = uploads.status(&id).await.unwrap();
     uploads
         .append(&session.id, 0, body_of(&data, 100_000))
         .await
@@ -315,6 +327,62 @@ pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 
     blobs.delete(&sha512).await.unwrap();
     blobs.delete(&empty).await.unwrap();
+    assert_clean(uploads, blobs).await;
+}
+
+/// A SHA-512 commit on a session that did not announce SHA-512 (which
+/// hashed only SHA-256 as the bytes arrived): the bytes are published under
+/// their SHA-256 digest, read back and published under the SHA-512 one; a
+/// wrong SHA-512 digest publishes nothing under it. The SHA-256 copy stays
+/// (unreferenced, for prune to sweep).
+pub async fn upload_sha512_unannounced(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
+    let data = test_data(300_000, 22);
+    let (sha256, sha512) = (
+        Digest::sha256_of(&data),
+        Digest::of(Algorithm::Sha512, &data),
+    );
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data[..100_000], 30_000))
+        .await
+        .unwrap();
+    let info = uploads
+        .commit_last_chunk(
+            &session.id,
+            100_000,
+            body_of(&data[100_000..], 30_000),
+            &sha512,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.digest, info.size),
+        (sha512.clone(), data.len() as u64)
+    );
+    assert_upload_unknown(uploads, &session.id).await;
+    let body = blobs.get(&sha512, None).await.unwrap();
+    assert_eq!(read_body(body.stream).await.unwrap(), data);
+    let mut expected = vec![sha256.clone(), sha512.clone()];
+    expected.sort();
+    assert_eq!(list_digests(blobs).await, expected);
+    blobs.delete(&sha512).await.unwrap();
+
+    let wrong = Digest::of(Algorithm::Sha512, b"not this");
+    let session = uploads.create(&repo()).await.unwrap();
+    uploads
+        .append(&session.id, 0, body_of(&data, 30_000))
+        .await
+        .unwrap();
+    match uploads.commit(&session.id, &wrong).await {
+        Err(StorageError::DigestMismatch { expected, actual }) => {
+            assert_eq!((expected, actual), (wrong.clone(), sha512.clone()));
+        }
+        other => panic!("expected DigestMismatch, got {other:?}"),
+    }
+    assert_upload_unknown(uploads, &session.id).await;
+    assert_eq!(blobs.stat(&wrong).await.unwrap(), None);
+    assert_eq!(list_digests(blobs).await, vec![sha256.clone()]);
+    blobs.delete(&sha256).await.unwrap();
     assert_clean(uploads, blobs).await;
 }
 
@@ -353,11 +421,17 @@ pub async fn upload_list(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 pub async fn upload_owners(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let mut alice = Vec::new();
     for _ in 0..3 {
-        let session = uploads.create_for(&repo(), Some("alice")).await.unwrap();
+        let session = uploads
+            .create_for(&repo(), Some("alice"), None)
+            .await
+            .unwrap();
         assert_eq!(session.owner.as_deref(), Some("alice"));
         alice.push(session.id);
     }
-    let bob = uploads.create_for(&repo(), Some("bob")).await.unwrap();
+    let bob = uploads
+        .create_for(&repo(), Some("bob"), None)
+        .await
+        .unwrap();
     let nobody = uploads.create(&repo()).await.unwrap();
     assert_eq!(nobody.owner, None);
     assert_eq!(uploads.open_sessions("alice").await.unwrap(), 3);
@@ -391,8 +465,14 @@ pub async fn upload_owners(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 /// `expire_idle` cancels the sessions idle for at least the bound, and
 /// only those.
 pub async fn upload_expire_idle(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
-    let first = uploads.create_for(&repo(), Some("idle")).await.unwrap();
-    let second = uploads.create_for(&repo(), Some("idle")).await.unwrap();
+    let first = uploads
+        .create_for(&repo(), Some("idle"), None)
+        .await
+        .unwrap();
+    let second = uploads
+        .create_for(&repo(), Some("idle"), None)
+        .await
+        .unwrap();
     let hour = std::time::Duration::from_secs(3600);
     let report = expire_idle(uploads, hour).await.unwrap();
     assert_eq!(report.expired, 0, "fresh sessions are not idle");
@@ -431,6 +511,8 @@ pub async fn run_upload_suite(
     after_each("upload_unknown");
     upload_digests(uploads, blobs).await;
     after_each("upload_digests");
+    upload_sha512_unannounced(uploads, blobs).await;
+    after_each("upload_sha512_unannounced");
     upload_list(uploads, blobs).await;
     after_each("upload_list");
     upload_owners(uploads, blobs).await;
