@@ -56,6 +56,9 @@ pub(super) enum Error {
     /// A child manifest an index names is not in the repository.
     #[error("manifest {0} is not in the repository")]
     ManifestMissing(registry_core::Digest),
+    /// A bounded collection is full.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
 }
 
 /// SQLite's primary result code for "database or disk is full".
@@ -97,6 +100,7 @@ impl From<Error> for StorageError {
                 needed,
             },
             Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
+            Error::LimitReached(what) => StorageError::LimitReached { what },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },
