@@ -138,9 +138,8 @@ where
 /// A client's `X-Request-Id`, when it is a short printable token.
 fn request_id(headers: &axum::http::HeaderMap) -> Option<std::sync::Arc<str>> {
     let value = headers.get("x-request-id")?.to_str().ok()?;
-    let usable = !value.is_empty()
-        && value.len() <= 128
-        && value.bytes().all(|b| b.is_ascii_graphic());
+    let usable =
+        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     usable.then(|| value.into())
 }
 

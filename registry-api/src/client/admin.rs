@@ -47,7 +47,10 @@ impl<'a, B: Serialize> Call<'a, B> {
 }
 
 impl Client {
-    pub(super) async fn admin_send<B: Serialize>(&self, call: Call<'_, B>) -> Result<Response, ClientError> {
+    pub(super) async fn admin_send<B: Serialize>(
+        &self,
+        call: Call<'_, B>,
+    ) -> Result<Response, ClientError> {
         let mut segments = vec!["apis", "admin", "v1"];
         segments.extend_from_slice(call.path);
         let url = self.url(&segments, call.query);

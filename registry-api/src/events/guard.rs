@@ -109,10 +109,13 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, UrlRe
             }
         }
     }
-    addrs.first().copied().ok_or_else(|| UrlRefused::Unresolved {
-        host: host.to_owned(),
-        reason: "no address".to_owned(),
-    })
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| UrlRefused::Unresolved {
+            host: host.to_owned(),
+            reason: "no address".to_owned(),
+        })
 }
 
 /// What kind of non-global address `addr` is, or `None` for a global one.
@@ -169,12 +172,7 @@ fn non_global_v6(ip: Ipv6Addr) -> Option<&'static str> {
     } else if first == 0x0064 && ip.segments()[1] == 0xff9b {
         // NAT64 (64:ff9b::/96) embeds an IPv4 address: judge that one.
         let s = ip.segments();
-        let v4 = Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        );
+        let v4 = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
         return non_global_v4(v4);
     } else if ip.segments()[..6] == [0; 6] {
         // ::a.b.c.d (IPv4-compatible, deprecated).
@@ -222,7 +220,10 @@ mod tests {
             "64:ff9b::a00:1",
             "2001:db8::1",
         ] {
-            assert!(non_global(ip(refused)).is_some(), "{refused} must be refused");
+            assert!(
+                non_global(ip(refused)).is_some(),
+                "{refused} must be refused"
+            );
         }
         for allowed in [
             "8.8.8.8",

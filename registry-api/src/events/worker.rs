@@ -210,7 +210,10 @@ async fn send(
     let response = client
         .post(url)
         .header("Content-Type", "application/cloudevents+json")
-        .header(SIGNATURE_HEADER, super::signature(&webhook.webhook.secret, &body))
+        .header(
+            SIGNATURE_HEADER,
+            super::signature(&webhook.webhook.secret, &body),
+        )
         .header("X-Registry-Event-Id", &event.event.id)
         .body(body)
         .send()

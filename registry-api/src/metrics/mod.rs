@@ -43,9 +43,9 @@ mod proxy;
 mod serve;
 mod usage;
 
+pub use events::EventCounters;
 pub(crate) use layer::MetricsLayer;
 pub(crate) use open_uploads::{CountingUploads, OpenUploads};
-pub use events::EventCounters;
 pub use proxy::ProxyCounters;
 pub(crate) use serve::{serve, METRICS_PATH};
 pub use usage::NAMESPACE_SERIES;

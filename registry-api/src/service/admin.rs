@@ -74,8 +74,14 @@ impl Registry {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns, "namespace created");
-        self.record_event(caller, EventType::NamespaceCreated, Some(ns), ns.as_str(), json!({}))
-            .await;
+        self.record_event(
+            caller,
+            EventType::NamespaceCreated,
+            Some(ns),
+            ns.as_str(),
+            json!({}),
+        )
+        .await;
         Ok(())
     }
 
@@ -319,8 +325,14 @@ impl Registry {
             })?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
         let data = json!({ "user": name.as_str() });
-        self.record_event(caller, EventType::PasswordChanged, None, name.as_str(), data)
-            .await;
+        self.record_event(
+            caller,
+            EventType::PasswordChanged,
+            None,
+            name.as_str(),
+            data,
+        )
+        .await;
         // Sessions kept as refresh tokens end with the password they came
         // from (a reset after a leak must shut everyone out).
         super::tokens::revoke_refresh_tokens(state, caller, &Subject::User(name.clone())).await?;

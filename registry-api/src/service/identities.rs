@@ -203,7 +203,10 @@ impl Registry {
         tracing::info!(target: "audit", actor = %caller.subject(), token = %record.id, "access token created");
         // The token's id and owner, never its secret.
         let data = json!({ "token": record.id.to_string(), "owner": caller.actor() });
-        let ns = caller.subject().as_service_account().map(|sa| &sa.namespace);
+        let ns = caller
+            .subject()
+            .as_service_account()
+            .map(|sa| &sa.namespace);
         let subject = record.id.to_string();
         self.record_event(caller, EventType::TokenCreated, ns, subject, data)
             .await;

@@ -216,7 +216,14 @@ impl Registry {
         self.check_references(repo, &manifest).await?;
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         let events = self
-            .push_events(caller, repo, &digest, manifest.media_type(), bytes.len(), &tags)
+            .push_events(
+                caller,
+                repo,
+                &digest,
+                manifest.media_type(),
+                bytes.len(),
+                &tags,
+            )
             .await?;
         let record = NewManifest {
             repository: repo.clone(),

@@ -105,13 +105,23 @@ impl Registry {
     }
 
     /// One webhook of a namespace (registry-admin there).
-    pub async fn webhook(&self, caller: &Caller, ns: &Namespace, id: u64) -> RegistryResult<Webhook> {
+    pub async fn webhook(
+        &self,
+        caller: &Caller,
+        ns: &Namespace,
+        id: u64,
+    ) -> RegistryResult<Webhook> {
         let events = self.manage_webhooks(caller, ns)?;
         Ok(webhook_doc(&webhook_in(events, ns, id).await?))
     }
 
     /// Deletes a webhook and its deliveries (registry-admin there).
-    pub async fn delete_webhook(&self, caller: &Caller, ns: &Namespace, id: u64) -> RegistryResult<()> {
+    pub async fn delete_webhook(
+        &self,
+        caller: &Caller,
+        ns: &Namespace,
+        id: u64,
+    ) -> RegistryResult<()> {
         let events = self.manage_webhooks(caller, ns)?;
         webhook_in(events, ns, id).await?;
         events.store.delete_webhook(id).await?;
@@ -155,7 +165,8 @@ impl Registry {
     ) -> RegistryResult<Delivery> {
         let events = self.manage_webhooks(caller, ns)?;
         webhook_in(events, ns, id).await?;
-        let unknown = || RegistryError::RecordUnknown(format!("delivery {delivery} of webhook {id}"));
+        let unknown =
+            || RegistryError::RecordUnknown(format!("delivery {delivery} of webhook {id}"));
         let record = events.store.delivery(delivery).await?.ok_or_else(unknown)?;
         if record.webhook != id {
             return Err(unknown());
@@ -185,8 +196,16 @@ impl Registry {
             .map(str::parse::<EventType>)
             .transpose()
             .map_err(|e| RegistryError::invalid("type", e))?;
-        let since = query.since.as_deref().map(|t| parse_time("since", t)).transpose()?;
-        let until = query.until.as_deref().map(|t| parse_time("until", t)).transpose()?;
+        let since = query
+            .since
+            .as_deref()
+            .map(|t| parse_time("since", t))
+            .transpose()?;
+        let until = query
+            .until
+            .as_deref()
+            .map(|t| parse_time("until", t))
+            .transpose()?;
         let namespaces = self.audit_scope(caller, namespace).await?;
         let events = self.outbox()?;
         let filter = EventFilter {
