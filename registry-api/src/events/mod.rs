@@ -59,7 +59,9 @@ pub struct EventsConfig {
     /// Deliveries of one webhook sent in one lease.
     pub batch: usize,
     /// How long a claim on a webhook lasts before another replica may take
-    /// it over (a crashed replica's claims expire after this).
+    /// it over (a crashed replica's claims expire after this; SQLite and
+    /// memory stores drop them at start). A worker starts a delivery only
+    /// while `request_timeout` still fits in its claim.
     pub lease: Duration,
 }
 
@@ -76,10 +78,10 @@ impl Default for EventsConfig {
             max_backoff: Duration::from_secs(300),
             max_attempts: 10,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(10),
             concurrency: 16,
             batch: 64,
-            lease: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
         }
     }
 }

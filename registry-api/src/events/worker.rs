@@ -6,6 +6,7 @@
 //! after the retry budget it is marked failed and the next one goes. It
 //! wakes on a local commit and polls for other replicas' deliveries.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -119,8 +120,16 @@ async fn serve_webhook(events: &Events, metrics: &Metrics, owner: &str, id: u64)
             return Ok(());
         };
         let pending = store.pending_deliveries(id, events.config.batch).await?;
+        let claimed = std::time::Instant::now();
+        let mut connection = None;
         for (delivery, event) in pending {
-            let outcome = attempt(&events.config, &webhook, &delivery, &event).await;
+            // Another replica may take the webhook over once the claim
+            // expires: never send past it.
+            if claimed.elapsed() + events.config.request_timeout >= events.config.lease {
+                break;
+            }
+            let outcome =
+                attempt(&events.config, &webhook, &delivery, &event, &mut connection).await;
             metrics.events.delivery(outcome.status);
             store.record_delivery(delivery.id, &outcome).await?;
             if outcome.status == DeliveryStatus::Pending {
@@ -144,8 +153,9 @@ async fn attempt(
     webhook: &WebhookRecord,
     delivery: &DeliveryRecord,
     event: &EventRecord,
+    connection: &mut Option<Connection>,
 ) -> DeliveryOutcome {
-    let (code, error) = match send(config, webhook, event).await {
+    let (code, error) = match send(config, webhook, event, connection).await {
         Ok(code) if (200..300).contains(&code) => {
             return DeliveryOutcome {
                 status: DeliveryStatus::Delivered,
@@ -182,29 +192,48 @@ pub(crate) fn backoff(config: &EventsConfig, attempts: u32) -> Duration {
         .min(config.max_backoff)
 }
 
-/// POSTs the event to the webhook, connecting to an address checked by the
-/// guard; the receiver's status, or why there was none.
+/// A client bound to the address a webhook's host resolved to: reused
+/// (keep-alive) while the host keeps resolving to it.
+pub(crate) struct Connection {
+    addr: SocketAddr,
+    client: reqwest::Client,
+}
+
+/// POSTs the event to the webhook, connecting to the address the guard
+/// checked (resolved again for every delivery); the receiver's status, or
+/// why there was none.
 async fn send(
     config: &EventsConfig,
     webhook: &WebhookRecord,
     event: &EventRecord,
+    connection: &mut Option<Connection>,
 ) -> Result<u16, String> {
     let url = guard::validate_url(&webhook.webhook.url, config.allow_private)
         .map_err(|e| e.to_string())?;
     let addr = guard::resolve(&url, config.allow_private)
         .await
         .map_err(|e| e.to_string())?;
-    let host = url.host_str().unwrap_or_default().to_owned();
-    // reqwest is built without a bundled crypto provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.connect_timeout)
-        .timeout(config.request_timeout)
-        .resolve(&host, addr)
-        .user_agent(concat!("registry-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = match connection {
+        Some(c) if c.addr == addr => c.client.clone(),
+        _ => {
+            let host = url.host_str().unwrap_or_default().to_owned();
+            // reqwest is built without a bundled crypto provider.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(config.connect_timeout)
+                .timeout(config.request_timeout)
+                .resolve(&host, addr)
+                .user_agent(concat!("registry-webhooks/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())?;
+            *connection = Some(Connection {
+                addr,
+                client: client.clone(),
+            });
+            client
+        }
+    };
     let body = serde_json::to_vec(&CloudEvent::from_record(event, &config.source))
         .map_err(|e| e.to_string())?;
     let response = client
