@@ -36,6 +36,17 @@ fn fast_events(allow_private: bool) -> EventsConfig {
 /// A registry with access control: `admin` is cluster-admin, `alice`
 /// registry-admin of `team`, `bob` viewer there.
 async fn registry(events: EventsConfig) -> Registry {
+    registry_over(Stores::in_memory(), events).await
+}
+
+/// [`registry`] over filesystem blobs and SQLite metadata in `dir`.
+async fn sqlite_registry(dir: &std::path::Path, events: EventsConfig) -> Registry {
+    let durability = registry_storage::filesystem::Durability::None;
+    let stores = Stores::data_dir(dir, durability).await.unwrap();
+    registry_over(stores, events).await
+}
+
+async fn registry_over(stores: Stores, events: EventsConfig) -> Registry {
     let (auth, _) = common::auth_config(
         &["admin", "alice", "bob"],
         &[
@@ -45,7 +56,7 @@ async fn registry(events: EventsConfig) -> Registry {
         &[(ClusterRole::ClusterAdmin, "admin")],
     )
     .await;
-    let registry = Registry::builder(Stores::in_memory())
+    let registry = Registry::builder(stores)
         .auth(auth)
         .events(events)
         .build()
@@ -122,6 +133,16 @@ async fn webhook(r: &Registry, url: String, include_pulls: bool) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_type_arrives_signed_and_in_order() {
+    every_event_type(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_type_arrives_signed_and_in_order_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    every_event_type(Some(dir.path())).await;
+}
+
+async fn every_event_type(sqlite: Option<&std::path::Path>) {
     let receiver = Receiver::start(SECRET).await;
     let mut config = fast_events(true);
     config.sinks = vec![NewWebhook {
@@ -131,7 +152,10 @@ async fn every_event_type_arrives_signed_and_in_order() {
         secret: SECRET.to_owned(),
         include_pulls: false,
     }];
-    let r = registry(config).await;
+    let r = match sqlite {
+        Some(dir) => sqlite_registry(dir, config).await,
+        None => registry(config).await,
+    };
     let id = webhook(&r, receiver.url("team"), true).await;
     // Listing never shows the secret.
     let listed =
@@ -268,8 +292,21 @@ async fn every_event_type_arrives_signed_and_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_everything_once() {
+    receiver_down(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_everything_once_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    receiver_down(Some(dir.path())).await;
+}
+
+async fn receiver_down(sqlite: Option<&std::path::Path>) {
     let mut receiver = Receiver::start(SECRET).await;
-    let r = registry(fast_events(true)).await;
+    let r = match sqlite {
+        Some(dir) => sqlite_registry(dir, fast_events(true)).await,
+        None => registry(fast_events(true)).await,
+    };
     let id = webhook(&r, receiver.url("team"), false).await;
     let alice = user("alice");
     let app = repo("team/app");
@@ -327,6 +364,15 @@ async fn a_receiver_down_for_a_while_gets_everything_once() {
     assert_eq!(metrics.events.deliveries("delivered"), 10);
     assert!(metrics.events.deliveries("retry") >= 2);
     assert_eq!(metrics.events.raised_count(EventType::ManifestPushed), 10);
+    let text = metrics.render(None);
+    for line in [
+        "registry_events_raised_total{type=\"io.registry.manifest.pushed\"} 10",
+        "registry_webhook_deliveries_total{result=\"delivered\"} 10",
+        "# TYPE registry_webhook_queue_depth gauge",
+        "# TYPE registry_webhook_queue_oldest_age_seconds gauge",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

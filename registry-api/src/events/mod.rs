@@ -81,7 +81,7 @@ impl Default for EventsConfig {
             request_timeout: Duration::from_secs(10),
             concurrency: 16,
             batch: 64,
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(20),
         }
     }
 }
