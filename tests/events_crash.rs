@@ -8,6 +8,8 @@
 
 #[path = "common/examples.rs"]
 mod examples;
+#[path = "common/http_api.rs"]
+mod http_api;
 #[path = "common/test_database.rs"]
 mod test_database;
 #[path = "../registry-api/tests/webhook_receiver/mod.rs"]
@@ -17,7 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use examples::{ServerProcess, ADMIN_PASSWORD};
+use examples::ServerProcess;
+use http_api::{digest, Api};
+use reqwest::Method;
 use serde_json::{json, Value};
 use webhook_receiver::Receiver;
 
@@ -25,81 +29,38 @@ const SECRET: &str = "crash-test-secret-0123456789";
 const PUSHES: usize = 500;
 const CLIENTS: usize = 16;
 
-fn digest(data: &[u8]) -> String {
-    registry::core::Digest::sha256_of(data).to_string()
+/// Monolithic blob push and image pushes over the shared test client.
+async fn push_blob(api: &Api, data: &[u8]) {
+    api.req(
+        Method::POST,
+        &format!("/v2/team/app/blobs/uploads/?digest={}", digest(data)),
+    )
+    .body(data.to_vec())
+    .send()
+    .await
+    .unwrap()
+    .error_for_status()
+    .unwrap();
 }
 
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    url: String,
-}
-
-impl Api {
-    fn new(url: &str) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Api {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            url: url.trim_end_matches('/').to_owned(),
-        }
-    }
-
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .basic_auth("admin", Some(ADMIN_PASSWORD))
-    }
-
-    async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.req(method, path);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let text = r.text().await.expect("body");
-        assert!(status.is_success(), "{path}: {status}: {text}");
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    async fn push_blob(&self, data: &[u8]) {
-        self.req(
-            reqwest::Method::POST,
-            &format!("/v2/team/app/blobs/uploads/?digest={}", digest(data)),
-        )
-        .body(data.to_vec())
-        .send()
-        .await
-        .unwrap()
-        .error_for_status()
-        .unwrap();
-    }
-
-    /// Pushes image `i` (its own manifest over shared blobs) as tag `t{i}`.
-    async fn push(&self, i: usize) -> Result<(), reqwest::Error> {
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": digest(CONFIG), "size": CONFIG.len()},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": digest(LAYER), "size": LAYER.len()}],
-            "annotations": {"i": i.to_string()},
-        });
-        self.req(
-            reqwest::Method::PUT,
-            &format!("/v2/team/app/manifests/t{i}"),
-        )
+/// Pushes image `i` (its own manifest over shared blobs) as tag `t{i}`.
+async fn push(api: &Api, i: usize) -> Result<(), reqwest::Error> {
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": digest(CONFIG), "size": CONFIG.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": digest(LAYER), "size": LAYER.len()}],
+        "annotations": {"i": i.to_string()},
+    });
+    api.req(Method::PUT, &format!("/v2/team/app/manifests/t{i}"))
         .header("content-type", "application/vnd.oci.image.manifest.v1+json")
         .body(serde_json::to_vec(&manifest).unwrap())
         .send()
         .await?
         .error_for_status()?;
-        Ok(())
-    }
+    Ok(())
 }
 
 const CONFIG: &[u8] = b"{\"crash\":true}";
@@ -127,24 +88,24 @@ async fn crash_and_check(extra: &[&str]) {
     let mut args = vec!["--webhook-allow-private"];
     args.extend_from_slice(extra);
     let (mut server, url) = ServerProcess::start(dir.path(), &args);
-    let api = Api::new(&url);
+    let api = Arc::new(Api::new(&url));
     api.json(
-        reqwest::Method::POST,
+        Method::POST,
         "/apis/admin/v1/namespaces",
         Some(json!({"name": "team"})),
     )
     .await;
     let created = api
         .json(
-            reqwest::Method::POST,
+            Method::POST,
             "/apis/admin/v1/namespaces/team/webhooks",
             Some(json!({"url": receiver.url("team"), "secret": SECRET,
                         "events": ["io.registry.manifest.pushed"]})),
         )
         .await;
     let webhook = created["webhook"]["id"].as_u64().unwrap();
-    api.push_blob(CONFIG).await;
-    api.push_blob(LAYER).await;
+    push_blob(&api, CONFIG).await;
+    push_blob(&api, LAYER).await;
     stage("pushing");
 
     // A burst of pushes from many clients; killed with SIGKILL half way.
@@ -154,7 +115,7 @@ async fn crash_and_check(extra: &[&str]) {
             let (api, acknowledged) = (api.clone(), acknowledged.clone());
             tokio::spawn(async move {
                 for i in (c..PUSHES).step_by(CLIENTS) {
-                    if api.push(i).await.is_err() {
+                    if push(&api, i).await.is_err() {
                         return;
                     }
                     acknowledged.lock().unwrap().insert(format!("t{i}"));
@@ -200,7 +161,7 @@ async fn crash_and_check(extra: &[&str]) {
         if let Some(last) = last {
             path.push_str(&format!("&last={last}"));
         }
-        let page = api.json(reqwest::Method::GET, &path, None).await;
+        let page = api.json(Method::GET, &path, None).await;
         for entry in page["items"].as_array().unwrap() {
             let tag = entry["event"]["data"]["tags"][0]
                 .as_str()
@@ -270,7 +231,7 @@ async fn all_deliveries(api: &Api, webhook: u64) -> Vec<Value> {
         if let Some(b) = before {
             path.push_str(&format!("&before={b}"));
         }
-        let page = api.json(reqwest::Method::GET, &path, None).await;
+        let page = api.json(Method::GET, &path, None).await;
         all.extend(page["items"].as_array().unwrap().iter().cloned());
         match page["next"].as_u64() {
             Some(next) => before = Some(next),

@@ -45,6 +45,8 @@ pub mod gc;
 mod keyed_locks;
 pub mod memory;
 pub mod metadata;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod outbox_rows;
 pub mod policy;
 #[cfg(feature = "postgres")]
 pub mod postgres;

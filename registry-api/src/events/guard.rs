@@ -66,7 +66,7 @@ pub fn validate_url(text: &str, allow_private: bool) -> Result<Url, UrlRefused> 
     }
     let host = match url.host() {
         None => return Err(UrlRefused::NoHost),
-        Some(url::Host::Domain(d)) if d.is_empty() => return Err(UrlRefused::NoHost),
+        Some(url::Host::Domain("")) => return Err(UrlRefused::NoHost),
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         Some(url::Host::Domain(_)) => None,

@@ -5,7 +5,7 @@
 //! so the store records it in the same transaction (see
 //! [`registry_storage::events`]). Admin changes kept in the auth store and
 //! pulls are appended to the outbox on their own, right after the change.
-//! The [delivery worker](worker) sends each recorded event to the webhooks
+//! The delivery worker sends each recorded event to the webhooks
 //! it matches as a CloudEvents 1.0 JSON document ([`CloudEvent`]), signed
 //! with the webhook's secret ([`SIGNATURE_HEADER`]).
 

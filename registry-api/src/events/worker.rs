@@ -99,9 +99,10 @@ async fn sweep(events: &Events) {
     let Some(before) = SystemTime::now().checked_sub(retention) else {
         return;
     };
+    const BATCH: usize = 1000;
     loop {
-        match events.store.sweep_events(before, 1000).await {
-            Ok(n) if n == 1000 => continue,
+        match events.store.sweep_events(before, BATCH).await {
+            Ok(n) if n == BATCH as u64 => continue,
             Ok(_) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "sweeping old events failed");

@@ -118,6 +118,16 @@ impl Error {
     }
 }
 
+impl From<crate::outbox_rows::Corrupt> for Error {
+    fn from(c: crate::outbox_rows::Corrupt) -> Self {
+        Error::Corrupt {
+            column: c.column,
+            value: c.value,
+            source: c.source,
+        }
+    }
+}
+
 impl From<Error> for StorageError {
     fn from(e: Error) -> Self {
         match e {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use registry_core::Namespace;
 use sqlx::{PgConnection, PgPool};
 
-use super::error::{from_nanos, now, parse, parse_opt, sql_limit, to_nanos, Error, Result};
+use super::error::{from_nanos, now, parse_opt, sql_limit, to_nanos, Error, Result};
 use super::tx::serializable;
 use super::PgStore;
 use crate::error::Result as StorageResult;
@@ -16,6 +16,7 @@ use crate::events::{
     DeliveryOutcome, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord,
     EventStore, NewEvent, NewWebhook, WebhookRecord,
 };
+use crate::outbox_rows::{DeliveryRow, EventRow, WebhookRow, EVENT_COLUMNS, WEBHOOK_COLUMNS};
 
 /// Records `events` and a pending delivery per matching webhook (the rule
 /// of [`NewWebhook::matches`], in SQL); part of a caller's transaction.
@@ -56,114 +57,9 @@ pub(super) async fn record_events(
     Ok(())
 }
 
-#[derive(sqlx::FromRow)]
-struct EventRow {
-    seq: i64,
-    id: String,
-    r#type: String,
-    namespace: Option<String>,
-    subject: Option<String>,
-    actor: String,
-    time: i64,
-    data: String,
-}
-
-impl EventRow {
-    fn into_record(self) -> Result<EventRecord> {
-        Ok(EventRecord {
-            seq: to_u64("events.seq", self.seq)?,
-            event: NewEvent {
-                id: self.id,
-                event_type: parse("events.type", &self.r#type)?,
-                namespace: parse_opt("events.namespace", self.namespace.as_deref())?,
-                subject: self.subject,
-                actor: self.actor,
-                time: from_nanos(self.time),
-                data: serde_json::from_str(&self.data)?,
-            },
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct WebhookRow {
-    id: i64,
-    namespace: Option<String>,
-    url: String,
-    events: String,
-    secret: String,
-    include_pulls: bool,
-    created: i64,
-}
-
-impl WebhookRow {
-    fn into_record(self) -> Result<WebhookRecord> {
-        Ok(WebhookRecord {
-            id: to_u64("webhooks.id", self.id)?,
-            webhook: NewWebhook {
-                namespace: parse_opt("webhooks.namespace", self.namespace.as_deref())?,
-                url: self.url,
-                events: NewWebhook::parse_events_column(&self.events).map_err(|e| {
-                    Error::Corrupt {
-                        column: "webhooks.events",
-                        value: self.events.clone(),
-                        source: Box::new(e),
-                    }
-                })?,
-                secret: self.secret,
-                include_pulls: self.include_pulls,
-            },
-            created: from_nanos(self.created),
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct DeliveryRow {
-    id: i64,
-    webhook: i64,
-    event: i64,
-    event_id: String,
-    event_type: String,
-    status: String,
-    attempts: i64,
-    last_code: Option<i64>,
-    last_error: Option<String>,
-    next_attempt: i64,
-    updated: i64,
-}
-
-impl DeliveryRow {
-    fn into_record(self) -> Result<DeliveryRecord> {
-        Ok(DeliveryRecord {
-            id: to_u64("webhook_deliveries.id", self.id)?,
-            webhook: to_u64("webhook_deliveries.webhook", self.webhook)?,
-            event_seq: to_u64("webhook_deliveries.event", self.event)?,
-            event_id: self.event_id,
-            event_type: parse("events.type", &self.event_type)?,
-            status: parse("webhook_deliveries.status", &self.status)?,
-            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
-            last_code: self.last_code.and_then(|c| u16::try_from(c).ok()),
-            last_error: self.last_error,
-            next_attempt: from_nanos(self.next_attempt),
-            updated: from_nanos(self.updated),
-        })
-    }
-}
-
-const WEBHOOK_COLUMNS: &str = "id, namespace, url, events, secret, include_pulls, created";
-
 const DELIVERY_COLUMNS: &str = "d.id, d.webhook, d.event, e.id AS event_id, e.type AS event_type, \
      d.status, d.attempts::BIGINT AS attempts, d.last_code::BIGINT AS last_code, d.last_error, \
      d.next_attempt, d.updated";
-
-fn to_u64(column: &'static str, v: i64) -> Result<u64> {
-    u64::try_from(v).map_err(|e| Error::Corrupt {
-        column,
-        value: v.to_string(),
-        source: Box::new(e),
-    })
-}
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -182,7 +78,7 @@ async fn insert_webhook(conn: &mut PgConnection, w: &NewWebhook) -> Result<Webho
     .bind(now())
     .fetch_one(&mut *conn)
     .await?;
-    row.into_record()
+    Ok(row.into_record()?)
 }
 
 async fn events(
@@ -191,9 +87,8 @@ async fn events(
     after: Option<u64>,
     limit: usize,
 ) -> Result<Vec<EventRecord>> {
-    let mut query = sqlx::QueryBuilder::new(
-        "SELECT seq, id, type, namespace, subject, actor, time, data FROM events WHERE seq > ",
-    );
+    let mut query =
+        sqlx::QueryBuilder::new(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
     query.push_bind(after.map_or(0, to_i64));
     if let Some(namespaces) = &filter.namespaces {
         query.push(" AND namespace IN (");
@@ -223,7 +118,10 @@ async fn events(
         .push(" ORDER BY seq LIMIT ")
         .push_bind(sql_limit(limit));
     let rows: Vec<EventRow> = query.build_query_as().fetch_all(reader).await?;
-    rows.into_iter().map(EventRow::into_record).collect()
+    Ok(rows
+        .into_iter()
+        .map(EventRow::into_record)
+        .collect::<Result<_, _>>()?)
 }
 
 #[async_trait]
@@ -247,10 +145,9 @@ impl EventStore for PgStore {
     }
 
     async fn event(&self, seq: u64) -> StorageResult<Option<EventRecord>> {
-        let row: Option<EventRow> = sqlx::query_as(
-            "SELECT seq, id, type, namespace, subject, actor, time, data FROM events \
-             WHERE seq = $1",
-        )
+        let row: Option<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"
+        ))
         .bind(to_i64(seq))
         .fetch_optional(&self.pool)
         .await
@@ -352,7 +249,7 @@ impl EventStore for PgStore {
         Ok(rows
             .into_iter()
             .map(WebhookRow::into_record)
-            .collect::<Result<_>>()?)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn pull_scopes(&self) -> StorageResult<Vec<Option<Namespace>>> {
@@ -364,7 +261,7 @@ impl EventStore for PgStore {
         Ok(rows
             .iter()
             .map(|n| parse_opt("webhooks.namespace", n.as_deref()))
-            .collect::<Result<_>>()?)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn webhook(&self, id: u64) -> StorageResult<Option<WebhookRecord>> {
@@ -416,8 +313,8 @@ impl EventStore for PgStore {
         .map_err(Error::from)?;
         Ok(ids
             .into_iter()
-            .map(|id| to_u64("webhooks.id", id))
-            .collect::<Result<_>>()?)
+            .map(|id| crate::outbox_rows::id("webhooks.id", id))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn release_webhook(&self, id: u64, owner: &str) -> StorageResult<()> {
@@ -451,10 +348,9 @@ impl EventStore for PgStore {
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let delivery = row.into_record()?;
-                let event: EventRow = sqlx::query_as(
-                    "SELECT seq, id, type, namespace, subject, actor, time, data FROM events \
-                     WHERE seq = $1",
-                )
+                let event: EventRow = sqlx::query_as(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"
+                ))
                 .bind(to_i64(delivery.event_seq))
                 .fetch_one(&self.pool)
                 .await?;
@@ -518,7 +414,7 @@ impl EventStore for PgStore {
         Ok(rows
             .into_iter()
             .map(DeliveryRow::into_record)
-            .collect::<Result<_>>()?)
+            .collect::<Result<_, _>>()?)
     }
 
     async fn delivery(&self, id: u64) -> StorageResult<Option<DeliveryRecord>> {
