@@ -240,7 +240,9 @@ async fn run(args: Args) -> Result<()> {
             push::monolithic(&registry, &pattern, &app, PULL_SEED, args.blob_size).await?;
         }
     }
-    if tests.contains(&Test::Manifest) || tests.contains(&Test::HeadBlob) {
+    // The image behind GET manifest / HEAD blob; with --webhook it also
+    // creates the namespace the webhook needs.
+    if tests.contains(&Test::Manifest) || tests.contains(&Test::HeadBlob) || args.webhook {
         registry.authorize(&app).await?;
         push::push_image(
             &registry,
@@ -252,20 +254,8 @@ async fn run(args: Args) -> Result<()> {
         )
         .await?;
     }
-
     let receiver = match args.webhook {
         true => {
-            // The webhook needs its namespace: one untimed push creates it.
-            registry.authorize(&app).await?;
-            push::push_image(
-                &registry,
-                &pattern,
-                &app,
-                "latest",
-                IMAGE_SEED,
-                args.layer_size,
-            )
-            .await?;
             let receiver = webhook::Receiver::start().await?;
             receiver.configure(&registry, &args.namespace).await?;
             eprintln!("load: webhook configured on {}", args.namespace);
