@@ -7,6 +7,8 @@
 #   --quick       small blobs (64 MiB / 32 MiB), 1 s rate tests, 20 images: a smoke test
 #   --rounds N    rounds per server (default 3, quick 2); figures are medians over rounds
 #   --out FILE    also write the markdown report to FILE
+#   --webhook     also push with one webhook configured (N server, namespace benchhook, a
+#                 receiver in the harness) and report push throughput with it against none
 #
 # Environment: BENCH_TMPDIR (where data directories and the dd file go, default /tmp),
 # CONCURRENCY (default 32), QUIET_LOGS=1 (turn off both servers' per-request access logs;
@@ -24,6 +26,7 @@
 set -euo pipefail
 
 QUICK=0
+WEBHOOK=0
 ROUNDS=""
 OUT=""
 while [ $# -gt 0 ]; do
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1 ;;
     --rounds) ROUNDS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
+    --webhook) WEBHOOK=1 ;;
     -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -122,7 +126,7 @@ start_ours() { # name port admin-password extra-args...
     wait_port "$port"
 }
 NPORT=$(free_port)
-start_ours none "$NPORT" "" --durability none --no-auth
+start_ours none "$NPORT" "" --durability none --no-auth --webhook-allow-private
 NPID=${PIDS[-1]}
 FPORT=$(free_port)
 PASSWORD="bench-$RANDOM$RANDOM"
@@ -163,6 +167,10 @@ for round in $(seq "$ROUNDS"); do
     disk_refs "$round"
     harness D "http://127.0.0.1:$DPORT" "$DPID" "$round"
     harness N "http://127.0.0.1:$NPORT" "$NPID" "$round"
+    if [ "${WEBHOOK:-0}" = 1 ]; then
+        harness Nhook "http://127.0.0.1:$NPORT" "$NPID" "$round" --webhook \
+            --namespace benchhook --only push-mono,small-images
+    fi
     harness Fpush "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth token \
         --only push-mono,push-chunked,small-images
     harness Ftoken "http://127.0.0.1:$FPORT" "$FPID" "$round" "${CREDS[@]}" --auth token \
@@ -231,6 +239,11 @@ report() {
     done
     row "push $IMAGES small images (time): D vs N" s "$(med D small_images)" "$(med N small_images)" "" down
     row "push $IMAGES small images (time), fsync + auth: D vs F" s "$(med D small_images)" "$(med Fpush small_images)" "≥ 5 (speed-up)" down
+    if [ "${WEBHOOK:-0}" = 1 ]; then
+        row "push $IMAGES small images (time): N vs N with one webhook" s "$(med N small_images)" "$(med Nhook small_images)" "≥ 0.9" down
+        row "push $BLOB monolithic: N vs N with one webhook" MiB/s "$(med N push_mono)" "$(med Nhook push_mono)" "≥ 0.9" up
+        row "webhook deliveries received (of $IMAGES + setup per round)" count "-" "$(med Nhook webhook_deliveries)" "" up
+    fi
     d=$(med D peak_rss)
     n=$(med N peak_rss)
     f=$(maxof "$(med Fpush peak_rss)" "$(med Ftoken peak_rss)" "$(med Fbasic peak_rss)")

@@ -60,6 +60,7 @@ fn manifest(repository: &RepositoryName, seed: &str, tags: &[&str]) -> NewManife
             .collect(),
         fixed_tags: Vec::new(),
         actor: "bench".to_owned(),
+        events: Vec::new(),
     }
 }
 

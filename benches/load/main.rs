@@ -5,6 +5,7 @@
 //!     [--pid SERVER_PID] [--rounds 3] [--concurrency 32] [--duration 5]
 //!     [--only push-mono,push-chunked,pull,manifest,head-blob,small-images]
 //!     [--blob-size 1GiB] [--chunked-size 256MiB] [--chunk-size 8MiB]
+//!     [--webhook]
 //! ```
 //!
 //! Measures monolithic push of a `--blob-size` blob, chunked push of a
@@ -25,6 +26,7 @@ mod data;
 mod procfs;
 mod push;
 mod rate;
+mod webhook;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -110,6 +112,11 @@ struct Args {
     /// Seed of pushed blobs (default: from the clock, so every run pushes new blobs).
     #[arg(long)]
     seed: Option<u64>,
+    /// Configure one webhook (on `--namespace`, `manifest.pushed`) to a
+    /// receiver in this process first, to compare push throughput with a
+    /// webhook against none; the server needs `--webhook-allow-private`.
+    #[arg(long)]
+    webhook: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -233,7 +240,9 @@ async fn run(args: Args) -> Result<()> {
             push::monolithic(&registry, &pattern, &app, PULL_SEED, args.blob_size).await?;
         }
     }
-    if tests.contains(&Test::Manifest) || tests.contains(&Test::HeadBlob) {
+    // The image behind GET manifest / HEAD blob; with --webhook it also
+    // creates the namespace the webhook needs.
+    if tests.contains(&Test::Manifest) || tests.contains(&Test::HeadBlob) || args.webhook {
         registry.authorize(&app).await?;
         push::push_image(
             &registry,
@@ -245,6 +254,15 @@ async fn run(args: Args) -> Result<()> {
         )
         .await?;
     }
+    let receiver = match args.webhook {
+        true => {
+            let receiver = webhook::Receiver::start().await?;
+            receiver.configure(&registry, &args.namespace).await?;
+            eprintln!("load: webhook configured on {}", args.namespace);
+            Some(receiver)
+        }
+        false => None,
+    };
 
     let duration = Duration::from_secs_f64(args.duration);
     let mut figures = Figures::default();
@@ -329,6 +347,12 @@ async fn run(args: Args) -> Result<()> {
         if let Some(kib) = procfs::rss_kib(pid) {
             figures.record("rss", kib as f64 / 1024.0, "MiB");
         }
+    }
+    if let Some(receiver) = &receiver {
+        // Deliveries trail the pushes a little: a moment to catch up.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let n = receiver.received.load(std::sync::atomic::Ordering::Relaxed);
+        figures.record("webhook_deliveries", n as f64, "count");
     }
     report(&args, &registry, &figures);
     Ok(())

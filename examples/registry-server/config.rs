@@ -115,6 +115,9 @@ pub struct Flags {
     /// Proxy namespaces (pull-through caches of upstream registries).
     #[command(flatten)]
     pub proxy: crate::proxy_config::ProxyFlags,
+    /// Events, webhooks and the audit trail.
+    #[command(flatten)]
+    pub events: crate::events_config::EventFlags,
 }
 
 /// Flags bounding logins, and the proxies whose forwarded headers count.
@@ -272,6 +275,13 @@ pub struct FileConfig {
     /// Proxy namespaces: `[[proxy]]` tables.
     #[serde(default)]
     pub proxy: Vec<crate::proxy_config::FileProxy>,
+    /// Cluster-wide webhook sinks: `[[webhook]]` tables.
+    #[serde(default)]
+    pub webhook: Vec<crate::events_config::FileWebhook>,
+    /// Let webhooks reach private addresses.
+    pub webhook_allow_private: Option<bool>,
+    /// How long events stay in the audit trail.
+    pub audit_retention: Option<registry::storage::PolicyDuration>,
     /// Most upload requests streaming in at once per user.
     pub max_uploads_per_user: Option<usize>,
     /// Most upload sessions one user may have open.
@@ -447,6 +457,8 @@ pub struct Settings {
     pub directory: crate::directory::DirectorySettings,
     /// Proxy namespaces.
     pub proxies: Vec<registry::api::proxy::ProxyConfig>,
+    /// Events and webhooks (`source` is set when the listener is known).
+    pub events: registry::api::EventsConfig,
 }
 
 /// The upload limits an operator can set.
@@ -504,6 +516,12 @@ impl Settings {
         }
         let tokens = TokenOptions::load(flags.tokens, &file)?;
         let proxies = crate::proxy_config::resolve(flags.proxy, std::mem::take(&mut file.proxy))?;
+        let events = crate::events_config::resolve(
+            flags.events,
+            file.webhook_allow_private,
+            file.audit_retention,
+            std::mem::take(&mut file.webhook),
+        )?;
         let storage = crate::storage_config::StorageSetting::load(flags.storage, &file)?;
         let tls = match (
             flags.tls_cert.or(file.tls_cert),
@@ -621,6 +639,7 @@ impl Settings {
             },
             directory,
             proxies,
+            events,
         })
     }
 }

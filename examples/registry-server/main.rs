@@ -17,6 +17,7 @@
 mod auth_setup;
 mod config;
 mod directory;
+mod events_config;
 mod oidc;
 mod proxy_config;
 mod serve;
@@ -193,7 +194,14 @@ async fn run(settings: Settings) -> Result<(), String> {
         "http"
     };
     let server_url = format!("{scheme}://{addr}");
-    let mut builder = Registry::builder(stores.clone()).limits(limits);
+    let mut events = settings.events.clone();
+    events.source = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| server_url.clone());
+    let mut builder = Registry::builder(stores.clone())
+        .limits(limits)
+        .events(events);
     for proxy in &settings.proxies {
         tracing::info!(namespace = %proxy.namespace, upstream = %proxy.upstream,
             hosts = ?proxy.all_hosts(), "proxy namespace");

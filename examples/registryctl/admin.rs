@@ -120,6 +120,9 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::Mirror(cmd) => {
             return crate::mirror::run(g, &conn, cmd, io).await;
         }
+        Command::Webhook(cmd) => {
+            return crate::webhook::run(g, &conn, cmd, io).await;
+        }
         Command::Namespace(Ns::Show { name }) => {
             return crate::usage::run(g, &conn, name, false, io).await;
         }

@@ -118,6 +118,58 @@ pub(crate) enum Command {
     /// Mirror an upstream repository into a proxy namespace ahead of time.
     #[command(subcommand)]
     Mirror(MirrorCmd),
+    /// Manage a namespace's webhooks and see their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCmd),
+}
+
+/// `registryctl webhook ...` (registry-admin of the namespace).
+#[derive(Debug, Subcommand)]
+pub(crate) enum WebhookCmd {
+    /// Send the namespace's events to URL, signed with a secret (generated
+    /// unless given on stdin; shown once).
+    Add {
+        /// The namespace.
+        namespace: registry::core::Namespace,
+        /// Where deliveries are POSTed (http or https).
+        url: String,
+        /// Only these event types (repeatable), e.g.
+        /// io.registry.manifest.pushed [default: all].
+        #[arg(long = "event", value_name = "TYPE")]
+        events: Vec<String>,
+        /// Send pulls too (high volume).
+        #[arg(long)]
+        include_pulls: bool,
+        /// Read the signing secret from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+    },
+    /// List the namespace's webhooks (never their secrets).
+    List {
+        /// The namespace.
+        namespace: registry::core::Namespace,
+    },
+    /// Remove a webhook and its delivery records.
+    Remove {
+        /// The namespace.
+        namespace: registry::core::Namespace,
+        /// The webhook's id.
+        id: u64,
+    },
+    /// Show a webhook's deliveries, newest first: status, attempts, last
+    /// response code; or send one again.
+    Deliveries {
+        /// The namespace.
+        namespace: registry::core::Namespace,
+        /// The webhook's id.
+        id: u64,
+        /// Send this delivery again (a failed one, or one a receiver lost).
+        #[arg(long, value_name = "DELIVERY")]
+        redeliver: Option<u64>,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
 }
 
 /// `registryctl mirror ...`.

@@ -8,6 +8,7 @@
 //! TOKEN=$(registryctl token create --expires 12h)
 //! registryctl imagestreams list team
 //! registryctl context list
+//! registryctl webhook add team https://ci.example.com/hook
 //! ```
 //!
 //! Credentials live in Docker's auth file (`--to FILE`, else
@@ -31,6 +32,7 @@ mod policy;
 mod session;
 mod target;
 mod usage;
+mod webhook;
 
 #[cfg(test)]
 mod stub_tests;

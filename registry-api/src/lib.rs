@@ -42,6 +42,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod model;
@@ -49,6 +50,7 @@ pub mod proxy;
 pub mod service;
 
 pub use auth::{AuthConfig, AuthLayer, AuthSettings};
+pub use events::EventsConfig;
 pub use http::error::{ApiError, ApiResult};
 pub use http::{admin_router, distribution_router, image_api_router, ops_router, router};
 pub use service::{

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::Result;
+use crate::events::NewEvent;
 use crate::metadata::{
     BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
     RepositoryInfo, StoredManifest, TagEvent, TagRecord,
@@ -294,8 +295,13 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.set_namespace_policy(namespace, policy).await
     }
 
-    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
-        self.write(self.inner.delete_namespace(namespace), |maps| {
+    async fn delete_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        let write = self.inner.delete_namespace_raising(namespace, events);
+        self.write(write, |maps| {
             maps.forget(&crate::Change::Namespace(namespace.clone()));
         })
         .await
@@ -314,8 +320,12 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.list_repositories(namespace, last, limit).await
     }
 
-    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
-        self.write(self.inner.delete_repository(name), |maps| {
+    async fn delete_repository_raising(
+        &self,
+        name: &RepositoryName,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        self.write(self.inner.delete_repository_raising(name, events), |maps| {
             maps.forget(&crate::Change::Repository(name.clone()));
         })
         .await
@@ -357,14 +367,16 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         Ok(found)
     }
 
-    async fn delete_manifest(
+    async fn delete_manifest_raising(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         actor: &str,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         self.write(
-            self.inner.delete_manifest(repository, digest, actor),
+            self.inner
+                .delete_manifest_raising(repository, digest, actor, events),
             |maps| {
                 maps.manifests
                     .retain(|(r, d)| r != repository || d != digest);
@@ -455,8 +467,17 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.tag_history(repository, tag, before, limit).await
     }
 
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
-        self.write(self.inner.delete_tag(repository, tag, actor), |maps| {
+    async fn delete_tag_raising(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        actor: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        let write = self
+            .inner
+            .delete_tag_raising(repository, tag, actor, events);
+        self.write(write, |maps| {
             maps.tags.retain(|(r, t)| r != repository || t != tag);
         })
         .await

@@ -134,6 +134,13 @@ pub enum StorageError {
         /// Bytes the refused operation would have added.
         needed: u64,
     },
+    /// A bounded collection is full (webhooks per namespace); nothing was
+    /// recorded.
+    #[error("limit reached: {what}")]
+    LimitReached {
+        /// What is full, and its limit.
+        what: String,
+    },
 }
 
 impl StorageError {

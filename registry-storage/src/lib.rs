@@ -39,11 +39,14 @@ pub mod blob;
 pub mod cache;
 pub mod changes;
 pub mod error;
+pub mod events;
 pub mod filesystem;
 pub mod gc;
 mod keyed_locks;
 pub mod memory;
 pub mod metadata;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod outbox_rows;
 pub mod policy;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -64,6 +67,10 @@ pub use blob::{BlobBody, BlobInfo, BlobStore, ByteRange, ByteStream};
 pub use cache::{CacheConfig, CachedMetadataStore};
 pub use changes::{BroadcastFeed, Change, ChangeFeed, ChangeStream};
 pub use error::{BoxError, Result, StorageError};
+pub use events::{
+    DeliveryOutcome, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord,
+    EventStore, EventType, NewEvent, NewWebhook, WebhookRecord,
+};
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
     BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
+use crate::events::NewEvent;
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
@@ -45,6 +46,9 @@ pub struct NewManifest {
     pub fixed_tags: Vec<Tag>,
     /// Who pushed it, recorded in tag history.
     pub actor: String,
+    /// Events the push raised, recorded in the same transaction (see
+    /// [`crate::events`]).
+    pub events: Vec<NewEvent>,
 }
 
 /// A stored manifest.
@@ -299,7 +303,16 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
     async fn list_namespaces(&self) -> Result<Vec<Namespace>>;
     /// Deletes a namespace and the metadata of every repository in it
     /// (their blobs become garbage), and its policy. Missing is `NotFound`.
-    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()>;
+    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+        self.delete_namespace_raising(namespace, Vec::new()).await
+    }
+    /// [`delete_namespace`](Self::delete_namespace), recording `events` in
+    /// the same transaction (see [`crate::events`]).
+    async fn delete_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()>;
     /// A namespace's policy (the default one until set). Missing namespace
     /// is `NotFound`.
     async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy>;
@@ -322,7 +335,16 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         limit: usize,
     ) -> Result<Vec<RepositoryName>>;
     /// Deletes a repository's metadata. Missing is `NotFound`.
-    async fn delete_repository(&self, name: &RepositoryName) -> Result<()>;
+    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+        self.delete_repository_raising(name, Vec::new()).await
+    }
+    /// [`delete_repository`](Self::delete_repository), recording `events`
+    /// in the same transaction.
+    async fn delete_repository_raising(
+        &self,
+        name: &RepositoryName,
+        events: Vec<NewEvent>,
+    ) -> Result<()>;
 
     /// Stores a manifest and moves its tags (see the contract).
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()>;
@@ -338,6 +360,18 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         repository: &RepositoryName,
         digest: &Digest,
         actor: &str,
+    ) -> Result<()> {
+        self.delete_manifest_raising(repository, digest, actor, Vec::new())
+            .await
+    }
+    /// [`delete_manifest`](Self::delete_manifest), recording `events` in
+    /// the same transaction.
+    async fn delete_manifest_raising(
+        &self,
+        repository: &RepositoryName,
+        digest: &Digest,
+        actor: &str,
+        events: Vec<NewEvent>,
     ) -> Result<()>;
     /// Which of `digests` are manifests of the repository, in order. The
     /// default asks [`get_manifest`](Self::get_manifest) for each; backends
@@ -437,7 +471,19 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         limit: usize,
     ) -> Result<Vec<TagEvent>>;
     /// Deletes a tag (recording the event). Missing is `NotFound`.
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()>;
+    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+        self.delete_tag_raising(repository, tag, actor, Vec::new())
+            .await
+    }
+    /// [`delete_tag`](Self::delete_tag), recording `events` in the same
+    /// transaction.
+    async fn delete_tag_raising(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        actor: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<()>;
 
     /// Links a blob to a repository, creating the repository if needed. The
     /// caller asserts that the bytes are stored now (a

@@ -31,6 +31,7 @@ pub struct Stores {
     metadata: Arc<dyn MetadataStore>,
     auth: Option<Arc<dyn AuthStore>>,
     changes: Option<Arc<dyn crate::ChangeFeed>>,
+    events: Option<Arc<dyn crate::EventStore>>,
 }
 
 impl fmt::Debug for Stores {
@@ -41,6 +42,7 @@ impl fmt::Debug for Stores {
             .field("metadata", &self.metadata)
             .field("auth", &self.auth.is_some())
             .field("changes", &self.changes)
+            .field("events", &self.events)
             .finish()
     }
 }
@@ -60,6 +62,7 @@ impl Stores {
             metadata,
             auth: None,
             changes: None,
+            events: None,
         }
     }
 
@@ -68,12 +71,10 @@ impl Stores {
     pub fn in_memory() -> Self {
         let blobs = MemoryBlobStore::default();
         let uploads = MemoryUploadStore::in_memory(&blobs);
-        Stores::new(
-            Arc::new(blobs),
-            Arc::new(uploads),
-            Arc::new(MemoryMetadataStore::default()),
-        )
-        .with_auth_store(Arc::new(MemoryAuthStore::default()))
+        let metadata = Arc::new(MemoryMetadataStore::default());
+        Stores::new(Arc::new(blobs), Arc::new(uploads), metadata.clone())
+            .with_auth_store(Arc::new(MemoryAuthStore::default()))
+            .with_event_store(metadata)
     }
 
     /// The embedded default: blobs and upload sessions under `dir`,
@@ -95,7 +96,8 @@ impl Stores {
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(
             Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
-                .with_auth_store(Arc::new(database)),
+                .with_auth_store(Arc::new(database.clone()))
+                .with_event_store(Arc::new(database)),
         )
     }
 
@@ -119,7 +121,8 @@ impl Stores {
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(
             Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
-                .with_auth_store(Arc::new(database))
+                .with_auth_store(Arc::new(database.clone()))
+                .with_event_store(Arc::new(database))
                 .with_change_feed(changes),
         )
     }
@@ -134,7 +137,7 @@ impl Stores {
     #[cfg(feature = "s3")]
     pub async fn s3<D>(config: &crate::s3::S3Config, database: D) -> crate::Result<Self>
     where
-        D: MetadataStore + crate::UploadSessionStore + AuthStore + Clone,
+        D: MetadataStore + crate::UploadSessionStore + AuthStore + crate::EventStore + Clone,
     {
         let backend = crate::s3::S3Backend::new(config).map_err(crate::StorageError::backend)?;
         backend.check().await?;
@@ -145,7 +148,8 @@ impl Stores {
         let metadata = crate::CachedMetadataStore::new(database.clone());
         Ok(
             Stores::new(Arc::new(blobs), Arc::new(uploads), Arc::new(metadata))
-                .with_auth_store(Arc::new(database)),
+                .with_auth_store(Arc::new(database.clone()))
+                .with_event_store(Arc::new(database)),
         )
     }
 
@@ -161,6 +165,19 @@ impl Stores {
     pub fn with_change_feed(mut self, changes: Arc<dyn crate::ChangeFeed>) -> Self {
         self.changes = Some(changes);
         self
+    }
+
+    /// Sets the outbox (events, webhooks, deliveries). It must be the
+    /// metadata store itself (or share its transactions), since events are
+    /// written by the metadata writes that raise them.
+    pub fn with_event_store(mut self, events: Arc<dyn crate::EventStore>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The outbox, if these stores have one.
+    pub fn events(&self) -> Option<&Arc<dyn crate::EventStore>> {
+        self.events.as_ref()
     }
 
     /// Where other processes' changes come from, if anywhere.

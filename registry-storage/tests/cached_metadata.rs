@@ -41,6 +41,7 @@ fn manifest(repo: &RepositoryName, body: &str, tag: &str) -> NewManifest {
         tags: vec![tag.parse().unwrap()],
         fixed_tags: Vec::new(),
         actor: "test".into(),
+        events: Vec::new(),
     }
 }
 

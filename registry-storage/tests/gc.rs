@@ -139,6 +139,7 @@ fn new_manifest(repo: &RepositoryName, config: &Digest, layer: &Digest) -> NewMa
         tags: vec!["v1".parse().expect("tag")],
         fixed_tags: Vec::new(),
         actor: "test".into(),
+        events: Vec::new(),
     }
 }
 

@@ -67,3 +67,8 @@ async fn metadata_blob_deletion_races() {
 async fn whole_suite_on_one_store() {
     testing::run_metadata_suite(store()).await;
 }
+
+#[tokio::test]
+async fn events_suite() {
+    testing::run_events_suite(&MemoryMetadataStore::default()).await;
+}

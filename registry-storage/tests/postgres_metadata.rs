@@ -126,6 +126,7 @@ async fn two_replicas_move_one_tag() {
                         tags: vec![latest],
                         fixed_tags: Vec::new(),
                         actor: format!("replica-{}", i % 2),
+                        events: Vec::new(),
                     })
                     .await
                     .expect("put");
@@ -249,6 +250,7 @@ async fn reconnecting_keeps_the_data() {
             tags: vec!["latest".parse().unwrap()],
             fixed_tags: Vec::new(),
             actor: "alice".to_owned(),
+            events: Vec::new(),
         })
         .await
         .unwrap();
@@ -337,5 +339,15 @@ async fn replicas_connecting_at_once_migrate_once() {
             .unwrap();
         conn.close().await.unwrap();
     }
+    db.finish().await;
+}
+
+/// The events conformance suite (outbox, fan-out, leases) on PostgreSQL.
+#[tokio::test]
+async fn events_suite() {
+    let Some(db) = TestDb::create("events_suite").await else {
+        return;
+    };
+    testing::run_events_suite(db.store.as_ref()).await;
     db.finish().await;
 }

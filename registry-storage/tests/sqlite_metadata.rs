@@ -115,6 +115,7 @@ async fn reopening_the_file_keeps_the_data() {
             tags: vec!["latest".parse().unwrap()],
             fixed_tags: Vec::new(),
             actor: "alice".to_owned(),
+            events: Vec::new(),
         })
         .await
         .unwrap();
@@ -144,4 +145,67 @@ async fn reopening_the_file_keeps_the_data() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].actor, "alice");
     store.close().await;
+}
+
+#[tokio::test]
+async fn events_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteMetadataStore::open(dir.path().join("metadata.db"))
+        .await
+        .expect("open sqlite store");
+    testing::run_events_suite(&store).await;
+}
+
+/// The cache in front of the store passes the events of its writes on.
+#[tokio::test]
+async fn cached_store_passes_events_on() {
+    use registry_storage::{EventFilter, EventStore, EventType};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteMetadataStore::open(dir.path().join("metadata.db"))
+        .await
+        .expect("open sqlite store");
+    let cached = registry_storage::CachedMetadataStore::new(store.clone());
+    let ns: Namespace = "cached".parse().unwrap();
+    cached.create_namespace(&ns).await.unwrap();
+    let repo: RepositoryName = "cached/app".parse().unwrap();
+    let bytes = bytes::Bytes::from_static(b"{}");
+    let digest = Digest::sha256_of(&bytes);
+    let pushed = testing::event(EventType::ManifestPushed, &ns, "cached/app:v1");
+    cached
+        .put_manifest(NewManifest {
+            repository: repo.clone(),
+            digest: digest.clone(),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes,
+            subject: None,
+            artifact_type: None,
+            annotations: Default::default(),
+            config: None,
+            blobs: Vec::new(),
+            children: Vec::new(),
+            tags: vec!["v1".parse().unwrap()],
+            fixed_tags: Vec::new(),
+            actor: "alice".into(),
+            events: vec![pushed.clone()],
+        })
+        .await
+        .unwrap();
+    let deleted = testing::event(EventType::TagDeleted, &ns, "cached/app:v1");
+    cached
+        .delete_tag_raising(
+            &repo,
+            &"v1".parse().unwrap(),
+            "alice",
+            vec![deleted.clone()],
+        )
+        .await
+        .unwrap();
+    let recorded: Vec<String> = store
+        .events(&EventFilter::default(), None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event.id)
+        .collect();
+    assert_eq!(recorded, vec![pushed.id, deleted.id]);
 }

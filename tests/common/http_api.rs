@@ -51,6 +51,24 @@ impl Api {
             .basic_auth(&self.user, Some(&self.password))
     }
 
+    /// A JSON request that must succeed: its JSON answer (`null` if none).
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self.req(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let text = r.text().await.expect("body");
+        assert!(status.is_success(), "{path}: {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
     /// POST a session: its `Location`.
     pub async fn start_upload(&self, repo: &str) -> String {
         let r = self

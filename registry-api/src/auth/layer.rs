@@ -99,8 +99,11 @@ where
         if request.extensions().get::<Caller>().is_some() {
             return Either::Left(inner.call(request));
         }
+        let request_id = request_id(request.headers());
         let Some(state) = self.layer.registry.inner.auth.clone() else {
-            request.extensions_mut().insert(Caller::anonymous());
+            request
+                .extensions_mut()
+                .insert(with_request_id(Caller::anonymous(), request_id));
             return Either::Left(inner.call(request));
         };
         let accepts = self.layer.accepts;
@@ -121,13 +124,29 @@ where
             };
             let response = match authenticated {
                 Ok(Authenticated { caller, source }) => {
-                    request.extensions_mut().insert(caller.with_source(source));
+                    let caller = with_request_id(caller.with_source(source), request_id);
+                    request.extensions_mut().insert(caller);
                     inner.call(request).await?
                 }
                 Err(rejected) => rejection(rejected),
             };
             Ok(with_challenge(&state, &origin, response))
         }))
+    }
+}
+
+/// A client's `X-Request-Id`, when it is a short printable token.
+fn request_id(headers: &axum::http::HeaderMap) -> Option<std::sync::Arc<str>> {
+    let value = headers.get("x-request-id")?.to_str().ok()?;
+    let usable =
+        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    usable.then(|| value.into())
+}
+
+fn with_request_id(caller: Caller, id: Option<std::sync::Arc<str>>) -> Caller {
+    match id {
+        Some(id) => caller.with_request_id(id),
+        None => caller,
     }
 }
 

@@ -19,14 +19,14 @@ use crate::model::usage::{NamespaceUsage, UsageRecomputed};
 
 /// The request a call sends: its method, path under `/apis/admin/v1`, query
 /// and JSON body.
-struct Call<'a, B> {
-    method: Method,
-    path: &'a [&'a str],
-    query: &'a [(&'a str, &'a str)],
-    body: Option<&'a B>,
+pub(super) struct Call<'a, B> {
+    pub(super) method: Method,
+    pub(super) path: &'a [&'a str],
+    pub(super) query: &'a [(&'a str, &'a str)],
+    pub(super) body: Option<&'a B>,
 }
 
-fn call<'a>(method: Method, path: &'a [&'a str]) -> Call<'a, ()> {
+pub(super) fn call<'a>(method: Method, path: &'a [&'a str]) -> Call<'a, ()> {
     Call {
         method,
         path,
@@ -36,7 +36,7 @@ fn call<'a>(method: Method, path: &'a [&'a str]) -> Call<'a, ()> {
 }
 
 impl<'a, B: Serialize> Call<'a, B> {
-    fn with<C: Serialize>(self, body: &'a C) -> Call<'a, C> {
+    pub(super) fn with<C: Serialize>(self, body: &'a C) -> Call<'a, C> {
         Call {
             method: self.method,
             path: self.path,
@@ -47,7 +47,10 @@ impl<'a, B: Serialize> Call<'a, B> {
 }
 
 impl Client {
-    async fn admin_send<B: Serialize>(&self, call: Call<'_, B>) -> Result<Response, ClientError> {
+    pub(super) async fn admin_send<B: Serialize>(
+        &self,
+        call: Call<'_, B>,
+    ) -> Result<Response, ClientError> {
         let mut segments = vec!["apis", "admin", "v1"];
         segments.extend_from_slice(call.path);
         let url = self.url(&segments, call.query);
@@ -61,7 +64,7 @@ impl Client {
         .await
     }
 
-    async fn admin<T: DeserializeOwned, B: Serialize>(
+    pub(super) async fn admin<T: DeserializeOwned, B: Serialize>(
         &self,
         call: Call<'_, B>,
     ) -> Result<T, ClientError> {

@@ -68,6 +68,7 @@ mod error;
 mod identity;
 mod image;
 mod verify;
+mod webhooks;
 
 use std::fmt;
 use std::sync::Arc;

@@ -23,6 +23,9 @@
 //! | `registry_gc_runs_total` | counter | every prune, dry runs included |
 //! | `registry_gc_blobs_deleted_total`, `registry_gc_bytes_freed_total`, `registry_gc_uploads_expired_total` | counter | real runs only |
 //! | `registry_proxy_requests_total` | counter | `result`: `hit`, `miss`, `stale`, `error` (proxy namespaces) |
+//! | `registry_events_raised_total` | counter | `type`: the event type |
+//! | `registry_webhook_deliveries_total` | counter | `result`: `delivered`, `retry`, `failed` |
+//! | `registry_webhook_queue_depth`, `registry_webhook_queue_oldest_age_seconds` | gauge | pending deliveries, as the delivery worker last counted |
 //! | `registry_namespace_bytes`, `registry_namespace_blobs` | gauge | `namespace`: the [`NAMESPACE_SERIES`] largest by bytes, the rest summed as `_other` |
 
 use std::fmt::Write as _;
@@ -33,12 +36,14 @@ use std::time::Instant;
 use axum::http::{Method, StatusCode};
 use registry_storage::GcReport;
 
+mod events;
 mod layer;
 mod open_uploads;
 mod proxy;
 mod serve;
 mod usage;
 
+pub use events::EventCounters;
 pub(crate) use layer::MetricsLayer;
 pub(crate) use open_uploads::{CountingUploads, OpenUploads};
 pub use proxy::ProxyCounters;
@@ -231,6 +236,8 @@ pub struct Metrics {
     pub(crate) open_uploads: Arc<OpenUploads>,
     /// Proxy namespaces' requests by outcome.
     pub proxy: ProxyCounters,
+    /// Events raised and webhook deliveries.
+    pub events: EventCounters,
 }
 
 impl Default for Metrics {
@@ -252,6 +259,7 @@ impl Default for Metrics {
             gc_uploads_expired: AtomicU64::new(0),
             open_uploads: Arc::default(),
             proxy: ProxyCounters::default(),
+            events: EventCounters::default(),
         }
     }
 }
@@ -397,6 +405,7 @@ impl Metrics {
             scalar(&mut out, name, "counter", help, counter.load(Relaxed));
         }
         self.proxy.render(&mut out);
+        self.events.render(&mut out);
         out
     }
 

@@ -4,6 +4,7 @@
 //!
 //! - [`image`]: the Image API (`/apis/image/v1`, `docs/image-api.md`).
 //! - [`admin`]: the admin API (`/apis/admin/v1`, `docs/admin-api.md`).
+//! - [`events`]: webhooks and the audit trail (admin API, `docs/events.md`).
 //! - [`usage`]: namespace usage (admin API, shown by the Image API too).
 //! - [`distribution`]: the JSON listings of the OCI distribution API (tags,
 //!   catalog, referrers).
@@ -15,5 +16,6 @@
 
 pub mod admin;
 pub mod distribution;
+pub mod events;
 pub mod image;
 pub mod usage;

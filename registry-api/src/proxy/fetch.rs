@@ -285,6 +285,7 @@ impl Registry {
             // The upstream decides where its tags point.
             fixed_tags: Vec::new(),
             actor: format!("system:proxy:{}", proxy.config.namespace),
+            events: Vec::new(),
         };
         self.metadata()
             .put_manifest(record)

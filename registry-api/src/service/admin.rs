@@ -8,7 +8,8 @@ use registry_auth::{
     User, UserName,
 };
 use registry_core::Namespace;
-use registry_storage::{GcOptions, GcReport, StorageError};
+use registry_storage::{EventType, GcOptions, GcReport, StorageError};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{Caller, Registry, RegistryError, RegistryResult};
@@ -73,6 +74,14 @@ impl Registry {
             Err(e) => return Err(e.into()),
         }
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns, "namespace created");
+        self.record_event(
+            caller,
+            EventType::NamespaceCreated,
+            Some(ns),
+            ns.as_str(),
+            json!({}),
+        )
+        .await;
         Ok(())
     }
 
@@ -96,8 +105,19 @@ impl Registry {
                 )));
             }
         }
-        match self.metadata().delete_namespace(ns).await {
-            Ok(()) => {}
+        let events = self.raise(
+            caller,
+            EventType::NamespaceDeleted,
+            Some(ns),
+            ns.as_str(),
+            json!({ "cascade": cascade }),
+        );
+        match self
+            .metadata()
+            .delete_namespace_raising(ns, events.clone())
+            .await
+        {
+            Ok(()) => self.raised(&events),
             Err(StorageError::NotFound { .. }) => {
                 return Err(RegistryError::NamespaceUnknown(ns.clone()))
             }
@@ -136,6 +156,11 @@ impl Registry {
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
             role = binding.role.as_str(), subject = %binding.subject, "role binding added");
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string() });
+        let ns = Some(&binding.namespace);
+        let subject = binding.subject.to_string();
+        self.record_event(caller, EventType::RoleBindingCreated, ns, subject, data)
+            .await;
         Ok(())
     }
 
@@ -151,6 +176,11 @@ impl Registry {
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
             role = binding.role.as_str(), subject = %binding.subject, "role binding removed");
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string() });
+        let ns = Some(&binding.namespace);
+        let subject = binding.subject.to_string();
+        self.record_event(caller, EventType::RoleBindingDeleted, ns, subject, data)
+            .await;
         Ok(())
     }
 
@@ -177,6 +207,10 @@ impl Registry {
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), role = binding.role.as_str(),
             subject = %binding.subject, "cluster role binding added");
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
+        let subject = binding.subject.to_string();
+        self.record_event(caller, EventType::RoleBindingCreated, None, subject, data)
+            .await;
         Ok(())
     }
 
@@ -193,6 +227,10 @@ impl Registry {
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), role = binding.role.as_str(),
             subject = %binding.subject, "cluster role binding removed");
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
+        let subject = binding.subject.to_string();
+        self.record_event(caller, EventType::RoleBindingDeleted, None, subject, data)
+            .await;
         Ok(())
     }
 
@@ -222,6 +260,9 @@ impl Registry {
             })
             .await?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "user created");
+        let data = json!({ "user": name.as_str() });
+        self.record_event(caller, EventType::UserCreated, None, name.as_str(), data)
+            .await;
         Ok(())
     }
 
@@ -283,6 +324,15 @@ impl Registry {
                 e => e.into(),
             })?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
+        let data = json!({ "user": name.as_str() });
+        self.record_event(
+            caller,
+            EventType::PasswordChanged,
+            None,
+            name.as_str(),
+            data,
+        )
+        .await;
         // Sessions kept as refresh tokens end with the password they came
         // from (a reset after a leak must shut everyone out).
         super::tokens::revoke_refresh_tokens(state, caller, &Subject::User(name.clone())).await?;
@@ -297,6 +347,9 @@ impl Registry {
         state.store.delete_user(name).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "user deleted");
+        let data = json!({ "user": name.as_str() });
+        self.record_event(caller, EventType::UserDeleted, None, name.as_str(), data)
+            .await;
         Ok(())
     }
 

@@ -20,6 +20,9 @@ pub struct Caller {
     /// authenticated it (the token endpoint records it in the tokens it
     /// issues, so that they die with it).
     source: Option<TokenSource>,
+    /// The request's `X-Request-Id`, when the client sent one: events
+    /// raised for the request carry it.
+    request_id: Option<Arc<str>>,
 }
 
 impl Caller {
@@ -34,6 +37,7 @@ impl Caller {
             identity,
             token: None,
             source: None,
+            request_id: None,
         }
     }
 
@@ -44,6 +48,7 @@ impl Caller {
             identity: claims.identity(),
             token: Some(claims),
             source: None,
+            request_id: None,
         }
     }
 
@@ -60,6 +65,18 @@ impl Caller {
     /// The registry token it presented, if any.
     pub fn token(&self) -> Option<&TokenClaims> {
         self.token.as_deref()
+    }
+
+    /// This caller, acting for the request with this id (`X-Request-Id`).
+    #[must_use]
+    pub fn with_request_id(mut self, id: impl Into<Arc<str>>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// The id of the request it acts for, if known.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// Whether it is anonymous.

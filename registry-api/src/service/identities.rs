@@ -11,6 +11,9 @@ use registry_auth::{
 use registry_core::Namespace;
 use time::OffsetDateTime;
 
+use registry_storage::EventType;
+use serde_json::json;
+
 use super::{Caller, Registry, RegistryError, RegistryResult};
 
 /// The longest lifetime an access token may be given (10 years): far
@@ -61,6 +64,10 @@ impl Registry {
         };
         state.store.create_service_account(sa.clone()).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %sa.account, "service account created");
+        let data = json!({ "serviceaccount": sa.account.to_string() });
+        let (ns, subject) = (Some(&sa.account.namespace), sa.account.to_string());
+        self.record_event(caller, EventType::ServiceAccountCreated, ns, subject, data)
+            .await;
         Ok(sa)
     }
 
@@ -79,6 +86,10 @@ impl Registry {
         state.store.delete_service_account(account).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, "service account deleted");
+        let data = json!({ "serviceaccount": account.to_string() });
+        let (ns, subject) = (Some(&account.namespace), account.to_string());
+        self.record_event(caller, EventType::ServiceAccountDeleted, ns, subject, data)
+            .await;
         Ok(())
     }
 
@@ -134,6 +145,10 @@ impl Registry {
         }
         let what = if rotate { "rotated" } else { "issued" };
         tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, token = %record.id, "pull secret {what}");
+        let data = json!({ "serviceaccount": account.to_string(), "token": record.id.to_string(), "rotated": rotate });
+        let (ns, subject) = (Some(&account.namespace), account.to_string());
+        self.record_event(caller, EventType::PullSecretRotated, ns, subject, data)
+            .await;
         Ok(ManagedSecret { record, secret })
     }
 
@@ -186,6 +201,15 @@ impl Registry {
             AccessToken::generate(owner, name, expires).map_err(RegistryError::internal)?;
         state.store.create_token(record.clone()).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), token = %record.id, "access token created");
+        // The token's id and owner, never its secret.
+        let data = json!({ "token": record.id.to_string(), "owner": caller.actor() });
+        let ns = caller
+            .subject()
+            .as_service_account()
+            .map(|sa| &sa.namespace);
+        let subject = record.id.to_string();
+        self.record_event(caller, EventType::TokenCreated, ns, subject, data)
+            .await;
         Ok((record, secret))
     }
 
@@ -231,6 +255,9 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         tracing::info!(target: "audit", actor = %caller.subject(), token = %id, "{kind} token deleted");
+        let data = json!({ "token": id.to_string(), "kind": kind });
+        self.record_event(caller, EventType::TokenDeleted, None, id.to_string(), data)
+            .await;
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use registry_auth::{Action, Resource};
 use registry_core::{Algorithm, Digest, Manifest, ManifestKind, Reference, RepositoryName, Tag};
-use registry_storage::{NamespacePolicy, NewManifest, StorageError, StoredManifest, TagRecord};
+use registry_storage::{
+    EventType, NamespacePolicy, NewEvent, NewManifest, StorageError, StoredManifest, TagRecord,
+};
 
 use super::{Caller, Registry, RegistryError, RegistryResult};
 
@@ -86,7 +88,35 @@ impl Registry {
             return self.proxy_get_manifest(proxy, repo, reference).await;
         }
         let stored = self.load_manifest(repo, reference).await?;
+        self.pulled(caller, repo, reference, &stored).await;
         PulledManifest::from_stored(stored, false)
+    }
+
+    /// Records a pull when some webhook wants the namespace's pulls (a
+    /// cached flag: no store round trip when none does).
+    async fn pulled(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+        stored: &StoredManifest,
+    ) {
+        let ns = repo.to_namespace();
+        match self.events() {
+            Some(events) if events.wants_pulls(&ns).await => {}
+            _ => return,
+        }
+        let tags: Vec<&str> = reference.as_tag().map(Tag::as_str).into_iter().collect();
+        let data = serde_json::json!({
+            "repository": repo.as_str(),
+            "tags": tags,
+            "digest": stored.digest.as_str(),
+            "media_type": stored.media_type,
+            "size": stored.bytes.len(),
+        });
+        let subject = format!("{repo}{}", reference_suffix(reference));
+        self.record_event(caller, EventType::ManifestPulled, Some(&ns), subject, data)
+            .await;
     }
 
     /// Checks that everything the manifest references is present in
@@ -185,6 +215,16 @@ impl Registry {
             .collect();
         self.check_references(repo, &manifest).await?;
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
+        let events = self
+            .push_events(
+                caller,
+                repo,
+                &digest,
+                manifest.media_type(),
+                bytes.len(),
+                &tags,
+            )
+            .await?;
         let record = NewManifest {
             repository: repo.clone(),
             digest: digest.clone(),
@@ -207,9 +247,11 @@ impl Registry {
             tags: tags.clone(),
             fixed_tags,
             actor: caller.actor(),
+            events: events.clone(),
         };
         match self.metadata().put_manifest(record).await {
             Ok(()) => {
+                self.raised(&events);
                 tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
                     digest = %digest, tags = ?tags, "manifest pushed");
                 Ok(ManifestPushed {
@@ -271,12 +313,35 @@ impl Registry {
             }
         }
         let actor = caller.actor();
+        let ns = repo.to_namespace();
+        let (event_type, subject, data) = match reference {
+            Reference::Digest(d) => (
+                EventType::ManifestDeleted,
+                format!("{repo}@{d}"),
+                serde_json::json!({ "repository": repo.as_str(), "digest": d.as_str() }),
+            ),
+            Reference::Tag(t) => (
+                EventType::TagDeleted,
+                format!("{repo}:{t}"),
+                serde_json::json!({ "repository": repo.as_str(), "tags": [t.as_str()] }),
+            ),
+        };
+        let events = self.raise(caller, event_type, Some(&ns), subject, data);
         let result = match reference {
-            Reference::Digest(d) => self.metadata().delete_manifest(repo, d, &actor).await,
-            Reference::Tag(t) => self.metadata().delete_tag(repo, t, &actor).await,
+            Reference::Digest(d) => {
+                self.metadata()
+                    .delete_manifest_raising(repo, d, &actor, events.clone())
+                    .await
+            }
+            Reference::Tag(t) => {
+                self.metadata()
+                    .delete_tag_raising(repo, t, &actor, events.clone())
+                    .await
+            }
         };
         match result {
             Ok(()) => {
+                self.raised(&events);
                 tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
                     reference = %reference, "manifest deleted");
                 Ok(())
@@ -319,8 +384,19 @@ impl Registry {
                 current: Some(record.digest),
             });
         }
-        match self.metadata().delete_repository(repo).await {
-            Ok(()) => {}
+        let events = self.raise(
+            caller,
+            EventType::ImageStreamDeleted,
+            Some(&repo.to_namespace()),
+            repo.as_str(),
+            serde_json::json!({ "repository": repo.as_str() }),
+        );
+        match self
+            .metadata()
+            .delete_repository_raising(repo, events.clone())
+            .await
+        {
+            Ok(()) => self.raised(&events),
             Err(StorageError::NotFound { .. }) => {
                 return Err(RegistryError::RepositoryUnknown(repo.clone()))
             }
@@ -329,6 +405,63 @@ impl Registry {
         tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
             "image stream deleted");
         Ok(())
+    }
+
+    /// The events of a push: `manifest.pushed` with every tag, and a
+    /// `tag.moved` for each tag that points at another manifest now (as
+    /// read just before the push's transaction).
+    async fn push_events(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        digest: &Digest,
+        media_type: &str,
+        size: usize,
+        tags: &[Tag],
+    ) -> RegistryResult<Vec<NewEvent>> {
+        if self.events().is_none() {
+            return Ok(Vec::new());
+        }
+        let ns = repo.to_namespace();
+        let mut events = Vec::new();
+        for tag in tags {
+            let current = self
+                .metadata()
+                .get_manifest(repo, &Reference::Tag(tag.clone()))
+                .await?;
+            if let Some(previous) = current.filter(|m| &m.digest != digest) {
+                events.extend(self.raise(
+                    caller,
+                    EventType::TagMoved,
+                    Some(&ns),
+                    format!("{repo}:{tag}"),
+                    serde_json::json!({
+                        "repository": repo.as_str(),
+                        "tags": [tag.as_str()],
+                        "digest": digest.as_str(),
+                        "previous_digest": previous.digest.as_str(),
+                    }),
+                ));
+            }
+        }
+        let subject = match tags.first() {
+            Some(tag) => format!("{repo}:{tag}"),
+            None => format!("{repo}@{digest}"),
+        };
+        events.extend(self.raise(
+            caller,
+            EventType::ManifestPushed,
+            Some(&ns),
+            subject,
+            serde_json::json!({
+                "repository": repo.as_str(),
+                "tags": tags.iter().map(Tag::as_str).collect::<Vec<_>>(),
+                "digest": digest.as_str(),
+                "media_type": media_type,
+                "size": size,
+            }),
+        ));
+        Ok(events)
     }
 
     /// The policy of a repository's namespace (the default one when the
@@ -367,6 +500,14 @@ impl Registry {
                 _ => return Ok(None),
             }
         }
+    }
+}
+
+/// `:tag` or `@digest`, as a reference follows a repository name.
+fn reference_suffix(reference: &Reference) -> String {
+    match reference {
+        Reference::Tag(t) => format!(":{t}"),
+        Reference::Digest(d) => format!("@{d}"),
     }
 }
 

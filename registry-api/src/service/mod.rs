@@ -46,6 +46,7 @@ mod tokens;
 mod upload_limits;
 mod uploads;
 mod usage;
+mod webhooks;
 
 pub use admin::MIN_PASSWORD_LEN;
 pub use blobs::BlobRange;
@@ -157,6 +158,10 @@ pub(crate) struct Inner {
     pub(crate) _changes: Option<changes::ChangeListener>,
     /// The proxy namespaces (pull-through caches of upstream registries).
     pub(crate) proxies: crate::proxy::Proxies,
+    /// The outbox and its settings, when the stores keep events.
+    pub(crate) events: Option<Arc<crate::events::Events>>,
+    /// Sends webhook deliveries; stopped with the registry.
+    pub(crate) _delivery: Option<crate::events::worker::DeliveryWorker>,
 }
 
 /// Why a [`RegistryBuilder`] could not build a registry.
@@ -210,9 +215,17 @@ pub struct RegistryBuilder {
     limits: Limits,
     auth: Option<AuthConfig>,
     proxies: Vec<crate::proxy::ProxyConfig>,
+    events: crate::events::EventsConfig,
 }
 
 impl RegistryBuilder {
+    /// Replaces how events are delivered and kept (see [`crate::events`]).
+    /// Events are recorded whenever the [`Stores`] have an event store.
+    pub fn events(mut self, config: crate::events::EventsConfig) -> Self {
+        self.events = config;
+        self
+    }
+
     /// Replaces the limits.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -265,7 +278,13 @@ impl RegistryBuilder {
             }
             None => None,
         };
-        Ok(Registry::assemble(self.stores, self.limits, auth, proxies))
+        Ok(Registry::assemble(
+            self.stores,
+            self.limits,
+            auth,
+            proxies,
+            self.events,
+        ))
     }
 }
 
@@ -277,13 +296,20 @@ impl Registry {
             limits: Limits::default(),
             auth: None,
             proxies: Vec::new(),
+            events: Default::default(),
         }
     }
 
     /// A registry over `stores` with default limits and access control
     /// off. Use [`Registry::builder`] for limits or access control.
     pub fn new(stores: Stores) -> Self {
-        Registry::assemble(stores, Limits::default(), None, Default::default())
+        Registry::assemble(
+            stores,
+            Limits::default(),
+            None,
+            Default::default(),
+            Default::default(),
+        )
     }
 
     /// A registry held entirely in memory with access control off (tests,
@@ -303,8 +329,15 @@ impl Registry {
         limits: Limits,
         auth: Option<Arc<AuthState>>,
         proxies: crate::proxy::Proxies,
+        events: crate::events::EventsConfig,
     ) -> Self {
         let metrics: Arc<Metrics> = Arc::default();
+        let events = stores
+            .events()
+            .map(|store| Arc::new(crate::events::Events::new(store.clone(), events)));
+        let delivery = events
+            .as_ref()
+            .and_then(|events| crate::events::worker::start(events, &metrics));
         // Counts sessions as they open and close, for the metrics gauge.
         let uploads = crate::metrics::CountingUploads::wrap(
             stores.uploads().clone(),
@@ -324,6 +357,8 @@ impl Registry {
                 user_upload_slots: Arc::default(),
                 readiness: Arc::default(),
                 proxies,
+                events,
+                _delivery: delivery,
             }),
         }
     }

@@ -49,6 +49,10 @@ impl Registry {
         }
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns,
             policy = %serde_json::to_string(&policy).unwrap_or_default(), "namespace policy set");
+        let data = serde_json::json!({ "policy": &policy });
+        let kind = registry_storage::EventType::PolicyChanged;
+        self.record_event(caller, kind, Some(ns), ns.as_str(), data)
+            .await;
         Ok(policy)
     }
 

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 
 use crate::error::{Result, StorageError};
+use crate::events::NewEvent;
 use crate::metadata::{
     BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,
     Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
@@ -17,6 +18,7 @@ use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
 
 mod manifests;
+mod outbox;
 mod retention;
 mod state;
 
@@ -75,7 +77,11 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(self.read().namespaces.iter().cloned().collect())
     }
 
-    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+    async fn delete_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         let mut state = self.write();
         if !state.namespaces.remove(namespace) {
             return Err(StorageError::not_found(format_args!(
@@ -87,6 +93,7 @@ impl MetadataStore for MemoryMetadataStore {
             .retain(|name, _| name.namespace() != namespace.as_str());
         state.policies.remove(namespace);
         state.usage.forget_namespace(namespace);
+        state.outbox.record(events, SystemTime::now());
         Ok(())
     }
 
@@ -158,21 +165,31 @@ impl MetadataStore for MemoryMetadataStore {
         })
     }
 
-    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+    async fn delete_repository_raising(
+        &self,
+        name: &RepositoryName,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         let mut state = self.write();
         match state.repositories.remove(name) {
             Some(repo) => {
                 for digest in &repo.links {
                     state.usage.unlinked(name, digest);
                 }
+                state.outbox.record(events, SystemTime::now());
                 Ok(())
             }
             None => Err(not_found_repository(name)),
         }
     }
 
-    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
-        manifests::put(&mut self.write(), manifest, SystemTime::now())
+    async fn put_manifest(&self, mut manifest: NewManifest) -> Result<()> {
+        let events = std::mem::take(&mut manifest.events);
+        let now = SystemTime::now();
+        let mut state = self.write();
+        manifests::put(&mut state, manifest, now)?;
+        state.outbox.record(events, now);
+        Ok(())
     }
 
     async fn get_manifest(
@@ -194,19 +211,18 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(repo.manifests.get(digest).map(|e| e.manifest.clone()))
     }
 
-    async fn delete_manifest(
+    async fn delete_manifest_raising(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         actor: &str,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
-        manifests::delete(
-            &mut self.write(),
-            repository,
-            digest,
-            actor,
-            SystemTime::now(),
-        )
+        let now = SystemTime::now();
+        let mut state = self.write();
+        manifests::delete(&mut state, repository, digest, actor, now)?;
+        state.outbox.record(events, now);
+        Ok(())
     }
 
     async fn manifests_present(
@@ -299,7 +315,13 @@ impl MetadataStore for MemoryMetadataStore {
             .unwrap_or_default())
     }
 
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+    async fn delete_tag_raising(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        actor: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         let now = SystemTime::now();
         let mut state = self.write();
         let repo = state
@@ -309,6 +331,7 @@ impl MetadataStore for MemoryMetadataStore {
             .ok_or_else(|| StorageError::not_found(format_args!("tag {repository}:{tag}")))?;
         repo.tags.remove(tag);
         repo.record(tag, None, now, actor);
+        state.outbox.record(events, now);
         Ok(())
     }
 

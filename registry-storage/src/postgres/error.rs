@@ -81,6 +81,9 @@ pub(super) enum Error {
     /// A child manifest an index names is not in the repository.
     #[error("manifest {0} is not in the repository")]
     ManifestMissing(registry_core::Digest),
+    /// A bounded collection is full.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
 }
 
 /// SQLSTATE `disk_full`.
@@ -115,6 +118,16 @@ impl Error {
     }
 }
 
+impl From<crate::outbox_rows::Corrupt> for Error {
+    fn from(c: crate::outbox_rows::Corrupt) -> Self {
+        Error::Corrupt {
+            column: c.column,
+            value: c.value,
+            source: c.source,
+        }
+    }
+}
+
 impl From<Error> for StorageError {
     fn from(e: Error) -> Self {
         match e {
@@ -134,6 +147,7 @@ impl From<Error> for StorageError {
                 needed,
             },
             Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
+            Error::LimitReached(what) => StorageError::LimitReached { what },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },

@@ -197,7 +197,7 @@ async fn put_in(tx: &mut PgConnection, m: &NewManifest) -> Result<()> {
     for tag in &m.tags {
         move_tag(tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
     }
-    Ok(())
+    super::outbox::record_events(tx, &m.events, now).await
 }
 
 pub(super) async fn get_manifest(
@@ -229,8 +229,9 @@ pub(super) async fn delete_manifest(
     repository: &RepositoryName,
     digest: &Digest,
     actor: &str,
+    events: &[crate::events::NewEvent],
 ) -> Result<()> {
-    serializable!(pool, |c| delete_in(c, repository, digest, actor))
+    serializable!(pool, |c| delete_in(c, repository, digest, actor, events))
 }
 
 async fn delete_in(
@@ -238,6 +239,7 @@ async fn delete_in(
     repository: &RepositoryName,
     digest: &Digest,
     actor: &str,
+    events: &[crate::events::NewEvent],
 ) -> Result<()> {
     // An immutable tag is never deleted with its image, however it came to
     // point there after the caller's own check: checked in this transaction.
@@ -277,7 +279,7 @@ async fn delete_in(
         // The transaction rolls back; there was nothing to record anyway.
         return Err(Error::NotFound(format!("manifest {repository}@{digest}")));
     }
-    Ok(())
+    super::outbox::record_events(tx, events, now()).await
 }
 
 pub(super) async fn manifests_present(

@@ -37,6 +37,7 @@ mod blobs;
 mod changes;
 mod error;
 mod manifests;
+mod outbox;
 mod repositories;
 mod retention;
 mod sessions;
@@ -55,6 +56,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 use crate::error::Result;
+use crate::events::NewEvent;
 use crate::metadata::{
     BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
     RepositoryInfo, StoredManifest, TagEvent, TagRecord,
@@ -255,9 +257,15 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
+    async fn delete_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         Ok(self
-            .bounded(repositories::delete_namespace(&self.pool, namespace))
+            .bounded(repositories::delete_namespace(
+                &self.pool, namespace, &events,
+            ))
             .await?)
     }
 
@@ -298,9 +306,13 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
+    async fn delete_repository_raising(
+        &self,
+        name: &RepositoryName,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         Ok(self
-            .bounded(repositories::delete_repository(&self.pool, name))
+            .bounded(repositories::delete_repository(&self.pool, name, &events))
             .await?)
     }
 
@@ -320,15 +332,16 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn delete_manifest(
+    async fn delete_manifest_raising(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         actor: &str,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         Ok(self
             .bounded(manifests::delete_manifest(
-                &self.pool, repository, digest, actor,
+                &self.pool, repository, digest, actor, &events,
             ))
             .await?)
     }
@@ -434,9 +447,17 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
+    async fn delete_tag_raising(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        actor: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         Ok(self
-            .bounded(tags::delete_tag(&self.pool, repository, tag, actor))
+            .bounded(tags::delete_tag(
+                &self.pool, repository, tag, actor, &events,
+            ))
             .await?)
     }
 

@@ -5,6 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::error::{from_nanos, inserted, now, parse, sql_limit, Error, Result};
 use super::tx::serializable;
+use crate::events::NewEvent;
 use crate::metadata::RepositoryInfo;
 use crate::policy::NamespacePolicy;
 
@@ -33,11 +34,19 @@ pub(super) async fn list_namespaces(pool: &PgPool) -> Result<Vec<Namespace>> {
     names.iter().map(|n| parse("namespaces.name", n)).collect()
 }
 
-pub(super) async fn delete_namespace(pool: &PgPool, namespace: &Namespace) -> Result<()> {
-    serializable!(pool, |c| delete_namespace_in(c, namespace))
+pub(super) async fn delete_namespace(
+    pool: &PgPool,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
+    serializable!(pool, |c| delete_namespace_in(c, namespace, events))
 }
 
-async fn delete_namespace_in(tx: &mut PgConnection, namespace: &Namespace) -> Result<()> {
+async fn delete_namespace_in(
+    tx: &mut PgConnection,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM namespaces WHERE name = $1")
         .bind(namespace.as_str())
         .execute(&mut *tx)
@@ -50,7 +59,7 @@ async fn delete_namespace_in(tx: &mut PgConnection, namespace: &Namespace) -> Re
         .bind(namespace.as_str())
         .execute(&mut *tx)
         .await?;
-    Ok(())
+    super::outbox::record_events(tx, events, super::error::now()).await
 }
 
 /// Creates the repository row unless it exists; part of a caller's transaction.
@@ -124,18 +133,29 @@ pub(super) async fn list_repositories(
         .collect()
 }
 
-pub(super) async fn delete_repository(pool: &PgPool, name: &RepositoryName) -> Result<()> {
-    // One statement: foreign keys cascade to everything of the repository
-    // (and the usage triggers run) inside its transaction.
-    let deleted = serializable!(pool, |c| {
-        sqlx::query("DELETE FROM repositories WHERE name = $1")
-            .bind(name.as_str())
-            .execute(c)
-    })?;
+pub(super) async fn delete_repository(
+    pool: &PgPool,
+    name: &RepositoryName,
+    events: &[NewEvent],
+) -> Result<()> {
+    serializable!(pool, |c| delete_repository_in(c, name, events))
+}
+
+async fn delete_repository_in(
+    tx: &mut PgConnection,
+    name: &RepositoryName,
+    events: &[NewEvent],
+) -> Result<()> {
+    // Foreign keys cascade to everything of the repository (and the usage
+    // triggers run) inside the transaction.
+    let deleted = sqlx::query("DELETE FROM repositories WHERE name = $1")
+        .bind(name.as_str())
+        .execute(&mut *tx)
+        .await?;
     if deleted.rows_affected() == 0 {
         return Err(Error::NotFound(format!("repository {name}")));
     }
-    Ok(())
+    super::outbox::record_events(tx, events, super::error::now()).await
 }
 
 pub(super) async fn namespace_policy(

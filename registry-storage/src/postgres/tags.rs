@@ -5,6 +5,7 @@ use sqlx::{PgConnection, PgPool};
 
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use super::tx::serializable;
+use crate::events::NewEvent;
 use crate::metadata::{TagEvent, TagRecord};
 
 /// Points `tag` at `digest` and records the move, unless it already points
@@ -164,8 +165,9 @@ pub(super) async fn delete_tag(
     repository: &RepositoryName,
     tag: &Tag,
     actor: &str,
+    events: &[NewEvent],
 ) -> Result<()> {
-    serializable!(pool, |c| delete_tag_in(c, repository, tag, actor))
+    serializable!(pool, |c| delete_tag_in(c, repository, tag, actor, events))
 }
 
 async fn delete_tag_in(
@@ -173,6 +175,7 @@ async fn delete_tag_in(
     repository: &RepositoryName,
     tag: &Tag,
     actor: &str,
+    events: &[NewEvent],
 ) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM tags WHERE repository = $1 AND tag = $2")
         .bind(repository.as_str())
@@ -191,5 +194,5 @@ async fn delete_tag_in(
     .bind(actor)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    super::outbox::record_events(tx, events, now()).await
 }

@@ -56,6 +56,9 @@ pub(super) enum Error {
     /// A child manifest an index names is not in the repository.
     #[error("manifest {0} is not in the repository")]
     ManifestMissing(registry_core::Digest),
+    /// A bounded collection is full.
+    #[error("limit reached: {0}")]
+    LimitReached(String),
 }
 
 /// SQLite's primary result code for "database or disk is full".
@@ -74,6 +77,16 @@ impl Error {
                 .is_some_and(|code| code & 0xff == SQLITE_FULL),
             Error::Sqlx(sqlx::Error::Io(e)) => crate::error::io_is_full(e),
             _ => false,
+        }
+    }
+}
+
+impl From<crate::outbox_rows::Corrupt> for Error {
+    fn from(c: crate::outbox_rows::Corrupt) -> Self {
+        Error::Corrupt {
+            column: c.column,
+            value: c.value,
+            source: c.source,
         }
     }
 }
@@ -97,6 +110,7 @@ impl From<Error> for StorageError {
                 needed,
             },
             Error::ManifestMissing(digest) => StorageError::ManifestMissing { digest },
+            Error::LimitReached(what) => StorageError::LimitReached { what },
             full if full.is_full() => StorageError::StorageFull {
                 source: Box::new(full),
             },

@@ -178,6 +178,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
     for tag in &m.tags {
         move_tag(&mut tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
     }
+    super::outbox::record_events(&mut tx, &m.events, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -211,6 +212,7 @@ pub(super) async fn delete_manifest(
     repository: &RepositoryName,
     digest: &Digest,
     actor: &str,
+    events: &[crate::events::NewEvent],
 ) -> Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     // An immutable tag is never deleted with its image, however it came to
@@ -250,6 +252,7 @@ pub(super) async fn delete_manifest(
         // Dropping `tx` rolls back; there was nothing to record anyway.
         return Err(Error::NotFound(format!("manifest {repository}@{digest}")));
     }
+    super::outbox::record_events(&mut tx, events, now()).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -33,6 +33,7 @@ mod auth_queries;
 mod blobs;
 mod error;
 mod manifests;
+mod outbox;
 mod repositories;
 mod retention;
 mod sessions;
@@ -50,6 +51,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, SqlitePool};
 
 use crate::error::Result;
+use crate::events::NewEvent;
 use crate::metadata::{
     BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
     RepositoryInfo, StoredManifest, TagEvent, TagRecord,
@@ -148,6 +150,7 @@ impl SqliteMetadataStore {
             .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await?;
         MIGRATOR.run(&writer).await?;
+        outbox::release_all_leases(&writer).await?;
         let reader = pool_options()
             .max_connections(READERS)
             .connect_with(options)
@@ -202,8 +205,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(repositories::list_namespaces(&self.reader).await?)
     }
 
-    async fn delete_namespace(&self, namespace: &Namespace) -> Result<()> {
-        Ok(repositories::delete_namespace(&self.writer, namespace).await?)
+    async fn delete_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        Ok(repositories::delete_namespace(&self.writer, namespace, &events).await?)
     }
 
     async fn namespace_policy(&self, namespace: &Namespace) -> Result<NamespacePolicy> {
@@ -231,8 +238,12 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(repositories::list_repositories(&self.reader, namespace, last, limit).await?)
     }
 
-    async fn delete_repository(&self, name: &RepositoryName) -> Result<()> {
-        Ok(repositories::delete_repository(&self.writer, name).await?)
+    async fn delete_repository_raising(
+        &self,
+        name: &RepositoryName,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        Ok(repositories::delete_repository(&self.writer, name, &events).await?)
     }
 
     async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
@@ -247,13 +258,14 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(manifests::get_manifest(&self.reader, repository, reference).await?)
     }
 
-    async fn delete_manifest(
+    async fn delete_manifest_raising(
         &self,
         repository: &RepositoryName,
         digest: &Digest,
         actor: &str,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
-        Ok(manifests::delete_manifest(&self.writer, repository, digest, actor).await?)
+        Ok(manifests::delete_manifest(&self.writer, repository, digest, actor, &events).await?)
     }
 
     async fn manifests_present(
@@ -327,8 +339,14 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(tags::tag_history(&self.reader, repository, tag, before, limit).await?)
     }
 
-    async fn delete_tag(&self, repository: &RepositoryName, tag: &Tag, actor: &str) -> Result<()> {
-        Ok(tags::delete_tag(&self.writer, repository, tag, actor).await?)
+    async fn delete_tag_raising(
+        &self,
+        repository: &RepositoryName,
+        tag: &Tag,
+        actor: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        Ok(tags::delete_tag(&self.writer, repository, tag, actor, &events).await?)
     }
 
     async fn link_blob(&self, repository: &RepositoryName, digest: &Digest) -> Result<()> {

@@ -4,6 +4,7 @@ use registry_core::{Namespace, RepositoryName};
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
+use crate::events::NewEvent;
 use crate::metadata::RepositoryInfo;
 use crate::policy::NamespacePolicy;
 
@@ -37,7 +38,11 @@ pub(super) async fn list_namespaces(reader: &SqlitePool) -> Result<Vec<Namespace
     names.iter().map(|n| parse("namespaces.name", n)).collect()
 }
 
-pub(super) async fn delete_namespace(writer: &SqlitePool, namespace: &Namespace) -> Result<()> {
+pub(super) async fn delete_namespace(
+    writer: &SqlitePool,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let deleted = sqlx::query("DELETE FROM namespaces WHERE name = ?")
         .bind(namespace.as_str())
@@ -51,6 +56,7 @@ pub(super) async fn delete_namespace(writer: &SqlitePool, namespace: &Namespace)
         .bind(namespace.as_str())
         .execute(&mut *tx)
         .await?;
+    super::outbox::record_events(&mut tx, events, super::error::now()).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -124,16 +130,22 @@ pub(super) async fn list_repositories(
         .collect()
 }
 
-pub(super) async fn delete_repository(writer: &SqlitePool, name: &RepositoryName) -> Result<()> {
-    // One statement: foreign keys cascade to everything of the repository
-    // inside the statement's implicit transaction.
+pub(super) async fn delete_repository(
+    writer: &SqlitePool,
+    name: &RepositoryName,
+    events: &[NewEvent],
+) -> Result<()> {
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    // Foreign keys cascade to everything of the repository.
     let deleted = sqlx::query("DELETE FROM repositories WHERE name = ?")
         .bind(name.as_str())
-        .execute(writer)
+        .execute(&mut *tx)
         .await?;
     if deleted.rows_affected() == 0 {
         return Err(Error::NotFound(format!("repository {name}")));
     }
+    super::outbox::record_events(&mut tx, events, super::error::now()).await?;
+    tx.commit().await?;
     Ok(())
 }
 

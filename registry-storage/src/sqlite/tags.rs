@@ -163,6 +163,7 @@ pub(super) async fn delete_tag(
     repository: &RepositoryName,
     tag: &Tag,
     actor: &str,
+    events: &[crate::events::NewEvent],
 ) -> Result<()> {
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
     let deleted = sqlx::query("DELETE FROM tags WHERE repository = ? AND tag = ?")
@@ -182,6 +183,7 @@ pub(super) async fn delete_tag(
     .bind(actor)
     .execute(&mut *tx)
     .await?;
+    super::outbox::record_events(&mut tx, events, now()).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -332,6 +332,7 @@ mod tests {
                 tags: Vec::new(),
                 fixed_tags: Vec::new(),
                 actor: "t".to_owned(),
+                events: Vec::new(),
             })
             .await
             .unwrap();

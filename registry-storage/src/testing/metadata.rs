@@ -81,15 +81,15 @@ pub async fn run_metadata_suite(store: Arc<dyn MetadataStore>) {
     metadata_concurrent_puts(store).await;
 }
 
-fn repo(name: &str) -> RepositoryName {
+pub(super) fn repo(name: &str) -> RepositoryName {
     name.parse().expect("test repository name is valid")
 }
 
-fn tag(name: &str) -> Tag {
+pub(super) fn tag(name: &str) -> Tag {
     name.parse().expect("test tag is valid")
 }
 
-fn ns(name: &str) -> Namespace {
+pub(super) fn ns(name: &str) -> Namespace {
     name.parse().expect("test namespace is valid")
 }
 
@@ -118,7 +118,18 @@ fn manifest(repository: &RepositoryName, seed: &str) -> NewManifest {
         tags: Vec::new(),
         fixed_tags: Vec::new(),
         actor: "tester".to_owned(),
+        events: Vec::new(),
     }
+}
+
+/// [`manifest`] for the events suite.
+pub(super) fn manifest_for_events(repository: &RepositoryName, seed: &str) -> NewManifest {
+    manifest(repository, seed)
+}
+
+/// A child manifest no repository holds.
+pub(super) fn missing_child() -> Digest {
+    blob("conformance-missing-child")
 }
 
 fn with_tags(mut m: NewManifest, tags: &[&str], actor: &str) -> NewManifest {

@@ -2,8 +2,10 @@
 //! own tests, and each test asserts that nothing is left behind.
 
 mod blob;
+mod events;
 mod metadata;
 mod shared_sessions;
 mod upload;
+pub use self::events::*;
 pub use self::metadata::*;
 pub use self::{blob::*, shared_sessions::*, upload::*};

@@ -1,7 +1,7 @@
 //! The admin API (JSON) under `/apis/admin/v1`: namespaces, users, role
 //! bindings, service accounts, access tokens, pull secrets, `whoami` and
 //! `prune` (garbage collection), namespace policies and usage, mirror sync
-//! of proxy namespaces.
+//! of proxy namespaces, webhooks and the audit trail.
 //! `docs/admin-api.md` lists every route.
 
 mod bindings;
@@ -9,6 +9,7 @@ mod identities;
 mod mirror;
 mod prune;
 mod usage;
+mod webhooks;
 
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
@@ -102,6 +103,23 @@ pub(crate) fn routes() -> Router<Registry> {
             "/apis/admin/v1/tokens/{id}",
             delete(identities::delete_token),
         )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/webhooks/{id}",
+            get(webhooks::show).delete(webhooks::remove),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/apis/admin/v1/namespaces/{ns}/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
+        .route("/apis/admin/v1/audit", get(webhooks::audit))
 }
 
 /// 400 `UNSUPPORTED` naming what is wrong with a request's body or query.

@@ -21,6 +21,8 @@ pub(in crate::memory) struct State {
     pub(in crate::memory) blobs: HashMap<Digest, BlobRecord>,
     /// Namespace usage, kept with every change of `links` (see `usage.rs`).
     pub(in crate::memory) usage: Usage,
+    /// Events, webhooks and deliveries (see `outbox.rs`).
+    pub(in crate::memory) outbox: super::outbox::Outbox,
 }
 
 impl State {

@@ -1,0 +1,253 @@
+//! Events and webhooks: what the service core raises, how it is delivered.
+//!
+//! The service core builds a [`NewEvent`] for every change it makes (see
+//! [`EventType`]) and hands it to the metadata write that makes the change,
+//! so the store records it in the same transaction (see
+//! [`registry_storage::events`]). Admin changes kept in the auth store and
+//! pulls are appended to the outbox on their own, right after the change.
+//! The delivery worker sends each recorded event to the webhooks
+//! it matches as a CloudEvents 1.0 JSON document ([`CloudEvent`]), signed
+//! with the webhook's secret ([`SIGNATURE_HEADER`]).
+
+mod cloudevent;
+pub mod guard;
+pub(crate) mod worker;
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use registry_core::Namespace;
+use registry_storage::{EventStore, EventType, NewEvent, NewWebhook};
+
+pub use cloudevent::{signature, CloudEvent, SIGNATURE_HEADER};
+
+use crate::Caller;
+
+/// How events are delivered and kept. Start from
+/// [`EventsConfig::default`] and set what you need.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EventsConfig {
+    /// The CloudEvents `source` of every event: the registry's public URL.
+    pub source: String,
+    /// Whether webhooks may reach loopback, private and link-local
+    /// addresses (tests, internal receivers). Off by default: a webhook URL
+    /// is a server-side request forgery vector.
+    pub allow_private: bool,
+    /// Cluster-wide sinks (server configuration): they receive every event.
+    pub sinks: Vec<NewWebhook>,
+    /// How long events stay in the audit trail (`None`: for ever).
+    pub retention: Option<Duration>,
+    /// Most webhooks per namespace.
+    pub max_webhooks_per_namespace: usize,
+    /// How often the worker looks for deliveries other replicas recorded
+    /// (its own wake it at once).
+    pub poll_interval: Duration,
+    /// The first retry's delay; each further one doubles, up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// The longest delay between two attempts.
+    pub max_backoff: Duration,
+    /// Attempts before a delivery is marked failed (redeliverable).
+    pub max_attempts: u32,
+    /// Connect timeout of one delivery.
+    pub connect_timeout: Duration,
+    /// Total timeout of one delivery (connect, send, answer).
+    pub request_timeout: Duration,
+    /// Webhooks served at once by one worker.
+    pub concurrency: usize,
+    /// Deliveries of one webhook sent in one lease.
+    pub batch: usize,
+    /// How long a claim on a webhook lasts before another replica may take
+    /// it over (a crashed replica's claims expire after this; SQLite and
+    /// memory stores drop them at start). A worker starts a delivery only
+    /// while `request_timeout` still fits in its claim.
+    pub lease: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            source: "/".to_owned(),
+            allow_private: false,
+            sinks: Vec::new(),
+            retention: Some(Duration::from_secs(90 * 24 * 3600)),
+            max_webhooks_per_namespace: 20,
+            poll_interval: Duration::from_secs(2),
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(300),
+            max_attempts: 10,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            concurrency: 16,
+            batch: 64,
+            lease: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The registry's events: the outbox, the settings, the worker's wake-up.
+#[derive(Debug)]
+pub(crate) struct Events {
+    pub(crate) store: Arc<dyn EventStore>,
+    pub(crate) config: EventsConfig,
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Which scopes have a webhook with `include_pulls`, refreshed now and
+    /// then so that a pull costs no database round trip.
+    pulls: RwLock<PullScopes>,
+}
+
+#[derive(Debug)]
+struct PullScopes {
+    cluster: bool,
+    namespaces: HashSet<Namespace>,
+    loaded: Option<Instant>,
+}
+
+impl Events {
+    pub(crate) fn new(store: Arc<dyn EventStore>, config: EventsConfig) -> Self {
+        Events {
+            store,
+            config,
+            wake: Arc::default(),
+            pulls: RwLock::new(PullScopes {
+                cluster: false,
+                namespaces: HashSet::new(),
+                loaded: None,
+            }),
+        }
+    }
+
+    /// Wakes the worker after a commit that recorded deliveries.
+    pub(crate) fn committed(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Whether some webhook wants pulls of `namespace`, from the cached
+    /// scopes (reloaded after the poll interval, or at once after a local
+    /// webhook change).
+    pub(crate) async fn wants_pulls(&self, namespace: &Namespace) -> bool {
+        let fresh = {
+            let scopes = self.pulls.read().unwrap_or_else(|e| e.into_inner());
+            scopes
+                .loaded
+                .is_some_and(|at| at.elapsed() < self.config.poll_interval)
+                .then(|| scopes.cluster || scopes.namespaces.contains(namespace))
+        };
+        if let Some(answer) = fresh {
+            return answer;
+        }
+        match self.store.pull_scopes().await {
+            Ok(list) => {
+                let mut scopes = self.pulls.write().unwrap_or_else(|e| e.into_inner());
+                scopes.cluster = list.iter().any(Option::is_none);
+                scopes.namespaces = list.into_iter().flatten().collect();
+                scopes.loaded = Some(Instant::now());
+                scopes.cluster || scopes.namespaces.contains(namespace)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which webhooks want pulls");
+                false
+            }
+        }
+    }
+
+    /// Forgets the cached pull scopes (a webhook was created or deleted here).
+    pub(crate) fn webhooks_changed(&self) {
+        self.pulls.write().unwrap_or_else(|e| e.into_inner()).loaded = None;
+    }
+}
+
+/// A new event raised by `caller`, with `data` (an object) completed by
+/// the actor and the request id.
+pub(crate) fn event(
+    caller: &Caller,
+    event_type: EventType,
+    namespace: Option<&Namespace>,
+    subject: impl Into<String>,
+    data: serde_json::Value,
+) -> NewEvent {
+    let mut data = match data {
+        serde_json::Value::Object(map) => map,
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("value".to_owned(), other);
+            map
+        }
+    };
+    data.insert("actor".to_owned(), caller.actor().into());
+    if let Some(ns) = namespace {
+        data.entry("namespace")
+            .or_insert_with(|| ns.as_str().to_owned().into());
+    }
+    if let Some(id) = caller.request_id() {
+        data.insert("request_id".to_owned(), id.into());
+    }
+    NewEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        event_type,
+        namespace: namespace.cloned(),
+        subject: Some(subject.into()),
+        actor: caller.actor(),
+        time: SystemTime::now(),
+        data: serde_json::Value::Object(data),
+    }
+}
+
+impl crate::Registry {
+    /// The outbox, when the stores keep events.
+    pub(crate) fn events(&self) -> Option<&Events> {
+        self.inner.events.as_deref()
+    }
+
+    /// An event to carry with a metadata write (none when the stores keep
+    /// no events).
+    pub(crate) fn raise(
+        &self,
+        caller: &Caller,
+        event_type: EventType,
+        namespace: Option<&Namespace>,
+        subject: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Vec<NewEvent> {
+        match self.events() {
+            Some(_) => vec![event(caller, event_type, namespace, subject, data)],
+            None => Vec::new(),
+        }
+    }
+
+    /// After the write carrying `events` committed: counts them and wakes
+    /// the delivery worker.
+    pub(crate) fn raised(&self, events: &[NewEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        self.metrics().events.raised(events);
+        if let Some(outbox) = self.events() {
+            outbox.committed();
+        }
+    }
+
+    /// Records an event of a change another store made (auth records), or
+    /// of a pull, on its own, right after the change. A failure is logged:
+    /// the change itself stands.
+    pub(crate) async fn record_event(
+        &self,
+        caller: &Caller,
+        event_type: EventType,
+        namespace: Option<&Namespace>,
+        subject: impl Into<String>,
+        data: serde_json::Value,
+    ) {
+        let Some(outbox) = self.events() else {
+            return;
+        };
+        let events = vec![event(caller, event_type, namespace, subject, data)];
+        match outbox.store.append_events(events.clone()).await {
+            Ok(()) => self.raised(&events),
+            Err(e) => {
+                tracing::error!(error = %e, event_type = %event_type, "recording an event failed")
+            }
+        }
+    }
+}
