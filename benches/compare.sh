@@ -213,7 +213,7 @@ report() {
         "$(awk '/MemTotal/ { printf "%.0f GiB RAM", $2 / 1048576 }' /proc/meminfo)," \
         "kernel $(uname -r), $(df -T "$WORK" | awk 'NR == 2 { print $2 }') on $(df "$WORK" | awk 'NR == 2 { print $1 }');" \
         "load average $LOAD_BEFORE before, $LOAD_AFTER after."
-    echo "- Command: \`benches/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick') --rounds $ROUNDS\`;" \
+    echo "- Command: \`benches/compare.sh$([ "$QUICK" = 1 ] && echo ' --quick')$([ "$WEBHOOK" = 1 ] && echo ' --webhook') --rounds $ROUNDS\`;" \
         "blobs $BLOB (chunked $CHUNKED in 8MiB PATCHes), $CONCURRENCY connections for ${DURATION}s," \
         "$IMAGES small images (4 in flight), $ROUNDS rounds, medians; logs: $([ "${QUIET_LOGS:-0}" = 1 ] && echo 'access logs off' || echo 'each server as shipped (access logs on, to a file)')."
     echo "- Servers: D = CNCF Distribution $DIST_VERSION (Debian docker-registry, filesystem, no auth);" \
