@@ -7,7 +7,7 @@ use super::blob::{
 };
 use crate::blob::BlobStore;
 use crate::error::StorageError;
-use crate::upload::{expire_idle, UploadId, UploadStore};
+use crate::upload::{expire_idle, UploadId, UploadStatus, UploadStore};
 
 fn repo() -> RepositoryName {
     "conformance/uploads"
@@ -41,10 +41,10 @@ pub async fn assert_upload_unknown(uploads: &dyn UploadStore, id: &UploadId) {
 
 /// A session announcing `algorithm` as the one its commit will use (what
 /// a client's `?digest-algorithm=` says).
-async fn create_announcing(uploads: &dyn UploadStore, algorithm: Algorithm) -> UploadId {
+async fn create_announcing(uploads: &dyn UploadStore, algorithm: Algorithm) -> UploadStatus {
     let repo = repo();
     let session = uploads.create_for(&repo, None, Some(algorithm)).await;
-    session.unwrap().id
+    session.unwrap()
 }
 
 async fn assert_clean(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
@@ -177,8 +177,7 @@ pub async fn upload_commit_mismatch(uploads: &dyn UploadStore, blobs: &dyn BlobS
         Digest::sha256_of(b"not this"),
         Digest::of(Algorithm::Sha512, b"not this"),
     ] {
-        let id = create_announcing(uploads, wrong.algorithm()).await;
-        let session = uploads.status(&id).await.unwrap();
+        let session = create_announcing(uploads, wrong.algorithm()).await;
         uploads
             .append(&session.id, 0, body_of(&data, 7000))
             .await
@@ -203,8 +202,7 @@ pub async fn upload_last_chunk(uploads: &dyn UploadStore, blobs: &dyn BlobStore)
     let data = test_data(70_000, 21);
     for algorithm in [Algorithm::Sha256, Algorithm::Sha512] {
         let digest = Digest::of(algorithm, &data);
-        let id = create_announcing(uploads, algorithm).await;
-        let session = uploads.status(&id).await.unwrap();
+        let session = create_announcing(uploads, algorithm).await;
         uploads
             .append(&session.id, 0, body_of(&data[..30_000], 7000))
             .await
@@ -294,8 +292,7 @@ pub async fn upload_unknown(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let data = test_data(500_000, 15);
     let sha512 = Digest::of(Algorithm::Sha512, &data);
-    let id = create_announcing(uploads, Algorithm::Sha512).await;
-    let session = uploads.status(&id).await.unwrap();
+    let session = create_announcing(uploads, Algorithm::Sha512).await;
     uploads
         .append(&session.id, 0, body_of(&data[..100_000], 30_000))
         .await
@@ -314,8 +311,7 @@ pub async fn upload_digests(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     assert_eq!(uploads.commit(&session.id, &empty).await.unwrap().size, 0);
 
     // The blob exists already: the commit succeeds and keeps one copy.
-    let id = create_announcing(uploads, Algorithm::Sha512).await;
-    let session = uploads.status(&id).await.unwrap();
+    let session = create_announcing(uploads, Algorithm::Sha512).await;
     uploads
         .append(&session.id, 0, body_of(&data, 100_000))
         .await
