@@ -61,6 +61,7 @@ fn manifest(repository: &RepositoryName, seed: &str, tags: &[&str]) -> NewManife
         fixed_tags: Vec::new(),
         actor: "bench".to_owned(),
         events: Vec::new(),
+        tag_moved: Vec::new(),
     }
 }
 

@@ -169,6 +169,10 @@ async fn every_event_type(sqlite: Option<&std::path::Path>) {
     let app = repo("team/app");
     let first = push(&r, &alice, &app, "v1", "one").await;
     let second = push(&r, &alice, &app, "v1", "two").await;
+    // A HEAD is a check, not a pull: only the GET raises one.
+    r.head_manifest(&alice, &app, &"v1".parse().unwrap())
+        .await
+        .unwrap();
     r.get_manifest(&alice, &app, &"v1".parse().unwrap())
         .await
         .unwrap();
@@ -237,6 +241,11 @@ async fn every_event_type(sqlite: Option<&std::path::Path>) {
     assert!(team
         .iter()
         .all(|e| e.data["namespace"] == "team" && !e.event_type.starts_with("io.registry.user.")));
+    let pulls = team
+        .iter()
+        .filter(|e| e.event_type == "io.registry.manifest.pulled")
+        .count();
+    assert_eq!(pulls, 1, "one GET, one pull; the HEAD raised none");
 
     // In order: what the team webhook received is the team's audit trail.
     let audit = r

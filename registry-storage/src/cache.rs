@@ -23,8 +23,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 use crate::error::Result;
 use crate::events::NewEvent;
 use crate::metadata::{
-    BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest, Referrer,
-    RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, MovedTag, NewManifest,
+    Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -331,7 +331,7 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         .await
     }
 
-    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<Vec<MovedTag>> {
         let repo = manifest.repository.clone();
         let tags = manifest.tags.clone();
         self.write(self.inner.put_manifest(manifest), |maps| {

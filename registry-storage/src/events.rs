@@ -347,8 +347,10 @@ pub struct DeliveryQueue {
 ///   is released. Only a lease holder sends a webhook's deliveries, in
 ///   id order, so they arrive in order.
 /// - A delivery leaves `Pending` only through
-///   [`record_delivery`](Self::record_delivery); a `Pending` outcome with a
-///   later `next_attempt` holds the webhook back until then.
+///   [`finish_claim`](Self::finish_claim), which records the outcomes of a
+///   claim's attempts and ends the claim in one transaction; a `Pending`
+///   last outcome with a later `next_attempt` holds the webhook back until
+///   then.
 /// - Listings are bounded by `limit`.
 #[async_trait]
 pub trait EventStore: Send + Sync + fmt::Debug + 'static {
@@ -403,9 +405,6 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
     /// live lease to `owner` for `lease`; returns their ids.
     async fn claim_webhooks(&self, owner: &str, lease: Duration, limit: usize) -> Result<Vec<u64>>;
 
-    /// Ends `owner`'s lease of a webhook.
-    async fn release_webhook(&self, id: u64, owner: &str) -> Result<()>;
-
     /// A webhook's first `limit` pending deliveries in id order, with
     /// their events.
     async fn pending_deliveries(
@@ -414,9 +413,22 @@ pub trait EventStore: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<(DeliveryRecord, EventRecord)>>;
 
-    /// Records an attempt's outcome (attempts + 1); a `Pending` outcome
-    /// also holds the webhook until `next_attempt`.
-    async fn record_delivery(&self, id: u64, outcome: &DeliveryOutcome) -> Result<()>;
+    /// Ends `owner`'s claim of a webhook and records, in the same
+    /// transaction, the outcomes of the attempts made under it (delivery
+    /// id and outcome, in the order they were made; attempts + 1 each; a
+    /// delivery deleted meanwhile is skipped). When the last outcome is
+    /// `Pending`, the webhook is held back until its `next_attempt`; any
+    /// other last outcome (or none) lifts a hold.
+    ///
+    /// One transaction per claim rather than one per attempt: the worker
+    /// sends a batch, then records it, so a crash in between sends the
+    /// batch again (at-least-once; receivers deduplicate by event id).
+    async fn finish_claim(
+        &self,
+        webhook: u64,
+        owner: &str,
+        outcomes: &[(u64, DeliveryOutcome)],
+    ) -> Result<()>;
 
     /// A webhook's deliveries, newest first: those with an id below
     /// `before`, at most `limit`.

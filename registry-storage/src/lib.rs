@@ -73,8 +73,8 @@ pub use events::{
 };
 pub use gc::{collect_garbage, GcOptions, GcReport};
 pub use metadata::{
-    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,
-    PruneGuard, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, MovedTag,
+    NewManifest, PruneGuard, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};

@@ -49,6 +49,60 @@ pub struct NewManifest {
     /// Events the push raised, recorded in the same transaction (see
     /// [`crate::events`]).
     pub events: Vec<NewEvent>,
+    /// Events to record for tags of `tags` this push moves from another
+    /// manifest (`tag.moved`), at most one per tag: the store records a
+    /// tag's event, in the same transaction and before `events`, only when
+    /// the tag pointed at another digest, adding that digest to its data
+    /// as `previous_digest`; the others are dropped. Decided inside the
+    /// transaction, so concurrent pushes of one tag each see the move they
+    /// made.
+    pub tag_moved: Vec<(Tag, NewEvent)>,
+}
+
+/// A tag a [`put_manifest`](MetadataStore::put_manifest) moved from
+/// another manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedTag {
+    /// The tag.
+    pub tag: Tag,
+    /// Where it pointed before.
+    pub previous: Digest,
+}
+
+/// Adds `previous_digest` to a `tag.moved` event's data.
+pub(crate) fn moved_event(mut event: NewEvent, previous: &Digest) -> NewEvent {
+    if let serde_json::Value::Object(data) = &mut event.data {
+        data.insert(
+            "previous_digest".to_owned(),
+            previous.as_str().to_owned().into(),
+        );
+    }
+    event
+}
+
+/// The `tag.moved` events of `m` for the tags that pointed elsewhere
+/// (`current`: a tag's digest before the push), then `m`'s other events:
+/// what a store records with the push, and the tags moved.
+pub(crate) fn push_events<'a>(
+    m: &NewManifest,
+    current: impl Fn(&Tag) -> Option<&'a Digest>,
+) -> (Vec<NewEvent>, Vec<MovedTag>) {
+    let mut events = Vec::with_capacity(m.events.len() + m.tag_moved.len());
+    let mut moved = Vec::new();
+    for tag in &m.tags {
+        let Some(previous) = current(tag).filter(|d| *d != &m.digest) else {
+            continue;
+        };
+        if let Some((_, event)) = m.tag_moved.iter().find(|(t, _)| t == tag) {
+            events.push(moved_event(event.clone(), previous));
+        }
+        moved.push(MovedTag {
+            tag: tag.clone(),
+            previous: previous.clone(),
+        });
+    }
+    events.extend(m.events.iter().cloned());
+    (events, moved)
 }
 
 /// A stored manifest.
@@ -307,7 +361,11 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         self.delete_namespace_raising(namespace, Vec::new()).await
     }
     /// [`delete_namespace`](Self::delete_namespace), recording `events` in
-    /// the same transaction (see [`crate::events`]).
+    /// the same transaction (see [`crate::events`]). Stores that keep
+    /// webhooks retire the namespace's own in that transaction: they still
+    /// receive `events`, then no later event (a namespace created again
+    /// under the name starts without them), and they are removed once
+    /// nothing is pending for them.
     async fn delete_namespace_raising(
         &self,
         namespace: &Namespace,
@@ -346,8 +404,9 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         events: Vec<NewEvent>,
     ) -> Result<()>;
 
-    /// Stores a manifest and moves its tags (see the contract).
-    async fn put_manifest(&self, manifest: NewManifest) -> Result<()>;
+    /// Stores a manifest and moves its tags (see the contract); returns the
+    /// tags it moved from another manifest (not those it created).
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<Vec<MovedTag>>;
     /// A manifest by tag or digest, or `None`.
     async fn get_manifest(
         &self,

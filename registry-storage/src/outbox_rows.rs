@@ -15,6 +15,10 @@ pub(crate) const EVENT_COLUMNS: &str = "seq, id, type, namespace, subject, actor
 pub(crate) const WEBHOOK_COLUMNS: &str =
     "id, namespace, url, events, secret, include_pulls, created";
 
+/// The columns a [`PendingRow`] has beyond a backend's delivery columns,
+/// from `webhook_deliveries d JOIN events e`.
+pub(crate) const PENDING_EVENT_COLUMNS: &str = "e.namespace, e.subject, e.actor, e.time, e.data";
+
 /// A stored value that does not parse back into its type.
 #[derive(Debug, thiserror::Error)]
 #[error("stored value {value:?} of {column} does not parse: {source}")]
@@ -163,5 +167,34 @@ impl DeliveryRow {
             next_attempt: time(self.next_attempt),
             updated: time(self.updated),
         })
+    }
+}
+
+/// A delivery with the rest of its event: what the worker sends, read in
+/// one query.
+#[derive(sqlx::FromRow)]
+pub(crate) struct PendingRow {
+    #[sqlx(flatten)]
+    delivery: DeliveryRow,
+    namespace: Option<String>,
+    subject: Option<String>,
+    actor: String,
+    time: i64,
+    data: String,
+}
+
+impl PendingRow {
+    pub(crate) fn into_records(self) -> Result<(DeliveryRecord, EventRecord), Corrupt> {
+        let event = EventRow {
+            seq: self.delivery.event,
+            id: self.delivery.event_id.clone(),
+            r#type: self.delivery.event_type.clone(),
+            namespace: self.namespace,
+            subject: self.subject,
+            actor: self.actor,
+            time: self.time,
+            data: self.data,
+        };
+        Ok((self.delivery.into_record()?, event.into_record()?))
     }
 }

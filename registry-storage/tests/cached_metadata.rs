@@ -42,6 +42,7 @@ fn manifest(repo: &RepositoryName, body: &str, tag: &str) -> NewManifest {
         fixed_tags: Vec::new(),
         actor: "test".into(),
         events: Vec::new(),
+        tag_moved: Vec::new(),
     }
 }
 

@@ -140,6 +140,7 @@ fn new_manifest(repo: &RepositoryName, config: &Digest, layer: &Digest) -> NewMa
         fixed_tags: Vec::new(),
         actor: "test".into(),
         events: Vec::new(),
+        tag_moved: Vec::new(),
     }
 }
 

@@ -127,6 +127,7 @@ async fn two_replicas_move_one_tag() {
                         fixed_tags: Vec::new(),
                         actor: format!("replica-{}", i % 2),
                         events: Vec::new(),
+                        tag_moved: Vec::new(),
                     })
                     .await
                     .expect("put");
@@ -251,6 +252,7 @@ async fn reconnecting_keeps_the_data() {
             fixed_tags: Vec::new(),
             actor: "alice".to_owned(),
             events: Vec::new(),
+            tag_moved: Vec::new(),
         })
         .await
         .unwrap();

@@ -116,6 +116,7 @@ async fn reopening_the_file_keeps_the_data() {
             fixed_tags: Vec::new(),
             actor: "alice".to_owned(),
             events: Vec::new(),
+            tag_moved: Vec::new(),
         })
         .await
         .unwrap();
@@ -187,6 +188,7 @@ async fn cached_store_passes_events_on() {
             fixed_tags: Vec::new(),
             actor: "alice".into(),
             events: vec![pushed.clone()],
+            tag_moved: Vec::new(),
         })
         .await
         .unwrap();

@@ -54,6 +54,10 @@ pub struct EventsConfig {
     pub connect_timeout: Duration,
     /// Total timeout of one delivery (connect, send, answer).
     pub request_timeout: Duration,
+    /// How long the worker waits after a local commit woke it before it
+    /// claims, so that the events of a burst go out as one batch (and
+    /// cost the store one claim and one record, not one per event).
+    pub coalesce: Duration,
     /// Webhooks served at once by one worker.
     pub concurrency: usize,
     /// Deliveries of one webhook sent in one lease.
@@ -79,6 +83,7 @@ impl Default for EventsConfig {
             max_attempts: 10,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(10),
+            coalesce: Duration::from_millis(50),
             concurrency: 16,
             batch: 64,
             lease: Duration::from_secs(20),

@@ -1,10 +1,16 @@
 //! The delivery worker: claims webhooks with due deliveries (a lease in
-//! the store, so one replica at a time serves a webhook), sends their
-//! pending deliveries oldest first, and records each outcome before the
-//! next. A failed attempt is retried after an exponential back-off with a
-//! cap, holding the webhook's later deliveries back (order per webhook);
-//! after the retry budget it is marked failed and the next one goes. It
-//! wakes on a local commit and polls for other replicas' deliveries.
+//! the store, so one replica at a time serves a webhook), sends a batch of
+//! their pending deliveries oldest first, and records the batch's outcomes
+//! with the end of the claim in one store transaction. A failed attempt
+//! ends the batch and is retried after an exponential back-off with a cap,
+//! holding the webhook's later deliveries back (order per webhook); after
+//! the retry budget it is marked failed and the next one goes. It wakes
+//! on a local commit, a moment later so that a burst of pushes is sent as
+//! one batch, and polls for other replicas' deliveries.
+//!
+//! The store work per batch is fixed (claim, read, record and release), so
+//! a burst of pushes costs the single SQLite writer a few statements per
+//! batch, not per event.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +56,7 @@ async fn run(events: Arc<Events>, metrics: Arc<Metrics>) {
     }
     events.webhooks_changed();
     let mut last_sweep: Option<std::time::Instant> = None;
+    let mut last_gauges: Option<std::time::Instant> = None;
     loop {
         let claimed = match events
             .store
@@ -68,15 +75,23 @@ async fn run(events: Arc<Events>, metrics: Arc<Metrics>) {
                     serve_webhook(&events, &metrics, &owner, id)
                 })
                 .await;
+            // What the burst committed meanwhile goes out as the next batch.
+            tokio::time::sleep(config.coalesce).await;
             continue;
         }
-        update_gauges(events.store.as_ref(), &metrics).await;
+        if last_gauges.is_none_or(|t| t.elapsed() >= config.poll_interval) {
+            update_gauges(events.store.as_ref(), &metrics).await;
+            last_gauges = Some(std::time::Instant::now());
+        }
         if last_sweep.is_none_or(|t| t.elapsed() > Duration::from_secs(600)) {
             sweep(&events).await;
             last_sweep = Some(std::time::Instant::now());
         }
         tokio::select! {
-            () = events.wake.notified() => {}
+            () = events.wake.notified() => {
+                // Let the rest of a burst commit: it goes out as one batch.
+                tokio::time::sleep(config.coalesce).await;
+            }
             () = tokio::time::sleep(config.poll_interval) => {}
         }
     }
@@ -113,10 +128,12 @@ async fn sweep(events: &Events) {
 }
 
 /// Sends one claimed webhook's pending deliveries in order, until one
-/// fails or the batch ends, then releases the claim.
+/// fails or the batch ends, then records their outcomes and releases the
+/// claim in one store call.
 async fn serve_webhook(events: &Events, metrics: &Metrics, owner: &str, id: u64) {
     let store = events.store.as_ref();
-    let outcome = async {
+    let mut outcomes = Vec::new();
+    let sent = async {
         let Some(webhook) = store.webhook(id).await? else {
             return Ok(());
         };
@@ -132,19 +149,21 @@ async fn serve_webhook(events: &Events, metrics: &Metrics, owner: &str, id: u64)
             let outcome =
                 attempt(&events.config, &webhook, &delivery, &event, &mut connection).await;
             metrics.events.delivery(outcome.status);
-            store.record_delivery(delivery.id, &outcome).await?;
-            if outcome.status == DeliveryStatus::Pending {
+            let retry = outcome.status == DeliveryStatus::Pending;
+            outcomes.push((delivery.id, outcome));
+            if retry {
                 break;
             }
         }
         Ok::<_, registry_storage::StorageError>(())
     }
     .await;
-    if let Err(e) = outcome {
-        tracing::warn!(webhook = id, error = %e, "webhook delivery bookkeeping failed");
+    if let Err(e) = sent {
+        tracing::warn!(webhook = id, error = %e, "reading a webhook's deliveries failed");
     }
-    if let Err(e) = store.release_webhook(id, owner).await {
-        tracing::warn!(webhook = id, error = %e, "releasing a webhook claim failed");
+    if let Err(e) = store.finish_claim(id, owner, &outcomes).await {
+        tracing::warn!(webhook = id, error = %e, sent = outcomes.len(),
+            "recording webhook deliveries failed: they will be sent again");
     }
 }
 

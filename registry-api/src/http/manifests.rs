@@ -77,7 +77,10 @@ pub(crate) async fn get(
     headers: &HeaderMap,
     head: bool,
 ) -> ApiResult<Response> {
-    let m = registry.get_manifest(caller, repo, reference).await?;
+    let m = match head {
+        true => registry.head_manifest(caller, repo, reference).await?,
+        false => registry.get_manifest(caller, repo, reference).await?,
+    };
     let media_type = m.kind.media_type();
     // A digest names exact bytes: there is nothing to negotiate, so they
     // are served with their own type whatever `Accept` says (clients that

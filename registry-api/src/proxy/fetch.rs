@@ -286,6 +286,7 @@ impl Registry {
             fixed_tags: Vec::new(),
             actor: format!("system:proxy:{}", proxy.config.namespace),
             events: Vec::new(),
+            tag_moved: Vec::new(),
         };
         self.metadata()
             .put_manifest(record)

@@ -76,8 +76,32 @@ impl Registry {
         })
     }
 
-    /// A manifest by tag or digest (needs pull).
+    /// A manifest by tag or digest (needs pull): a pull, recorded as an
+    /// event for the webhooks that want pulls.
     pub async fn get_manifest(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<PulledManifest> {
+        let m = self.find_manifest(caller, repo, reference).await?;
+        self.pulled(caller, repo, reference, &m).await;
+        Ok(m)
+    }
+
+    /// What [`get_manifest`](Self::get_manifest) would serve, for a `HEAD`:
+    /// the same checks, but not a pull (clients check a tag with `HEAD`
+    /// before deciding to pull), so no event.
+    pub async fn head_manifest(
+        &self,
+        caller: &Caller,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryResult<PulledManifest> {
+        self.find_manifest(caller, repo, reference).await
+    }
+
+    async fn find_manifest(
         &self,
         caller: &Caller,
         repo: &RepositoryName,
@@ -88,7 +112,6 @@ impl Registry {
             return self.proxy_get_manifest(proxy, repo, reference).await;
         }
         let stored = self.load_manifest(repo, reference).await?;
-        self.pulled(caller, repo, reference, &stored).await;
         PulledManifest::from_stored(stored, false)
     }
 
@@ -99,7 +122,7 @@ impl Registry {
         caller: &Caller,
         repo: &RepositoryName,
         reference: &Reference,
-        stored: &StoredManifest,
+        pulled: &PulledManifest,
     ) {
         let ns = repo.to_namespace();
         match self.events() {
@@ -110,9 +133,9 @@ impl Registry {
         let data = serde_json::json!({
             "repository": repo.as_str(),
             "tags": tags,
-            "digest": stored.digest.as_str(),
-            "media_type": stored.media_type,
-            "size": stored.bytes.len(),
+            "digest": pulled.digest.as_str(),
+            "media_type": pulled.kind.media_type(),
+            "size": pulled.bytes.len(),
         });
         let subject = format!("{repo}{}", reference_suffix(reference));
         self.record_event(caller, EventType::ManifestPulled, Some(&ns), subject, data)
@@ -215,16 +238,14 @@ impl Registry {
             .collect();
         self.check_references(repo, &manifest).await?;
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
-        let events = self
-            .push_events(
-                caller,
-                repo,
-                &digest,
-                manifest.media_type(),
-                bytes.len(),
-                &tags,
-            )
-            .await?;
+        let (events, tag_moved) = self.push_events(
+            caller,
+            repo,
+            &digest,
+            manifest.media_type(),
+            bytes.len(),
+            &tags,
+        );
         let record = NewManifest {
             repository: repo.clone(),
             digest: digest.clone(),
@@ -248,10 +269,17 @@ impl Registry {
             fixed_tags,
             actor: caller.actor(),
             events: events.clone(),
+            tag_moved: tag_moved.clone(),
         };
         match self.metadata().put_manifest(record).await {
-            Ok(()) => {
-                self.raised(&events);
+            Ok(moved) => {
+                let mut raised: Vec<NewEvent> = tag_moved
+                    .into_iter()
+                    .filter(|(tag, _)| moved.iter().any(|m| &m.tag == tag))
+                    .map(|(_, event)| event)
+                    .collect();
+                raised.extend(events);
+                self.raised(&raised);
                 tracing::info!(target: "audit", actor = %caller.subject(), repository = %repo,
                     digest = %digest, tags = ?tags, "manifest pushed");
                 Ok(ManifestPushed {
@@ -408,9 +436,9 @@ impl Registry {
     }
 
     /// The events of a push: `manifest.pushed` with every tag, and a
-    /// `tag.moved` for each tag that points at another manifest now (as
-    /// read just before the push's transaction).
-    async fn push_events(
+    /// `tag.moved` for each tag, which the store records only if the push
+    /// moves that tag from another manifest (decided in its transaction).
+    fn push_events(
         &self,
         caller: &Caller,
         repo: &RepositoryName,
@@ -418,19 +446,15 @@ impl Registry {
         media_type: &str,
         size: usize,
         tags: &[Tag],
-    ) -> RegistryResult<Vec<NewEvent>> {
+    ) -> (Vec<NewEvent>, Vec<(Tag, NewEvent)>) {
         if self.events().is_none() {
-            return Ok(Vec::new());
+            return (Vec::new(), Vec::new());
         }
         let ns = repo.to_namespace();
-        let mut events = Vec::new();
+        let mut tag_moved = Vec::new();
         for tag in tags {
-            let current = self
-                .metadata()
-                .get_manifest(repo, &Reference::Tag(tag.clone()))
-                .await?;
-            if let Some(previous) = current.filter(|m| &m.digest != digest) {
-                events.extend(self.raise(
+            tag_moved.extend(
+                self.raise(
                     caller,
                     EventType::TagMoved,
                     Some(&ns),
@@ -439,16 +463,17 @@ impl Registry {
                         "repository": repo.as_str(),
                         "tags": [tag.as_str()],
                         "digest": digest.as_str(),
-                        "previous_digest": previous.digest.as_str(),
                     }),
-                ));
-            }
+                )
+                .into_iter()
+                .map(|event| (tag.clone(), event)),
+            );
         }
         let subject = match tags.first() {
             Some(tag) => format!("{repo}:{tag}"),
             None => format!("{repo}@{digest}"),
         };
-        events.extend(self.raise(
+        let pushed = self.raise(
             caller,
             EventType::ManifestPushed,
             Some(&ns),
@@ -460,8 +485,8 @@ impl Registry {
                 "media_type": media_type,
                 "size": size,
             }),
-        ));
-        Ok(events)
+        );
+        (pushed, tag_moved)
     }
 
     /// The policy of a repository's namespace (the default one when the

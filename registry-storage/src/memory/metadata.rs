@@ -11,8 +11,8 @@ use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 use crate::error::{Result, StorageError};
 use crate::events::NewEvent;
 use crate::metadata::{
-    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, NewManifest,
-    Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
+    BlobRecord, BlobState, BlobTicket, LinkedBlob, ManifestNode, MetadataStore, MovedTag,
+    NewManifest, Referrer, RepositoryInfo, StoredManifest, TagEvent, TagRecord,
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
@@ -94,6 +94,7 @@ impl MetadataStore for MemoryMetadataStore {
         state.policies.remove(namespace);
         state.usage.forget_namespace(namespace);
         state.outbox.record(events, SystemTime::now());
+        state.outbox.retire(namespace);
         Ok(())
     }
 
@@ -183,13 +184,12 @@ impl MetadataStore for MemoryMetadataStore {
         }
     }
 
-    async fn put_manifest(&self, mut manifest: NewManifest) -> Result<()> {
-        let events = std::mem::take(&mut manifest.events);
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<Vec<MovedTag>> {
         let now = SystemTime::now();
         let mut state = self.write();
-        manifests::put(&mut state, manifest, now)?;
+        let (events, moved) = manifests::put(&mut state, manifest, now)?;
         state.outbox.record(events, now);
-        Ok(())
+        Ok(moved)
     }
 
     async fn get_manifest(

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use registry_core::{Digest, Reference, RepositoryName};
+use registry_core::{Digest, Reference, RepositoryName, Tag};
 use sqlx::{PgConnection, PgPool};
 
 use super::blobs::{ensure_live, touch};
@@ -11,7 +11,7 @@ use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use super::repositories::ensure_repository;
 use super::tags::{move_tag, record_deletions};
 use super::tx::serializable;
-use crate::metadata::{NewManifest, Referrer, StoredManifest};
+use crate::metadata::{MovedTag, NewManifest, Referrer, StoredManifest};
 
 /// Columns of [`ManifestRow`] from `manifests m`.
 macro_rules! manifest_columns {
@@ -77,29 +77,45 @@ fn decode_annotations(json: &str) -> Result<BTreeMap<String, String>> {
     Ok(serde_json::from_str(json)?)
 }
 
-pub(super) async fn put_manifest(pool: &PgPool, m: NewManifest) -> Result<()> {
+pub(super) async fn put_manifest(pool: &PgPool, m: NewManifest) -> Result<Vec<MovedTag>> {
     serializable!(pool, |c| put_in(c, &m))
 }
 
-async fn put_in(tx: &mut PgConnection, m: &NewManifest) -> Result<()> {
+/// Where each of `tags` points now, in the caller's transaction.
+async fn current_tags(
+    conn: &mut PgConnection,
+    repository: &RepositoryName,
+    tags: &[Tag],
+) -> Result<BTreeMap<Tag, Digest>> {
+    if tags.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT tag, digest FROM tags WHERE repository = $1 AND tag = ANY($2)")
+            .bind(repository.as_str())
+            .bind(&names)
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(tag, digest)| Ok((parse("tags.tag", &tag)?, parse("tags.digest", &digest)?)))
+        .collect()
+}
+
+async fn put_in(tx: &mut PgConnection, m: &NewManifest) -> Result<Vec<MovedTag>> {
     let now = now();
     let repo = m.repository.as_str();
     let digest = m.digest.as_str();
     let annotations = serde_json::to_string(&m.annotations)?;
     let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
 
-    // Immutable tags are checked inside the serializable transaction: a
-    // push that moves one meanwhile makes this one run again.
+    // Tags are read inside the serializable transaction: a push that moves
+    // one meanwhile makes this one run again, so immutable tags hold and
+    // the `tag.moved` events name the digest each tag really left.
+    let current = current_tags(tx, &m.repository, &m.tags).await?;
     for tag in &m.fixed_tags {
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT digest FROM tags WHERE repository = $1 AND tag = $2")
-                .bind(repo)
-                .bind(tag.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((current,)) = current.filter(|(d,)| d.as_str() != digest) {
-            let current = parse("tags.digest", &current)?;
-            return Err(Error::TagImmutable(tag.clone(), current));
+        if let Some(other) = current.get(tag).filter(|d| *d != &m.digest) {
+            return Err(Error::TagImmutable(tag.clone(), other.clone()));
         }
     }
     // Each statement below takes every blob or child at once (text arrays):
@@ -194,10 +210,12 @@ async fn put_in(tx: &mut PgConnection, m: &NewManifest) -> Result<()> {
         .execute(&mut *tx)
         .await?;
     }
-    for tag in &m.tags {
+    for tag in m.tags.iter().filter(|t| current.get(*t) != Some(&m.digest)) {
         move_tag(tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
     }
-    super::outbox::record_events(tx, &m.events, now).await
+    let (events, moved) = crate::metadata::push_events(m, |tag| current.get(tag));
+    super::outbox::record_events(tx, &events, now).await?;
+    Ok(moved)
 }
 
 pub(super) async fn get_manifest(

@@ -316,7 +316,7 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<Vec<crate::MovedTag>> {
         Ok(self
             .bounded(manifests::put_manifest(&self.pool, manifest))
             .await?)

@@ -16,7 +16,10 @@ use crate::events::{
     DeliveryOutcome, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord,
     EventStore, NewEvent, NewWebhook, WebhookRecord,
 };
-use crate::outbox_rows::{DeliveryRow, EventRow, WebhookRow, EVENT_COLUMNS, WEBHOOK_COLUMNS};
+use crate::outbox_rows::{
+    DeliveryRow, EventRow, PendingRow, WebhookRow, EVENT_COLUMNS, PENDING_EVENT_COLUMNS,
+    WEBHOOK_COLUMNS,
+};
 
 /// Records `events` and a pending delivery per matching webhook (the rule
 /// of [`NewWebhook::matches`], in SQL); part of a caller's transaction.
@@ -42,7 +45,7 @@ pub(super) async fn record_events(
         sqlx::query(
             "INSERT INTO webhook_deliveries (webhook, event, status, next_attempt, updated) \
              SELECT id, $1, 'pending', $2, $2 FROM webhooks \
-             WHERE (namespace IS NULL OR namespace = $3) \
+             WHERE retired IS NULL AND (namespace IS NULL OR namespace = $3) \
                AND (events = '' OR strpos(events, $4) > 0) \
                AND (NOT $5 OR include_pulls) ORDER BY id",
         )
@@ -54,6 +57,28 @@ pub(super) async fn record_events(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// Deletes the webhooks retired with their namespace that have nothing
+/// pending any more (their deliveries go with them).
+const RETIRED_DONE: &str = "DELETE FROM webhooks WHERE retired IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+         WHERE d.webhook = webhooks.id AND d.status = 'pending')";
+
+/// Retires the webhooks of a deleted namespace; part of the deleting
+/// transaction, after its events were recorded (so they still receive
+/// those, and nothing later).
+pub(super) async fn retire_webhooks(
+    conn: &mut PgConnection,
+    namespace: &Namespace,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE webhooks SET retired = $2 WHERE namespace = $1 AND retired IS NULL")
+        .bind(namespace.as_str())
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -167,6 +192,10 @@ impl EventStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(Error::from)?;
+        sqlx::query(RETIRED_DONE)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::from)?;
         Ok(done.rows_affected())
     }
 
@@ -178,7 +207,8 @@ impl EventStore for PgStore {
         let result: Result<WebhookRecord> = async {
             let mut tx = super::tx::begin(&self.pool).await?;
             let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM webhooks WHERE namespace IS NOT DISTINCT FROM $1",
+                "SELECT count(*) FROM webhooks WHERE namespace IS NOT DISTINCT FROM $1 \
+                 AND retired IS NULL",
             )
             .bind(webhook.namespace.as_ref().map(Namespace::as_str))
             .fetch_one(&mut *tx)
@@ -240,6 +270,7 @@ impl EventStore for PgStore {
     async fn webhooks(&self, namespace: Option<&Namespace>) -> StorageResult<Vec<WebhookRecord>> {
         let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE namespace IS NOT DISTINCT FROM $1 \
+             AND retired IS NULL \
              ORDER BY id"
         ))
         .bind(namespace.map(Namespace::as_str))
@@ -253,11 +284,12 @@ impl EventStore for PgStore {
     }
 
     async fn pull_scopes(&self) -> StorageResult<Vec<Option<Namespace>>> {
-        let rows: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT DISTINCT namespace FROM webhooks WHERE include_pulls")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(Error::from)?;
+        let rows: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT namespace FROM webhooks WHERE include_pulls AND retired IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
         Ok(rows
             .iter()
             .map(|n| parse_opt("webhooks.namespace", n.as_deref()))
@@ -317,77 +349,79 @@ impl EventStore for PgStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn release_webhook(&self, id: u64, owner: &str) -> StorageResult<()> {
-        sqlx::query(
-            "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL \
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(to_i64(id))
-        .bind(owner)
-        .execute(&self.pool)
-        .await
-        .map_err(Error::from)?;
-        Ok(())
-    }
-
     async fn pending_deliveries(
         &self,
         webhook: u64,
         limit: usize,
     ) -> StorageResult<Vec<(DeliveryRecord, EventRecord)>> {
-        let result: Result<Vec<(DeliveryRecord, EventRecord)>> = async {
-            let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-                 JOIN events e ON e.seq = d.event \
-                 WHERE d.webhook = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2"
-            ))
-            .bind(to_i64(webhook))
-            .bind(sql_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let delivery = row.into_record()?;
-                let event: EventRow = sqlx::query_as(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE seq = $1"
-                ))
-                .bind(to_i64(delivery.event_seq))
-                .fetch_one(&self.pool)
-                .await?;
-                out.push((delivery, event.into_record()?));
-            }
-            Ok(out)
-        }
-        .await;
-        Ok(result?)
+        let rows: Vec<PendingRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS}, {PENDING_EVENT_COLUMNS} FROM webhook_deliveries d \
+             JOIN events e ON e.seq = d.event \
+             WHERE d.webhook = $1 AND d.status = 'pending' ORDER BY d.id LIMIT $2"
+        ))
+        .bind(to_i64(webhook))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows
+            .into_iter()
+            .map(PendingRow::into_records)
+            .collect::<Result<_, _>>()?)
     }
 
-    async fn record_delivery(&self, id: u64, outcome: &DeliveryOutcome) -> StorageResult<()> {
+    async fn finish_claim(
+        &self,
+        webhook: u64,
+        owner: &str,
+        outcomes: &[(u64, DeliveryOutcome)],
+    ) -> StorageResult<()> {
         let result: Result<()> = async {
+            let now = now();
             let mut tx = self.pool.begin().await?;
-            let webhook: Option<i64> = sqlx::query_scalar(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, \
-                 last_code = $2, last_error = $3, next_attempt = $4, updated = $5 \
-                 WHERE id = $6 RETURNING webhook",
+            if !outcomes.is_empty() {
+                // One statement for the whole batch.
+                let mut update = sqlx::QueryBuilder::new(
+                    "UPDATE webhook_deliveries d SET status = o.status, attempts = d.attempts + 1, \
+                     last_code = o.code, last_error = o.error, next_attempt = o.next, updated = ",
+                );
+                update.push_bind(now).push(" FROM (VALUES ");
+                let mut rows = update.separated(", ");
+                for (id, o) in outcomes {
+                    rows.push("(")
+                        .push_bind_unseparated(to_i64(*id))
+                        .push_unseparated("::BIGINT, ")
+                        .push_bind_unseparated(o.status.as_str())
+                        .push_unseparated("::TEXT, ")
+                        .push_bind_unseparated(o.code.map(i32::from))
+                        .push_unseparated("::INTEGER, ")
+                        .push_bind_unseparated(o.error.clone())
+                        .push_unseparated("::TEXT, ")
+                        .push_bind_unseparated(to_nanos(o.next_attempt))
+                        .push_unseparated("::BIGINT)");
+                }
+                update
+                    .push(
+                        ") AS o (id, status, code, error, next) WHERE d.id = o.id AND d.webhook = ",
+                    )
+                    .push_bind(to_i64(webhook));
+                update.build().execute(&mut *tx).await?;
+            }
+            let retry_at = outcomes
+                .last()
+                .filter(|(_, o)| o.status == DeliveryStatus::Pending)
+                .map(|(_, o)| to_nanos(o.next_attempt));
+            sqlx::query(
+                "UPDATE webhooks SET retry_at = $1, \
+                 lease_owner = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_owner END, \
+                 lease_until = CASE WHEN lease_owner = $3 THEN NULL ELSE lease_until END \
+                 WHERE id = $2",
             )
-            .bind(outcome.status.as_str())
-            .bind(outcome.code.map(i32::from))
-            .bind(outcome.error.as_deref())
-            .bind(to_nanos(outcome.next_attempt))
-            .bind(now())
-            .bind(to_i64(id))
-            .fetch_optional(&mut *tx)
+            .bind(retry_at)
+            .bind(to_i64(webhook))
+            .bind(owner)
+            .execute(&mut *tx)
             .await?;
-            let Some(webhook) = webhook else {
-                return Err(Error::NotFound(format!("delivery {id}")));
-            };
-            let retry_at =
-                (outcome.status == DeliveryStatus::Pending).then(|| to_nanos(outcome.next_attempt));
-            sqlx::query("UPDATE webhooks SET retry_at = $1 WHERE id = $2")
-                .bind(retry_at)
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
             Ok(())
         }

@@ -59,7 +59,9 @@ async fn delete_namespace_in(
         .bind(namespace.as_str())
         .execute(&mut *tx)
         .await?;
-    super::outbox::record_events(tx, events, super::error::now()).await
+    let now = super::error::now();
+    super::outbox::record_events(tx, events, now).await?;
+    super::outbox::retire_webhooks(tx, namespace, now).await
 }
 
 /// Creates the repository row unless it exists; part of a caller's transaction.

@@ -70,25 +70,35 @@ pub(super) async fn blob_record(reader: &SqlitePool, digest: &Digest) -> Result<
     record(&mut conn, digest).await
 }
 
-/// Marks a blob live and wanted now; part of a caller's transaction.
-pub(super) async fn touch(conn: &mut SqliteConnection, digest: &Digest, now: i64) -> Result<()> {
+/// Marks blobs live and wanted now (`digests`: a JSON array, see
+/// [`digest_list`](super::manifests::digest_list)); part of a caller's
+/// transaction.
+pub(super) async fn touch(conn: &mut SqliteConnection, digests: &str, now: i64) -> Result<()> {
     sqlx::query(
-        "INSERT INTO blob_records (digest, state, generation, epoch, touched)          VALUES (?, 0, 1, 0, ?) ON CONFLICT (digest) DO UPDATE SET          state = 0, generation = generation + 1, touched = excluded.touched",
+        "INSERT INTO blob_records (digest, state, generation, epoch, touched) \
+         SELECT value, 0, 1, 0, ? FROM json_each(?) WHERE true ON CONFLICT (digest) DO UPDATE \
+         SET state = 0, generation = generation + 1, touched = excluded.touched",
     )
-    .bind(digest.as_str())
     .bind(now)
+    .bind(digests)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Fails with `BlobDeleted` unless the blob is live; part of a caller's
-/// transaction (a manifest commit).
-pub(super) async fn ensure_live(conn: &mut SqliteConnection, digest: &Digest) -> Result<()> {
-    if record(conn, digest).await?.state == BlobState::Live {
-        Ok(())
-    } else {
-        Err(Error::BlobDeleted(digest.clone()))
+/// Fails with `BlobDeleted` unless every blob of `digests` (a JSON array)
+/// is live; part of a caller's transaction (a manifest commit).
+pub(super) async fn ensure_live(conn: &mut SqliteConnection, digests: &str) -> Result<()> {
+    let gone: Option<String> = sqlx::query_scalar(
+        "SELECT digest FROM blob_records WHERE digest IN (SELECT value FROM json_each(?)) \
+         AND state <> 0 ORDER BY digest LIMIT 1",
+    )
+    .bind(digests)
+    .fetch_optional(conn)
+    .await?;
+    match gone {
+        None => Ok(()),
+        Some(digest) => Err(Error::BlobDeleted(parse("blob_records.digest", &digest)?)),
     }
 }
 
@@ -133,8 +143,9 @@ async fn link(
     if let Some(size) = size {
         usage::record_size(&mut tx, digest, size).await?;
     }
-    usage::check_quota(&mut tx, repository, [digest]).await?;
-    touch(&mut tx, digest, now).await?;
+    let list = super::manifests::digest_list([digest]);
+    usage::check_quota(&mut tx, repository, &list).await?;
+    touch(&mut tx, &list, now).await?;
     ensure_repository(&mut tx, repository, now).await?;
     sqlx::query(
         "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \

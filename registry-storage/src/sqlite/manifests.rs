@@ -1,16 +1,16 @@
 //! Manifests: put, get, delete, find, and the referrers index.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use registry_core::{Digest, Reference, RepositoryName};
-use sqlx::SqlitePool;
+use registry_core::{Digest, Reference, RepositoryName, Tag};
+use sqlx::{SqliteConnection, SqlitePool};
 
 use super::blobs::{ensure_live, touch};
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use super::repositories::ensure_repository;
 use super::tags::{move_tag, record_deletions};
-use crate::metadata::{NewManifest, Referrer, StoredManifest};
+use crate::metadata::{MovedTag, NewManifest, Referrer, StoredManifest};
 
 /// Columns of [`ManifestRow`] from `manifests m`.
 macro_rules! manifest_columns {
@@ -76,51 +76,84 @@ fn decode_annotations(json: &str) -> Result<BTreeMap<String, String>> {
     Ok(serde_json::from_str(json)?)
 }
 
-pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<()> {
+/// A JSON array of the distinct digests, for `json_each(?)`: one statement
+/// takes every blob or child of a manifest at once.
+pub(super) fn digest_list<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> String {
+    let distinct: BTreeSet<&str> = digests.into_iter().map(Digest::as_str).collect();
+    serde_json::Value::from(distinct.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+/// Where each of `tags` points now, in the caller's transaction.
+async fn current_tags(
+    conn: &mut SqliteConnection,
+    repository: &RepositoryName,
+    tags: &[Tag],
+) -> Result<BTreeMap<Tag, Digest>> {
+    if tags.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tag, digest FROM tags WHERE repository = ? \
+         AND tag IN (SELECT value FROM json_each(?))",
+    )
+    .bind(repository.as_str())
+    .bind(serde_json::Value::from(names).to_string())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(tag, digest)| Ok((parse("tags.tag", &tag)?, parse("tags.digest", &digest)?)))
+        .collect()
+}
+
+pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<Vec<MovedTag>> {
     let now = now();
     let repo = m.repository.as_str();
     let digest = m.digest.as_str();
     let annotations = serde_json::to_string(&m.annotations)?;
     let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
+    // Each statement below takes every blob or child at once (JSON arrays):
+    // a push costs the same statements whatever its number of layers.
+    let blobs = (!m.blobs.is_empty()).then(|| digest_list(&m.blobs));
+    let children = (!m.children.is_empty()).then(|| digest_list(&m.children));
 
     // IMMEDIATE takes the write lock up front, so the busy timeout applies
     // instead of a deferred transaction failing when it upgrades.
     let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
-    // Immutable tags are checked under the write lock: no other push moves
-    // them between the check and this transaction's commit.
+    // Tags are read under the write lock: immutable ones cannot move and
+    // no other push moves one between this read and the commit, so the
+    // `tag.moved` events name the digest each tag really left.
+    let current = current_tags(&mut tx, &m.repository, &m.tags).await?;
     for tag in &m.fixed_tags {
-        let current: Option<(String,)> =
-            sqlx::query_as("SELECT digest FROM tags WHERE repository = ? AND tag = ?")
-                .bind(repo)
-                .bind(tag.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some((current,)) = current.filter(|(d,)| d.as_str() != digest) {
-            let current = parse("tags.digest", &current)?;
-            return Err(Error::TagImmutable(tag.clone(), current));
+        if let Some(other) = current.get(tag).filter(|d| *d != &m.digest) {
+            return Err(Error::TagImmutable(tag.clone(), other.clone()));
         }
     }
     // A blob a collector is deleting (or deleted) cannot be referenced: the
     // check and the touch that stops a later collector share this
     // transaction (see `crate::gc`).
-    for blob in &m.blobs {
-        ensure_live(&mut tx, blob).await?;
-        touch(&mut tx, blob, now).await?;
+    if let Some(blobs) = &blobs {
+        ensure_live(&mut tx, blobs).await?;
+        touch(&mut tx, blobs, now).await?;
     }
     // An index's children are checked under the write lock: a retention
     // run deleting one cannot commit between the check and this commit.
-    for child in &m.children {
-        let present: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM manifests WHERE repository = ? AND digest = ?")
-                .bind(repo)
-                .bind(child.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        if present.is_none() {
-            return Err(Error::ManifestMissing(child.clone()));
+    if let Some(children) = &children {
+        let missing: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM json_each(?2) WHERE NOT EXISTS \
+             (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = value) LIMIT 1",
+        )
+        .bind(repo)
+        .bind(children)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(missing) = missing {
+            return Err(Error::ManifestMissing(parse("manifest child", &missing)?));
         }
     }
-    super::usage::check_quota(&mut tx, &m.repository, &m.blobs).await?;
+    if let Some(blobs) = &blobs {
+        super::usage::check_quota(&mut tx, &m.repository, blobs).await?;
+    }
     ensure_repository(&mut tx, &m.repository, now).await?;
     // Same digest, same bytes: the first row (and its `created`) wins;
     // `pushed` says a push named it again (retention keeps it then).
@@ -144,43 +177,46 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
     .execute(&mut *tx)
     .await?;
 
-    for blob in &m.blobs {
+    // `WHERE true`: SQLite's parser needs it between a SELECT and an
+    // upsert clause.
+    if let Some(blobs) = &blobs {
         sqlx::query(
-            "INSERT INTO manifest_blobs (repository, manifest, blob) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO manifest_blobs (repository, manifest, blob) \
+             SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
         )
         .bind(repo)
         .bind(digest)
-        .bind(blob.as_str())
+        .bind(blobs)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO blob_links (repository, digest, created) \
+             SELECT ?, value, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
         )
         .bind(repo)
-        .bind(blob.as_str())
         .bind(now)
+        .bind(blobs)
         .execute(&mut *tx)
         .await?;
     }
-    for child in &m.children {
+    if let Some(children) = &children {
         sqlx::query(
-            "INSERT INTO manifest_children (repository, manifest, child) VALUES (?, ?, ?) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO manifest_children (repository, manifest, child) \
+             SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
         )
         .bind(repo)
         .bind(digest)
-        .bind(child.as_str())
+        .bind(children)
         .execute(&mut *tx)
         .await?;
     }
-    for tag in &m.tags {
+    for tag in m.tags.iter().filter(|t| current.get(*t) != Some(&m.digest)) {
         move_tag(&mut tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
     }
-    super::outbox::record_events(&mut tx, &m.events, now).await?;
+    let (events, moved) = crate::metadata::push_events(&m, |tag| current.get(tag));
+    super::outbox::record_events(&mut tx, &events, now).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(moved)
 }
 
 pub(super) async fn get_manifest(

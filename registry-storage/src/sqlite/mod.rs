@@ -246,7 +246,7 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(repositories::delete_repository(&self.writer, name, &events).await?)
     }
 
-    async fn put_manifest(&self, manifest: NewManifest) -> Result<()> {
+    async fn put_manifest(&self, manifest: NewManifest) -> Result<Vec<crate::MovedTag>> {
         Ok(manifests::put_manifest(&self.writer, manifest).await?)
     }
 

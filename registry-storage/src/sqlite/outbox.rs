@@ -15,7 +15,10 @@ use crate::events::{
     DeliveryOutcome, DeliveryQueue, DeliveryRecord, DeliveryStatus, EventFilter, EventRecord,
     EventStore, NewEvent, NewWebhook, WebhookRecord,
 };
-use crate::outbox_rows::{DeliveryRow, EventRow, WebhookRow, EVENT_COLUMNS, WEBHOOK_COLUMNS};
+use crate::outbox_rows::{
+    DeliveryRow, EventRow, PendingRow, WebhookRow, EVENT_COLUMNS, PENDING_EVENT_COLUMNS,
+    WEBHOOK_COLUMNS,
+};
 
 /// Records `events` and a pending delivery per matching webhook (the rule
 /// of [`NewWebhook::matches`], in SQL); part of a caller's transaction.
@@ -41,7 +44,7 @@ pub(super) async fn record_events(
         sqlx::query(
             "INSERT INTO webhook_deliveries (webhook, event, status, next_attempt, updated) \
              SELECT id, ?1, 'pending', ?2, ?2 FROM webhooks \
-             WHERE (namespace IS NULL OR namespace = ?3) \
+             WHERE retired IS NULL AND (namespace IS NULL OR namespace = ?3) \
                AND (events = '' OR instr(events, ?4) > 0) \
                AND (?5 = 0 OR include_pulls = 1) ORDER BY id",
         )
@@ -53,6 +56,28 @@ pub(super) async fn record_events(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// Deletes the webhooks retired with their namespace that have nothing
+/// pending any more (their deliveries go with them).
+const RETIRED_DONE: &str = "DELETE FROM webhooks WHERE retired IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d \
+         WHERE d.webhook = webhooks.id AND d.status = 'pending')";
+
+/// Retires the webhooks of a deleted namespace; part of the deleting
+/// transaction, after its events were recorded (so they still receive
+/// those, and nothing later).
+pub(super) async fn retire_webhooks(
+    conn: &mut SqliteConnection,
+    namespace: &Namespace,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE webhooks SET retired = ? WHERE namespace = ? AND retired IS NULL")
+        .bind(now)
+        .bind(namespace.as_str())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -166,6 +191,10 @@ impl EventStore for SqliteMetadataStore {
         .execute(&self.writer)
         .await
         .map_err(Error::from)?;
+        sqlx::query(RETIRED_DONE)
+            .execute(&self.writer)
+            .await
+            .map_err(Error::from)?;
         Ok(done.rows_affected())
     }
 
@@ -176,11 +205,12 @@ impl EventStore for SqliteMetadataStore {
     ) -> StorageResult<WebhookRecord> {
         let result: Result<WebhookRecord> = async {
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            let count: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM webhooks WHERE namespace IS ?")
-                    .bind(webhook.namespace.as_ref().map(Namespace::as_str))
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM webhooks WHERE namespace IS ? AND retired IS NULL",
+            )
+            .bind(webhook.namespace.as_ref().map(Namespace::as_str))
+            .fetch_one(&mut *tx)
+            .await?;
             if count >= sql_limit(max_per_namespace) {
                 return Err(Error::LimitReached(format!(
                     "at most {max_per_namespace} webhooks per namespace"
@@ -237,7 +267,8 @@ impl EventStore for SqliteMetadataStore {
 
     async fn webhooks(&self, namespace: Option<&Namespace>) -> StorageResult<Vec<WebhookRecord>> {
         let rows: Vec<WebhookRow> = sqlx::query_as(&format!(
-            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE namespace IS ? ORDER BY id"
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE namespace IS ? AND retired IS NULL \
+             ORDER BY id"
         ))
         .bind(namespace.map(Namespace::as_str))
         .fetch_all(&self.reader)
@@ -250,11 +281,12 @@ impl EventStore for SqliteMetadataStore {
     }
 
     async fn pull_scopes(&self) -> StorageResult<Vec<Option<Namespace>>> {
-        let rows: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT DISTINCT namespace FROM webhooks WHERE include_pulls = 1")
-                .fetch_all(&self.reader)
-                .await
-                .map_err(Error::from)?;
+        let rows: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT namespace FROM webhooks WHERE include_pulls = 1 AND retired IS NULL",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(Error::from)?;
         Ok(rows
             .iter()
             .map(|n| parse_opt("webhooks.namespace", n.as_deref()))
@@ -314,76 +346,79 @@ impl EventStore for SqliteMetadataStore {
             .collect::<Result<_, _>>()?)
     }
 
-    async fn release_webhook(&self, id: u64, owner: &str) -> StorageResult<()> {
-        sqlx::query(
-            "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL \
-             WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(to_i64(id))
-        .bind(owner)
-        .execute(&self.writer)
-        .await
-        .map_err(Error::from)?;
-        Ok(())
-    }
-
     async fn pending_deliveries(
         &self,
         webhook: u64,
         limit: usize,
     ) -> StorageResult<Vec<(DeliveryRecord, EventRecord)>> {
-        let result: Result<Vec<(DeliveryRecord, EventRecord)>> = async {
-            let rows: Vec<DeliveryRow> = sqlx::query_as(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d \
-                 JOIN events e ON e.seq = d.event \
-                 WHERE d.webhook = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?"
-            ))
-            .bind(to_i64(webhook))
-            .bind(sql_limit(limit))
-            .fetch_all(&self.writer)
-            .await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let delivery = row.into_record()?;
-                let event: EventRow =
-                    sqlx::query_as(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq = ?"))
-                        .bind(to_i64(delivery.event_seq))
-                        .fetch_one(&self.writer)
-                        .await?;
-                out.push((delivery, event.into_record()?));
-            }
-            Ok(out)
-        }
-        .await;
-        Ok(result?)
+        let rows: Vec<PendingRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS}, {PENDING_EVENT_COLUMNS} FROM webhook_deliveries d \
+             JOIN events e ON e.seq = d.event \
+             WHERE d.webhook = ? AND d.status = 'pending' ORDER BY d.id LIMIT ?"
+        ))
+        .bind(to_i64(webhook))
+        .bind(sql_limit(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(Error::from)?;
+        Ok(rows
+            .into_iter()
+            .map(PendingRow::into_records)
+            .collect::<Result<_, _>>()?)
     }
 
-    async fn record_delivery(&self, id: u64, outcome: &DeliveryOutcome) -> StorageResult<()> {
+    async fn finish_claim(
+        &self,
+        webhook: u64,
+        owner: &str,
+        outcomes: &[(u64, DeliveryOutcome)],
+    ) -> StorageResult<()> {
         let result: Result<()> = async {
+            let now = now();
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-            let webhook: Option<i64> = sqlx::query_scalar(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, \
-                 last_code = ?, last_error = ?, next_attempt = ?, updated = ? \
-                 WHERE id = ? RETURNING webhook",
+            if !outcomes.is_empty() {
+                // One statement for the whole batch: SQLite names a VALUES
+                // list's columns column1, column2, …
+                let mut update = sqlx::QueryBuilder::new(
+                    "UPDATE webhook_deliveries SET status = o.column2, attempts = attempts + 1, \
+                     last_code = o.column3, last_error = o.column4, next_attempt = o.column5, \
+                     updated = ",
+                );
+                update.push_bind(now).push(" FROM (VALUES ");
+                let mut rows = update.separated(", ");
+                for (id, o) in outcomes {
+                    rows.push("(")
+                        .push_bind_unseparated(to_i64(*id))
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(o.status.as_str())
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(o.code.map(i64::from))
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(o.error.clone())
+                        .push_unseparated(", ")
+                        .push_bind_unseparated(to_nanos(o.next_attempt))
+                        .push_unseparated(")");
+                }
+                update
+                    .push(") AS o WHERE webhook_deliveries.id = o.column1 AND webhook_deliveries.webhook = ")
+                    .push_bind(to_i64(webhook));
+                update.build().execute(&mut *tx).await?;
+            }
+            let retry_at = outcomes
+                .last()
+                .filter(|(_, o)| o.status == DeliveryStatus::Pending)
+                .map(|(_, o)| to_nanos(o.next_attempt));
+            sqlx::query(
+                "UPDATE webhooks SET retry_at = ?1, \
+                 lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END, \
+                 lease_until = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_until END \
+                 WHERE id = ?2",
             )
-            .bind(outcome.status.as_str())
-            .bind(outcome.code.map(i64::from))
-            .bind(outcome.error.as_deref())
-            .bind(to_nanos(outcome.next_attempt))
-            .bind(now())
-            .bind(to_i64(id))
-            .fetch_optional(&mut *tx)
+            .bind(retry_at)
+            .bind(to_i64(webhook))
+            .bind(owner)
+            .execute(&mut *tx)
             .await?;
-            let Some(webhook) = webhook else {
-                return Err(Error::NotFound(format!("delivery {id}")));
-            };
-            let retry_at =
-                (outcome.status == DeliveryStatus::Pending).then(|| to_nanos(outcome.next_attempt));
-            sqlx::query("UPDATE webhooks SET retry_at = ? WHERE id = ?")
-                .bind(retry_at)
-                .bind(webhook)
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
             Ok(())
         }

@@ -56,7 +56,9 @@ pub(super) async fn delete_namespace(
         .bind(namespace.as_str())
         .execute(&mut *tx)
         .await?;
-    super::outbox::record_events(&mut tx, events, super::error::now()).await?;
+    let now = super::error::now();
+    super::outbox::record_events(&mut tx, events, now).await?;
+    super::outbox::retire_webhooks(&mut tx, namespace, now).await?;
     tx.commit().await?;
     Ok(())
 }

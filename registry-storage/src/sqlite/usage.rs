@@ -4,8 +4,6 @@
 //! records sizes, checks quotas inside a linking transaction and rebuilds
 //! the counters.
 
-use std::collections::BTreeSet;
-
 use registry_core::{Digest, Namespace, RepositoryName};
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -68,14 +66,14 @@ async fn counters(conn: &mut SqliteConnection, namespace: &str) -> Result<(u64, 
     ))
 }
 
-/// Fails with `QuotaExceeded` when linking `digests` into `repository`
+/// Fails with `QuotaExceeded` when linking `digests` (a JSON array) into `repository`
 /// would bring blobs new to its namespace past the namespace's quota. Part
 /// of the linking transaction (`BEGIN IMMEDIATE`): no other write runs
 /// between this check and the commit.
-pub(super) async fn check_quota<'a>(
+pub(super) async fn check_quota(
     conn: &mut SqliteConnection,
     repository: &RepositoryName,
-    digests: impl IntoIterator<Item = &'a Digest>,
+    digests: &str,
 ) -> Result<()> {
     let namespace = repository.namespace();
     let policy: Option<String> =
@@ -89,22 +87,18 @@ pub(super) async fn check_quota<'a>(
     let Some(limit) = serde_json::from_str::<NamespacePolicy>(&policy)?.quota_bytes else {
         return Ok(());
     };
-    let mut needed: u64 = 0;
-    let distinct: BTreeSet<&Digest> = digests.into_iter().collect();
-    for digest in distinct {
-        // The size the triggers would count: the recorded one, else 0.
-        let size: Option<(Option<i64>,)> = sqlx::query_as(
-            "SELECT (SELECT size FROM blob_sizes WHERE digest = ?1) \
-             WHERE NOT EXISTS (SELECT 1 FROM namespace_blobs WHERE namespace = ?2 AND digest = ?1)",
-        )
-        .bind(digest.as_str())
-        .bind(namespace)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some((Some(size),)) = size {
-            needed = needed.saturating_add(count("blob_sizes.size", size)?);
-        }
-    }
+    // The sizes the triggers would count (the recorded ones; an unknown
+    // size counts 0) of the blobs new to the namespace.
+    let needed: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
+         WHERE s.digest IN (SELECT value FROM json_each(?2)) \
+         AND NOT EXISTS (SELECT 1 FROM namespace_blobs WHERE namespace = ?1 AND digest = s.digest)",
+    )
+    .bind(namespace)
+    .bind(digests)
+    .fetch_one(&mut *conn)
+    .await?;
+    let needed = count("blob_sizes.size", needed)?;
     if needed == 0 {
         return Ok(());
     }
@@ -333,6 +327,7 @@ mod tests {
                 fixed_tags: Vec::new(),
                 actor: "t".to_owned(),
                 events: Vec::new(),
+                tag_moved: Vec::new(),
             })
             .await
             .unwrap();

@@ -250,11 +250,22 @@ pub async fn events_claims_and_retries(store: &dyn EventsAndMetadata) {
         error: Some("unavailable".to_owned()),
         next_attempt: later,
     };
+    // A claim that is not the owner's is not released by its finish.
+    store.finish_claim(w.id, "two", &[]).await.unwrap();
+    assert!(!store
+        .claim_webhooks("three", lease, 100)
+        .await
+        .unwrap()
+        .contains(&w.id));
     store
-        .record_delivery(pending[0].0.id, &retry)
+        .finish_claim(w.id, "one", &[(pending[0].0.id, retry.clone())])
         .await
         .unwrap();
-    store.release_webhook(w.id, "one").await.unwrap();
+    let held = store.delivery(pending[0].0.id).await.unwrap().unwrap();
+    assert_eq!(
+        (held.status, held.attempts, held.last_code),
+        (DeliveryStatus::Pending, 1, Some(503))
+    );
     assert!(!store
         .claim_webhooks("two", lease, 100)
         .await
@@ -276,16 +287,24 @@ pub async fn events_claims_and_retries(store: &dyn EventsAndMetadata) {
         error: None,
         next_attempt: SystemTime::now(),
     };
-    store.record_delivery(pending[0].0.id, &ok).await.unwrap();
     let failed = DeliveryOutcome {
         status: DeliveryStatus::Failed,
         ..retry
     };
+    // One batch: both outcomes and the release, in order; a delivery that
+    // no longer exists is skipped.
     store
-        .record_delivery(pending[1].0.id, &failed)
+        .finish_claim(
+            w.id,
+            "two",
+            &[
+                (pending[0].0.id, ok),
+                (pending[1].0.id, failed),
+                (u64::MAX / 2, DeliveryOutcome { ..held_outcome() }),
+            ],
+        )
         .await
         .unwrap();
-    store.release_webhook(w.id, "two").await.unwrap();
     let first = store.delivery(pending[0].0.id).await.unwrap().unwrap();
     assert_eq!(
         (first.status, first.attempts, first.last_code),
@@ -314,6 +333,144 @@ pub async fn events_claims_and_retries(store: &dyn EventsAndMetadata) {
     assert!(swept >= 2);
     assert!(events_of(store, &space).await.is_empty());
     store.delete_webhook(w.id).await.unwrap();
+}
+
+fn held_outcome() -> DeliveryOutcome {
+    DeliveryOutcome {
+        status: DeliveryStatus::Delivered,
+        code: Some(204),
+        error: None,
+        next_attempt: SystemTime::now(),
+    }
+}
+
+/// Deleting a namespace retires its webhooks: they receive the deletion's
+/// own event, nothing later (not even from a namespace created again under
+/// the name), are no longer listed or counted, and go once delivered.
+pub async fn events_retired_with_namespace(store: &dyn EventsAndMetadata) {
+    let space = ns("conformance-events-retire");
+    store.create_namespace(&space).await.unwrap();
+    let w = store
+        .create_webhook(hook(&space, &[], true), 1)
+        .await
+        .unwrap();
+    store
+        .delete_namespace_raising(
+            &space,
+            vec![event(EventType::NamespaceDeleted, &space, "gone")],
+        )
+        .await
+        .unwrap();
+    assert!(store.webhooks(Some(&space)).await.unwrap().is_empty());
+    assert!(!store
+        .pull_scopes()
+        .await
+        .unwrap()
+        .contains(&Some(space.clone())));
+
+    store.create_namespace(&space).await.unwrap();
+    let fresh = store
+        .create_webhook(hook(&space, &[], false), 1)
+        .await
+        .expect("the retired webhook does not count against the cap");
+    store
+        .append_events(vec![event(EventType::ManifestPushed, &space, "again")])
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_webhooks("r", lease, 1000).await.unwrap();
+    assert!(claimed.contains(&w.id), "the deletion is still due");
+    let pending = store.pending_deliveries(w.id, 10).await.unwrap();
+    let subjects: Vec<_> = pending
+        .iter()
+        .map(|(_, e)| e.event.subject.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        subjects,
+        vec!["gone".to_owned()],
+        "nothing after the deletion"
+    );
+    let outcomes: Vec<_> = pending
+        .iter()
+        .map(|(d, _)| (d.id, held_outcome()))
+        .collect();
+    store.finish_claim(w.id, "r", &outcomes).await.unwrap();
+    assert!(store.webhook(w.id).await.unwrap().is_some());
+    store
+        .sweep_events(SystemTime::UNIX_EPOCH, 10)
+        .await
+        .unwrap();
+    assert!(
+        store.webhook(w.id).await.unwrap().is_none(),
+        "removed once nothing is pending"
+    );
+    if claimed.contains(&fresh.id) {
+        store.finish_claim(fresh.id, "r", &[]).await.unwrap();
+    }
+    store.delete_webhook(fresh.id).await.unwrap();
+    store.delete_namespace(&space).await.unwrap();
+}
+
+/// `tag.moved` is decided in the push's transaction: recorded (with
+/// `previous_digest`) only for a tag that pointed at another manifest,
+/// before the push's own events; `put_manifest` returns the moves.
+pub async fn events_tag_moved_in_the_push(store: &dyn EventsAndMetadata) {
+    let space = ns("conformance-events-moved");
+    store.create_namespace(&space).await.unwrap();
+    let r = repo("conformance-events-moved/app");
+    let push = |seed: &str| {
+        let mut m = manifest_for_events(&r, seed);
+        m.tags = vec![tag("v1"), tag("v2")];
+        m.tag_moved = m
+            .tags
+            .iter()
+            .map(|t| (t.clone(), event(EventType::TagMoved, &space, t.as_str())))
+            .collect();
+        m.events = vec![event(EventType::ManifestPushed, &space, seed)];
+        m
+    };
+    let first = push("moved-a");
+    assert!(
+        store.put_manifest(first.clone()).await.unwrap().is_empty(),
+        "created, not moved"
+    );
+    let mut second = push("moved-b");
+    second.tags.truncate(1);
+    let moved = store.put_manifest(second.clone()).await.unwrap();
+    assert_eq!(
+        moved,
+        vec![crate::MovedTag {
+            tag: tag("v1"),
+            previous: first.digest.clone()
+        }]
+    );
+    // The same push again moves nothing.
+    let mut again = push("moved-b");
+    again.tags.truncate(1);
+    assert!(store.put_manifest(again).await.unwrap().is_empty());
+
+    let recorded: Vec<(EventType, Option<String>)> = events_of(store, &space)
+        .await
+        .into_iter()
+        .map(|e| (e.event_type, e.subject))
+        .collect();
+    let subject = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        recorded,
+        vec![
+            (EventType::ManifestPushed, subject("moved-a")),
+            (EventType::TagMoved, subject("v1")),
+            (EventType::ManifestPushed, subject("moved-b")),
+            (EventType::ManifestPushed, subject("moved-b")),
+        ]
+    );
+    let moved_event = events_of(store, &space)
+        .await
+        .into_iter()
+        .find(|e| e.event_type == EventType::TagMoved)
+        .unwrap();
+    assert_eq!(moved_event.data["previous_digest"], first.digest.as_str());
+    store.delete_namespace(&space).await.unwrap();
 }
 
 /// Cluster-wide sinks follow the configuration, matched by URL.
@@ -347,5 +504,7 @@ pub async fn run_events_suite(store: &dyn EventsAndMetadata) {
     events_share_the_transaction(store).await;
     events_fan_out(store).await;
     events_claims_and_retries(store).await;
+    events_tag_moved_in_the_push(store).await;
+    events_retired_with_namespace(store).await;
     events_cluster_sinks(store).await;
 }

@@ -119,6 +119,7 @@ fn manifest(repository: &RepositoryName, seed: &str) -> NewManifest {
         fixed_tags: Vec::new(),
         actor: "tester".to_owned(),
         events: Vec::new(),
+        tag_moved: Vec::new(),
     }
 }
 

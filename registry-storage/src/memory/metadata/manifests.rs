@@ -7,12 +7,17 @@ use registry_core::{Digest, RepositoryName, Tag};
 
 use super::{blob_deleted, ManifestEntry, Repository, State};
 use crate::error::{Result, StorageError};
-use crate::metadata::{BlobState, NewManifest, StoredManifest};
+use crate::events::NewEvent;
+use crate::metadata::{BlobState, MovedTag, NewManifest, StoredManifest};
 
 /// [`MetadataStore::put_manifest`](crate::MetadataStore::put_manifest),
 /// under the store's write lock: everything is checked before anything
-/// changes.
-pub(super) fn put(state: &mut State, manifest: NewManifest, now: SystemTime) -> Result<()> {
+/// changes. Returns the events to record with it and the tags it moves.
+pub(super) fn put(
+    state: &mut State,
+    manifest: NewManifest,
+    now: SystemTime,
+) -> Result<(Vec<NewEvent>, Vec<MovedTag>)> {
     if let Some(repo) = state.repositories.get(&manifest.repository) {
         for tag in &manifest.fixed_tags {
             if let Some((current, _)) = repo.tags.get(tag) {
@@ -43,6 +48,12 @@ pub(super) fn put(state: &mut State, manifest: NewManifest, now: SystemTime) -> 
         });
     }
     state.check_quota(&manifest.repository, &manifest.blobs, None)?;
+    let current = state.repositories.get(&manifest.repository);
+    let outcome = crate::metadata::push_events(&manifest, |tag| {
+        current
+            .and_then(|r| r.tags.get(tag))
+            .map(|(digest, _)| digest)
+    });
     for blob in &manifest.blobs {
         state.touch(blob, now);
     }
@@ -101,7 +112,7 @@ pub(super) fn put(state: &mut State, manifest: NewManifest, now: SystemTime) -> 
     for digest in new_links {
         state.usage.linked(&manifest.repository, digest);
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// [`MetadataStore::delete_manifest`](crate::MetadataStore::delete_manifest),

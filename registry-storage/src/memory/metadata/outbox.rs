@@ -29,6 +29,9 @@ struct Hook {
     record: WebhookRecord,
     retry_at: Option<SystemTime>,
     lease: Option<(String, SystemTime)>,
+    /// Its namespace was deleted: it receives no new event, and goes once
+    /// what it still has to deliver is delivered.
+    retired: bool,
 }
 
 impl Outbox {
@@ -37,7 +40,7 @@ impl Outbox {
         for event in events {
             self.next_seq += 1;
             let seq = self.next_seq;
-            for hook in self.webhooks.values() {
+            for hook in self.webhooks.values().filter(|h| !h.retired) {
                 let w = &hook.record.webhook;
                 if !w.matches(event.event_type, event.namespace.as_ref()) {
                     continue;
@@ -78,9 +81,39 @@ impl Outbox {
                 record: record.clone(),
                 retry_at: None,
                 lease: None,
+                retired: false,
             },
         );
         record
+    }
+
+    /// Retires the webhooks of a deleted namespace (after the deletion's
+    /// own events were recorded, so they still receive those).
+    pub(in crate::memory) fn retire(&mut self, namespace: &Namespace) {
+        for hook in self.webhooks.values_mut() {
+            if hook.record.webhook.namespace.as_ref() == Some(namespace) {
+                hook.retired = true;
+            }
+        }
+    }
+
+    /// Removes retired webhooks that have nothing pending any more.
+    fn drop_retired(&mut self) {
+        let done: Vec<u64> = self
+            .webhooks
+            .values()
+            .filter(|h| h.retired)
+            .map(|h| h.record.id)
+            .filter(|id| {
+                !self
+                    .deliveries
+                    .values()
+                    .any(|d| d.webhook == *id && d.status == DeliveryStatus::Pending)
+            })
+            .collect();
+        for id in done {
+            self.remove_webhook(id);
+        }
     }
 
     fn remove_webhook(&mut self, id: u64) -> bool {
@@ -157,6 +190,7 @@ impl EventStore for MemoryMetadataStore {
             outbox.events.remove(seq);
         }
         outbox.deliveries.retain(|_, d| !old.contains(&d.event_seq));
+        outbox.drop_retired();
         Ok(old.len() as u64)
     }
 
@@ -170,7 +204,7 @@ impl EventStore for MemoryMetadataStore {
             .outbox
             .webhooks
             .values()
-            .filter(|h| h.record.webhook.namespace == webhook.namespace)
+            .filter(|h| !h.retired && h.record.webhook.namespace == webhook.namespace)
             .count();
         if count >= max_per_namespace {
             return Err(too_many(max_per_namespace));
@@ -212,7 +246,7 @@ impl EventStore for MemoryMetadataStore {
             .outbox
             .webhooks
             .values()
-            .filter(|h| h.record.webhook.namespace.as_ref() == namespace)
+            .filter(|h| !h.retired && h.record.webhook.namespace.as_ref() == namespace)
             .map(|h| h.record.clone())
             .collect())
     }
@@ -223,7 +257,7 @@ impl EventStore for MemoryMetadataStore {
             .outbox
             .webhooks
             .values()
-            .filter(|h| h.record.webhook.include_pulls)
+            .filter(|h| !h.retired && h.record.webhook.include_pulls)
             .map(|h| h.record.webhook.namespace.clone())
             .collect())
     }
@@ -265,16 +299,6 @@ impl EventStore for MemoryMetadataStore {
         Ok(free)
     }
 
-    async fn release_webhook(&self, id: u64, owner: &str) -> Result<()> {
-        let mut state = self.write();
-        if let Some(hook) = state.outbox.webhooks.get_mut(&id) {
-            if hook.lease.as_ref().is_some_and(|(o, _)| o == owner) {
-                hook.lease = None;
-            }
-        }
-        Ok(())
-    }
-
     async fn pending_deliveries(
         &self,
         webhook: u64,
@@ -294,24 +318,34 @@ impl EventStore for MemoryMetadataStore {
             .collect())
     }
 
-    async fn record_delivery(&self, id: u64, outcome: &DeliveryOutcome) -> Result<()> {
+    async fn finish_claim(
+        &self,
+        webhook: u64,
+        owner: &str,
+        outcomes: &[(u64, DeliveryOutcome)],
+    ) -> Result<()> {
         let now = SystemTime::now();
         let mut state = self.write();
         let outbox = &mut state.outbox;
-        let delivery = outbox
-            .deliveries
-            .get_mut(&id)
-            .ok_or_else(|| StorageError::not_found(format_args!("delivery {id}")))?;
-        delivery.status = outcome.status;
-        delivery.attempts += 1;
-        delivery.last_code = outcome.code;
-        delivery.last_error = outcome.error.clone();
-        delivery.next_attempt = outcome.next_attempt;
-        delivery.updated = now;
-        let webhook = delivery.webhook;
+        for (id, outcome) in outcomes {
+            let Some(delivery) = outbox.deliveries.get_mut(id) else {
+                continue;
+            };
+            delivery.status = outcome.status;
+            delivery.attempts += 1;
+            delivery.last_code = outcome.code;
+            delivery.last_error = outcome.error.clone();
+            delivery.next_attempt = outcome.next_attempt;
+            delivery.updated = now;
+        }
         if let Some(hook) = outbox.webhooks.get_mut(&webhook) {
-            hook.retry_at =
-                (outcome.status == DeliveryStatus::Pending).then_some(outcome.next_attempt);
+            hook.retry_at = outcomes
+                .last()
+                .filter(|(_, o)| o.status == DeliveryStatus::Pending)
+                .map(|(_, o)| o.next_attempt);
+            if hook.lease.as_ref().is_some_and(|(o, _)| o == owner) {
+                hook.lease = None;
+            }
         }
         Ok(())
     }

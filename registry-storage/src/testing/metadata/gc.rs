@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::metadata::{BlobRecord, BlobState};
 
-fn is_deleted(r: Result<(), StorageError>) -> bool {
+fn is_deleted<T>(r: Result<T, StorageError>) -> bool {
     matches!(r, Err(StorageError::BlobDeleted { .. }))
 }
 
