@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use registry_core::Namespace;
+use registry_core::{Namespace, NewEvent};
 use time::OffsetDateTime;
 
+use crate::change::AuthChange;
 use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
 use crate::refresh::RefreshToken;
 use crate::role::{ClusterRoleBinding, RoleBinding};
@@ -141,6 +142,18 @@ impl AuthStore for CachedAuthStore {
 
     async fn create_user(&self, user: User) -> Result<(), AuthStoreError> {
         self.write(self.inner.create_user(user)).await
+    }
+
+    fn records_events(&self) -> bool {
+        self.inner.records_events()
+    }
+
+    async fn apply_raising(
+        &self,
+        change: &AuthChange,
+        events: &[NewEvent],
+    ) -> Result<(), AuthStoreError> {
+        self.write(self.inner.apply_raising(change, events)).await
     }
 
     async fn get_user(&self, name: &UserName) -> Result<Option<User>, AuthStoreError> {

@@ -66,6 +66,7 @@ mod authenticate;
 pub mod authorizer;
 pub mod bootstrap;
 pub mod cached;
+pub mod change;
 pub mod credentials;
 #[cfg(feature = "htpasswd")]
 pub mod htpasswd;
@@ -94,6 +95,7 @@ pub use bootstrap::{
     ensure_admin, BootstrapError, BootstrapOutcome, ADMIN_BOOTSTRAPPED, ADMIN_USER,
 };
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
+pub use change::AuthChange;
 pub use credentials::{
     AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
     PasswordHasher, TokenHash, TokenName, TokenNameError,

@@ -5,9 +5,10 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use async_trait::async_trait;
-use registry_core::Namespace;
+use registry_core::{Namespace, NewEvent};
 use time::OffsetDateTime;
 
+use crate::change::AuthChange;
 use crate::credentials::{AccessToken, AccessTokenId, PasswordHash, TokenHash};
 use crate::refresh::RefreshToken;
 use crate::role::{ClusterRoleBinding, RoleBinding};
@@ -263,4 +264,27 @@ pub trait AuthStore: Send + Sync + fmt::Debug {
     /// records. Stores without a cache keep the default, which does
     /// nothing; wrappers pass it on.
     fn invalidate_cache(&self) {}
+
+    /// Whether [`apply_raising`](Self::apply_raising) records events in
+    /// the change's own transaction: true for a store whose database also
+    /// holds the registry's event outbox (the SQLite and PostgreSQL stores
+    /// of `registry-storage`); wrappers pass it on. Default: false.
+    fn records_events(&self) -> bool {
+        false
+    }
+
+    /// Applies `change` and records `events` in the same transaction, so an
+    /// acknowledged change always has its events and a failed one never
+    /// does. Called only when [`records_events`](Self::records_events) is
+    /// true; the default refuses.
+    async fn apply_raising(
+        &self,
+        change: &AuthChange,
+        events: &[NewEvent],
+    ) -> Result<(), AuthStoreError> {
+        let _ = (change, events);
+        Err(AuthStoreError::backend(
+            "this auth store records no events (records_events is false)",
+        ))
+    }
 }

@@ -28,6 +28,7 @@
 pub mod config;
 pub mod digest;
 pub mod error_code;
+pub mod event;
 pub mod manifest;
 pub mod media_type;
 pub mod name;
@@ -35,5 +36,6 @@ pub mod name;
 pub use config::{ImageConfig, ImageConfigError};
 pub use digest::{Algorithm, Digest, DigestError, Digester, InvalidHashState};
 pub use error_code::{ErrorCode, ErrorEnvelope, ErrorInfo};
+pub use event::{EventType, NewEvent, UnknownEventType};
 pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, Platform};
 pub use name::{NameError, Namespace, Reference, ReferenceError, RepositoryName, Tag, TagError};

@@ -254,8 +254,12 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.invalidate(change);
     }
 
-    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
-        self.inner.create_namespace(namespace).await
+    async fn create_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        self.inner.create_namespace_raising(namespace, events).await
     }
 
     async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
@@ -287,12 +291,15 @@ impl<S: MetadataStore> MetadataStore for CachedMetadataStore<S> {
         self.inner.namespace_policy(namespace).await
     }
 
-    async fn set_namespace_policy(
+    async fn set_namespace_policy_raising(
         &self,
         namespace: &Namespace,
         policy: &NamespacePolicy,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
-        self.inner.set_namespace_policy(namespace, policy).await
+        self.inner
+            .set_namespace_policy_raising(namespace, policy, events)
+            .await
     }
 
     async fn delete_namespace_raising(

@@ -350,7 +350,16 @@ impl BlobTicket {
 #[async_trait]
 pub trait MetadataStore: Send + Sync + Debug + 'static {
     /// Creates a namespace; `AlreadyExists` if it does.
-    async fn create_namespace(&self, namespace: &Namespace) -> Result<()>;
+    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
+        self.create_namespace_raising(namespace, Vec::new()).await
+    }
+    /// [`create_namespace`](Self::create_namespace), recording `events` in
+    /// the same transaction (see [`crate::events`]).
+    async fn create_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()>;
     /// Whether a namespace exists.
     async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool>;
     /// All namespaces, sorted.
@@ -379,6 +388,17 @@ pub trait MetadataStore: Send + Sync + Debug + 'static {
         &self,
         namespace: &Namespace,
         policy: &NamespacePolicy,
+    ) -> Result<()> {
+        self.set_namespace_policy_raising(namespace, policy, Vec::new())
+            .await
+    }
+    /// [`set_namespace_policy`](Self::set_namespace_policy), recording
+    /// `events` in the same transaction.
+    async fn set_namespace_policy_raising(
+        &self,
+        namespace: &Namespace,
+        policy: &NamespacePolicy,
+        events: Vec<NewEvent>,
     ) -> Result<()>;
 
     /// A repository, or `None`.

@@ -351,5 +351,6 @@ async fn events_suite() {
         return;
     };
     testing::run_events_suite(db.store.as_ref()).await;
+    testing::auth_events_share_the_transaction(db.store.as_ref()).await;
     db.finish().await;
 }

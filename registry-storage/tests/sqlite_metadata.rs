@@ -155,6 +155,7 @@ async fn events_suite() {
         .await
         .expect("open sqlite store");
     testing::run_events_suite(&store).await;
+    testing::auth_events_share_the_transaction(&store).await;
 }
 
 /// The cache in front of the store passes the events of its writes on.

@@ -3,8 +3,10 @@
 //! The service core builds a [`NewEvent`] for every change it makes (see
 //! [`EventType`]) and hands it to the metadata write that makes the change,
 //! so the store records it in the same transaction (see
-//! [`registry_storage::events`]). Admin changes kept in the auth store and
-//! pulls are appended to the outbox on their own, right after the change.
+//! [`registry_storage::events`]); admin changes kept in the auth store go
+//! through [`registry_auth::AuthStore::apply_raising`] for the same
+//! guarantee. Pulls are appended to the outbox on their own, right after
+//! the pull.
 //! The delivery worker sends each recorded event to the webhooks
 //! it matches as a CloudEvents 1.0 JSON document ([`CloudEvent`]), signed
 //! with the webhook's secret ([`SIGNATURE_HEADER`]).
@@ -233,9 +235,39 @@ impl crate::Registry {
         }
     }
 
-    /// Records an event of a change another store made (auth records), or
-    /// of a pull, on its own, right after the change. A failure is logged:
-    /// the change itself stands.
+    /// Applies an auth-store change with the events it raised: in one
+    /// transaction when the auth store [records
+    /// events](registry_auth::AuthStore::records_events) (its database
+    /// holds the outbox: the SQLite and PostgreSQL stores), else the change
+    /// and then the events on their own (an auth store of your own, or the
+    /// in-memory stores; a crash between the two loses the events).
+    pub(crate) async fn apply_auth_change(
+        &self,
+        state: &crate::auth::AuthState,
+        change: registry_auth::AuthChange,
+        events: Vec<NewEvent>,
+    ) -> crate::service::RegistryResult<()> {
+        if events.is_empty() {
+            change.apply(state.store.as_ref()).await?;
+            return Ok(());
+        }
+        if state.store.records_events() {
+            state.store.apply_raising(&change, &events).await?;
+        } else {
+            change.apply(state.store.as_ref()).await?;
+            if let Some(outbox) = self.events() {
+                if let Err(e) = outbox.store.append_events(events.clone()).await {
+                    tracing::error!(error = %e, "recording the events of an auth change failed");
+                    return Ok(());
+                }
+            }
+        }
+        self.raised(&events);
+        Ok(())
+    }
+
+    /// Records the event of a pull on its own, right after the pull. A
+    /// failure is logged: the pull itself stands.
     pub(crate) async fn record_event(
         &self,
         caller: &Caller,

@@ -4,8 +4,8 @@
 //! written to the audit log (`target: "audit"`) as the caller's.
 
 use registry_auth::{
-    Action, ClusterRole, ClusterRoleBinding, Password, Resource, RoleBinding, Subject, TokenSource,
-    User, UserName,
+    Action, AuthChange, ClusterRole, ClusterRoleBinding, Password, Resource, RoleBinding, Subject,
+    TokenSource, User, UserName,
 };
 use registry_core::Namespace;
 use registry_storage::{EventType, GcOptions, GcReport, StorageError};
@@ -66,22 +66,25 @@ impl Registry {
     /// Creates a namespace (cluster-admin).
     pub async fn create_namespace(&self, caller: &Caller, ns: &Namespace) -> RegistryResult<()> {
         self.admin(caller, Action::CreateNamespace, &Resource::Cluster)?;
-        match self.metadata().create_namespace(ns).await {
-            Ok(()) => {}
+        let events = self.raise(
+            caller,
+            EventType::NamespaceCreated,
+            Some(ns),
+            ns.as_str(),
+            json!({}),
+        );
+        match self
+            .metadata()
+            .create_namespace_raising(ns, events.clone())
+            .await
+        {
+            Ok(()) => self.raised(&events),
             Err(StorageError::AlreadyExists { .. }) => {
                 return Err(RegistryError::AlreadyExists(format!("namespace {ns}")))
             }
             Err(e) => return Err(e.into()),
         }
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns, "namespace created");
-        self.record_event(
-            caller,
-            EventType::NamespaceCreated,
-            Some(ns),
-            ns.as_str(),
-            json!({}),
-        )
-        .await;
         Ok(())
     }
 
@@ -152,15 +155,15 @@ impl Registry {
         let resource = Resource::Namespace(&binding.namespace);
         let state = self.admin(caller, Action::ManageBindings, &resource)?;
         self.existing_namespace(&binding.namespace).await?;
-        state.store.add_role_binding(binding.clone()).await?;
-        self.reload_bindings(state).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
-            role = binding.role.as_str(), subject = %binding.subject, "role binding added");
         let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string() });
         let ns = Some(&binding.namespace);
         let subject = binding.subject.to_string();
-        self.record_event(caller, EventType::RoleBindingCreated, ns, subject, data)
-            .await;
+        let events = self.raise(caller, EventType::RoleBindingCreated, ns, subject, data);
+        self.apply_auth_change(state, AuthChange::AddRoleBinding(binding.clone()), events)
+            .await?;
+        self.reload_bindings(state).await?;
+        tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
+            role = binding.role.as_str(), subject = %binding.subject, "role binding added");
         Ok(())
     }
 
@@ -172,15 +175,19 @@ impl Registry {
     ) -> RegistryResult<()> {
         let resource = Resource::Namespace(&binding.namespace);
         let state = self.admin(caller, Action::ManageBindings, &resource)?;
-        state.store.remove_role_binding(binding).await?;
-        self.reload_bindings(state).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
-            role = binding.role.as_str(), subject = %binding.subject, "role binding removed");
         let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string() });
         let ns = Some(&binding.namespace);
         let subject = binding.subject.to_string();
-        self.record_event(caller, EventType::RoleBindingDeleted, ns, subject, data)
-            .await;
+        let events = self.raise(caller, EventType::RoleBindingDeleted, ns, subject, data);
+        self.apply_auth_change(
+            state,
+            AuthChange::RemoveRoleBinding(binding.clone()),
+            events,
+        )
+        .await?;
+        self.reload_bindings(state).await?;
+        tracing::info!(target: "audit", actor = %caller.subject(), namespace = %binding.namespace,
+            role = binding.role.as_str(), subject = %binding.subject, "role binding removed");
         Ok(())
     }
 
@@ -200,17 +207,14 @@ impl Registry {
         binding: ClusterRoleBinding,
     ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageClusterBindings, &Resource::Cluster)?;
-        state
-            .store
-            .add_cluster_role_binding(binding.clone())
-            .await?;
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
+        let subject = binding.subject.to_string();
+        let events = self.raise(caller, EventType::RoleBindingCreated, None, subject, data);
+        let change = AuthChange::AddClusterRoleBinding(binding.clone());
+        self.apply_auth_change(state, change, events).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), role = binding.role.as_str(),
             subject = %binding.subject, "cluster role binding added");
-        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
-        let subject = binding.subject.to_string();
-        self.record_event(caller, EventType::RoleBindingCreated, None, subject, data)
-            .await;
         Ok(())
     }
 
@@ -223,14 +227,14 @@ impl Registry {
     ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageClusterBindings, &Resource::Cluster)?;
         keep_a_cluster_admin(state, |b| b == binding).await?;
-        state.store.remove_cluster_role_binding(binding).await?;
+        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
+        let subject = binding.subject.to_string();
+        let events = self.raise(caller, EventType::RoleBindingDeleted, None, subject, data);
+        let change = AuthChange::RemoveClusterRoleBinding(binding.clone());
+        self.apply_auth_change(state, change, events).await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), role = binding.role.as_str(),
             subject = %binding.subject, "cluster role binding removed");
-        let data = json!({ "role": binding.role.as_str(), "subject": binding.subject.to_string(), "cluster": true });
-        let subject = binding.subject.to_string();
-        self.record_event(caller, EventType::RoleBindingDeleted, None, subject, data)
-            .await;
         Ok(())
     }
 
@@ -251,18 +255,16 @@ impl Registry {
     ) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageUsers, &Resource::Cluster)?;
         let hash = hash_new_password(state, password).await?;
-        state
-            .store
-            .create_user(User {
-                name: name.clone(),
-                password_hash: Some(hash),
-                created: OffsetDateTime::now_utc(),
-            })
+        let data = json!({ "user": name.as_str() });
+        let events = self.raise(caller, EventType::UserCreated, None, name.as_str(), data);
+        let user = User {
+            name: name.clone(),
+            password_hash: Some(hash),
+            created: OffsetDateTime::now_utc(),
+        };
+        self.apply_auth_change(state, AuthChange::CreateUser(user), events)
             .await?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "user created");
-        let data = json!({ "user": name.as_str() });
-        self.record_event(caller, EventType::UserCreated, None, name.as_str(), data)
-            .await;
         Ok(())
     }
 
@@ -313,26 +315,24 @@ impl Registry {
             }
         }
         let hash = hash_new_password(state, password).await?;
-        state
-            .store
-            .set_password(name, Some(hash))
-            .await
-            .map_err(|e| match e {
-                registry_auth::AuthStoreError::NotFound(_) => {
-                    RegistryError::RecordUnknown(format!("user {name} does not exist"))
-                }
-                e => e.into(),
-            })?;
-        tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
         let data = json!({ "user": name.as_str() });
-        self.record_event(
+        let events = self.raise(
             caller,
             EventType::PasswordChanged,
             None,
             name.as_str(),
             data,
-        )
-        .await;
+        );
+        let change = AuthChange::SetPassword(name.clone(), Some(hash));
+        self.apply_auth_change(state, change, events)
+            .await
+            .map_err(|e| match e {
+                RegistryError::RecordUnknown(_) => {
+                    RegistryError::RecordUnknown(format!("user {name} does not exist"))
+                }
+                e => e,
+            })?;
+        tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "password changed");
         // Sessions kept as refresh tokens end with the password they came
         // from (a reset after a leak must shut everyone out).
         super::tokens::revoke_refresh_tokens(state, caller, &Subject::User(name.clone())).await?;
@@ -344,12 +344,12 @@ impl Registry {
     pub async fn delete_user(&self, caller: &Caller, name: &UserName) -> RegistryResult<()> {
         let state = self.admin(caller, Action::ManageUsers, &Resource::Cluster)?;
         keep_a_cluster_admin(state, |b| b.subject.as_user() == Some(name)).await?;
-        state.store.delete_user(name).await?;
+        let data = json!({ "user": name.as_str() });
+        let events = self.raise(caller, EventType::UserDeleted, None, name.as_str(), data);
+        self.apply_auth_change(state, AuthChange::DeleteUser(name.clone()), events)
+            .await?;
         self.reload_bindings(state).await?;
         tracing::info!(target: "audit", actor = %caller.subject(), user = %name, "user deleted");
-        let data = json!({ "user": name.as_str() });
-        self.record_event(caller, EventType::UserDeleted, None, name.as_str(), data)
-            .await;
         Ok(())
     }
 

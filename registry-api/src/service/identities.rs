@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use registry_auth::{
     current_managed_token, is_managed_token, new_managed_token, AccessToken, AccessTokenId,
-    AccessTokenSecret, Action, AuthStoreError, Resource, ServiceAccount, ServiceAccountRef,
-    Subject, TokenName,
+    AccessTokenSecret, Action, AuthChange, AuthStoreError, Resource, ServiceAccount,
+    ServiceAccountRef, Subject, TokenName,
 };
 use registry_core::Namespace;
 use time::OffsetDateTime;
@@ -62,12 +62,12 @@ impl Registry {
             account,
             created: OffsetDateTime::now_utc(),
         };
-        state.store.create_service_account(sa.clone()).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %sa.account, "service account created");
         let data = json!({ "serviceaccount": sa.account.to_string() });
         let (ns, subject) = (Some(&sa.account.namespace), sa.account.to_string());
-        self.record_event(caller, EventType::ServiceAccountCreated, ns, subject, data)
-            .await;
+        let events = self.raise(caller, EventType::ServiceAccountCreated, ns, subject, data);
+        let change = AuthChange::CreateServiceAccount(sa.clone());
+        self.apply_auth_change(state, change, events).await?;
+        tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %sa.account, "service account created");
         Ok(sa)
     }
 
@@ -83,13 +83,13 @@ impl Registry {
             b.subject.as_service_account() == Some(account)
         })
         .await?;
-        state.store.delete_service_account(account).await?;
-        self.reload_bindings(state).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, "service account deleted");
         let data = json!({ "serviceaccount": account.to_string() });
         let (ns, subject) = (Some(&account.namespace), account.to_string());
-        self.record_event(caller, EventType::ServiceAccountDeleted, ns, subject, data)
-            .await;
+        let events = self.raise(caller, EventType::ServiceAccountDeleted, ns, subject, data);
+        let change = AuthChange::DeleteServiceAccount(account.clone());
+        self.apply_auth_change(state, change, events).await?;
+        self.reload_bindings(state).await?;
+        tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, "service account deleted");
         Ok(())
     }
 
@@ -132,7 +132,11 @@ impl Registry {
             return Ok(ManagedSecret { record, secret });
         }
         let (record, secret) = new_managed_token(&state.signing_key, account, lifetime, now);
-        state.store.create_token(record.clone()).await?;
+        let data = json!({ "serviceaccount": account.to_string(), "token": record.id.to_string(), "rotated": rotate });
+        let (ns, subject) = (Some(&account.namespace), account.to_string());
+        let events = self.raise(caller, EventType::PullSecretRotated, ns, subject, data);
+        self.apply_auth_change(state, AuthChange::CreateToken(record.clone()), events)
+            .await?;
         // Rotation retires every earlier managed token; renewal only the
         // expired ones (the others still work until they expire).
         for old in tokens.iter().filter(|t| is_managed_token(t)) {
@@ -145,10 +149,6 @@ impl Registry {
         }
         let what = if rotate { "rotated" } else { "issued" };
         tracing::info!(target: "audit", actor = %caller.subject(), serviceaccount = %account, token = %record.id, "pull secret {what}");
-        let data = json!({ "serviceaccount": account.to_string(), "token": record.id.to_string(), "rotated": rotate });
-        let (ns, subject) = (Some(&account.namespace), account.to_string());
-        self.record_event(caller, EventType::PullSecretRotated, ns, subject, data)
-            .await;
         Ok(ManagedSecret { record, secret })
     }
 
@@ -199,8 +199,6 @@ impl Registry {
         let owner = caller.subject().clone();
         let (record, secret) =
             AccessToken::generate(owner, name, expires).map_err(RegistryError::internal)?;
-        state.store.create_token(record.clone()).await?;
-        tracing::info!(target: "audit", actor = %caller.subject(), token = %record.id, "access token created");
         // The token's id and owner, never its secret.
         let data = json!({ "token": record.id.to_string(), "owner": caller.actor() });
         let ns = caller
@@ -208,8 +206,10 @@ impl Registry {
             .as_service_account()
             .map(|sa| &sa.namespace);
         let subject = record.id.to_string();
-        self.record_event(caller, EventType::TokenCreated, ns, subject, data)
-            .await;
+        let events = self.raise(caller, EventType::TokenCreated, ns, subject, data);
+        self.apply_auth_change(state, AuthChange::CreateToken(record.clone()), events)
+            .await?;
+        tracing::info!(target: "audit", actor = %caller.subject(), token = %record.id, "access token created");
         Ok((record, secret))
     }
 
@@ -239,25 +239,34 @@ impl Registry {
         if !(access || refresh) {
             self.authorize(caller, Action::ManageUsers, &Resource::Cluster)?;
         }
-        let kind = match state.store.delete_token(id).await {
+        let deleted = |kind: &str| {
+            let data = json!({ "token": id.to_string(), "kind": kind });
+            self.raise(caller, EventType::TokenDeleted, None, id.to_string(), data)
+        };
+        let change = AuthChange::DeleteToken(id.clone());
+        let kind = match self
+            .apply_auth_change(state, change, deleted("access"))
+            .await
+        {
             Ok(()) => "access",
-            Err(AuthStoreError::NotFound(_)) if !access => {
-                match state.store.delete_refresh_token(id).await {
+            Err(RegistryError::RecordUnknown(_)) if !access => {
+                let change = AuthChange::DeleteRefreshToken(id.clone());
+                match self
+                    .apply_auth_change(state, change, deleted("refresh"))
+                    .await
+                {
                     Ok(()) => "refresh",
-                    Err(AuthStoreError::NotFound(_)) => {
+                    Err(RegistryError::RecordUnknown(_)) => {
                         return Err(RegistryError::RecordUnknown(format!(
                             "token {id} not found"
                         )))
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         tracing::info!(target: "audit", actor = %caller.subject(), token = %id, "{kind} token deleted");
-        let data = json!({ "token": id.to_string(), "kind": kind });
-        self.record_event(caller, EventType::TokenDeleted, None, id.to_string(), data)
-            .await;
         Ok(())
     }
 }

@@ -40,8 +40,15 @@ impl Registry {
         if current.quota_bytes != policy.quota_bytes {
             self.authorize(caller, Action::SetQuota, &Resource::Cluster)?;
         }
-        match self.metadata().set_namespace_policy(ns, &policy).await {
-            Ok(()) => {}
+        let data = serde_json::json!({ "policy": &policy });
+        let kind = registry_storage::EventType::PolicyChanged;
+        let events = self.raise(caller, kind, Some(ns), ns.as_str(), data);
+        match self
+            .metadata()
+            .set_namespace_policy_raising(ns, &policy, events.clone())
+            .await
+        {
+            Ok(()) => self.raised(&events),
             Err(StorageError::NotFound { .. }) => {
                 return Err(RegistryError::NamespaceUnknown(ns.clone()))
             }
@@ -49,10 +56,6 @@ impl Registry {
         }
         tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns,
             policy = %serde_json::to_string(&policy).unwrap_or_default(), "namespace policy set");
-        let data = serde_json::json!({ "policy": &policy });
-        let kind = registry_storage::EventType::PolicyChanged;
-        self.record_event(caller, kind, Some(ns), ns.as_str(), data)
-            .await;
         Ok(policy)
     }
 

@@ -178,8 +178,27 @@ impl Registry {
         if !may_create {
             return Err(RegistryError::NamespaceMissing(ns));
         }
-        match self.metadata().create_namespace(&ns).await {
-            Ok(()) | Err(StorageError::AlreadyExists { .. }) => Ok(()),
+        // Created by a cluster-admin's first push into it: an event like
+        // an explicit creation.
+        let events = self.raise(
+            caller,
+            registry_storage::EventType::NamespaceCreated,
+            Some(&ns),
+            ns.as_str(),
+            serde_json::json!({ "implicit": true }),
+        );
+        match self
+            .metadata()
+            .create_namespace_raising(&ns, events.clone())
+            .await
+        {
+            Ok(()) => {
+                self.raised(&events);
+                tracing::info!(target: "audit", actor = %caller.subject(), namespace = %ns,
+                    "namespace created by a push");
+                Ok(())
+            }
+            Err(StorageError::AlreadyExists { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }

@@ -59,8 +59,14 @@ fn not_found_repository(name: &RepositoryName) -> StorageError {
 
 #[async_trait]
 impl MetadataStore for MemoryMetadataStore {
-    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
-        if self.write().namespaces.insert(namespace.clone()) {
+    async fn create_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        let mut state = self.write();
+        if state.namespaces.insert(namespace.clone()) {
+            state.outbox.record(events, SystemTime::now());
             Ok(())
         } else {
             Err(StorageError::AlreadyExists {
@@ -108,10 +114,11 @@ impl MetadataStore for MemoryMetadataStore {
         Ok(state.policies.get(namespace).cloned().unwrap_or_default())
     }
 
-    async fn set_namespace_policy(
+    async fn set_namespace_policy_raising(
         &self,
         namespace: &Namespace,
         policy: &NamespacePolicy,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         let mut state = self.write();
         if !state.namespaces.contains(namespace) {
@@ -120,6 +127,7 @@ impl MetadataStore for MemoryMetadataStore {
             )));
         }
         state.policies.insert(namespace.clone(), policy.clone());
+        state.outbox.record(events, SystemTime::now());
         Ok(())
     }
 

@@ -29,7 +29,7 @@ const TOUCH_INTERVAL_NANOS: i64 = 60 * 1_000_000_000;
 
 // Users.
 
-pub(super) async fn create_user(pool: &PgPool, u: &User) -> Result<()> {
+pub(super) async fn create_user(pool: impl sqlx::PgExecutor<'_>, u: &User) -> Result<()> {
     let result =
         sqlx::query("INSERT INTO users (name, password_hash, created) VALUES ($1, $2, $3)")
             .bind(u.name.as_str())
@@ -57,7 +57,7 @@ pub(super) async fn list_users(pool: &PgPool) -> Result<Vec<User>> {
     rows.into_iter().map(user).collect()
 }
 
-pub(super) async fn delete_user(pool: &PgPool, name: &UserName) -> Result<()> {
+pub(super) async fn delete_user(pool: impl sqlx::PgExecutor<'_>, name: &UserName) -> Result<()> {
     // The trigger `users_delete_cascade` removes the user's tokens and
     // bindings inside this statement.
     let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
@@ -71,7 +71,7 @@ pub(super) async fn delete_user(pool: &PgPool, name: &UserName) -> Result<()> {
 }
 
 pub(super) async fn set_password(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     name: &UserName,
     hash: Option<&PasswordHash>,
 ) -> Result<()> {
@@ -88,7 +88,10 @@ pub(super) async fn set_password(
 
 // Service accounts.
 
-pub(super) async fn create_service_account(pool: &PgPool, sa: &ServiceAccount) -> Result<()> {
+pub(super) async fn create_service_account(
+    pool: impl sqlx::PgExecutor<'_>,
+    sa: &ServiceAccount,
+) -> Result<()> {
     let result =
         sqlx::query("INSERT INTO service_accounts (namespace, name, created) VALUES ($1, $2, $3)")
             .bind(sa.account.namespace.as_str())
@@ -137,7 +140,10 @@ pub(super) async fn list_service_accounts(
     rows.into_iter().map(service_account).collect()
 }
 
-pub(super) async fn delete_service_account(pool: &PgPool, sa: &ServiceAccountRef) -> Result<()> {
+pub(super) async fn delete_service_account(
+    pool: impl sqlx::PgExecutor<'_>,
+    sa: &ServiceAccountRef,
+) -> Result<()> {
     // The trigger `service_accounts_delete_cascade` removes the account's
     // tokens and bindings inside this statement.
     let deleted = sqlx::query("DELETE FROM service_accounts WHERE namespace = $1 AND name = $2")
@@ -153,7 +159,7 @@ pub(super) async fn delete_service_account(pool: &PgPool, sa: &ServiceAccountRef
 
 // Access tokens.
 
-pub(super) async fn create_token(pool: &PgPool, t: &AccessToken) -> Result<()> {
+pub(super) async fn create_token(pool: impl sqlx::PgExecutor<'_>, t: &AccessToken) -> Result<()> {
     let result = sqlx::query(concat!(
         "INSERT INTO access_tokens (",
         token_columns!(),
@@ -221,7 +227,10 @@ pub(super) async fn list_tokens(
     rows.into_iter().map(token).collect()
 }
 
-pub(super) async fn delete_token(pool: &PgPool, id: &AccessTokenId) -> Result<()> {
+pub(super) async fn delete_token(
+    pool: impl sqlx::PgExecutor<'_>,
+    id: &AccessTokenId,
+) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM access_tokens WHERE id = $1")
         .bind(id.to_string())
         .execute(pool)
@@ -275,7 +284,10 @@ fn describe_cluster(b: &ClusterRoleBinding) -> String {
     format!("cluster binding of {} to {}", b.role, b.subject)
 }
 
-pub(super) async fn add_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<()> {
+pub(super) async fn add_role_binding(
+    pool: impl sqlx::PgExecutor<'_>,
+    b: &RoleBinding,
+) -> Result<()> {
     let result =
         sqlx::query("INSERT INTO role_bindings (namespace, role, subject) VALUES ($1, $2, $3)")
             .bind(b.namespace.as_str())
@@ -286,7 +298,10 @@ pub(super) async fn add_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<(
     inserted(result, |_| describe(b))
 }
 
-pub(super) async fn remove_role_binding(pool: &PgPool, b: &RoleBinding) -> Result<()> {
+pub(super) async fn remove_role_binding(
+    pool: impl sqlx::PgExecutor<'_>,
+    b: &RoleBinding,
+) -> Result<()> {
     let deleted = sqlx::query(
         "DELETE FROM role_bindings WHERE namespace = $1 AND role = $2 AND subject = $3",
     )
@@ -343,7 +358,10 @@ pub(super) async fn delete_namespace_bindings(
 
 // Cluster role bindings.
 
-pub(super) async fn add_cluster_role_binding(pool: &PgPool, b: &ClusterRoleBinding) -> Result<()> {
+pub(super) async fn add_cluster_role_binding(
+    pool: impl sqlx::PgExecutor<'_>,
+    b: &ClusterRoleBinding,
+) -> Result<()> {
     let result = sqlx::query("INSERT INTO cluster_role_bindings (role, subject) VALUES ($1, $2)")
         .bind(b.role.as_str())
         .bind(b.subject.to_string())
@@ -353,7 +371,7 @@ pub(super) async fn add_cluster_role_binding(pool: &PgPool, b: &ClusterRoleBindi
 }
 
 pub(super) async fn remove_cluster_role_binding(
-    pool: &PgPool,
+    pool: impl sqlx::PgExecutor<'_>,
     b: &ClusterRoleBinding,
 ) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM cluster_role_bindings WHERE role = $1 AND subject = $2")

@@ -54,6 +54,10 @@ pub(super) enum Error {
     /// A time outside what unix nanoseconds in an `i64` can hold.
     #[error("time {0} is outside the storable range (about 1677 to 2262)")]
     TimeOutOfRange(time::OffsetDateTime),
+    /// An auth change this store has no query for (a newer
+    /// `registry-auth`).
+    #[error("auth change {0} has no query in this store")]
+    UnknownAuthChange(String),
     /// The object does not exist.
     #[error("{0} not found")]
     NotFound(String),

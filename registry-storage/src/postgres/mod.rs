@@ -239,9 +239,15 @@ impl PgStore {
 
 #[async_trait]
 impl MetadataStore for PgStore {
-    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
+    async fn create_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
         Ok(self
-            .bounded(repositories::create_namespace(&self.pool, namespace))
+            .bounded(repositories::create_namespace(
+                &self.pool, namespace, &events,
+            ))
             .await?)
     }
 
@@ -275,14 +281,15 @@ impl MetadataStore for PgStore {
             .await?)
     }
 
-    async fn set_namespace_policy(
+    async fn set_namespace_policy_raising(
         &self,
         namespace: &Namespace,
         policy: &NamespacePolicy,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
         Ok(self
             .bounded(repositories::set_namespace_policy(
-                &self.pool, namespace, policy,
+                &self.pool, namespace, policy, &events,
             ))
             .await?)
     }

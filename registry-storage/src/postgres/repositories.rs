@@ -3,20 +3,37 @@
 use registry_core::{Namespace, RepositoryName};
 use sqlx::{PgConnection, PgPool};
 
-use super::error::{from_nanos, inserted, now, parse, sql_limit, Error, Result};
+use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
 use super::tx::serializable;
 use crate::events::NewEvent;
 use crate::metadata::RepositoryInfo;
 use crate::policy::NamespacePolicy;
 
-pub(super) async fn create_namespace(pool: &PgPool, namespace: &Namespace) -> Result<()> {
-    let created = serializable!(pool, |c| {
-        sqlx::query("INSERT INTO namespaces (name, created) VALUES ($1, $2)")
-            .bind(namespace.as_str())
-            .bind(now())
-            .execute(c)
-    });
-    inserted(created, |_| format!("namespace {namespace}"))
+pub(super) async fn create_namespace(
+    pool: &PgPool,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
+    serializable!(pool, |c| create_namespace_in(c, namespace, events))
+}
+
+async fn create_namespace_in(
+    tx: &mut PgConnection,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
+    let now = now();
+    let created = sqlx::query(
+        "INSERT INTO namespaces (name, created) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(namespace.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if created.rows_affected() == 0 {
+        return Err(Error::AlreadyExists(format!("namespace {namespace}")));
+    }
+    super::outbox::record_events(tx, events, now).await
 }
 
 pub(super) async fn namespace_exists(pool: &PgPool, namespace: &Namespace) -> Result<bool> {
@@ -182,12 +199,18 @@ pub(super) async fn set_namespace_policy(
     pool: &PgPool,
     namespace: &Namespace,
     policy: &NamespacePolicy,
+    events: &[NewEvent],
 ) -> Result<()> {
     let json = serde_json::to_string(policy)?;
-    serializable!(pool, |c| set_policy_in(c, namespace, &json))
+    serializable!(pool, |c| set_policy_in(c, namespace, &json, events))
 }
 
-async fn set_policy_in(tx: &mut PgConnection, namespace: &Namespace, json: &str) -> Result<()> {
+async fn set_policy_in(
+    tx: &mut PgConnection,
+    namespace: &Namespace,
+    json: &str,
+    events: &[NewEvent],
+) -> Result<()> {
     // The foreign key refuses a namespace that does not exist; say so.
     let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM namespaces WHERE name = $1")
         .bind(namespace.as_str())
@@ -204,5 +227,5 @@ async fn set_policy_in(tx: &mut PgConnection, namespace: &Namespace, json: &str)
     .bind(json)
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    super::outbox::record_events(tx, events, now()).await
 }

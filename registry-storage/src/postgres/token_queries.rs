@@ -122,7 +122,10 @@ pub(super) async fn list_refresh_tokens(
     rows.into_iter().map(refresh_token).collect()
 }
 
-pub(super) async fn delete_refresh_token(pool: &PgPool, id: &AccessTokenId) -> Result<()> {
+pub(super) async fn delete_refresh_token(
+    pool: impl sqlx::PgExecutor<'_>,
+    id: &AccessTokenId,
+) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM refresh_tokens WHERE id = $1")
         .bind(id.to_string())
         .execute(pool)

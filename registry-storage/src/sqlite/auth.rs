@@ -20,11 +20,11 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use registry_auth::{
-    AccessToken, AccessTokenId, AuthStore, AuthStoreError, ClusterRoleBinding, KeyId, PasswordHash,
-    RefreshToken, RoleBinding, ServiceAccount, ServiceAccountRef, Subject, TokenCa, TokenHash,
-    TokenSigningKey, User, UserName,
+    AccessToken, AccessTokenId, AuthChange, AuthStore, AuthStoreError, ClusterRoleBinding, KeyId,
+    PasswordHash, RefreshToken, RoleBinding, ServiceAccount, ServiceAccountRef, Subject, TokenCa,
+    TokenHash, TokenSigningKey, User, UserName,
 };
-use registry_core::Namespace;
+use registry_core::{Namespace, NewEvent};
 use sqlx::sqlite::SqliteQueryResult;
 use time::OffsetDateTime;
 
@@ -57,6 +57,13 @@ pub(super) enum Error {
     /// A record with the same key exists already.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// Recording the change's events failed.
+    #[error("recording events: {0}")]
+    Outbox(Box<super::error::Error>),
+    /// An auth change this store has no query for (a newer
+    /// `registry-auth`).
+    #[error("auth change {0} has no query in this store")]
+    UnknownChange(String),
 }
 
 impl From<Error> for AuthStoreError {
@@ -216,8 +223,51 @@ pub(super) fn cluster_role_binding(row: ClusterRoleBindingRow) -> Result<Cluster
     })
 }
 
+/// Applies `change` in the caller's transaction.
+async fn apply(tx: &mut sqlx::SqliteConnection, change: &AuthChange) -> Result<()> {
+    match change {
+        AuthChange::CreateUser(user) => q::create_user(&mut *tx, user).await,
+        AuthChange::DeleteUser(name) => q::delete_user(&mut *tx, name).await,
+        AuthChange::SetPassword(name, hash) => q::set_password(&mut *tx, name, hash.as_ref()).await,
+        AuthChange::CreateServiceAccount(sa) => q::create_service_account(&mut *tx, sa).await,
+        AuthChange::DeleteServiceAccount(sa) => q::delete_service_account(&mut *tx, sa).await,
+        AuthChange::CreateToken(token) => q::create_token(&mut *tx, token).await,
+        AuthChange::DeleteToken(id) => q::delete_token(&mut *tx, id).await,
+        AuthChange::DeleteRefreshToken(id) => tq::delete_refresh_token(&mut *tx, id).await,
+        AuthChange::AddRoleBinding(b) => q::add_role_binding(&mut *tx, b).await,
+        AuthChange::RemoveRoleBinding(b) => q::remove_role_binding(&mut *tx, b).await,
+        AuthChange::AddClusterRoleBinding(b) => q::add_cluster_role_binding(&mut *tx, b).await,
+        AuthChange::RemoveClusterRoleBinding(b) => {
+            q::remove_cluster_role_binding(&mut *tx, b).await
+        }
+        other => Err(Error::UnknownChange(format!("{other:?}"))),
+    }
+}
+
 #[async_trait]
 impl AuthStore for SqliteMetadataStore {
+    fn records_events(&self) -> bool {
+        true
+    }
+
+    async fn apply_raising(
+        &self,
+        change: &AuthChange,
+        events: &[NewEvent],
+    ) -> Result<(), AuthStoreError> {
+        let result: Result<()> = async {
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            apply(&mut tx, change).await?;
+            super::outbox::record_events(&mut tx, events, super::error::now())
+                .await
+                .map_err(|e| Error::Outbox(Box::new(e)))?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        Ok(result?)
+    }
+
     async fn create_user(&self, user: User) -> Result<(), AuthStoreError> {
         Ok(q::create_user(&self.writer, &user).await?)
     }

@@ -30,7 +30,7 @@ const TOUCH_INTERVAL_NANOS: i64 = 60 * 1_000_000_000;
 
 // Users.
 
-pub(super) async fn create_user(writer: &SqlitePool, u: &User) -> Result<()> {
+pub(super) async fn create_user(writer: impl sqlx::SqliteExecutor<'_>, u: &User) -> Result<()> {
     let result = sqlx::query("INSERT INTO users (name, password_hash, created) VALUES (?, ?, ?)")
         .bind(u.name.as_str())
         .bind(u.password_hash.as_ref().map(PasswordHash::as_phc))
@@ -57,7 +57,10 @@ pub(super) async fn list_users(reader: &SqlitePool) -> Result<Vec<User>> {
     rows.into_iter().map(user).collect()
 }
 
-pub(super) async fn delete_user(writer: &SqlitePool, name: &UserName) -> Result<()> {
+pub(super) async fn delete_user(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    name: &UserName,
+) -> Result<()> {
     // The trigger `users_delete_cascade` removes the user's tokens and
     // bindings inside this statement.
     let deleted = sqlx::query("DELETE FROM users WHERE name = ?")
@@ -71,7 +74,7 @@ pub(super) async fn delete_user(writer: &SqlitePool, name: &UserName) -> Result<
 }
 
 pub(super) async fn set_password(
-    writer: &SqlitePool,
+    writer: impl sqlx::SqliteExecutor<'_>,
     name: &UserName,
     hash: Option<&PasswordHash>,
 ) -> Result<()> {
@@ -88,7 +91,10 @@ pub(super) async fn set_password(
 
 // Service accounts.
 
-pub(super) async fn create_service_account(writer: &SqlitePool, sa: &ServiceAccount) -> Result<()> {
+pub(super) async fn create_service_account(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    sa: &ServiceAccount,
+) -> Result<()> {
     let result =
         sqlx::query("INSERT INTO service_accounts (namespace, name, created) VALUES (?, ?, ?)")
             .bind(sa.account.namespace.as_str())
@@ -138,7 +144,7 @@ pub(super) async fn list_service_accounts(
 }
 
 pub(super) async fn delete_service_account(
-    writer: &SqlitePool,
+    writer: impl sqlx::SqliteExecutor<'_>,
     sa: &ServiceAccountRef,
 ) -> Result<()> {
     // The trigger `service_accounts_delete_cascade` removes the account's
@@ -156,7 +162,10 @@ pub(super) async fn delete_service_account(
 
 // Access tokens.
 
-pub(super) async fn create_token(writer: &SqlitePool, t: &AccessToken) -> Result<()> {
+pub(super) async fn create_token(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    t: &AccessToken,
+) -> Result<()> {
     let result = sqlx::query(concat!(
         "INSERT INTO access_tokens (",
         token_columns!(),
@@ -225,7 +234,10 @@ pub(super) async fn list_tokens(
     rows.into_iter().map(token).collect()
 }
 
-pub(super) async fn delete_token(writer: &SqlitePool, id: &AccessTokenId) -> Result<()> {
+pub(super) async fn delete_token(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    id: &AccessTokenId,
+) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM access_tokens WHERE id = ?")
         .bind(id.to_string())
         .execute(writer)
@@ -280,7 +292,10 @@ fn describe_cluster(b: &ClusterRoleBinding) -> String {
     format!("cluster binding of {} to {}", b.role, b.subject)
 }
 
-pub(super) async fn add_role_binding(writer: &SqlitePool, b: &RoleBinding) -> Result<()> {
+pub(super) async fn add_role_binding(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    b: &RoleBinding,
+) -> Result<()> {
     let result =
         sqlx::query("INSERT INTO role_bindings (namespace, role, subject) VALUES (?, ?, ?)")
             .bind(b.namespace.as_str())
@@ -291,7 +306,10 @@ pub(super) async fn add_role_binding(writer: &SqlitePool, b: &RoleBinding) -> Re
     inserted(result, |_| describe(b))
 }
 
-pub(super) async fn remove_role_binding(writer: &SqlitePool, b: &RoleBinding) -> Result<()> {
+pub(super) async fn remove_role_binding(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    b: &RoleBinding,
+) -> Result<()> {
     let deleted =
         sqlx::query("DELETE FROM role_bindings WHERE namespace = ? AND role = ? AND subject = ?")
             .bind(b.namespace.as_str())
@@ -346,7 +364,7 @@ pub(super) async fn delete_namespace_bindings(
 // Cluster role bindings.
 
 pub(super) async fn add_cluster_role_binding(
-    writer: &SqlitePool,
+    writer: impl sqlx::SqliteExecutor<'_>,
     b: &ClusterRoleBinding,
 ) -> Result<()> {
     let result = sqlx::query("INSERT INTO cluster_role_bindings (role, subject) VALUES (?, ?)")
@@ -358,7 +376,7 @@ pub(super) async fn add_cluster_role_binding(
 }
 
 pub(super) async fn remove_cluster_role_binding(
-    writer: &SqlitePool,
+    writer: impl sqlx::SqliteExecutor<'_>,
     b: &ClusterRoleBinding,
 ) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM cluster_role_bindings WHERE role = ? AND subject = ?")

@@ -193,8 +193,12 @@ impl SqliteMetadataStore {
 
 #[async_trait]
 impl MetadataStore for SqliteMetadataStore {
-    async fn create_namespace(&self, namespace: &Namespace) -> Result<()> {
-        Ok(repositories::create_namespace(&self.writer, namespace).await?)
+    async fn create_namespace_raising(
+        &self,
+        namespace: &Namespace,
+        events: Vec<NewEvent>,
+    ) -> Result<()> {
+        Ok(repositories::create_namespace(&self.writer, namespace, &events).await?)
     }
 
     async fn namespace_exists(&self, namespace: &Namespace) -> Result<bool> {
@@ -217,12 +221,13 @@ impl MetadataStore for SqliteMetadataStore {
         Ok(repositories::namespace_policy(&self.reader, namespace).await?)
     }
 
-    async fn set_namespace_policy(
+    async fn set_namespace_policy_raising(
         &self,
         namespace: &Namespace,
         policy: &NamespacePolicy,
+        events: Vec<NewEvent>,
     ) -> Result<()> {
-        Ok(repositories::set_namespace_policy(&self.writer, namespace, policy).await?)
+        Ok(repositories::set_namespace_policy(&self.writer, namespace, policy, &events).await?)
     }
 
     async fn repository(&self, name: &RepositoryName) -> Result<Option<RepositoryInfo>> {

@@ -8,19 +8,26 @@ use crate::events::NewEvent;
 use crate::metadata::RepositoryInfo;
 use crate::policy::NamespacePolicy;
 
-pub(super) async fn create_namespace(writer: &SqlitePool, namespace: &Namespace) -> Result<()> {
-    let inserted = sqlx::query("INSERT INTO namespaces (name, created) VALUES (?, ?)")
-        .bind(namespace.as_str())
-        .bind(now())
-        .execute(writer)
-        .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(Error::AlreadyExists(format!("namespace {namespace}")))
-        }
-        Err(e) => Err(e.into()),
+pub(super) async fn create_namespace(
+    writer: &SqlitePool,
+    namespace: &Namespace,
+    events: &[NewEvent],
+) -> Result<()> {
+    let now = now();
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let inserted = sqlx::query(
+        "INSERT INTO namespaces (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(namespace.as_str())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(Error::AlreadyExists(format!("namespace {namespace}")));
     }
+    super::outbox::record_events(&mut tx, events, now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 pub(super) async fn namespace_exists(reader: &SqlitePool, namespace: &Namespace) -> Result<bool> {
@@ -173,6 +180,7 @@ pub(super) async fn set_namespace_policy(
     writer: &SqlitePool,
     namespace: &Namespace,
     policy: &NamespacePolicy,
+    events: &[NewEvent],
 ) -> Result<()> {
     let json = serde_json::to_string(policy)?;
     // The foreign key refuses a namespace that does not exist; say so.
@@ -192,6 +200,7 @@ pub(super) async fn set_namespace_policy(
     .bind(json)
     .execute(&mut *tx)
     .await?;
+    super::outbox::record_events(&mut tx, events, now()).await?;
     tx.commit().await?;
     Ok(())
 }

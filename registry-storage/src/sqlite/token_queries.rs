@@ -121,7 +121,10 @@ pub(super) async fn list_refresh_tokens(
     rows.into_iter().map(refresh_token).collect()
 }
 
-pub(super) async fn delete_refresh_token(writer: &SqlitePool, id: &AccessTokenId) -> Result<()> {
+pub(super) async fn delete_refresh_token(
+    writer: impl sqlx::SqliteExecutor<'_>,
+    id: &AccessTokenId,
+) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM refresh_tokens WHERE id = ?")
         .bind(id.to_string())
         .execute(writer)

@@ -508,3 +508,92 @@ pub async fn run_events_suite(store: &dyn EventsAndMetadata) {
     events_retired_with_namespace(store).await;
     events_cluster_sinks(store).await;
 }
+
+/// A store under test for [`auth_events_share_the_transaction`]: auth
+/// records and the outbox in one database.
+pub trait AuthAndEvents: EventStore + registry_auth::AuthStore {}
+impl<T: EventStore + registry_auth::AuthStore> AuthAndEvents for T {}
+
+/// An auth change and its events commit together: the store records
+/// events; a change that fails records none; events that cannot be
+/// recorded (here: an id already taken) undo the change.
+pub async fn auth_events_share_the_transaction(store: &dyn AuthAndEvents) {
+    use registry_auth::{AuthChange, User};
+    assert!(store.records_events());
+    let user = |name: &str| User {
+        name: name.parse().unwrap(),
+        password_hash: None,
+        created: time::OffsetDateTime::now_utc(),
+    };
+    let created = |subject: &str| NewEvent {
+        namespace: None,
+        ..event(EventType::UserCreated, &ns("unused"), subject)
+    };
+    let audit = |subject: &str| {
+        let subject = subject.to_owned();
+        async move {
+            let filter = EventFilter {
+                event_type: Some(EventType::UserCreated),
+                ..EventFilter::default()
+            };
+            store
+                .events(&filter, None, 10_000)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.event.subject.as_deref() == Some(subject.as_str()))
+                .count()
+        }
+    };
+
+    let first = created("conformance-auth-ev-1");
+    store
+        .apply_raising(
+            &AuthChange::CreateUser(user("conformance-auth-ev-1")),
+            std::slice::from_ref(&first),
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .get_user(&"conformance-auth-ev-1".parse().unwrap())
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(audit("conformance-auth-ev-1").await, 1);
+
+    // The change fails (the user exists): no event.
+    let again = store
+        .apply_raising(
+            &AuthChange::CreateUser(user("conformance-auth-ev-1")),
+            &[created("conformance-auth-ev-1")],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, registry_auth::AuthStoreError::AlreadyExists(_)),
+        "{again:?}"
+    );
+    assert_eq!(audit("conformance-auth-ev-1").await, 1);
+
+    // The events fail (the first event's id again): no change.
+    let mut clash = created("conformance-auth-ev-2");
+    clash.id = first.id.clone();
+    store
+        .apply_raising(
+            &AuthChange::CreateUser(user("conformance-auth-ev-2")),
+            &[clash],
+        )
+        .await
+        .unwrap_err();
+    assert!(store
+        .get_user(&"conformance-auth-ev-2".parse().unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(audit("conformance-auth-ev-2").await, 0);
+
+    store
+        .delete_user(&"conformance-auth-ev-1".parse().unwrap())
+        .await
+        .unwrap();
+}
