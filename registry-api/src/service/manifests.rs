@@ -145,24 +145,30 @@ impl Registry {
     /// Checks that everything the manifest references is present in
     /// `repo`: blobs linked to it, child manifests stored in it.
     async fn check_references(&self, repo: &RepositoryName, m: &Manifest) -> RegistryResult<()> {
-        let mut sizes = Vec::new();
+        let mut unknown_sizes = Vec::new();
         for d in m.blob_references() {
-            let linked = self.metadata().blob_linked(repo, &d.digest).await?;
-            let stored = match linked {
-                true => self.blobs().stat(&d.digest).await?,
-                false => None,
+            let linked = self.metadata().linked_blob(repo, &d.digest).await?;
+            let stored = match &linked {
+                Some(_) => self.blobs().stat(&d.digest).await?,
+                None => None,
             };
-            let Some(stored) = stored else {
+            let (Some(linked), Some(stored)) = (linked, stored) else {
                 return Err(RegistryError::ManifestReferenceUnknown(format!(
                     "blob {} is not in repository {repo}",
                     d.digest
                 )));
             };
-            sizes.push((d.digest.clone(), stored.size));
+            if linked.size.is_none() {
+                unknown_sizes.push((d.digest.clone(), stored.size));
+            }
         }
         // Sizes as stored, for usage: the put's quota check counts blobs
-        // new to the namespace with them (a size once known stays).
-        self.metadata().record_blob_sizes(&sizes).await?;
+        // new to the namespace with them. A size once known stays, and an
+        // upload or mount records it when it links the blob, so this
+        // write is only for blobs linked before sizes were recorded.
+        if !unknown_sizes.is_empty() {
+            self.metadata().record_blob_sizes(&unknown_sizes).await?;
+        }
         for d in m.manifest_references() {
             let reference = Reference::Digest(d.digest.clone());
             if self

@@ -322,6 +322,18 @@ impl EventStore for SqliteMetadataStore {
         lease: Duration,
         limit: usize,
     ) -> StorageResult<Vec<u64>> {
+        // Asked on the read pool first: an UPDATE that matches nothing
+        // still takes the single write lock the pushes wait for, and the
+        // worker asks after every commit, webhooks or not.
+        let pending: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE status = 'pending')",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(Error::from)?;
+        if !pending {
+            return Ok(Vec::new());
+        }
         let now = now();
         let until = to_nanos(SystemTime::now() + lease);
         let ids: Vec<i64> = sqlx::query_scalar(
