@@ -288,3 +288,31 @@ pub fn layer_of(len: usize, seed: u8) -> Bytes {
         .collect::<Vec<u8>>()
         .into()
 }
+
+impl Upstream {
+    /// Pushes an OCI index over `children` (image manifests of
+    /// `team/app`, each `(digest, size)`) as `team/app:tag`; its digest.
+    pub async fn push_index(&self, tag: &str, children: &[(Digest, usize)]) -> Digest {
+        let manifests: Vec<_> = children
+            .iter()
+            .zip(["amd64", "arm64", "s390x", "ppc64le"].iter().cycle())
+            .map(|((digest, size), arch)| {
+                serde_json::json!({"mediaType": media_type::OCI_MANIFEST, "digest": digest,
+                    "size": size, "platform": {"architecture": arch, "os": "linux"}})
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests,
+        }))
+        .unwrap();
+        self.pusher()
+            .put_manifest(
+                &name("team/app"),
+                &reference(tag),
+                media_type::OCI_INDEX,
+                Bytes::from(body),
+            )
+            .await
+            .unwrap()
+    }
+}
