@@ -10,6 +10,7 @@ mod proxy_support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use bytes::Bytes;
 use registry_api::client::Client;
 use registry_api::model::admin::MirrorSyncRequest;
 use registry_core::{Digest, Reference, RepositoryName};
@@ -42,25 +43,64 @@ async fn admin_call(down: &Downstream, method: reqwest::Method, path: &str, body
     text
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_without_the_others() {
-    let mut upstream = Upstream::start().await;
+/// What [`two_platforms`] pushed to the upstream's `team/app`.
+struct TwoPlatforms {
+    amd: Digest,
+    amd_layer: Bytes,
+    amd_layer_digest: Digest,
+    arm: Digest,
+    index: Digest,
+}
+
+/// An image per platform (amd64, arm64) and an index over both, tagged
+/// `multi`, pushed to the upstream.
+async fn two_platforms(upstream: &Upstream) -> TwoPlatforms {
     let amd_layer = layer_of(5_000, 1);
     let (amd, amd_layer_digest) = upstream.push_image("amd64", amd_layer.clone()).await;
     let (arm, _) = upstream.push_image("arm64", layer_of(5_000, 2)).await;
-    let upstream_repo = name("team/app");
+    let repo = name("team/app");
     let pusher = upstream.pusher();
     let children = [
-        (
-            amd.clone(),
-            manifest_size(&pusher, &upstream_repo, &amd).await,
-        ),
-        (
-            arm.clone(),
-            manifest_size(&pusher, &upstream_repo, &arm).await,
-        ),
+        (amd.clone(), manifest_size(&pusher, &repo, &amd).await),
+        (arm.clone(), manifest_size(&pusher, &repo, &arm).await),
     ];
     let index = upstream.push_index("multi", &children).await;
+    TwoPlatforms {
+        amd,
+        amd_layer,
+        amd_layer_digest,
+        arm,
+        index,
+    }
+}
+
+/// The children `index` lists in `cache/team/app` of `down`'s store, sorted.
+async fn listed_children(down: &Downstream, index: &Digest) -> Vec<Digest> {
+    let nodes = down
+        .registry
+        .metadata()
+        .manifest_nodes(&name("cache/team/app"), None, 100)
+        .await
+        .unwrap();
+    let mut listed = nodes
+        .into_iter()
+        .find(|n| n.digest == *index)
+        .expect("the index is cached")
+        .children;
+    listed.sort();
+    listed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_without_the_others() {
+    let mut upstream = Upstream::start().await;
+    let TwoPlatforms {
+        amd,
+        amd_layer,
+        amd_layer_digest,
+        arm,
+        index,
+    } = two_platforms(&upstream).await;
 
     let down = Downstream::start(&upstream.url, Duration::from_secs(300)).await;
     let bob = down.client("bob");
@@ -78,14 +118,7 @@ async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_wit
     );
 
     // The index lists the child that is cached, and only it.
-    let nodes = down
-        .registry
-        .metadata()
-        .manifest_nodes(&repo, None, 100)
-        .await
-        .unwrap();
-    let node = nodes.iter().find(|n| n.digest == index).unwrap();
-    assert_eq!(node.children, vec![amd.clone()]);
+    assert_eq!(listed_children(&down, &index).await, vec![amd.clone()]);
 
     // Retention dropping untagged manifests at once keeps the child (its
     // index is tagged) and so its layer.
@@ -143,21 +176,7 @@ async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_fetched_after_its_child_lists_the_cached_child() {
     let upstream = Upstream::start().await;
-    let (amd, _) = upstream.push_image("amd64", layer_of(3_000, 1)).await;
-    let (arm, _) = upstream.push_image("arm64", layer_of(3_000, 2)).await;
-    let upstream_repo = name("team/app");
-    let pusher = upstream.pusher();
-    let children = [
-        (
-            amd.clone(),
-            manifest_size(&pusher, &upstream_repo, &amd).await,
-        ),
-        (
-            arm.clone(),
-            manifest_size(&pusher, &upstream_repo, &arm).await,
-        ),
-    ];
-    let index = upstream.push_index("multi", &children).await;
+    let TwoPlatforms { arm, index, .. } = two_platforms(&upstream).await;
 
     let down = Downstream::start(&upstream.url, Duration::from_secs(300)).await;
     let bob = down.client("bob");
@@ -167,34 +186,15 @@ async fn an_index_fetched_after_its_child_lists_the_cached_child() {
         .await
         .unwrap();
     bob.get_manifest(&repo, &reference("multi")).await.unwrap();
-    let nodes = down
-        .registry
-        .metadata()
-        .manifest_nodes(&repo, None, 100)
-        .await
-        .unwrap();
-    let node = nodes.iter().find(|n| n.digest == index).unwrap();
-    assert_eq!(node.children, vec![arm]);
+    assert_eq!(listed_children(&down, &index).await, vec![arm]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mirrored_index_lists_every_child_it_synced() {
     let upstream = Upstream::start().await;
-    let (amd, _) = upstream.push_image("amd64", layer_of(3_000, 1)).await;
-    let (arm, _) = upstream.push_image("arm64", layer_of(3_000, 2)).await;
-    let upstream_repo = name("team/app");
-    let pusher = upstream.pusher();
-    let children = [
-        (
-            amd.clone(),
-            manifest_size(&pusher, &upstream_repo, &amd).await,
-        ),
-        (
-            arm.clone(),
-            manifest_size(&pusher, &upstream_repo, &arm).await,
-        ),
-    ];
-    let index = upstream.push_index("multi", &children).await;
+    let TwoPlatforms {
+        amd, arm, index, ..
+    } = two_platforms(&upstream).await;
 
     let down = Downstream::start(&upstream.url, Duration::from_secs(300)).await;
     let request = MirrorSyncRequest::new("team/app", Some("multi".into()), true);
@@ -202,16 +202,7 @@ async fn a_mirrored_index_lists_every_child_it_synced() {
         .mirror_sync(&"cache".parse().unwrap(), &request, |_| {})
         .await
         .unwrap();
-    let nodes = down
-        .registry
-        .metadata()
-        .manifest_nodes(&name("cache/team/app"), None, 100)
-        .await
-        .unwrap();
-    let node = nodes.iter().find(|n| n.digest == index).unwrap();
-    let mut listed = node.children.clone();
-    listed.sort();
     let mut expected = vec![amd, arm];
     expected.sort();
-    assert_eq!(listed, expected);
+    assert_eq!(listed_children(&down, &index).await, expected);
 }
