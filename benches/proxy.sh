@@ -19,6 +19,11 @@
 # cache for both): `curl` GET from U directly, then the first GET through P
 # (/v2/up/<name>/blobs/<digest>: streamed from U while stored), then the same GET through P
 # again (served from its store). Each download is checked against its digest.
+#
+# A second table gives, per pull, the CPU seconds (user + system) the proxy, the upstream and
+# the client (curl and openssl) used, their sum over the cores (the least wall time the pull
+# could take with every core busy) and the idle CPU meanwhile: on a small machine the
+# stages share the cores, and a pull whose idle is near 0 is bounded by CPU, not by waiting.
 set -euo pipefail
 
 SIZE=256
@@ -29,7 +34,7 @@ while [ $# -gt 0 ]; do
     --size) SIZE="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "proxy.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -57,12 +62,13 @@ trap cleanup EXIT
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
-start() { # start NAME PORT ARGS...: a server on 127.0.0.1:PORT
+start() { # start NAME PORT ARGS...: a server on 127.0.0.1:PORT; its pid in STARTED
     local name=$1 port=$2
     shift 2
     mkdir -p "$WORK/$name"
     "$SERVER" --listen "127.0.0.1:$port" --data-dir "$WORK/$name" --no-auth --no-ui \
         --durability none "$@" >"$WORK/$name.log" 2>&1 &
+    STARTED=$!
     PIDS+=($!)
     for _ in $(seq 200); do
         curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && return 0
@@ -75,7 +81,9 @@ start() { # start NAME PORT ARGS...: a server on 127.0.0.1:PORT
 UP=$(free_port)
 PX=$(free_port)
 start upstream "$UP"
+UP_PID=$STARTED
 start proxy "$PX" --proxy "up=http://127.0.0.1:$UP"
+PX_PID=$STARTED
 
 # One layer per round, pushed to the upstream.
 DIGESTS=()
@@ -90,21 +98,41 @@ for round in $(seq "$ROUNDS"); do
 done
 rm -f "$WORK/layer"
 
-# get URL DIGEST: seconds for the whole body, checked against the digest (hashed from the
-# pipe as it arrives, so the check adds no disk write). OpenSSL, not coreutils' sha256sum:
-# sha256sum has no SHA extensions here (~140 MiB/s) and would bound every figure.
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# Idle CPU seconds of the whole machine so far (every core).
+idle_now() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.2f", ($5 + $6) / hz}' /proc/stat; }
+
+# get URL DIGEST: one line "wall proxy_cpu upstream_cpu client_cpu idle" for the whole body,
+# checked against the digest (hashed from the pipe as it arrives, so the check adds no disk
+# write). OpenSSL, not coreutils' sha256sum: sha256sum has no SHA extensions here
+# (~140 MiB/s) and would bound every figure. The client's CPU is curl's and openssl's
+# together; idle is what every core left unused meanwhile (0 = the pull was CPU-bound).
 get() {
-    local sum out got
-    sum=$(curl -s -w '%{stderr}%{http_code} %{time_total}' "$1" 2>"$WORK/w" |
-        openssl dgst -sha256 -r | cut -d' ' -f1)
+    local sum out got p0 u0 i0 cpu
+    p0=$(cpu_of "$PX_PID")
+    u0=$(cpu_of "$UP_PID")
+    i0=$(idle_now)
+    { TIMEFORMAT='%U %S' && time {
+        curl -s -w '%{stderr}%{http_code} %{time_total}' "$1" 2>"$WORK/w" |
+            openssl dgst -sha256 -r | cut -d' ' -f1 >"$WORK/sum"
+    }; } 2>"$WORK/t"
+    cpu=$(awk '{printf "%.2f", $1 + $2}' "$WORK/t")
+    sum=$(cat "$WORK/sum")
     out=$(cat "$WORK/w")
     [ "${out%% *}" = 200 ] || { log "GET $1: HTTP ${out%% *}"; exit 1; }
     got="sha256:$sum"
     [ "$got" = "$2" ] || { log "GET $1: digest $got"; exit 1; }
-    echo "${out#* }"
+    awk -v w="${out#* }" -v p0="$p0" -v p1="$(cpu_of "$PX_PID")" -v u0="$u0" \
+        -v u1="$(cpu_of "$UP_PID")" -v c="$cpu" -v i0="$i0" -v i1="$(idle_now)" \
+        'BEGIN {printf "%s %.2f %.2f %.2f %.2f\n", w, p1 - p0, u1 - u0, c, i1 - i0}'
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# median COLUMN <FILE: the median of one column.
+median() {
+    awk -v c="$1" '{print $c}' | sort -n |
+        awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
+}
 
 : >"$WORK/direct"
 : >"$WORK/first"
@@ -114,11 +142,23 @@ for digest in "${DIGESTS[@]}"; do
     get "http://127.0.0.1:$PX/v2/up/bench/layer/blobs/$digest" "$digest" >>"$WORK/first"
     get "http://127.0.0.1:$PX/v2/up/bench/layer/blobs/$digest" "$digest" >>"$WORK/cached"
 done
-direct=$(median <"$WORK/direct")
-first=$(median <"$WORK/first")
-cached=$(median <"$WORK/cached")
+direct=$(median 1 <"$WORK/direct")
+first=$(median 1 <"$WORK/first")
+cached=$(median 1 <"$WORK/cached")
 rate() { awk -v s="$1" -v m="$SIZE" 'BEGIN {printf "%.0f", m / s}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+CORES=$(nproc)
+# cpu_row LABEL FILE: the medians of each CPU column, their sum, and that sum over the cores:
+# the least wall time the pull could take with every core busy.
+cpu_row() {
+    local p u c i
+    p=$(median 2 <"$2")
+    u=$(median 3 <"$2")
+    c=$(median 4 <"$2")
+    i=$(median 5 <"$2")
+    awk -v l="$1" -v w="$(median 1 <"$2")" -v p="$p" -v u="$u" -v c="$c" -v i="$i" -v n="$CORES" \
+        'BEGIN {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", l, w, p, u, c, p + u + c, (p + u + c) / n, i}'
+}
 
 report=$(
     cat <<EOF
@@ -127,6 +167,14 @@ report=$(
 | direct from the upstream | $direct | $(rate "$direct") | 1.00 |
 | first pull through the proxy (miss: streamed while stored) | $first | $(rate "$first") | $(ratio "$first" "$direct") |
 | cached pull through the proxy (hit) | $cached | $(rate "$cached") | $(ratio "$cached" "$direct") |
+
+CPU seconds per pull (medians of $ROUNDS; $CORES cores; the client is curl and openssl):
+
+| pull | wall | proxy CPU | upstream CPU | client CPU | all CPU | all CPU / $CORES cores | idle CPU |
+|---|---|---|---|---|---|---|---|
+$(cpu_row "direct from the upstream" "$WORK/direct")
+$(cpu_row "first pull through the proxy (miss)" "$WORK/first")
+$(cpu_row "cached pull through the proxy (hit)" "$WORK/cached")
 EOF
 )
 echo "$report"

@@ -466,3 +466,59 @@ async fn cached_content_counts_against_the_namespace_quota() {
     assert!(!metadata.blob_linked(&repo, &layer).await.unwrap());
     assert!(down.counter("error") >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_slower_than_the_upstream_is_cut_and_the_fetch_goes_on_for_the_others() {
+    let upstream = Upstream::start().await;
+    // Far more than the socket buffers and the tee's channels hold.
+    let layer = layer_of(32 << 20, 7);
+    let (_, digest) = upstream.push_image("v1", layer.clone()).await;
+    let mut limits = registry_api::Limits::default();
+    limits.body_idle_timeout = Duration::from_secs(1);
+    let down = Downstream::start_with(&upstream.url, Duration::from_secs(300), limits).await;
+    let repo = name("cache/team/app");
+
+    // The first puller (whose request runs the fetch) reads at 4 MB/s:
+    // never idle for long (each of the proxy's chunks leaves within a
+    // fraction of a second), but far slower than the upstream.
+    let mut slow = down
+        .get("bob", &format!("/v2/cache/team/app/blobs/{digest}"))
+        .await;
+    assert_eq!(slow.status(), StatusCode::OK);
+    let hurry = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickle = tokio::spawn({
+        let hurry = hurry.clone();
+        async move {
+            let mut read = 0;
+            loop {
+                let chunk_len = match slow.chunk().await {
+                    Ok(Some(chunk)) => chunk.len(),
+                    Ok(None) => return Ok(read),
+                    Err(_) => return Err(read),
+                };
+                read += chunk_len;
+                if !hurry.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_micros(chunk_len as u64 / 4)).await;
+                }
+            }
+        }
+    });
+
+    // Another puller waits for that fetch and gets the blob from the store:
+    // the fetch did not go at the slow client's pace (8 s and more; the
+    // bound below only keeps a regression from hanging).
+    let bob = down.client("bob");
+    let pulled = tokio::time::timeout(Duration::from_secs(60), bob.pull_blob_bytes(&repo, &digest))
+        .await
+        .expect("the fetch went at the slow client's pace")
+        .unwrap();
+    assert_eq!(pulled, layer);
+    assert_eq!(upstream.front.blob_gets.load(Ordering::SeqCst), 1);
+
+    // The slow client was cut: its body ends short, with an error.
+    hurry.store(true, Ordering::SeqCst);
+    match trickle.await.unwrap() {
+        Err(read) => assert!(read < layer.len(), "{read}"),
+        Ok(read) => panic!("the slow client got a whole body of {read} bytes"),
+    }
+}

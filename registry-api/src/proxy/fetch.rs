@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use registry_core::{Digest, Manifest, ManifestKind, Namespace, Reference, RepositoryName};
+use bytes::Bytes;
+use registry_core::{Digest, Manifest, ManifestKind, Namespace, Reference, RepositoryName, Tag};
 use registry_storage::{BlobBody, BlobInfo, NewManifest, StorageError};
 
 use super::tee::{self, Joined, Tee};
@@ -118,6 +119,41 @@ impl ProxyNamespace {
         }
     }
 
+    /// The store record of a manifest cached from the upstream, as a push
+    /// would make it (blob links, usage), pointed at by `tag` and listing
+    /// `children` (cached children of an index). The upstream decides
+    /// where its tags point, so no tag is fixed here.
+    pub(super) fn cached_record(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        manifest: &Manifest,
+        bytes: Bytes,
+        tag: Option<Tag>,
+        children: Vec<Digest>,
+    ) -> NewManifest {
+        NewManifest {
+            repository: repo.clone(),
+            digest: digest.clone(),
+            media_type: manifest.media_type().to_owned(),
+            bytes,
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
+            annotations: manifest.annotations.clone(),
+            config: manifest.config.as_ref().map(|c| c.digest.clone()),
+            blobs: manifest
+                .blob_references()
+                .map(|d| d.digest.clone())
+                .collect(),
+            children,
+            tags: tag.into_iter().collect(),
+            fixed_tags: Vec::new(),
+            actor: format!("system:proxy:{}", self.config.namespace),
+            events: Vec::new(),
+            tag_moved: Vec::new(),
+        }
+    }
+
     pub(super) fn upstream_repo(&self, repo: &RepositoryName) -> RegistryResult<RepositoryName> {
         self.upstream_name(repo).ok_or_else(|| {
             RegistryError::invalid_name(
@@ -149,7 +185,8 @@ impl Registry {
             };
             if fresh {
                 counters.record_hit();
-                return PulledManifest::from_stored(stored.clone(), false);
+                return PulledManifest::from_stored(stored.clone(), false)
+                    .inspect(|served| proxy.parents.note(repo, served));
             }
         }
         let upstream_repo = proxy.upstream_repo(repo)?;
@@ -176,6 +213,7 @@ impl Registry {
                     true => counters.record_miss(),
                     false => counters.record_hit(),
                 }
+                proxy.parents.note(repo, &manifest);
                 Ok(manifest)
             }
             // The upstream is authoritative when it answers: a tag gone
@@ -190,6 +228,7 @@ impl Registry {
                     reference = %reference, upstream = %proxy.config.upstream_host(),
                     error = %e, "upstream failed; serving the cached manifest (stale)");
                 PulledManifest::from_stored(stored, true)
+                    .inspect(|served| proxy.parents.note(repo, served))
             }
             (Err(e), _) => {
                 counters.record_error();
@@ -240,8 +279,9 @@ impl Registry {
         let manifest = self
             .store_proxied_manifest(proxy, repo, reference, fetched)
             .await?;
-        if let Reference::Tag(tag) = reference {
-            proxy.mark_fresh(repo, tag);
+        match reference {
+            Reference::Tag(tag) => proxy.mark_fresh(repo, tag),
+            Reference::Digest(digest) => self.list_in_parent(proxy, repo, digest).await,
         }
         Ok((manifest, true))
     }
@@ -249,7 +289,8 @@ impl Registry {
     /// Stores a manifest fetched from the upstream as a push would (same
     /// store call: blob links, tag history, usage), tagged when fetched by
     /// tag. Its blobs are linked before they are stored (they are fetched
-    /// when asked for), and an index's children are not linked at all.
+    /// when asked for); an index lists the children already cached (see
+    /// [`super::children`]).
     async fn store_proxied_manifest(
         &self,
         proxy: &ProxyNamespace,
@@ -265,33 +306,41 @@ impl Registry {
         self.ensure_proxy_namespace(proxy)
             .await
             .map_err(|e| FetchError::local(e.to_string()))?;
-        let record = NewManifest {
-            repository: repo.clone(),
-            digest: fetched.digest.clone(),
-            media_type: manifest.media_type().to_owned(),
-            bytes: fetched.bytes.clone(),
-            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
-            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
-            annotations: manifest.annotations.clone(),
-            config: manifest.config.as_ref().map(|c| c.digest.clone()),
-            blobs: manifest
-                .blob_references()
-                .map(|d| d.digest.clone())
-                .collect(),
-            // Children are fetched when asked for; the store requires the
-            // ones it is told about to be present.
-            children: Vec::new(),
-            tags: reference.as_tag().cloned().into_iter().collect(),
-            // The upstream decides where its tags point.
-            fixed_tags: Vec::new(),
-            actor: format!("system:proxy:{}", proxy.config.namespace),
-            events: Vec::new(),
-            tag_moved: Vec::new(),
+        // Children cached before their index (pulled by digest, or kept
+        // from an earlier index) are listed at once.
+        let children = match kind.is_index() {
+            true => self
+                .cached_children(repo, &manifest)
+                .await
+                .map_err(FetchError::stored)?,
+            false => Vec::new(),
         };
-        self.metadata()
-            .put_manifest(record)
-            .await
-            .map_err(FetchError::stored)?;
+        let tag = reference.as_tag().cloned();
+        let record = proxy.cached_record(
+            repo,
+            &fetched.digest,
+            &manifest,
+            fetched.bytes.clone(),
+            tag.clone(),
+            children,
+        );
+        let stored = match self.metadata().put_manifest(record).await {
+            // A child pruned between the check and the put: stored without
+            // children (it is listed when fetched again).
+            Err(StorageError::ManifestMissing { .. }) => {
+                let record = proxy.cached_record(
+                    repo,
+                    &fetched.digest,
+                    &manifest,
+                    fetched.bytes.clone(),
+                    tag,
+                    Vec::new(),
+                );
+                self.metadata().put_manifest(record).await
+            }
+            stored => stored,
+        };
+        stored.map_err(FetchError::stored)?;
         tracing::info!(target: "audit", actor = %format!("system:proxy:{}", proxy.config.namespace),
             repository = %repo, digest = %fetched.digest, reference = %reference,
             "manifest cached from upstream");

@@ -23,8 +23,8 @@
 //!   When the upstream fails, is rate-limited (429) or unreachable, the
 //!   cached tag is served anyway (stale-if-error) with a `Warning: 110`
 //!   header and a log line. An index is cached as it is; its children are
-//!   fetched when asked for (the index is stored without links to them, so
-//!   retention may drop a child that is then fetched again on demand).
+//!   fetched when asked for, and each one cached is listed as the index's
+//!   child, so retention keeps it with the index (`children.rs` says how).
 //! - **containerd mirror mode**: `?ns=docker.io` on a manifest or blob
 //!   request selects the proxy namespace whose [`ProxyConfig::hosts`] hold
 //!   that host, and the name as sent is looked up under it.
@@ -55,6 +55,7 @@
 //! # });
 //! ```
 
+mod children;
 mod fetch;
 mod inflight;
 mod sync;
@@ -242,6 +243,9 @@ pub(crate) struct ProxyNamespace {
     pub(crate) manifests: Inflight<(RepositoryName, String), fetch::ManifestOutcome>,
     /// Blob fetches in flight, by repository and digest.
     pub(crate) blobs: tee::BlobFetches,
+    /// The index each child was last served in, to list the child in it
+    /// once cached.
+    pub(crate) parents: children::ParentHints,
     /// When each cached tag was last validated upstream.
     fresh: Mutex<HashMap<(RepositoryName, Tag), Instant>>,
 }
@@ -296,6 +300,7 @@ impl ProxyNamespace {
             client,
             manifests: Inflight::default(),
             blobs: tee::BlobFetches::default(),
+            parents: children::ParentHints::default(),
             fresh: Mutex::default(),
         })
     }

@@ -8,10 +8,18 @@
 //! digest: a client can never read a whole body of wrong bytes, it gets a
 //! cut connection instead. Requests arriving while the fetch runs wait for
 //! its end and are then served from the store.
+//!
+//! A client slower than the upstream slows the fetch, but only so much:
+//! the fetch waits for its client at most [`Tee::client_idle`] *in all*
+//! (not per chunk). Past that the client is cut and the fetch goes on at
+//! the upstream's pace for the store and the waiters, so a client that
+//! trickles cannot hold every other puller of the blob (nor the upstream
+//! connection) for as long as it likes; it gets the blob from the store
+//! when it retries.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -125,8 +133,9 @@ pub(crate) struct Tee {
     pub(crate) digest: Digest,
     pub(crate) ticket: BlobTicket,
     pub(crate) leader: Leader,
-    /// How long the client may refuse a chunk before it is dropped (the
-    /// fetch then goes on for the store and the waiters).
+    /// How long the fetch may wait for its client in all (summed over
+    /// every chunk the client was not ready for) before the client is cut;
+    /// the fetch then goes on for the store and the waiters.
     pub(crate) client_idle: Duration,
     /// The upstream's name, for logs.
     pub(crate) upstream: String,
@@ -164,6 +173,7 @@ impl Tee {
     ) {
         let mut held: Option<Bytes> = None;
         let mut failure: Option<String> = None;
+        let mut patience = self.client_idle;
         loop {
             match body.next().await {
                 None => break,
@@ -180,7 +190,7 @@ impl Tee {
                         break;
                     }
                     if let Some(previous) = held.replace(chunk) {
-                        self.forward(&mut client, Ok(previous)).await;
+                        self.forward(&mut client, &mut patience, Ok(previous)).await;
                     }
                 }
             }
@@ -232,7 +242,7 @@ impl Tee {
         match &result {
             Ok(()) => {
                 if let Some(last) = held {
-                    self.forward(&mut client, Ok(last)).await;
+                    self.forward(&mut client, &mut patience, Ok(last)).await;
                 }
             }
             Err(e) => {
@@ -242,6 +252,7 @@ impl Tee {
                 let reason = e.to_string();
                 self.forward(
                     &mut client,
+                    &mut patience,
                     Err(StorageError::Incoming {
                         source: reason.into(),
                     }),
@@ -253,15 +264,33 @@ impl Tee {
         leader.finish(result);
     }
 
-    /// Sends an item to the client, dropping the client when it does not
-    /// take it within `client_idle` or went away.
+    /// Sends an item to the client, waiting while it is not ready for at
+    /// most what is left of `patience` (which the wait uses up); cuts the
+    /// client (drops its sender: its body ends short) when that runs out
+    /// or the client went away.
     async fn forward(
         &self,
         client: &mut Option<mpsc::Sender<Result<Bytes, StorageError>>>,
+        patience: &mut Duration,
         item: Result<Bytes, StorageError>,
     ) {
         let Some(tx) = client.as_ref() else { return };
-        if tx.send_timeout(item, self.client_idle).await.is_err() {
+        let item = match tx.try_send(item) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                *client = None;
+                return;
+            }
+            Err(mpsc::error::TrySendError::Full(item)) => item,
+        };
+        let waiting = Instant::now();
+        let sent = tx.send_timeout(item, *patience).await;
+        *patience = patience.saturating_sub(waiting.elapsed());
+        if let Err(e) = sent {
+            if matches!(e, mpsc::error::SendTimeoutError::Timeout(_)) {
+                tracing::info!(repository = %self.repo, digest = %self.digest,
+                    "a client slower than the upstream was cut; the fetch goes on for the store");
+            }
             *client = None;
         }
     }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use registry_api::client::Client;
 use registry_api::proxy::ProxyConfig;
-use registry_api::{router, Registry};
+use registry_api::{router, Limits, Registry};
 use registry_auth::{ClusterRole, Role};
 use registry_core::{media_type, Digest, Reference, RepositoryName};
 use registry_storage::Stores;
@@ -99,12 +99,24 @@ pub async fn secured(
     admins: &[&str],
     proxies: Vec<ProxyConfig>,
 ) -> Registry {
+    secured_with(stores, users, roles, admins, proxies, Limits::default()).await
+}
+
+/// [`secured`] with `limits`.
+pub async fn secured_with(
+    stores: Stores,
+    users: &[&str],
+    roles: &[(&str, Role, &str)],
+    admins: &[&str],
+    proxies: Vec<ProxyConfig>,
+    limits: Limits,
+) -> Registry {
     let cluster: Vec<_> = admins
         .iter()
         .map(|subject| (ClusterRole::ClusterAdmin, *subject))
         .collect();
     let (config, _store) = common::auth_config(users, roles, &cluster).await;
-    let mut builder = Registry::builder(stores).auth(config);
+    let mut builder = Registry::builder(stores).auth(config).limits(limits);
     for proxy in proxies {
         builder = builder.proxy(proxy);
     }
@@ -238,6 +250,11 @@ impl Downstream {
     /// The proxy: namespace `cache` stands for the upstream (as `mirror`),
     /// bob views it, carol has no role, admin is cluster-admin.
     pub async fn start(upstream: &str, tag_ttl: Duration) -> Self {
+        Self::start_with(upstream, tag_ttl, Limits::default()).await
+    }
+
+    /// [`Downstream::start`] with `limits`.
+    pub async fn start_with(upstream: &str, tag_ttl: Duration, limits: Limits) -> Self {
         let mut proxy = ProxyConfig::new("cache".parse().unwrap(), upstream.parse().unwrap());
         proxy.username = Some("mirror".into());
         proxy.password = Some(PASSWORD.into());
@@ -245,12 +262,13 @@ impl Downstream {
         proxy.connect_timeout = Duration::from_secs(2);
         proxy.read_timeout = Duration::from_secs(2);
         proxy.hosts.push("upstream.example".into());
-        let registry = secured(
+        let registry = secured_with(
             Stores::in_memory(),
             &["bob", "carol", "admin"],
             &[("cache", Role::Viewer, "bob")],
             &["admin"],
             vec![proxy],
+            limits,
         )
         .await;
         let (url, stop) = serve(router(&registry)).await;
@@ -287,4 +305,32 @@ pub fn layer_of(len: usize, seed: u8) -> Bytes {
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
         .collect::<Vec<u8>>()
         .into()
+}
+
+impl Upstream {
+    /// Pushes an OCI index over `children` (image manifests of
+    /// `team/app`, each `(digest, size)`) as `team/app:tag`; its digest.
+    pub async fn push_index(&self, tag: &str, children: &[(Digest, usize)]) -> Digest {
+        let manifests: Vec<_> = children
+            .iter()
+            .zip(["amd64", "arm64", "s390x", "ppc64le"].iter().cycle())
+            .map(|((digest, size), arch)| {
+                serde_json::json!({"mediaType": media_type::OCI_MANIFEST, "digest": digest,
+                    "size": size, "platform": {"architecture": arch, "os": "linux"}})
+            })
+            .collect();
+        let body = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests,
+        }))
+        .unwrap();
+        self.pusher()
+            .put_manifest(
+                &name("team/app"),
+                &reference(tag),
+                media_type::OCI_INDEX,
+                Bytes::from(body),
+            )
+            .await
+            .unwrap()
+    }
 }

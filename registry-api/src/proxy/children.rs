@@ -1,0 +1,134 @@
+//! An index's children in a proxy namespace. The index is cached as the
+//! upstream serves it and its children are fetched only when asked for;
+//! each child that is cached is then recorded as the index's child (the
+//! store's `children` of the index), so retention keeps it, and its blobs,
+//! as long as it keeps the index, exactly as for a pushed index. The index
+//! lists only the children that are cached, and stays servable while the
+//! others are not.
+//!
+//! Which index a child pulled by digest belongs to is not in the request:
+//! clients pull the index, then the child. Each index the proxy serves is
+//! remembered per child digest ([`ParentHints`], bounded, in memory); when
+//! such a child is then fetched, its index is stored again with every
+//! cached child listed. An index fetched after some of its children also
+//! lists those. A child fetched with no index remembered (after a
+//! restart, or through another replica, without the index pulled again)
+//! stays unlisted until its index is fetched again; until then retention
+//! treats it as untagged (it is fetched again when asked for).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use registry_core::{Digest, Manifest, Reference, RepositoryName};
+use registry_storage::StorageError;
+
+use super::ProxyNamespace;
+use crate::service::{PulledManifest, Registry};
+
+/// Most children remembered with their index; past it the map is cleared
+/// (a child then fetched is listed once its index is fetched again),
+/// which bounds it without an eviction order.
+const MAX_PARENT_HINTS: usize = 100_000;
+
+/// The index each child digest was last served in, by repository.
+#[derive(Debug, Default)]
+pub(crate) struct ParentHints {
+    by_child: Mutex<HashMap<(RepositoryName, Digest), Digest>>,
+}
+
+impl ParentHints {
+    /// Remembers the children of `served` when it is an index.
+    pub(crate) fn note(&self, repo: &RepositoryName, served: &PulledManifest) {
+        if !served.kind.is_index() {
+            return;
+        }
+        // Stored manifests were parsed when cached; one that no longer
+        // parses has no children to remember.
+        let Ok(index) = Manifest::parse(Some(served.kind.media_type()), &served.bytes) else {
+            return;
+        };
+        let mut map = self.by_child.lock().unwrap_or_else(|e| e.into_inner());
+        for child in index.manifest_references() {
+            if map.len() >= MAX_PARENT_HINTS {
+                map.clear();
+            }
+            map.insert((repo.clone(), child.digest.clone()), served.digest.clone());
+        }
+    }
+
+    /// The index `child` was last served in, forgotten from now on.
+    fn take(&self, repo: &RepositoryName, child: &Digest) -> Option<Digest> {
+        let mut map = self.by_child.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&(repo.clone(), child.clone()))
+    }
+}
+
+impl Registry {
+    /// The children of `manifest` (an index) that are manifests of `repo`.
+    pub(super) async fn cached_children(
+        &self,
+        repo: &RepositoryName,
+        manifest: &Manifest,
+    ) -> Result<Vec<Digest>, StorageError> {
+        let wanted: Vec<Digest> = manifest
+            .manifest_references()
+            .map(|d| d.digest.clone())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        let present = self.metadata().manifests_present(repo, &wanted).await?;
+        Ok(wanted
+            .into_iter()
+            .zip(present)
+            .filter_map(|(digest, present)| present.then_some(digest))
+            .collect())
+    }
+
+    /// After `child` was fetched into `repo` by digest: lists it (with the
+    /// other cached children) in the index it was served in, if that is
+    /// known. Best effort: the child is served either way, so a failure is
+    /// logged, not returned.
+    pub(super) async fn list_in_parent(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        child: &Digest,
+    ) {
+        let Some(index) = proxy.parents.take(repo, child) else {
+            return;
+        };
+        if let Err(e) = self.relist_children(proxy, repo, &index).await {
+            tracing::warn!(repository = %repo, index = %index, child = %child, error = %e,
+                "a cached child manifest was not listed in its cached index");
+        }
+    }
+
+    /// Stores `index` of `repo` again with every cached child listed.
+    async fn relist_children(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        index: &Digest,
+    ) -> Result<(), StorageError> {
+        let reference = Reference::Digest(index.clone());
+        // Pruned meanwhile: fetched again, with its children, when asked for.
+        let Some(stored) = self.metadata().get_manifest(repo, &reference).await? else {
+            return Ok(());
+        };
+        let Ok(manifest) = Manifest::parse(Some(&stored.media_type), &stored.bytes) else {
+            return Ok(());
+        };
+        let children = self.cached_children(repo, &manifest).await?;
+        if children.is_empty() {
+            return Ok(());
+        }
+        let record = proxy.cached_record(repo, index, &manifest, stored.bytes, None, children);
+        match self.metadata().put_manifest(record).await {
+            // A child pruned between the check and the put: it is listed
+            // when fetched again.
+            Ok(_) | Err(StorageError::ManifestMissing { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
