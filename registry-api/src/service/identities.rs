@@ -243,14 +243,14 @@ impl Registry {
             let data = json!({ "token": id.to_string(), "kind": kind });
             self.raise(caller, EventType::TokenDeleted, None, id.to_string(), data)
         };
-        let change = AuthChange::DeleteToken(id.clone());
+        let change = AuthChange::DeleteToken(*id);
         let kind = match self
             .apply_auth_change(state, change, deleted("access"))
             .await
         {
             Ok(()) => "access",
             Err(RegistryError::RecordUnknown(_)) if !access => {
-                let change = AuthChange::DeleteRefreshToken(id.clone());
+                let change = AuthChange::DeleteRefreshToken(*id);
                 match self
                     .apply_auth_change(state, change, deleted("refresh"))
                     .await
