@@ -34,6 +34,8 @@
 //! # });
 //! ```
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod auth_change_sql;
 pub mod backend;
 pub mod blob;
 pub mod cache;

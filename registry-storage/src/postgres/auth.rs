@@ -162,23 +162,7 @@ pub(super) fn cluster_role_binding(row: ClusterRoleBindingRow) -> Result<Cluster
 
 /// Applies `change` in the caller's transaction.
 async fn apply(tx: &mut sqlx::PgConnection, change: &AuthChange) -> Result<()> {
-    match change {
-        AuthChange::CreateUser(user) => q::create_user(&mut *tx, user).await,
-        AuthChange::DeleteUser(name) => q::delete_user(&mut *tx, name).await,
-        AuthChange::SetPassword(name, hash) => q::set_password(&mut *tx, name, hash.as_ref()).await,
-        AuthChange::CreateServiceAccount(sa) => q::create_service_account(&mut *tx, sa).await,
-        AuthChange::DeleteServiceAccount(sa) => q::delete_service_account(&mut *tx, sa).await,
-        AuthChange::CreateToken(token) => q::create_token(&mut *tx, token).await,
-        AuthChange::DeleteToken(id) => q::delete_token(&mut *tx, id).await,
-        AuthChange::DeleteRefreshToken(id) => tq::delete_refresh_token(&mut *tx, id).await,
-        AuthChange::AddRoleBinding(b) => q::add_role_binding(&mut *tx, b).await,
-        AuthChange::RemoveRoleBinding(b) => q::remove_role_binding(&mut *tx, b).await,
-        AuthChange::AddClusterRoleBinding(b) => q::add_cluster_role_binding(&mut *tx, b).await,
-        AuthChange::RemoveClusterRoleBinding(b) => {
-            q::remove_cluster_role_binding(&mut *tx, b).await
-        }
-        other => Err(Error::UnknownAuthChange(format!("{other:?}"))),
-    }
+    crate::auth_change_sql::apply_auth_change!(tx, change, q, tq, Error::UnknownAuthChange)
 }
 
 #[async_trait]
