@@ -132,25 +132,11 @@ impl ProxyNamespace {
         tag: Option<Tag>,
         children: Vec<Digest>,
     ) -> NewManifest {
+        let actor = format!("system:proxy:{}", self.config.namespace);
         NewManifest {
-            repository: repo.clone(),
-            digest: digest.clone(),
-            media_type: manifest.media_type().to_owned(),
-            bytes,
-            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
-            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
-            annotations: manifest.annotations.clone(),
-            config: manifest.config.as_ref().map(|c| c.digest.clone()),
-            blobs: manifest
-                .blob_references()
-                .map(|d| d.digest.clone())
-                .collect(),
             children,
             tags: tag.into_iter().collect(),
-            fixed_tags: Vec::new(),
-            actor: format!("system:proxy:{}", self.config.namespace),
-            events: Vec::new(),
-            tag_moved: Vec::new(),
+            ..crate::service::manifest_record(repo, digest, manifest, bytes, actor)
         }
     }
 

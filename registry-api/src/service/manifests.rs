@@ -253,29 +253,11 @@ impl Registry {
             &tags,
         );
         let record = NewManifest {
-            repository: repo.clone(),
-            digest: digest.clone(),
-            media_type: manifest.media_type().to_owned(),
-            bytes,
-            subject: subject.clone(),
-            // What the referrers API lists and filters on (spec: the
-            // config's media type when `artifactType` is absent).
-            artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
-            annotations: manifest.annotations.clone(),
-            config: manifest.config.as_ref().map(|c| c.digest.clone()),
-            blobs: manifest
-                .blob_references()
-                .map(|d| d.digest.clone())
-                .collect(),
-            children: manifest
-                .manifest_references()
-                .map(|d| d.digest.clone())
-                .collect(),
             tags: tags.clone(),
             fixed_tags,
-            actor: caller.actor(),
             events: events.clone(),
             tag_moved: tag_moved.clone(),
+            ..manifest_record(repo, &digest, &manifest, bytes, caller.actor())
         };
         match self.metadata().put_manifest(record).await {
             Ok(moved) => {
@@ -563,5 +545,42 @@ fn immutable_refusal(
         tag,
         rule,
         current,
+    }
+}
+
+/// The store record of a parsed manifest as every way into the store makes
+/// it (a push, a proxy's cache): its blobs and child manifests as
+/// references, no tags and no events (the caller sets those).
+pub(crate) fn manifest_record(
+    repo: &RepositoryName,
+    digest: &Digest,
+    manifest: &Manifest,
+    bytes: Bytes,
+    actor: String,
+) -> NewManifest {
+    NewManifest {
+        repository: repo.clone(),
+        digest: digest.clone(),
+        media_type: manifest.media_type().to_owned(),
+        bytes,
+        subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+        // What the referrers API lists and filters on (spec: the config's
+        // media type when `artifactType` is absent).
+        artifact_type: manifest.referrers_artifact_type().map(str::to_owned),
+        annotations: manifest.annotations.clone(),
+        config: manifest.config.as_ref().map(|c| c.digest.clone()),
+        blobs: manifest
+            .blob_references()
+            .map(|d| d.digest.clone())
+            .collect(),
+        children: manifest
+            .manifest_references()
+            .map(|d| d.digest.clone())
+            .collect(),
+        tags: Vec::new(),
+        fixed_tags: Vec::new(),
+        actor,
+        events: Vec::new(),
+        tag_moved: Vec::new(),
     }
 }

@@ -54,6 +54,7 @@ pub use caller::Caller;
 pub use error::{ArgumentKind, RegistryError, RegistryResult};
 pub use identities::{ManagedSecret, MAX_TOKEN_LIFETIME};
 pub use listing::Paged;
+pub(crate) use manifests::manifest_record;
 pub use manifests::{ManifestPushed, PulledManifest};
 pub use tokens::{GrantedToken, TokenRequest, MAX_REFRESH_TOKENS_PER_OWNER, MAX_SCOPES_PER_TOKEN};
 pub use uploads::{Chunk, MountFrom, UploadStarted};

@@ -76,11 +76,16 @@ fn decode_annotations(json: &str) -> Result<BTreeMap<String, String>> {
     Ok(serde_json::from_str(json)?)
 }
 
-/// A JSON array of the distinct digests, for `json_each(?)`: one statement
-/// takes every blob or child of a manifest at once.
-pub(super) fn digest_list<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> String {
-    let distinct: BTreeSet<&str> = digests.into_iter().map(Digest::as_str).collect();
+/// A JSON array of the distinct strings, for `json_each(?)`: one statement
+/// takes a whole list (a manifest's blobs or children, a push's tags).
+pub(super) fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let distinct: BTreeSet<&str> = items.into_iter().collect();
     serde_json::Value::from(distinct.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+/// [`json_list`] of digests.
+pub(super) fn digest_list<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> String {
+    json_list(digests.into_iter().map(Digest::as_str))
 }
 
 /// Where each of `tags` points now, in the caller's transaction.
@@ -92,13 +97,12 @@ async fn current_tags(
     if tags.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let names: Vec<&str> = tags.iter().map(Tag::as_str).collect();
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT tag, digest FROM tags WHERE repository = ? \
          AND tag IN (SELECT value FROM json_each(?))",
     )
     .bind(repository.as_str())
-    .bind(serde_json::Value::from(names).to_string())
+    .bind(json_list(tags.iter().map(Tag::as_str)))
     .fetch_all(conn)
     .await?;
     rows.into_iter()
@@ -298,8 +302,8 @@ pub(super) async fn manifests_present(
     repository: &RepositoryName,
     digests: &[Digest],
 ) -> Result<Vec<bool>> {
-    // One statement for the whole list: the digests as a JSON array.
-    let list = serde_json::to_string(&digests.iter().map(Digest::as_str).collect::<Vec<_>>())?;
+    // One statement for the whole list.
+    let list = digest_list(digests);
     let found: Vec<String> = sqlx::query_scalar(
         "SELECT digest FROM manifests \
          WHERE repository = ? AND digest IN (SELECT value FROM json_each(?))",
