@@ -155,6 +155,10 @@ disk_refs() { # round
 # --- 5. rounds, alternating -------------------------------------------------------------
 harness() { # tag url pid extra-args...
     local tag="$1" url="$2" pid="$3" round="$4"; shift 4
+    # The previous server's writes still in the page cache (Distribution and
+    # --durability none never sync) are written back now, not during the
+    # next server's fsyncs.
+    sync
     log "round $round: $tag"
     "$HARNESS" --url "$url" --pid "$pid" --rounds 1 --concurrency "$CONCURRENCY" \
         --duration "$DURATION" --blob-size "$BLOB" --chunked-size "$CHUNKED" \

@@ -135,6 +135,18 @@ async fn a_new_data_dir_is_private() {
     let r = c.bare(Method::POST, "/v2/ns/app/blobs/uploads/", &[]).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let id = r.header("docker-upload-uuid").to_owned();
+    let location = r.header("location").to_owned();
+    // The session's file appears with its first bytes.
+    assert!(!dir.join("uploads").join(&id).exists());
+    let r = c
+        .call(
+            Method::PATCH,
+            &location,
+            &[("content-range", "0-4"), ("content-length", "5")],
+            "bytes",
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
 
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("uploads")), 0o700);

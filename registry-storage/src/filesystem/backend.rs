@@ -105,8 +105,14 @@ impl FsBlobStoreBuilder {
         let uploads = self.root.join(UPLOADS_DIR);
         super::permissions::create_private_dir(&self.root)
             .map_err(|e| io_error("creating", &self.root, e))?;
-        for dir in ALGORITHMS.iter().map(|alg| blobs.join(alg.as_str())) {
+        for alg in ALGORITHMS {
+            let dir = blobs.join(alg.as_str());
             fs::create_dir_all(&dir).map_err(|e| io_error("creating", &dir, e))?;
+            // SHA-512 blobs are rare: their prefix directories are made
+            // as blobs arrive.
+            if alg == Algorithm::Sha256 {
+                make_prefix_dirs(&dir, self.durability)?;
+            }
         }
         // Staged bytes are images not pushed yet: their owner's alone.
         for dir in [&tmp, &uploads] {
@@ -124,6 +130,28 @@ impl FsBlobStoreBuilder {
             writing: Writing::default(),
         }))
     }
+}
+
+/// Makes the 256 `<two hex>` directories of an algorithm's directory that
+/// are missing, so that publishing a blob is a rename into a directory that
+/// exists (no `mkdir`, no sync of the algorithm's directory on the push
+/// path); syncs `dir` once if it gained any.
+fn make_prefix_dirs(dir: &Path, durability: Durability) -> Result<()> {
+    let mut made = false;
+    for byte in 0..=255u8 {
+        let prefix = dir.join(format!("{byte:02x}"));
+        match fs::create_dir(&prefix) {
+            Ok(()) => made = true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error("creating", &prefix, e)),
+        }
+    }
+    if made {
+        durability
+            .sync_dir(dir)
+            .map_err(|e| io_error("syncing", dir, e))?;
+    }
+    Ok(())
 }
 
 /// Whether a directory entry was last written at least `age` ago.
@@ -255,10 +283,17 @@ impl FsBackend {
             fs::remove_file(src).map_err(|e| io_error("removing", src, e))?;
             return Ok(());
         }
-        self.ensure_parent(&dest)?;
         // Over a copy a concurrent put published first is fine: same
-        // bytes, and the rename is atomic.
-        fs::rename(src, &dest).map_err(|e| io_error("publishing", &dest, e))?;
+        // bytes, and the rename is atomic. The prefix directory exists
+        // since the store opened, unless someone removed it since.
+        match fs::rename(src, &dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.ensure_parent(&dest)?;
+                fs::rename(src, &dest)
+            }
+            renamed => renamed,
+        }
+        .map_err(|e| io_error("publishing", &dest, e))?;
         self.sync_parent(&dest)
     }
 
@@ -383,18 +418,14 @@ impl BlobBackend for FsBackend {
             .boxed()
     }
 
+    /// Creates nothing: the file appears with the first append (or, for a
+    /// session committed without a byte, at publish). A session that ends
+    /// in one `PUT` with the whole blob stages at the blob instead, so it
+    /// never had a file of its own to create and remove.
     async fn stage(&self, target: StageTarget<'_>) -> Result<StagedWrite> {
-        let staged = StagedFile::for_target(target);
-        let path = staged.path(&self.root);
-        blocking(move || {
-            super::permissions::create_private_file(&path)
-                .map(drop)
-                .map_err(|e| io_error("creating", &path, e))
-        })
-        .await?;
         Ok(StagedWrite {
             written: 0,
-            state: staged.encode(),
+            state: StagedFile::for_target(target).encode(),
             pending: bytes::Bytes::new(),
         })
     }

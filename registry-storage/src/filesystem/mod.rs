@@ -70,7 +70,9 @@ impl Durability {
     /// Syncs `file` unless durability is off.
     pub(crate) fn sync_file(self, file: &File) -> io::Result<()> {
         match self {
-            Durability::Fsync => file.sync_all(),
+            // fdatasync: the bytes and what reading them back needs (the
+            // size, the block map); not the times.
+            Durability::Fsync => file.sync_data(),
             Durability::None => Ok(()),
         }
     }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::io_error;
+use super::permissions::PRIVATE_FILE_MODE;
 use super::pipe::ChunkSink;
 use crate::backend::{StageTarget, StagedWrite};
 use crate::error::{Result, StorageError};
@@ -74,9 +75,33 @@ fn lost(path: &Path, written: u64, len: u64) -> StorageError {
     ))
 }
 
+/// Opens a staged file for writing at `written`: a staged write that holds
+/// no acknowledged byte may have no file yet (it is created by its first
+/// append, private to the server's user); one that holds some must have one.
+fn open_staged(path: &Path, written: u64) -> io::Result<File> {
+    if written == 0 {
+        create_private(path)
+    } else {
+        OpenOptions::new().write(true).open(path)
+    }
+}
+
+/// Creates `path` (mode `0600`) unless it exists; opened for writing.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
+    options.open(path)
+}
+
 /// Opens a staged file for reading its first `written` bytes at publish,
-/// checking that they are all there.
+/// checking that they are all there (an empty staged write may have no
+/// file yet: it is created).
 pub(super) fn open_whole(path: &Path, written: u64) -> Result<File> {
+    if written == 0 {
+        create_private(path).map_err(|e| io_error("creating", path, e))?;
+    }
     let file = File::open(path).map_err(|e| io_error("opening", path, e))?;
     let len = file
         .metadata()
@@ -137,7 +162,8 @@ impl AppendSink {
         turn: KeyedGuard<PathBuf>,
     ) -> Result<Self> {
         let path = StagedFile::decode(staged)?.path(root);
-        let mut file = match OpenOptions::new().write(true).open(&path) {
+        let start = staged.written;
+        let mut file = match open_staged(&path, start) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(StorageError::backend(format!(
@@ -151,7 +177,6 @@ impl AppendSink {
             .metadata()
             .map_err(|e| io_error("reading", &path, e))?
             .len();
-        let start = staged.written;
         if len < start {
             return Err(lost(&path, start, len));
         }

@@ -240,7 +240,7 @@ impl AuthStore for SqliteMetadataStore {
         events: &[NewEvent],
     ) -> Result<(), AuthStoreError> {
         let result: Result<()> = async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             apply(&mut tx, change).await?;
             super::outbox::record_events(&mut tx, events, super::error::now())
                 .await

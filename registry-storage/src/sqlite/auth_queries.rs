@@ -3,12 +3,12 @@
 //!
 //! [`AuthStore`]: registry_auth::AuthStore
 
+use super::connections::{Readers, Slot};
 use registry_auth::{
     AccessToken, AccessTokenId, ClusterRoleBinding, PasswordHash, RoleBinding, ServiceAccount,
     ServiceAccountRef, Subject, TokenHash, User, UserName,
 };
 use registry_core::Namespace;
-use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 use super::auth::{
@@ -40,7 +40,7 @@ pub(super) async fn create_user(writer: impl sqlx::SqliteExecutor<'_>, u: &User)
     inserted(result, |_| format!("user {}", u.name))
 }
 
-pub(super) async fn get_user(reader: &SqlitePool, name: &UserName) -> Result<Option<User>> {
+pub(super) async fn get_user(reader: &Readers, name: &UserName) -> Result<Option<User>> {
     let row: Option<UserRow> =
         sqlx::query_as("SELECT name, password_hash, created FROM users WHERE name = ?")
             .bind(name.as_str())
@@ -49,7 +49,7 @@ pub(super) async fn get_user(reader: &SqlitePool, name: &UserName) -> Result<Opt
     row.map(user).transpose()
 }
 
-pub(super) async fn list_users(reader: &SqlitePool) -> Result<Vec<User>> {
+pub(super) async fn list_users(reader: &Readers) -> Result<Vec<User>> {
     let rows: Vec<UserRow> =
         sqlx::query_as("SELECT name, password_hash, created FROM users ORDER BY name")
             .fetch_all(reader)
@@ -106,7 +106,7 @@ pub(super) async fn create_service_account(
 }
 
 pub(super) async fn get_service_account(
-    reader: &SqlitePool,
+    reader: &Readers,
     sa: &ServiceAccountRef,
 ) -> Result<Option<ServiceAccount>> {
     let row: Option<ServiceAccountRow> = sqlx::query_as(
@@ -120,7 +120,7 @@ pub(super) async fn get_service_account(
 }
 
 pub(super) async fn list_service_accounts(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: Option<&Namespace>,
 ) -> Result<Vec<ServiceAccount>> {
     let rows: Vec<ServiceAccountRow> =
@@ -192,7 +192,7 @@ pub(super) async fn create_token(
 }
 
 pub(super) async fn find_token_by_hash(
-    reader: &SqlitePool,
+    reader: &Readers,
     hash: &TokenHash,
 ) -> Result<Option<AccessToken>> {
     let row: Option<TokenRow> = sqlx::query_as(concat!(
@@ -207,7 +207,7 @@ pub(super) async fn find_token_by_hash(
 }
 
 pub(super) async fn list_tokens(
-    reader: &SqlitePool,
+    reader: &Readers,
     owner: Option<&Subject>,
 ) -> Result<Vec<AccessToken>> {
     let rows: Vec<TokenRow> = match owner {
@@ -249,8 +249,8 @@ pub(super) async fn delete_token(
 }
 
 pub(super) async fn touch_token(
-    reader: &SqlitePool,
-    writer: &SqlitePool,
+    reader: &Readers,
+    writer: &Slot,
     id: &AccessTokenId,
     at: OffsetDateTime,
 ) -> Result<()> {
@@ -324,7 +324,7 @@ pub(super) async fn remove_role_binding(
 }
 
 pub(super) async fn list_role_bindings(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: Option<&Namespace>,
 ) -> Result<Vec<RoleBinding>> {
     let rows: Vec<RoleBindingRow> = match namespace {
@@ -351,7 +351,7 @@ pub(super) async fn list_role_bindings(
 }
 
 pub(super) async fn delete_namespace_bindings(
-    writer: &SqlitePool,
+    writer: &Slot,
     namespace: &Namespace,
 ) -> Result<usize> {
     let deleted = sqlx::query("DELETE FROM role_bindings WHERE namespace = ?")
@@ -391,7 +391,7 @@ pub(super) async fn remove_cluster_role_binding(
 }
 
 pub(super) async fn list_cluster_role_bindings(
-    reader: &SqlitePool,
+    reader: &Readers,
 ) -> Result<Vec<ClusterRoleBinding>> {
     let rows: Vec<ClusterRoleBindingRow> =
         sqlx::query_as("SELECT role, subject FROM cluster_role_bindings")
@@ -408,7 +408,7 @@ pub(super) async fn list_cluster_role_bindings(
 
 // Markers.
 
-pub(super) async fn marker_exists(reader: &SqlitePool, name: &str) -> Result<bool> {
+pub(super) async fn marker_exists(reader: &Readers, name: &str) -> Result<bool> {
     let found: Option<(String,)> = sqlx::query_as("SELECT name FROM auth_markers WHERE name = ?")
         .bind(name)
         .fetch_optional(reader)
@@ -416,7 +416,7 @@ pub(super) async fn marker_exists(reader: &SqlitePool, name: &str) -> Result<boo
     Ok(found.is_some())
 }
 
-pub(super) async fn set_marker(writer: &SqlitePool, name: &str) -> Result<()> {
+pub(super) async fn set_marker(writer: &Slot, name: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO auth_markers (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
     )
@@ -429,7 +429,7 @@ pub(super) async fn set_marker(writer: &SqlitePool, name: &str) -> Result<()> {
 
 /// Stores `candidate` unless a secret is stored; returns the stored one.
 /// Both statements run on the writer, which reads its own write.
-pub(super) async fn server_secret(writer: &SqlitePool, candidate: [u8; 32]) -> Result<[u8; 32]> {
+pub(super) async fn server_secret(writer: &Slot, candidate: [u8; 32]) -> Result<[u8; 32]> {
     sqlx::query("INSERT INTO server_secret (id, value) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
         .bind(candidate.as_slice())
         .execute(writer)

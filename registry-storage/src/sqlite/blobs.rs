@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 
 use registry_core::{Digest, RepositoryName};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, Error, Result};
 use super::repositories::ensure_repository;
@@ -65,8 +67,8 @@ async fn record(conn: &mut SqliteConnection, digest: &Digest) -> Result<BlobReco
     row.map_or(Ok(BlobRecord::UNKNOWN), RecordRow::into_record)
 }
 
-pub(super) async fn blob_record(reader: &SqlitePool, digest: &Digest) -> Result<BlobRecord> {
-    let mut conn = reader.acquire().await?;
+pub(super) async fn blob_record(reader: &Readers, digest: &Digest) -> Result<BlobRecord> {
+    let mut conn = reader.hold().await?;
     record(&mut conn, digest).await
 }
 
@@ -103,7 +105,7 @@ pub(super) async fn ensure_live(conn: &mut SqliteConnection, digests: &str) -> R
 }
 
 pub(super) async fn link_blob(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     digest: &Digest,
 ) -> Result<()> {
@@ -111,7 +113,7 @@ pub(super) async fn link_blob(
 }
 
 pub(super) async fn link_blob_with(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     ticket: &BlobTicket,
 ) -> Result<()> {
@@ -128,14 +130,14 @@ pub(super) async fn link_blob_with(
 /// Links a blob unless a collector is deleting it or (with `epoch`) started
 /// deleting it since the caller's ticket.
 async fn link(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     digest: &Digest,
     epoch: Option<u64>,
     size: Option<u64>,
 ) -> Result<()> {
     let now = now();
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let current = record(&mut tx, digest).await?;
     if current.state == BlobState::Deleting || epoch.is_some_and(|e| e != current.epoch) {
         return Err(Error::BlobDeleted(digest.clone()));
@@ -161,7 +163,7 @@ async fn link(
 }
 
 pub(super) async fn linked_blob(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     digest: &Digest,
 ) -> Result<Option<LinkedBlob>> {
@@ -185,7 +187,7 @@ pub(super) async fn linked_blob(
 }
 
 pub(super) async fn unlink_blob(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     digest: &Digest,
 ) -> Result<()> {
@@ -200,7 +202,7 @@ pub(super) async fn unlink_blob(
     Ok(())
 }
 
-pub(super) async fn referenced_blobs(reader: &SqlitePool) -> Result<HashSet<Digest>> {
+pub(super) async fn referenced_blobs(reader: &Readers) -> Result<HashSet<Digest>> {
     // DISTINCT walks `manifest_blobs_by_blob` instead of sorting.
     let digests: Vec<String> = sqlx::query_scalar("SELECT DISTINCT blob FROM manifest_blobs")
         .fetch_all(reader)
@@ -211,7 +213,7 @@ pub(super) async fn referenced_blobs(reader: &SqlitePool) -> Result<HashSet<Dige
         .collect()
 }
 
-pub(super) async fn forget_blob(writer: &SqlitePool, digest: &Digest) -> Result<()> {
+pub(super) async fn forget_blob(writer: &Slot, digest: &Digest) -> Result<()> {
     sqlx::query("DELETE FROM blob_links WHERE digest = ?")
         .bind(digest.as_str())
         .execute(writer)
@@ -220,12 +222,12 @@ pub(super) async fn forget_blob(writer: &SqlitePool, digest: &Digest) -> Result<
 }
 
 pub(super) async fn begin_blob_delete(
-    writer: &SqlitePool,
+    writer: &Slot,
     digest: &Digest,
     generation: u64,
 ) -> Result<bool> {
     let now = now();
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let current = record(&mut tx, digest).await?;
     let referenced: Option<i64> = sqlx::query_scalar("SELECT 1 FROM manifest_blobs WHERE blob = ?")
         .bind(digest.as_str())
@@ -257,7 +259,7 @@ pub(super) async fn begin_blob_delete(
     Ok(true)
 }
 
-pub(super) async fn finish_blob_delete(writer: &SqlitePool, digest: &Digest) -> Result<()> {
+pub(super) async fn finish_blob_delete(writer: &Slot, digest: &Digest) -> Result<()> {
     sqlx::query(
         "UPDATE blob_records SET state = 2, generation = generation + 1 \
          WHERE digest = ? AND state = 1",
@@ -268,7 +270,7 @@ pub(super) async fn finish_blob_delete(writer: &SqlitePool, digest: &Digest) -> 
     Ok(())
 }
 
-pub(super) async fn stale_blob_deletes(reader: &SqlitePool, before: i64) -> Result<Vec<Digest>> {
+pub(super) async fn stale_blob_deletes(reader: &Readers, before: i64) -> Result<Vec<Digest>> {
     let digests: Vec<String> = sqlx::query_scalar(
         "SELECT digest FROM blob_records WHERE state = 1 AND touched < ? ORDER BY digest",
     )

@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use registry_core::{Digest, Reference, RepositoryName, Tag};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::blobs::{ensure_live, touch};
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
@@ -110,7 +112,7 @@ async fn current_tags(
         .collect()
 }
 
-pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<Vec<MovedTag>> {
+pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<MovedTag>> {
     let now = now();
     let repo = m.repository.as_str();
     let digest = m.digest.as_str();
@@ -123,7 +125,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
 
     // IMMEDIATE takes the write lock up front, so the busy timeout applies
     // instead of a deferred transaction failing when it upgrades.
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     // Tags are read under the write lock: immutable ones cannot move and
     // no other push moves one between this read and the commit, so the
     // `tag.moved` events name the digest each tag really left.
@@ -224,7 +226,7 @@ pub(super) async fn put_manifest(writer: &SqlitePool, m: NewManifest) -> Result<
 }
 
 pub(super) async fn get_manifest(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     reference: &Reference,
 ) -> Result<Option<StoredManifest>> {
@@ -248,13 +250,13 @@ pub(super) async fn get_manifest(
 }
 
 pub(super) async fn delete_manifest(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     digest: &Digest,
     actor: &str,
     events: &[crate::events::NewEvent],
 ) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     // An immutable tag is never deleted with its image, however it came to
     // point there after the caller's own check: checked under the write lock.
     let pointing: Vec<String> =
@@ -298,7 +300,7 @@ pub(super) async fn delete_manifest(
 }
 
 pub(super) async fn manifests_present(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     digests: &[Digest],
 ) -> Result<Vec<bool>> {
@@ -317,7 +319,7 @@ pub(super) async fn manifests_present(
 }
 
 pub(super) async fn find_manifest(
-    reader: &SqlitePool,
+    reader: &Readers,
     digest: &Digest,
 ) -> Result<Vec<RepositoryName>> {
     let names: Vec<String> =
@@ -341,7 +343,7 @@ struct ReferrerRow {
 }
 
 pub(super) async fn referrers(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     subject: &Digest,
     artifact_type: Option<&str>,

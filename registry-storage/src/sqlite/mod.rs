@@ -3,9 +3,11 @@
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`, so readers
 //! never wait for the writer. Writes go through a single connection (SQLite
-//! allows one writer at a time; queueing in the pool is cheaper than
-//! spinning on the busy timeout) and every multi-statement write is one
-//! `BEGIN IMMEDIATE` transaction. Reads use a pool of several connections.
+//! allows one writer at a time; queueing for it is cheaper than spinning on
+//! the busy timeout) and every multi-statement write is one
+//! `BEGIN IMMEDIATE` transaction. Reads use several connections. The
+//! connections are held directly, not in sqlx pools, whose bookkeeping cost
+//! more worker-thread round trips than the statements (see `connections`).
 //! Migrations are embedded in the binary and applied by [`open`].
 //!
 //! The same store implements [`registry_auth::AuthStore`]: users, service
@@ -31,6 +33,7 @@
 mod auth;
 mod auth_queries;
 mod blobs;
+mod connections;
 mod error;
 mod manifests;
 mod outbox;
@@ -47,8 +50,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+
+use connections::{Readers, Slot};
 
 use crate::error::Result;
 use crate::events::NewEvent;
@@ -84,47 +88,11 @@ fn secure_files(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Pool settings shared by every SQLite pool. A connection to a local file
-/// cannot go stale the way a network connection can, so the pool does not
-/// ping it before handing it out: the ping is a round trip to the
-/// connection's worker thread, which costs as much as a small query (two
-/// thread wake-ups) and doubled the statements of every write.
-fn pool_options() -> SqlitePoolOptions {
-    SqlitePoolOptions::new().test_before_acquire(false)
-}
-
-/// Pool options for a pool that writes: a connection is discarded, rather
-/// than handed to the next writer, when it comes back still inside a
-/// transaction. That happens when a `COMMIT` or `ROLLBACK` fails (a full
-/// disk: SQLite may have rolled back already, and sqlx then never leaves
-/// the transaction), and it would make every later write fail with
-/// "attempted to call begin_with at non-zero transaction depth" until a
-/// restart. A fresh connection writes again as soon as space returns.
-fn writer_pool_options() -> SqlitePoolOptions {
-    pool_options().after_release(|conn, _| {
-        Box::pin(async move {
-            if !conn.is_in_transaction() {
-                return Ok(true);
-            }
-            // The rollback a dropped transaction queued may not have run
-            // yet: one round trip lets the connection catch up.
-            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_err() {
-                return Ok(false);
-            }
-            let stuck = conn.is_in_transaction();
-            if stuck {
-                tracing::warn!("discarding a database connection left inside a failed transaction");
-            }
-            Ok(!stuck)
-        })
-    })
-}
-
 /// Registry metadata in SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteMetadataStore {
-    reader: SqlitePool,
-    writer: SqlitePool,
+    reader: Readers,
+    writer: Slot,
 }
 
 impl SqliteMetadataStore {
@@ -145,17 +113,17 @@ impl SqliteMetadataStore {
             .busy_timeout(BUSY_TIMEOUT);
         // Switching to WAL needs an exclusive lock, so only the writer asks;
         // the mode is stored in the file and readers inherit it.
-        let writer = writer_pool_options()
-            .max_connections(1)
-            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
-            .await?;
-        MIGRATOR.run(&writer).await?;
+        let writer = Slot::connect(&options.clone().journal_mode(SqliteJournalMode::Wal)).await?;
+        MIGRATOR.run(&mut *writer.hold().await?).await?;
         outbox::release_all_leases(&writer).await?;
-        let reader = pool_options()
-            .max_connections(READERS)
-            .connect_with(options)
-            .await?;
-        Ok(SqliteMetadataStore { reader, writer })
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            readers.push(Slot::connect(&options).await?);
+        }
+        Ok(SqliteMetadataStore {
+            reader: Readers::new(readers),
+            writer,
+        })
     }
 
     /// A private database in memory, gone when the store is dropped: for tests.
@@ -165,22 +133,17 @@ impl SqliteMetadataStore {
 
     async fn open_memory() -> Result<Self, error::Error> {
         // Every connection to `:memory:` is its own database, so reads and
-        // writes share one connection that is never closed.
-        let pool = pool_options()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(
-                SqliteConnectOptions::new()
-                    .in_memory(true)
-                    .foreign_keys(true),
-            )
-            .await?;
-        MIGRATOR.run(&pool).await?;
+        // writes share one connection.
+        let conn = Slot::connect(
+            &SqliteConnectOptions::new()
+                .in_memory(true)
+                .foreign_keys(true),
+        )
+        .await?;
+        MIGRATOR.run(&mut *conn.hold().await?).await?;
         Ok(SqliteMetadataStore {
-            reader: pool.clone(),
-            writer: pool,
+            reader: Readers::new(vec![conn.clone()]),
+            writer: conn,
         })
     }
 
@@ -457,19 +420,22 @@ mod tests {
         let store = SqliteMetadataStore::open(dir.path().join("m.db"))
             .await
             .expect("open");
-        for pool in [&store.reader, &store.writer] {
+        for mut conn in [
+            store.reader.hold().await.expect("reader"),
+            store.writer.hold().await.expect("writer"),
+        ] {
             let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .expect("journal_mode");
             assert_eq!(mode, "wal");
             let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .expect("synchronous");
             assert_eq!(sync, 1, "NORMAL");
             let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-                .fetch_one(pool)
+                .fetch_one(&mut *conn)
                 .await
                 .expect("foreign_keys");
             assert_eq!(fk, 1);

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::Namespace;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse_opt, sql_limit, to_nanos, Error, Result};
 use super::SqliteMetadataStore;
@@ -105,7 +107,7 @@ async fn insert_webhook(conn: &mut SqliteConnection, w: &NewWebhook) -> Result<W
 }
 
 async fn events(
-    reader: &SqlitePool,
+    reader: &Readers,
     filter: &EventFilter,
     after: Option<u64>,
     limit: usize,
@@ -151,7 +153,7 @@ async fn events(
 impl EventStore for SqliteMetadataStore {
     async fn append_events(&self, events: Vec<NewEvent>) -> StorageResult<()> {
         let result: Result<()> = async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             record_events(&mut tx, &events, now()).await?;
             tx.commit().await?;
             Ok(())
@@ -204,7 +206,7 @@ impl EventStore for SqliteMetadataStore {
         max_per_namespace: usize,
     ) -> StorageResult<WebhookRecord> {
         let result: Result<WebhookRecord> = async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             let count: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM webhooks WHERE namespace IS ? AND retired IS NULL",
             )
@@ -226,7 +228,7 @@ impl EventStore for SqliteMetadataStore {
 
     async fn sync_cluster_webhooks(&self, sinks: &[NewWebhook]) -> StorageResult<()> {
         let result: Result<()> = async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             let existing: Vec<(i64, String)> =
                 sqlx::query_as("SELECT id, url FROM webhooks WHERE namespace IS NULL")
                     .fetch_all(&mut *tx)
@@ -387,7 +389,7 @@ impl EventStore for SqliteMetadataStore {
     ) -> StorageResult<()> {
         let result: Result<()> = async {
             let now = now();
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             if !outcomes.is_empty() {
                 // One statement for the whole batch: SQLite names a VALUES
                 // list's columns column1, column2, …
@@ -474,7 +476,7 @@ impl EventStore for SqliteMetadataStore {
 
     async fn redeliver(&self, id: u64) -> StorageResult<()> {
         let result: Result<()> = async {
-            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = self.writer.begin().await?;
             let now = now();
             let webhook: Option<i64> = sqlx::query_scalar(
                 "UPDATE webhook_deliveries SET status = 'pending', attempts = 0, \
@@ -515,7 +517,7 @@ impl EventStore for SqliteMetadataStore {
 
 /// A process opening the database is the only one using it (SQLite is one
 /// process): leases a killed process held are dropped at open.
-pub(super) async fn release_all_leases(writer: &SqlitePool) -> Result<()> {
+pub(super) async fn release_all_leases(writer: &Slot) -> Result<()> {
     sqlx::query("UPDATE webhooks SET lease_owner = NULL, lease_until = NULL")
         .execute(writer)
         .await?;

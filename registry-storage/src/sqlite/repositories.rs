@@ -1,7 +1,9 @@
 //! Namespaces and repositories.
 
 use registry_core::{Namespace, RepositoryName};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
 use crate::events::NewEvent;
@@ -9,12 +11,12 @@ use crate::metadata::RepositoryInfo;
 use crate::policy::NamespacePolicy;
 
 pub(super) async fn create_namespace(
-    writer: &SqlitePool,
+    writer: &Slot,
     namespace: &Namespace,
     events: &[NewEvent],
 ) -> Result<()> {
     let now = now();
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO namespaces (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
     )
@@ -30,7 +32,7 @@ pub(super) async fn create_namespace(
     Ok(())
 }
 
-pub(super) async fn namespace_exists(reader: &SqlitePool, namespace: &Namespace) -> Result<bool> {
+pub(super) async fn namespace_exists(reader: &Readers, namespace: &Namespace) -> Result<bool> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM namespaces WHERE name = ?")
         .bind(namespace.as_str())
         .fetch_optional(reader)
@@ -38,7 +40,7 @@ pub(super) async fn namespace_exists(reader: &SqlitePool, namespace: &Namespace)
     Ok(found.is_some())
 }
 
-pub(super) async fn list_namespaces(reader: &SqlitePool) -> Result<Vec<Namespace>> {
+pub(super) async fn list_namespaces(reader: &Readers) -> Result<Vec<Namespace>> {
     let names: Vec<String> = sqlx::query_scalar("SELECT name FROM namespaces ORDER BY name")
         .fetch_all(reader)
         .await?;
@@ -46,11 +48,11 @@ pub(super) async fn list_namespaces(reader: &SqlitePool) -> Result<Vec<Namespace
 }
 
 pub(super) async fn delete_namespace(
-    writer: &SqlitePool,
+    writer: &Slot,
     namespace: &Namespace,
     events: &[NewEvent],
 ) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let deleted = sqlx::query("DELETE FROM namespaces WHERE name = ?")
         .bind(namespace.as_str())
         .execute(&mut *tx)
@@ -89,7 +91,7 @@ pub(super) async fn ensure_repository(
 }
 
 pub(super) async fn repository(
-    reader: &SqlitePool,
+    reader: &Readers,
     name: &RepositoryName,
 ) -> Result<Option<RepositoryInfo>> {
     let created: Option<i64> =
@@ -104,7 +106,7 @@ pub(super) async fn repository(
 }
 
 pub(super) async fn list_repositories(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: Option<&Namespace>,
     last: Option<&str>,
     limit: usize,
@@ -140,11 +142,11 @@ pub(super) async fn list_repositories(
 }
 
 pub(super) async fn delete_repository(
-    writer: &SqlitePool,
+    writer: &Slot,
     name: &RepositoryName,
     events: &[NewEvent],
 ) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     // Foreign keys cascade to everything of the repository.
     let deleted = sqlx::query("DELETE FROM repositories WHERE name = ?")
         .bind(name.as_str())
@@ -159,7 +161,7 @@ pub(super) async fn delete_repository(
 }
 
 pub(super) async fn namespace_policy(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: &Namespace,
 ) -> Result<NamespacePolicy> {
     let row: Option<(Option<String>,)> = sqlx::query_as(
@@ -177,14 +179,14 @@ pub(super) async fn namespace_policy(
 }
 
 pub(super) async fn set_namespace_policy(
-    writer: &SqlitePool,
+    writer: &Slot,
     namespace: &Namespace,
     policy: &NamespacePolicy,
     events: &[NewEvent],
 ) -> Result<()> {
     let json = serde_json::to_string(policy)?;
     // The foreign key refuses a namespace that does not exist; say so.
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let exists: Option<(String,)> = sqlx::query_as("SELECT name FROM namespaces WHERE name = ?")
         .bind(namespace.as_str())
         .fetch_optional(&mut *tx)

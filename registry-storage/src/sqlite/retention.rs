@@ -4,15 +4,15 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+use super::connections::{Readers, Slot};
 use registry_core::{Digest, RepositoryName, Tag};
-use sqlx::SqlitePool;
 
 use super::error::{from_nanos, parse, parse_opt, sql_limit, to_nanos, Result};
 use super::tags::{event_from_row, EventRow};
 use crate::metadata::{ManifestNode, TagEvent};
 
 pub(super) async fn manifest_nodes(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     last: Option<&Digest>,
     limit: usize,
@@ -93,14 +93,14 @@ const DELETE_UNREFERENCED: &str = "DELETE FROM manifests AS m \
           (SELECT 1 FROM manifests s WHERE s.repository = ?1 AND s.digest = m.subject))";
 
 pub(super) async fn delete_unreferenced(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     digests: &[Digest],
     planned: SystemTime,
 ) -> Result<Vec<bool>> {
     let repo = repository.as_str();
     let planned = to_nanos(planned);
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let mut deleted = Vec::with_capacity(digests.len());
     for digest in digests {
         // Every condition in the statement, which sees the batch's earlier
@@ -117,7 +117,7 @@ pub(super) async fn delete_unreferenced(
     Ok(deleted)
 }
 
-pub(super) async fn blob_reference_count(reader: &SqlitePool, digest: &Digest) -> Result<u64> {
+pub(super) async fn blob_reference_count(reader: &Readers, digest: &Digest) -> Result<u64> {
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM manifest_blobs WHERE blob = ?")
         .bind(digest.as_str())
         .fetch_one(reader)
@@ -126,7 +126,7 @@ pub(super) async fn blob_reference_count(reader: &SqlitePool, digest: &Digest) -
 }
 
 pub(super) async fn tag_events(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     after: Option<(&Tag, u64)>,
     limit: usize,

@@ -1,7 +1,9 @@
 //! Tags and their history.
 
 use registry_core::{Digest, RepositoryName, Tag};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use crate::metadata::{TagEvent, TagRecord};
@@ -73,7 +75,7 @@ pub(super) async fn record_deletions(
 }
 
 pub(super) async fn list_tags(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     last: Option<&Tag>,
     limit: usize,
@@ -92,7 +94,7 @@ pub(super) async fn list_tags(
 }
 
 pub(super) async fn tags(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     last: Option<&Tag>,
     limit: usize,
@@ -119,7 +121,7 @@ pub(super) async fn tags(
 }
 
 pub(super) async fn tag_history(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
     tag: &Tag,
     before: Option<u64>,
@@ -159,13 +161,13 @@ pub(super) fn event_from_row((id, digest, at, actor): EventRow) -> Result<TagEve
 }
 
 pub(super) async fn delete_tag(
-    writer: &SqlitePool,
+    writer: &Slot,
     repository: &RepositoryName,
     tag: &Tag,
     actor: &str,
     events: &[crate::events::NewEvent],
 ) -> Result<()> {
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let deleted = sqlx::query("DELETE FROM tags WHERE repository = ? AND tag = ?")
         .bind(repository.as_str())
         .bind(tag.as_str())

@@ -1,11 +1,11 @@
 //! The SQL of the token records of the auth store (migration
 //! `0012_tokens.sql`): refresh tokens, the token CA and token-signing keys.
 
+use super::connections::{Readers, Slot};
 use registry_auth::token::PrivateKeyDer;
 use registry_auth::{
     AccessTokenId, KeyId, RefreshToken, Subject, TokenCa, TokenHash, TokenSigningKey,
 };
-use sqlx::SqlitePool;
 use time::OffsetDateTime;
 
 use super::auth::{corrupt, from_nanos, from_nanos_opt, inserted, parse, to_nanos, to_nanos_opt};
@@ -55,7 +55,7 @@ fn refresh_token(row: RefreshRow) -> Result<RefreshToken> {
     })
 }
 
-pub(super) async fn create_refresh_token(writer: &SqlitePool, t: &RefreshToken) -> Result<()> {
+pub(super) async fn create_refresh_token(writer: &Slot, t: &RefreshToken) -> Result<()> {
     let groups =
         serde_json::to_string(&t.groups).map_err(|e| corrupt("refresh_tokens.groups", e))?;
     let result = sqlx::query(concat!(
@@ -79,7 +79,7 @@ pub(super) async fn create_refresh_token(writer: &SqlitePool, t: &RefreshToken) 
 }
 
 pub(super) async fn find_refresh_token_by_hash(
-    reader: &SqlitePool,
+    reader: &Readers,
     hash: &TokenHash,
 ) -> Result<Option<RefreshToken>> {
     let row: Option<RefreshRow> = sqlx::query_as(concat!(
@@ -94,7 +94,7 @@ pub(super) async fn find_refresh_token_by_hash(
 }
 
 pub(super) async fn list_refresh_tokens(
-    reader: &SqlitePool,
+    reader: &Readers,
     owner: Option<&Subject>,
 ) -> Result<Vec<RefreshToken>> {
     let rows: Vec<RefreshRow> = match owner {
@@ -136,7 +136,7 @@ pub(super) async fn delete_refresh_token(
 }
 
 pub(super) async fn touch_refresh_token(
-    writer: &SqlitePool,
+    writer: &Slot,
     id: &AccessTokenId,
     at: OffsetDateTime,
 ) -> Result<()> {
@@ -155,7 +155,7 @@ pub(super) async fn touch_refresh_token(
     Ok(())
 }
 
-pub(super) async fn token_ca(reader: &SqlitePool) -> Result<Option<TokenCa>> {
+pub(super) async fn token_ca(reader: &Readers) -> Result<Option<TokenCa>> {
     let row: Option<(Vec<u8>, Vec<u8>, i64)> =
         sqlx::query_as("SELECT certificate, private_key, created FROM token_ca WHERE id = 1")
             .fetch_optional(reader)
@@ -170,7 +170,7 @@ pub(super) async fn token_ca(reader: &SqlitePool) -> Result<Option<TokenCa>> {
     .transpose()
 }
 
-pub(super) async fn create_token_ca(writer: &SqlitePool, ca: &TokenCa) -> Result<()> {
+pub(super) async fn create_token_ca(writer: &Slot, ca: &TokenCa) -> Result<()> {
     let result = sqlx::query(
         "INSERT INTO token_ca (id, certificate, private_key, created) VALUES (1, ?, ?, ?)",
     )
@@ -197,7 +197,7 @@ fn signing_key(row: KeyRow) -> Result<TokenSigningKey> {
     })
 }
 
-pub(super) async fn add_token_signing_key(writer: &SqlitePool, k: &TokenSigningKey) -> Result<()> {
+pub(super) async fn add_token_signing_key(writer: &Slot, k: &TokenSigningKey) -> Result<()> {
     let result = sqlx::query(
         "INSERT INTO token_signing_keys (kid, certificate, private_key, created, signs_from, \
          expires) VALUES (?, ?, ?, ?, ?, ?)",
@@ -213,7 +213,7 @@ pub(super) async fn add_token_signing_key(writer: &SqlitePool, k: &TokenSigningK
     inserted(result, |_| format!("token-signing key {}", k.kid))
 }
 
-pub(super) async fn list_token_signing_keys(reader: &SqlitePool) -> Result<Vec<TokenSigningKey>> {
+pub(super) async fn list_token_signing_keys(reader: &Readers) -> Result<Vec<TokenSigningKey>> {
     let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT kid, certificate, private_key, created, signs_from, expires \
          FROM token_signing_keys ORDER BY signs_from, kid",
@@ -223,7 +223,7 @@ pub(super) async fn list_token_signing_keys(reader: &SqlitePool) -> Result<Vec<T
     rows.into_iter().map(signing_key).collect()
 }
 
-pub(super) async fn delete_token_signing_key(writer: &SqlitePool, kid: &KeyId) -> Result<()> {
+pub(super) async fn delete_token_signing_key(writer: &Slot, kid: &KeyId) -> Result<()> {
     let deleted = sqlx::query("DELETE FROM token_signing_keys WHERE kid = ?")
         .bind(kid.as_str())
         .execute(writer)

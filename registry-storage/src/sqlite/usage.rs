@@ -5,7 +5,9 @@
 //! the counters.
 
 use registry_core::{Digest, Namespace, RepositoryName};
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::SqliteConnection;
+
+use super::connections::{Readers, Slot};
 
 use super::error::{parse, sql_limit, Error, Result};
 use crate::policy::NamespacePolicy;
@@ -40,11 +42,11 @@ pub(super) async fn record_size(
     Ok(())
 }
 
-pub(super) async fn record_blob_sizes(writer: &SqlitePool, sizes: &[(Digest, u64)]) -> Result<()> {
+pub(super) async fn record_blob_sizes(writer: &Slot, sizes: &[(Digest, u64)]) -> Result<()> {
     if sizes.is_empty() {
         return Ok(());
     }
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     for (digest, size) in sizes {
         record_size(&mut tx, digest, *size).await?;
     }
@@ -122,7 +124,7 @@ fn range(namespace: &str) -> (String, String) {
 }
 
 pub(super) async fn namespace_usage(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: &Namespace,
 ) -> Result<NamespaceUsage> {
     // One read transaction: the four counts come from one snapshot.
@@ -156,7 +158,7 @@ async fn usage_in(conn: &mut SqliteConnection, namespace: &str) -> Result<Namesp
 }
 
 pub(super) async fn repository_usage(
-    reader: &SqlitePool,
+    reader: &Readers,
     repository: &RepositoryName,
 ) -> Result<RepositoryUsage> {
     let (blobs, bytes): (i64, i64) = sqlx::query_as(
@@ -181,7 +183,7 @@ pub(super) async fn repository_usage(
     })
 }
 
-pub(super) async fn usage_summary(reader: &SqlitePool, limit: usize) -> Result<UsageSummary> {
+pub(super) async fn usage_summary(reader: &Readers, limit: usize) -> Result<UsageSummary> {
     let mut tx = reader.begin().await?;
     let summary = summary_in(&mut tx, limit).await?;
     tx.commit().await?;
@@ -225,7 +227,7 @@ async fn summary_in(conn: &mut SqliteConnection, limit: usize) -> Result<UsageSu
 }
 
 pub(super) async fn unsized_blobs(
-    reader: &SqlitePool,
+    reader: &Readers,
     namespace: &Namespace,
     last: Option<&Digest>,
     limit: usize,
@@ -246,13 +248,10 @@ pub(super) async fn unsized_blobs(
         .collect()
 }
 
-pub(super) async fn recount_usage(
-    writer: &SqlitePool,
-    namespace: &Namespace,
-) -> Result<UsageRecount> {
+pub(super) async fn recount_usage(writer: &Slot, namespace: &Namespace) -> Result<UsageRecount> {
     let ns = namespace.as_str();
     let (low, high) = range(ns);
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut tx = writer.begin().await?;
     let before = usage_in(&mut tx, ns).await?;
     // Rebuilt from the links alone; the triggers turn the new rows into
     // the counters, so the recount and the maintained path cannot differ
