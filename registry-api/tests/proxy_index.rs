@@ -173,6 +173,32 @@ async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_wit
     assert_eq!(missing.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
 
+/// The index pulled before a restart (or through another replica), the
+/// child after it: the child is found in the stored index all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_pulled_after_a_restart_is_listed_in_its_stored_index() {
+    let upstream = Upstream::start().await;
+    let TwoPlatforms { amd, index, .. } = two_platforms(&upstream).await;
+
+    let stores = registry_storage::Stores::in_memory();
+    let ttl = Duration::from_secs(300);
+    let before = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
+    let repo = name("cache/team/app");
+    before
+        .client("bob")
+        .get_manifest(&repo, &reference("multi"))
+        .await
+        .unwrap();
+
+    let after = Downstream::start_on(&upstream.url, ttl, Default::default(), stores).await;
+    after
+        .client("bob")
+        .get_manifest(&repo, &Reference::Digest(amd.clone()))
+        .await
+        .unwrap();
+    assert_eq!(listed_children(&after, &index).await, vec![amd]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_fetched_after_its_child_lists_the_cached_child() {
     let upstream = Upstream::start().await;

@@ -12,9 +12,12 @@
 //! such a child is then fetched, its index is stored again with every
 //! cached child listed. An index fetched after some of its children also
 //! lists those. A child fetched with no index remembered (after a
-//! restart, or through another replica, without the index pulled again)
-//! stays unlisted until its index is fetched again; until then retention
-//! treats it as untagged (it is fetched again when asked for).
+//! restart, or through another replica) is looked for in the repository's
+//! tagged indexes in the store ([`MAX_TAGS_SEARCHED`] of them at most, read
+//! only on such a miss, which is an upstream fetch anyway). A child of an
+//! index cached only by digest, or past that bound, stays unlisted until
+//! its index is fetched again; until then retention treats it as untagged
+//! (it is fetched again when asked for).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,6 +32,10 @@ use crate::service::{PulledManifest, Registry};
 /// (a child then fetched is listed once its index is fetched again),
 /// which bounds it without an eviction order.
 const MAX_PARENT_HINTS: usize = 100_000;
+
+/// Most tags of a repository whose indexes are read when a child's index
+/// is not remembered.
+const MAX_TAGS_SEARCHED: usize = 256;
 
 /// The index each child digest was last served in, by repository.
 #[derive(Debug, Default)]
@@ -47,12 +54,17 @@ impl ParentHints {
         let Ok(index) = Manifest::parse(Some(served.kind.media_type()), &served.bytes) else {
             return;
         };
+        self.note_index(repo, &served.digest, &index);
+    }
+
+    /// Remembers the children of `index` (a parsed index, `digest`).
+    fn note_index(&self, repo: &RepositoryName, digest: &Digest, index: &Manifest) {
         let mut map = self.by_child.lock().unwrap_or_else(|e| e.into_inner());
         for child in index.manifest_references() {
             if map.len() >= MAX_PARENT_HINTS {
                 map.clear();
             }
-            map.insert((repo.clone(), child.digest.clone()), served.digest.clone());
+            map.insert((repo.clone(), child.digest.clone()), digest.clone());
         }
     }
 
@@ -95,13 +107,51 @@ impl Registry {
         repo: &RepositoryName,
         child: &Digest,
     ) {
-        let Some(index) = proxy.parents.take(repo, child) else {
-            return;
+        let index = match proxy.parents.take(repo, child) {
+            Some(index) => Ok(Some(index)),
+            None => self
+                .recall_parents(proxy, repo)
+                .await
+                .map(|()| proxy.parents.take(repo, child)),
+        };
+        let index = match index {
+            Ok(Some(index)) => index,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(repository = %repo, child = %child, error = %e,
+                    "looking for the cached index of a cached child manifest");
+                return;
+            }
         };
         if let Err(e) = self.relist_children(proxy, repo, &index).await {
             tracing::warn!(repository = %repo, index = %index, child = %child, error = %e,
                 "a cached child manifest was not listed in its cached index");
         }
+    }
+
+    /// Remembers the children of the indexes `repo`'s tags point at in the
+    /// store (the first [`MAX_TAGS_SEARCHED`] tags): what a restart, or
+    /// another replica serving the index, left out of the hints.
+    async fn recall_parents(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+    ) -> Result<(), StorageError> {
+        let tags = self.metadata().tags(repo, None, MAX_TAGS_SEARCHED).await?;
+        let mut seen = std::collections::HashSet::new();
+        for record in tags {
+            if !seen.insert(record.digest.clone()) {
+                continue;
+            }
+            let reference = Reference::Digest(record.digest.clone());
+            let Some(stored) = self.metadata().get_manifest(repo, &reference).await? else {
+                continue;
+            };
+            if let Ok(manifest) = Manifest::parse(Some(&stored.media_type), &stored.bytes) {
+                proxy.parents.note_index(repo, &record.digest, &manifest);
+            }
+        }
+        Ok(())
     }
 
     /// Stores `index` of `repo` again with every cached child listed.

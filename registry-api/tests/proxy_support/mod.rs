@@ -255,6 +255,17 @@ impl Downstream {
 
     /// [`Downstream::start`] with `limits`.
     pub async fn start_with(upstream: &str, tag_ttl: Duration, limits: Limits) -> Self {
+        Self::start_on(upstream, tag_ttl, limits, Stores::in_memory()).await
+    }
+
+    /// [`Downstream::start_with`] over `stores`: a second one over the same
+    /// stores is the same registry after a restart, or another replica.
+    pub async fn start_on(
+        upstream: &str,
+        tag_ttl: Duration,
+        limits: Limits,
+        stores: Stores,
+    ) -> Self {
         let mut proxy = ProxyConfig::new("cache".parse().unwrap(), upstream.parse().unwrap());
         proxy.username = Some("mirror".into());
         proxy.password = Some(PASSWORD.into());
@@ -263,7 +274,7 @@ impl Downstream {
         proxy.read_timeout = Duration::from_secs(2);
         proxy.hosts.push("upstream.example".into());
         let registry = secured_with(
-            Stores::in_memory(),
+            stores,
             &["bob", "carol", "admin"],
             &[("cache", Role::Viewer, "bob")],
             &["admin"],
