@@ -252,6 +252,8 @@ pub struct FileConfig {
     pub s3_region: Option<String>,
     /// Key prefix inside the bucket.
     pub s3_prefix: Option<String>,
+    /// Leave request bodies out of the S3 signature.
+    pub s3_unsigned_payload: Option<bool>,
     /// Durability.
     pub durability: Option<DurabilitySetting>,
     /// PostgreSQL for metadata and auth records (`postgres://…`).

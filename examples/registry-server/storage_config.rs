@@ -28,6 +28,11 @@ pub struct StorageFlags {
     /// [default: none].
     #[arg(long, env = "REGISTRY_S3_PREFIX", value_name = "PREFIX")]
     pub s3_prefix: Option<String>,
+    /// Leave request bodies out of the S3 signature (`UNSIGNED-PAYLOAD`):
+    /// one SHA-256 pass less per byte on each side [default: true for an
+    /// https:// endpoint and AWS, false for http://].
+    #[arg(long, env = "REGISTRY_S3_UNSIGNED_PAYLOAD", value_name = "BOOL")]
+    pub s3_unsigned_payload: Option<bool>,
 }
 
 /// The kinds of blob storage.
@@ -56,15 +61,16 @@ impl StorageSetting {
         let bucket = flags.s3_bucket.or_else(|| file.s3_bucket.clone());
         let region = flags.s3_region.or_else(|| file.s3_region.clone());
         let prefix = flags.s3_prefix.or_else(|| file.s3_prefix.clone());
+        let unsigned_payload = flags.s3_unsigned_payload.or(file.s3_unsigned_payload);
         match flags
             .storage
             .or(file.storage)
             .unwrap_or(StorageKind::Filesystem)
         {
             StorageKind::Filesystem => {
-                if bucket.is_some() || endpoint.is_some() {
-                    return Err("--s3-bucket and --s3-endpoint need --storage s3 \
-                                (REGISTRY_STORAGE=s3, storage = \"s3\")"
+                if bucket.is_some() || endpoint.is_some() || unsigned_payload.is_some() {
+                    return Err("--s3-bucket, --s3-endpoint and --s3-unsigned-payload \
+                                need --storage s3 (REGISTRY_STORAGE=s3, storage = \"s3\")"
                         .into());
                 }
                 Ok(StorageSetting::Filesystem)
@@ -87,6 +93,7 @@ impl StorageSetting {
                     endpoint,
                     region,
                     prefix: prefix.unwrap_or_default(),
+                    unsigned_payload,
                     ..S3Config::default()
                 }))
             }
@@ -137,6 +144,32 @@ mod tests {
         assert_eq!(config.bucket, "images");
         assert_eq!(config.prefix, "staging");
         assert_eq!(config.region.as_deref(), Some("garage"));
+        // Signed over plain HTTP unless asked; unsigned over HTTPS.
+        assert!(!config.payload_unsigned());
+        let https = S3Config {
+            endpoint: Some("https://s3.example.test".into()),
+            ..config.clone()
+        };
+        assert!(https.payload_unsigned());
+        assert!(S3Config::default().payload_unsigned(), "AWS itself");
+        let flags = StorageFlags {
+            s3_unsigned_payload: Some(true),
+            ..StorageFlags::default()
+        };
+        let Ok(StorageSetting::S3(config)) = StorageSetting::load(flags, &file) else {
+            panic!("not s3");
+        };
+        assert!(config.payload_unsigned());
+        let file: FileConfig = toml::from_str(
+            "storage = \"s3\"\ns3_bucket = \"b\"\ns3_unsigned_payload = false\n\
+             s3_endpoint = \"https://s3.example.test\"\n",
+        )
+        .unwrap();
+        let Ok(StorageSetting::S3(config)) = StorageSetting::load(StorageFlags::default(), &file)
+        else {
+            panic!("not s3");
+        };
+        assert!(!config.payload_unsigned());
         let bad = load(StorageFlags {
             storage: Some(StorageKind::S3),
             s3_bucket: Some("b".into()),

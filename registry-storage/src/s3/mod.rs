@@ -68,6 +68,26 @@ pub struct S3Config {
     /// Multipart part size in bytes (at least [`MIN_PART_SIZE`]); 0 picks
     /// the default of 8 MiB.
     pub part_size: usize,
+    /// Whether request bodies are left out of the SigV4 signature
+    /// (`UNSIGNED-PAYLOAD`). A signed body costs a SHA-256 pass over every
+    /// byte here and another on the server, beside the digest the registry
+    /// computes anyway. `None`: unsigned over HTTPS (TLS keeps the bytes
+    /// intact in transit; AWS S3 itself when no endpoint is set), signed
+    /// over plain HTTP, where the signature is what detects a body altered
+    /// on the way.
+    pub unsigned_payload: Option<bool>,
+}
+
+impl S3Config {
+    /// Whether bodies go unsigned: [`unsigned_payload`](Self::unsigned_payload),
+    /// else by the endpoint's scheme.
+    pub fn payload_unsigned(&self) -> bool {
+        self.unsigned_payload.unwrap_or_else(|| {
+            self.endpoint
+                .as_deref()
+                .is_none_or(|endpoint| !endpoint.starts_with("http://"))
+        })
+    }
 }
 
 impl fmt::Debug for S3Config {
@@ -79,6 +99,7 @@ impl fmt::Debug for S3Config {
             .field("prefix", &self.prefix)
             .field("access_key_id", &self.access_key_id)
             .field("part_size", &self.part_size)
+            .field("unsigned_payload", &self.unsigned_payload)
             .finish_non_exhaustive()
     }
 }
@@ -130,7 +151,9 @@ impl S3Backend {
             n if n < MIN_PART_SIZE => return Err(S3ConfigError::PartTooSmall(n)),
             n => n,
         };
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(&config.bucket);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(&config.bucket)
+            .with_unsigned_payload(config.payload_unsigned());
         if let Some(endpoint) = &config.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
