@@ -173,7 +173,13 @@ async fn an_existing_loose_data_dir_is_tightened() {
     loosen(dir.clone(), 0o755);
     loosen(dir.join("uploads"), 0o755);
     loosen(dir.join("registry.db"), 0o644);
-    std::fs::write(dir.join("registry.db-wal"), b"").unwrap();
+    // Made if missing, never truncated: the first registry's connections
+    // may still be closing (on their own threads), with frames in it.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.db-wal"))
+        .unwrap();
     loosen(dir.join("registry.db-wal"), 0o664);
 
     let c = Client::with(common::data_dir(&dir, Limits::default()).await);
