@@ -248,6 +248,17 @@ impl Lender for Readers {
     }
 }
 
+/// Runs `$call` (a future using `$held`, a connection `$lender` lends) to
+/// its end while holding the connection.
+macro_rules! on_lent {
+    ($lender:ident, $held:ident => $call:expr) => {
+        Box::pin(async move {
+            let mut $held: Held = $lender.lend().await?;
+            $call.await
+        })
+    };
+}
+
 /// Runs one statement on a connection the lender hands out, as a sqlx pool
 /// does for `query.execute(&pool)`.
 macro_rules! lend_executor {
@@ -255,18 +266,12 @@ macro_rules! lend_executor {
         impl<'c> Executor<'c> for &'c $ty {
             type Database = Sqlite;
 
-            fn execute<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxFuture<'e, sqlx::Result<SqliteQueryResult>>
+            fn execute<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, sqlx::Result<SqliteQueryResult>>
             where
                 'c: 'e,
                 E: 'q + Execute<'q, Sqlite>,
             {
-                Box::pin(async move {
-                    let mut held = self.lend().await?;
-                    held.execute(query).await
-                })
+                on_lent!(self, held => held.execute(query))
             }
 
             fn fetch_many<'e, 'q: 'e, E>(
@@ -289,18 +294,12 @@ macro_rules! lend_executor {
                 stream::once(all).flatten().boxed()
             }
 
-            fn fetch_all<'e, 'q: 'e, E>(
-                self,
-                query: E,
-            ) -> BoxFuture<'e, sqlx::Result<Vec<SqliteRow>>>
+            fn fetch_all<'e, 'q: 'e, E>(self, query: E) -> BoxFuture<'e, sqlx::Result<Vec<SqliteRow>>>
             where
                 'c: 'e,
                 E: 'q + Execute<'q, Sqlite>,
             {
-                Box::pin(async move {
-                    let mut held = self.lend().await?;
-                    held.fetch_all(query).await
-                })
+                on_lent!(self, held => held.fetch_all(query))
             }
 
             fn fetch_optional<'e, 'q: 'e, E>(
@@ -311,10 +310,7 @@ macro_rules! lend_executor {
                 'c: 'e,
                 E: 'q + Execute<'q, Sqlite>,
             {
-                Box::pin(async move {
-                    let mut held = self.lend().await?;
-                    held.fetch_optional(query).await
-                })
+                on_lent!(self, held => held.fetch_optional(query))
             }
 
             fn prepare_with<'e, 'q: 'e>(
@@ -325,23 +321,14 @@ macro_rules! lend_executor {
             where
                 'c: 'e,
             {
-                Box::pin(async move {
-                    let mut held = self.lend().await?;
-                    held.prepare_with(sql, parameters).await
-                })
+                on_lent!(self, held => held.prepare_with(sql, parameters))
             }
 
-            fn describe<'e, 'q: 'e>(
-                self,
-                sql: &'q str,
-            ) -> BoxFuture<'e, sqlx::Result<Describe<Sqlite>>>
+            fn describe<'e, 'q: 'e>(self, sql: &'q str) -> BoxFuture<'e, sqlx::Result<Describe<Sqlite>>>
             where
                 'c: 'e,
             {
-                Box::pin(async move {
-                    let mut held = self.lend().await?;
-                    held.describe(sql).await
-                })
+                on_lent!(self, held => held.describe(sql))
             }
         }
     };
