@@ -30,10 +30,11 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     restrict(dir, PRIVATE_DIR_MODE).map(drop)
 }
 
-/// Creates (or truncates) `path` for writing with mode `0600`.
+/// Opens `path` for writing, creating it with mode `0600` when missing
+/// (an existing file keeps its bytes and mode).
 pub fn create_private_file(path: &Path) -> io::Result<File> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
     options.open(path)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::io_error;
-use super::permissions::PRIVATE_FILE_MODE;
+use super::permissions::create_private_file;
 use super::pipe::ChunkSink;
 use crate::backend::{StageTarget, StagedWrite};
 use crate::error::{Result, StorageError};
@@ -80,19 +80,10 @@ fn lost(path: &Path, written: u64, len: u64) -> StorageError {
 /// append, private to the server's user); one that holds some must have one.
 fn open_staged(path: &Path, written: u64) -> io::Result<File> {
     if written == 0 {
-        create_private(path)
+        create_private_file(path)
     } else {
         OpenOptions::new().write(true).open(path)
     }
-}
-
-/// Creates `path` (mode `0600`) unless it exists; opened for writing.
-fn create_private(path: &Path) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, PRIVATE_FILE_MODE);
-    options.open(path)
 }
 
 /// Opens a staged file for reading its first `written` bytes at publish,
@@ -100,7 +91,7 @@ fn create_private(path: &Path) -> io::Result<File> {
 /// file yet: it is created).
 pub(super) fn open_whole(path: &Path, written: u64) -> Result<File> {
     if written == 0 {
-        create_private(path).map_err(|e| io_error("creating", path, e))?;
+        create_private_file(path).map_err(|e| io_error("creating", path, e))?;
     }
     let file = File::open(path).map_err(|e| io_error("opening", path, e))?;
     let len = file
