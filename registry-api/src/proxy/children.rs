@@ -14,12 +14,13 @@
 //! lists those. A child fetched with no index remembered (after a
 //! restart, or through another replica) is looked for in the repository's
 //! tagged indexes in the store ([`MAX_TAGS_SEARCHED`] of them at most, read
-//! only on such a miss, which is an upstream fetch anyway). A child of an
+//! only on such a miss, which is an upstream fetch anyway, and each manifest
+//! read once: it never changes under its digest). A child of an
 //! index cached only by digest, or past that bound, stays unlisted until
 //! its index is fetched again; until then retention treats it as untagged
 //! (it is fetched again when asked for).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use registry_core::{Digest, Manifest, Reference, RepositoryName};
@@ -40,7 +41,16 @@ const MAX_TAGS_SEARCHED: usize = 256;
 /// The index each child digest was last served in, by repository.
 #[derive(Debug, Default)]
 pub(crate) struct ParentHints {
-    by_child: Mutex<HashMap<(RepositoryName, Digest), Digest>>,
+    hints: Mutex<Hints>,
+}
+
+#[derive(Debug, Default)]
+struct Hints {
+    /// Child → the index it was last served in.
+    by_child: HashMap<(RepositoryName, Digest), Digest>,
+    /// Manifests already read into `by_child` (indexes or not): a manifest
+    /// never changes under its digest, so a search of the store skips them.
+    read: HashSet<(RepositoryName, Digest)>,
 }
 
 impl ParentHints {
@@ -54,24 +64,37 @@ impl ParentHints {
         let Ok(index) = Manifest::parse(Some(served.kind.media_type()), &served.bytes) else {
             return;
         };
-        self.note_index(repo, &served.digest, &index);
+        self.note_manifest(repo, &served.digest, &index);
     }
 
-    /// Remembers the children of `index` (a parsed index, `digest`).
-    fn note_index(&self, repo: &RepositoryName, digest: &Digest, index: &Manifest) {
-        let mut map = self.by_child.lock().unwrap_or_else(|e| e.into_inner());
-        for child in index.manifest_references() {
-            if map.len() >= MAX_PARENT_HINTS {
-                map.clear();
-            }
-            map.insert((repo.clone(), child.digest.clone()), digest.clone());
+    /// Remembers the children of `manifest` (`digest`; none unless it is an
+    /// index) and that it was read.
+    fn note_manifest(&self, repo: &RepositoryName, digest: &Digest, manifest: &Manifest) {
+        let mut hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+        if hints.read.len() >= MAX_PARENT_HINTS {
+            hints.read.clear();
         }
+        hints.read.insert((repo.clone(), digest.clone()));
+        for child in manifest.manifest_references() {
+            if hints.by_child.len() >= MAX_PARENT_HINTS {
+                hints.by_child.clear();
+            }
+            hints
+                .by_child
+                .insert((repo.clone(), child.digest.clone()), digest.clone());
+        }
+    }
+
+    /// Whether `digest` of `repo` was read into the hints already.
+    fn was_read(&self, repo: &RepositoryName, digest: &Digest) -> bool {
+        let hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+        hints.read.contains(&(repo.clone(), digest.clone()))
     }
 
     /// The index `child` was last served in, forgotten from now on.
     fn take(&self, repo: &RepositoryName, child: &Digest) -> Option<Digest> {
-        let mut map = self.by_child.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&(repo.clone(), child.clone()))
+        let mut hints = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+        hints.by_child.remove(&(repo.clone(), child.clone()))
     }
 }
 
@@ -138,9 +161,9 @@ impl Registry {
         repo: &RepositoryName,
     ) -> Result<(), StorageError> {
         let tags = self.metadata().tags(repo, None, MAX_TAGS_SEARCHED).await?;
-        let mut seen = std::collections::HashSet::new();
         for record in tags {
-            if !seen.insert(record.digest.clone()) {
+            // Read once per digest, whichever tag or miss came first.
+            if proxy.parents.was_read(repo, &record.digest) {
                 continue;
             }
             let reference = Reference::Digest(record.digest.clone());
@@ -148,7 +171,7 @@ impl Registry {
                 continue;
             };
             if let Ok(manifest) = Manifest::parse(Some(&stored.media_type), &stored.bytes) {
-                proxy.parents.note_index(repo, &record.digest, &manifest);
+                proxy.parents.note_manifest(repo, &record.digest, &manifest);
             }
         }
         Ok(())

@@ -3,7 +3,6 @@
 //!
 //! [`AuthStore`]: registry_auth::AuthStore
 
-use super::connections::{Readers, Slot};
 use registry_auth::{
     AccessToken, AccessTokenId, ClusterRoleBinding, PasswordHash, RoleBinding, ServiceAccount,
     ServiceAccountRef, Subject, TokenHash, User, UserName,
@@ -16,6 +15,7 @@ use super::auth::{
     user, ClusterRoleBindingRow, Error, Result, RoleBindingRow, ServiceAccountRow, TokenRow,
     UserRow,
 };
+use super::connections::{Readers, Slot};
 
 /// The `access_tokens` columns in [`TokenRow`] order.
 macro_rules! token_columns {

@@ -231,35 +231,18 @@ impl Readers {
     }
 }
 
-/// Something that lends a connection for one statement.
-trait Lender: Sync + fmt::Debug {
-    fn lend(&self) -> BoxFuture<'_, sqlx::Result<Held>>;
-}
-
-impl Lender for Slot {
-    fn lend(&self) -> BoxFuture<'_, sqlx::Result<Held>> {
-        Box::pin(self.hold())
-    }
-}
-
-impl Lender for Readers {
-    fn lend(&self) -> BoxFuture<'_, sqlx::Result<Held>> {
-        Box::pin(self.hold())
-    }
-}
-
-/// Runs `$call` (a future using `$held`, a connection `$lender` lends) to
-/// its end while holding the connection.
+/// Runs `$call` (a future using `$held`, a connection of `$lender`: a
+/// [`Slot`] or the [`Readers`]) to its end while holding the connection.
 macro_rules! on_lent {
     ($lender:ident, $held:ident => $call:expr) => {
         Box::pin(async move {
-            let mut $held: Held = $lender.lend().await?;
+            let mut $held: Held = $lender.hold().await?;
             $call.await
         })
     };
 }
 
-/// Runs one statement on a connection the lender hands out, as a sqlx pool
+/// Runs one statement on a connection of `$ty` (its `hold`), as a sqlx pool
 /// does for `query.execute(&pool)`.
 macro_rules! lend_executor {
     ($ty:ty) => {
@@ -285,7 +268,7 @@ macro_rules! lend_executor {
                 // Collected while the connection is held, then handed out.
                 let all = async move {
                     let steps: Vec<sqlx::Result<Either<SqliteQueryResult, SqliteRow>>> =
-                        match self.lend().await {
+                        match self.hold().await {
                             Ok(mut held) => held.fetch_many(query).collect().await,
                             Err(e) => vec![Err(e)],
                         };

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use super::connections::{Readers, Slot};
 use registry_core::{Digest, RepositoryName, Tag};
 
+use super::connections::{Readers, Slot};
 use super::error::{from_nanos, parse, parse_opt, sql_limit, to_nanos, Result};
 use super::tags::{event_from_row, EventRow};
 use crate::metadata::{ManifestNode, TagEvent};

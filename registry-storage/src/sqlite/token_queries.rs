@@ -1,7 +1,6 @@
 //! The SQL of the token records of the auth store (migration
 //! `0012_tokens.sql`): refresh tokens, the token CA and token-signing keys.
 
-use super::connections::{Readers, Slot};
 use registry_auth::token::PrivateKeyDer;
 use registry_auth::{
     AccessTokenId, KeyId, RefreshToken, Subject, TokenCa, TokenHash, TokenSigningKey,
@@ -10,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::auth::{corrupt, from_nanos, from_nanos_opt, inserted, parse, to_nanos, to_nanos_opt};
 use super::auth::{Error, Result};
+use super::connections::{Readers, Slot};
 
 /// The `refresh_tokens` columns in [`RefreshRow`] order.
 macro_rules! refresh_columns {
