@@ -142,6 +142,47 @@ async fn every_event_type_arrives_signed_and_in_order_sqlite() {
     every_event_type(Some(dir.path())).await;
 }
 
+/// The configured sinks are recorded by the time the registry is built:
+/// the first change already reaches them (the test's runtime runs nothing
+/// in the background before the check). A registry built later with other
+/// sinks replaces them.
+#[tokio::test]
+async fn configured_sinks_are_in_place_before_the_first_change() {
+    let stores = Stores::in_memory();
+    let sink = |url: &str| NewWebhook {
+        namespace: None,
+        url: url.to_owned(),
+        events: Vec::new(),
+        secret: SECRET.to_owned(),
+        include_pulls: false,
+    };
+    let mut config = fast_events(true);
+    config.sinks = vec![sink("http://127.0.0.1:9/a"), sink("http://127.0.0.1:9/b")];
+    let r = registry_over(stores.clone(), config.clone()).await;
+    let urls = |r: &Registry| {
+        let store = r.stores().events().unwrap().clone();
+        async move {
+            let recorded = store.webhooks(None).await.unwrap();
+            recorded
+                .into_iter()
+                .map(|w| w.webhook.url)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        urls(&r).await,
+        ["http://127.0.0.1:9/a", "http://127.0.0.1:9/b"]
+    );
+    drop(r);
+    config.sinks = vec![sink("http://127.0.0.1:9/b")];
+    let r = Registry::builder(stores)
+        .events(config)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(urls(&r).await, ["http://127.0.0.1:9/b"]);
+}
+
 async fn every_event_type(sqlite: Option<&std::path::Path>) {
     let receiver = Receiver::start(SECRET).await;
     let mut config = fast_events(true);
@@ -220,15 +261,20 @@ async fn every_event_type(sqlite: Option<&std::path::Path>) {
     // The cluster sink sees every type but pulls; the team webhook every
     // event of the team, pulls included.
     let all: HashSet<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let mut all_but_pulls = all.clone();
+    all_but_pulls.remove("io.registry.manifest.pulled");
     receiver
         .wait_for(WAIT, "every event type", |got| {
-            let types: HashSet<&str> = got.iter().map(|g| g.event.event_type.as_str()).collect();
-            types == all
+            let types = |path: Option<&str>| -> HashSet<&str> {
+                got.iter()
+                    .filter(|g| path.is_none_or(|p| g.path == p))
+                    .map(|g| g.event.event_type.as_str())
+                    .collect()
+            };
+            types(None) == all
+                && types(Some("cluster")) == all_but_pulls
                 && got.iter().any(|g| {
                     g.path == "team" && g.event.event_type == "io.registry.namespace.deleted"
-                })
-                && got.iter().any(|g| {
-                    g.path == "cluster" && g.event.event_type == "io.registry.namespace.deleted"
                 })
         })
         .await;

@@ -38,6 +38,9 @@ pub struct EventsConfig {
     /// is a server-side request forgery vector.
     pub allow_private: bool,
     /// Cluster-wide sinks (server configuration): they receive every event.
+    /// [`crate::RegistryBuilder::build`] records them in the event store
+    /// (replacing the sinks recorded before) before the registry accepts a
+    /// change.
     pub sinks: Vec<NewWebhook>,
     /// How long events stay in the audit trail (`None`: for ever).
     pub retention: Option<Duration>,

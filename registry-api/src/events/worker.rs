@@ -51,10 +51,6 @@ pub(crate) fn start(events: &Arc<Events>, metrics: &Arc<Metrics>) -> Option<Deli
 async fn run(events: Arc<Events>, metrics: Arc<Metrics>) {
     let owner = uuid::Uuid::new_v4().to_string();
     let config = &events.config;
-    if let Err(e) = events.store.sync_cluster_webhooks(&config.sinks).await {
-        tracing::error!(error = %e, "cannot record the configured webhook sinks");
-    }
-    events.webhooks_changed();
     let mut last_sweep: Option<std::time::Instant> = None;
     let mut last_gauges: Option<std::time::Instant> = None;
     loop {

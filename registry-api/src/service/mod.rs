@@ -188,6 +188,10 @@ pub enum BuildError {
     /// A proxy namespace could not be created in the metadata store.
     #[error("cannot create proxy namespace: {0}")]
     ProxyNamespace(#[source] StorageError),
+    /// The configured webhook sinks ([`crate::EventsConfig::sinks`]) could
+    /// not be recorded in the event store.
+    #[error("cannot record the configured webhook sinks: {0}")]
+    WebhookSinks(#[source] StorageError),
 }
 
 /// Builds a [`Registry`] from [`Stores`]: limits, and access control.
@@ -279,6 +283,14 @@ impl RegistryBuilder {
             }
             None => None,
         };
+        // The sinks are in place before the first change is accepted, so
+        // that they receive every event this registry raises.
+        if let Some(store) = self.stores.events() {
+            store
+                .sync_cluster_webhooks(&self.events.sinks)
+                .await
+                .map_err(BuildError::WebhookSinks)?;
+        }
         Ok(Registry::assemble(
             self.stores,
             self.limits,
@@ -302,7 +314,9 @@ impl Registry {
     }
 
     /// A registry over `stores` with default limits and access control
-    /// off. Use [`Registry::builder`] for limits or access control.
+    /// off. Use [`Registry::builder`] for limits, access control or the
+    /// webhook sinks (this one leaves the sinks recorded in the stores as
+    /// they are).
     pub fn new(stores: Stores) -> Self {
         Registry::assemble(
             stores,
