@@ -2,11 +2,16 @@
 # Pull-through cache: the first pull of a large layer through a proxy namespace vs a direct
 # pull from the upstream, and a cached pull.
 #
-# Usage: benches/proxy.sh [--size MIB] [--rounds N] [--out FILE]
+# Usage: benches/proxy.sh [--size MIB] [--rounds N] [--link-mbit N] [--out FILE]
 #
-#   --size MIB    layer size (default 256)
-#   --rounds N    rounds (default 3); figures are medians over rounds
-#   --out FILE    also write the markdown table to FILE
+#   --size MIB      layer size (default 256)
+#   --rounds N      rounds (default 3); figures are medians over rounds
+#   --link-mbit N   the upstream sits behind a link of N Mbit/s: everything it sends on
+#                   loopback is shaped to that rate (Linux `tc` HTB on `lo`, by the
+#                   upstream's port; needs root; removed on exit). The direct pull and the
+#                   proxy's fetch cross that link, the proxy's answers to its clients do not:
+#                   a pull-through cache next to its clients, an upstream across a network.
+#   --out FILE      also write the markdown table to FILE
 #
 # Environment: BENCH_TMPDIR (where data directories go, default /tmp); SERVER (a
 # registry-server binary to use instead of building the release one).
@@ -29,12 +34,14 @@ set -euo pipefail
 SIZE=256
 ROUNDS=3
 OUT=""
+LINK_MBIT=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --size) SIZE="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
     --out) OUT="$2"; shift ;;
-    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
+    --link-mbit) LINK_MBIT="$2"; shift ;;
+    -h | --help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "proxy.sh: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -53,6 +60,7 @@ fi
 WORK="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/registry-proxy-bench.XXXXXX")"
 PIDS=()
 cleanup() {
+    [ -z "$LINK_MBIT" ] || tc qdisc del dev lo root 2>/dev/null || true
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
@@ -84,6 +92,25 @@ start upstream "$UP"
 UP_PID=$STARTED
 start proxy "$PX" --proxy "up=http://127.0.0.1:$UP"
 PX_PID=$STARTED
+
+# The link to the upstream: an HTB class at the link's rate for what the upstream's port
+# sends, and a default class far above loopback's speed for everything else.
+if [ -n "$LINK_MBIT" ]; then
+    case "$LINK_MBIT" in '' | *[!0-9]*) log "--link-mbit needs a whole number"; exit 2 ;; esac
+    command -v tc >/dev/null || { log "--link-mbit needs tc (iproute2)"; exit 2; }
+    if tc qdisc show dev lo | grep -qv 'noqueue'; then
+        log "lo already has a queueing discipline; not touching it"
+        exit 2
+    fi
+    tc qdisc add dev lo root handle 1: htb default 10 r2q 1000 &&
+        tc class add dev lo parent 1: classid 1:10 htb rate 100gbit &&
+        tc class add dev lo parent 1: classid 1:20 htb rate "${LINK_MBIT}mbit" \
+            ceil "${LINK_MBIT}mbit" burst 256k &&
+        tc filter add dev lo parent 1: protocol ip prio 1 u32 \
+            match ip sport "$UP" 0xffff flowid 1:20 ||
+        { log "cannot shape lo (tc needs root and the htb and u32 kernel modules)"; exit 2; }
+    log "the upstream's answers are shaped to $LINK_MBIT Mbit/s"
+fi
 
 # One layer per round, pushed to the upstream.
 DIGESTS=()
@@ -160,13 +187,19 @@ cpu_row() {
         'BEGIN {printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", l, w, p, u, c, p + u + c, (p + u + c) / n, i}'
 }
 
+# What a proxy that downloads first and serves afterwards would take: the download (the
+# direct pull's time, over the same link) and then a cached pull.
+dts=$(awk -v a="$direct" -v b="$cached" 'BEGIN {printf "%.6f", a + b}')
+link="loopback, unshaped"
+[ -z "$LINK_MBIT" ] || link="the upstream behind $LINK_MBIT Mbit/s"
 report=$(
     cat <<EOF
-| pull of a $SIZE MiB layer (median of $ROUNDS) | seconds | MiB/s | time vs direct |
+| pull of a $SIZE MiB layer (median of $ROUNDS; $link) | seconds | MiB/s | time vs direct |
 |---|---|---|---|
 | direct from the upstream | $direct | $(rate "$direct") | 1.00 |
 | first pull through the proxy (miss: streamed while stored) | $first | $(rate "$first") | $(ratio "$first" "$direct") |
 | cached pull through the proxy (hit) | $cached | $(rate "$cached") | $(ratio "$cached" "$direct") |
+| (for comparison: download, then serve = direct + cached) | $dts | $(rate "$dts") | $(ratio "$dts" "$direct") |
 
 CPU seconds per pull (medians of $ROUNDS; $CORES cores; the client is curl and openssl):
 
