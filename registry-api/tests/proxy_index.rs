@@ -199,6 +199,37 @@ async fn a_child_pulled_after_a_restart_is_listed_in_its_stored_index() {
     assert_eq!(listed_children(&after, &index).await, vec![amd]);
 }
 
+/// As above with an index that was only ever pulled by digest (no tag in
+/// the store points at it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_of_an_index_cached_by_digest_is_listed_after_a_restart() {
+    let upstream = Upstream::start().await;
+    let TwoPlatforms { arm, index, .. } = two_platforms(&upstream).await;
+
+    let stores = registry_storage::Stores::in_memory();
+    let ttl = Duration::from_secs(300);
+    let before = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
+    let repo = name("cache/team/app");
+    before
+        .client("bob")
+        .get_manifest(&repo, &Reference::Digest(index.clone()))
+        .await
+        .unwrap();
+    let tags = stores.metadata().tags(&repo, None, 10).await.unwrap();
+    assert!(
+        tags.is_empty(),
+        "pulled by digest: no tag cached ({tags:?})"
+    );
+
+    let after = Downstream::start_on(&upstream.url, ttl, Default::default(), stores).await;
+    after
+        .client("bob")
+        .get_manifest(&repo, &Reference::Digest(arm.clone()))
+        .await
+        .unwrap();
+    assert_eq!(listed_children(&after, &index).await, vec![arm]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_index_fetched_after_its_child_lists_the_cached_child() {
     let upstream = Upstream::start().await;

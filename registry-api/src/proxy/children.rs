@@ -13,12 +13,13 @@
 //! cached child listed. An index fetched after some of its children also
 //! lists those. A child fetched with no index remembered (after a
 //! restart, or through another replica) is looked for in the repository's
-//! tagged indexes in the store ([`MAX_TAGS_SEARCHED`] of them at most, read
-//! only on such a miss, which is an upstream fetch anyway, and each manifest
-//! read once: it never changes under its digest). A child of an
-//! index cached only by digest, or past that bound, stays unlisted until
-//! its index is fetched again; until then retention treats it as untagged
-//! (it is fetched again when asked for).
+//! indexes in the store, tagged or cached by digest alone: its manifests
+//! are listed ([`MAX_MANIFESTS_SEARCHED`] at most, a page at a time, only on
+//! such a miss, which is an upstream fetch anyway), and those that
+//! reference no blob (indexes) are read, each once: a manifest never
+//! changes under its digest. A child of an index past that bound stays
+//! unlisted until its index is fetched again; until then retention treats
+//! it as untagged (it is fetched again when asked for).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -34,9 +35,10 @@ use crate::service::{PulledManifest, Registry};
 /// which bounds it without an eviction order.
 const MAX_PARENT_HINTS: usize = 100_000;
 
-/// Most tags of a repository whose indexes are read when a child's index
-/// is not remembered.
-const MAX_TAGS_SEARCHED: usize = 256;
+/// Most manifests of a repository listed when a child's index is not
+/// remembered, and how many are listed per store call.
+const MAX_MANIFESTS_SEARCHED: usize = 4096;
+const SEARCH_PAGE: usize = 512;
 
 /// The index each child digest was last served in, by repository.
 #[derive(Debug, Default)]
@@ -152,27 +154,42 @@ impl Registry {
         }
     }
 
-    /// Remembers the children of the indexes `repo`'s tags point at in the
-    /// store (the first [`MAX_TAGS_SEARCHED`] tags): what a restart, or
-    /// another replica serving the index, left out of the hints.
+    /// Remembers the children of `repo`'s indexes in the store, tagged or
+    /// not (among its first [`MAX_MANIFESTS_SEARCHED`] manifests by digest):
+    /// what a restart, or another replica serving the index, left out of
+    /// the hints.
     async fn recall_parents(
         &self,
         proxy: &ProxyNamespace,
         repo: &RepositoryName,
     ) -> Result<(), StorageError> {
-        let tags = self.metadata().tags(repo, None, MAX_TAGS_SEARCHED).await?;
-        for record in tags {
-            // Read once per digest, whichever tag or miss came first.
-            if proxy.parents.was_read(repo, &record.digest) {
-                continue;
+        let mut last: Option<Digest> = None;
+        let mut listed = 0;
+        while listed < MAX_MANIFESTS_SEARCHED {
+            let page = self
+                .metadata()
+                .manifest_nodes(repo, last.as_ref(), SEARCH_PAGE)
+                .await?;
+            listed += page.len();
+            let full = page.len() == SEARCH_PAGE;
+            for node in &page {
+                // An image manifest references its config and layers; an
+                // index none. Each is read once, whichever miss came first.
+                if !node.blobs.is_empty() || proxy.parents.was_read(repo, &node.digest) {
+                    continue;
+                }
+                let reference = Reference::Digest(node.digest.clone());
+                let Some(stored) = self.metadata().get_manifest(repo, &reference).await? else {
+                    continue;
+                };
+                if let Ok(manifest) = Manifest::parse(Some(&stored.media_type), &stored.bytes) {
+                    proxy.parents.note_manifest(repo, &node.digest, &manifest);
+                }
             }
-            let reference = Reference::Digest(record.digest.clone());
-            let Some(stored) = self.metadata().get_manifest(repo, &reference).await? else {
-                continue;
-            };
-            if let Ok(manifest) = Manifest::parse(Some(&stored.media_type), &stored.bytes) {
-                proxy.parents.note_manifest(repo, &record.digest, &manifest);
+            if !full {
+                break;
             }
+            last = page.last().map(|node| node.digest.clone());
         }
         Ok(())
     }
