@@ -179,24 +179,36 @@ async fn a_child_pulled_after_its_index_is_kept_with_it_and_the_index_served_wit
 async fn a_child_pulled_after_a_restart_is_listed_in_its_stored_index() {
     let upstream = Upstream::start().await;
     let TwoPlatforms { amd, index, .. } = two_platforms(&upstream).await;
-
     let stores = registry_storage::Stores::in_memory();
+    let multi = reference("multi");
+    let after = index_then_child_across_a_restart(&upstream, &stores, &multi, &amd).await;
+    assert_eq!(listed_children(&after, &index).await, vec![amd]);
+}
+
+/// Pulls `index` of `cache/team/app` through one proxy over `stores`, then
+/// `child` through a second one over the same stores (a restart, or
+/// another replica); the second.
+async fn index_then_child_across_a_restart(
+    upstream: &Upstream,
+    stores: &registry_storage::Stores,
+    index: &Reference,
+    child: &Digest,
+) -> Downstream {
     let ttl = Duration::from_secs(300);
-    let before = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
     let repo = name("cache/team/app");
+    let before = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
     before
         .client("bob")
-        .get_manifest(&repo, &reference("multi"))
+        .get_manifest(&repo, index)
         .await
         .unwrap();
-
-    let after = Downstream::start_on(&upstream.url, ttl, Default::default(), stores).await;
+    let after = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
     after
         .client("bob")
-        .get_manifest(&repo, &Reference::Digest(amd.clone()))
+        .get_manifest(&repo, &Reference::Digest(child.clone()))
         .await
         .unwrap();
-    assert_eq!(listed_children(&after, &index).await, vec![amd]);
+    after
 }
 
 /// As above with an index that was only ever pulled by digest (no tag in
@@ -205,28 +217,15 @@ async fn a_child_pulled_after_a_restart_is_listed_in_its_stored_index() {
 async fn a_child_of_an_index_cached_by_digest_is_listed_after_a_restart() {
     let upstream = Upstream::start().await;
     let TwoPlatforms { arm, index, .. } = two_platforms(&upstream).await;
-
     let stores = registry_storage::Stores::in_memory();
-    let ttl = Duration::from_secs(300);
-    let before = Downstream::start_on(&upstream.url, ttl, Default::default(), stores.clone()).await;
+    let by_digest = Reference::Digest(index.clone());
+    let after = index_then_child_across_a_restart(&upstream, &stores, &by_digest, &arm).await;
     let repo = name("cache/team/app");
-    before
-        .client("bob")
-        .get_manifest(&repo, &Reference::Digest(index.clone()))
-        .await
-        .unwrap();
     let tags = stores.metadata().tags(&repo, None, 10).await.unwrap();
     assert!(
         tags.is_empty(),
         "pulled by digest: no tag cached ({tags:?})"
     );
-
-    let after = Downstream::start_on(&upstream.url, ttl, Default::default(), stores).await;
-    after
-        .client("bob")
-        .get_manifest(&repo, &Reference::Digest(arm.clone()))
-        .await
-        .unwrap();
     assert_eq!(listed_children(&after, &index).await, vec![arm]);
 }
 
