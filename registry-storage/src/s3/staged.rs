@@ -91,6 +91,58 @@ async fn tail_bytes(backend: &S3Backend, state: &State, staged: &StagedWrite) ->
     }
 }
 
+/// Bytes waiting to fill a part, kept as the chunks they arrived in: a
+/// part goes out as those chunks (one request body of several buffers),
+/// never copied into one buffer first.
+#[derive(Default)]
+struct PartBuffer {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// The first `size` bytes (at most `len`), splitting a chunk without
+    /// copying it when a part ends inside one.
+    fn take(&mut self, size: usize) -> PutPayload {
+        let mut part = Vec::new();
+        let mut needed = size.min(self.len);
+        self.len -= needed;
+        while needed > 0 {
+            let Some(mut chunk) = self.chunks.pop_front() else {
+                break;
+            };
+            if chunk.len() > needed {
+                self.chunks.push_front(chunk.split_off(needed));
+            }
+            needed -= chunk.len();
+            part.push(chunk);
+        }
+        part.into_iter().collect()
+    }
+
+    /// What is left, in one buffer (less than a part: copied once).
+    fn into_tail(self) -> Bytes {
+        match self.chunks.len() {
+            0 => Bytes::new(),
+            1 => self.chunks.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut tail = BytesMut::with_capacity(self.len);
+                for chunk in &self.chunks {
+                    tail.extend_from_slice(chunk);
+                }
+                tail.freeze()
+            }
+        }
+    }
+}
+
 /// Parts being uploaded, in order, and the multipart upload they belong to.
 struct Uploader<'a> {
     backend: &'a S3Backend,
@@ -102,7 +154,7 @@ struct Uploader<'a> {
 }
 
 impl Uploader<'_> {
-    async fn send(&mut self, part: Bytes) -> Result<()> {
+    async fn send(&mut self, part: PutPayload) -> Result<()> {
         let upload = match &self.state.upload {
             Some(upload) => upload.clone(),
             None => {
@@ -124,9 +176,7 @@ impl Uploader<'_> {
         let store = self.backend.store.clone();
         let key = self.key.clone();
         self.in_flight.push_back(tokio::spawn(async move {
-            store
-                .put_part(&key, &upload, index, PutPayload::from_bytes(part))
-                .await
+            store.put_part(&key, &upload, index, part).await
         }));
         Ok(())
     }
@@ -168,7 +218,8 @@ pub(super) async fn append(
     mode: AppendMode,
 ) -> Result<StagedWrite> {
     let state = State::decode(staged)?;
-    let mut buffer = BytesMut::from(tail_bytes(backend, &state, staged).await?);
+    let mut buffer = PartBuffer::default();
+    buffer.push(tail_bytes(backend, &state, staged).await?);
     let mut uploader = Uploader {
         backend,
         key: state.key(),
@@ -181,9 +232,9 @@ pub(super) async fn append(
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             written += chunk.len() as u64;
-            buffer.extend_from_slice(&chunk);
-            while buffer.len() >= backend.part_size {
-                let part = buffer.split_to(backend.part_size).freeze();
+            buffer.push(chunk);
+            while buffer.len >= backend.part_size {
+                let part = buffer.take(backend.part_size);
                 uploader.send(part).await?;
             }
         }
@@ -194,7 +245,7 @@ pub(super) async fn append(
         uploader.undo().await;
         return Err(e);
     }
-    let tail = buffer.freeze();
+    let tail = buffer.into_tail();
     uploader.state.tail = None;
     if mode == AppendMode::Final {
         return Ok(uploader.state.encode(written, tail));
@@ -298,5 +349,45 @@ pub(super) async fn release(backend: &S3Backend, old: &StagedWrite, new: &Staged
 async fn remove(backend: &S3Backend, key: &Path) {
     if let Err(e) = backend.store.delete(key).await {
         tracing::warn!(%key, error = %e, "could not delete a staging object");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lens(payload: &PutPayload) -> Vec<usize> {
+        payload.iter().map(Bytes::len).collect()
+    }
+
+    #[test]
+    fn parts_are_the_chunks_split_where_a_part_ends() {
+        let mut buffer = PartBuffer::default();
+        for chunk in ["abc", "defgh", "", "ij"] {
+            buffer.push(Bytes::from(chunk));
+        }
+        assert_eq!(buffer.len, 10);
+        let part = buffer.take(4);
+        assert_eq!(lens(&part), vec![3, 1]);
+        let bytes: Vec<u8> = part.iter().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(bytes, b"abcd");
+        assert_eq!(buffer.len, 6);
+        let part = buffer.take(4);
+        assert_eq!(lens(&part), vec![4]);
+        assert_eq!(buffer.into_tail(), Bytes::from("ij"));
+    }
+
+    #[test]
+    fn the_tail_is_every_chunk_left_in_order() {
+        let mut buffer = PartBuffer::default();
+        assert_eq!(PartBuffer::default().into_tail(), Bytes::new());
+        for chunk in ["ab", "cd", "e"] {
+            buffer.push(Bytes::from(chunk));
+        }
+        assert_eq!(buffer.take(100).content_length(), 5);
+        assert_eq!(buffer.len, 0);
+        buffer.push(Bytes::from("xy"));
+        buffer.push(Bytes::from("z"));
+        assert_eq!(buffer.into_tail(), Bytes::from("xyz"));
     }
 }
