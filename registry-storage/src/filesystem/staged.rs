@@ -86,14 +86,11 @@ fn open_staged(path: &Path, written: u64) -> io::Result<File> {
     }
 }
 
-/// Opens a staged file for reading its first `written` bytes at publish,
-/// checking that they are all there (an empty staged write may have no
-/// file yet: it is created).
+/// Opens a staged file at publish, checking that its first `written` bytes
+/// are all there and cutting off any past them (an empty staged write may
+/// have no file yet: it is created).
 pub(super) fn open_whole(path: &Path, written: u64) -> Result<File> {
-    if written == 0 {
-        create_private_file(path).map_err(|e| io_error("creating", path, e))?;
-    }
-    let file = File::open(path).map_err(|e| io_error("opening", path, e))?;
+    let file = open_staged(path, written).map_err(|e| io_error("opening", path, e))?;
     let len = file
         .metadata()
         .map_err(|e| io_error("reading", path, e))?
@@ -103,10 +100,6 @@ pub(super) fn open_whole(path: &Path, written: u64) -> Result<File> {
         std::cmp::Ordering::Equal => Ok(file),
         // An append cut short by a crash, or one that lost a race.
         std::cmp::Ordering::Greater => {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| io_error("opening", path, e))?;
             file.set_len(written)
                 .map_err(|e| io_error("truncating", path, e))?;
             Ok(file)
