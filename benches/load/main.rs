@@ -24,6 +24,7 @@
 mod client;
 mod data;
 mod procfs;
+mod pull;
 mod push;
 mod rate;
 mod webhook;
@@ -291,9 +292,9 @@ async fn run(args: Args) -> Result<()> {
                 }
                 Test::Pull => {
                     // Untimed pull first: the page cache forgets quickly here.
-                    rate::pull(&registry, &app, &pull_digest, args.blob_size).await?;
+                    pull::pull(&registry, &app, &pull_digest, args.blob_size).await?;
                     let meter = CpuMeter::start(args.pid);
-                    let t = rate::pull(&registry, &app, &pull_digest, args.blob_size).await?;
+                    let t = pull::pull(&registry, &app, &pull_digest, args.blob_size).await?;
                     let cpu = meter.stop();
                     figures.record("pull", mibps(args.blob_size, t), "MiB/s");
                     figures.record_cpu("pull", cpu);

@@ -1,16 +1,15 @@
 //! Request-rate tests (GET manifest by tag, HEAD blob) over N keep-alive
-//! connections, and the single-stream pull of a large blob.
+//! connections.
 
 use std::time::{Duration, Instant};
 
-use http::header::{ACCEPT, AUTHORIZATION, HOST, LOCATION};
+use http::header::{ACCEPT, AUTHORIZATION, HOST};
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::client::{drain, expect, Registry, Result};
-use crate::data;
+use crate::client::{Registry, Result};
 use crate::push::MANIFEST_TYPE;
 
 /// What a rate test measured.
@@ -24,35 +23,6 @@ pub struct Rate {
     pub p99: Duration,
     /// Requests that did not answer 200 (not counted in the rate).
     pub errors: u64,
-}
-
-/// Pulls `digest` from `repo` once (following a redirect), counting the
-/// bytes without keeping or hashing them; fails unless exactly `size` came.
-pub async fn pull(registry: &Registry, repo: &str, digest: &str, size: u64) -> Result<Duration> {
-    let start = Instant::now();
-    let mut target = format!("/v2/{repo}/blobs/{digest}");
-    for _ in 0..3 {
-        let response = registry
-            .send(Method::GET, &target, &[], data::empty())
-            .await?;
-        if response.status().is_redirection() {
-            target = response
-                .headers()
-                .get(LOCATION)
-                .ok_or("redirect without Location")?
-                .to_str()?
-                .to_string();
-            drain(response).await?;
-            continue;
-        }
-        let response = expect(response, StatusCode::OK, "GET blob").await?;
-        let got = drain(response).await?;
-        if got != size {
-            return Err(format!("pulled {got} bytes, expected {size}").into());
-        }
-        return Ok(start.elapsed());
-    }
-    Err("too many redirects".into())
 }
 
 /// Sends `method path` for `duration` on `concurrency` connections, one task
