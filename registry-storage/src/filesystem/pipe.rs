@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures::stream::{self, StreamExt};
@@ -190,38 +190,111 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Reads the next `n` bytes of `file` (on a blocking thread) and hands the
-/// file back for the following chunk.
-fn read_chunk(mut file: File, path: &std::path::Path, n: u64) -> (File, Result<Bytes>) {
+/// Most spare buffers a read stream keeps for its next chunks.
+const SPARE_BUFFERS: usize = 2;
+
+/// The chunk buffers of one read stream. A chunk lends its buffer to the
+/// response as [`Bytes`]; when the connection has sent and dropped it, the
+/// buffer comes back here and the stream reads a later chunk into it. So a
+/// long pull touches two or three buffers' pages once, instead of a fresh
+/// allocation's (page faults, zeroing by the kernel) per chunk.
+#[derive(Clone, Default)]
+struct Recycler(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl Recycler {
+    /// A buffer of at least `n` initialized bytes: a returned one, or new.
+    fn buffer(&self, n: usize) -> Vec<u8> {
+        let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match spare {
+            Some(buf) if buf.len() >= n => buf,
+            _ => vec![0; n],
+        }
+    }
+
+    /// `buf[..len]` as [`Bytes`] that return `buf` here when dropped.
+    fn lend(&self, buf: Vec<u8>, len: usize) -> Bytes {
+        Bytes::from_owner(Lent {
+            buf,
+            len,
+            home: self.clone(),
+        })
+    }
+}
+
+/// A recycled buffer while the response holds it.
+struct Lent {
+    buf: Vec<u8>,
+    len: usize,
+    home: Recycler,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let mut spare = self.home.0.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// Reads the next `n` bytes of `file` (on a blocking thread) into a buffer
+/// of `buffers`, and hands the file back for the following chunk.
+fn read_chunk(
+    mut file: File,
+    path: &std::path::Path,
+    n: u64,
+    buffers: &Recycler,
+) -> (File, Result<Bytes>) {
     // `n` is at most READ_CHUNK, so it fits in usize.
-    let mut buf = Vec::with_capacity(n as usize);
-    let chunk = match (&mut file).take(n).read_to_end(&mut buf) {
-        Ok(read) if read as u64 == n => Ok(Bytes::from(buf)),
-        Ok(read) => Err(io_error(
-            "reading",
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("file ended {} bytes early", n - read as u64),
-            ),
-        )),
-        Err(e) => Err(io_error("reading", path, e)),
+    let n = n as usize;
+    let mut buf = buffers.buffer(n);
+    let mut read = 0;
+    let outcome = loop {
+        if read == n {
+            break Ok(());
+        }
+        match file.read(&mut buf[read..n]) {
+            Ok(0) => {
+                break Err(io_error(
+                    "reading",
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("file ended {} bytes early", n - read),
+                    ),
+                ))
+            }
+            Ok(got) => read += got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(io_error("reading", path, e)),
+        }
     };
-    (file, chunk)
+    (file, outcome.map(|()| buffers.lend(buf, n)))
 }
 
 type ReadJob = JoinHandle<(File, Result<Bytes>)>;
 
 /// Starts reading the next chunk if any remains.
-fn next_read(file: File, path: &Arc<PathBuf>, remaining: &mut u64) -> Option<ReadJob> {
+fn next_read(
+    file: File,
+    path: &Arc<PathBuf>,
+    remaining: &mut u64,
+    buffers: &Recycler,
+) -> Option<ReadJob> {
     if *remaining == 0 {
         return None;
     }
     let n = (*remaining).min(READ_CHUNK);
     *remaining -= n;
-    let path = path.clone();
+    let (path, buffers) = (path.clone(), buffers.clone());
     Some(tokio::task::spawn_blocking(move || {
-        read_chunk(file, &path, n)
+        read_chunk(file, &path, n, &buffers)
     }))
 }
 
@@ -230,22 +303,69 @@ fn next_read(file: File, path: &Arc<PathBuf>, remaining: &mut u64) -> Option<Rea
 /// read, never held while a slow client takes its time.
 pub(crate) fn read_ahead(file: File, path: PathBuf, len: u64) -> ByteStream {
     let path = Arc::new(path);
+    let buffers = Recycler::default();
     let mut remaining = len;
-    let first = next_read(file, &path, &mut remaining);
+    let first = next_read(file, &path, &mut remaining, &buffers);
     stream::unfold(
-        (first, remaining, path),
-        |(job, mut remaining, path)| async move {
+        (first, remaining, path, buffers),
+        |(job, mut remaining, path, buffers)| async move {
             let (file, chunk) = match job?.await {
                 Ok(done) => done,
-                Err(e) => return Some((Err(worker_gone(e)), (None, 0, path))),
+                Err(e) => return Some((Err(worker_gone(e)), (None, 0, path, buffers))),
             };
             if chunk.is_err() {
-                return Some((chunk, (None, 0, path)));
+                return Some((chunk, (None, 0, path, buffers)));
             }
             // Read the next chunk while this one goes out.
-            let next = next_read(file, &path, &mut remaining);
-            Some((chunk, (next, remaining, path)))
+            let next = next_read(file, &path, &mut remaining, &buffers);
+            Some((chunk, (next, remaining, path, buffers)))
         },
     )
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::io::Write;
+
+    use super::*;
+
+    fn file_with(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        File::create(&path).unwrap().write_all(bytes).unwrap();
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn a_long_read_comes_through_a_few_reused_buffers() {
+        let len = 6 * READ_CHUNK as usize + 123;
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let (_dir, path) = file_with(&bytes);
+        let mut stream = read_ahead(File::open(&path).unwrap(), path, len as u64);
+        let mut read = Vec::new();
+        let mut buffers = HashSet::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            buffers.insert(chunk.as_ptr() as usize);
+            read.extend_from_slice(&chunk);
+            // Dropped here, as a connection drops what it has sent.
+        }
+        assert!(
+            read == bytes,
+            "the stream returned other bytes than the file's"
+        );
+        // One chunk consumed, one read ahead, one spare: never a buffer per chunk.
+        assert!(buffers.len() <= 3, "{} buffers for 7 chunks", buffers.len());
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_announced_ends_the_stream_with_an_error() {
+        let (_dir, path) = file_with(&[7; 1000]);
+        let mut stream = read_ahead(File::open(&path).unwrap(), path, 3000);
+        let err = stream.next().await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("file ended 2000 bytes early"), "{err}");
+        assert!(stream.next().await.is_none());
+    }
 }
