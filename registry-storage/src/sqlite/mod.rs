@@ -2,7 +2,8 @@
 //! the embedded default.
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`, so readers
-//! never wait for the writer. Writes go through a single connection (SQLite
+//! never wait for the writer; the log is checkpointed by a background task,
+//! never by a commit (see `checkpoints`). Writes go through a single connection (SQLite
 //! allows one writer at a time; queueing for it is cheaper than spinning on
 //! the busy timeout) and every multi-statement write is one
 //! `BEGIN IMMEDIATE` transaction. Reads use several connections. The
@@ -33,6 +34,7 @@
 mod auth;
 mod auth_queries;
 mod blobs;
+mod checkpoints;
 mod connections;
 mod error;
 mod manifests;
@@ -46,12 +48,14 @@ mod usage;
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use registry_core::{Digest, Namespace, Reference, RepositoryName, Tag};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
+use checkpoints::Checkpointer;
 use connections::{Readers, Slot};
 
 use crate::error::Result;
@@ -93,6 +97,8 @@ fn secure_files(path: &Path) -> Result<()> {
 pub struct SqliteMetadataStore {
     reader: Readers,
     writer: Slot,
+    /// `None` in memory, where there is no write-ahead log.
+    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl SqliteMetadataStore {
@@ -112,17 +118,27 @@ impl SqliteMetadataStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         // Switching to WAL needs an exclusive lock, so only the writer asks;
-        // the mode is stored in the file and readers inherit it.
-        let writer = Slot::connect(&options.clone().journal_mode(SqliteJournalMode::Wal)).await?;
+        // the mode is stored in the file and readers inherit it. The writer
+        // never checkpoints: a task does, off the write path (see
+        // `checkpoints`).
+        let writer = Slot::connect(
+            &options
+                .clone()
+                .journal_mode(SqliteJournalMode::Wal)
+                .pragma("wal_autocheckpoint", "0"),
+        )
+        .await?;
         MIGRATOR.run(&mut *writer.hold().await?).await?;
         outbox::release_all_leases(&writer).await?;
         let mut readers = Vec::new();
         for _ in 0..READERS {
             readers.push(Slot::connect(&options).await?);
         }
+        let checkpoints = Checkpointer::start(&options).await?;
         Ok(SqliteMetadataStore {
             reader: Readers::new(readers),
             writer,
+            checkpoints: Some(Arc::new(checkpoints)),
         })
     }
 
@@ -144,11 +160,15 @@ impl SqliteMetadataStore {
         Ok(SqliteMetadataStore {
             reader: Readers::new(vec![conn.clone()]),
             writer: conn,
+            checkpoints: None,
         })
     }
 
     /// Closes every connection, waiting for running statements to finish.
     pub async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.close().await;
+        }
         self.writer.close().await;
         self.reader.close().await;
     }
@@ -439,6 +459,43 @@ mod tests {
                 .await
                 .expect("foreign_keys");
             assert_eq!(fk, 1);
+        }
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer)
+            .await
+            .expect("wal_autocheckpoint");
+        assert_eq!(
+            autocheckpoint, 0,
+            "the writer leaves checkpoints to the task"
+        );
+        store.close().await;
+    }
+
+    /// The writer never checkpoints, so the database file grows only when
+    /// the background task copies the log into it.
+    #[tokio::test]
+    async fn the_log_reaches_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.db");
+        let store = SqliteMetadataStore::open(&path).await.expect("open");
+        let size = || std::fs::metadata(&path).expect("database file").len();
+        let before = size();
+        let repo: RepositoryName = "logged/app".parse().expect("name");
+        store
+            .create_namespace(&repo.to_namespace())
+            .await
+            .expect("namespace");
+        for i in 0..500 {
+            let digest = Digest::sha256_of(format!("blob {i}").as_bytes());
+            store.link_blob(&repo, &digest).await.expect("link");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while size() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the log into the database file ({before} bytes)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         store.close().await;
     }
