@@ -254,23 +254,23 @@ fn read_chunk(
     // `n` is at most READ_CHUNK, so it fits in usize.
     let n = n as usize;
     let mut buf = buffers.buffer(n);
-    let mut read = 0;
+    let mut filled = 0;
     let outcome = loop {
-        if read == n {
+        if filled == n {
             break Ok(());
         }
-        match file.read(&mut buf[read..n]) {
+        match file.read(&mut buf[filled..n]) {
             Ok(0) => {
                 break Err(io_error(
                     "reading",
                     path,
                     std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
-                        format!("file ended {} bytes early", n - read),
+                        format!("file ended {} bytes early", n - filled),
                     ),
                 ))
             }
-            Ok(got) => read += got,
+            Ok(got) => filled += got,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => break Err(io_error("reading", path, e)),
         }
