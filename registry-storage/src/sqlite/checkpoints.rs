@@ -66,14 +66,28 @@ impl Drop for Checkpointer {
 async fn run(slot: Slot) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Failures are logged when they start and when they end, not twice a
+    // second while they last (a full disk fails every checkpoint).
+    let mut failing = false;
     loop {
         tick.tick().await;
         match checkpoint(&slot).await {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("checkpointing the database's write-ahead log works again");
+            }
             Ok(()) => {}
             // Closed: the store is closing.
             Err(sqlx::Error::PoolClosed) => return,
             // Retried at the next tick; meanwhile the log grows.
-            Err(e) => tracing::warn!(error = %e, "checkpointing the database's write-ahead log"),
+            Err(e) if failing => {
+                tracing::debug!(error = %e, "checkpointing the database's write-ahead log")
+            }
+            Err(e) => {
+                failing = true;
+                tracing::warn!(error = %e, "checkpointing the database's write-ahead log \
+                    failed; retried every half second");
+            }
         }
     }
 }

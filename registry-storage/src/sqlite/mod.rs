@@ -103,7 +103,10 @@ pub struct SqliteMetadataStore {
 
 impl SqliteMetadataStore {
     /// Opens the database at `path`, creating the file if it is missing (its
-    /// directory must exist), and applies pending migrations.
+    /// directory must exist), and applies pending migrations. Starts a task
+    /// on the current Tokio runtime that checkpoints the write-ahead log, so
+    /// open the store on the runtime that uses it: without that task the
+    /// log only grows until the store is closed.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         secure_files(path)?;
