@@ -18,11 +18,11 @@ use crate::service::Registry;
 /// so a flood of probes must not become a flood of writes.
 const PROBE_TTL: Duration = Duration::from_secs(1);
 
-/// Bytes the readiness probe appends to its upload session: a session row
+/// What the readiness probe appends to its upload session: a session row
 /// alone may still fit in space the database's files already hold (a
 /// write-ahead log emptied by a checkpoint is rewritten from its start),
 /// and a full disk would then go unnoticed; a file's first block cannot.
-const PROBE_BYTES: usize = 4096;
+static PROBE_BYTES: [u8; 4096] = [0; 4096];
 
 /// The last readiness answer and when it was found.
 #[derive(Debug, Default)]
@@ -35,7 +35,7 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 
 /// Readiness: the metadata store answers a query and the storage takes a
 /// write. Constant work whatever the registry holds: one point lookup and
-/// one upload session started, given [`PROBE_BYTES`] and cancelled (on a
+/// one upload session started, given [`PROBE_BYTES`] (4 KiB) and cancelled (on a
 /// data directory, a database row and a small file), at most once per
 /// [`PROBE_TTL`].
 pub(crate) async fn readyz(State(registry): State<Registry>) -> impl IntoResponse {
@@ -64,8 +64,7 @@ async fn probe(registry: &Registry) -> Result<(), &'static str> {
     let repo: RepositoryName = "readyz/probe".parse().map_err(|_| "invalid probe name\n")?;
     let written = match registry.uploads().create(&repo).await {
         Ok(session) => {
-            let bytes = Bytes::from(vec![0; PROBE_BYTES]);
-            let body = futures::stream::once(async move { Ok(bytes) }).boxed();
+            let body = futures::stream::iter([Ok(Bytes::from_static(&PROBE_BYTES))]).boxed();
             let appended = registry.uploads().append(&session.id, 0, body).await;
             let cancelled = registry.uploads().cancel(&session.id).await;
             appended.and(cancelled)
