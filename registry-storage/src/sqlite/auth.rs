@@ -242,9 +242,12 @@ impl AuthStore for SqliteMetadataStore {
         let result: Result<()> = async {
             let mut tx = self.writer.begin().await?;
             apply(&mut tx, change).await?;
-            super::outbox::record_events(&mut tx, events, super::error::now())
-                .await
+            let mut batch = super::batch::Batch::new();
+            super::outbox::record_events(&mut batch, events, super::error::now())
                 .map_err(|e| Error::Outbox(Box::new(e)))?;
+            tx.run(batch)
+                .await
+                .map_err(|e| Error::Outbox(Box::new(e.into())))?;
             tx.commit().await?;
             Ok(())
         }

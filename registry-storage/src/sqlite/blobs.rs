@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 
 use registry_core::{Digest, RepositoryName};
-use sqlx::SqliteConnection;
+use sqlx::{FromRow, SqliteConnection};
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, Error, Result};
@@ -56,14 +57,15 @@ impl RecordRow {
     }
 }
 
+/// A blob's record (the statement up to its `WHERE`).
+const RECORD: &str = "SELECT state, generation, epoch, touched FROM blob_records";
+
 /// A blob's record, inside a caller's transaction or on a pool.
 async fn record(conn: &mut SqliteConnection, digest: &Digest) -> Result<BlobRecord> {
-    let row: Option<RecordRow> = sqlx::query_as(
-        "SELECT state, generation, epoch, touched FROM blob_records WHERE digest = ?",
-    )
-    .bind(digest.as_str())
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<RecordRow> = sqlx::query_as(&format!("{RECORD} WHERE digest = ?"))
+        .bind(digest.as_str())
+        .fetch_optional(conn)
+        .await?;
     row.map_or(Ok(BlobRecord::UNKNOWN), RecordRow::into_record)
 }
 
@@ -72,36 +74,18 @@ pub(super) async fn blob_record(reader: &Readers, digest: &Digest) -> Result<Blo
     record(&mut conn, digest).await
 }
 
-/// Marks blobs live and wanted now (`digests`: a JSON array, see
-/// [`digest_list`](super::manifests::digest_list)); part of a caller's
-/// transaction.
-pub(super) async fn touch(conn: &mut SqliteConnection, digests: &str, now: i64) -> Result<()> {
-    sqlx::query(
+/// Adds to `batch` the statement that marks blobs live and wanted now
+/// (`digests`: a JSON array, see
+/// [`digest_list`](super::manifests::digest_list)); the batch runs in the
+/// caller's transaction.
+pub(super) fn touch<'a>(batch: &mut Batch<'a>, digests: &'a str, now: i64) -> Result<()> {
+    batch.push(
         "INSERT INTO blob_records (digest, state, generation, epoch, touched) \
          SELECT value, 0, 1, 0, ? FROM json_each(?) WHERE true ON CONFLICT (digest) DO UPDATE \
          SET state = 0, generation = generation + 1, touched = excluded.touched",
-    )
-    .bind(now)
-    .bind(digests)
-    .execute(conn)
-    .await?;
+    );
+    batch.bind(now)?.bind(digests)?;
     Ok(())
-}
-
-/// Fails with `BlobDeleted` unless every blob of `digests` (a JSON array)
-/// is live; part of a caller's transaction (a manifest commit).
-pub(super) async fn ensure_live(conn: &mut SqliteConnection, digests: &str) -> Result<()> {
-    let gone: Option<String> = sqlx::query_scalar(
-        "SELECT digest FROM blob_records WHERE digest IN (SELECT value FROM json_each(?)) \
-         AND state <> 0 ORDER BY digest LIMIT 1",
-    )
-    .bind(digests)
-    .fetch_optional(conn)
-    .await?;
-    match gone {
-        None => Ok(()),
-        Some(digest) => Err(Error::BlobDeleted(parse("blob_records.digest", &digest)?)),
-    }
 }
 
 pub(super) async fn link_blob(
@@ -128,7 +112,8 @@ pub(super) async fn link_blob_with(
 }
 
 /// Links a blob unless a collector is deleting it or (with `epoch`) started
-/// deleting it since the caller's ticket.
+/// deleting it since the caller's ticket. Two round trips: the checks with
+/// `BEGIN IMMEDIATE`, the writes with `COMMIT`; a quota adds its own.
 async fn link(
     writer: &Slot,
     repository: &RepositoryName,
@@ -137,28 +122,37 @@ async fn link(
     size: Option<u64>,
 ) -> Result<()> {
     let now = now();
-    let mut tx = writer.begin().await?;
-    let current = record(&mut tx, digest).await?;
+    let list = super::manifests::digest_list([digest]);
+    let mut checks = Batch::new();
+    let record_at = checks.push(format!("{RECORD} WHERE digest = ?"));
+    checks.bind(digest.as_str())?;
+    let policy_at = usage::quota_policy(&mut checks, repository.namespace())?;
+    if let Some(size) = size {
+        // Recorded before the quota's check, which counts recorded sizes;
+        // rolled back with the rest if a check fails.
+        usage::record_size(&mut checks, digest, size)?;
+    }
+    let (mut tx, rows) = writer.begin_with(checks).await?;
+    let current = match rows[record_at].first() {
+        Some(row) => RecordRow::from_row(row)?.into_record()?,
+        None => BlobRecord::UNKNOWN,
+    };
     if current.state == BlobState::Deleting || epoch.is_some_and(|e| e != current.epoch) {
         return Err(Error::BlobDeleted(digest.clone()));
     }
-    if let Some(size) = size {
-        usage::record_size(&mut tx, digest, size).await?;
-    }
-    let list = super::manifests::digest_list([digest]);
-    usage::check_quota(&mut tx, repository, &list).await?;
-    touch(&mut tx, &list, now).await?;
-    ensure_repository(&mut tx, repository, now).await?;
-    sqlx::query(
+    usage::check_quota(&mut tx, repository, &list, &rows[policy_at]).await?;
+    let mut writes = Batch::new();
+    touch(&mut writes, &list, now)?;
+    ensure_repository(&mut writes, repository, now)?;
+    writes.push(
         "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \
          ON CONFLICT DO NOTHING",
-    )
-    .bind(repository.as_str())
-    .bind(digest.as_str())
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    );
+    writes
+        .bind(repository.as_str())?
+        .bind(digest.as_str())?
+        .bind(now)?;
+    tx.commit_with(writes).await?;
     Ok(())
 }
 

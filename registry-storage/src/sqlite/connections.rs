@@ -9,7 +9,10 @@
 //! serializes all writers, so a small push spent more round trips on the
 //! pool than on its statements. Here a connection is a [`Slot`]: a
 //! connection behind an async mutex, used by one caller at a time, with
-//! `BEGIN IMMEDIATE` and `COMMIT` sent as plain statements.
+//! `BEGIN IMMEDIATE` and `COMMIT` sent as plain statements, or sent with
+//! the statements around them as one [`Batch`] (`begin_with`,
+//! `commit_with`, `transact`): a write transaction whose statements do not
+//! wait for each other's results is one or two round trips.
 //!
 //! A transaction that was dropped, or whose `COMMIT` failed (a full disk:
 //! SQLite may or may not have rolled back already), leaves its slot marked;
@@ -30,6 +33,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Connection, Describe, Either, Execute, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use super::batch::Batch;
 
 /// One connection, used by one caller at a time.
 #[derive(Clone)]
@@ -104,6 +109,35 @@ impl Slot {
         Tx::begin(self.hold().await?, "BEGIN IMMEDIATE").await
     }
 
+    /// Begins a write transaction like [`begin`](Self::begin) and runs
+    /// `batch` in it, in one round trip; the rows of each statement.
+    pub(super) async fn begin_with(
+        &self,
+        batch: Batch<'_>,
+    ) -> sqlx::Result<(Tx, Vec<Vec<SqliteRow>>)> {
+        let mut held = self.hold().await?;
+        // Marked first, as `Tx::begin` does; a failure past this point
+        // drops the `Tx`, which rolls back.
+        held.0.in_transaction = true;
+        let mut tx = Tx { held: Some(held) };
+        let mut batch = batch;
+        batch.push_front("BEGIN IMMEDIATE");
+        let mut rows = tx.run(batch).await?;
+        rows.remove(0);
+        Ok((tx, rows))
+    }
+
+    /// Runs `batch` as one write transaction (`BEGIN IMMEDIATE`, the
+    /// statements, `COMMIT`) in one round trip; the rows of each statement.
+    pub(super) async fn transact(&self, batch: Batch<'_>) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
+        let mut batch = batch;
+        batch.push("COMMIT");
+        let (tx, mut rows) = self.begin_with(batch).await?;
+        rows.pop();
+        tx.committed();
+        Ok(rows)
+    }
+
     /// Closes the connection, waiting for its current user.
     pub(super) async fn close(&self) {
         let mut state = self.0.lock().await;
@@ -150,6 +184,33 @@ impl Tx {
             .take()
             .expect("a transaction is held until it ends");
         held.execute("COMMIT").await?;
+        held.0.in_transaction = false;
+        Ok(())
+    }
+}
+
+impl Tx {
+    /// Runs `batch` in the transaction, in one round trip.
+    pub(super) async fn run(&mut self, batch: Batch<'_>) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
+        batch.run(self).await
+    }
+
+    /// Ends a transaction whose `COMMIT` ran as part of a batch.
+    fn committed(mut self) {
+        if let Some(mut held) = self.held.take() {
+            held.0.in_transaction = false;
+        }
+    }
+
+    /// Runs `batch` and commits, in one round trip; on failure the slot
+    /// rolls back before its next use.
+    pub(super) async fn commit_with(mut self, mut batch: Batch<'_>) -> sqlx::Result<()> {
+        let mut held = self
+            .held
+            .take()
+            .expect("a transaction is held until it ends");
+        batch.push("COMMIT");
+        batch.run(&mut held).await?;
         held.0.in_transaction = false;
         Ok(())
     }

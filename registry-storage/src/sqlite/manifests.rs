@@ -4,11 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use registry_core::{Digest, Reference, RepositoryName, Tag};
-use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
-use super::blobs::{ensure_live, touch};
+use super::blobs::touch;
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use super::repositories::ensure_repository;
 use super::tags::{move_tag, record_deletions};
@@ -90,138 +92,147 @@ pub(super) fn digest_list<'a>(digests: impl IntoIterator<Item = &'a Digest>) -> 
     json_list(digests.into_iter().map(Digest::as_str))
 }
 
-/// Where each of `tags` points now, in the caller's transaction.
-async fn current_tags(
-    conn: &mut SqliteConnection,
-    repository: &RepositoryName,
-    tags: &[Tag],
-) -> Result<BTreeMap<Tag, Digest>> {
-    if tags.is_empty() {
-        return Ok(BTreeMap::new());
+/// The first row's first column of statement `at` of a batch, if any.
+fn first_text(rows: &[Vec<SqliteRow>], at: Option<usize>) -> Result<Option<String>> {
+    match at.and_then(|i| rows.get(i)).and_then(|r| r.first()) {
+        Some(row) => Ok(Some(row.try_get(0)?)),
+        None => Ok(None),
     }
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT tag, digest FROM tags WHERE repository = ? \
-         AND tag IN (SELECT value FROM json_each(?))",
-    )
-    .bind(repository.as_str())
-    .bind(json_list(tags.iter().map(Tag::as_str)))
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(tag, digest)| Ok((parse("tags.tag", &tag)?, parse("tags.digest", &digest)?)))
-        .collect()
 }
 
 pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<MovedTag>> {
     let now = now();
-    let repo = m.repository.as_str();
-    let digest = m.digest.as_str();
     let annotations = serde_json::to_string(&m.annotations)?;
     let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
-    // Each statement below takes every blob or child at once (JSON arrays):
-    // a push costs the same statements whatever its number of layers.
+    // Each statement below takes every blob, child or tag at once (JSON
+    // arrays): a push costs the same statements whatever its number of
+    // layers.
     let blobs = (!m.blobs.is_empty()).then(|| digest_list(&m.blobs));
     let children = (!m.children.is_empty()).then(|| digest_list(&m.children));
+    let tags = (!m.tags.is_empty()).then(|| json_list(m.tags.iter().map(Tag::as_str)));
 
-    // IMMEDIATE takes the write lock up front, so the busy timeout applies
-    // instead of a deferred transaction failing when it upgrades.
-    let mut tx = writer.begin().await?;
-    // Tags are read under the write lock: immutable ones cannot move and
-    // no other push moves one between this read and the commit, so the
-    // `tag.moved` events name the digest each tag really left.
-    let current = current_tags(&mut tx, &m.repository, &m.tags).await?;
+    // What the put depends on, read in the round trip that takes the write
+    // lock (`BEGIN IMMEDIATE`, so the busy timeout applies instead of a
+    // deferred transaction failing when it upgrades):
+    // - the tags, read under the write lock: immutable ones cannot move and
+    //   no other push moves one before the commit, so the `tag.moved`
+    //   events name the digest each tag really left;
+    // - a blob a collector is deleting (or deleted) cannot be referenced:
+    //   this check and the touch that stops a later collector share the
+    //   transaction (see `crate::gc`);
+    // - an index's children: a retention run deleting one cannot commit
+    //   between this check and the commit;
+    // - the namespace's policy, for the quota.
+    let repo = m.repository.as_str();
+    let mut checks = Batch::new();
+    let mut tags_at = None;
+    if let Some(tags) = &tags {
+        tags_at = Some(checks.push(
+            "SELECT tag, digest FROM tags WHERE repository = ? \
+             AND tag IN (SELECT value FROM json_each(?))",
+        ));
+        checks.bind(repo)?.bind(tags.as_str())?;
+    }
+    let mut gone_at = None;
+    let mut policy_at = None;
+    if let Some(blobs) = &blobs {
+        gone_at = Some(checks.push(
+            "SELECT digest FROM blob_records WHERE digest IN (SELECT value FROM json_each(?)) \
+             AND state <> 0 ORDER BY digest LIMIT 1",
+        ));
+        checks.bind(blobs.as_str())?;
+        policy_at = Some(super::usage::quota_policy(
+            &mut checks,
+            m.repository.namespace(),
+        )?);
+    }
+    let mut missing_at = None;
+    if let Some(children) = &children {
+        missing_at = Some(checks.push(
+            "SELECT value FROM json_each(?) WHERE NOT EXISTS \
+             (SELECT 1 FROM manifests WHERE repository = ? AND digest = value) LIMIT 1",
+        ));
+        checks.bind(children.as_str())?.bind(repo)?;
+    }
+    let (mut tx, rows) = writer.begin_with(checks).await?;
+
+    let mut current = BTreeMap::new();
+    for row in tags_at.map_or(&[][..], |i| &rows[i]) {
+        let (tag, digest): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        current.insert(
+            parse::<Tag>("tags.tag", &tag)?,
+            parse::<Digest>("tags.digest", &digest)?,
+        );
+    }
     for tag in &m.fixed_tags {
         if let Some(other) = current.get(tag).filter(|d| *d != &m.digest) {
             return Err(Error::TagImmutable(tag.clone(), other.clone()));
         }
     }
-    // A blob a collector is deleting (or deleted) cannot be referenced: the
-    // check and the touch that stops a later collector share this
-    // transaction (see `crate::gc`).
+    if let Some(gone) = first_text(&rows, gone_at)? {
+        return Err(Error::BlobDeleted(parse("blob_records.digest", &gone)?));
+    }
+    if let Some(missing) = first_text(&rows, missing_at)? {
+        return Err(Error::ManifestMissing(parse("manifest child", &missing)?));
+    }
+    if let (Some(blobs), Some(policy)) = (&blobs, policy_at) {
+        super::usage::check_quota(&mut tx, &m.repository, blobs, &rows[policy]).await?;
+    }
+
+    // The writes and the commit: one more round trip.
+    let (events, moved) = crate::metadata::push_events(&m, |tag| current.get(tag));
+    let mut writes = Batch::new();
     if let Some(blobs) = &blobs {
-        ensure_live(&mut tx, blobs).await?;
-        touch(&mut tx, blobs, now).await?;
+        touch(&mut writes, blobs, now)?;
     }
-    // An index's children are checked under the write lock: a retention
-    // run deleting one cannot commit between the check and this commit.
-    if let Some(children) = &children {
-        let missing: Option<String> = sqlx::query_scalar(
-            "SELECT value FROM json_each(?2) WHERE NOT EXISTS \
-             (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = value) LIMIT 1",
-        )
-        .bind(repo)
-        .bind(children)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(missing) = missing {
-            return Err(Error::ManifestMissing(parse("manifest child", &missing)?));
-        }
-    }
-    if let Some(blobs) = &blobs {
-        super::usage::check_quota(&mut tx, &m.repository, blobs).await?;
-    }
-    ensure_repository(&mut tx, &m.repository, now).await?;
+    ensure_repository(&mut writes, &m.repository, now)?;
+    let digest = m.digest.as_str();
     // Same digest, same bytes: the first row (and its `created`) wins;
     // `pushed` says a push named it again (retention keeps it then).
-    sqlx::query(
+    writes.push(
         "INSERT INTO manifests (repository, digest, media_type, bytes, size, subject, \
          artifact_type, annotations, config, created, pushed) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT (repository, digest) DO UPDATE SET pushed = excluded.pushed",
-    )
-    .bind(repo)
-    .bind(digest)
-    .bind(&m.media_type)
-    .bind(m.bytes.as_ref())
-    .bind(size)
-    .bind(m.subject.as_ref().map(Digest::as_str))
-    .bind(m.artifact_type.as_deref())
-    .bind(&annotations)
-    .bind(m.config.as_ref().map(Digest::as_str))
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-
+    );
+    writes
+        .bind(repo)?
+        .bind(digest)?
+        .bind(m.media_type.as_str())?
+        .bind(m.bytes.as_ref())?
+        .bind(size)?
+        .bind(m.subject.as_ref().map(Digest::as_str))?
+        .bind(m.artifact_type.as_deref())?
+        .bind(annotations.as_str())?
+        .bind(m.config.as_ref().map(Digest::as_str))?
+        .bind(now)?
+        .bind(now)?;
     // `WHERE true`: SQLite's parser needs it between a SELECT and an
     // upsert clause.
     if let Some(blobs) = &blobs {
-        sqlx::query(
+        writes.push(
             "INSERT INTO manifest_blobs (repository, manifest, blob) \
              SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(repo)
-        .bind(digest)
-        .bind(blobs)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
+        );
+        writes.bind(repo)?.bind(digest)?.bind(blobs.as_str())?;
+        writes.push(
             "INSERT INTO blob_links (repository, digest, created) \
              SELECT ?, value, ? FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(repo)
-        .bind(now)
-        .bind(blobs)
-        .execute(&mut *tx)
-        .await?;
+        );
+        writes.bind(repo)?.bind(now)?.bind(blobs.as_str())?;
     }
     if let Some(children) = &children {
-        sqlx::query(
+        writes.push(
             "INSERT INTO manifest_children (repository, manifest, child) \
              SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
-        )
-        .bind(repo)
-        .bind(digest)
-        .bind(children)
-        .execute(&mut *tx)
-        .await?;
+        );
+        writes.bind(repo)?.bind(digest)?.bind(children.as_str())?;
     }
     for tag in m.tags.iter().filter(|t| current.get(*t) != Some(&m.digest)) {
-        move_tag(&mut tx, &m.repository, tag, &m.digest, now, &m.actor).await?;
+        move_tag(&mut writes, &m.repository, tag, &m.digest, now, &m.actor)?;
     }
-    let (events, moved) = crate::metadata::push_events(&m, |tag| current.get(tag));
-    super::outbox::record_events(&mut tx, &events, now).await?;
-    tx.commit().await?;
+    super::outbox::record_events(&mut writes, &events, now)?;
+    tx.commit_with(writes).await?;
     Ok(moved)
 }
 
@@ -294,8 +305,9 @@ pub(super) async fn delete_manifest(
         // Dropping `tx` rolls back; there was nothing to record anyway.
         return Err(Error::NotFound(format!("manifest {repository}@{digest}")));
     }
-    super::outbox::record_events(&mut tx, events, now()).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, now())?;
+    tx.commit_with(batch).await?;
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! never by a commit (see `checkpoints`). Writes go through a single connection (SQLite
 //! allows one writer at a time; queueing for it is cheaper than spinning on
 //! the busy timeout) and every multi-statement write is one
-//! `BEGIN IMMEDIATE` transaction. Reads use several connections. The
+//! `BEGIN IMMEDIATE` transaction, its statements sent in as few round trips
+//! as their results allow (see `batch`). Reads use several connections. The
 //! connections are held directly, not in sqlx pools, whose bookkeeping cost
 //! more worker-thread round trips than the statements (see `connections`).
 //! Migrations are embedded in the binary and applied by [`open`].
@@ -33,6 +34,7 @@
 
 mod auth;
 mod auth_queries;
+mod batch;
 mod blobs;
 mod checkpoints;
 mod connections;

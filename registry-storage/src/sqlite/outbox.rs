@@ -1,6 +1,6 @@
 //! The outbox in SQLite: events, webhooks and deliveries (migration
-//! `0017_events.sql`). [`record_events`] runs inside the transaction of the
-//! change that raised the events.
+//! `0017_events.sql`). [`record_events`] adds its statements to a batch of
+//! the transaction of the change that raised the events.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use registry_core::Namespace;
 use sqlx::SqliteConnection;
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse_opt, sql_limit, to_nanos, Error, Result};
@@ -22,41 +23,44 @@ use crate::outbox_rows::{
     WEBHOOK_COLUMNS,
 };
 
-/// Records `events` and a pending delivery per matching webhook (the rule
-/// of [`NewWebhook::matches`], in SQL); part of a caller's transaction.
-pub(super) async fn record_events(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
+/// Adds to `batch` the statements recording `events` and a pending
+/// delivery per matching webhook (the rule of [`NewWebhook::matches`], in
+/// SQL); the batch runs in the transaction of the change that raised them.
+pub(super) fn record_events<'a>(
+    batch: &mut Batch<'a>,
+    events: &'a [NewEvent],
     now: i64,
 ) -> Result<()> {
     for e in events {
-        let seq: i64 = sqlx::query_scalar(
+        let namespace = e.namespace.as_ref().map(Namespace::as_str);
+        batch.push(
             "INSERT INTO events (id, type, namespace, subject, actor, time, data) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(&e.id)
-        .bind(e.event_type.as_str())
-        .bind(e.namespace.as_ref().map(Namespace::as_str))
-        .bind(e.subject.as_deref())
-        .bind(&e.actor)
-        .bind(to_nanos(e.time))
-        .bind(serde_json::to_string(&e.data)?)
-        .fetch_one(&mut *conn)
-        .await?;
-        sqlx::query(
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        );
+        batch
+            .bind(e.id.as_str())?
+            .bind(e.event_type.as_str())?
+            .bind(namespace)?
+            .bind(e.subject.as_deref())?
+            .bind(e.actor.as_str())?
+            .bind(to_nanos(e.time))?
+            .bind(serde_json::to_string(&e.data)?)?;
+        // The event by its unique id, not `last_insert_rowid()`: that
+        // changes with each delivery row this statement inserts.
+        batch.push(
             "INSERT INTO webhook_deliveries (webhook, event, status, next_attempt, updated) \
-             SELECT id, ?1, 'pending', ?2, ?2 FROM webhooks \
-             WHERE retired IS NULL AND (namespace IS NULL OR namespace = ?3) \
-               AND (events = '' OR instr(events, ?4) > 0) \
-               AND (?5 = 0 OR include_pulls = 1) ORDER BY id",
-        )
-        .bind(seq)
-        .bind(now)
-        .bind(e.namespace.as_ref().map(Namespace::as_str))
-        .bind(format!(",{},", e.event_type))
-        .bind(e.event_type.is_pull())
-        .execute(&mut *conn)
-        .await?;
+             SELECT id, (SELECT seq FROM events WHERE id = ?), 'pending', ?, ? FROM webhooks \
+             WHERE retired IS NULL AND (namespace IS NULL OR namespace = ?) \
+               AND (events = '' OR instr(events, ?) > 0) \
+               AND (? = 0 OR include_pulls = 1) ORDER BY id",
+        );
+        batch
+            .bind(e.id.as_str())?
+            .bind(now)?
+            .bind(now)?
+            .bind(namespace)?
+            .bind(format!(",{},", e.event_type))?
+            .bind(e.event_type.is_pull())?;
     }
     Ok(())
 }
@@ -153,9 +157,9 @@ async fn events(
 impl EventStore for SqliteMetadataStore {
     async fn append_events(&self, events: Vec<NewEvent>) -> StorageResult<()> {
         let result: Result<()> = async {
-            let mut tx = self.writer.begin().await?;
-            record_events(&mut tx, &events, now()).await?;
-            tx.commit().await?;
+            let mut batch = Batch::new();
+            record_events(&mut batch, &events, now())?;
+            self.writer.transact(batch).await?;
             Ok(())
         }
         .await;

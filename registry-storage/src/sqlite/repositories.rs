@@ -1,8 +1,8 @@
 //! Namespaces and repositories.
 
 use registry_core::{Namespace, RepositoryName};
-use sqlx::SqliteConnection;
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, sql_limit, Error, Result};
@@ -27,8 +27,9 @@ pub(super) async fn create_namespace(
     if inserted.rows_affected() == 0 {
         return Err(Error::AlreadyExists(format!("namespace {namespace}")));
     }
-    super::outbox::record_events(&mut tx, events, now).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, now)?;
+    tx.commit_with(batch).await?;
     Ok(())
 }
 
@@ -66,27 +67,29 @@ pub(super) async fn delete_namespace(
         .execute(&mut *tx)
         .await?;
     let now = super::error::now();
-    super::outbox::record_events(&mut tx, events, now).await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, now)?;
+    tx.run(batch).await?;
     super::outbox::retire_webhooks(&mut tx, namespace, now).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Creates the repository row unless it exists; part of a caller's transaction.
-pub(super) async fn ensure_repository(
-    conn: &mut SqliteConnection,
-    name: &RepositoryName,
+/// Adds to `batch` the statement creating the repository row unless it
+/// exists; the batch runs in a caller's transaction.
+pub(super) fn ensure_repository<'a>(
+    batch: &mut Batch<'a>,
+    name: &'a RepositoryName,
     created: i64,
 ) -> Result<()> {
-    sqlx::query(
+    batch.push(
         "INSERT INTO repositories (name, namespace, created) VALUES (?, ?, ?) \
          ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name.as_str())
-    .bind(name.namespace())
-    .bind(created)
-    .execute(conn)
-    .await?;
+    );
+    batch
+        .bind(name.as_str())?
+        .bind(name.namespace())?
+        .bind(created)?;
     Ok(())
 }
 
@@ -155,8 +158,9 @@ pub(super) async fn delete_repository(
     if deleted.rows_affected() == 0 {
         return Err(Error::NotFound(format!("repository {name}")));
     }
-    super::outbox::record_events(&mut tx, events, super::error::now()).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, super::error::now())?;
+    tx.commit_with(batch).await?;
     Ok(())
 }
 
@@ -202,7 +206,8 @@ pub(super) async fn set_namespace_policy(
     .bind(json)
     .execute(&mut *tx)
     .await?;
-    super::outbox::record_events(&mut tx, events, now()).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, now())?;
+    tx.commit_with(batch).await?;
     Ok(())
 }

@@ -3,46 +3,47 @@
 use registry_core::{Digest, RepositoryName, Tag};
 use sqlx::SqliteConnection;
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
 use crate::metadata::{TagEvent, TagRecord};
 
-/// Points `tag` at `digest` and records the move, unless it already points
-/// there. Part of the caller's transaction.
-pub(super) async fn move_tag(
-    conn: &mut SqliteConnection,
-    repository: &RepositoryName,
-    tag: &Tag,
-    digest: &Digest,
+/// Adds to `batch` the statements pointing `tag` at `digest` and recording
+/// the move, unless it already points there; the batch runs in the caller's
+/// transaction.
+pub(super) fn move_tag<'a>(
+    batch: &mut Batch<'a>,
+    repository: &'a RepositoryName,
+    tag: &'a Tag,
+    digest: &'a Digest,
     at: i64,
-    actor: &str,
+    actor: &'a str,
 ) -> Result<()> {
-    // The upsert changes no row when the tag already points at `digest`.
-    let moved = sqlx::query(
+    // The upsert changes no row when the tag already points at `digest`,
+    // and then `changes()` (the rows the statement before changed) keeps
+    // the history as it is.
+    batch.push(
         "INSERT INTO tags (repository, tag, digest, updated) VALUES (?, ?, ?, ?) \
          ON CONFLICT (repository, tag) DO UPDATE \
          SET digest = excluded.digest, updated = excluded.updated \
          WHERE tags.digest <> excluded.digest",
-    )
-    .bind(repository.as_str())
-    .bind(tag.as_str())
-    .bind(digest.as_str())
-    .bind(at)
-    .execute(&mut *conn)
-    .await?;
-    if moved.rows_affected() > 0 {
-        sqlx::query(
-            "INSERT INTO tag_events (repository, tag, digest, at, actor) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(repository.as_str())
-        .bind(tag.as_str())
-        .bind(digest.as_str())
-        .bind(at)
-        .bind(actor)
-        .execute(&mut *conn)
-        .await?;
-    }
+    );
+    batch
+        .bind(repository.as_str())?
+        .bind(tag.as_str())?
+        .bind(digest.as_str())?
+        .bind(at)?;
+    batch.push(
+        "INSERT INTO tag_events (repository, tag, digest, at, actor) \
+         SELECT ?, ?, ?, ?, ? WHERE changes() > 0",
+    );
+    batch
+        .bind(repository.as_str())?
+        .bind(tag.as_str())?
+        .bind(digest.as_str())?
+        .bind(at)?
+        .bind(actor)?;
     Ok(())
 }
 
@@ -185,7 +186,8 @@ pub(super) async fn delete_tag(
     .bind(actor)
     .execute(&mut *tx)
     .await?;
-    super::outbox::record_events(&mut tx, events, now()).await?;
-    tx.commit().await?;
+    let mut batch = Batch::new();
+    super::outbox::record_events(&mut batch, events, now())?;
+    tx.commit_with(batch).await?;
     Ok(())
 }

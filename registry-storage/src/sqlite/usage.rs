@@ -5,8 +5,10 @@
 //! the counters.
 
 use registry_core::{Digest, Namespace, RepositoryName};
-use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
+use super::batch::Batch;
 use super::connections::{Readers, Slot};
 
 use super::error::{parse, sql_limit, Error, Result};
@@ -27,18 +29,12 @@ fn sql_size(size: u64) -> i64 {
     i64::try_from(size).unwrap_or(i64::MAX)
 }
 
-/// Records a verified size; part of a caller's transaction. The trigger
-/// `blob_sizes_learned` brings a size learned late into the counters.
-pub(super) async fn record_size(
-    conn: &mut SqliteConnection,
-    digest: &Digest,
-    size: u64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO blob_sizes (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING")
-        .bind(digest.as_str())
-        .bind(sql_size(size))
-        .execute(conn)
-        .await?;
+/// Adds to `batch` the statement recording a verified size; the batch runs
+/// in a caller's transaction. The trigger `blob_sizes_learned` brings a size
+/// learned late into the counters.
+pub(super) fn record_size<'a>(batch: &mut Batch<'a>, digest: &'a Digest, size: u64) -> Result<()> {
+    batch.push("INSERT INTO blob_sizes (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING");
+    batch.bind(digest.as_str())?.bind(sql_size(size))?;
     Ok(())
 }
 
@@ -46,11 +42,11 @@ pub(super) async fn record_blob_sizes(writer: &Slot, sizes: &[(Digest, u64)]) ->
     if sizes.is_empty() {
         return Ok(());
     }
-    let mut tx = writer.begin().await?;
+    let mut batch = Batch::new();
     for (digest, size) in sizes {
-        record_size(&mut tx, digest, *size).await?;
+        record_size(&mut batch, digest, *size)?;
     }
-    tx.commit().await?;
+    writer.transact(batch).await?;
     Ok(())
 }
 
@@ -68,24 +64,31 @@ async fn counters(conn: &mut SqliteConnection, namespace: &str) -> Result<(u64, 
     ))
 }
 
+/// Adds to `batch` the read of `namespace`'s policy that [`check_quota`]
+/// takes; returns the statement's index.
+pub(super) fn quota_policy<'a>(batch: &mut Batch<'a>, namespace: &'a str) -> Result<usize> {
+    let at = batch.push("SELECT policy FROM namespace_policies WHERE namespace = ?");
+    batch.bind(namespace)?;
+    Ok(at)
+}
+
 /// Fails with `QuotaExceeded` when linking `digests` (a JSON array) into `repository`
-/// would bring blobs new to its namespace past the namespace's quota. Part
-/// of the linking transaction (`BEGIN IMMEDIATE`): no other write runs
-/// between this check and the commit.
+/// would bring blobs new to its namespace past the namespace's quota. `policy`:
+/// the rows of [`quota_policy`], read in the same transaction; no round
+/// trip unless the policy sets a quota. Part of the linking transaction
+/// (`BEGIN IMMEDIATE`): no other write runs between this check and the
+/// commit.
 pub(super) async fn check_quota(
     conn: &mut SqliteConnection,
     repository: &RepositoryName,
     digests: &str,
+    policy: &[SqliteRow],
 ) -> Result<()> {
     let namespace = repository.namespace();
-    let policy: Option<String> =
-        sqlx::query_scalar("SELECT policy FROM namespace_policies WHERE namespace = ?")
-            .bind(namespace)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(policy) = policy else {
+    let Some(policy) = policy.first() else {
         return Ok(());
     };
+    let policy: String = policy.try_get(0)?;
     let Some(limit) = serde_json::from_str::<NamespacePolicy>(&policy)?.quota_bytes else {
         return Ok(());
     };
