@@ -202,16 +202,13 @@ impl Tx {
         }
     }
 
-    /// Runs `batch` and commits, in one round trip; on failure the slot
-    /// rolls back before its next use.
+    /// Runs `batch` and commits, in one round trip; on failure the
+    /// transaction is rolled back.
     pub(super) async fn commit_with(mut self, mut batch: Batch<'_>) -> sqlx::Result<()> {
-        let mut held = self
-            .held
-            .take()
-            .expect("a transaction is held until it ends");
         batch.push("COMMIT");
-        batch.run(&mut held).await?;
-        held.0.in_transaction = false;
+        // On failure `self` drops, and its rollback starts at once.
+        self.run(batch).await?;
+        self.committed();
         Ok(())
     }
 }
@@ -436,6 +433,31 @@ mod tests {
         // transaction" otherwise).
         let tx = slot.begin().await.expect("begin again");
         tx.commit().await.expect("commit");
+    }
+
+    /// Batches: the rows of each statement come back without `BEGIN`'s
+    /// and `COMMIT`'s; a batch failing before its `COMMIT` leaves nothing
+    /// behind, and the slot begins again.
+    #[tokio::test]
+    async fn a_failing_batch_commits_nothing() {
+        let slot = slot().await;
+        let mut first = Batch::new();
+        first.push("INSERT INTO t VALUES (1)");
+        first.push("SELECT v FROM t");
+        let (tx, rows) = slot.begin_with(first).await.expect("begin");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].len(), 1, "the transaction sees its own insert");
+        let mut rest = Batch::new();
+        rest.push("INSERT INTO t VALUES (2)");
+        rest.push("INSERT INTO t VALUES (1)");
+        assert!(tx.commit_with(rest).await.is_err(), "a duplicate key fails");
+        assert_eq!(count(&slot).await, 0);
+        let mut again = Batch::new();
+        again.push("INSERT INTO t VALUES (?)");
+        again.bind(3_i64).expect("bind");
+        let rows = slot.transact(again).await.expect("transact");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(count(&slot).await, 1);
     }
 
     /// Without a runtime to roll back on (the drop happens as a runtime
