@@ -57,12 +57,12 @@ impl RecordRow {
     }
 }
 
-/// A blob's record (the statement up to its `WHERE`).
-const RECORD: &str = "SELECT state, generation, epoch, touched FROM blob_records";
+/// A blob's record, by digest.
+const RECORD: &str = "SELECT state, generation, epoch, touched FROM blob_records WHERE digest = ?";
 
 /// A blob's record, inside a caller's transaction or on a pool.
 async fn record(conn: &mut SqliteConnection, digest: &Digest) -> Result<BlobRecord> {
-    let row: Option<RecordRow> = sqlx::query_as(&format!("{RECORD} WHERE digest = ?"))
+    let row: Option<RecordRow> = sqlx::query_as(RECORD)
         .bind(digest.as_str())
         .fetch_optional(conn)
         .await?;
@@ -124,7 +124,7 @@ async fn link(
     let now = now();
     let list = super::manifests::digest_list([digest]);
     let mut checks = Batch::new();
-    let record_at = checks.push(format!("{RECORD} WHERE digest = ?"));
+    let record_at = checks.push(RECORD);
     checks.bind(digest.as_str())?;
     let policy_at = usage::quota_policy(&mut checks, repository.namespace())?;
     if let Some(size) = size {

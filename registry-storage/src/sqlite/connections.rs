@@ -115,22 +115,12 @@ impl Slot {
         &self,
         batch: Batch<'_>,
     ) -> sqlx::Result<(Tx, Vec<Vec<SqliteRow>>)> {
-        let mut held = self.hold().await?;
-        // Marked first, as `Tx::begin` does; a failure past this point
-        // drops the `Tx`, which rolls back.
-        held.0.in_transaction = true;
-        let mut tx = Tx { held: Some(held) };
-        let mut batch = batch;
-        batch.push_front("BEGIN IMMEDIATE");
-        let mut rows = tx.run(batch).await?;
-        rows.remove(0);
-        Ok((tx, rows))
+        Tx::begin_with(self.hold().await?, "BEGIN IMMEDIATE", batch).await
     }
 
     /// Runs `batch` as one write transaction (`BEGIN IMMEDIATE`, the
     /// statements, `COMMIT`) in one round trip; the rows of each statement.
-    pub(super) async fn transact(&self, batch: Batch<'_>) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
-        let mut batch = batch;
+    pub(super) async fn transact(&self, mut batch: Batch<'_>) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
         batch.push("COMMIT");
         let (tx, mut rows) = self.begin_with(batch).await?;
         rows.pop();
@@ -169,37 +159,36 @@ pub(super) struct Tx {
 }
 
 impl Tx {
-    async fn begin(mut held: Held, statement: &'static str) -> sqlx::Result<Tx> {
+    async fn begin(held: Held, statement: &'static str) -> sqlx::Result<Tx> {
+        Ok(Self::begin_with(held, statement, Batch::new()).await?.0)
+    }
+
+    /// Sends `statement` (a `BEGIN`) and `batch` in one round trip; the
+    /// rows of the batch's statements.
+    async fn begin_with(
+        mut held: Held,
+        statement: &'static str,
+        mut batch: Batch<'_>,
+    ) -> sqlx::Result<(Tx, Vec<Vec<SqliteRow>>)> {
         // Marked first: a `BEGIN` that fails after taking effect (or whose
-        // caller is dropped mid-way) is rolled back like any other.
+        // caller is dropped mid-way) is rolled back like any other; a
+        // failure past this point drops the `Tx`, which rolls back.
         held.0.in_transaction = true;
-        held.execute(statement).await?;
-        Ok(Tx { held: Some(held) })
+        let mut tx = Tx { held: Some(held) };
+        batch.push_front(statement);
+        let mut rows = tx.run(batch).await?;
+        rows.remove(0);
+        Ok((tx, rows))
     }
 
-    /// Commits; on failure the slot rolls back before its next use.
-    pub(super) async fn commit(mut self) -> sqlx::Result<()> {
-        let mut held = self
-            .held
-            .take()
-            .expect("a transaction is held until it ends");
-        held.execute("COMMIT").await?;
-        held.0.in_transaction = false;
-        Ok(())
-    }
-}
-
-impl Tx {
     /// Runs `batch` in the transaction, in one round trip.
     pub(super) async fn run(&mut self, batch: Batch<'_>) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
         batch.run(self).await
     }
 
-    /// Ends a transaction whose `COMMIT` ran as part of a batch.
-    fn committed(mut self) {
-        if let Some(mut held) = self.held.take() {
-            held.0.in_transaction = false;
-        }
+    /// Commits; on failure the transaction is rolled back.
+    pub(super) async fn commit(self) -> sqlx::Result<()> {
+        self.commit_with(Batch::new()).await
     }
 
     /// Runs `batch` and commits, in one round trip; on failure the
@@ -210,6 +199,13 @@ impl Tx {
         self.run(batch).await?;
         self.committed();
         Ok(())
+    }
+
+    /// Ends a transaction whose `COMMIT` ran as part of a batch.
+    fn committed(mut self) {
+        if let Some(mut held) = self.held.take() {
+            held.0.in_transaction = false;
+        }
     }
 }
 
