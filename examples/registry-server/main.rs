@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Blobs and upload sessions live under the data directory, metadata in
-//! `registry.db` (SQLite) beside them; with `--storage s3` blobs go to an
+//! `registry.db` (SQLite) beside them, the state of upload sessions in
+//! `registry-uploads.db`; with `--storage s3` blobs go to an
 //! S3-compatible bucket and upload sessions to the database; with
 //! `--database-url postgres://…` metadata and auth records (and, with S3,
 //! upload sessions) go to PostgreSQL, which replicas share. Settings come from flags, their

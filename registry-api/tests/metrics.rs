@@ -277,7 +277,7 @@ impl registry_storage::UploadStore for ListCounting {
     async fn create_for(
         &self,
         repository: &registry_core::RepositoryName,
-        owner: Option<&str>,
+        owner: Option<registry_storage::SessionOwner<'_>>,
         announced: Option<registry_core::Algorithm>,
     ) -> registry_storage::Result<registry_storage::UploadStatus> {
         self.inner.create_for(repository, owner, announced).await

@@ -150,7 +150,14 @@ async fn a_new_data_dir_is_private() {
 
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("uploads")), 0o700);
-    for file in ["registry.db", "registry.db-wal", "registry.db-shm"] {
+    for file in [
+        "registry.db",
+        "registry.db-wal",
+        "registry.db-shm",
+        "registry-uploads.db",
+        "registry-uploads.db-wal",
+        "registry-uploads.db-shm",
+    ] {
         assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
     }
     assert_eq!(
@@ -173,6 +180,7 @@ async fn an_existing_loose_data_dir_is_tightened() {
     loosen(dir.clone(), 0o755);
     loosen(dir.join("uploads"), 0o755);
     loosen(dir.join("registry.db"), 0o644);
+    loosen(dir.join("registry-uploads.db"), 0o644);
     // Made if missing, never truncated: the first registry's connections
     // may still be closing (on their own threads), with frames in it.
     std::fs::OpenOptions::new()
@@ -188,4 +196,5 @@ async fn an_existing_loose_data_dir_is_tightened() {
     assert_eq!(mode(&dir.join("uploads")), 0o700);
     assert_eq!(mode(&dir.join("registry.db")), 0o600);
     assert_eq!(mode(&dir.join("registry.db-wal")), 0o600);
+    assert_eq!(mode(&dir.join("registry-uploads.db")), 0o600);
 }

@@ -208,7 +208,7 @@ impl UploadStore for Disk {
     async fn create_for(
         &self,
         repository: &RepositoryName,
-        owner: Option<&str>,
+        owner: Option<registry_storage::SessionOwner<'_>>,
         announced: Option<registry_core::Algorithm>,
     ) -> Result<UploadStatus, StorageError> {
         self.check()?;

@@ -134,6 +134,18 @@ pub enum StorageError {
         /// Bytes the refused operation would have added.
         needed: u64,
     },
+    /// An owner has as many upload sessions open as they may
+    /// ([`SessionOwner::max_open`](crate::SessionOwner::max_open)); no
+    /// session was started.
+    #[error("{owner} has {open} upload sessions open (at most {max})")]
+    SessionCapReached {
+        /// The owner.
+        owner: String,
+        /// Sessions they have open.
+        open: usize,
+        /// How many they may have.
+        max: usize,
+    },
     /// A bounded collection is full (webhooks per namespace); nothing was
     /// recorded.
     #[error("limit reached: {what}")]

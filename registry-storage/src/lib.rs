@@ -82,5 +82,5 @@ pub use policy::{NamespacePolicy, PolicyDuration, TagPattern};
 pub use retention::{RemovalReason, RemovedManifest, RetentionReport};
 pub use sessions::{UploadSession, UploadSessionStore};
 pub use stores::Stores;
-pub use upload::{InvalidUploadId, UploadId, UploadStatus, UploadStore};
+pub use upload::{InvalidUploadId, SessionOwner, UploadId, UploadStatus, UploadStore};
 pub use usage::{HumanBytes, NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};

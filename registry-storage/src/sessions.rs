@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use registry_core::RepositoryName;
 
-use crate::error::Result;
+use crate::error::{Result, StorageError};
 use crate::upload::{UploadId, UploadStatus};
 
 /// Everything needed to continue an upload session in any process.
@@ -55,8 +55,10 @@ impl UploadSession {
 /// offset, nor both end it.
 #[async_trait]
 pub trait UploadSessionStore: Send + Sync + Debug + 'static {
-    /// Records a new session (`AlreadyExists` for a used id).
-    async fn insert_session(&self, session: &UploadSession) -> Result<()>;
+    /// Records a new session (`AlreadyExists` for a used id), unless its
+    /// owner has `max_open` sessions open already (`SessionCapReached`);
+    /// counted and recorded in one statement where the database can.
+    async fn insert_session(&self, session: &UploadSession, max_open: usize) -> Result<()>;
 
     /// A session's state, or `None`.
     async fn session(&self, id: &UploadId) -> Result<Option<UploadSession>>;
@@ -65,13 +67,42 @@ pub trait UploadSessionStore: Send + Sync + Debug + 'static {
     /// `false` when it ended or another append moved it meanwhile.
     async fn advance_session(&self, session: &UploadSession, expected_offset: u64) -> Result<bool>;
 
-    /// Ends a session and returns its last state; `None` when it had
-    /// ended already (of two concurrent calls, one gets the state).
-    async fn remove_session(&self, id: &UploadId) -> Result<Option<UploadSession>>;
+    /// Ends a session and returns its last state; with `at`, only if it
+    /// is at that offset. `None` when it had ended already, or is at
+    /// another offset, and nothing changed (of two concurrent calls, one
+    /// gets the state).
+    async fn remove_session(&self, id: &UploadId, at: Option<u64>)
+        -> Result<Option<UploadSession>>;
 
     /// Every open session, without the saved states.
     async fn list_sessions(&self) -> Result<Vec<UploadStatus>>;
 
     /// How many sessions `owner` has open.
     async fn count_sessions(&self, owner: &str) -> Result<usize>;
+}
+
+/// Why `store` recorded nothing for `session` when its insert, guarded by
+/// the owner's cap, changed no row: the owner has `max_open` sessions open
+/// (`SessionCapReached`), or the id is taken (`AlreadyExists`).
+pub(crate) async fn insert_refused(
+    store: &(impl UploadSessionStore + ?Sized),
+    session: &UploadSession,
+    max_open: usize,
+) -> StorageError {
+    if let Some(owner) = &session.owner {
+        match store.count_sessions(owner).await {
+            Ok(open) if open >= max_open => {
+                return StorageError::SessionCapReached {
+                    owner: owner.clone(),
+                    open,
+                    max: max_open,
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+    }
+    StorageError::AlreadyExists {
+        what: format!("upload session {}", session.id),
+    }
 }

@@ -79,7 +79,8 @@ impl Stores {
 
     /// The embedded default: blobs and upload sessions under `dir`,
     /// metadata and auth records in `dir/registry.db` (SQLite, created on
-    /// first use). Requests read metadata through an in-memory cache
+    /// first use), the state of upload sessions in `dir/registry-uploads.db`
+    /// beside it. Requests read metadata through an in-memory cache
     /// ([`CachedMetadataStore`](crate::CachedMetadataStore)); auth records
     /// are read from the database directly (wrap them in
     /// `registry_auth::CachedAuthStore` if you want them cached too).

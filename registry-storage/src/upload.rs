@@ -80,6 +80,32 @@ pub struct UploadStatus {
     pub owner: Option<String>,
 }
 
+/// Who starts an upload session ([`UploadStore::create_for`]), and how
+/// many sessions they may have open at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOwner<'a> {
+    /// The user or service account, recorded in the session.
+    pub name: &'a str,
+    /// Sessions they may have open, the new one included: at this many,
+    /// a start is `SessionCapReached`.
+    pub max_open: usize,
+}
+
+impl<'a> SessionOwner<'a> {
+    /// `name`, with no cap on their sessions.
+    pub fn new(name: &'a str) -> Self {
+        SessionOwner {
+            name,
+            max_open: usize::MAX,
+        }
+    }
+
+    /// The same owner, who may have at most `max_open` sessions open.
+    pub fn at_most(self, max_open: usize) -> Self {
+        SessionOwner { max_open, ..self }
+    }
+}
+
 /// Resumable blob uploads. Each store is built over the [`crate::BlobStore`]
 /// that `commit` publishes into.
 ///
@@ -103,7 +129,10 @@ pub struct UploadStatus {
 #[async_trait]
 pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
     /// Starts a session for `repository`, recording `owner` (the user or
-    /// service account that started it) in the session's state.
+    /// service account that started it) in the session's state, unless
+    /// they have [`SessionOwner::max_open`] sessions open already
+    /// (`SessionCapReached`): counted and started in one step where the
+    /// store can (two starts racing at the cap may otherwise both pass).
     /// `announced` is the algorithm of the digest the client will commit,
     /// when it said (the OCI `digest-algorithm` parameter of the `POST`):
     /// a store may hash only SHA-256 as bytes arrive unless SHA-512 is
@@ -112,7 +141,7 @@ pub trait UploadStore: Send + Sync + fmt::Debug + 'static {
     async fn create_for(
         &self,
         repository: &RepositoryName,
-        owner: Option<&str>,
+        owner: Option<SessionOwner<'_>>,
         announced: Option<Algorithm>,
     ) -> Result<UploadStatus>;
 

@@ -33,6 +33,7 @@ async fn sessions_continue_across_stores_sharing_a_database() {
     let second = BackendUploadStore::new(blobs.backend().clone(), sqlite_sessions(&dir).await);
     testing::upload_continues_on_another_store(&first, &second, &blobs, 3_000_000).await;
     testing::upload_commit_races(&first, &second, &blobs).await;
+    testing::whole_put_into_a_moved_session(&first, &second, &blobs).await;
     testing::assert_no_uploads(&first).await;
     testing::assert_no_blobs(&blobs).await;
 }
@@ -44,4 +45,5 @@ async fn memory_sessions_are_shared_by_clones() {
     let second = first.clone();
     testing::upload_continues_on_another_store(&first, &second, &blobs, 1_000_000).await;
     testing::upload_commit_races(&first, &second, &blobs).await;
+    testing::whole_put_into_a_moved_session(&first, &second, &blobs).await;
 }

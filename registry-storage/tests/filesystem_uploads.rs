@@ -14,7 +14,9 @@ use registry_storage::memory::MemoryMetadataStore;
 use registry_storage::sqlite::SqliteMetadataStore;
 use registry_storage::testing::{body_of, test_data};
 use registry_storage::upload::expire_idle;
-use registry_storage::{collect_garbage, BlobStore, ByteStream, GcOptions, UploadId, UploadStore};
+use registry_storage::{
+    collect_garbage, BlobStore, ByteStream, GcOptions, SessionOwner, UploadId, UploadStore,
+};
 
 fn repo() -> RepositoryName {
     "team/app".parse().unwrap()
@@ -134,7 +136,7 @@ async fn owner_counts_survive_a_restart() {
     let (_blobs, uploads) = stores(dir.path()).await;
     for _ in 0..3 {
         uploads
-            .create_for(&repo(), Some("alice"), None)
+            .create_for(&repo(), Some(SessionOwner::new("alice")), None)
             .await
             .unwrap();
     }

@@ -180,6 +180,7 @@ async fn upload_sessions_in_postgres() {
     let second = BackendUploadStore::new(blobs.backend().clone(), Arc::new(other.clone()));
     testing::upload_continues_on_another_store(&uploads, &second, &blobs, 3_000_000).await;
     testing::upload_commit_races(&uploads, &second, &blobs).await;
+    testing::whole_put_into_a_moved_session(&uploads, &second, &blobs).await;
     testing::assert_no_uploads(&uploads).await;
     testing::assert_no_blobs(&blobs).await;
     other.close().await;

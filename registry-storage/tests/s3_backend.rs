@@ -106,6 +106,7 @@ async fn s3_multipart_sessions_across_replicas() {
     let (_, second) = stores(&config, Arc::new(two));
     testing::upload_continues_on_another_store(&first, &second, &blobs, 12 << 20).await;
     testing::upload_commit_races(&first, &second, &blobs).await;
+    testing::whole_put_into_a_moved_session(&first, &second, &blobs).await;
 
     let data = testing::test_data(11 << 20, 5);
     let digest = registry_core::Digest::sha256_of(&data);
@@ -152,7 +153,7 @@ async fn s3_cancel_and_stale_sweep() {
         .append(&orphan.id, 0, testing::body_of(b"tail", 4))
         .await
         .unwrap();
-    sessions.remove_session(&orphan.id).await.unwrap();
+    sessions.remove_session(&orphan.id, None).await.unwrap();
     assert_eq!(uploads.remove_stale_files().await.unwrap(), 0);
     assert_eq!(staging_objects(&blobs).await, 1);
     let listed: Vec<_> = blobs.list().try_collect().await.unwrap();

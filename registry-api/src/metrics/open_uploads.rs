@@ -86,7 +86,7 @@ impl UploadStore for CountingUploads {
     async fn create_for(
         &self,
         repository: &RepositoryName,
-        owner: Option<&str>,
+        owner: Option<registry_storage::SessionOwner<'_>>,
         announced: Option<registry_core::Algorithm>,
     ) -> Result<UploadStatus> {
         let status = self.inner.create_for(repository, owner, announced).await?;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use registry_core::RepositoryName;
-use registry_storage::UploadStatus;
+use registry_storage::{SessionOwner, StorageError, UploadStatus};
 
 use super::{Registry, RegistryError, RegistryResult};
 
@@ -65,9 +65,8 @@ impl Drop for UserSlot {
 const SESSION_CAP_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 /// Starts an upload session owned by `owner`, unless they have
-/// `Limits::max_open_uploads_per_user` open already. Two starts racing at
-/// the cap may both pass; the overshoot is bounded by the user's
-/// concurrent upload requests.
+/// `Limits::max_open_uploads_per_user` open already: the store counts and
+/// starts in one step (see [`UploadStore::create_for`](registry_storage::UploadStore::create_for)).
 pub(crate) async fn create_session(
     registry: &Registry,
     repo: &RepositoryName,
@@ -75,20 +74,24 @@ pub(crate) async fn create_session(
     announced: Option<registry_core::Algorithm>,
 ) -> RegistryResult<UploadStatus> {
     let max = registry.limits().max_open_uploads_per_user;
-    let open = registry.uploads().open_sessions(owner).await?;
-    if open >= max {
-        return Err(RegistryError::TooManyRequests {
-            message: format!(
-                "{owner} has {open} upload sessions open (at most {max}); finish or cancel \
-                 some, or wait for idle ones to expire"
-            ),
-            retry_after: SESSION_CAP_RETRY_AFTER,
-        });
-    }
-    Ok(registry
+    let owner = SessionOwner::new(owner).at_most(max);
+    match registry
         .uploads()
         .create_for(repo, Some(owner), announced)
-        .await?)
+        .await
+    {
+        Ok(session) => Ok(session),
+        Err(StorageError::SessionCapReached { owner, open, max }) => {
+            Err(RegistryError::TooManyRequests {
+                message: format!(
+                    "{owner} has {open} upload sessions open (at most {max}); finish or \
+                     cancel some, or wait for idle ones to expire"
+                ),
+                retry_after: SESSION_CAP_RETRY_AFTER,
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The slots an upload request holds while it streams bytes in: one of

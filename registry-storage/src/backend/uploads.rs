@@ -15,7 +15,7 @@ use crate::blob::{BlobInfo, ByteStream};
 use crate::error::{Result, StorageError};
 use crate::keyed_locks::KeyedLocks;
 use crate::sessions::{UploadSession, UploadSessionStore};
-use crate::upload::{UploadId, UploadStatus, UploadStore};
+use crate::upload::{SessionOwner, UploadId, UploadStatus, UploadStore};
 use crate::verify::Verifier;
 
 /// Staged writes no session owns are removed once this old (see
@@ -86,24 +86,22 @@ impl<B: BlobBackend> BackendUploadStore<B> {
     /// yet (the common `POST` + `PUT` push): the digest is known, so the
     /// bytes are staged where the blob will live, as a one-shot put does
     /// (on S3: no copy at publish), and hashed with the digest's algorithm
-    /// only. The session ends once the bytes are all there; a body that
-    /// fails leaves it as it was.
+    /// only. The session is not read first: it ends once the bytes are all
+    /// there, if it still holds nothing (otherwise the staged bytes are
+    /// discarded and the answer says where it is); a body that fails
+    /// leaves it as it was.
     async fn commit_whole(
         &self,
-        session: &UploadSession,
+        id: &UploadId,
         body: ByteStream,
         expected: &Digest,
     ) -> Result<BlobInfo> {
         let backend = self.backend.as_ref();
         let (appended, digester) = self.stage_whole(body, expected).await?;
         // Ending the session makes this its only commit.
-        let ended = match self.sessions.remove_session(&session.id).await {
-            Ok(Some(ended)) if ended.offset == 0 => Ok(ended),
-            Ok(Some(ended)) => Err(StorageError::InvalidOffset {
-                expected: ended.offset,
-                got: 0,
-            }),
-            Ok(None) => Err(unknown(&session.id)),
+        let ended = match self.sessions.remove_session(id, Some(0)).await {
+            Ok(Some(ended)) => Ok(ended),
+            Ok(None) => Err(self.not_at(id, 0).await),
             Err(e) => Err(e),
         };
         let ended = match ended {
@@ -173,6 +171,19 @@ impl<B: BlobBackend> BackendUploadStore<B> {
         let body = self.backend.get(&by_sha256, None).await?.stream;
         let (appended, sha512) = self.stage_whole(body, expected).await?;
         self.publish_verified(appended, sha512, expected).await
+    }
+
+    /// Why a session that was expected at `got` did not change:
+    /// `InvalidOffset` when it is elsewhere, `UploadUnknown` when it ended.
+    async fn not_at(&self, id: &UploadId, got: u64) -> StorageError {
+        match self.sessions.session(id).await {
+            Ok(Some(now)) => StorageError::InvalidOffset {
+                expected: now.offset,
+                got,
+            },
+            Ok(None) => unknown(id),
+            Err(e) => e,
+        }
     }
 
     /// A session at `offset`: `InvalidOffset` when it is elsewhere.
@@ -264,7 +275,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
     async fn create_for(
         &self,
         repository: &RepositoryName,
-        owner: Option<&str>,
+        owner: Option<SessionOwner<'_>>,
         announced: Option<Algorithm>,
     ) -> Result<UploadStatus> {
         let id = UploadId::random();
@@ -273,7 +284,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         let session = UploadSession {
             id,
             repository: repository.clone(),
-            owner: owner.map(str::to_owned),
+            owner: owner.map(|o| o.name.to_owned()),
             started: now,
             updated: now,
             offset: 0,
@@ -285,7 +296,8 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             },
             staged: staged.state.clone(),
         };
-        if let Err(e) = self.sessions.insert_session(&session).await {
+        let max_open = owner.map_or(usize::MAX, |o| o.max_open);
+        if let Err(e) = self.sessions.insert_session(&session, max_open).await {
             discard(self.backend.as_ref(), staged).await;
             return Err(e);
         }
@@ -325,13 +337,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             // Ended or moved by another process meanwhile. What this call
             // wrote is not aborted: the staged write is the other
             // request's too (see the type's docs).
-            return Err(match self.sessions.session(id).await? {
-                Some(now) => StorageError::InvalidOffset {
-                    expected: now.offset,
-                    got: offset,
-                },
-                None => unknown(id),
-            });
+            return Err(self.not_at(id, offset).await);
         }
         self.backend.release(&staged, &appended).await;
         Ok(next.status())
@@ -342,7 +348,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         // Ending the session first makes this the only commit of it.
         let session = self
             .sessions
-            .remove_session(id)
+            .remove_session(id, None)
             .await?
             .ok_or_else(|| unknown(id))?;
         let verification = hashes_of(&session)?.for_digest(expected)?;
@@ -362,10 +368,10 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         expected: &Digest,
     ) -> Result<BlobInfo> {
         let _turn = self.turns.lock(id.clone()).await;
-        let session = self.load_at(id, offset).await?;
-        if session.offset == 0 {
-            return self.commit_whole(&session, body, expected).await;
+        if offset == 0 {
+            return self.commit_whole(id, body, expected).await;
         }
+        let session = self.load_at(id, offset).await?;
         let staged = staged_of(&session);
         // A failure here leaves the stored session as it was: the client
         // may resume from its offset.
@@ -374,16 +380,14 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
             .await?;
         // Ending the session makes this the only commit of it; another
         // process that moved it meanwhile shares the staged write, so
-        // nothing is published or aborted then.
-        match self.sessions.remove_session(id).await? {
-            Some(ended) if ended.offset == session.offset => {}
-            Some(ended) => {
-                return Err(StorageError::InvalidOffset {
-                    expected: ended.offset,
-                    got: offset,
-                })
-            }
-            None => return Err(unknown(id)),
+        // nothing is published or aborted then, and the session goes on.
+        if self
+            .sessions
+            .remove_session(id, Some(session.offset))
+            .await?
+            .is_none()
+        {
+            return Err(self.not_at(id, offset).await);
         }
         // What the session's last acknowledged state held that the final
         // one does not (an S3 backend's stored tail, now in `pending`).
@@ -396,7 +400,7 @@ impl<B: BlobBackend> UploadStore for BackendUploadStore<B> {
         let _turn = self.turns.lock(id.clone()).await;
         let session = self
             .sessions
-            .remove_session(id)
+            .remove_session(id, None)
             .await?
             .ok_or_else(|| unknown(id))?;
         self.backend.abort(staged_of(&session)).await

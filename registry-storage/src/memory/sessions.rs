@@ -24,12 +24,24 @@ impl MemoryUploadSessions {
 
 #[async_trait]
 impl UploadSessionStore for MemoryUploadSessions {
-    async fn insert_session(&self, session: &UploadSession) -> Result<()> {
+    async fn insert_session(&self, session: &UploadSession, max_open: usize) -> Result<()> {
         let mut map = self.map();
         if map.contains_key(&session.id) {
             return Err(StorageError::AlreadyExists {
                 what: format!("upload session {}", session.id),
             });
+        }
+        // Counted under the map's lock, which every change of the counts
+        // holds: exact, even for starts racing at the cap.
+        if let Some(owner) = &session.owner {
+            let open = self.owners.get(owner);
+            if open >= max_open {
+                return Err(StorageError::SessionCapReached {
+                    owner: owner.clone(),
+                    open,
+                    max: max_open,
+                });
+            }
         }
         map.insert(session.id.clone(), session.clone());
         self.owners.add(session.owner.as_deref());
@@ -51,8 +63,16 @@ impl UploadSessionStore for MemoryUploadSessions {
         }
     }
 
-    async fn remove_session(&self, id: &UploadId) -> Result<Option<UploadSession>> {
-        let removed = self.map().remove(id);
+    async fn remove_session(
+        &self,
+        id: &UploadId,
+        at: Option<u64>,
+    ) -> Result<Option<UploadSession>> {
+        let mut map = self.map();
+        let removed = match (map.get(id), at) {
+            (Some(current), Some(at)) if current.offset != at => None,
+            _ => map.remove(id),
+        };
         if let Some(session) = &removed {
             self.owners.remove(session.owner.as_deref());
         }

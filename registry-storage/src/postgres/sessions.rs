@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::error::{from_nanos, parse, to_nanos, Error};
 use super::PgStore;
 use crate::error::{Result, StorageError};
-use crate::sessions::{UploadSession, UploadSessionStore};
+use crate::sessions::{insert_refused, UploadSession, UploadSessionStore};
 use crate::upload::{UploadId, UploadStatus};
 
 #[derive(sqlx::FromRow)]
@@ -54,13 +54,20 @@ impl Row {
 
 #[async_trait]
 impl UploadSessionStore for PgStore {
-    async fn insert_session(&self, s: &UploadSession) -> Result<()> {
+    async fn insert_session(&self, s: &UploadSession, max_open: usize) -> Result<()> {
+        // The count and the insert in one statement: one round trip. Two
+        // starts racing at the cap may both pass (each counts without the
+        // other's row); the overshoot is bounded by the owner's concurrent
+        // upload requests.
         let done = self
             .bounded(
                 sqlx::query(&format!(
-            "INSERT INTO upload_sessions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (id) DO NOTHING"
-        ))
+                    "INSERT INTO upload_sessions ({COLUMNS}) \
+                     SELECT $1, $2, $3::TEXT, $4, $5, $6, $7, $8, $9 \
+                     WHERE $3::TEXT IS NULL \
+                        OR (SELECT COUNT(*) FROM upload_sessions WHERE owner = $3::TEXT) < $10 \
+                     ON CONFLICT (id) DO NOTHING"
+                ))
                 .bind(s.id.as_str())
                 .bind(s.repository.as_str())
                 .bind(s.owner.as_deref())
@@ -70,13 +77,12 @@ impl UploadSessionStore for PgStore {
                 .bind(&s.sha256)
                 .bind(&s.sha512)
                 .bind(&s.staged)
+                .bind(i64::try_from(max_open).unwrap_or(i64::MAX))
                 .execute(&self.pool),
             )
             .await?;
         if done.rows_affected() == 0 {
-            return Err(StorageError::AlreadyExists {
-                what: format!("upload session {}", s.id),
-            });
+            return Err(insert_refused(self, s, max_open).await);
         }
         Ok(())
     }
@@ -111,13 +117,21 @@ impl UploadSessionStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn remove_session(&self, id: &UploadId) -> Result<Option<UploadSession>> {
+    async fn remove_session(
+        &self,
+        id: &UploadId,
+        at: Option<u64>,
+    ) -> Result<Option<UploadSession>> {
+        let at = at.map(offset).transpose()?;
         let row: Option<Row> = self
             .bounded(
                 sqlx::query_as(&format!(
-                    "DELETE FROM upload_sessions WHERE id = $1 RETURNING {COLUMNS}"
+                    r#"DELETE FROM upload_sessions
+                       WHERE id = $1 AND ($2::BIGINT IS NULL OR "offset" = $2)
+                       RETURNING {COLUMNS}"#
                 ))
                 .bind(id.as_str())
+                .bind(at)
                 .fetch_optional(&self.pool),
             )
             .await?;

@@ -59,6 +59,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
 use checkpoints::Checkpointer;
 use connections::{Readers, Slot};
+use sessions::SessionDb;
 
 use crate::error::Result;
 use crate::events::NewEvent;
@@ -101,17 +102,23 @@ pub struct SqliteMetadataStore {
     writer: Slot,
     /// `None` in memory, where there is no write-ahead log.
     checkpoints: Option<Arc<Checkpointer>>,
+    /// Upload-session state, in a database of its own (see `sessions`).
+    sessions: SessionDb,
 }
 
 impl SqliteMetadataStore {
     /// Opens the database at `path`, creating the file if it is missing (its
-    /// directory must exist), and applies pending migrations. Starts a task
-    /// on the current Tokio runtime that checkpoints the write-ahead log, so
-    /// open the store on the runtime that uses it: without that task the
-    /// log only grows until the store is closed.
+    /// directory must exist), and applies pending migrations. Upload
+    /// sessions go to a second database beside it (`registry.db`:
+    /// `registry-uploads.db`), so that their writes do not queue behind
+    /// metadata transactions. Starts tasks on the current Tokio runtime
+    /// that checkpoint the write-ahead logs, so open the store on the
+    /// runtime that uses it: without them the logs only grow until the
+    /// store is closed.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         secure_files(path)?;
+        secure_files(&SessionDb::path_beside(path))?;
         Ok(Self::open_file(path).await?)
     }
 
@@ -133,6 +140,13 @@ impl SqliteMetadataStore {
                 .pragma("wal_autocheckpoint", "0"),
         )
         .await?;
+        let sessions_path = SessionDb::path_beside(path);
+        let sessions = SessionDb::open(&options.clone().filename(&sessions_path)).await?;
+        let adopted = SessionDb::adopt_older_sessions(&writer, &sessions_path).await?;
+        if adopted > 0 {
+            tracing::info!(sessions = adopted, path = %sessions_path.display(),
+                "moved the open upload sessions into their own database");
+        }
         MIGRATOR.run(&mut *writer.hold().await?).await?;
         outbox::release_all_leases(&writer).await?;
         let mut readers = Vec::new();
@@ -144,6 +158,7 @@ impl SqliteMetadataStore {
             reader: Readers::new(readers),
             writer,
             checkpoints: Some(Arc::new(checkpoints)),
+            sessions,
         })
     }
 
@@ -166,6 +181,7 @@ impl SqliteMetadataStore {
             reader: Readers::new(vec![conn.clone()]),
             writer: conn,
             checkpoints: None,
+            sessions: SessionDb::open_memory().await?,
         })
     }
 
@@ -176,6 +192,7 @@ impl SqliteMetadataStore {
         }
         self.writer.close().await;
         self.reader.close().await;
+        self.sessions.close().await;
     }
 }
 

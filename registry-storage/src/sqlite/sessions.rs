@@ -1,12 +1,131 @@
-//! Upload-session state ([`UploadSessionStore`]) in the `upload_sessions` table.
+//! Upload-session state ([`UploadSessionStore`]) in a database file of its
+//! own beside the metadata database (`registry.db`: `registry-uploads.db`),
+//! on one connection of its own.
+//!
+//! A small push starts, reads and ends two sessions per image; in the
+//! metadata database those writes queued on its one write connection
+//! behind every link and manifest transaction, and held it in turn. The
+//! session database has its own write lock, connection thread and
+//! checkpoints, so session steps and metadata transactions run side by
+//! side. Nothing needs both in one transaction: a session ends before the
+//! blob it held is linked, as it did before. Same settings as the
+//! metadata database (WAL, `synchronous = NORMAL`, checkpoints off the
+//! write path), so a killed process loses no acknowledged step.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
+use super::checkpoints::Checkpointer;
+use super::connections::Slot;
 use super::error::{from_nanos, parse, to_nanos, Error};
 use super::SqliteMetadataStore;
 use crate::error::{Result, StorageError};
-use crate::sessions::{UploadSession, UploadSessionStore};
+use crate::sessions::{insert_refused, UploadSession, UploadSessionStore};
 use crate::upload::{UploadId, UploadStatus};
+
+/// The session database's schema, from `migrations/sqlite-sessions`.
+static SESSIONS_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite-sessions");
+
+/// The upload-session database of a [`SqliteMetadataStore`].
+#[derive(Debug, Clone)]
+pub(super) struct SessionDb {
+    slot: Slot,
+    /// `None` in memory, where there is no write-ahead log.
+    checkpoints: Option<Arc<Checkpointer>>,
+}
+
+impl SessionDb {
+    /// Where the sessions of the metadata database at `metadata` live:
+    /// `dir/registry.db` keeps them in `dir/registry-uploads.db`.
+    pub(super) fn path_beside(metadata: &Path) -> PathBuf {
+        let mut name = metadata.file_stem().unwrap_or_default().to_owned();
+        name.push("-uploads");
+        if let Some(extension) = metadata.extension() {
+            name.push(".");
+            name.push(extension);
+        }
+        metadata.with_file_name(name)
+    }
+
+    /// Opens (creating) the database `options` name, migrated, with its
+    /// checkpointing task: the metadata database's settings.
+    pub(super) async fn open(options: &SqliteConnectOptions) -> sqlx::Result<Self> {
+        let slot = Slot::connect(
+            &options
+                .clone()
+                .journal_mode(SqliteJournalMode::Wal)
+                .pragma("wal_autocheckpoint", "0"),
+        )
+        .await?;
+        SESSIONS_MIGRATOR.run(&mut *slot.hold().await?).await?;
+        let checkpoints = Checkpointer::start(options).await?;
+        Ok(SessionDb {
+            slot,
+            checkpoints: Some(Arc::new(checkpoints)),
+        })
+    }
+
+    /// A private database in memory, for a store in memory.
+    pub(super) async fn open_memory() -> sqlx::Result<Self> {
+        let slot = Slot::connect(&SqliteConnectOptions::new().in_memory(true)).await?;
+        SESSIONS_MIGRATOR.run(&mut *slot.hold().await?).await?;
+        Ok(SessionDb {
+            slot,
+            checkpoints: None,
+        })
+    }
+
+    /// Copies the sessions an earlier version kept in the metadata database
+    /// (its `upload_sessions` table, which a migration then drops) into
+    /// the session database at `path`, through `writer`, the metadata
+    /// database's connection; run before its migrations. Sessions already
+    /// copied (a crash before the migration) are left as they are. How
+    /// many were copied.
+    pub(super) async fn adopt_older_sessions(writer: &Slot, path: &Path) -> sqlx::Result<u64> {
+        let mut conn = writer.hold().await?;
+        let (tables,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'upload_sessions'",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if tables == 0 {
+            return Ok(0);
+        }
+        let path = path.to_str().ok_or_else(|| {
+            sqlx::Error::Configuration(
+                format!("the session database path {} is not UTF-8", path.display()).into(),
+            )
+        })?;
+        sqlx::query("ATTACH DATABASE ? AS uploads")
+            .bind(path)
+            .execute(&mut *conn)
+            .await?;
+        let copied = sqlx::query(&format!(
+            "INSERT OR IGNORE INTO uploads.upload_sessions ({COLUMNS}) \
+             SELECT {COLUMNS} FROM main.upload_sessions"
+        ))
+        .execute(&mut *conn)
+        .await;
+        let detached = sqlx::query("DETACH DATABASE uploads")
+            .execute(&mut *conn)
+            .await;
+        let copied = copied?.rows_affected();
+        detached?;
+        Ok(copied)
+    }
+
+    /// Closes the connections, waiting for running statements.
+    pub(super) async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.close().await;
+        }
+        self.slot.close().await;
+    }
+}
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -50,9 +169,12 @@ impl Row {
 
 #[async_trait]
 impl UploadSessionStore for SqliteMetadataStore {
-    async fn insert_session(&self, s: &UploadSession) -> Result<()> {
+    async fn insert_session(&self, s: &UploadSession, max_open: usize) -> Result<()> {
+        // One statement: the count and the insert under one write lock, so
+        // starts racing at the cap cannot both pass.
         let done = sqlx::query(&format!(
-            "INSERT INTO upload_sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+            "INSERT INTO upload_sessions ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? \
+             WHERE ? IS NULL OR (SELECT COUNT(*) FROM upload_sessions WHERE owner = ?) < ? \
              ON CONFLICT (id) DO NOTHING"
         ))
         .bind(s.id.as_str())
@@ -64,13 +186,14 @@ impl UploadSessionStore for SqliteMetadataStore {
         .bind(&s.sha256)
         .bind(&s.sha512)
         .bind(&s.staged)
-        .execute(&self.writer)
+        .bind(s.owner.as_deref())
+        .bind(s.owner.as_deref())
+        .bind(i64::try_from(max_open).unwrap_or(i64::MAX))
+        .execute(&self.sessions.slot)
         .await
         .map_err(Error::from)?;
         if done.rows_affected() == 0 {
-            return Err(StorageError::AlreadyExists {
-                what: format!("upload session {}", s.id),
-            });
+            return Err(insert_refused(self, s, max_open).await);
         }
         Ok(())
     }
@@ -80,7 +203,7 @@ impl UploadSessionStore for SqliteMetadataStore {
             "SELECT {COLUMNS} FROM upload_sessions WHERE id = ?"
         ))
         .bind(id.as_str())
-        .fetch_optional(&self.reader)
+        .fetch_optional(&self.sessions.slot)
         .await
         .map_err(Error::from)?;
         Ok(row.map(Row::into_session).transpose()?)
@@ -98,18 +221,26 @@ impl UploadSessionStore for SqliteMetadataStore {
         .bind(&s.staged)
         .bind(s.id.as_str())
         .bind(offset(expected_offset)?)
-        .execute(&self.writer)
+        .execute(&self.sessions.slot)
         .await
         .map_err(Error::from)?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn remove_session(&self, id: &UploadId) -> Result<Option<UploadSession>> {
+    async fn remove_session(
+        &self,
+        id: &UploadId,
+        at: Option<u64>,
+    ) -> Result<Option<UploadSession>> {
+        let at = at.map(offset).transpose()?;
         let row: Option<Row> = sqlx::query_as(&format!(
-            "DELETE FROM upload_sessions WHERE id = ? RETURNING {COLUMNS}"
+            r#"DELETE FROM upload_sessions WHERE id = ? AND (? IS NULL OR "offset" = ?)
+               RETURNING {COLUMNS}"#
         ))
         .bind(id.as_str())
-        .fetch_optional(&self.writer)
+        .bind(at)
+        .bind(at)
+        .fetch_optional(&self.sessions.slot)
         .await
         .map_err(Error::from)?;
         Ok(row.map(Row::into_session).transpose()?)
@@ -121,7 +252,7 @@ impl UploadSessionStore for SqliteMetadataStore {
             r#"SELECT id, repository, owner, started, updated, "offset",
                x'' AS sha256, x'' AS sha512, x'' AS staged FROM upload_sessions"#,
         )
-        .fetch_all(&self.reader)
+        .fetch_all(&self.sessions.slot)
         .await
         .map_err(Error::from)?;
         rows.into_iter()
@@ -132,9 +263,154 @@ impl UploadSessionStore for SqliteMetadataStore {
     async fn count_sessions(&self, owner: &str) -> Result<usize> {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM upload_sessions WHERE owner = ?")
             .bind(owner)
-            .fetch_one(&self.reader)
+            .fetch_one(&self.sessions.slot)
             .await
             .map_err(Error::from)?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::time::SystemTime;
+
+    use sqlx::{ConnectOptions, Connection};
+
+    use super::*;
+
+    fn session() -> UploadSession {
+        let now = SystemTime::now();
+        UploadSession {
+            id: UploadId::random(),
+            repository: "team/app".parse().expect("name"),
+            owner: Some("alice".to_owned()),
+            started: now,
+            updated: now,
+            offset: 5,
+            sha256: vec![1, 2, 3],
+            sha512: Vec::new(),
+            staged: vec![4],
+        }
+    }
+
+    async fn has_session_table(conn: &mut sqlx::SqliteConnection) -> bool {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'upload_sessions'",
+        )
+        .fetch_one(conn)
+        .await
+        .expect("schema");
+        n == 1
+    }
+
+    #[test]
+    fn the_session_database_is_named_after_the_metadata_database() {
+        let beside = |p: &str| SessionDb::path_beside(Path::new(p));
+        assert_eq!(
+            beside("/d/registry.db"),
+            Path::new("/d/registry-uploads.db")
+        );
+        assert_eq!(beside("/d/meta"), Path::new("/d/meta-uploads"));
+    }
+
+    #[tokio::test]
+    async fn sessions_live_in_their_own_database_with_the_metadata_settings() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.db");
+        let store = SqliteMetadataStore::open(&path).await.expect("open");
+        let started = session();
+        store
+            .insert_session(&started, usize::MAX)
+            .await
+            .expect("insert");
+        {
+            let mut conn = store.sessions.slot.hold().await.expect("sessions");
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("journal_mode");
+            assert_eq!(mode, "wal");
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("synchronous");
+            assert_eq!(sync, 1, "NORMAL");
+            let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("wal_autocheckpoint");
+            assert_eq!(autocheckpoint, 0, "checkpoints are left to the task");
+            let mut metadata = store.writer.hold().await.expect("writer");
+            assert!(!has_session_table(&mut metadata).await);
+        }
+        store.close().await;
+        assert!(dir.path().join("m-uploads.db").exists());
+
+        let reopened = SqliteMetadataStore::open(&path).await.expect("reopen");
+        assert_eq!(
+            reopened.session(&started.id).await.expect("read"),
+            Some(started.clone()),
+            "a session outlives a restart"
+        );
+        reopened.close().await;
+    }
+
+    /// A database of the version before sessions moved, with a session
+    /// open: the session continues after the upgrade, from its own file.
+    #[tokio::test]
+    async fn sessions_of_an_older_database_move_into_their_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.db");
+        let open = session();
+        {
+            let older = Migrator {
+                migrations: Cow::Owned(
+                    super::super::MIGRATOR
+                        .iter()
+                        .filter(|m| m.version < 19)
+                        .cloned()
+                        .collect(),
+                ),
+                ..Migrator::DEFAULT
+            };
+            let mut conn = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .connect()
+                .await
+                .expect("older database");
+            older.run(&mut conn).await.expect("older schema");
+            assert!(has_session_table(&mut conn).await);
+            sqlx::query(&format!(
+                "INSERT INTO upload_sessions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(open.id.as_str())
+            .bind(open.repository.as_str())
+            .bind(open.owner.as_deref())
+            .bind(to_nanos(open.started))
+            .bind(to_nanos(open.updated))
+            .bind(5_i64)
+            .bind(&open.sha256)
+            .bind(&open.sha512)
+            .bind(&open.staged)
+            .execute(&mut conn)
+            .await
+            .expect("older session");
+            conn.close().await.expect("close");
+        }
+        let store = SqliteMetadataStore::open(&path).await.expect("upgrade");
+        assert_eq!(
+            store.session(&open.id).await.expect("read"),
+            Some(open.clone())
+        );
+        assert_eq!(store.count_sessions("alice").await.expect("count"), 1);
+        let mut metadata = store.writer.hold().await.expect("writer");
+        assert!(
+            !has_session_table(&mut metadata).await,
+            "the old table is dropped once its sessions moved"
+        );
+        drop(metadata);
+        store.close().await;
     }
 }

@@ -7,7 +7,7 @@ use registry_core::{Algorithm, Digest, RepositoryName};
 use super::blob::{body_of, read_body, test_data};
 use crate::blob::BlobStore;
 use crate::error::StorageError;
-use crate::upload::UploadStore;
+use crate::upload::{SessionOwner, UploadStore};
 
 fn repo() -> RepositoryName {
     "conformance/shared".parse().expect("valid repository name")
@@ -28,7 +28,11 @@ pub async fn upload_continues_on_another_store(
     let digest = Digest::of(Algorithm::Sha512, &data);
     // Announced: the SHA-512 state travels with the session.
     let session = first
-        .create_for(&repo(), Some("alice"), Some(Algorithm::Sha512))
+        .create_for(
+            &repo(),
+            Some(SessionOwner::new("alice")),
+            Some(Algorithm::Sha512),
+        )
         .await
         .unwrap();
     assert_eq!(second.open_sessions("alice").await.unwrap(), 1);
@@ -94,5 +98,57 @@ pub async fn upload_commit_races(
         "{loser:?}"
     );
     assert_eq!(blobs.stat(&digest).await.unwrap().unwrap().size, 100_000);
+    blobs.delete(&digest).await.unwrap();
+}
+
+/// A `PUT` with a whole blob through `first` into a session that another
+/// store moved meanwhile (the client's view, offset 0, is stale): refused
+/// with the session's real offset, nothing is published, and the session
+/// goes on where it was, through either store.
+pub async fn whole_put_into_a_moved_session(
+    first: &dyn UploadStore,
+    second: &dyn UploadStore,
+    blobs: &dyn BlobStore,
+) {
+    let data = test_data(50_000, 79);
+    let digest = Digest::sha256_of(&data);
+    let session = first.create(&repo()).await.unwrap();
+    second
+        .append(&session.id, 0, body_of(&data[..20_000], 8_000))
+        .await
+        .unwrap();
+    let whole = Digest::sha256_of(b"a whole other blob");
+    let refused = first
+        .commit_last_chunk(&session.id, 0, body_of(b"a whole other blob", 8), &whole)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StorageError::InvalidOffset {
+                expected: 20_000,
+                got: 0
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(blobs.stat(&whole).await.unwrap(), None, "nothing published");
+    assert_eq!(first.status(&session.id).await.unwrap().offset, 20_000);
+    let info = first
+        .commit_last_chunk(
+            &session.id,
+            20_000,
+            body_of(&data[20_000..], 8_000),
+            &digest,
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.size, 50_000);
+    let refused = second
+        .commit_last_chunk(&session.id, 0, body_of(b"late", 4), &whole)
+        .await;
+    assert!(
+        matches!(refused, Err(StorageError::UploadUnknown { .. })),
+        "{refused:?}"
+    );
     blobs.delete(&digest).await.unwrap();
 }

@@ -7,7 +7,7 @@ use super::blob::{
 };
 use crate::blob::BlobStore;
 use crate::error::StorageError;
-use crate::upload::{expire_idle, UploadId, UploadStatus, UploadStore};
+use crate::upload::{expire_idle, SessionOwner, UploadId, UploadStatus, UploadStore};
 
 fn repo() -> RepositoryName {
     "conformance/uploads"
@@ -413,23 +413,38 @@ pub async fn upload_list(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 }
 
 /// Sessions record their owner; `open_sessions` counts them per owner and
-/// stops counting a session once it is committed or cancelled.
+/// stops counting a session once it is committed or cancelled; an owner at
+/// their cap starts no session, other owners and sessions without an
+/// owner are not held back by it.
 pub async fn upload_owners(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let mut alice = Vec::new();
     for _ in 0..3 {
         let session = uploads
-            .create_for(&repo(), Some("alice"), None)
+            .create_for(&repo(), Some(SessionOwner::new("alice")), None)
             .await
             .unwrap();
         assert_eq!(session.owner.as_deref(), Some("alice"));
         alice.push(session.id);
     }
     let bob = uploads
-        .create_for(&repo(), Some("bob"), None)
+        .create_for(&repo(), Some(SessionOwner::new("bob")), None)
         .await
         .unwrap();
     let nobody = uploads.create(&repo()).await.unwrap();
     assert_eq!(nobody.owner, None);
+    let capped = uploads
+        .create_for(&repo(), Some(SessionOwner::new("alice").at_most(3)), None)
+        .await;
+    assert!(
+        matches!(&capped, Err(StorageError::SessionCapReached { owner, open: 3, max: 3 })
+            if owner == "alice"),
+        "{capped:?}"
+    );
+    let below = uploads
+        .create_for(&repo(), Some(SessionOwner::new("bob").at_most(2)), None)
+        .await
+        .unwrap();
+    uploads.cancel(&below.id).await.unwrap();
     assert_eq!(uploads.open_sessions("alice").await.unwrap(), 3);
     assert_eq!(uploads.open_sessions("bob").await.unwrap(), 1);
     assert_eq!(uploads.open_sessions("carol").await.unwrap(), 0);
@@ -462,11 +477,11 @@ pub async fn upload_owners(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
 /// only those.
 pub async fn upload_expire_idle(uploads: &dyn UploadStore, blobs: &dyn BlobStore) {
     let first = uploads
-        .create_for(&repo(), Some("idle"), None)
+        .create_for(&repo(), Some(SessionOwner::new("idle")), None)
         .await
         .unwrap();
     let second = uploads
-        .create_for(&repo(), Some("idle"), None)
+        .create_for(&repo(), Some(SessionOwner::new("idle")), None)
         .await
         .unwrap();
     let hour = std::time::Duration::from_secs(3600);
