@@ -95,6 +95,28 @@ async fn manifest_put_errors() {
         (r.status, r.code().as_str()),
         (StatusCode::NOT_FOUND, "MANIFEST_BLOB_UNKNOWN")
     );
+    // Several missing: the first in the manifest's order is named (the
+    // lookups run side by side).
+    let here = c.push_blob("ns/app", b"{\"here\":1}").await;
+    let (first, second) = (Digest::sha256_of(b"first"), Digest::sha256_of(b"second"));
+    let m = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": here, "size": 10},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": first, "size": 5},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": here, "size": 10},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": second, "size": 6},
+        ],
+    }))
+    .unwrap();
+    let r = put("/v2/ns/app/manifests/v1", media_type::OCI_MANIFEST, m).await;
+    assert_eq!(r.code(), "MANIFEST_BLOB_UNKNOWN");
+    let message = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains(&format!("blob {first} ")), "{message}");
     // A blob that exists in another repository only does not count.
     let cfg = c.push_blob("ns/other", b"{}").await;
     let m = image_manifest(&cfg, 2, &cfg, 2, None);

@@ -142,50 +142,6 @@ impl Registry {
             .await;
     }
 
-    /// Checks that everything the manifest references is present in
-    /// `repo`: blobs linked to it, child manifests stored in it.
-    async fn check_references(&self, repo: &RepositoryName, m: &Manifest) -> RegistryResult<()> {
-        let mut unknown_sizes = Vec::new();
-        for d in m.blob_references() {
-            let linked = self.metadata().linked_blob(repo, &d.digest).await?;
-            let stored = match &linked {
-                Some(_) => self.blobs().stat(&d.digest).await?,
-                None => None,
-            };
-            let (Some(linked), Some(stored)) = (linked, stored) else {
-                return Err(RegistryError::ManifestReferenceUnknown(format!(
-                    "blob {} is not in repository {repo}",
-                    d.digest
-                )));
-            };
-            if linked.size.is_none() {
-                unknown_sizes.push((d.digest.clone(), stored.size));
-            }
-        }
-        // Sizes as stored, for usage: the put's quota check counts blobs
-        // new to the namespace with them. A size once known stays, and an
-        // upload or mount records it when it links the blob, so this
-        // write is only for blobs linked before sizes were recorded.
-        if !unknown_sizes.is_empty() {
-            self.metadata().record_blob_sizes(&unknown_sizes).await?;
-        }
-        for d in m.manifest_references() {
-            let reference = Reference::Digest(d.digest.clone());
-            if self
-                .metadata()
-                .get_manifest(repo, &reference)
-                .await?
-                .is_none()
-            {
-                return Err(RegistryError::ManifestReferenceUnknown(format!(
-                    "manifest {} is not in repository {repo}",
-                    d.digest
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Stores a manifest under `reference` (needs push): the bytes as
     /// given, once everything they reference is in `repo`. A tag
     /// reference and every tag of `extra_tags` then point at it; a digest
@@ -236,13 +192,14 @@ impl Registry {
                 tags.push(tag.clone());
             }
         }
-        let policy = self.policy_of(repo).await?;
+        // Independent reads: side by side.
+        let (policy, ()) =
+            tokio::try_join!(self.policy_of(repo), self.check_references(repo, &manifest))?;
         let fixed_tags: Vec<Tag> = tags
             .iter()
             .filter(|t| policy.immutable_rule(t).is_some())
             .cloned()
             .collect();
-        self.check_references(repo, &manifest).await?;
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
         let (events, tag_moved) = self.push_events(
             caller,

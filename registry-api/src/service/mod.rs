@@ -42,6 +42,7 @@ mod images;
 mod listing;
 mod manifests;
 mod policy;
+mod references;
 mod tokens;
 mod upload_limits;
 mod uploads;

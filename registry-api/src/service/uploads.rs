@@ -350,9 +350,11 @@ impl Registry {
     ) -> RegistryResult<()> {
         self.authorize(caller, Action::Push, &Resource::Repository(repo))?;
         let _slot = self.upload_slot(&caller.actor())?;
-        let current = self.session(repo, id).await?;
-        // Before the commit, which may find the bytes present already.
-        let ticket = self.metadata().blob_ticket(digest).await?;
+        // The ticket before the commit, which may find the bytes present
+        // already; read side by side with the session.
+        let (current, ticket) = tokio::try_join!(self.session(repo, id), async {
+            Ok(self.metadata().blob_ticket(digest).await?)
+        })?;
         let committed = match last_chunk {
             // Appended and committed in one step: the store need not
             // record the last chunk as an acknowledged append first.
