@@ -197,8 +197,10 @@ async fn prune_removes_stale_temp_files_but_not_live_ones() {
     let open_file = uploads_dir.join(open.id.as_str());
     age(&open_file, Duration::from_secs(2 * 3600));
 
-    // A put in progress, its body stalled; its temp file aged too.
-    let data = test_data(300_000, 3);
+    // A put in progress, its body stalled after its first write (a file is
+    // made by the first write, once a 256 KiB batch is gathered or the
+    // body ends); its temp file aged too.
+    let data = test_data(600_000, 3);
     let digest = Digest::sha256_of(&data);
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(1);
     let body = futures::stream::unfold(
@@ -211,7 +213,7 @@ async fn prune_removes_stale_temp_files_but_not_live_ones() {
         let digest = digest.clone();
         tokio::spawn(async move { blobs.put(&digest, body).await })
     };
-    tx.send(Bytes::copy_from_slice(&data[..200_000]))
+    tx.send(Bytes::copy_from_slice(&data[..300_000]))
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -237,7 +239,7 @@ async fn prune_removes_stale_temp_files_but_not_live_ones() {
     );
     assert_eq!(uploads.status(&open.id).await.unwrap().offset, 4);
 
-    tx.send(Bytes::copy_from_slice(&data[200_000..]))
+    tx.send(Bytes::copy_from_slice(&data[300_000..]))
         .await
         .unwrap();
     drop(tx);

@@ -111,9 +111,13 @@ impl<B: BlobBackend> BackendUploadStore<B> {
                 return Err(e);
             }
         };
-        // The session's own staged write never received a byte.
-        discard(backend, staged_of(&ended)).await;
-        self.publish_verified(appended, digester, expected).await
+        // The session's own staged write never received a byte: discarded
+        // while the blob is published.
+        let ((), published) = tokio::join!(
+            discard(backend, staged_of(&ended)),
+            self.publish_verified(appended, digester, expected)
+        );
+        published
     }
 
     /// Stages `body` where blob `expected` will live, hashed with the

@@ -443,8 +443,8 @@ impl BlobBackend for FsBackend {
         // us, and no other append of this process writes it meanwhile.
         let turn = self.writing.lock(path).await;
         let (root, opened) = (self.root.clone(), staged.clone());
-        let sink = blocking(move || AppendSink::open(&root, &opened, turn)).await?;
-        let sink = drain_into(sink, body).await?;
+        // Opened by the first write, on its blocking thread.
+        let sink = drain_into(move || AppendSink::open(&root, &opened, turn), body).await?;
         Ok(StagedWrite {
             written: sink.finish(),
             ..staged.clone()

@@ -75,6 +75,15 @@ impl<S: Send + 'static> Drop for OffThread<S> {
     }
 }
 
+/// The sink of a [`drain_into`] between writes.
+enum Idle<S: Send + 'static, F> {
+    /// Not opened yet: opening is blocking work, so the first write job
+    /// does it on its thread (one hand-off less for a small body).
+    Unopened(F),
+    /// Opened by an earlier write.
+    Open(OffThread<S>),
+}
+
 /// One borrowed thread's work: write the batches ready so far, unless the
 /// request was abandoned meanwhile (then the sink is dropped right here,
 /// on this thread, which is where it cleans up).
@@ -96,19 +105,25 @@ fn write_batches<S: ChunkSink>(
     Ok(OffThread(Some(sink)))
 }
 
-/// Feeds `body` into `sink`, writing on a blocking thread while the next
-/// batches arrive. Returns the sink once every byte was written. On any
-/// error, or when the returned future is dropped, the sink is dropped on a
-/// blocking thread after the write in flight: that is where it cleans up.
+/// Feeds `body` into the sink `open` makes (blocking: it runs on the first
+/// write job's thread, or on one of its own for an empty body), writing on
+/// a blocking thread while the next batches arrive. Returns the sink once
+/// every byte was written. On any error, or when the returned future is
+/// dropped, an opened sink is dropped on a blocking thread after the write
+/// in flight: that is where it cleans up.
 ///
 /// No thread is held while the body waits for the network: each write job
 /// takes the batches gathered so far and returns the sink when done.
-pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> Result<S> {
+pub(crate) async fn drain_into<S, F>(open: F, mut body: ByteStream) -> Result<S>
+where
+    S: ChunkSink,
+    F: FnOnce() -> Result<S> + Send + 'static,
+{
     // Raised when this future fails or is dropped: a write job then skips
     // its remaining batches and drops the sink at once (a dropped request
     // must not keep writing, nor delay its rollback).
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
-    let mut idle = Some(OffThread(Some(sink)));
+    let mut idle = Some(Idle::Unopened(open));
     let mut writing: Option<JoinHandle<Result<OffThread<S>>>> = None;
     let mut ready: Vec<Bytes> = Vec::new();
     let mut pending = BytesMut::new();
@@ -124,7 +139,11 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
             let batches = std::mem::take(&mut ready);
             let stopped = stop.0.clone();
             writing = Some(tokio::task::spawn_blocking(move || {
-                write_batches(sink.into_inner(), batches, &stopped, writer)
+                let sink = match sink {
+                    Idle::Unopened(open) => open()?,
+                    Idle::Open(sink) => sink.into_inner(),
+                };
+                write_batches(sink, batches, &stopped, writer)
             }));
         }
         if writing.is_none() && body_done {
@@ -137,7 +156,7 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
             written = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
                 writing = None;
                 // On an error the job dropped the sink: the rollback is done.
-                idle = Some(written.map_err(worker_gone)??);
+                idle = Some(Idle::Open(written.map_err(worker_gone)??));
             }
             chunk = body.next(), if may_read => match chunk {
                 Some(Ok(chunk)) => {
@@ -156,10 +175,11 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
                     // the flag), so the rollback is done when we return.
                     if let Some(job) = writing.take() {
                         if let Ok(Ok(sink)) = job.await {
-                            idle = Some(sink);
+                            idle = Some(Idle::Open(sink));
                         }
                     }
-                    if let Some(sink) = idle.take() {
+                    // Never opened: nothing to undo.
+                    if let Some(Idle::Open(sink)) = idle.take() {
                         let sink = sink.into_inner();
                         let _ = tokio::task::spawn_blocking(move || drop(sink)).await;
                     }
@@ -174,10 +194,13 @@ pub(crate) async fn drain_into<S: ChunkSink>(sink: S, mut body: ByteStream) -> R
             },
         }
     }
-    Ok(idle
-        .take()
-        .expect("the sink is idle after the last write")
-        .into_inner())
+    match idle.take().expect("the sink is idle after the last write") {
+        Idle::Open(sink) => Ok(sink.into_inner()),
+        // An empty body: opened all the same, as any append opens its file.
+        Idle::Unopened(open) => tokio::task::spawn_blocking(open)
+            .await
+            .map_err(worker_gone)?,
+    }
 }
 
 /// Raises its flag when dropped: harmless once the writer has finished,
