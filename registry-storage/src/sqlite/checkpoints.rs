@@ -21,6 +21,7 @@
 //! [`CHECKPOINT_EVERY`], before after up to 1000 pages of later writes. A
 //! process that is killed loses nothing either way (the log is replayed).
 
+use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -41,11 +42,34 @@ pub(super) struct Checkpointer {
     task: JoinHandle<()>,
 }
 
+/// The schema name under which the checkpointing connection attaches the
+/// second database it checkpoints.
+const ATTACHED: &str = "attached";
+
 impl Checkpointer {
-    /// Opens the task's connection and starts checkpointing.
-    pub(super) async fn start(options: &SqliteConnectOptions) -> sqlx::Result<Self> {
+    /// Opens the task's connection to the database `options` name and
+    /// starts checkpointing it, and `attached` too, when given: a second
+    /// database (the upload sessions') checkpointed by the same connection
+    /// and thread.
+    pub(super) async fn start(
+        options: &SqliteConnectOptions,
+        attached: Option<&Path>,
+    ) -> sqlx::Result<Self> {
         let slot = Slot::connect(options).await?;
-        let task = tokio::spawn(run(slot.clone()));
+        let mut schemas = vec!["main"];
+        if let Some(path) = attached {
+            let path = path.to_str().ok_or_else(|| {
+                sqlx::Error::Configuration(
+                    format!("the database path {} is not UTF-8", path.display()).into(),
+                )
+            })?;
+            sqlx::query(&format!("ATTACH DATABASE ? AS {ATTACHED}"))
+                .bind(path)
+                .execute(&slot)
+                .await?;
+            schemas.push(ATTACHED);
+        }
+        let task = tokio::spawn(run(slot.clone(), schemas));
         Ok(Checkpointer { slot, task })
     }
 
@@ -63,7 +87,7 @@ impl Drop for Checkpointer {
     }
 }
 
-async fn run(slot: Slot) {
+async fn run(slot: Slot, schemas: Vec<&'static str>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Failures are logged when they start and when they end, not twice a
@@ -71,7 +95,11 @@ async fn run(slot: Slot) {
     let mut failing = false;
     loop {
         tick.tick().await;
-        match checkpoint(&slot).await {
+        let mut done = Ok(());
+        for schema in &schemas {
+            done = done.and(checkpoint(&slot, schema).await);
+        }
+        match done {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!("checkpointing the database's write-ahead log works again");
@@ -92,15 +120,16 @@ async fn run(slot: Slot) {
     }
 }
 
-/// One checkpoint.
-async fn checkpoint(slot: &Slot) -> sqlx::Result<()> {
+/// One checkpoint of the database attached as `schema`.
+async fn checkpoint(slot: &Slot, schema: &str) -> sqlx::Result<()> {
     let mut conn = slot.hold().await?;
     // (busy, frames in the log, frames copied), -1s when not in WAL mode.
-    let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&mut *conn)
-        .await?;
+    let (_, log, _): (i64, i64, i64) =
+        sqlx::query_as(&format!("PRAGMA {schema}.wal_checkpoint(PASSIVE)"))
+            .fetch_one(&mut *conn)
+            .await?;
     if log >= LARGE_WAL_FRAMES {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        sqlx::query(&format!("PRAGMA {schema}.wal_checkpoint(TRUNCATE)"))
             .execute(&mut *conn)
             .await?;
     }

@@ -111,10 +111,10 @@ impl SqliteMetadataStore {
     /// directory must exist), and applies pending migrations. Upload
     /// sessions go to a second database beside it (`registry.db`:
     /// `registry-uploads.db`), so that their writes do not queue behind
-    /// metadata transactions. Starts tasks on the current Tokio runtime
-    /// that checkpoint the write-ahead logs, so open the store on the
-    /// runtime that uses it: without them the logs only grow until the
-    /// store is closed.
+    /// metadata transactions. Starts a task on the current Tokio runtime
+    /// that checkpoints both write-ahead logs, so open the store on the
+    /// runtime that uses it: without that task the logs only grow until
+    /// the store is closed.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         secure_files(path)?;
@@ -153,7 +153,7 @@ impl SqliteMetadataStore {
         for _ in 0..READERS {
             readers.push(Slot::connect(&options).await?);
         }
-        let checkpoints = Checkpointer::start(&options).await?;
+        let checkpoints = Checkpointer::start(&options, Some(&sessions_path)).await?;
         Ok(SqliteMetadataStore {
             reader: Readers::new(readers),
             writer,

@@ -10,16 +10,16 @@
 //! side. Nothing needs both in one transaction: a session ends before the
 //! blob it held is linked, as it did before. Same settings as the
 //! metadata database (WAL, `synchronous = NORMAL`, checkpoints off the
-//! write path), so a killed process loses no acknowledged step.
+//! write path: by the metadata database's checkpointing connection, which
+//! attaches this one), so a killed process loses no acknowledged step; a
+//! small page cache, as the table holds only the sessions open now.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 
-use super::checkpoints::Checkpointer;
 use super::connections::Slot;
 use super::error::{from_nanos, parse, to_nanos, Error};
 use super::SqliteMetadataStore;
@@ -30,12 +30,13 @@ use crate::upload::{UploadId, UploadStatus};
 /// The session database's schema, from `migrations/sqlite-sessions`.
 static SESSIONS_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite-sessions");
 
+/// Page cache of the session database's connection, in KiB.
+const CACHE_KIB: u32 = 256;
+
 /// The upload-session database of a [`SqliteMetadataStore`].
 #[derive(Debug, Clone)]
 pub(super) struct SessionDb {
     slot: Slot,
-    /// `None` in memory, where there is no write-ahead log.
-    checkpoints: Option<Arc<Checkpointer>>,
 }
 
 impl SessionDb {
@@ -51,32 +52,27 @@ impl SessionDb {
         metadata.with_file_name(name)
     }
 
-    /// Opens (creating) the database `options` name, migrated, with its
-    /// checkpointing task: the metadata database's settings.
+    /// Opens (creating) the database `options` name, migrated: the
+    /// metadata database's settings, whose checkpointing task must attach
+    /// it (see `Checkpointer::start`).
     pub(super) async fn open(options: &SqliteConnectOptions) -> sqlx::Result<Self> {
         let slot = Slot::connect(
             &options
                 .clone()
                 .journal_mode(SqliteJournalMode::Wal)
-                .pragma("wal_autocheckpoint", "0"),
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("cache_size", format!("-{CACHE_KIB}")),
         )
         .await?;
         SESSIONS_MIGRATOR.run(&mut *slot.hold().await?).await?;
-        let checkpoints = Checkpointer::start(options).await?;
-        Ok(SessionDb {
-            slot,
-            checkpoints: Some(Arc::new(checkpoints)),
-        })
+        Ok(SessionDb { slot })
     }
 
     /// A private database in memory, for a store in memory.
     pub(super) async fn open_memory() -> sqlx::Result<Self> {
         let slot = Slot::connect(&SqliteConnectOptions::new().in_memory(true)).await?;
         SESSIONS_MIGRATOR.run(&mut *slot.hold().await?).await?;
-        Ok(SessionDb {
-            slot,
-            checkpoints: None,
-        })
+        Ok(SessionDb { slot })
     }
 
     /// Copies the sessions an earlier version kept in the metadata database
@@ -118,11 +114,8 @@ impl SessionDb {
         Ok(copied)
     }
 
-    /// Closes the connections, waiting for running statements.
+    /// Closes the connection, waiting for a running statement.
     pub(super) async fn close(&self) {
-        if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.close().await;
-        }
         self.slot.close().await;
     }
 }
@@ -341,6 +334,11 @@ mod tests {
                 .await
                 .expect("wal_autocheckpoint");
             assert_eq!(autocheckpoint, 0, "checkpoints are left to the task");
+            let cache: i64 = sqlx::query_scalar("PRAGMA cache_size")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("cache_size");
+            assert_eq!(cache, -i64::from(CACHE_KIB));
             let mut metadata = store.writer.hold().await.expect("writer");
             assert!(!has_session_table(&mut metadata).await);
         }
@@ -354,6 +352,34 @@ mod tests {
             "a session outlives a restart"
         );
         reopened.close().await;
+    }
+
+    /// The metadata database's checkpointing task copies the session
+    /// database's log into its file too.
+    #[tokio::test]
+    async fn the_session_log_reaches_its_file_in_the_background() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteMetadataStore::open(dir.path().join("m.db"))
+            .await
+            .expect("open");
+        let path = dir.path().join("m-uploads.db");
+        let size = || std::fs::metadata(&path).expect("session database").len();
+        let before = size();
+        for _ in 0..300 {
+            store
+                .insert_session(&session(), usize::MAX)
+                .await
+                .expect("insert");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while size() <= before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint copied the session log into its file ({before} bytes)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        store.close().await;
     }
 
     /// A database of the version before sessions moved, with a session
