@@ -391,53 +391,47 @@ impl EventStore for SqliteMetadataStore {
         owner: &str,
         outcomes: &[(u64, DeliveryOutcome)],
     ) -> StorageResult<()> {
+        // One round trip: the outcomes and the lease's end in one batch.
         let result: Result<()> = async {
-            let now = now();
-            let mut tx = self.writer.begin().await?;
+            let mut batch = Batch::new();
             if !outcomes.is_empty() {
                 // One statement for the whole batch: SQLite names a VALUES
                 // list's columns column1, column2, …
-                let mut update = sqlx::QueryBuilder::new(
+                let rows = vec!["(?, ?, ?, ?, ?)"; outcomes.len()].join(", ");
+                batch.push(format!(
                     "UPDATE webhook_deliveries SET status = o.column2, attempts = attempts + 1, \
                      last_code = o.column3, last_error = o.column4, next_attempt = o.column5, \
-                     updated = ",
-                );
-                update.push_bind(now).push(" FROM (VALUES ");
-                let mut rows = update.separated(", ");
+                     updated = ? FROM (VALUES {rows}) AS o \
+                     WHERE webhook_deliveries.id = o.column1 AND webhook_deliveries.webhook = ?"
+                ));
+                batch.bind(now())?;
                 for (id, o) in outcomes {
-                    rows.push("(")
-                        .push_bind_unseparated(to_i64(*id))
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(o.status.as_str())
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(o.code.map(i64::from))
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(o.error.clone())
-                        .push_unseparated(", ")
-                        .push_bind_unseparated(to_nanos(o.next_attempt))
-                        .push_unseparated(")");
+                    batch
+                        .bind(to_i64(*id))?
+                        .bind(o.status.as_str())?
+                        .bind(o.code.map(i64::from))?
+                        .bind(o.error.as_deref())?
+                        .bind(to_nanos(o.next_attempt))?;
                 }
-                update
-                    .push(") AS o WHERE webhook_deliveries.id = o.column1 AND webhook_deliveries.webhook = ")
-                    .push_bind(to_i64(webhook));
-                update.build().execute(&mut *tx).await?;
+                batch.bind(to_i64(webhook))?;
             }
             let retry_at = outcomes
                 .last()
                 .filter(|(_, o)| o.status == DeliveryStatus::Pending)
                 .map(|(_, o)| to_nanos(o.next_attempt));
-            sqlx::query(
-                "UPDATE webhooks SET retry_at = ?1, \
-                 lease_owner = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_owner END, \
-                 lease_until = CASE WHEN lease_owner = ?3 THEN NULL ELSE lease_until END \
-                 WHERE id = ?2",
-            )
-            .bind(retry_at)
-            .bind(to_i64(webhook))
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            // The SET expressions all see the row as it was.
+            batch.push(
+                "UPDATE webhooks SET retry_at = ?, \
+                 lease_owner = CASE WHEN lease_owner = ? THEN NULL ELSE lease_owner END, \
+                 lease_until = CASE WHEN lease_owner = ? THEN NULL ELSE lease_until END \
+                 WHERE id = ?",
+            );
+            batch
+                .bind(retry_at)?
+                .bind(owner)?
+                .bind(owner)?
+                .bind(to_i64(webhook))?;
+            self.writer.transact(batch).await?;
             Ok(())
         }
         .await;
