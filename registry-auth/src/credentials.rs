@@ -4,8 +4,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as PhcHash, Salt};
 use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::argon2_memory;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -83,8 +85,7 @@ pub struct PasswordHash(Box<str>);
 impl PasswordHash {
     /// Wraps a PHC string read from storage, checking that it parses.
     pub fn from_phc(phc: &str) -> Result<Self, CredentialError> {
-        argon2::password_hash::phc::PasswordHash::new(phc)
-            .map_err(|_| CredentialError::InvalidHash)?;
+        PhcHash::new(phc).map_err(|_| CredentialError::InvalidHash)?;
         Ok(PasswordHash(phc.into()))
     }
 
@@ -152,21 +153,45 @@ impl PasswordHasher {
 
     /// Hashes `password` with a fresh random salt.
     pub fn hash(&self, password: &Password) -> Result<PasswordHash, CredentialError> {
-        let salt = random_bytes::<16>()?;
-        let hash = self
-            .argon2
-            .hash_password_with_salt(password.expose().as_bytes(), &salt)
-            .map_err(|e| CredentialError::Hashing(e.to_string()))?;
-        Ok(PasswordHash(hash.to_string().into()))
+        let failed = |e: &dyn fmt::Display| CredentialError::Hashing(e.to_string());
+        let salt = Salt::new(&random_bytes::<16>()?).map_err(|e| failed(&e))?;
+        let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+        let params = self.argon2.params();
+        argon2_memory::hash_into(&self.argon2, password.expose().as_bytes(), &salt, &mut out)
+            .map_err(|e| failed(&e))?;
+        let phc = PhcHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(params).map_err(|e| failed(&e))?,
+            salt: Some(salt),
+            hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+        };
+        Ok(PasswordHash(phc.to_string().into()))
     }
 
-    /// Whether `password` matches `hash` (the comparison is constant-time
-    /// inside argon2). A malformed hash never matches.
+    /// Whether `password` matches `hash` (compared in constant time), with
+    /// the algorithm, version and parameters the hash names. A malformed
+    /// hash never matches.
     pub fn verify(&self, password: &Password, hash: &PasswordHash) -> bool {
-        self.argon2
-            .verify_password(password.expose().as_bytes(), hash.as_phc())
-            .is_ok()
+        verify_phc(password.expose().as_bytes(), hash.as_phc()).unwrap_or(false)
     }
+}
+
+/// Recomputes a PHC string's hash of `password`: whether it matches; `None`
+/// when the string or its parameters are not argon2's.
+fn verify_phc(password: &[u8], phc: &str) -> Option<bool> {
+    let parsed = PhcHash::new(phc).ok()?;
+    let algorithm = Algorithm::new(parsed.algorithm.as_str()).ok()?;
+    let version = match parsed.version {
+        Some(v) => Version::try_from(v).ok()?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&parsed).ok()?;
+    let (salt, expected) = (parsed.salt.as_ref()?, parsed.hash.as_ref()?);
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    argon2_memory::hash_into(&argon2, password, salt, &mut out).ok()?;
+    Some(out.ct_eq(expected.as_bytes()).into())
 }
 
 /// An access token as shown to its owner, once: `rgt_` + 43 base64url
@@ -433,6 +458,45 @@ mod tests {
             PasswordHash::from_phc("plain"),
             Err(CredentialError::InvalidHash)
         );
+    }
+
+    /// Hashes made here verify with the argon2 crate's own verifier, and
+    /// its hashes (every variant and version) verify here.
+    #[test]
+    fn hashes_agree_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let pw = Password::new("correct horse");
+        let ours = PasswordHasher::insecure_fast().hash(&pw).unwrap();
+        let theirs = Argon2::default();
+        assert!(theirs
+            .verify_password(b"correct horse", ours.as_phc())
+            .is_ok());
+        assert!(theirs.verify_password(b"wrong", ours.as_phc()).is_err());
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d, Algorithm::Argon2id] {
+            for version in [Version::V0x10, Version::V0x13] {
+                let params = Params::new(64, 2, 2, Some(24)).unwrap();
+                let phc = Argon2::new(algorithm, version, params)
+                    .hash_password_with_salt(b"correct horse", b"saltsaltsalt")
+                    .unwrap()
+                    .to_string();
+                let hash = PasswordHash::from_phc(&phc).unwrap();
+                let hasher = PasswordHasher::new();
+                assert!(hasher.verify(&pw, &hash), "{phc}");
+                assert!(
+                    !hasher.verify(&Password::new("correct horse "), &hash),
+                    "{phc}"
+                );
+            }
+        }
+        // Parsable PHC strings that are not argon2's, or lack a part.
+        for phc in [
+            "$scrypt$ln=4,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            "$argon2id$v=19$m=64,t=2,p=1$c2FsdHNhbHQ",
+            "$argon2id$v=99$m=64,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        ] {
+            let hash = PasswordHash::from_phc(phc).unwrap();
+            assert!(!PasswordHasher::new().verify(&pw, &hash), "{phc}");
+        }
     }
 
     #[test]

@@ -62,6 +62,7 @@
 //! # });
 //! ```
 
+mod argon2_memory;
 mod authenticate;
 pub mod authorizer;
 pub mod bootstrap;
