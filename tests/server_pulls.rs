@@ -66,6 +66,11 @@ fn request(method: &str, path: &str, range: Option<&str>) -> String {
     format!("{method} {path} HTTP/1.1\r\nhost: registry\r\n{range}\r\n")
 }
 
+/// A `GET` (of `range`, if any) read at once: status, body.
+async fn get(tcp: &mut TcpStream, path: &str, range: Option<&str>) -> (u16, Vec<u8>) {
+    exchange(tcp, &request("GET", path, range), Duration::ZERO).await
+}
+
 #[tokio::test]
 async fn plain_http_pulls_return_every_byte_on_one_connection() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,43 +86,31 @@ async fn plain_http_pulls_return_every_byte_on_one_connection() {
     );
     let addr = url.strip_prefix("http://").unwrap();
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let no_pause = Duration::ZERO;
 
-    let (status, body) = exchange(&mut tcp, &request("GET", &big_path, None), no_pause).await;
+    let (status, body) = get(&mut tcp, &big_path, None).await;
     assert!(
         status == 200 && body == big,
         "whole blob: {status}, {} bytes",
         body.len()
     );
-    let (status, body) = exchange(&mut tcp, &request("GET", &small_path, None), no_pause).await;
+    let (status, body) = get(&mut tcp, &small_path, None).await;
     assert!(status == 200 && body == small, "small blob: {status}");
-    let (status, _) = exchange(&mut tcp, &request("HEAD", &big_path, None), no_pause).await;
+    let (status, _) = exchange(&mut tcp, &request("HEAD", &big_path, None), Duration::ZERO).await;
     assert_eq!(status, 200);
     // Across many chunk boundaries; the suffix; one byte.
     let (start, end) = ((8 << 20) - 10, (16 << 20) + 10);
     let range = format!("bytes={start}-{}", end - 1);
-    let (status, body) =
-        exchange(&mut tcp, &request("GET", &big_path, Some(&range)), no_pause).await;
+    let (status, body) = get(&mut tcp, &big_path, Some(&range)).await;
     assert!(
         status == 206 && body == big[start..end],
         "range {range}: {status}"
     );
-    let (status, body) = exchange(
-        &mut tcp,
-        &request("GET", &big_path, Some("bytes=-5000")),
-        no_pause,
-    )
-    .await;
+    let (status, body) = get(&mut tcp, &big_path, Some("bytes=-5000")).await;
     assert!(
         status == 206 && body == big[big.len() - 5000..],
         "suffix: {status}"
     );
-    let (status, body) = exchange(
-        &mut tcp,
-        &request("GET", &small_path, Some("bytes=7-7")),
-        no_pause,
-    )
-    .await;
+    let (status, body) = get(&mut tcp, &small_path, Some("bytes=7-7")).await;
     assert!(status == 206 && body == small[7..8], "one byte: {status}");
     // A reader that lets the server's sends block for a while.
     let (status, body) = exchange(
@@ -129,9 +122,9 @@ async fn plain_http_pulls_return_every_byte_on_one_connection() {
     assert!(status == 200 && body == big, "after a pause: {status}");
     // Errors and other endpoints still answer on the same connection.
     let missing = format!("/v2/{REPO}/blobs/{}", digest(b"never pushed"));
-    let (status, _) = exchange(&mut tcp, &request("GET", &missing, None), no_pause).await;
+    let (status, _) = get(&mut tcp, &missing, None).await;
     assert_eq!(status, 404);
-    let (status, body) = exchange(&mut tcp, &request("GET", "/v2/", None), no_pause).await;
+    let (status, body) = get(&mut tcp, "/v2/", None).await;
     assert!(
         status == 200,
         "{status}: {}",
@@ -143,7 +136,7 @@ async fn plain_http_pulls_return_every_byte_on_one_connection() {
         let (big_path, addr) = (big_path.clone(), addr.to_owned());
         tokio::spawn(async move {
             let mut tcp = TcpStream::connect(addr).await.unwrap();
-            exchange(&mut tcp, &request("GET", &big_path, None), Duration::ZERO).await
+            get(&mut tcp, &big_path, None).await
         })
     });
     for pull in futures::future::join_all(pulls).await {

@@ -6,8 +6,6 @@ use std::str::FromStr;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash as PhcHash, Salt};
 use argon2::{Algorithm, Argon2, Params, Version};
-
-use crate::argon2_memory;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -15,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use crate::argon2_memory;
 use crate::subject::{serde_via_str, Subject};
 
 /// The recognisable prefix of every access token (secret scanners can look
@@ -101,6 +100,10 @@ impl fmt::Debug for PasswordHash {
     }
 }
 
+/// The argon2 variant and version new hashes use (the PHC string names them).
+const ALGORITHM: Algorithm = Algorithm::Argon2id;
+const VERSION: Version = Version::V0x13;
+
 /// Hashes and verifies passwords with argon2id.
 ///
 /// [`PasswordHasher::new`] uses OWASP-recommended parameters
@@ -138,7 +141,7 @@ impl PasswordHasher {
     pub fn new() -> Self {
         let params = Params::new(7 * 1024, 5, 1, None).unwrap_or_default();
         PasswordHasher {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            argon2: Argon2::new(ALGORITHM, VERSION, params),
         }
     }
 
@@ -147,7 +150,7 @@ impl PasswordHasher {
     pub fn insecure_fast() -> Self {
         let params = Params::new(Params::MIN_M_COST, 1, 1, None).unwrap_or_default();
         PasswordHasher {
-            argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            argon2: Argon2::new(ALGORITHM, VERSION, params),
         }
     }
 
@@ -156,13 +159,12 @@ impl PasswordHasher {
         let failed = |e: &dyn fmt::Display| CredentialError::Hashing(e.to_string());
         let salt = Salt::new(&random_bytes::<16>()?).map_err(|e| failed(&e))?;
         let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-        let params = self.argon2.params();
         argon2_memory::hash_into(&self.argon2, password.expose().as_bytes(), &salt, &mut out)
             .map_err(|e| failed(&e))?;
         let phc = PhcHash {
-            algorithm: Algorithm::Argon2id.ident(),
-            version: Some(Version::V0x13.into()),
-            params: ParamsString::try_from(params).map_err(|e| failed(&e))?,
+            algorithm: ALGORITHM.ident(),
+            version: Some(VERSION.into()),
+            params: ParamsString::try_from(self.argon2.params()).map_err(|e| failed(&e))?,
             salt: Some(salt),
             hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
         };
