@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use registry_core::{Algorithm, Digest};
 
-use super::pipe::{drain_into, read_ahead};
-use super::staged::{open_whole, AppendSink, StagedFile, Writing, TEMP_DIR, UPLOADS_DIR};
+use super::pipe::{drain_into, gather_short, read_ahead, Gathered, WRITE_BATCH};
+use super::staged::{on_disk, publish_whole, AppendSink, StagedFile, Writing};
+use super::staged::{TEMP_DIR, UPLOADS_DIR};
 use super::{blocking, io_error, Durability};
 use crate::backend::{AppendMode, BackendBlobStore, BackendUploadStore, BlobBackend};
 use crate::backend::{StageTarget, StagedWrite};
@@ -431,13 +432,35 @@ impl BlobBackend for FsBackend {
     }
 
     /// Writes on a blocking thread while the next bytes arrive (see
-    /// `pipe`). Not synced in either mode: see the type's docs.
+    /// `pipe`). Not synced in either mode: see the type's docs. A final
+    /// append of at most one write batch keeps its bytes in
+    /// [`pending`](StagedWrite::pending) for `publish` to write, and an
+    /// empty body touches nothing: neither borrows a blocking thread.
     async fn append(
         &self,
         staged: &StagedWrite,
         body: ByteStream,
-        _mode: AppendMode,
+        mode: AppendMode,
     ) -> Result<StagedWrite> {
+        if !staged.pending.is_empty() {
+            return Err(StorageError::backend(
+                "append after a final append: nothing may follow one",
+            ));
+        }
+        let short = match mode {
+            AppendMode::Final => WRITE_BATCH,
+            AppendMode::Resumable => 0,
+        };
+        let body = match gather_short(body, short).await? {
+            Gathered::Whole(bytes) => {
+                return Ok(StagedWrite {
+                    written: staged.written + bytes.len() as u64,
+                    state: staged.state.clone(),
+                    pending: bytes,
+                })
+            }
+            Gathered::Longer(body) => body,
+        };
         let path = StagedFile::decode(staged)?.path(&self.root);
         // Registered before the file is opened: no sweep removes it under
         // us, and no other append of this process writes it meanwhile.
@@ -459,21 +482,30 @@ impl BlobBackend for FsBackend {
         let digest = digest.clone();
         blocking(move || {
             let _turn = turn;
-            let file = open_whole(&path, staged.written)?;
-            backend
-                .durability
-                .sync_file(&file)
-                .map_err(|e| io_error("syncing", &path, e))?;
-            drop(file);
-            backend.publish_file(&path, &digest)?;
-            let dest = backend.blob_path(&digest);
-            let meta = fs::metadata(&dest).map_err(|e| io_error("reading", &dest, e))?;
-            Ok(info_from(digest, &meta))
+            publish_whole(&path, &staged, |file| {
+                backend
+                    .durability
+                    .sync_file(&file)
+                    .map_err(|e| io_error("syncing", &path, e))?;
+                drop(file);
+                backend.publish_file(&path, &digest)?;
+                let dest = backend.blob_path(&digest);
+                let meta = fs::metadata(&dest).map_err(|e| io_error("reading", &dest, e))?;
+                Ok(info_from(digest, &meta))
+            })
         })
         .await
     }
 
+    /// A staged write with no byte in its file has no file: appends create
+    /// it with their first byte, and one that fails, or a publish that
+    /// fails, removes a file that held nothing before. So aborting one
+    /// touches nothing (what a crash left behind is for
+    /// `remove_stale_staged`).
     async fn abort(&self, staged: StagedWrite) -> Result<()> {
+        if on_disk(&staged)? == 0 {
+            return Ok(());
+        }
         let path = StagedFile::decode(&staged)?.path(&self.root);
         let turn = self.writing.lock(path.clone()).await;
         blocking(move || {

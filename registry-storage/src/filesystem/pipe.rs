@@ -23,7 +23,7 @@ use crate::error::{Result, StorageError};
 /// Incoming chunks are gathered to this size before they are hashed and
 /// written: small enough to stay in cache, large enough to keep the
 /// per-write overhead low.
-const WRITE_BATCH: usize = 256 * 1024;
+pub(crate) const WRITE_BATCH: usize = 256 * 1024;
 /// Batches gathered from the network while a write is in flight.
 const WRITE_QUEUE: usize = 4;
 /// Bytes read from a file per chunk of a response body.
@@ -201,6 +201,45 @@ where
             .await
             .map_err(worker_gone)?,
     }
+}
+
+/// The start of a request body, read on the calling task.
+pub(crate) enum Gathered {
+    /// The whole body: it ended within the limit.
+    Whole(Bytes),
+    /// A longer body: the bytes read so far, then the rest.
+    Longer(ByteStream),
+}
+
+/// Reads `body` on the calling task for as long as it stays within `limit`
+/// bytes. A body that ends within it comes back whole, so that a caller can
+/// keep it instead of borrowing a blocking thread to write it (a
+/// [`drain_into`] of such a body would gather it into one batch all the
+/// same: this holds no more memory than that). A longer body comes back as
+/// a stream that yields the bytes read so far first.
+pub(crate) async fn gather_short(mut body: ByteStream, limit: usize) -> Result<Gathered> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        len += chunk.len();
+        chunks.push(chunk);
+        if len > limit {
+            let head = stream::iter(chunks.into_iter().map(Ok));
+            return Ok(Gathered::Longer(head.chain(body).boxed()));
+        }
+    }
+    Ok(Gathered::Whole(match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().expect("one chunk"),
+        _ => {
+            let mut whole = BytesMut::with_capacity(len);
+            chunks
+                .iter()
+                .for_each(|chunk| whole.extend_from_slice(chunk));
+            whole.freeze()
+        }
+    }))
 }
 
 /// Raises its flag when dropped: harmless once the writer has finished,

@@ -107,6 +107,42 @@ pub(super) fn open_whole(path: &Path, written: u64) -> Result<File> {
     }
 }
 
+/// How many of a staged write's bytes are in its file: the rest are the
+/// [`pending`](StagedWrite::pending) ones a final append kept in memory.
+pub(super) fn on_disk(staged: &StagedWrite) -> Result<u64> {
+    staged
+        .written
+        .checked_sub(staged.pending.len() as u64)
+        .ok_or_else(|| StorageError::backend("a staged write holds more pending bytes than bytes"))
+}
+
+/// Opens a staged file at publish holding every acknowledged byte: those
+/// appended to the file (checked by [`open_whole`]), then the pending ones
+/// of a final append, written after them. When this fails, or `finish`
+/// does, a file that held no byte before is removed again, so that a staged
+/// write with nothing on disk still has no file.
+pub(super) fn publish_whole<T>(
+    path: &Path,
+    staged: &StagedWrite,
+    finish: impl FnOnce(File) -> Result<T>,
+) -> Result<T> {
+    let on_disk = on_disk(staged)?;
+    let completed = open_whole(path, on_disk).and_then(|mut file| {
+        if !staged.pending.is_empty() {
+            file.seek(SeekFrom::Start(on_disk))
+                .and_then(|_| file.write_all(&staged.pending))
+                .map_err(|e| io_error("writing", path, e))?;
+        }
+        Ok(file)
+    });
+    let done = completed.and_then(finish);
+    if done.is_err() && on_disk == 0 {
+        // Gone already when the publish got as far as its rename.
+        let _ = fs::remove_file(path);
+    }
+    done
+}
+
 /// The staged files appends of this process are writing: one at a time
 /// per file (a dropped append's write may still be in flight, and its undo
 /// must not meet the next append), and never removed by the stale sweep.
@@ -115,7 +151,7 @@ pub(super) type Writing = Arc<KeyedLocks<PathBuf>>;
 /// What a failed or abandoned append undoes when its sink is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Undo {
-    /// The file was empty and is a one-shot put's: remove it.
+    /// The append started at 0: remove the file.
     Remove,
     /// Cut the file back to where the append started.
     Truncate,
@@ -170,9 +206,12 @@ impl AppendSink {
         }
         file.seek(SeekFrom::Start(start))
             .map_err(|e| io_error("seeking", &path, e))?;
-        let undo = match StagedFile::decode(staged)? {
-            StagedFile::Temp(_) if start == 0 => Undo::Remove,
-            _ => Undo::Truncate,
+        // A staged write with no byte in its file has no file (see
+        // `FsBackend::abort`), unless a crash left one behind.
+        let undo = if start == 0 {
+            Undo::Remove
+        } else {
+            Undo::Truncate
         };
         Ok(AppendSink {
             file,
