@@ -419,8 +419,9 @@ impl BlobBackend for FsBackend {
             .boxed()
     }
 
-    /// Creates nothing: the file appears with the first append (or, for a
-    /// session committed without a byte, at publish). A session that ends
+    /// Creates nothing: the file appears with the first byte an append
+    /// writes, or at publish (for the bytes a final append kept, or a
+    /// session committed without a byte). A session that ends
     /// in one `PUT` with the whole blob stages at the blob instead, so it
     /// never had a file of its own to create and remove.
     async fn stage(&self, target: StageTarget<'_>) -> Result<StagedWrite> {
