@@ -35,11 +35,13 @@ const ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Sha512];
 /// into place when published. See the [module docs](super) for the layout
 /// and durability.
 ///
-/// Appends are not synced (a process crash keeps them in the page cache);
-/// `publish` syncs the whole file once, then the directory that gained it,
-/// and refuses a file shorter than what was acknowledged (bytes a power
-/// loss took before the sync), so nothing unsynced or cut short is ever
-/// published under a digest.
+/// Appends are not synced (a process crash keeps them in the page cache),
+/// but with [`Durability::Fsync`] each batch's write-back to the disk is
+/// started as it is written, so that the disk works while the rest of the
+/// body arrives. `publish` syncs the whole file once, then the directory
+/// that gained it, and refuses a file shorter than what was acknowledged
+/// (bytes a power loss took before the sync), so nothing unsynced or cut
+/// short is ever published under a digest.
 #[derive(Debug, Clone)]
 pub struct FsBackend {
     root: PathBuf,
@@ -466,9 +468,10 @@ impl BlobBackend for FsBackend {
         // Registered before the file is opened: no sweep removes it under
         // us, and no other append of this process writes it meanwhile.
         let turn = self.writing.lock(path).await;
-        let (root, opened) = (self.root.clone(), staged.clone());
+        let (root, opened, durability) = (self.root.clone(), staged.clone(), self.durability);
         // Opened by the first write, on its blocking thread.
-        let sink = drain_into(move || AppendSink::open(&root, &opened, turn), body).await?;
+        let open = move || AppendSink::open(&root, &opened, durability, turn);
+        let sink = drain_into(open, body).await?;
         Ok(StagedWrite {
             written: sink.finish(),
             ..staged.clone()

@@ -7,9 +7,9 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::io_error;
 use super::permissions::create_private_file;
 use super::pipe::ChunkSink;
+use super::{io_error, Durability};
 use crate::backend::{StageTarget, StagedWrite};
 use crate::error::{Result, StorageError};
 use crate::keyed_locks::{KeyedGuard, KeyedLocks};
@@ -165,6 +165,7 @@ pub(super) struct AppendSink {
     path: PathBuf,
     start: u64,
     written: u64,
+    durability: Durability,
     undo: Undo,
     done: bool,
     /// Held until the sink is gone, undo included (fields drop after
@@ -179,6 +180,7 @@ impl AppendSink {
     pub(super) fn open(
         root: &Path,
         staged: &StagedWrite,
+        durability: Durability,
         turn: KeyedGuard<PathBuf>,
     ) -> Result<Self> {
         let path = StagedFile::decode(staged)?.path(root);
@@ -218,6 +220,7 @@ impl AppendSink {
             path,
             start,
             written: start,
+            durability,
             undo,
             done: false,
             _turn: turn,
@@ -236,6 +239,8 @@ impl ChunkSink for AppendSink {
         self.file
             .write_all(data)
             .map_err(|e| io_error("writing", &self.path, e))?;
+        self.durability
+            .start_write_back(&self.file, self.written, data.len());
         self.written += data.len() as u64;
         Ok(())
     }
