@@ -82,18 +82,19 @@ impl Durability {
     /// finds them written or on their way, so a push's disk writes overlap
     /// its network reads instead of following them. Advisory: when it
     /// fails, the sync does all the work, as without it.
-    pub(crate) fn start_write_back(self, file: &File, offset: u64, len: usize) {
+    pub(crate) fn start_write_back(self, file: &File, offset: u64, len: u64) {
         if self == Durability::None {
             return;
         }
         // `POSIX_FADV_DONTNEED` starts the write-back of the range's dirty
         // pages and drops only the pages that are clean already: what was
-        // just written stays cached.
+        // just written stays cached (moved to the inactive list: a blob's
+        // bytes go before the pages readers use when memory runs short).
         #[cfg(target_os = "linux")]
         if let Err(e) = rustix::fs::fadvise(
             file,
             offset,
-            std::num::NonZeroU64::new(len as u64),
+            std::num::NonZeroU64::new(len),
             rustix::fs::Advice::DontNeed,
         ) {
             tracing::debug!(error = %e, "could not start a staged file's write-back");

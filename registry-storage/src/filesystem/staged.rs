@@ -157,6 +157,12 @@ enum Undo {
     Truncate,
 }
 
+/// Appended bytes whose write-back is started at once (with
+/// [`Durability::Fsync`]): large enough that the call, which drains every
+/// CPU's page lists when it meets pages it cannot drop, is rare; small
+/// enough that the disk keeps pace with the network.
+const WRITE_BACK_STEP: u64 = 8 * 1024 * 1024;
+
 /// An append in progress; dropped before [`finish`](AppendSink::finish) it
 /// undoes itself (on a blocking thread: see `pipe::drain_into`).
 #[derive(Debug)]
@@ -166,6 +172,8 @@ pub(super) struct AppendSink {
     start: u64,
     written: u64,
     durability: Durability,
+    /// Where the write-back started last ends (see [`WRITE_BACK_STEP`]).
+    written_back: u64,
     undo: Undo,
     done: bool,
     /// Held until the sink is gone, undo included (fields drop after
@@ -221,6 +229,7 @@ impl AppendSink {
             start,
             written: start,
             durability,
+            written_back: start,
             undo,
             done: false,
             _turn: turn,
@@ -239,9 +248,13 @@ impl ChunkSink for AppendSink {
         self.file
             .write_all(data)
             .map_err(|e| io_error("writing", &self.path, e))?;
-        self.durability
-            .start_write_back(&self.file, self.written, data.len());
         self.written += data.len() as u64;
+        let unstarted = self.written - self.written_back;
+        if unstarted >= WRITE_BACK_STEP {
+            self.durability
+                .start_write_back(&self.file, self.written_back, unstarted);
+            self.written_back = self.written;
+        }
         Ok(())
     }
 }
