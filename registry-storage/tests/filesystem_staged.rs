@@ -30,19 +30,37 @@ async fn read(backend: &FsBackend, digest: &Digest) -> Vec<u8> {
         .unwrap()
 }
 
+/// A one-shot put of `len` bytes of test data, in chunks of `chunk`, up to
+/// its final append: the data, its digest and the staged write.
+async fn put_up_to_publish(
+    backend: &FsBackend,
+    len: usize,
+    chunk: usize,
+) -> (Vec<u8>, Digest, StagedWrite) {
+    let data = test_data(len, len as u64);
+    let digest = Digest::sha256_of(&data);
+    let staged = backend.stage(StageTarget::Blob(&digest)).await.unwrap();
+    let appended = backend
+        .append(&staged, body_of(&data, chunk), AppendMode::Final)
+        .await
+        .unwrap();
+    (data, digest, appended)
+}
+
+/// A fresh upload session's staged write.
+async fn session(backend: &FsBackend) -> (UploadId, StagedWrite) {
+    let id = UploadId::random();
+    let staged = backend.stage(StageTarget::Session(&id)).await.unwrap();
+    (id, staged)
+}
+
 /// A one-shot put whose body fits one write batch: nothing is written
 /// until the publish, which writes, syncs and renames in one go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_final_append_is_written_by_the_publish() {
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(dir.path());
-    let data = test_data(10_000, 1);
-    let digest = Digest::sha256_of(&data);
-    let staged = backend.stage(StageTarget::Blob(&digest)).await.unwrap();
-    let appended = backend
-        .append(&staged, body_of(&data, 3_000), AppendMode::Final)
-        .await
-        .unwrap();
+    let (data, digest, appended) = put_up_to_publish(&backend, 10_000, 3_000).await;
     assert_eq!(appended.written, 10_000);
     assert_eq!(appended.pending.as_ref(), &data[..]);
     assert!(entries(&dir.path().join("tmp")).is_empty(), "written early");
@@ -58,13 +76,7 @@ async fn a_short_final_append_is_written_by_the_publish() {
 async fn a_long_final_append_is_written_as_it_arrives() {
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(dir.path());
-    let data = test_data(600_000, 2);
-    let digest = Digest::sha256_of(&data);
-    let staged = backend.stage(StageTarget::Blob(&digest)).await.unwrap();
-    let appended = backend
-        .append(&staged, body_of(&data, 100_000), AppendMode::Final)
-        .await
-        .unwrap();
+    let (data, digest, appended) = put_up_to_publish(&backend, 600_000, 100_000).await;
     assert!(appended.pending.is_empty());
     assert_eq!(entries(&dir.path().join("tmp")).len(), 1);
     backend.publish(appended, &digest).await.unwrap();
@@ -79,8 +91,7 @@ async fn a_pending_tail_is_written_after_the_appended_bytes() {
     let backend = backend(dir.path());
     let data = test_data(50_000, 3);
     let digest = Digest::sha256_of(&data);
-    let id = UploadId::random();
-    let staged = backend.stage(StageTarget::Session(&id)).await.unwrap();
+    let (id, staged) = session(&backend).await;
     let first = backend
         .append(
             &staged,
@@ -114,8 +125,7 @@ async fn a_pending_tail_is_written_after_the_appended_bytes() {
 async fn staged_writes_without_a_byte_on_disk_have_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(dir.path());
-    let id = UploadId::random();
-    let staged = backend.stage(StageTarget::Session(&id)).await.unwrap();
+    let (_, staged) = session(&backend).await;
     let empty = backend
         .append(&staged, body_of(b"", 1), AppendMode::Resumable)
         .await
@@ -144,17 +154,11 @@ async fn staged_writes_without_a_byte_on_disk_have_no_file() {
 async fn a_failed_publish_of_pending_bytes_leaves_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let backend = backend(dir.path());
-    let data = test_data(5_000, 4);
-    let digest = Digest::sha256_of(&data);
+    let (_, digest, appended) = put_up_to_publish(&backend, 5_000, 5_000).await;
     // The blob's prefix directory is a file: the rename into it fails.
     let prefix = backend.blob_path(&digest).parent().unwrap().to_path_buf();
     std::fs::remove_dir(&prefix).unwrap();
     std::fs::write(&prefix, b"in the way").unwrap();
-    let staged = backend.stage(StageTarget::Blob(&digest)).await.unwrap();
-    let appended: StagedWrite = backend
-        .append(&staged, body_of(&data, 5_000), AppendMode::Final)
-        .await
-        .unwrap();
     backend
         .publish(appended.clone(), &digest)
         .await
