@@ -19,9 +19,12 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
     }
 }
 
-fn backend(root: &Path) -> FsBackend {
-    let store = FsBlobStore::with_durability(root, Durability::Fsync).unwrap();
-    FsBackend::clone(store.backend())
+/// A backend with fsync over a fresh directory (removed when dropped).
+fn scratch() -> (tempfile::TempDir, FsBackend) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsBlobStore::with_durability(dir.path(), Durability::Fsync).unwrap();
+    let backend = FsBackend::clone(store.backend());
+    (dir, backend)
 }
 
 async fn read(backend: &FsBackend, digest: &Digest) -> Vec<u8> {
@@ -58,8 +61,7 @@ async fn session(backend: &FsBackend) -> (UploadId, StagedWrite) {
 /// until the publish, which writes, syncs and renames in one go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_final_append_is_written_by_the_publish() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let (dir, backend) = scratch();
     let (data, digest, appended) = put_up_to_publish(&backend, 10_000, 3_000).await;
     assert_eq!(appended.written, 10_000);
     assert_eq!(appended.pending.as_ref(), &data[..]);
@@ -74,8 +76,7 @@ async fn a_short_final_append_is_written_by_the_publish() {
 /// before: nothing of it stays pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_final_append_is_written_as_it_arrives() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let (dir, backend) = scratch();
     let (data, digest, appended) = put_up_to_publish(&backend, 600_000, 100_000).await;
     assert!(appended.pending.is_empty());
     assert_eq!(entries(&dir.path().join("tmp")).len(), 1);
@@ -87,8 +88,7 @@ async fn a_long_final_append_is_written_as_it_arrives() {
 /// is written after them at publish.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_tail_is_written_after_the_appended_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let (dir, backend) = scratch();
     let data = test_data(50_000, 3);
     let digest = Digest::sha256_of(&data);
     let (id, staged) = session(&backend).await;
@@ -123,8 +123,7 @@ async fn a_pending_tail_is_written_after_the_appended_bytes() {
 /// on disk is aborted without one; so is a short final append.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staged_writes_without_a_byte_on_disk_have_no_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let (dir, backend) = scratch();
     let (_, staged) = session(&backend).await;
     let empty = backend
         .append(&staged, body_of(b"", 1), AppendMode::Resumable)
@@ -152,8 +151,7 @@ async fn staged_writes_without_a_byte_on_disk_have_no_file() {
 /// staged write still has nothing on disk, so its abort has nothing to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_publish_of_pending_bytes_leaves_no_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let backend = backend(dir.path());
+    let (dir, backend) = scratch();
     let (_, digest, appended) = put_up_to_publish(&backend, 5_000, 5_000).await;
     // The blob's prefix directory is a file: the rename into it fails.
     let prefix = backend.blob_path(&digest).parent().unwrap().to_path_buf();

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use registry_core::{Algorithm, Digest};
 
-use super::pipe::{drain_into, gather_short, read_ahead, Gathered, WRITE_BATCH};
+use super::pipe::{drain_into, read_ahead, Drained};
 use super::staged::{on_disk, publish_whole, AppendSink, StagedFile, Writing};
 use super::staged::{TEMP_DIR, UPLOADS_DIR};
 use super::{blocking, io_error, Durability};
@@ -436,7 +436,7 @@ impl BlobBackend for FsBackend {
 
     /// Writes on a blocking thread while the next bytes arrive (see
     /// `pipe`). Not synced in either mode: see the type's docs. A final
-    /// append of at most one write batch keeps its bytes in
+    /// append shorter than one write batch keeps its bytes in
     /// [`pending`](StagedWrite::pending) for `publish` to write, and an
     /// empty body touches nothing: neither borrows a blocking thread.
     async fn append(
@@ -450,20 +450,6 @@ impl BlobBackend for FsBackend {
                 "append after a final append: nothing may follow one",
             ));
         }
-        let short = match mode {
-            AppendMode::Final => WRITE_BATCH,
-            AppendMode::Resumable => 0,
-        };
-        let body = match gather_short(body, short).await? {
-            Gathered::Whole(bytes) => {
-                return Ok(StagedWrite {
-                    written: staged.written + bytes.len() as u64,
-                    state: staged.state.clone(),
-                    pending: bytes,
-                })
-            }
-            Gathered::Longer(body) => body,
-        };
         let path = StagedFile::decode(staged)?.path(&self.root);
         // Registered before the file is opened: no sweep removes it under
         // us, and no other append of this process writes it meanwhile.
@@ -471,10 +457,18 @@ impl BlobBackend for FsBackend {
         let (root, opened, durability) = (self.root.clone(), staged.clone(), self.durability);
         // Opened by the first write, on its blocking thread.
         let open = move || AppendSink::open(&root, &opened, durability, turn);
-        let sink = drain_into(open, body).await?;
-        Ok(StagedWrite {
-            written: sink.finish(),
-            ..staged.clone()
+        // A final append shorter than one batch is kept for `publish`.
+        let keep_short = mode == AppendMode::Final;
+        Ok(match drain_into(open, body, keep_short).await? {
+            Drained::Written(sink) => StagedWrite {
+                written: sink.finish(),
+                ..staged.clone()
+            },
+            Drained::Kept(bytes) => StagedWrite {
+                written: staged.written + bytes.len() as u64,
+                state: staged.state.clone(),
+                pending: bytes,
+            },
         })
     }
 

@@ -23,7 +23,7 @@ use crate::error::{Result, StorageError};
 /// Incoming chunks are gathered to this size before they are hashed and
 /// written: small enough to stay in cache, large enough to keep the
 /// per-write overhead low.
-pub(crate) const WRITE_BATCH: usize = 256 * 1024;
+const WRITE_BATCH: usize = 256 * 1024;
 /// Batches gathered from the network while a write is in flight.
 const WRITE_QUEUE: usize = 4;
 /// Bytes read from a file per chunk of a response body.
@@ -105,16 +105,30 @@ fn write_batches<S: ChunkSink>(
     Ok(OffThread(Some(sink)))
 }
 
+/// What [`drain_into`] did with a body.
+pub(crate) enum Drained<S> {
+    /// Every byte went into the sink, returned here.
+    Written(S),
+    /// The body ended before it filled a batch, and it was to be kept:
+    /// here it is, and the sink was never opened.
+    Kept(Bytes),
+}
+
 /// Feeds `body` into the sink `open` makes (blocking: it runs on the first
-/// write job's thread, or on one of its own for an empty body), writing on
-/// a blocking thread while the next batches arrive. Returns the sink once
-/// every byte was written. On any error, or when the returned future is
-/// dropped, an opened sink is dropped on a blocking thread after the write
-/// in flight: that is where it cleans up.
+/// write job's thread), writing on a blocking thread while the next batches
+/// arrive. Returns the sink once every byte was written, or the body
+/// itself when it ends before filling one batch and `keep_short` says so,
+/// or is empty: then the sink is never opened and no thread borrowed. On any error, or when the returned future is dropped, an opened
+/// sink is dropped on a blocking thread after the write in flight: that is
+/// where it cleans up.
 ///
 /// No thread is held while the body waits for the network: each write job
 /// takes the batches gathered so far and returns the sink when done.
-pub(crate) async fn drain_into<S, F>(open: F, mut body: ByteStream) -> Result<S>
+pub(crate) async fn drain_into<S, F>(
+    open: F,
+    mut body: ByteStream,
+    keep_short: bool,
+) -> Result<Drained<S>>
 where
     S: ChunkSink,
     F: FnOnce() -> Result<S> + Send + 'static,
@@ -186,6 +200,12 @@ where
                     return Err(e);
                 }
                 None => {
+                    // Unopened: no write job ever started, so everything
+                    // is in `pending`.
+                    let unopened = matches!(idle, Some(Idle::Unopened(_)));
+                    if unopened && (keep_short || pending.is_empty()) {
+                        return Ok(Drained::Kept(pending.freeze()));
+                    }
                     body_done = true;
                     if !pending.is_empty() {
                         ready.push(pending.split().freeze());
@@ -195,51 +215,10 @@ where
         }
     }
     match idle.take().expect("the sink is idle after the last write") {
-        Idle::Open(sink) => Ok(sink.into_inner()),
-        // An empty body: opened all the same, as any append opens its file.
-        Idle::Unopened(open) => tokio::task::spawn_blocking(open)
-            .await
-            .map_err(worker_gone)?,
+        Idle::Open(sink) => Ok(Drained::Written(sink.into_inner())),
+        // The body ended with bytes for a write job, which opens the sink.
+        Idle::Unopened(_) => unreachable!("a body that started no write is kept"),
     }
-}
-
-/// The start of a request body, read on the calling task.
-pub(crate) enum Gathered {
-    /// The whole body: it ended within the limit.
-    Whole(Bytes),
-    /// A longer body: the bytes read so far, then the rest.
-    Longer(ByteStream),
-}
-
-/// Reads `body` on the calling task for as long as it stays within `limit`
-/// bytes. A body that ends within it comes back whole, so that a caller can
-/// keep it instead of borrowing a blocking thread to write it (a
-/// [`drain_into`] of such a body would gather it into one batch all the
-/// same: this holds no more memory than that). A longer body comes back as
-/// a stream that yields the bytes read so far first.
-pub(crate) async fn gather_short(mut body: ByteStream, limit: usize) -> Result<Gathered> {
-    let mut chunks: Vec<Bytes> = Vec::new();
-    let mut len = 0;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        len += chunk.len();
-        chunks.push(chunk);
-        if len > limit {
-            let head = stream::iter(chunks.into_iter().map(Ok));
-            return Ok(Gathered::Longer(head.chain(body).boxed()));
-        }
-    }
-    Ok(Gathered::Whole(match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().expect("one chunk"),
-        _ => {
-            let mut whole = BytesMut::with_capacity(len);
-            chunks
-                .iter()
-                .for_each(|chunk| whole.extend_from_slice(chunk));
-            whole.freeze()
-        }
-    }))
 }
 
 /// Raises its flag when dropped: harmless once the writer has finished,
