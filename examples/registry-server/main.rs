@@ -19,6 +19,7 @@ mod auth_setup;
 mod config;
 mod directory;
 mod events_config;
+mod flags;
 mod oidc;
 mod proxy_config;
 mod serve;
@@ -43,7 +44,8 @@ use storage_config::StorageSetting;
 use registry::storage::filesystem::{permissions, Durability};
 use tracing_subscriber::EnvFilter;
 
-use config::{DurabilitySetting, Flags, LogFormat, Settings};
+use config::{DurabilitySetting, LogFormat, Settings};
+use flags::Flags;
 
 /// One structured log line per request.
 async fn access_log(request: Request, next: Next) -> Response {
