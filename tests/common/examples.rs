@@ -43,7 +43,32 @@ fn build_examples() -> Result<Binaries, String> {
         Some(dir) => dir,
     }
     .to_owned();
-    let output = Command::new(&cargo)
+    let mut command = Command::new(&cargo);
+    // What cargo set for this test process, not for builds: a build script
+    // that watches one of these (ring's watches CARGO_MANIFEST_DIR) would
+    // run again, and every crate above it be rebuilt twice per test run,
+    // once here and once by the next `cargo test`.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let set_for_tests = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_")
+            || matches!(
+                &*name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "CARGO_RUSTC_CURRENT_DIR"
+                    | "OUT_DIR"
+            );
+        if set_for_tests {
+            command.env_remove(&*name);
+        }
+    }
+    let output = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["build", "--example", "registryctl", "--example"])
         .args(["registry-server", "--profile", &profile])
