@@ -133,8 +133,12 @@ impl ServerProcess {
         let mut command = Command::new(&binaries().server);
         // First, so that what is set below is not scrubbed again.
         scrub(&mut command, dir);
+        command.args(["--listen", "127.0.0.1:0"]);
+        // Tests rarely need what syncs buy; those that do say so.
+        if !args.contains(&"--durability") {
+            command.args(["--durability", "none"]);
+        }
         command
-            .args(["--listen", "127.0.0.1:0", "--durability", "none"])
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(args)
