@@ -6,6 +6,8 @@
 //! through the admin API), each event signed and arrived.
 #![cfg(unix)]
 
+#[path = "common/crash.rs"]
+mod crash;
 #[path = "common/examples.rs"]
 mod examples;
 #[path = "common/http_api.rs"]
@@ -16,7 +18,7 @@ mod test_database;
 mod webhook_receiver;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use examples::ServerProcess;
@@ -109,32 +111,16 @@ async fn crash_and_check(extra: &[&str]) {
     stage("pushing");
 
     // A burst of pushes from many clients; killed with SIGKILL half way.
-    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (api, acknowledged) = (api.clone(), acknowledged.clone());
-            tokio::spawn(async move {
-                for i in (c..PUSHES).step_by(CLIENTS) {
-                    if push(&api, i).await.is_err() {
-                        return;
-                    }
-                    acknowledged.lock().unwrap().insert(format!("t{i}"));
-                }
-            })
-        })
-        .collect();
-    while acknowledged.lock().unwrap().len() < PUSHES / 2 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    stage("killing the server");
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().expect("wait");
-    for client in clients {
-        client.await.expect("client task");
-    }
+    let pusher = api.clone();
+    let acknowledged = crash::kill_mid_burst(&mut server, PUSHES, CLIENTS, PUSHES / 2, move |i| {
+        let api = pusher.clone();
+        async move { push(&api, i).await.is_ok() }
+    })
+    .await;
+    stage("killed the server");
     drop(server);
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(acknowledged.len() >= PUSHES / 2 && acknowledged.len() < PUSHES);
+    assert!(acknowledged.len() >= PUSHES / 2);
+    let acknowledged: HashSet<String> = acknowledged.iter().map(|i| format!("t{i}")).collect();
 
     let (_server, url) = ServerProcess::start(dir.path(), &args);
     stage("restarted");

@@ -16,6 +16,8 @@
 //! short is covered in the storage tests (`filesystem_uploads.rs`).
 #![cfg(unix)]
 
+#[path = "common/crash.rs"]
+mod crash;
 #[path = "common/examples.rs"]
 mod examples;
 #[path = "common/http_api.rs"]
@@ -23,9 +25,7 @@ mod http_api;
 #[path = "common/test_database.rs"]
 mod test_database;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use examples::ServerProcess;
 use http_api::{data, digest, Api};
@@ -130,25 +130,10 @@ async fn push(api: &Api, i: usize, image: &Image) -> Result<(), String> {
         }
         Way::Chunked => {
             let mut location = start().await?;
-            for (n, chunk) in image
-                .layer
-                .chunks(image.layer.len().div_ceil(3))
-                .enumerate()
-            {
-                let offset = n * image.layer.len().div_ceil(3);
-                let r = ok(
-                    api.req(Method::PATCH, &location)
-                        .header("content-type", "application/octet-stream")
-                        .header(
-                            "content-range",
-                            format!("{offset}-{}", offset + chunk.len() - 1),
-                        )
-                        .body(chunk.to_vec())
-                        .send()
-                        .await,
-                    StatusCode::ACCEPTED,
-                )?;
-                location = r.headers()["location"].to_str().unwrap().to_owned();
+            let part = image.layer.len().div_ceil(3);
+            for (n, chunk) in image.layer.chunks(part).enumerate() {
+                let offset = n * part;
+                location = api.try_patch(&location, offset, chunk).await?;
             }
             finish(location, Vec::new(), digest(&image.layer)).await?;
         }
@@ -225,40 +210,14 @@ async fn crash_and_check(extra: &[&str]) {
     let images: Arc<Vec<Image>> = Arc::new((0..PUSHES).map(Image::new).collect());
     stage("pushing");
 
-    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (api, images, acknowledged) = (api.clone(), images.clone(), acknowledged.clone());
-            tokio::spawn(async move {
-                for i in (c..PUSHES).step_by(CLIENTS) {
-                    if push(&api, i, &images[i]).await.is_err() {
-                        return;
-                    }
-                    acknowledged.lock().unwrap().insert(i);
-                }
-            })
-        })
-        .collect();
-    while acknowledged.lock().unwrap().len() < PUSHES / 4 {
-        assert!(
-            server.child.try_wait().unwrap().is_none(),
-            "the server exited:\n{}",
-            server.printed()
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    stage("killing the server");
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().expect("wait");
-    for client in clients {
-        client.await.expect("client task");
-    }
+    let (pusher, pushed) = (api.clone(), images.clone());
+    let acknowledged = crash::kill_mid_burst(&mut server, PUSHES, CLIENTS, PUSHES / 4, move |i| {
+        let (api, images) = (pusher.clone(), pushed.clone());
+        async move { push(&api, i, &images[i]).await.is_ok() }
+    })
+    .await;
+    stage("killed the server");
     drop(server);
-    let acknowledged = acknowledged.lock().unwrap().clone();
-    assert!(
-        acknowledged.len() < PUSHES,
-        "every push finished before the kill: nothing was cut short"
-    );
 
     let (_server, url) = ServerProcess::start(dir.path(), &args);
     stage("restarted");

@@ -82,6 +82,17 @@ impl Api {
 
     /// PATCH one chunk at `offset`: the next `Location`.
     pub async fn patch(&self, location: &str, offset: usize, chunk: &[u8]) -> String {
+        self.try_patch(location, offset, chunk).await.unwrap()
+    }
+
+    /// [`patch`](Self::patch) that returns what went wrong (a server killed
+    /// in the middle) instead of panicking.
+    pub async fn try_patch(
+        &self,
+        location: &str,
+        offset: usize,
+        chunk: &[u8],
+    ) -> Result<String, String> {
         let r = self
             .req(Method::PATCH, location)
             .header("content-type", "application/octet-stream")
@@ -92,11 +103,15 @@ impl Api {
             .body(chunk.to_vec())
             .send()
             .await
-            .unwrap();
+            .map_err(|e| format!("PATCH {location}: {e}"))?;
         let status = r.status();
         let next = r.headers().get("location").cloned();
-        assert_eq!(status, StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
-        next.unwrap().to_str().unwrap().to_owned()
+        if status != StatusCode::ACCEPTED {
+            let text = r.text().await.unwrap_or_default();
+            return Err(format!("PATCH {location}: {status}: {text}"));
+        }
+        let next = next.ok_or_else(|| format!("PATCH {location}: no Location"))?;
+        Ok(next.to_str().map_err(|e| e.to_string())?.to_owned())
     }
 
     pub async fn finish(&self, location: &str, blob: &[u8]) {
