@@ -11,9 +11,12 @@
 //! the three ways the server stores differently: a short body in a session's
 //! final `PUT` (kept in memory and written when it is published), a long
 //! one-step `POST` (written as it arrives) and a chunked session (`PATCH`es,
-//! then an empty `PUT`). Metadata in SQLite, and in PostgreSQL when
-//! `REGISTRY_TEST_DATABASE_URL` is set. A power loss cutting a staged file
-//! short is covered in the storage tests (`filesystem_uploads.rs`).
+//! then an empty `PUT`). Blobs in the data directory with metadata in
+//! SQLite; and, when the test services are there, metadata in PostgreSQL
+//! (`REGISTRY_TEST_DATABASE_URL`), and blobs in S3 with PostgreSQL
+//! (`REGISTRY_TEST_S3_*` too), the replicated setup. A power loss cutting a
+//! staged file short is covered in the storage tests
+//! (`filesystem_uploads.rs`).
 #![cfg(unix)]
 
 #[path = "common/crash.rs"]
@@ -22,9 +25,13 @@ mod crash;
 mod examples;
 #[path = "common/http_api.rs"]
 mod http_api;
+#[path = "common/s3_env.rs"]
+mod s3_env;
 #[path = "common/test_database.rs"]
 mod test_database;
 
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 
 use examples::ServerProcess;
@@ -178,9 +185,16 @@ async fn manifest_after(api: &Api, i: usize) -> Option<Vec<u8>> {
     }
 }
 
+/// The server on `dir` with `--durability fsync` and `extra` arguments.
+fn fsync_server(dir: &Path, extra: &[&str]) -> Command {
+    let mut args = vec!["--durability", "fsync"];
+    args.extend_from_slice(extra);
+    ServerProcess::command(dir, &args)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn acknowledged_pushes_survive_sigkill_sqlite() {
-    crash_and_check(&[]).await;
+    crash_and_check(|dir| fsync_server(dir, &[])).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -189,17 +203,29 @@ async fn acknowledged_pushes_survive_sigkill_postgres() {
     else {
         return;
     };
-    crash_and_check(&["--database-url", &url]).await;
+    crash_and_check(|dir| fsync_server(dir, &["--database-url", &url])).await;
 }
 
-/// Pushes, kills, restarts with `extra` arguments and checks what is left.
-async fn crash_and_check(extra: &[&str]) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acknowledged_pushes_survive_sigkill_s3_postgres() {
+    let Some(s3) = s3_env::s3("push_crash s3") else {
+        return;
+    };
+    let Some((url, _server, _name)) = test_database::test_database("push_crash s3").await else {
+        return;
+    };
+    let prefix = format!("push-crash-{}", registry::storage::UploadId::random());
+    crash_and_check(|dir| s3_env::server(dir, &s3, &s3.bucket, &prefix, &["--database-url", &url]))
+        .await;
+}
+
+/// Pushes to the server `command` starts on a directory, kills it,
+/// restarts it on the same directory and checks what is left.
+async fn crash_and_check(command: impl Fn(&Path) -> Command) {
     let started = std::time::Instant::now();
     let stage = |what: &str| eprintln!("{:>6.1}s {what}", started.elapsed().as_secs_f64());
     let dir = tempfile::tempdir().unwrap();
-    let mut args = vec!["--durability", "fsync"];
-    args.extend_from_slice(extra);
-    let (mut server, url) = ServerProcess::start(dir.path(), &args);
+    let (mut server, url) = ServerProcess::spawn(command(dir.path()));
     let api = Arc::new(Api::new(&url));
     api.json(
         Method::POST,
@@ -219,7 +245,7 @@ async fn crash_and_check(extra: &[&str]) {
     stage("killed the server");
     drop(server);
 
-    let (_server, url) = ServerProcess::start(dir.path(), &args);
+    let (_server, url) = ServerProcess::spawn(command(dir.path()));
     stage("restarted");
     let api = Api::new(&url);
     let (mut whole, mut absent) = (0, 0);
