@@ -11,8 +11,7 @@
 //! write, keeps a read that raced with a write from caching what it read
 //! before the write.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::Hash;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,6 +27,10 @@ use crate::metadata::{
 };
 use crate::policy::NamespacePolicy;
 use crate::usage::{NamespaceUsage, RepositoryUsage, UsageRecount, UsageSummary};
+
+mod maps;
+
+use maps::Maps;
 
 /// How long entries live and how many are kept.
 #[derive(Debug, Clone)]
@@ -49,44 +52,6 @@ impl Default for CacheConfig {
             max_manifest_bytes: 64 * 1024 * 1024,
         }
     }
-}
-
-struct Map<K, V> {
-    entries: HashMap<K, (V, Instant)>,
-}
-
-impl<K: Eq + Hash, V: Clone> Map<K, V> {
-    fn new() -> Self {
-        Map {
-            entries: HashMap::new(),
-        }
-    }
-
-    fn get(&self, k: &K, now: Instant) -> Option<V> {
-        self.entries
-            .get(k)
-            .filter(|(_, expires)| *expires > now)
-            .map(|(v, _)| v.clone())
-    }
-
-    fn insert(&mut self, k: K, v: V, expires: Instant, max: usize) {
-        if self.entries.len() >= max {
-            self.entries.clear();
-        }
-        self.entries.insert(k, (v, expires));
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
-        self.entries.retain(|k, _| keep(k));
-    }
-}
-
-struct Maps {
-    manifests: Map<(RepositoryName, Digest), StoredManifest>,
-    manifest_bytes: usize,
-    tags: Map<(RepositoryName, Tag), Digest>,
-    links: Map<(RepositoryName, Digest), LinkedBlob>,
-    namespaces: Map<Namespace, ()>,
 }
 
 /// A [`MetadataStore`] that caches hot reads of another one.
@@ -118,13 +83,7 @@ impl<S: MetadataStore> CachedMetadataStore<S> {
             inner,
             config,
             generation: AtomicU64::new(0),
-            maps: Mutex::new(Maps {
-                manifests: Map::new(),
-                manifest_bytes: 0,
-                tags: Map::new(),
-                links: Map::new(),
-                namespaces: Map::new(),
-            }),
+            maps: Mutex::new(Maps::new()),
         }
     }
 
@@ -179,64 +138,9 @@ impl<S: MetadataStore> CachedMetadataStore<S> {
                     max,
                 );
             }
-            // Emptied when full by count or by bytes (`Map::insert` would
-            // empty it by count without resetting the byte count).
-            let full = maps.manifests.entries.len() >= max;
-            if full || maps.manifest_bytes + m.bytes.len() > max_bytes {
-                maps.manifests.entries.clear();
-                maps.manifest_bytes = 0;
-            }
-            let key = (m.repository.clone(), m.digest.clone());
-            if let Some((replaced, _)) = maps.manifests.entries.get(&key) {
-                maps.manifest_bytes -= replaced.bytes.len();
-            }
-            maps.manifest_bytes += m.bytes.len();
-            maps.manifests.insert(key, m.clone(), expires, max);
+            maps.insert_manifest(m, expires, max, max_bytes);
         });
     }
-}
-
-impl Maps {
-    /// Drops every entry `change` may have made stale: what a write of
-    /// this process or of another replica changed.
-    fn forget(&mut self, change: &crate::Change) {
-        use crate::Change;
-        match change {
-            Change::Repository(repo) => self.forget_repositories(|r| r == repo),
-            Change::Namespace(ns) => {
-                self.namespaces.retain(|n| n != ns);
-                self.forget_repositories(|r| in_namespace(r, ns));
-            }
-            Change::Auth => {}
-            Change::Everything => {
-                self.manifests.entries.clear();
-                self.manifest_bytes = 0;
-                self.tags.entries.clear();
-                self.links.entries.clear();
-                self.namespaces.entries.clear();
-            }
-        }
-    }
-
-    /// Drops the manifests, tags and links of the repositories `stale`
-    /// picks, giving back the bytes of the manifests it drops.
-    fn forget_repositories(&mut self, stale: impl Fn(&RepositoryName) -> bool) {
-        let mut freed = 0;
-        self.manifests.entries.retain(|(r, _), (m, _)| {
-            let keep = !stale(r);
-            if !keep {
-                freed += m.bytes.len();
-            }
-            keep
-        });
-        self.manifest_bytes = self.manifest_bytes.saturating_sub(freed);
-        self.tags.retain(|(r, _)| !stale(r));
-        self.links.retain(|(r, _)| !stale(r));
-    }
-}
-
-fn in_namespace(repo: &RepositoryName, ns: &Namespace) -> bool {
-    repo.namespace() == ns.as_str()
 }
 
 #[async_trait]
