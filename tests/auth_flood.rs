@@ -7,7 +7,7 @@
 //!
 //! The failed-login limiter is switched off here (`--login-failures-per-*
 //! 0`), so that the pool alone is what bounds the work; the limiter has its
-//! in-process tests (registry-api/tests/auth_hardening.rs).
+//! in-process tests (registry-api/tests/auth_hardening/).
 //!
 //! The server binary is built and started by `tests/common/examples.rs`.
 
