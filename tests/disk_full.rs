@@ -11,47 +11,18 @@
 
 #[path = "common/examples.rs"]
 mod examples;
+#[path = "common/mount.rs"]
+mod mount;
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use examples::ServerProcess;
+use mount::Mount;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-
-/// A tmpfs mounted for the test's life (lazily unmounted on drop, also
-/// when the test panics).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size_mib: u32) -> Result<Tmpfs, String> {
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={size_mib}m,mode=0700"))
-            .arg("tmpfs")
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if output.status.success() {
-            Ok(Tmpfs(dir.to_owned()))
-        } else {
-            Err(format!(
-                "mount -t tmpfs failed ({}): {}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 /// Writes `path` until the filesystem refuses a byte (ENOSPC).
 fn fill(path: &Path) {
@@ -122,7 +93,7 @@ fn a_full_disk_is_507_and_not_ready_until_space_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
     let disk = dir.path().join("disk");
     std::fs::create_dir(&disk).expect("mount point");
-    let _tmpfs = match Tmpfs::mount(&disk, 24) {
+    let _tmpfs = match Mount::new(&["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs"], &disk) {
         Ok(tmpfs) => tmpfs,
         Err(e) if std::env::var("REGISTRY_TEST_TMPFS").as_deref() == Ok("1") => {
             panic!("REGISTRY_TEST_TMPFS=1 requires a tmpfs: {e}")

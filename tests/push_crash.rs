@@ -25,13 +25,16 @@ mod crash;
 mod examples;
 #[path = "common/http_api.rs"]
 mod http_api;
+#[path = "common/mount.rs"]
+mod mount;
 #[path = "common/s3_env.rs"]
 mod s3_env;
 #[path = "common/test_database.rs"]
 mod test_database;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,6 +43,7 @@ use futures::future::BoxFuture;
 
 use examples::ServerProcess;
 use http_api::{data, digest, Api};
+use mount::Mount;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -105,32 +109,14 @@ async fn push(api: &Api, i: usize, image: &Image) -> Result<(), String> {
             Err(format!("image {i}: {} instead of {want}", r.status()))
         }
     };
-    let uploads = format!("/v2/{REPO}/blobs/uploads/");
-    let start = || async {
-        let r = ok(
-            api.req(Method::POST, &uploads).send().await,
-            StatusCode::ACCEPTED,
-        )?;
-        Ok::<_, String>(r.headers()["location"].to_str().unwrap().to_owned())
-    };
-    let finish = |location: String, body: Vec<u8>, digest: String| async move {
-        let sep = if location.contains('?') { '&' } else { '?' };
-        ok(
-            api.req(Method::PUT, &format!("{location}{sep}digest={digest}"))
-                .body(body)
-                .send()
-                .await,
-            StatusCode::CREATED,
-        )
-        .map(drop)
-    };
     match image.way {
         Way::ShortPut => {
-            let location = start().await?;
-            finish(location, image.layer.clone(), digest(&image.layer)).await?;
+            let location = api.try_start_upload(REPO).await?;
+            api.try_finish(&location, image.layer.clone(), &digest(&image.layer))
+                .await?;
         }
         Way::LongPost => {
-            let path = format!("{uploads}?digest={}", digest(&image.layer));
+            let path = format!("/v2/{REPO}/blobs/uploads/?digest={}", digest(&image.layer));
             ok(
                 api.req(Method::POST, &path)
                     .body(image.layer.clone())
@@ -140,17 +126,19 @@ async fn push(api: &Api, i: usize, image: &Image) -> Result<(), String> {
             )?;
         }
         Way::Chunked => {
-            let mut location = start().await?;
+            let mut location = api.try_start_upload(REPO).await?;
             let part = image.layer.len().div_ceil(3);
             for (n, chunk) in image.layer.chunks(part).enumerate() {
                 let offset = n * part;
                 location = api.try_patch(&location, offset, chunk).await?;
             }
-            finish(location, Vec::new(), digest(&image.layer)).await?;
+            api.try_finish(&location, Vec::new(), &digest(&image.layer))
+                .await?;
         }
     }
-    let location = start().await?;
-    finish(location, image.config.clone(), digest(&image.config)).await?;
+    let location = api.try_start_upload(REPO).await?;
+    api.try_finish(&location, image.config.clone(), &digest(&image.config))
+        .await?;
     ok(
         api.req(Method::PUT, &format!("/v2/{REPO}/manifests/t{i}"))
             .header("content-type", MANIFEST_TYPE)
@@ -299,8 +287,8 @@ async fn pushes_acknowledged_before_a_power_loss_survive_it() {
     run(Command::new("mkfs.ext4")
         .args(["-q", "-F", "-O", "^has_journal"])
         .arg(&disk));
-    let mounted = LoopMount::new(&disk, &work.path().join("disk"));
-    let (mut server, url) = ServerProcess::spawn(fsync_server(&mounted.dir, &[]));
+    let mounted = loop_mount(&disk, &work.path().join("disk"));
+    let (mut server, url) = ServerProcess::spawn(fsync_server(mounted.dir(), &[]));
     let api = Arc::new(Api::new(&url));
     create_namespace(&api).await;
     stage("pushing");
@@ -335,8 +323,8 @@ async fn pushes_acknowledged_before_a_power_loss_survive_it() {
         fsck.status,
         String::from_utf8_lossy(&fsck.stdout)
     );
-    let mounted = LoopMount::new(&after, &work.path().join("after"));
-    let (_server, url) = ServerProcess::spawn(fsync_server(&mounted.dir, &[]));
+    let mounted = loop_mount(&after, &work.path().join("after"));
+    let (_server, url) = ServerProcess::spawn(fsync_server(mounted.dir(), &[]));
     stage("restarted on the disk as the power loss left it");
     let settled: HashSet<usize> = burst
         .acknowledged
@@ -420,27 +408,12 @@ fn run(command: &mut Command) {
     );
 }
 
-/// A file system image mounted through a loop device; unmounted when
-/// dropped.
-struct LoopMount {
-    dir: PathBuf,
-}
-
-impl LoopMount {
-    fn new(image: &Path, dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(image)
-            .arg(dir));
-        LoopMount {
-            dir: dir.to_owned(),
-        }
-    }
-}
-
-impl Drop for LoopMount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
+/// The file system in `image` mounted on `dir` through a loop device.
+fn loop_mount(image: &Path, dir: &Path) -> Mount {
+    std::fs::create_dir_all(dir).unwrap();
+    Mount::new(
+        &[OsStr::new("-o"), OsStr::new("loop"), image.as_os_str()],
+        dir,
+    )
+    .unwrap()
 }

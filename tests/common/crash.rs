@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,11 +59,8 @@ where
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let status = Command::new("kill")
-        .args(["-STOP", &server.child.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(status.success(), "kill -STOP failed");
+    let pid = rustix::process::Pid::from_child(&server.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).expect("SIGSTOP");
     let cut = Instant::now();
     frozen();
     server.child.kill().expect("SIGKILL");

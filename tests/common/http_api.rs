@@ -71,13 +71,25 @@ impl Api {
 
     /// POST a session: its `Location`.
     pub async fn start_upload(&self, repo: &str) -> String {
+        self.try_start_upload(repo).await.unwrap()
+    }
+
+    /// [`start_upload`](Self::start_upload) that returns what went wrong
+    /// (a server killed in the middle) instead of panicking.
+    pub async fn try_start_upload(&self, repo: &str) -> Result<String, String> {
+        let path = format!("/v2/{repo}/blobs/uploads/");
         let r = self
-            .req(Method::POST, &format!("/v2/{repo}/blobs/uploads/"))
+            .req(Method::POST, &path)
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::ACCEPTED);
-        r.headers()["location"].to_str().unwrap().to_owned()
+            .map_err(|e| format!("POST {path}: {e}"))?;
+        let status = r.status();
+        if status != StatusCode::ACCEPTED {
+            return Err(format!("POST {path}: {status}"));
+        }
+        let location = r.headers().get("location");
+        let location = location.ok_or_else(|| format!("POST {path}: no Location"))?;
+        Ok(location.to_str().map_err(|e| e.to_string())?.to_owned())
     }
 
     /// PATCH one chunk at `offset`: the next `Location`.
@@ -114,22 +126,35 @@ impl Api {
         Ok(next.to_str().map_err(|e| e.to_string())?.to_owned())
     }
 
+    /// PUT the end of a session whose bytes (`blob`) were all sent before.
     pub async fn finish(&self, location: &str, blob: &[u8]) {
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let r = self
-            .req(
-                Method::PUT,
-                &format!("{location}{sep}digest={}", digest(blob)),
-            )
-            .send()
+        self.try_finish(location, Vec::new(), &digest(blob))
             .await
             .unwrap();
-        assert_eq!(
-            r.status(),
-            StatusCode::CREATED,
-            "{}",
-            r.text().await.unwrap()
-        );
+    }
+
+    /// PUT the end of a session with a last `body` and the blob's `digest`,
+    /// returning what went wrong (a server killed in the middle) instead of
+    /// panicking.
+    pub async fn try_finish(
+        &self,
+        location: &str,
+        body: Vec<u8>,
+        digest: &str,
+    ) -> Result<(), String> {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = self
+            .req(Method::PUT, &format!("{location}{sep}digest={digest}"))
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("PUT {location}: {e}"))?;
+        let status = r.status();
+        if status != StatusCode::CREATED {
+            let text = r.text().await.unwrap_or_default();
+            return Err(format!("PUT {location}: {status}: {text}"));
+        }
+        Ok(())
     }
 
     pub async fn get(&self, path: &str, range: Option<&str>) -> (StatusCode, Vec<u8>) {
