@@ -111,9 +111,21 @@ pub(super) async fn link_blob_with(
     .await
 }
 
+/// The writer's guard of [`link`]'s one-round-trip path: a row whose
+/// `CHECK` fails, stopping the batch, when the path's checks do not pass.
+/// A table of the connection (`TEMP`), never written to disk.
+pub(super) const LINK_GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS link_guard (\
+     id INTEGER PRIMARY KEY CHECK (id = 1), \
+     ok INTEGER NOT NULL CONSTRAINT link_checks_failed CHECK (ok))";
+
 /// Links a blob unless a collector is deleting it or (with `epoch`) started
-/// deleting it since the caller's ticket. Two round trips: the checks with
-/// `BEGIN IMMEDIATE`, the writes with `COMMIT`; a quota adds its own.
+/// deleting it since the caller's ticket, or the namespace's quota would be
+/// exceeded.
+///
+/// Usually one round trip: `BEGIN IMMEDIATE`, a guard that stops the batch
+/// unless the checks below would pass, the writes and `COMMIT`. When the
+/// guard stops it (nothing was written), the checks run in Rust, in two
+/// round trips with the quota's own, and say exactly what failed.
 async fn link(
     writer: &Slot,
     repository: &RepositoryName,
@@ -123,6 +135,14 @@ async fn link(
 ) -> Result<()> {
     let now = now();
     let list = super::manifests::digest_list([digest]);
+    match writer
+        .transact(guarded_link(repository, digest, &list, epoch, size, now)?)
+        .await
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if stopped_by_guard(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut checks = Batch::new();
     let record_at = checks.push(RECORD);
     checks.bind(digest.as_str())?;
@@ -142,17 +162,87 @@ async fn link(
     }
     usage::check_quota(&mut tx, repository, &list, &rows[policy_at]).await?;
     let mut writes = Batch::new();
-    touch(&mut writes, &list, now)?;
-    ensure_repository(&mut writes, repository, now)?;
-    writes.push(
+    link_writes(&mut writes, repository, digest, &list, now)?;
+    tx.commit_with(writes).await?;
+    Ok(())
+}
+
+/// [`link`]'s one-round-trip batch, without its `BEGIN` and `COMMIT`.
+fn guarded_link<'a>(
+    repository: &'a RepositoryName,
+    digest: &'a Digest,
+    list: &'a str,
+    epoch: Option<u64>,
+    size: Option<u64>,
+    now: i64,
+) -> Result<Batch<'a>> {
+    // An epoch past `i64::MAX` was never stored: -1 matches none, and the
+    // checks in Rust then report the blob deleted.
+    let epoch = epoch.map(|e| i64::try_from(e).unwrap_or(-1));
+    let mut batch = Batch::new();
+    if let Some(size) = size {
+        // Before the guard, which counts it against a quota, as
+        // `check_quota` does.
+        usage::record_size(&mut batch, digest, size)?;
+    }
+    // Passes only when the checks in Rust would: the blob is not being
+    // deleted, the ticket's epoch (if any) is the blob's, and the namespace
+    // has no quota or stays within it with the blob's recorded size
+    // (counted if the blob is new to the namespace).
+    batch.push(
+        "INSERT INTO temp.link_guard (id, ok) VALUES (1, \
+         coalesce((SELECT state FROM blob_records WHERE digest = ?), ?) <> ? \
+         AND coalesce(?, coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0)) \
+             = coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0) \
+         AND NOT EXISTS (SELECT 1 FROM namespace_policies p WHERE p.namespace = ? \
+             AND json_extract(p.policy, '$.quota_bytes') IS NOT NULL \
+             AND coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0) \
+                 + coalesce((SELECT s.size FROM blob_sizes s WHERE s.digest = ? AND NOT EXISTS \
+                     (SELECT 1 FROM namespace_blobs b \
+                      WHERE b.namespace = p.namespace AND b.digest = s.digest)), 0) \
+                 > json_extract(p.policy, '$.quota_bytes'))) \
+         ON CONFLICT (id) DO UPDATE SET ok = excluded.ok",
+    );
+    batch
+        .bind(digest.as_str())?
+        .bind(LIVE)?
+        .bind(DELETING)?
+        .bind(epoch)?
+        .bind(digest.as_str())?
+        .bind(digest.as_str())?
+        .bind(repository.namespace())?
+        .bind(digest.as_str())?;
+    link_writes(&mut batch, repository, digest, list, now)?;
+    Ok(batch)
+}
+
+/// Whether a batch failed on [`LINK_GUARD_TABLE`]'s check.
+fn stopped_by_guard(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|db| {
+        db.kind() == sqlx::error::ErrorKind::CheckViolation
+            && db.message().contains("link_checks_failed")
+    })
+}
+
+/// A link's writes: the blob marked live and wanted now, the repository
+/// and the link.
+fn link_writes<'a>(
+    batch: &mut Batch<'a>,
+    repository: &'a RepositoryName,
+    digest: &'a Digest,
+    list: &'a str,
+    now: i64,
+) -> Result<()> {
+    touch(batch, list, now)?;
+    ensure_repository(batch, repository, now)?;
+    batch.push(
         "INSERT INTO blob_links (repository, digest, created) VALUES (?, ?, ?) \
          ON CONFLICT DO NOTHING",
     );
-    writes
+    batch
         .bind(repository.as_str())?
         .bind(digest.as_str())?
         .bind(now)?;
-    tx.commit_with(writes).await?;
     Ok(())
 }
 
@@ -275,4 +365,135 @@ pub(super) async fn stale_blob_deletes(reader: &Readers, before: i64) -> Result<
         .iter()
         .map(|d| parse("blob_records.digest", d))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_core::{Digest, Namespace, RepositoryName};
+
+    use crate::metadata::{BlobState, MetadataStore};
+    use crate::policy::NamespacePolicy;
+    use crate::sqlite::SqliteMetadataStore;
+    use crate::StorageError;
+
+    async fn clear_guard(store: &SqliteMetadataStore) {
+        sqlx::query("DELETE FROM temp.link_guard")
+            .execute(&store.writer)
+            .await
+            .expect("clear");
+    }
+
+    async fn guard_row(store: &SqliteMetadataStore) -> Option<bool> {
+        sqlx::query_scalar("SELECT ok FROM temp.link_guard")
+            .fetch_optional(&store.writer)
+            .await
+            .expect("guard row")
+    }
+
+    /// A link whose checks pass commits in the guarded batch (its guard row
+    /// is there); one the guard stops writes nothing of that batch and gets
+    /// its failure named by the checks in Rust.
+    #[tokio::test]
+    async fn links_commit_in_one_batch_unless_the_guard_stops_them() {
+        let store = SqliteMetadataStore::open_in_memory().await.expect("open");
+        let r: RepositoryName = "guard/app".parse().expect("name");
+        let d = Digest::sha256_of(b"guarded");
+        assert_eq!(guard_row(&store).await, None);
+
+        let ticket = store.blob_ticket(&d).await.expect("ticket");
+        store.link_blob_with(&r, &ticket).await.expect("link");
+        assert_eq!(
+            guard_row(&store).await,
+            Some(true),
+            "the one-batch path ran"
+        );
+        assert!(store.blob_linked(&r, &d).await.expect("linked"));
+
+        // Marked for deletion: the guard stops the batch, whose touch would
+        // have made the blob live again, and the checks name the failure.
+        let generation = store.blob_record(&d).await.expect("record").generation;
+        assert!(store.begin_blob_delete(&d, generation).await.expect("mark"));
+        let refused = store.link_blob_with(&r, &ticket).await;
+        assert!(
+            matches!(refused, Err(StorageError::BlobDeleted { .. })),
+            "{refused:?}"
+        );
+        let record = store.blob_record(&d).await.expect("record");
+        assert_eq!(record.state, BlobState::Deleting);
+        assert!(!store.blob_linked(&r, &d).await.expect("unlinked"));
+        assert_eq!(
+            guard_row(&store).await,
+            Some(true),
+            "rolled back with the batch"
+        );
+    }
+
+    /// In a namespace with a quota, a link within it takes the one batch
+    /// too; one past it is stopped by the guard, and the checks in Rust
+    /// refuse it with the figures.
+    #[tokio::test]
+    async fn links_within_a_quota_commit_in_one_batch_and_past_it_are_refused() {
+        let store = SqliteMetadataStore::open_in_memory().await.expect("open");
+        let team: Namespace = "quota-guard".parse().expect("namespace");
+        store.create_namespace(&team).await.expect("namespace");
+        let policy = NamespacePolicy {
+            quota_bytes: Some(1000),
+            ..NamespacePolicy::default()
+        };
+        store
+            .set_namespace_policy(&team, &policy)
+            .await
+            .expect("policy");
+        let r: RepositoryName = "quota-guard/app".parse().expect("name");
+
+        let within = Digest::sha256_of(b"within");
+        let ticket = store
+            .blob_ticket(&within)
+            .await
+            .expect("ticket")
+            .with_size(1000);
+        store
+            .link_blob_with(&r, &ticket)
+            .await
+            .expect("within the quota");
+        assert_eq!(
+            guard_row(&store).await,
+            Some(true),
+            "the one-batch path ran"
+        );
+
+        clear_guard(&store).await;
+        let past = Digest::sha256_of(b"past");
+        let ticket = store.blob_ticket(&past).await.expect("ticket").with_size(1);
+        let refused = store.link_blob_with(&r, &ticket).await;
+        assert!(
+            matches!(
+                refused,
+                Err(StorageError::QuotaExceeded {
+                    usage: 1000,
+                    needed: 1,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(
+            guard_row(&store).await,
+            None,
+            "the stopped batch left nothing"
+        );
+        assert!(!store.blob_linked(&r, &past).await.expect("not linked"));
+
+        // Linked again, the blob is not new to the namespace: no bytes needed.
+        let ticket = store
+            .blob_ticket(&within)
+            .await
+            .expect("ticket")
+            .with_size(1000);
+        store
+            .link_blob_with(&r, &ticket)
+            .await
+            .expect("a known blob");
+        assert_eq!(guard_row(&store).await, Some(true));
+    }
 }
