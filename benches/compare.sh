@@ -198,6 +198,17 @@ dd_list() {
     cat "$WORK/results/ref".* | awk '$2 == "dd_write" { w = w sep $3; sep = ", " } END { printf "dd write %s MiB/s", w }'
 }
 maxof() { printf '%s\n' "$@" | grep -v '^-$' | sort -g | tail -1; }
+# per_round TAG NAME: the figure of each round, in round order.
+per_round() {
+    local r v out="" sep=""
+    for r in $(seq "$ROUNDS"); do
+        v=$(awk -v n="$2" '$2 == n { printf (($3 >= 100) ? "%.0f" : "%.2f"), $3 }' \
+            "$WORK/results/$1.$r" 2>/dev/null)
+        out="$out$sep${v:--}"
+        sep=", "
+    done
+    echo "$out"
+}
 # row LABEL UNIT REF OURS TARGET MODE: MODE "up" = ours/ref, "down" = ref/ours (times)
 row() {
     local ratio
@@ -260,6 +271,10 @@ report() {
         "**$SHA_MIBS MiB/s**; page-cache read (dd of a cached ${DD_MIB} MiB file, second read)" \
         "**$PAGE_READ MiB/s**; \`dd bs=1M count=$DD_MIB conv=fdatasync\` write **$DD_WRITE MiB/s**" \
         "(disk figures: medians of one measurement per round: $(dd_list))."
+    echo
+    echo "Per round (1 to $ROUNDS): small images D $(per_round D small_images) s, N $(per_round N small_images) s," \
+        "F $(per_round Fpush small_images) s; pull D $(per_round D pull), N $(per_round N pull) MiB/s;" \
+        "push monolithic D $(per_round D push_mono), N $(per_round N push_mono), F $(per_round Fpush push_mono) MiB/s."
     echo
     echo "CPU use during each test (percent of one core, 200 = both cores; server / harness):"
     echo
