@@ -383,6 +383,16 @@ mod tests {
             .expect("clear");
     }
 
+    async fn link_sized(
+        store: &SqliteMetadataStore,
+        r: &RepositoryName,
+        d: &Digest,
+        size: u64,
+    ) -> Result<(), StorageError> {
+        let ticket = store.blob_ticket(d).await?.with_size(size);
+        store.link_blob_with(r, &ticket).await
+    }
+
     async fn guard_row(store: &SqliteMetadataStore) -> Option<bool> {
         sqlx::query_scalar("SELECT ok FROM temp.link_guard")
             .fetch_optional(&store.writer)
@@ -447,13 +457,7 @@ mod tests {
         let r: RepositoryName = "quota-guard/app".parse().expect("name");
 
         let within = Digest::sha256_of(b"within");
-        let ticket = store
-            .blob_ticket(&within)
-            .await
-            .expect("ticket")
-            .with_size(1000);
-        store
-            .link_blob_with(&r, &ticket)
+        link_sized(&store, &r, &within, 1000)
             .await
             .expect("within the quota");
         assert_eq!(
@@ -464,8 +468,7 @@ mod tests {
 
         clear_guard(&store).await;
         let past = Digest::sha256_of(b"past");
-        let ticket = store.blob_ticket(&past).await.expect("ticket").with_size(1);
-        let refused = store.link_blob_with(&r, &ticket).await;
+        let refused = link_sized(&store, &r, &past, 1).await;
         assert!(
             matches!(
                 refused,
@@ -485,13 +488,7 @@ mod tests {
         assert!(!store.blob_linked(&r, &past).await.expect("not linked"));
 
         // Linked again, the blob is not new to the namespace: no bytes needed.
-        let ticket = store
-            .blob_ticket(&within)
-            .await
-            .expect("ticket")
-            .with_size(1000);
-        store
-            .link_blob_with(&r, &ticket)
+        link_sized(&store, &r, &within, 1000)
             .await
             .expect("a known blob");
         assert_eq!(guard_row(&store).await, Some(true));
