@@ -70,6 +70,17 @@ impl<'a> Batch<'a> {
         self.statements += 1;
     }
 
+    /// Appends a guard: a statement that stops the batch (it fails, so
+    /// nothing after it runs and the transaction is rolled back) unless
+    /// `condition` holds. `condition` is an SQL expression; bind its `?`s
+    /// next, in order. See [`stopped_by_guard`].
+    pub(super) fn push_guard(&mut self, condition: &str) -> usize {
+        self.push(format!(
+            "INSERT INTO temp.batch_guard (id, ok) VALUES (1, {condition}) \
+             ON CONFLICT (id) DO UPDATE SET ok = excluded.ok"
+        ))
+    }
+
     /// Runs the statements in order on `conn`; the rows of each, by index.
     /// Fails before sending anything if the values bound do not match the
     /// parameters (SQLite would take a missing one as `NULL`).
@@ -111,6 +122,23 @@ impl<'a> Batch<'a> {
         }
         Ok(rows)
     }
+}
+
+/// Creates the table of [`Batch::push_guard`] on a connection: a row
+/// whose `CHECK` fails when a guard's condition does not hold. `TEMP`: the
+/// connection's own, never written to the database file. Run once on every
+/// connection that runs guarded batches.
+pub(super) const GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_guard (\
+     id INTEGER PRIMARY KEY CHECK (id = 1), \
+     ok INTEGER NOT NULL CONSTRAINT batch_guard_failed CHECK (ok))";
+
+/// Whether a batch failed on a guard (see [`Batch::push_guard`]), so that
+/// nothing of it was written.
+pub(super) fn stopped_by_guard(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|db| {
+        db.kind() == sqlx::error::ErrorKind::CheckViolation
+            && db.message().contains("batch_guard_failed")
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use registry_core::{Digest, RepositoryName};
 use sqlx::{FromRow, SqliteConnection};
 
-use super::batch::Batch;
+use super::batch::{stopped_by_guard, Batch};
 use super::connections::{Readers, Slot};
 
 use super::error::{from_nanos, now, parse, Error, Result};
@@ -111,13 +111,6 @@ pub(super) async fn link_blob_with(
     .await
 }
 
-/// The writer's guard of [`link`]'s one-round-trip path: a row whose
-/// `CHECK` fails, stopping the batch, when the path's checks do not pass.
-/// A table of the connection (`TEMP`), never written to disk.
-pub(super) const LINK_GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS link_guard (\
-     id INTEGER PRIMARY KEY CHECK (id = 1), \
-     ok INTEGER NOT NULL CONSTRAINT link_checks_failed CHECK (ok))";
-
 /// Links a blob unless a collector is deleting it or (with `epoch`) started
 /// deleting it since the caller's ticket, or the namespace's quota would be
 /// exceeded.
@@ -185,24 +178,16 @@ fn guarded_link<'a>(
         // `check_quota` does.
         usage::record_size(&mut batch, digest, size)?;
     }
-    // Passes only when the checks in Rust would: the blob is not being
-    // deleted, the ticket's epoch (if any) is the blob's, and the namespace
-    // has no quota or stays within it with the blob's recorded size
-    // (counted if the blob is new to the namespace).
-    batch.push(
-        "INSERT INTO temp.link_guard (id, ok) VALUES (1, \
-         coalesce((SELECT state FROM blob_records WHERE digest = ?), ?) <> ? \
+    // Holds only when the checks in Rust would pass: the blob is not
+    // being deleted, the ticket's epoch (if any) is the blob's, and the
+    // namespace stays within its quota, if any.
+    batch.push_guard(&format!(
+        "coalesce((SELECT state FROM blob_records WHERE digest = ?), ?) <> ? \
          AND coalesce(?, coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0)) \
              = coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0) \
-         AND NOT EXISTS (SELECT 1 FROM namespace_policies p WHERE p.namespace = ? \
-             AND json_extract(p.policy, '$.quota_bytes') IS NOT NULL \
-             AND coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0) \
-                 + coalesce((SELECT s.size FROM blob_sizes s WHERE s.digest = ? AND NOT EXISTS \
-                     (SELECT 1 FROM namespace_blobs b \
-                      WHERE b.namespace = p.namespace AND b.digest = s.digest)), 0) \
-                 > json_extract(p.policy, '$.quota_bytes'))) \
-         ON CONFLICT (id) DO UPDATE SET ok = excluded.ok",
-    );
+         AND {}",
+        usage::WITHIN_QUOTA
+    ));
     batch
         .bind(digest.as_str())?
         .bind(LIVE)?
@@ -211,17 +196,9 @@ fn guarded_link<'a>(
         .bind(digest.as_str())?
         .bind(digest.as_str())?
         .bind(repository.namespace())?
-        .bind(digest.as_str())?;
+        .bind(list)?;
     link_writes(&mut batch, repository, digest, list, now)?;
     Ok(batch)
-}
-
-/// Whether a batch failed on [`LINK_GUARD_TABLE`]'s check.
-fn stopped_by_guard(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|db| {
-        db.kind() == sqlx::error::ErrorKind::CheckViolation
-            && db.message().contains("link_checks_failed")
-    })
 }
 
 /// A link's writes: the blob marked live and wanted now, the repository
@@ -365,132 +342,4 @@ pub(super) async fn stale_blob_deletes(reader: &Readers, before: i64) -> Result<
         .iter()
         .map(|d| parse("blob_records.digest", d))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use registry_core::{Digest, Namespace, RepositoryName};
-
-    use crate::metadata::{BlobState, MetadataStore};
-    use crate::policy::NamespacePolicy;
-    use crate::sqlite::SqliteMetadataStore;
-    use crate::StorageError;
-
-    async fn clear_guard(store: &SqliteMetadataStore) {
-        sqlx::query("DELETE FROM temp.link_guard")
-            .execute(&store.writer)
-            .await
-            .expect("clear");
-    }
-
-    async fn link_sized(
-        store: &SqliteMetadataStore,
-        r: &RepositoryName,
-        d: &Digest,
-        size: u64,
-    ) -> Result<(), StorageError> {
-        let ticket = store.blob_ticket(d).await?.with_size(size);
-        store.link_blob_with(r, &ticket).await
-    }
-
-    async fn guard_row(store: &SqliteMetadataStore) -> Option<bool> {
-        sqlx::query_scalar("SELECT ok FROM temp.link_guard")
-            .fetch_optional(&store.writer)
-            .await
-            .expect("guard row")
-    }
-
-    /// A link whose checks pass commits in the guarded batch (its guard row
-    /// is there); one the guard stops writes nothing of that batch and gets
-    /// its failure named by the checks in Rust.
-    #[tokio::test]
-    async fn links_commit_in_one_batch_unless_the_guard_stops_them() {
-        let store = SqliteMetadataStore::open_in_memory().await.expect("open");
-        let r: RepositoryName = "guard/app".parse().expect("name");
-        let d = Digest::sha256_of(b"guarded");
-        assert_eq!(guard_row(&store).await, None);
-
-        let ticket = store.blob_ticket(&d).await.expect("ticket");
-        store.link_blob_with(&r, &ticket).await.expect("link");
-        assert_eq!(
-            guard_row(&store).await,
-            Some(true),
-            "the one-batch path ran"
-        );
-        assert!(store.blob_linked(&r, &d).await.expect("linked"));
-
-        // Marked for deletion: the guard stops the batch, whose touch would
-        // have made the blob live again, and the checks name the failure.
-        let generation = store.blob_record(&d).await.expect("record").generation;
-        assert!(store.begin_blob_delete(&d, generation).await.expect("mark"));
-        let refused = store.link_blob_with(&r, &ticket).await;
-        assert!(
-            matches!(refused, Err(StorageError::BlobDeleted { .. })),
-            "{refused:?}"
-        );
-        let record = store.blob_record(&d).await.expect("record");
-        assert_eq!(record.state, BlobState::Deleting);
-        assert!(!store.blob_linked(&r, &d).await.expect("unlinked"));
-        assert_eq!(
-            guard_row(&store).await,
-            Some(true),
-            "rolled back with the batch"
-        );
-    }
-
-    /// In a namespace with a quota, a link within it takes the one batch
-    /// too; one past it is stopped by the guard, and the checks in Rust
-    /// refuse it with the figures.
-    #[tokio::test]
-    async fn links_within_a_quota_commit_in_one_batch_and_past_it_are_refused() {
-        let store = SqliteMetadataStore::open_in_memory().await.expect("open");
-        let team: Namespace = "quota-guard".parse().expect("namespace");
-        store.create_namespace(&team).await.expect("namespace");
-        let policy = NamespacePolicy {
-            quota_bytes: Some(1000),
-            ..NamespacePolicy::default()
-        };
-        store
-            .set_namespace_policy(&team, &policy)
-            .await
-            .expect("policy");
-        let r: RepositoryName = "quota-guard/app".parse().expect("name");
-
-        let within = Digest::sha256_of(b"within");
-        link_sized(&store, &r, &within, 1000)
-            .await
-            .expect("within the quota");
-        assert_eq!(
-            guard_row(&store).await,
-            Some(true),
-            "the one-batch path ran"
-        );
-
-        clear_guard(&store).await;
-        let past = Digest::sha256_of(b"past");
-        let refused = link_sized(&store, &r, &past, 1).await;
-        assert!(
-            matches!(
-                refused,
-                Err(StorageError::QuotaExceeded {
-                    usage: 1000,
-                    needed: 1,
-                    ..
-                })
-            ),
-            "{refused:?}"
-        );
-        assert_eq!(
-            guard_row(&store).await,
-            None,
-            "the stopped batch left nothing"
-        );
-        assert!(!store.blob_linked(&r, &past).await.expect("not linked"));
-
-        // Linked again, the blob is not new to the namespace: no bytes needed.
-        link_sized(&store, &r, &within, 1000)
-            .await
-            .expect("a known blob");
-        assert_eq!(guard_row(&store).await, Some(true));
-    }
 }

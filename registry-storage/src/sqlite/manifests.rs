@@ -7,7 +7,7 @@ use registry_core::{Digest, Reference, RepositoryName, Tag};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::batch::Batch;
+use super::batch::{stopped_by_guard, Batch};
 use super::connections::{Readers, Slot};
 
 use super::blobs::touch;
@@ -100,16 +100,40 @@ fn first_text(rows: &[Vec<SqliteRow>], at: Option<usize>) -> Result<Option<Strin
     }
 }
 
+/// What a manifest put binds, computed once for either of its paths.
+struct PutValues {
+    now: i64,
+    annotations: String,
+    size: i64,
+    /// JSON arrays (see [`json_list`]), `None` when empty.
+    blobs: Option<String>,
+    children: Option<String>,
+    tags: Option<String>,
+}
+
+/// Puts a manifest.
+///
+/// Usually one round trip: `BEGIN IMMEDIATE`, a guard that stops the batch
+/// unless no tag moves and the checks below would pass, the writes and
+/// `COMMIT`. When the guard stops it (nothing was written), the put reads
+/// what it depends on in the round trip that takes the write lock, checks
+/// it in Rust (naming what failed) and writes in a second.
 pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<MovedTag>> {
-    let now = now();
-    let annotations = serde_json::to_string(&m.annotations)?;
-    let size = i64::try_from(m.bytes.len()).unwrap_or(i64::MAX);
-    // Each statement below takes every blob, child or tag at once (JSON
-    // arrays): a push costs the same statements whatever its number of
-    // layers.
-    let blobs = (!m.blobs.is_empty()).then(|| digest_list(&m.blobs));
-    let children = (!m.children.is_empty()).then(|| digest_list(&m.children));
-    let tags = (!m.tags.is_empty()).then(|| json_list(m.tags.iter().map(Tag::as_str)));
+    // Each statement takes every blob, child or tag at once (JSON arrays):
+    // a push costs the same statements whatever its number of layers.
+    let v = PutValues {
+        now: now(),
+        annotations: serde_json::to_string(&m.annotations)?,
+        size: i64::try_from(m.bytes.len()).unwrap_or(i64::MAX),
+        blobs: (!m.blobs.is_empty()).then(|| digest_list(&m.blobs)),
+        children: (!m.children.is_empty()).then(|| digest_list(&m.children)),
+        tags: (!m.tags.is_empty()).then(|| json_list(m.tags.iter().map(Tag::as_str))),
+    };
+    match writer.transact(guarded_put(&m, &v)?).await {
+        Ok(_) => return Ok(Vec::new()),
+        Err(e) if stopped_by_guard(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
 
     // What the put depends on, read in the round trip that takes the write
     // lock (`BEGIN IMMEDIATE`, so the busy timeout applies instead of a
@@ -126,7 +150,7 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
     let repo = m.repository.as_str();
     let mut checks = Batch::new();
     let mut tags_at = None;
-    if let Some(tags) = &tags {
+    if let Some(tags) = &v.tags {
         tags_at = Some(checks.push(
             "SELECT tag, digest FROM tags WHERE repository = ? \
              AND tag IN (SELECT value FROM json_each(?))",
@@ -135,11 +159,8 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
     }
     let mut gone_at = None;
     let mut policy_at = None;
-    if let Some(blobs) = &blobs {
-        gone_at = Some(checks.push(
-            "SELECT digest FROM blob_records WHERE digest IN (SELECT value FROM json_each(?)) \
-             AND state <> 0 ORDER BY digest LIMIT 1",
-        ));
+    if let Some(blobs) = &v.blobs {
+        gone_at = Some(checks.push(GONE));
         checks.bind(blobs.as_str())?;
         policy_at = Some(super::usage::quota_policy(
             &mut checks,
@@ -147,11 +168,8 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
         )?);
     }
     let mut missing_at = None;
-    if let Some(children) = &children {
-        missing_at = Some(checks.push(
-            "SELECT value FROM json_each(?) WHERE NOT EXISTS \
-             (SELECT 1 FROM manifests WHERE repository = ? AND digest = value) LIMIT 1",
-        ));
+    if let Some(children) = &v.children {
+        missing_at = Some(checks.push(MISSING));
         checks.bind(children.as_str())?.bind(repo)?;
     }
     let (mut tx, rows) = writer.begin_with(checks).await?;
@@ -175,17 +193,87 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
     if let Some(missing) = first_text(&rows, missing_at)? {
         return Err(Error::ManifestMissing(parse("manifest child", &missing)?));
     }
-    if let (Some(blobs), Some(policy)) = (&blobs, policy_at) {
+    if let (Some(blobs), Some(policy)) = (&v.blobs, policy_at) {
         super::usage::check_quota(&mut tx, &m.repository, blobs, &rows[policy]).await?;
     }
 
     // The writes and the commit: one more round trip.
     let (events, moved) = crate::metadata::push_events(&m, |tag| current.get(tag));
     let mut writes = Batch::new();
-    if let Some(blobs) = &blobs {
-        touch(&mut writes, blobs, now)?;
+    let moving = m.tags.iter().filter(|t| current.get(*t) != Some(&m.digest));
+    put_writes(&mut writes, &m, &v, moving, &events)?;
+    tx.commit_with(writes).await?;
+    Ok(moved)
+}
+
+/// A blob of a JSON array that a collector is deleting or deleted.
+const GONE: &str =
+    "SELECT digest FROM blob_records WHERE digest IN (SELECT value FROM json_each(?)) \
+     AND state <> 0 ORDER BY digest LIMIT 1";
+
+/// A manifest of a JSON array that is not in a repository.
+const MISSING: &str = "SELECT value FROM json_each(?) WHERE NOT EXISTS \
+     (SELECT 1 FROM manifests WHERE repository = ? AND digest = value) LIMIT 1";
+
+/// [`put_manifest`]'s one-round-trip batch, without its `BEGIN` and
+/// `COMMIT`: its guard holds only when no tag of the put points at another
+/// digest (so no tag moves: no immutable tag is in the way and no
+/// `tag.moved` event is due) and the checks in Rust would pass: no blob is
+/// being deleted or deleted, every child is in the repository, and the
+/// namespace stays within its quota, if any.
+fn guarded_put<'a>(m: &'a NewManifest, v: &'a PutValues) -> Result<Batch<'a>> {
+    let repo = m.repository.as_str();
+    let mut condition = vec!["1".to_owned()];
+    if v.tags.is_some() {
+        condition.push(
+            "NOT EXISTS (SELECT 1 FROM tags WHERE repository = ? \
+             AND tag IN (SELECT value FROM json_each(?)) AND digest <> ?)"
+                .to_owned(),
+        );
     }
-    ensure_repository(&mut writes, &m.repository, now)?;
+    if v.blobs.is_some() {
+        condition.push(format!("NOT EXISTS ({GONE})"));
+        condition.push(super::usage::WITHIN_QUOTA.to_owned());
+    }
+    if v.children.is_some() {
+        condition.push(format!("NOT EXISTS ({MISSING})"));
+    }
+    let mut batch = Batch::new();
+    batch.push_guard(&condition.join(" AND "));
+    if let Some(tags) = &v.tags {
+        batch
+            .bind(repo)?
+            .bind(tags.as_str())?
+            .bind(m.digest.as_str())?;
+    }
+    if let Some(blobs) = &v.blobs {
+        batch
+            .bind(blobs.as_str())?
+            .bind(m.repository.namespace())?
+            .bind(blobs.as_str())?;
+    }
+    if let Some(children) = &v.children {
+        batch.bind(children.as_str())?.bind(repo)?;
+    }
+    put_writes(&mut batch, m, v, m.tags.iter(), &m.events)?;
+    Ok(batch)
+}
+
+/// A put's writes: its blobs marked live and wanted now, the repository,
+/// the manifest and its references, the tags in `moving` and the events.
+fn put_writes<'a>(
+    writes: &mut Batch<'a>,
+    m: &'a NewManifest,
+    v: &'a PutValues,
+    moving: impl Iterator<Item = &'a Tag>,
+    events: &'a [crate::events::NewEvent],
+) -> Result<()> {
+    let now = v.now;
+    if let Some(blobs) = &v.blobs {
+        touch(writes, blobs, now)?;
+    }
+    ensure_repository(writes, &m.repository, now)?;
+    let repo = m.repository.as_str();
     let digest = m.digest.as_str();
     // Same digest, same bytes: the first row (and its `created`) wins;
     // `pushed` says a push named it again (retention keeps it then).
@@ -200,16 +288,16 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
         .bind(digest)?
         .bind(m.media_type.as_str())?
         .bind(m.bytes.as_ref())?
-        .bind(size)?
+        .bind(v.size)?
         .bind(m.subject.as_ref().map(Digest::as_str))?
         .bind(m.artifact_type.as_deref())?
-        .bind(annotations.as_str())?
+        .bind(v.annotations.as_str())?
         .bind(m.config.as_ref().map(Digest::as_str))?
         .bind(now)?
         .bind(now)?;
     // `WHERE true`: SQLite's parser needs it between a SELECT and an
     // upsert clause.
-    if let Some(blobs) = &blobs {
+    if let Some(blobs) = &v.blobs {
         writes.push(
             "INSERT INTO manifest_blobs (repository, manifest, blob) \
              SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
@@ -221,19 +309,18 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
         );
         writes.bind(repo)?.bind(now)?.bind(blobs.as_str())?;
     }
-    if let Some(children) = &children {
+    if let Some(children) = &v.children {
         writes.push(
             "INSERT INTO manifest_children (repository, manifest, child) \
              SELECT ?, ?, value FROM json_each(?) WHERE true ON CONFLICT DO NOTHING",
         );
         writes.bind(repo)?.bind(digest)?.bind(children.as_str())?;
     }
-    for tag in m.tags.iter().filter(|t| current.get(*t) != Some(&m.digest)) {
-        move_tag(&mut writes, &m.repository, tag, &m.digest, now, &m.actor)?;
+    for tag in moving {
+        move_tag(writes, &m.repository, tag, &m.digest, now, &m.actor)?;
     }
-    super::outbox::record_events(&mut writes, &events, now)?;
-    tx.commit_with(writes).await?;
-    Ok(moved)
+    super::outbox::record_events(writes, events, now)?;
+    Ok(())
 }
 
 pub(super) async fn get_manifest(

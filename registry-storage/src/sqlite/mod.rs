@@ -39,6 +39,8 @@ mod blobs;
 mod checkpoints;
 mod connections;
 mod error;
+#[cfg(test)]
+mod guarded_tests;
 mod manifests;
 mod outbox;
 mod repositories;
@@ -148,9 +150,7 @@ impl SqliteMetadataStore {
                 "moved the open upload sessions into their own database");
         }
         MIGRATOR.run(&mut *writer.hold().await?).await?;
-        sqlx::query(blobs::LINK_GUARD_TABLE)
-            .execute(&writer)
-            .await?;
+        sqlx::query(batch::GUARD_TABLE).execute(&writer).await?;
         outbox::release_all_leases(&writer).await?;
         let mut readers = Vec::new();
         for _ in 0..READERS {
@@ -180,7 +180,7 @@ impl SqliteMetadataStore {
         )
         .await?;
         MIGRATOR.run(&mut *conn.hold().await?).await?;
-        sqlx::query(blobs::LINK_GUARD_TABLE).execute(&conn).await?;
+        sqlx::query(batch::GUARD_TABLE).execute(&conn).await?;
         Ok(SqliteMetadataStore {
             reader: Readers::new(vec![conn.clone()]),
             writer: conn,

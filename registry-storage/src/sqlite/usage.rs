@@ -72,6 +72,19 @@ pub(super) fn quota_policy<'a>(batch: &mut Batch<'a>, namespace: &'a str) -> Res
     Ok(at)
 }
 
+/// A guard's condition (see [`Batch::push_guard`]) that holds when linking
+/// the blobs of a JSON array keeps a namespace within its quota, or it has
+/// none: never when [`check_quota`] would fail. Parameters: the namespace,
+/// the array. Counts what `check_quota` counts: the recorded sizes of the
+/// blobs new to the namespace.
+pub(super) const WITHIN_QUOTA: &str = "NOT EXISTS (SELECT 1 FROM namespace_policies p \
+     WHERE p.namespace = ? AND json_extract(p.policy, '$.quota_bytes') IS NOT NULL \
+     AND coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0) \
+         + (SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
+            WHERE s.digest IN (SELECT value FROM json_each(?)) AND NOT EXISTS \
+            (SELECT 1 FROM namespace_blobs b WHERE b.namespace = p.namespace AND b.digest = s.digest)) \
+         > json_extract(p.policy, '$.quota_bytes'))";
+
 /// Fails with `QuotaExceeded` when linking `digests` (a JSON array) into `repository`
 /// would bring blobs new to its namespace past the namespace's quota. `policy`:
 /// the rows of [`quota_policy`], read in the same transaction; no round
