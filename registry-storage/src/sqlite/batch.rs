@@ -28,6 +28,19 @@ pub(super) struct Batch<'a> {
     /// `?`s of the statements pushed, and values bound.
     params: usize,
     bound: usize,
+    /// Index of the guard, if one was pushed.
+    guard: Option<usize>,
+}
+
+/// How far a batch ran ([`Batch::run_guarded`]).
+pub(super) enum Ran {
+    /// Every statement: the rows of each.
+    All(Vec<Vec<SqliteRow>>),
+    /// Up to its guard, which failed: the rows of the statements before it
+    /// (those from the guard on are empty). A transaction the batch is part
+    /// of is still open, with those statements' changes: the failed
+    /// statement undid only its own (SQLite's `ABORT`).
+    Stopped(Vec<Vec<SqliteRow>>),
 }
 
 impl<'a> Batch<'a> {
@@ -68,6 +81,9 @@ impl<'a> Batch<'a> {
         }
         self.sql.insert_str(0, statement);
         self.statements += 1;
+        if let Some(guard) = &mut self.guard {
+            *guard += 1;
+        }
     }
 
     /// Appends a guard: a statement that stops the batch (it fails, so
@@ -75,19 +91,39 @@ impl<'a> Batch<'a> {
     /// `condition` holds. `condition` is an SQL expression; bind its `?`s
     /// next, in order. See [`stopped_by_guard`].
     pub(super) fn push_guard(&mut self, condition: &str) -> usize {
-        self.push(format!(
+        debug_assert!(self.guard.is_none(), "one guard per batch");
+        let at = self.push(format!(
             "INSERT INTO temp.batch_guard (id, ok) VALUES (1, {condition}) \
              ON CONFLICT (id) DO UPDATE SET ok = excluded.ok"
-        ))
+        ));
+        self.guard = Some(at);
+        at
     }
 
     /// Runs the statements in order on `conn`; the rows of each, by index.
     /// Fails before sending anything if the values bound do not match the
-    /// parameters (SQLite would take a missing one as `NULL`).
+    /// parameters (SQLite would take a missing one as `NULL`). A guard that
+    /// fails is an error like any other here.
     pub(super) async fn run(
         self,
         conn: &mut SqliteConnection,
     ) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
+        let guard = self.guard.is_some();
+        match self.run_guarded(conn).await? {
+            Ran::All(rows) => Ok(rows),
+            Ran::Stopped(_) => {
+                debug_assert!(guard);
+                Err(sqlx::Error::Protocol(
+                    "a batch was stopped by its guard".into(),
+                ))
+            }
+        }
+    }
+
+    /// Runs the statements like [`run`](Self::run), except that a failing
+    /// guard (see [`push_guard`](Self::push_guard)) is not an error: the
+    /// batch stops there and says so, with the rows so far.
+    pub(super) async fn run_guarded(self, conn: &mut SqliteConnection) -> sqlx::Result<Ran> {
         if self.bound != self.params {
             return Err(sqlx::Error::Protocol(format!(
                 "a batch of {} parameters was given {} values",
@@ -96,11 +132,20 @@ impl<'a> Batch<'a> {
         }
         let mut rows: Vec<Vec<SqliteRow>> = (0..self.statements).map(|_| Vec::new()).collect();
         if self.statements == 0 {
-            return Ok(rows);
+            return Ok(Ran::All(rows));
         }
         let mut statement = 0;
         let mut steps = conn.fetch_many(sqlx::query_with(&self.sql, self.args));
-        while let Some(step) = steps.try_next().await? {
+        loop {
+            let step = match steps.try_next().await {
+                Ok(Some(step)) => step,
+                Ok(None) => break,
+                // The guard's own failure, and no other statement's.
+                Err(e) if Some(statement) == self.guard && stopped_by_guard(&e) => {
+                    return Ok(Ran::Stopped(rows));
+                }
+                Err(e) => return Err(e),
+            };
             match step {
                 // The end of a statement.
                 Either::Left(_) => statement += 1,
@@ -120,7 +165,7 @@ impl<'a> Batch<'a> {
                 self.statements
             )));
         }
-        Ok(rows)
+        Ok(Ran::All(rows))
     }
 }
 
@@ -132,9 +177,9 @@ pub(super) const GUARD_TABLE: &str = "CREATE TEMP TABLE IF NOT EXISTS batch_guar
      id INTEGER PRIMARY KEY CHECK (id = 1), \
      ok INTEGER NOT NULL CONSTRAINT batch_guard_failed CHECK (ok))";
 
-/// Whether a batch failed on a guard (see [`Batch::push_guard`]), so that
-/// nothing of it was written.
-pub(super) fn stopped_by_guard(e: &sqlx::Error) -> bool {
+/// Whether a statement failed on a guard's `CHECK` (see
+/// [`Batch::push_guard`]).
+fn stopped_by_guard(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|db| {
         db.kind() == sqlx::error::ErrorKind::CheckViolation
             && db.message().contains("batch_guard_failed")

@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use registry_core::{Digest, RepositoryName};
 use sqlx::{FromRow, SqliteConnection};
 
-use super::batch::{stopped_by_guard, Batch};
-use super::connections::{Readers, Slot};
+use super::batch::Batch;
+use super::connections::{Guarded, Readers, Slot};
 
 use super::error::{from_nanos, now, parse, Error, Result};
 use super::repositories::ensure_repository;
@@ -115,10 +115,11 @@ pub(super) async fn link_blob_with(
 /// deleting it since the caller's ticket, or the namespace's quota would be
 /// exceeded.
 ///
-/// Usually one round trip: `BEGIN IMMEDIATE`, a guard that stops the batch
-/// unless the checks below would pass, the writes and `COMMIT`. When the
-/// guard stops it (nothing was written), the checks run in Rust, in two
-/// round trips with the quota's own, and say exactly what failed.
+/// Usually one round trip: `BEGIN IMMEDIATE`, the reads the checks need, a
+/// guard that holds when the checks would pass, the writes and `COMMIT`.
+/// When the guard fails, the transaction stays open with the reads' rows:
+/// the checks run in Rust, name what failed, or (the guard is stricter than
+/// they are) pass and the writes follow in a second round trip.
 async fn link(
     writer: &Slot,
     repository: &RepositoryName,
@@ -128,24 +129,21 @@ async fn link(
 ) -> Result<()> {
     let now = now();
     let list = super::manifests::digest_list([digest]);
-    match writer
-        .transact(guarded_link(repository, digest, &list, epoch, size, now)?)
-        .await
-    {
-        Ok(_) => return Ok(()),
-        Err(e) if stopped_by_guard(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let mut checks = Batch::new();
-    let record_at = checks.push(RECORD);
-    checks.bind(digest.as_str())?;
-    let policy_at = usage::quota_policy(&mut checks, repository.namespace())?;
+    let mut batch = Batch::new();
+    let record_at = batch.push(RECORD);
+    batch.bind(digest.as_str())?;
+    let policy_at = usage::quota_policy(&mut batch, repository.namespace())?;
     if let Some(size) = size {
-        // Recorded before the quota's check, which counts recorded sizes;
-        // rolled back with the rest if a check fails.
-        usage::record_size(&mut checks, digest, size)?;
+        // Recorded before the quota's check (and the guard), which counts
+        // recorded sizes; rolled back with the rest if a check fails.
+        usage::record_size(&mut batch, digest, size)?;
     }
-    let (mut tx, rows) = writer.begin_with(checks).await?;
+    push_link_guard(&mut batch, repository, digest, &list, epoch)?;
+    link_writes(&mut batch, repository, digest, &list, now)?;
+    let (mut tx, rows) = match writer.transact_guarded(batch).await? {
+        Guarded::Committed => return Ok(()),
+        Guarded::Stopped(tx, rows) => (tx, rows),
+    };
     let current = match rows[record_at].first() {
         Some(row) => RecordRow::from_row(row)?.into_record()?,
         None => BlobRecord::UNKNOWN,
@@ -160,45 +158,38 @@ async fn link(
     Ok(())
 }
 
-/// [`link`]'s one-round-trip batch, without its `BEGIN` and `COMMIT`.
-fn guarded_link<'a>(
+/// [`link`]'s guard: holds only when the checks in Rust would pass. The
+/// blob's record, if any, is live or deleted (not being deleted, not
+/// corrupt) and of the ticket's epoch (a blob without one is of epoch 0),
+/// and the namespace stays within its quota, if any.
+fn push_link_guard<'a>(
+    batch: &mut Batch<'a>,
     repository: &'a RepositoryName,
     digest: &'a Digest,
     list: &'a str,
     epoch: Option<u64>,
-    size: Option<u64>,
-    now: i64,
-) -> Result<Batch<'a>> {
+) -> Result<()> {
     // An epoch past `i64::MAX` was never stored: -1 matches none, and the
     // checks in Rust then report the blob deleted.
     let epoch = epoch.map(|e| i64::try_from(e).unwrap_or(-1));
-    let mut batch = Batch::new();
-    if let Some(size) = size {
-        // Before the guard, which counts it against a quota, as
-        // `check_quota` does.
-        usage::record_size(&mut batch, digest, size)?;
-    }
-    // Holds only when the checks in Rust would pass: the blob is not
-    // being deleted, the ticket's epoch (if any) is the blob's, and the
-    // namespace stays within its quota, if any.
     batch.push_guard(&format!(
-        "coalesce((SELECT state FROM blob_records WHERE digest = ?), ?) <> ? \
-         AND coalesce(?, coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0)) \
-             = coalesce((SELECT epoch FROM blob_records WHERE digest = ?), 0) \
+        "NOT EXISTS (SELECT 1 FROM blob_records WHERE digest = ? \
+             AND (state NOT IN (?, ?) OR epoch < 0 OR generation < 0 OR epoch <> coalesce(?, epoch))) \
+         AND (? IS NULL OR ? = 0 OR EXISTS (SELECT 1 FROM blob_records WHERE digest = ?)) \
          AND {}",
         usage::WITHIN_QUOTA
     ));
     batch
         .bind(digest.as_str())?
         .bind(LIVE)?
-        .bind(DELETING)?
+        .bind(DELETED)?
         .bind(epoch)?
-        .bind(digest.as_str())?
+        .bind(epoch)?
+        .bind(epoch)?
         .bind(digest.as_str())?
         .bind(repository.namespace())?
         .bind(list)?;
-    link_writes(&mut batch, repository, digest, list, now)?;
-    Ok(batch)
+    Ok(())
 }
 
 /// A link's writes: the blob marked live and wanted now, the repository

@@ -34,7 +34,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Connection, Describe, Either, Execute, Executor};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use super::batch::Batch;
+use super::batch::{Batch, Ran};
 
 /// One connection, used by one caller at a time.
 #[derive(Clone)]
@@ -128,6 +128,30 @@ impl Slot {
         Ok(rows)
     }
 
+    /// Runs `batch`, which has a guard (see [`Batch::push_guard`]), as one
+    /// write transaction (`BEGIN IMMEDIATE`, the statements, `COMMIT`) in
+    /// one round trip. When the guard fails, the transaction stays open,
+    /// holding the write lock, with the changes of the statements before
+    /// the guard: the caller reads their rows, and commits or drops it.
+    pub(super) async fn transact_guarded(&self, mut batch: Batch<'_>) -> sqlx::Result<Guarded> {
+        batch.push("COMMIT");
+        batch.push_front("BEGIN IMMEDIATE");
+        let mut held = self.hold().await?;
+        // Marked first, as in `Tx::begin_with`.
+        held.0.in_transaction = true;
+        let mut tx = Tx { held: Some(held) };
+        match batch.run_guarded(&mut tx).await? {
+            Ran::All(_) => {
+                tx.committed();
+                Ok(Guarded::Committed)
+            }
+            Ran::Stopped(mut rows) => {
+                rows.remove(0);
+                Ok(Guarded::Stopped(tx, rows))
+            }
+        }
+    }
+
     /// Closes the connection, waiting for its current user.
     pub(super) async fn close(&self) {
         let mut state = self.0.lock().await;
@@ -150,6 +174,15 @@ async fn rollback(conn: &mut SqliteConnection) -> sqlx::Result<()> {
             Err(e)
         }
     }
+}
+
+/// What [`Slot::transact_guarded`] did.
+pub(super) enum Guarded {
+    /// Committed.
+    Committed,
+    /// Stopped by the guard: the open transaction, and the rows of the
+    /// statements before the guard.
+    Stopped(Tx, Vec<Vec<SqliteRow>>),
 }
 
 /// A transaction on a slot: committed by [`commit`](Tx::commit), rolled
@@ -454,6 +487,42 @@ mod tests {
         let rows = slot.transact(again).await.expect("transact");
         assert_eq!(rows.len(), 1);
         assert_eq!(count(&slot).await, 1);
+    }
+
+    /// A guarded batch whose guard fails leaves its transaction open with
+    /// what ran before the guard, and nothing after it; one whose guard
+    /// holds commits.
+    #[tokio::test]
+    async fn a_stopped_guard_leaves_the_transaction_open() {
+        let slot = slot().await;
+        sqlx::query(super::super::batch::GUARD_TABLE)
+            .execute(&slot)
+            .await
+            .expect("guard table");
+        let guarded = |ok: bool| {
+            let mut batch = Batch::new();
+            batch.push("INSERT INTO t VALUES (1)");
+            let read = batch.push("SELECT v FROM t");
+            batch.push_guard("?");
+            batch.bind(ok).expect("bind");
+            batch.push("INSERT INTO t VALUES (2)");
+            (batch, read)
+        };
+        let (batch, read) = guarded(false);
+        let Guarded::Stopped(tx, rows) = slot.transact_guarded(batch).await.expect("run") else {
+            panic!("the guard fails");
+        };
+        assert_eq!(rows[read].len(), 1, "the rows before the guard");
+        tx.commit().await.expect("commit");
+        assert_eq!(count(&slot).await, 1, "only the statement before the guard");
+        sqlx::query("DELETE FROM t")
+            .execute(&slot)
+            .await
+            .expect("clear");
+        let (batch, _) = guarded(true);
+        let done = slot.transact_guarded(batch).await.expect("run");
+        assert!(matches!(done, Guarded::Committed));
+        assert_eq!(count(&slot).await, 2);
     }
 
     /// Without a runtime to roll back on (the drop happens as a runtime

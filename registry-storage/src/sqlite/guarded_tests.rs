@@ -59,6 +59,7 @@ async fn links_commit_in_one_batch_unless_the_guard_stops_them() {
     // have made the blob live again, and the checks name the failure.
     let generation = store.blob_record(&d).await.expect("record").generation;
     assert!(store.begin_blob_delete(&d, generation).await.expect("mark"));
+    clear_guard(&store).await;
     let refused = store.link_blob_with(&r, &ticket).await;
     assert!(
         matches!(refused, Err(StorageError::BlobDeleted { .. })),
@@ -67,10 +68,27 @@ async fn links_commit_in_one_batch_unless_the_guard_stops_them() {
     let record = store.blob_record(&d).await.expect("record");
     assert_eq!(record.state, BlobState::Deleting);
     assert!(!store.blob_linked(&r, &d).await.expect("unlinked"));
+    assert_eq!(guard_row(&store).await, None, "the guard stopped the batch");
+
+    // Deleted: a ticket from before the deletion is of another epoch, and
+    // refused; a fresh one links in one batch.
+    store.finish_blob_delete(&d).await.expect("deleted");
+    let refused = store.link_blob_with(&r, &ticket).await;
+    assert!(
+        matches!(refused, Err(StorageError::BlobDeleted { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(guard_row(&store).await, None, "the guard stopped the batch");
+    let fresh = store.blob_ticket(&d).await.expect("fresh ticket");
+    store.link_blob_with(&r, &fresh).await.expect("relinked");
     assert_eq!(
         guard_row(&store).await,
         Some(true),
-        "rolled back with the batch"
+        "the one-batch path ran"
+    );
+    assert_eq!(
+        store.blob_record(&d).await.expect("record").state,
+        BlobState::Live
     );
 }
 
@@ -123,7 +141,17 @@ async fn links_within_a_quota_commit_in_one_batch_and_past_it_are_refused() {
     );
     assert!(!store.blob_linked(&r, &past).await.expect("not linked"));
 
-    // Linked again, the blob is not new to the namespace: no bytes needed.
+    // Linked again, the blob is not new to the namespace: no bytes needed,
+    // even once the namespace is over a lowered quota.
+    let lowered = NamespacePolicy {
+        quota_bytes: Some(500),
+        ..NamespacePolicy::default()
+    };
+    store
+        .set_namespace_policy(&team, &lowered)
+        .await
+        .expect("policy");
+    clear_guard(&store).await;
     link_sized(&store, &r, &within, 1000)
         .await
         .expect("a known blob");

@@ -7,8 +7,8 @@ use registry_core::{Digest, Reference, RepositoryName, Tag};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::batch::{stopped_by_guard, Batch};
-use super::connections::{Readers, Slot};
+use super::batch::Batch;
+use super::connections::{Guarded, Readers, Slot};
 
 use super::blobs::touch;
 use super::error::{from_nanos, now, parse, parse_opt, sql_limit, Error, Result};
@@ -113,11 +113,12 @@ struct PutValues {
 
 /// Puts a manifest.
 ///
-/// Usually one round trip: `BEGIN IMMEDIATE`, a guard that stops the batch
-/// unless no tag moves and the checks below would pass, the writes and
-/// `COMMIT`. When the guard stops it (nothing was written), the put reads
-/// what it depends on in the round trip that takes the write lock, checks
-/// it in Rust (naming what failed) and writes in a second.
+/// Usually one round trip: `BEGIN IMMEDIATE`, the reads the checks need, a
+/// guard that holds when no tag moves and the checks would pass, the
+/// writes and `COMMIT`. When the guard fails, the transaction stays open
+/// with the reads' rows: the checks run in Rust and name what failed, or
+/// pass (a tag moves, whose `tag.moved` event needs the digest it leaves)
+/// and the writes follow in a second round trip.
 pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<MovedTag>> {
     // Each statement takes every blob, child or tag at once (JSON arrays):
     // a push costs the same statements whatever its number of layers.
@@ -129,15 +130,9 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
         children: (!m.children.is_empty()).then(|| digest_list(&m.children)),
         tags: (!m.tags.is_empty()).then(|| json_list(m.tags.iter().map(Tag::as_str))),
     };
-    match writer.transact(guarded_put(&m, &v)?).await {
-        Ok(_) => return Ok(Vec::new()),
-        Err(e) if stopped_by_guard(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
-
-    // What the put depends on, read in the round trip that takes the write
-    // lock (`BEGIN IMMEDIATE`, so the busy timeout applies instead of a
-    // deferred transaction failing when it upgrades):
+    // What the put depends on, read under the write lock (`BEGIN
+    // IMMEDIATE`, so the busy timeout applies instead of a deferred
+    // transaction failing when it upgrades):
     // - the tags, read under the write lock: immutable ones cannot move and
     //   no other push moves one before the commit, so the `tag.moved`
     //   events name the digest each tag really left;
@@ -172,7 +167,12 @@ pub(super) async fn put_manifest(writer: &Slot, m: NewManifest) -> Result<Vec<Mo
         missing_at = Some(checks.push(MISSING));
         checks.bind(children.as_str())?.bind(repo)?;
     }
-    let (mut tx, rows) = writer.begin_with(checks).await?;
+    push_put_guard(&mut checks, &m, &v)?;
+    put_writes(&mut checks, &m, &v, m.tags.iter(), &m.events)?;
+    let (mut tx, rows) = match writer.transact_guarded(checks).await? {
+        Guarded::Committed => return Ok(Vec::new()),
+        Guarded::Stopped(tx, rows) => (tx, rows),
+    };
 
     let mut current = BTreeMap::new();
     for row in tags_at.map_or(&[][..], |i| &rows[i]) {
@@ -215,13 +215,13 @@ const GONE: &str =
 const MISSING: &str = "SELECT value FROM json_each(?) WHERE NOT EXISTS \
      (SELECT 1 FROM manifests WHERE repository = ? AND digest = value) LIMIT 1";
 
-/// [`put_manifest`]'s one-round-trip batch, without its `BEGIN` and
-/// `COMMIT`: its guard holds only when no tag of the put points at another
-/// digest (so no tag moves: no immutable tag is in the way and no
-/// `tag.moved` event is due) and the checks in Rust would pass: no blob is
-/// being deleted or deleted, every child is in the repository, and the
-/// namespace stays within its quota, if any.
-fn guarded_put<'a>(m: &'a NewManifest, v: &'a PutValues) -> Result<Batch<'a>> {
+/// [`put_manifest`]'s guard: holds only when no tag of the put points at
+/// another digest (no tag moves, so no immutable tag is in the way and no
+/// `tag.moved` event is due; the put's own events are all there are) and
+/// the checks in Rust would pass: no blob is being deleted or deleted,
+/// every child is in the repository, and the namespace stays within its
+/// quota, if any.
+fn push_put_guard<'a>(batch: &mut Batch<'a>, m: &'a NewManifest, v: &'a PutValues) -> Result<()> {
     let repo = m.repository.as_str();
     let mut condition = vec!["1".to_owned()];
     if v.tags.is_some() {
@@ -238,7 +238,6 @@ fn guarded_put<'a>(m: &'a NewManifest, v: &'a PutValues) -> Result<Batch<'a>> {
     if v.children.is_some() {
         condition.push(format!("NOT EXISTS ({MISSING})"));
     }
-    let mut batch = Batch::new();
     batch.push_guard(&condition.join(" AND "));
     if let Some(tags) = &v.tags {
         batch
@@ -255,8 +254,7 @@ fn guarded_put<'a>(m: &'a NewManifest, v: &'a PutValues) -> Result<Batch<'a>> {
     if let Some(children) = &v.children {
         batch.bind(children.as_str())?.bind(repo)?;
     }
-    put_writes(&mut batch, m, v, m.tags.iter(), &m.events)?;
-    Ok(batch)
+    Ok(())
 }
 
 /// A put's writes: its blobs marked live and wanted now, the repository,

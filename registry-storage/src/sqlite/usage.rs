@@ -75,15 +75,27 @@ pub(super) fn quota_policy<'a>(batch: &mut Batch<'a>, namespace: &'a str) -> Res
 /// A guard's condition (see [`Batch::push_guard`]) that holds when linking
 /// the blobs of a JSON array keeps a namespace within its quota, or it has
 /// none: never when [`check_quota`] would fail. Parameters: the namespace,
-/// the array. Counts what `check_quota` counts: the recorded sizes of the
-/// blobs new to the namespace.
+/// the array. Counts what `check_quota` counts, the recorded sizes of the
+/// blobs new to the namespace (`needed`), and fails as it does when they
+/// take the usage past the quota: `needed > max(quota - usage, 0)` is
+/// `needed > 0 && usage + needed > quota` without a sum that can overflow.
+/// A policy `check_quota` would not read (not a JSON object, a quota that
+/// is not a non-negative integer) fails the guard, and the caller's checks
+/// say why.
 pub(super) const WITHIN_QUOTA: &str = "NOT EXISTS (SELECT 1 FROM namespace_policies p \
-     WHERE p.namespace = ? AND json_extract(p.policy, '$.quota_bytes') IS NOT NULL \
-     AND coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0) \
-         + (SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
-            WHERE s.digest IN (SELECT value FROM json_each(?)) AND NOT EXISTS \
-            (SELECT 1 FROM namespace_blobs b WHERE b.namespace = p.namespace AND b.digest = s.digest)) \
-         > json_extract(p.policy, '$.quota_bytes'))";
+     WHERE p.namespace = ? AND CASE \
+         WHEN NOT json_valid(p.policy) THEN 1 \
+         WHEN json_type(p.policy) <> 'object' THEN 1 \
+         WHEN coalesce(json_type(p.policy, '$.quota_bytes'), 'null') = 'null' THEN 0 \
+         WHEN json_type(p.policy, '$.quota_bytes') <> 'integer' THEN 1 \
+         WHEN json_extract(p.policy, '$.quota_bytes') < 0 THEN 1 \
+         ELSE (SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
+               WHERE s.digest IN (SELECT value FROM json_each(?)) AND NOT EXISTS \
+               (SELECT 1 FROM namespace_blobs b \
+                WHERE b.namespace = p.namespace AND b.digest = s.digest)) \
+             > max(json_extract(p.policy, '$.quota_bytes') \
+                   - coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0), 0) \
+         END)";
 
 /// Fails with `QuotaExceeded` when linking `digests` (a JSON array) into `repository`
 /// would bring blobs new to its namespace past the namespace's quota. `policy`:
