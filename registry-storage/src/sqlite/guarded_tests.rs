@@ -2,10 +2,7 @@
 //! `Batch::push_guard`): taken when their checks pass, and stopped, with
 //! nothing of the batch written, when they do not.
 
-use std::collections::BTreeMap;
-
-use bytes::Bytes;
-use registry_core::{media_type, Digest, Namespace, RepositoryName, Tag};
+use registry_core::{Digest, Namespace, RepositoryName, Tag};
 
 use crate::metadata::{BlobState, MetadataStore, MovedTag, NewManifest};
 use crate::policy::NamespacePolicy;
@@ -158,38 +155,20 @@ async fn links_within_a_quota_commit_in_one_batch_and_past_it_are_refused() {
     assert_eq!(guard_row(&store).await, Some(true));
 }
 
-/// A manifest of `seed` in `r` tagged `tag`, its two blobs linked.
+/// The conformance suite's manifest of `seed` in `r`, tagged `tag`, its
+/// blobs linked.
 async fn tagged(
     store: &SqliteMetadataStore,
     r: &RepositoryName,
     seed: &str,
     tag: &Tag,
 ) -> NewManifest {
-    let bytes = Bytes::from(format!("{{\"schemaVersion\":2,\"seed\":\"{seed}\"}}"));
-    let blobs = vec![
-        Digest::sha256_of(format!("{seed}/config").as_bytes()),
-        Digest::sha256_of(format!("{seed}/layer").as_bytes()),
-    ];
-    for d in &blobs {
+    let mut m = crate::testing::manifest(r, seed);
+    m.tags = vec![tag.clone()];
+    for d in &m.blobs {
         store.link_blob(r, d).await.expect("link");
     }
-    NewManifest {
-        repository: r.clone(),
-        digest: Digest::sha256_of(&bytes),
-        media_type: media_type::OCI_MANIFEST.to_owned(),
-        bytes,
-        subject: None,
-        artifact_type: None,
-        annotations: BTreeMap::new(),
-        config: Some(blobs[0].clone()),
-        blobs,
-        children: Vec::new(),
-        tags: vec![tag.clone()],
-        fixed_tags: Vec::new(),
-        actor: "tester".to_owned(),
-        events: Vec::new(),
-        tag_moved: Vec::new(),
-    }
+    m
 }
 
 /// A put whose tags are new, or already point at its digest, commits in

@@ -39,7 +39,7 @@ mod blobs;
 mod checkpoints;
 mod connections;
 mod error;
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod guarded_tests;
 mod manifests;
 mod outbox;

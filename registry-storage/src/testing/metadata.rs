@@ -99,7 +99,7 @@ fn blob(seed: &str) -> Digest {
 
 /// An image manifest whose bytes (and so digest) depend on `seed`, with a
 /// config blob and one layer derived from the seed too.
-fn manifest(repository: &RepositoryName, seed: &str) -> NewManifest {
+pub(crate) fn manifest(repository: &RepositoryName, seed: &str) -> NewManifest {
     let bytes = Bytes::from(format!(
         "{{ \"schemaVersion\": 2,\n  \"seed\": \"{seed}\" }}\n"
     ));
