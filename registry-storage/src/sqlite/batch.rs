@@ -14,6 +14,14 @@
 //! A statement that fails stops the batch: the statements after it do not
 //! run, and the transaction it was part of is rolled back as any failed
 //! transaction is (see `connections`).
+//!
+//! A guard ([`Batch::push_guard`]) is a statement that fails unless a
+//! condition holds, so that a write can be sent with the reads it depends
+//! on when those reads can be checked in SQL: the whole transaction is one
+//! round trip when the guard holds. When it fails, only its own statement
+//! is undone ([`Batch::run_guarded`]): the caller still has the
+//! transaction and the reads' rows, checks them in Rust, and writes in a
+//! second round trip or gives up.
 
 use futures::TryStreamExt;
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection, SqliteRow};

@@ -12,7 +12,8 @@
 //! `BEGIN IMMEDIATE` and `COMMIT` sent as plain statements, or sent with
 //! the statements around them as one [`Batch`] (`begin_with`,
 //! `commit_with`, `transact`): a write transaction whose statements do not
-//! wait for each other's results is one or two round trips.
+//! wait for each other's results is one or two round trips, and one whose
+//! checks a guard can make in SQL (`transact_guarded`) is usually one.
 //!
 //! A transaction that was dropped, or whose `COMMIT` failed (a full disk:
 //! SQLite may or may not have rolled back already), leaves its slot marked;
