@@ -98,14 +98,13 @@ impl<'a> Batch<'a> {
     /// nothing after it runs and the transaction is rolled back) unless
     /// `condition` holds. `condition` is an SQL expression; bind its `?`s
     /// next, in order. See [`stopped_by_guard`].
-    pub(super) fn push_guard(&mut self, condition: &str) -> usize {
+    pub(super) fn push_guard(&mut self, condition: &str) {
         debug_assert!(self.guard.is_none(), "one guard per batch");
         let at = self.push(format!(
             "INSERT INTO temp.batch_guard (id, ok) VALUES (1, {condition}) \
              ON CONFLICT (id) DO UPDATE SET ok = excluded.ok"
         ));
         self.guard = Some(at);
-        at
     }
 
     /// Runs the statements in order on `conn`; the rows of each, by index.
@@ -116,15 +115,11 @@ impl<'a> Batch<'a> {
         self,
         conn: &mut SqliteConnection,
     ) -> sqlx::Result<Vec<Vec<SqliteRow>>> {
-        let guard = self.guard.is_some();
         match self.run_guarded(conn).await? {
             Ran::All(rows) => Ok(rows),
-            Ran::Stopped(_) => {
-                debug_assert!(guard);
-                Err(sqlx::Error::Protocol(
-                    "a batch was stopped by its guard".into(),
-                ))
-            }
+            Ran::Stopped(_) => Err(sqlx::Error::Protocol(
+                "a batch was stopped by its guard".into(),
+            )),
         }
     }
 

@@ -72,30 +72,44 @@ pub(super) fn quota_policy<'a>(batch: &mut Batch<'a>, namespace: &'a str) -> Res
     Ok(at)
 }
 
+/// The recorded sizes (an unknown size counts 0, as in the triggers) of the
+/// blobs of a JSON array (the `?`) that are new to namespace `$namespace`
+/// (an SQL expression): the bytes linking them adds to its usage.
+macro_rules! needed_bytes {
+    ($namespace:literal) => {
+        concat!(
+            "SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
+             WHERE s.digest IN (SELECT value FROM json_each(?)) AND NOT EXISTS \
+             (SELECT 1 FROM namespace_blobs b WHERE b.namespace = ",
+            $namespace,
+            " AND b.digest = s.digest)"
+        )
+    };
+}
+
 /// A guard's condition (see [`Batch::push_guard`]) that holds when linking
 /// the blobs of a JSON array keeps a namespace within its quota, or it has
 /// none: never when [`check_quota`] would fail. Parameters: the namespace,
-/// the array. Counts what `check_quota` counts, the recorded sizes of the
-/// blobs new to the namespace (`needed`), and fails as it does when they
-/// take the usage past the quota: `needed > max(quota - usage, 0)` is
-/// `needed > 0 && usage + needed > quota` without a sum that can overflow.
-/// A policy `check_quota` would not read (not a JSON object, a quota that
-/// is not a non-negative integer) fails the guard, and the caller's checks
-/// say why.
-pub(super) const WITHIN_QUOTA: &str = "NOT EXISTS (SELECT 1 FROM namespace_policies p \
+/// the array. Counts what `check_quota` counts ([`needed_bytes`]), and
+/// fails as it does when they take the usage past the quota:
+/// `needed > max(quota - usage, 0)` is `needed > 0 && usage + needed >
+/// quota` without a sum that can overflow. A policy `check_quota` would
+/// not read (not a JSON object, a quota that is not a non-negative
+/// integer) fails the guard, and the caller's checks say why.
+pub(super) const WITHIN_QUOTA: &str = concat!(
+    "NOT EXISTS (SELECT 1 FROM namespace_policies p \
      WHERE p.namespace = ? AND CASE \
          WHEN NOT json_valid(p.policy) THEN 1 \
          WHEN json_type(p.policy) <> 'object' THEN 1 \
          WHEN coalesce(json_type(p.policy, '$.quota_bytes'), 'null') = 'null' THEN 0 \
          WHEN json_type(p.policy, '$.quota_bytes') <> 'integer' THEN 1 \
          WHEN json_extract(p.policy, '$.quota_bytes') < 0 THEN 1 \
-         ELSE (SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
-               WHERE s.digest IN (SELECT value FROM json_each(?)) AND NOT EXISTS \
-               (SELECT 1 FROM namespace_blobs b \
-                WHERE b.namespace = p.namespace AND b.digest = s.digest)) \
-             > max(json_extract(p.policy, '$.quota_bytes') \
+         ELSE (",
+    needed_bytes!("p.namespace"),
+    ") > max(json_extract(p.policy, '$.quota_bytes') \
                    - coalesce((SELECT bytes FROM namespace_usage WHERE namespace = p.namespace), 0), 0) \
-         END)";
+         END)"
+);
 
 /// Fails with `QuotaExceeded` when linking `digests` (a JSON array) into `repository`
 /// would bring blobs new to its namespace past the namespace's quota. `policy`:
@@ -117,17 +131,11 @@ pub(super) async fn check_quota(
     let Some(limit) = serde_json::from_str::<NamespacePolicy>(&policy)?.quota_bytes else {
         return Ok(());
     };
-    // The sizes the triggers would count (the recorded ones; an unknown
-    // size counts 0) of the blobs new to the namespace.
-    let needed: i64 = sqlx::query_scalar(
-        "SELECT coalesce(sum(s.size), 0) FROM blob_sizes s \
-         WHERE s.digest IN (SELECT value FROM json_each(?2)) \
-         AND NOT EXISTS (SELECT 1 FROM namespace_blobs WHERE namespace = ?1 AND digest = s.digest)",
-    )
-    .bind(namespace)
-    .bind(digests)
-    .fetch_one(&mut *conn)
-    .await?;
+    let needed: i64 = sqlx::query_scalar(needed_bytes!("?"))
+        .bind(digests)
+        .bind(namespace)
+        .fetch_one(&mut *conn)
+        .await?;
     let needed = count("blob_sizes.size", needed)?;
     if needed == 0 {
         return Ok(());
