@@ -5,7 +5,7 @@ use registry_api::AuthSettings;
 use registry_auth::AuthStore;
 
 use crate::common::{basic, PASSWORD};
-use crate::support::{registry_token, tags_status, world};
+use crate::support::{create_token, registry_token, tags_status, world};
 
 // Fails before: a root registry token scoped to pull team/app minted an
 // access token and created a user on the admin API, and was swapped at
@@ -20,15 +20,7 @@ async fn registry_tokens_work_only_on_the_distribution_api() {
             ("authorization", bearer.as_str()),
             ("content-type", "application/json"),
         ];
-        let r = w
-            .client
-            .call(
-                Method::POST,
-                "/apis/admin/v1/tokens",
-                &json,
-                r#"{"name":"x"}"#,
-            )
-            .await;
+        let r = create_token(&w.client, &bearer, r#"{"name":"x"}"#).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{scope}: {:?}", r.body);
         let r = w
             .client
@@ -82,18 +74,7 @@ async fn registry_tokens_work_only_on_the_distribution_api() {
 async fn deleting_a_credential_revokes_the_registry_tokens_derived_from_it() {
     let w = world(AuthSettings::default()).await;
     let alice = basic("alice", PASSWORD);
-    let r = w
-        .client
-        .call(
-            Method::POST,
-            "/apis/admin/v1/tokens",
-            &[
-                ("authorization", &alice),
-                ("content-type", "application/json"),
-            ],
-            r#"{"name":"ci"}"#,
-        )
-        .await;
+    let r = create_token(&w.client, &alice, r#"{"name":"ci"}"#).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let (secret, id) = (
         r.json()["token"].as_str().unwrap().to_owned(),
@@ -149,21 +130,11 @@ async fn token_lifetimes_out_of_range_are_400_naming_the_field() {
         ("-5", StatusCode::BAD_REQUEST),
         ("3600", StatusCode::CREATED),
     ] {
-        let r = w
-            .client
-            .call(
-                Method::POST,
-                "/apis/admin/v1/tokens",
-                &[
-                    ("authorization", &alice),
-                    ("content-type", "application/json"),
-                ],
-                format!(
-                    r#"{{"name":"t{}","expires_in_seconds":{seconds}}}"#,
-                    &seconds[..1]
-                ),
-            )
-            .await;
+        let body = format!(
+            r#"{{"name":"t{}","expires_in_seconds":{seconds}}}"#,
+            &seconds[..1]
+        );
+        let r = create_token(&w.client, &alice, body).await;
         assert_eq!(r.status, expected, "{seconds}: {:?}", r.body);
         if expected == StatusCode::BAD_REQUEST {
             let message = r.json()["errors"][0]["message"]

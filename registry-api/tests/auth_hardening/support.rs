@@ -1,4 +1,4 @@
-//! What the tests share: a world of users and roles, requests from a peer address, registry tokens.
+//! What the tests share: a world of users and roles, requests from a peer address, registry and access tokens.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -117,6 +117,17 @@ pub(crate) async fn registry_token(client: &Client, auth: &str, scope: &str) -> 
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     r.json()["token"].as_str().unwrap().to_owned()
+}
+
+/// `POST /apis/admin/v1/tokens` with the JSON `body`, as `auth`.
+pub(crate) async fn create_token(client: &Client, auth: &str, body: impl Into<Body>) -> Reply {
+    let headers = [
+        ("authorization", auth),
+        ("content-type", "application/json"),
+    ];
+    client
+        .call(Method::POST, "/apis/admin/v1/tokens", &headers, body)
+        .await
 }
 
 pub(crate) async fn tags_status(client: &Client, auth: &str) -> StatusCode {

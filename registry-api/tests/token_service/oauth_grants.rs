@@ -28,12 +28,7 @@ async fn oauth_password_grant_with_offline_access() {
 
     // The access token pushes.
     let push = w
-        .client
-        .bare(
-            Method::POST,
-            "/v2/team/app/blobs/uploads/",
-            &[("authorization", &bearer(&r))],
-        )
+        .request(Method::POST, "/v2/team/app/blobs/uploads/", &bearer(&r))
         .await;
     assert_eq!(push.status, StatusCode::ACCEPTED);
 

@@ -48,31 +48,16 @@ async fn refresh_tokens_are_listed_revocable_and_die_with_their_owner() {
     // alice may not revoke bob's; bob may.
     let path = format!("/apis/admin/v1/tokens/{id}");
     let r = w
-        .client
-        .bare(
-            Method::DELETE,
-            &path,
-            &[("authorization", &basic("alice", PASSWORD))],
-        )
+        .request(Method::DELETE, &path, &basic("alice", PASSWORD))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = w
-        .client
-        .bare(
-            Method::DELETE,
-            &path,
-            &[("authorization", &basic("bob", PASSWORD))],
-        )
+        .request(Method::DELETE, &path, &basic("bob", PASSWORD))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     // Gone from bob's tokens: another attempt is one at someone else's.
     let r = w
-        .client
-        .bare(
-            Method::DELETE,
-            &path,
-            &[("authorization", &basic("bob", PASSWORD))],
-        )
+        .request(Method::DELETE, &path, &basic("bob", PASSWORD))
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     // Gone: the refresh token, and the registry tokens obtained with it;
@@ -158,12 +143,7 @@ async fn a_provider_identity_keeps_its_groups_through_a_bounded_refresh_token() 
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.json()["scope"], "repository:team/app:push");
     let push = w
-        .client
-        .bare(
-            Method::POST,
-            "/v2/team/app/blobs/uploads/",
-            &[("authorization", &bearer(&r))],
-        )
+        .request(Method::POST, "/v2/team/app/blobs/uploads/", &bearer(&r))
         .await;
     assert_eq!(push.status, StatusCode::ACCEPTED);
     // As a bearer credential on the admin API it is dora, from ldap.

@@ -111,12 +111,18 @@ impl World {
     }
 
     pub(crate) async fn get(&self, uri: &str, auth: &str) -> Reply {
+        self.request(Method::GET, uri, auth).await
+    }
+
+    /// A request without a body, with `auth` as its `authorization`
+    /// (none when empty).
+    pub(crate) async fn request(&self, method: Method, uri: &str, auth: &str) -> Reply {
         let headers: Vec<(&str, &str)> = if auth.is_empty() {
             vec![]
         } else {
             vec![("authorization", auth)]
         };
-        self.client.bare(Method::GET, uri, &headers).await
+        self.client.bare(method, uri, &headers).await
     }
 }
 
