@@ -11,7 +11,7 @@ use crate::cli::{
     Binding, ClusterRoleBindingCmd as Crb, Command, Global, NamespaceCmd as Ns,
     RoleBindingCmd as Rb, ServiceAccountCmd as Sa, TokenCmd, UserCmd,
 };
-use crate::session::{read_password, Connection};
+use crate::session::{read_password, Connection, Silence};
 use crate::{say, CliError, Io};
 
 /// Prints a document as pretty JSON.
@@ -63,6 +63,21 @@ fn request(b: &Binding) -> BindingRequest {
     BindingRequest::new(&b.role, &b.subject)
 }
 
+/// How long `command` lets the server stay silent (see [`Silence`]).
+fn silence(command: &Command) -> Silence {
+    match command {
+        Command::Prune(_)
+        | Command::Mirror(_)
+        | Command::Namespace(
+            Ns::Delete { cascade: true, .. }
+            | Ns::Usage {
+                recompute: true, ..
+            },
+        ) => Silence::Long,
+        _ => Silence::Short,
+    }
+}
+
 /// Runs an admin command (with the stored credentials).
 pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
     // Read the password before connecting, so a missing one fails fast.
@@ -70,7 +85,7 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
         Command::User(UserCmd::Create { .. } | UserCmd::SetPassword { .. }) => read_password(io)?,
         _ => String::new(),
     };
-    let conn = Connection::open(g, io, true)?;
+    let conn = Connection::open(g, io, true, silence(&command))?;
     let api = &conn.client;
     let out = match command {
         Command::Whoami => {

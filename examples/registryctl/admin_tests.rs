@@ -17,6 +17,33 @@ fn tables_align_columns() {
 }
 
 #[test]
+fn commands_that_wait_for_server_work_tolerate_long_silences() {
+    let silence_of = |args: &[&str]| {
+        let cli =
+            <crate::cli::Cli as clap::Parser>::try_parse_from(["registryctl"].iter().chain(args))
+                .expect("valid command line");
+        silence(&cli.command)
+    };
+    for long in [
+        &["prune"][..],
+        &["prune", "--dry-run"],
+        &["mirror", "sync", "hub/library/alpine"],
+        &["namespace", "delete", "team", "--cascade"],
+        &["namespace", "usage", "team", "--recompute"],
+    ] {
+        assert_eq!(silence_of(long), Silence::Long, "{long:?}");
+    }
+    for short in [
+        &["namespace", "delete", "team"][..],
+        &["namespace", "usage", "team"],
+        &["namespace", "list"],
+        &["whoami"],
+    ] {
+        assert_eq!(silence_of(short), Silence::Short, "{short:?}");
+    }
+}
+
+#[test]
 fn reports_as_text() {
     assert_eq!(human_bytes(512), "512 B");
     assert_eq!(human_bytes(1536), "1.5 KiB");

@@ -20,6 +20,10 @@ pub(crate) enum CliError {
     /// `login` failed otherwise.
     #[error("login failed: {}", describe(.0))]
     Login(ClientError),
+    /// `GET /v2/` answered an error that is no registry's: a web server or
+    /// another service on that URL.
+    #[error("login failed: {url} is not an OCI registry's API ({}): check the URL and port", describe(.source))]
+    NotARegistry { url: String, source: ClientError },
     /// A 401, with what the stored credentials (or their absence) mean.
     #[error("{}: {hint}", describe(source))]
     Rejected { source: ClientError, hint: String },

@@ -13,12 +13,12 @@ use registry::core::{Digest, Namespace, Platform, RepositoryName};
 
 use crate::admin::{print_json, table};
 use crate::cli::{Command, Global, ImageCmd, ImageStreamsCmd, TagCmd};
-use crate::session::Connection;
+use crate::session::{Connection, Silence};
 use crate::{say, CliError, Io};
 
 /// Runs an Image API command (with the stored credentials, if any).
 pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result<(), CliError> {
-    let conn = Connection::open(g, io, false)?;
+    let conn = Connection::open(g, io, false, Silence::Short)?;
     let api = &conn.client;
     let repository = |ns: &Namespace, name: &str| {
         RepositoryName::from_parts(ns.as_str(), name.trim_matches('/')).map_err(|source| {

@@ -17,17 +17,46 @@ use crate::oidc::{self, OidcContext};
 use crate::target::{decide_transport, Server};
 use crate::{say, CliError, Io};
 
+/// How long a command lets the server stay silent while it answers: a
+/// minute, which catches a server that hangs, or an hour for a command whose
+/// answer comes when a long piece of work is done (`prune`, a `--cascade`
+/// delete, a usage recount) or between two tags of a mirror sync, which
+/// may each fetch gigabytes. Neither limits how long a whole answer takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Silence {
+    /// 60 s.
+    Short,
+    /// 3600 s.
+    Long,
+}
+
+impl Silence {
+    fn limit(self) -> Duration {
+        match self {
+            Silence::Short => Duration::from_secs(60),
+            Silence::Long => Duration::from_secs(3600),
+        }
+    }
+}
+
 /// A client of the server a command is for.
 pub(crate) struct Connection {
     pub client: Client,
     server: Server,
+    /// The `registryctl login` command line for this server and TLS choice.
+    login: String,
     authenticated: bool,
 }
 
 impl Connection {
     /// Connects to the command's server with the credentials stored for
     /// it; without any, anonymously unless `required`.
-    pub fn open(g: &Global, io: &mut Io<'_>, required: bool) -> Result<Self, CliError> {
+    pub fn open(
+        g: &Global,
+        io: &mut Io<'_>,
+        required: bool,
+        silence: Silence,
+    ) -> Result<Self, CliError> {
         let auth_path = auth_file_path(g.config.as_deref(), &io.env)?;
         let contexts = Contexts::load(&contexts_path(&auth_path))?;
         let current = contexts
@@ -46,21 +75,23 @@ impl Connection {
             .ca_file
             .as_deref()
             .or(context.and_then(|c| c.ca_file.as_deref()));
+        let login = server.login_command(insecure, ca_file);
         let auth = DockerConfig::load(&auth_path)?;
         let credentials = auth.credentials(server.key())?;
         if required && credentials.is_none() {
             return Err(CliError::NotLoggedIn {
                 key: server.key().to_owned(),
                 path: auth_path,
-                login: server.login_command(),
+                login,
                 helper: auth.credential_helper(server.key()).map(str::to_owned),
             });
         }
         let authenticated = credentials.is_some();
-        let client = client(&server, insecure, ca_file, credentials, io)?;
+        let client = client(&server, insecure, ca_file, credentials, silence, io)?;
         Ok(Connection {
             client,
             server,
+            login,
             authenticated,
         })
     }
@@ -73,7 +104,7 @@ impl Connection {
     ) -> Result<T, CliError> {
         call.await.map_err(|e| match e {
             ClientError::Unauthorized { .. } => {
-                let (key, login) = (self.server.key(), self.server.login_command());
+                let (key, login) = (self.server.key(), &self.login);
                 let hint = match self.authenticated {
                     true => format!(
                         "the credentials stored for {key} were rejected; run `{login}` again"
@@ -93,6 +124,7 @@ fn client(
     insecure: bool,
     ca_file: Option<&Path>,
     credentials: Option<Credentials>,
+    silence: Silence,
     io: &mut Io<'_>,
 ) -> Result<Client, CliError> {
     let (skip_verify, warnings) = decide_transport(server, insecure, ca_file.is_some())?;
@@ -101,7 +133,7 @@ fn client(
     }
     let mut builder = Client::builder(server.base_url())
         .user_agent(concat!("registryctl/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(60))
+        .read_timeout(silence.limit())
         .insecure(skip_verify);
     let ca_file = ca_file.filter(|_| server.is_https());
     if let Some(path) = ca_file {
@@ -145,7 +177,7 @@ pub(crate) async fn passwd(g: &Global, io: &mut Io<'_>) -> Result<(), CliError> 
         (Some(c), Some(n)) if !c.is_empty() && !n.is_empty() => (c.to_owned(), n.to_owned()),
         _ => return Err(CliError::PasswdInput),
     };
-    let conn = Connection::open(g, io, true)?;
+    let conn = Connection::open(g, io, true, Silence::Short)?;
     let me = conn.run(conn.client.whoami()).await?;
     let name = me
         .subject
@@ -189,22 +221,34 @@ pub(crate) async fn passwd(g: &Global, io: &mut Io<'_>) -> Result<(), CliError> 
 /// server (with its TLS choice) the current context. With `--oidc`, the
 /// credentials are an ID token from the device flow.
 pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(), CliError> {
-    let server = Server::parse(&args.server)?;
+    let mut server = Server::parse(&args.server)?;
     let key = server.key().to_owned();
     // Read both files first: a file we cannot update fails before any request.
     let path = auth_file_path(g.config.as_deref(), &io.env)?;
     let mut auth = DockerConfig::load(&path)?;
     let contexts_file = contexts_path(&path);
     let mut contexts = Contexts::load(&contexts_file)?;
-    let ca_file = match g.ca_file.as_deref() {
+    let mut insecure = g.insecure;
+    let mut ca_file = match g.ca_file.as_deref() {
         Some(f) => Some(std::path::absolute(f).map_err(|source| CliError::Read {
             path: f.to_owned(),
             source,
         })?),
         None => None,
     };
+    // `login host:port` again, as the hints print it, reaches the server as
+    // its context does: its scheme, and its TLS choice unless one is given.
+    if let Some(c) = contexts.contexts.get(&key) {
+        if !args.server.contains("://") {
+            server = Server::parse(&c.server)?;
+        }
+        if !insecure && ca_file.is_none() {
+            insecure = c.insecure;
+            ca_file = c.ca_file.clone();
+        }
+    }
     // Checked before the issuer is asked for anything.
-    decide_transport(&server, g.insecure, ca_file.is_some())?;
+    decide_transport(&server, insecure, ca_file.is_some())?;
     let (username, password, oidc) = if args.oidc.enabled {
         let settings = OidcContext::resolve(&args.oidc, contexts.contexts.get(&key))?;
         let issuer = oidc::Issuer::discover(&settings).await?;
@@ -231,9 +275,10 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
     let credentials = Credentials::basic(&username, &password);
     let client = client(
         &server,
-        g.insecure,
+        insecure,
         ca_file.as_deref(),
         Some(credentials),
+        Silence::Short,
         io,
     )?;
     match client.ping().await {
@@ -242,6 +287,12 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
             return Err(CliError::OidcTokenRejected)
         }
         Err(ClientError::Unauthorized { .. }) => return Err(CliError::WrongCredentials),
+        // A registry answers `/v2/` with 200 or 401, and its other errors
+        // with an OCI error document.
+        Err(e) if e.code() == Some("") && e.status().is_some_and(|s| s.is_client_error()) => {
+            let url = format!("{}v2/", server.base_url());
+            return Err(CliError::NotARegistry { url, source: e });
+        }
         Err(e) => return Err(CliError::Login(e)),
     }
     let kept = if oidc.is_some() {
@@ -256,7 +307,7 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
     let remembered = contexts.contexts.get(&key).and_then(|c| c.oidc.clone());
     let context = Context {
         server: server.base_url(),
-        insecure: g.insecure,
+        insecure,
         ca_file,
         oidc: oidc.or(remembered),
     };
@@ -317,7 +368,7 @@ pub(crate) async fn token_ca(
     output: Option<&Path>,
     io: &mut Io<'_>,
 ) -> Result<(), CliError> {
-    let conn = Connection::open(g, io, false)?;
+    let conn = Connection::open(g, io, false, Silence::Short)?;
     let pem = conn.run(conn.client.token_ca_pem()).await?;
     match output {
         None => write!(io.out, "{pem}").map_err(CliError::Output),

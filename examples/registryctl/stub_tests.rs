@@ -320,6 +320,66 @@ async fn rejected_stored_credentials_suggest_login() {
 }
 
 #[tokio::test]
+async fn login_again_as_the_hint_says_reaches_the_server_as_its_context_does() {
+    let url = start().await;
+    let key = url.trim_start_matches("http://").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    let file_s = file.to_str().unwrap();
+    let login = |server: String, insecure: bool| async move {
+        let mut args = vec!["--config", file_s, "login"];
+        args.extend([server.as_str(), "-u", "admin", "--password-stdin"]);
+        if insecure {
+            args.push("--insecure");
+        }
+        exec(&args, "s3cret\n").await
+    };
+    login(url.clone(), true).await.result.expect("first login");
+    exec(&["--config", file_s, "logout", &key], "")
+        .await
+        .result
+        .expect("logout");
+    let o = exec(&["--config", file_s, "whoami"], "").await;
+    let e = o.result.unwrap_err();
+    let hint = format!("run `registryctl login http://{key} --insecure` first");
+    assert!(e.contains(&hint), "{e}");
+    // Without scheme or --insecure: the context's plain HTTP, not HTTPS.
+    let o = login(key.clone(), false).await;
+    assert!(o.result.is_ok(), "{:?} {}", o.result, o.err);
+    assert!(o.out.contains("Login Succeeded"), "{}", o.out);
+    let o = exec(&["--config", file_s, "whoami"], "").await;
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    let contexts = read_json(&dir.path().join("registryctl.json"));
+    assert_eq!(contexts["contexts"][&key]["insecure"], true, "{contexts}");
+}
+
+#[tokio::test]
+async fn a_web_server_that_is_no_registry_is_named_as_such() {
+    let page = "<!DOCTYPE HTML>\n<html>\n<body>\n<h1>Error response</h1>\n<p>Error code: 404</p>\n</body>\n</html>\n";
+    let web = Router::new().fallback(move || async move {
+        (StatusCode::NOT_FOUND, [("content-type", "text/html")], page)
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, web).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.json");
+    let url = format!("http://{addr}");
+    let args = ["login", &url, "-u", "a", "--password-stdin", "--insecure"];
+    let args = [&args[..], &["--to", file.to_str().unwrap()]].concat();
+    let e = exec(&args, "pw\n").await.result.unwrap_err();
+    assert!(
+        e.starts_with(&format!(
+            "login failed: {url}/v2/ is not an OCI registry's API (server answered HTTP 404 Not Found: <!DOCTYPE HTML> <html>"
+        )),
+        "{e}"
+    );
+    assert!(e.ends_with("</html>): check the URL and port"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    assert!(!file.exists());
+}
+
+#[tokio::test]
 async fn unreachable_server_is_a_clear_error() {
     // A port nothing listens on (bound then released).
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

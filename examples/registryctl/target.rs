@@ -1,6 +1,8 @@
 //! Which server to talk to and how: parsing a `SERVER` argument into a base
 //! URL and the auth-file key, and the `--insecure` / `--ca-file` policy.
 
+use std::path::Path;
+
 use reqwest::Url;
 
 use crate::CliError;
@@ -83,12 +85,19 @@ impl Server {
     }
 
     /// The `registryctl login ...` command line that stores credentials for
-    /// this server (with `http://` and `--insecure` for a plain-HTTP one).
-    pub(crate) fn login_command(&self) -> String {
-        if self.https {
-            format!("registryctl login {}", self.authority)
-        } else {
-            format!("registryctl login http://{} --insecure", self.authority)
+    /// this server with the TLS choice in effect: `http://` and
+    /// `--insecure` for a plain-HTTP one, else `--insecure` or
+    /// `--ca-file FILE` when one of them is how the server is reached.
+    pub(crate) fn login_command(&self, insecure: bool, ca_file: Option<&Path>) -> String {
+        match (self.https, insecure, ca_file) {
+            (false, _, _) => format!("registryctl login http://{} --insecure", self.authority),
+            (true, true, _) => format!("registryctl login {} --insecure", self.authority),
+            (true, false, Some(file)) => format!(
+                "registryctl login {} --ca-file {}",
+                self.authority,
+                file.display()
+            ),
+            (true, false, None) => format!("registryctl login {}", self.authority),
         }
     }
 

@@ -28,11 +28,35 @@ fn scheme_defaults_to_https() {
     assert!(!s.is_https());
     assert_eq!(s.base_url(), "http://localhost:5000/");
     assert_eq!(
-        s.login_command(),
+        s.login_command(false, None),
         "registryctl login http://localhost:5000 --insecure"
     );
     let s = Server::parse("https://reg:8443/").unwrap();
-    assert_eq!(s.login_command(), "registryctl login reg:8443");
+    assert_eq!(s.login_command(false, None), "registryctl login reg:8443");
+}
+
+#[test]
+fn login_command_keeps_the_tls_choice() {
+    let s = Server::parse("reg:8443").unwrap();
+    assert_eq!(
+        s.login_command(true, None),
+        "registryctl login reg:8443 --insecure"
+    );
+    let ca = std::path::Path::new("/etc/reg/ca.pem");
+    assert_eq!(
+        s.login_command(false, Some(ca)),
+        "registryctl login reg:8443 --ca-file /etc/reg/ca.pem"
+    );
+    // --insecure wins over a CA file, as it does when connecting.
+    assert_eq!(
+        s.login_command(true, Some(ca)),
+        "registryctl login reg:8443 --insecure"
+    );
+    let s = Server::parse("http://reg:5000").unwrap();
+    assert_eq!(
+        s.login_command(false, Some(ca)),
+        "registryctl login http://reg:5000 --insecure"
+    );
 }
 
 #[test]

@@ -218,12 +218,23 @@ fn envelope(body: &[u8]) -> (String, String) {
             let first = errors.into_iter().next().expect("not empty");
             (first.code, first.message.unwrap_or_default())
         }
-        _ => {
-            let text = String::from_utf8_lossy(body);
-            (String::new(), text.trim().chars().take(200).collect())
-        }
+        _ => (String::new(), excerpt(&String::from_utf8_lossy(body))),
     }
 }
+
+/// The start of a body that is no error document, on one line: an HTML
+/// page from a web server or a proxy, say. Runs of white space become one
+/// space; past [`EXCERPT_CHARS`] characters it is cut, ending in `…`.
+fn excerpt(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(EXCERPT_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// How much of a body that is no error document [`ClientError`] keeps.
+const EXCERPT_CHARS: usize = 160;
 
 /// A refusal as text: `message (CODE) [HTTP 404]`, or `server answered HTTP
 /// 502 Bad Gateway: excerpt` without an envelope.
@@ -282,6 +293,22 @@ mod tests {
             e.to_string(),
             "server answered HTTP 404 Not Found: 404 page not found"
         );
+        let page = format!(
+            "<!DOCTYPE HTML>\n<html lang=\"en\">\n<head>\n  <title>Error response</title>\n</head>\n{}",
+            "<p>Nothing matches the given URI.</p>\n".repeat(20)
+        );
+        let e = ClientError::from_answer(StatusCode::NOT_FOUND, page.as_bytes());
+        let text = e.to_string();
+        let excerpt = text
+            .strip_prefix("server answered HTTP 404 Not Found: ")
+            .expect("an excerpt");
+        assert!(
+            excerpt.starts_with("<!DOCTYPE HTML> <html lang=\"en\"> <head> <title>Error response"),
+            "{text}"
+        );
+        assert!(!excerpt.contains('\n'), "{text}");
+        assert_eq!(excerpt.chars().count(), EXCERPT_CHARS + 1, "{text}");
+        assert!(excerpt.ends_with('…'), "{text}");
         let e = ClientError::from_answer(StatusCode::BAD_REQUEST, br#"{"errors":[]}"#);
         assert_eq!(
             e.to_string(),
