@@ -1,6 +1,6 @@
 //! The `registry-server` binary against hostile connections: idle and
 //! trickling clients are cut by their timeouts, a stalled upload body ends
-//! its request and rolls back, connections beyond the cap wait without
+//! its request and rolls back, so does a stalled body of any other kind, connections beyond the cap wait without
 //! stopping the others, and running out of file descriptors neither stops
 //! the server for good nor makes it spin.
 //!
@@ -205,6 +205,73 @@ fn a_stalled_patch_body_ends_the_request_and_rolls_back() {
         Some("0-99"),
         "the session is where it was before the stalled request"
     );
+}
+
+#[test]
+fn stalled_bodies_of_every_kind_are_answered_and_free_their_connections() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (_server, addr) = start(
+        tmp.path(),
+        &["--body-idle-timeout-secs", "2", "--max-connections", "4"],
+    );
+    // As many stalled requests as the server takes connections: headers
+    // and the start of a body, then nothing. Each kind of body reader.
+    let stalled = [
+        (
+            "POST /v2/token",
+            "application/x-www-form-urlencoded",
+            "grant_type=",
+            "UNSUPPORTED",
+        ),
+        (
+            "PUT /v2/ns/app/manifests/v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            "{",
+            "MANIFEST_INVALID",
+        ),
+        (
+            "POST /apis/admin/v1/users",
+            "application/json",
+            "{\"name\":",
+            "UNSUPPORTED",
+        ),
+        (
+            "POST /apis/admin/v1/prune",
+            "application/json",
+            "{",
+            "UNSUPPORTED",
+        ),
+    ];
+    let started = Instant::now();
+    let mut streams: Vec<TcpStream> = stalled
+        .iter()
+        .map(|(request, content_type, start, _)| {
+            let mut stream = connect(&addr);
+            let head = format!(
+                "{request} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n{start}"
+            );
+            stream.write_all(head.as_bytes()).expect("write");
+            stream
+        })
+        .collect();
+    for (stream, (request, _, _, code)) in streams.iter_mut().zip(&stalled) {
+        let (status, response) = read_response(stream).expect("the stalled request is answered");
+        assert_eq!(status, 408, "{request}: {response}");
+        assert!(response.contains(code), "{request}: {response}");
+        assert!(
+            response.contains("no byte of the request body arrived for 2 s"),
+            "{response}"
+        );
+        assert_eq!(header(&response, "connection"), Some("close"), "{response}");
+        assert!(
+            closed_within(stream, Duration::from_secs(5)).is_some(),
+            "{request}: the connection stayed open"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // The four slots are free again.
+    let mut next = connect(&addr);
+    assert_eq!(get(&mut next, "/v2/").expect("a response").0, 200);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! `access_type=offline` to get a refresh token as well (a password grant
 //! only: the other credentials are long-lived already).
 
-use axum::body::Bytes;
+use crate::http::body::SmallBody;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
@@ -96,7 +96,7 @@ pub(crate) async fn token_form(
     State(registry): State<Registry>,
     origin: Origin,
     headers: HeaderMap,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult<Response> {
     let state = registry.auth().ok_or(RegistryError::AccessControlOff)?;
     let form = Form::parse(&headers, &body)?;

@@ -4,10 +4,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use registry_auth::{Action, Resource};
 use registry_core::{ErrorCode, Reference, ReferenceError, RepositoryName, Tag};
 
+use super::body::{read_body, stalled_answer, BodyError};
 use super::error::{ApiError, ApiResult};
 use super::util::{header_str, header_value, DOCKER_CONTENT_DIGEST, OCI_SUBJECT, OCI_TAG};
 use crate::service::{ArgumentKind, Caller, Registry, RegistryError};
@@ -113,14 +113,16 @@ pub(crate) async fn get(
     builder.body(body).map_err(ApiError::internal)
 }
 
-/// Reads a manifest body up to the size limit (413 above it).
+/// Reads a manifest body up to the size limit (413 above it, 408 when it
+/// stalls).
 async fn read_limited(body: Body, limit: usize) -> ApiResult<Bytes> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => {
-            Err(RegistryError::ManifestTooLarge { limit }.into())
+    match read_body(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge) => Err(RegistryError::ManifestTooLarge { limit }.into()),
+        Err(BodyError::Stalled(timeout)) => {
+            Err(stalled_answer(ErrorCode::ManifestInvalid, &timeout))
         }
-        Err(e) => Err(ApiError::new(
+        Err(BodyError::Failed(e)) => Err(ApiError::new(
             ErrorCode::ManifestInvalid,
             format!("reading manifest body failed: {e}"),
         )),

@@ -4,6 +4,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod blobs;
+pub(crate) mod body;
 pub(crate) mod distribution;
 pub mod endpoint;
 pub mod error;
@@ -23,6 +24,7 @@ use axum::Router;
 use crate::auth::AuthLayer;
 use crate::metrics::MetricsLayer;
 use crate::service::{Caller, Registry};
+use body::IdleBodyLayer;
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = std::convert::Infallible;
@@ -59,6 +61,7 @@ pub fn distribution_router(registry: &Registry) -> Router {
         .layer(AuthLayer::registry_tokens(registry))
         .merge(token)
         .merge(keys)
+        .layer(IdleBodyLayer::new(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
 }
@@ -67,6 +70,7 @@ pub fn distribution_router(registry: &Registry) -> Router {
 pub fn image_api_router(registry: &Registry) -> Router {
     image_api::routes()
         .layer(AuthLayer::primary_only(registry))
+        .layer(IdleBodyLayer::new(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
 }
@@ -75,6 +79,7 @@ pub fn image_api_router(registry: &Registry) -> Router {
 pub fn admin_router(registry: &Registry) -> Router {
     admin::routes()
         .layer(AuthLayer::primary_only(registry))
+        .layer(IdleBodyLayer::new(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
 }
@@ -89,6 +94,7 @@ pub fn ops_router(registry: &Registry) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(metrics)
+        .layer(IdleBodyLayer::new(registry))
         .layer(MetricsLayer::new(registry))
         .with_state(registry.clone())
 }

@@ -85,7 +85,7 @@ pub(crate) async fn start(
     };
     if mount.is_none() {
         if let Some(digest) = digest_param(query)? {
-            let body = body_stream(body, registry.limits().body_idle_timeout);
+            let body = body_stream(body);
             registry.push_blob(caller, repo, &digest, body).await?;
             return created(repo, &digest);
         }
@@ -144,8 +144,8 @@ fn content_range(headers: &HeaderMap) -> ApiResult<Option<(u64, u64)>> {
 /// A request body as a chunk: at the offset its `Content-Range` says (and
 /// held to that length, which `Content-Length` must match), or at the
 /// session's offset.
-fn chunk(registry: &Registry, headers: &HeaderMap, body: Body) -> ApiResult<Chunk> {
-    let body = body_stream(body, registry.limits().body_idle_timeout);
+fn chunk(headers: &HeaderMap, body: Body) -> ApiResult<Chunk> {
+    let body = body_stream(body);
     let Some((start, end)) = content_range(headers)? else {
         return Ok(Chunk::streamed(body));
     };
@@ -177,7 +177,7 @@ pub(crate) async fn patch(
     headers: &HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let chunk = chunk(registry, headers, body)?;
+    let chunk = chunk(headers, body)?;
     let status = registry.append_upload(caller, repo, id, chunk).await?;
     session_response(StatusCode::ACCEPTED, repo, &status)
 }
@@ -196,7 +196,7 @@ pub(crate) async fn finish(
         RegistryError::invalid_digest("request", "PUT of an upload needs ?digest=")
     })?;
     let last = if has_body(headers) {
-        Some(chunk(registry, headers, body)?)
+        Some(chunk(headers, body)?)
     } else {
         None
     };

@@ -3,12 +3,11 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue};
-use std::time::Duration;
 
 use futures::StreamExt;
 use registry_storage::{ByteStream, StorageError};
 
-use crate::service::{BodyIdleTimeout, RegistryError};
+use crate::service::RegistryError;
 
 /// `Docker-Content-Digest`.
 pub(crate) const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
@@ -48,37 +47,18 @@ pub(crate) fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<
         .map(|(_, v)| v.as_str())
 }
 
-/// A request body as a storage byte stream that fails (with a
-/// `BodyIdleTimeout` inside [`StorageError::Incoming`]) when no byte
-/// arrives for `idle`: the store then rolls the upload back, as for any body
-/// that fails part-way.
-pub(crate) fn body_stream(body: Body, idle: Duration) -> ByteStream {
-    let data = body.into_data_stream();
-    futures::stream::unfold(Some(data), move |state| async move {
-        let mut data = state?;
-        // The deadline moves only when bytes arrive: empty frames are no progress.
-        let deadline = tokio::time::Instant::now() + idle;
-        loop {
-            match tokio::time::timeout_at(deadline, data.next()).await {
-                Ok(Some(Ok(bytes))) if bytes.is_empty() => continue,
-                Ok(Some(Ok(bytes))) => return Some((Ok(bytes), Some(data))),
-                Ok(Some(Err(e))) => {
-                    let e = StorageError::Incoming {
-                        source: Box::new(e),
-                    };
-                    return Some((Err(e), None));
-                }
-                Ok(None) => return None,
-                Err(_) => {
-                    let e = StorageError::Incoming {
-                        source: Box::new(BodyIdleTimeout { idle }),
-                    };
-                    return Some((Err(e), None));
-                }
-            }
-        }
-    })
-    .boxed()
+/// A request body as a storage byte stream. It fails (with the
+/// `BodyIdleTimeout` of [`super::body`] inside [`StorageError::Incoming`])
+/// when no byte arrives for the registry's body idle timeout: the store
+/// then rolls the upload back, as for any body that fails part-way.
+pub(crate) fn body_stream(body: Body) -> ByteStream {
+    body.into_data_stream()
+        .map(|item| {
+            item.map_err(|e| StorageError::Incoming {
+                source: e.into_inner(),
+            })
+        })
+        .boxed()
 }
 
 /// A header parsed as text, or `None` when missing.

@@ -94,9 +94,10 @@ pub struct Limits {
     /// indexes list tens of entries.
     pub max_manifest_references: usize,
     /// How long a request body may go without a byte before the request
-    /// ends: the upload rolls back to where it stood before the request and
-    /// the client (if still there) gets 408. Without it a stalled client
-    /// holds its upload slot, session and connection for ever.
+    /// ends, on every route of the routers: the client (if still there)
+    /// gets 408 and the connection closes; an upload rolls back to where it
+    /// stood before the request. Without it a stalled client holds its
+    /// connection (and an upload slot and session) for ever.
     pub body_idle_timeout: Duration,
     /// Most upload requests in flight per user (service account, or the
     /// anonymous caller as one user), so that one user cannot take every

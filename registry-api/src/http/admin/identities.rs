@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use crate::http::body::SmallBody;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -221,7 +221,7 @@ pub(crate) async fn list_tokens(State(r): State<Registry>, caller: Caller) -> Ap
 pub(crate) async fn create_token(
     State(r): State<Registry>,
     caller: Caller,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult<Response> {
     let body: NewAccessToken = optional_json(&body)?;
     let name = body

@@ -10,6 +10,8 @@
 //! [`MirrorSyncEvent`]: crate::model::admin::MirrorSyncEvent
 
 use axum::body::{Body, Bytes};
+
+use crate::http::body::SmallBody;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +27,7 @@ pub(crate) async fn sync(
     State(r): State<Registry>,
     caller: Caller,
     Path(ns): Path<String>,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult<Response> {
     let ns = namespace(&ns)?;
     let request: MirrorSyncRequest =

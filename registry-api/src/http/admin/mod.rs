@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::http::body::{stalled, stalled_answer};
 use crate::http::error::{ApiError, ApiResult};
 use crate::service::{Registry, RegistryError};
 
@@ -138,7 +139,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(e) => Err(bad_request("request body", e.body_text())),
+            Err(e) => match stalled(&e) {
+                Some(timeout) => Err(stalled_answer(ErrorCode::Unsupported, timeout)),
+                None => Err(bad_request("request body", e.body_text())),
+            },
         }
     }
 }

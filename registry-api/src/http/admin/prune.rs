@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use crate::http::body::SmallBody;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -72,7 +72,7 @@ fn report_json(report: &GcReport) -> PruneReport {
 pub(crate) async fn prune(
     State(r): State<Registry>,
     caller: Caller,
-    body: Bytes,
+    SmallBody(body): SmallBody,
 ) -> ApiResult<Response> {
     let request: PruneRequest = optional_json(&body)?;
     let report = r.prune(&caller, options(&request)).await?;
