@@ -249,6 +249,61 @@ async fn referrers_are_paged_with_a_link_that_keeps_the_filter() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
+/// Referrers whose annotations are large come a few per page (about 4 MiB
+/// of descriptors at most), each exactly once, with a `Link` to the rest.
+#[tokio::test]
+async fn referrers_pages_are_bounded_in_bytes() {
+    let c = Client::new();
+    let (subject, bytes, _) = c.push_image("ns/app", "v1", "subject").await;
+    let config = c.push_blob("ns/app", b"{}").await;
+    let mut expected = Vec::new();
+    for i in 0..5u8 {
+        let layer = c.push_blob("ns/app", &[i]).await;
+        let mut v: Value =
+            serde_json::from_slice(&image_manifest(&config, 2, &layer, 1, None)).unwrap();
+        v["subject"] = serde_json::json!({"mediaType": media_type::OCI_MANIFEST, "digest": subject, "size": bytes.len()});
+        // 1.5 MiB of annotation: two fit in a page, three do not.
+        v["annotations"] = serde_json::json!({"note": "x".repeat(3 << 19)});
+        let body = serde_json::to_vec(&v).unwrap();
+        let d = Digest::sha256_of(&body);
+        let uri = format!("/v2/ns/app/manifests/{d}");
+        let r = c
+            .call(
+                Method::PUT,
+                &uri,
+                &[("content-type", media_type::OCI_MANIFEST)],
+                body,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        expected.push(d.to_string());
+    }
+    expected.sort();
+    let mut uri = format!("/v2/ns/app/referrers/{subject}");
+    let (mut seen, mut sizes) = (Vec::new(), Vec::new());
+    loop {
+        // Before: all five (7.5 MiB) in one answer.
+        let r = c.get(&uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        sizes.push(r.body.len());
+        let page = r.json()["manifests"].as_array().unwrap().clone();
+        seen.extend(
+            page.iter()
+                .map(|m| m["digest"].as_str().unwrap().to_owned()),
+        );
+        let link = r.header("link");
+        if link.is_empty() {
+            break;
+        }
+        uri = next_last(link)
+            .map(|last| format!("/v2/ns/app/referrers/{subject}?last={last}"))
+            .expect("a next page");
+    }
+    assert_eq!(seen, expected);
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s < 4 << 20), "{sizes:?}");
+}
+
 #[tokio::test]
 async fn image_stream_tags_and_tag_history_are_paged() {
     let c = Client::new();

@@ -261,7 +261,10 @@ impl Manifest {
             layers: Vec::new(),
             manifests: Vec::new(),
             subject,
-            artifact_type: raw.artifact_type,
+            // distribution-spec v1.1: an empty `artifactType` counts as
+            // missing (an image manifest is then listed under its config's
+            // type, an index under none).
+            artifact_type: raw.artifact_type.filter(|a| !a.is_empty()),
             annotations,
         };
         if kind.is_index() {

@@ -128,7 +128,10 @@ impl Registry {
     }
 
     /// The manifests of `repo` whose subject is `subject`, by digest,
-    /// optionally only those of `artifact_type` (needs pull).
+    /// optionally only those of `artifact_type` (needs pull). A page also
+    /// ends once its descriptors reach about 4 MiB (one always fits), since
+    /// each carries its manifest's annotations, which may be megabytes: the
+    /// rest follow on the next page.
     pub async fn referrers(
         &self,
         caller: &Caller,
@@ -140,10 +143,65 @@ impl Registry {
     ) -> RegistryResult<Paged<Referrer>> {
         self.authorize(caller, Action::Pull, &Resource::Repository(repo))?;
         let n = self.page_size(n);
-        let found = self
-            .metadata()
-            .referrers(repo, subject, artifact_type, last, n.saturating_add(1))
-            .await?;
+        let mut found: Vec<Referrer> = Vec::new();
+        let mut bytes: usize = 0;
+        let mut cursor = last.cloned();
+        // Read in batches sized by the descriptors seen so far, so that
+        // about a page's bytes and one batch are held at most.
+        while found.len() <= n {
+            let batch_size = match bytes.checked_div(found.len()) {
+                Some(average) => ((REFERRERS_PAGE_BYTES - bytes.min(REFERRERS_PAGE_BYTES))
+                    / average.max(1))
+                .clamp(1, REFERRERS_BATCH),
+                None => REFERRERS_FIRST_BATCH,
+            };
+            let want = (n + 1 - found.len()).min(batch_size);
+            let batch = self
+                .metadata()
+                .referrers(repo, subject, artifact_type, cursor.as_ref(), want)
+                .await?;
+            let exhausted = batch.len() < want;
+            for referrer in batch {
+                let size = descriptor_bytes(&referrer);
+                if !found.is_empty() && found.len() < n && bytes + size > REFERRERS_PAGE_BYTES {
+                    // Full by bytes: the page ends here, more follow.
+                    let next = found.last().map(|r| r.digest.to_string());
+                    return Ok(Paged {
+                        items: found,
+                        next,
+                        n,
+                    });
+                }
+                bytes += size;
+                found.push(referrer);
+            }
+            match found.last() {
+                Some(r) if !exhausted => cursor = Some(r.digest.clone()),
+                _ => break,
+            }
+        }
         Ok(Paged::of(found, n, |r| r.digest.to_string()))
     }
+}
+
+/// About how many bytes of descriptors a referrers page holds at most.
+pub(crate) const REFERRERS_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How many referrers a page reads from the store at a time: at first, and
+/// at most once their sizes are known.
+const REFERRERS_FIRST_BATCH: usize = 4;
+const REFERRERS_BATCH: usize = 64;
+
+/// About the bytes of `referrer`'s descriptor in JSON: its strings and a
+/// fixed allowance for the rest (digest, size, field names).
+fn descriptor_bytes(referrer: &Referrer) -> usize {
+    let annotations: usize = referrer
+        .annotations
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 8)
+        .sum();
+    annotations
+        + referrer.media_type.len()
+        + referrer.artifact_type.as_ref().map_or(0, String::len)
+        + 200
 }

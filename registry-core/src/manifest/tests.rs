@@ -180,4 +180,22 @@ fn referrers_artifact_type_is_the_config_media_type_when_absent() {
     let explicit = image.replacen("{", r#"{"artifactType":"application/x-sig","#, 1);
     let m = Manifest::parse(None, explicit.as_bytes()).unwrap();
     assert_eq!(m.referrers_artifact_type(), Some("application/x-sig"));
+    // Empty is missing: the config's type for an image manifest...
+    let empty = image.replacen("{", r#"{"artifactType":"","#, 1);
+    let m = Manifest::parse(None, empty.as_bytes()).unwrap();
+    assert_eq!(m.referrers_artifact_type(), Some(mt::OCI_CONFIG));
+    let custom = empty.replace(mt::OCI_CONFIG, "application/x-cfg");
+    let m = Manifest::parse(None, custom.as_bytes()).unwrap();
+    assert_eq!(m.artifact_type.as_deref(), Some("application/x-cfg"));
+    assert_eq!(m.referrers_artifact_type(), Some("application/x-cfg"));
+    // ... and none for an index.
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","artifactType":"","manifests":[{{"mediaType":"{}","digest":"{}","size":2}}]}}"#,
+        mt::OCI_INDEX,
+        mt::OCI_MANIFEST,
+        d("m")
+    );
+    let m = Manifest::parse(None, index.as_bytes()).unwrap();
+    assert_eq!(m.artifact_type, None);
+    assert_eq!(m.referrers_artifact_type(), None);
 }
