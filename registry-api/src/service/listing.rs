@@ -63,13 +63,26 @@ impl Registry {
     }
 
     /// The repositories `caller` may pull from whose names sort after
-    /// `last` (an opaque cursor, any string, as in Distribution).
+    /// `last` (an opaque cursor, any string, as in Distribution). A caller
+    /// with a registry token needs `registry:catalog:*` in it.
     pub async fn catalog(
         &self,
         caller: &Caller,
         last: Option<&str>,
         n: Option<usize>,
     ) -> RegistryResult<Paged<RepositoryName>> {
+        // A registry token lists only with `registry:catalog:*` (always
+        // granted when asked for): a token narrowed to some repositories,
+        // handed to a tool, does not reveal the others.
+        if caller
+            .token()
+            .is_some_and(|claims| !claims.allows_catalog())
+        {
+            return Err(RegistryError::Unauthenticated {
+                scope: Some("registry:catalog:*".to_owned()),
+                insufficient_scope: true,
+            });
+        }
         let n = self.page_size(n);
         let visible = self.visible_namespaces(caller);
         let names = self

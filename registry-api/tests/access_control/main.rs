@@ -371,6 +371,57 @@ async fn catalog_shows_only_what_the_caller_may_pull() {
     );
 }
 
+/// A registry token lists the catalog only with `registry:catalog:*`: one
+/// narrowed to a repository is sent back for that scope, which is granted
+/// when asked for and lists what the account may pull.
+#[tokio::test]
+async fn catalog_with_a_registry_token_needs_the_catalog_scope() {
+    let w = world().await;
+    let viewer = w.creds[2].1.clone();
+    let token = |scope: &'static str| {
+        let (client, viewer) = (
+            Client {
+                app: w.client.app.clone(),
+            },
+            viewer.clone(),
+        );
+        async move {
+            let uri = format!("/v2/token?service=registry.test&scope={scope}");
+            let r = client
+                .bare(Method::GET, &uri, &[("authorization", &viewer)])
+                .await;
+            assert_eq!(r.status, StatusCode::OK);
+            format!("Bearer {}", r.json()["token"].as_str().unwrap())
+        }
+    };
+    let narrow = token("repository:a/app:pull").await;
+    // Before: the whole catalog the account could see.
+    let r = w
+        .client
+        .bare(Method::GET, "/v2/_catalog", &[("authorization", &narrow)])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.json());
+    let challenge = r.header("www-authenticate");
+    assert!(
+        challenge.contains("scope=\"registry:catalog:*\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    let listing = token("registry:catalog:*").await;
+    let r = w
+        .client
+        .bare(Method::GET, "/v2/_catalog", &[("authorization", &listing)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["repositories"],
+        serde_json::json!(["a/app", "pub/open"])
+    );
+}
+
 #[tokio::test]
 async fn token_protocol_grants_only_allowed_actions() {
     let w = world().await;
