@@ -85,6 +85,32 @@ impl Action {
     }
 }
 
+impl fmt::Display for Action {
+    /// What the action does, as refusals say it: "user:bob may not push in
+    /// team/app".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Pull => "pull",
+            Action::ListImageStreams => "list ImageStreams",
+            Action::ReadImageStreams => "read ImageStreams",
+            Action::Push => "push",
+            Action::Tag => "move tags",
+            Action::CreateImageStream => "create ImageStreams",
+            Action::Delete => "delete",
+            Action::ManageBindings => "manage role bindings",
+            Action::ManageServiceAccounts => "manage service accounts",
+            Action::CreateNamespace => "create namespaces",
+            Action::DeleteNamespace => "delete namespaces",
+            Action::ManageUsers => "manage users",
+            Action::ManageClusterBindings => "manage cluster role bindings",
+            Action::ReadMetrics => "read metrics",
+            Action::Prune => "prune",
+            Action::ManagePolicy => "set policies",
+            Action::SetQuota => "set quotas",
+        })
+    }
+}
+
 /// A small set of actions, as a bit set: copying and testing are free.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ActionSet(u32);

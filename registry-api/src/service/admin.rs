@@ -59,7 +59,13 @@ impl Registry {
 
     /// Every namespace (needs the right to create them: cluster-admin).
     pub async fn namespaces(&self, caller: &Caller) -> RegistryResult<Vec<Namespace>> {
-        self.admin(caller, Action::CreateNamespace, &Resource::Cluster)?;
+        self.logged_in(caller)?;
+        self.authorize_as(
+            caller,
+            Action::CreateNamespace,
+            &Resource::Cluster,
+            "list namespaces",
+        )?;
         Ok(self.metadata().list_namespaces().await?)
     }
 

@@ -68,13 +68,36 @@ impl Registry {
         }
         Err(RegistryError::Denied {
             subject: caller.subject().to_string(),
-            action: format!("{action:?}"),
+            action: action.to_string(),
             target: match resource {
                 Resource::Repository(repo) => format!("in {repo}"),
                 Resource::Namespace(ns) => format!("in namespace {ns}"),
                 _ => "here".to_owned(),
             },
         })
+    }
+
+    /// [`authorize`](Self::authorize) for an operation that needs the
+    /// permission of `action` without being it (listing namespaces needs
+    /// the right to create them): a refusal names the operation, `doing`.
+    pub(crate) fn authorize_as(
+        &self,
+        caller: &Caller,
+        action: Action,
+        resource: &Resource<'_>,
+        doing: &str,
+    ) -> RegistryResult<()> {
+        self.authorize(caller, action, resource)
+            .map_err(|e| match e {
+                RegistryError::Denied {
+                    subject, target, ..
+                } => RegistryError::Denied {
+                    subject,
+                    action: doing.to_owned(),
+                    target,
+                },
+                e => e,
+            })
     }
 
     /// The namespaces whose repositories `caller` may pull (all of them

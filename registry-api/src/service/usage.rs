@@ -61,7 +61,8 @@ impl Registry {
         caller: &Caller,
         ns: &Namespace,
     ) -> RegistryResult<UsageRecomputed> {
-        self.authorize(caller, Action::SetQuota, &Resource::Cluster)?;
+        let cluster = &Resource::Cluster;
+        self.authorize_as(caller, Action::SetQuota, cluster, "recount usage")?;
         if !self.metadata().namespace_exists(ns).await? {
             return Err(RegistryError::NamespaceUnknown(ns.clone()));
         }

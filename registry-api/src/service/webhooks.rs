@@ -36,7 +36,8 @@ impl Registry {
 
     /// The registry-admin permission on a namespace's webhooks.
     fn manage_webhooks(&self, caller: &Caller, ns: &Namespace) -> RegistryResult<&Events> {
-        self.authorize(caller, Action::ManageBindings, &Resource::Namespace(ns))?;
+        let ns = &Resource::Namespace(ns);
+        self.authorize_as(caller, Action::ManageBindings, ns, "manage webhooks")?;
         self.outbox()
     }
 
@@ -241,7 +242,13 @@ impl Registry {
             return Ok(asked.map(|ns| vec![ns]));
         }
         if let Some(ns) = asked {
-            self.authorize(caller, Action::ManageBindings, &Resource::Namespace(&ns))?;
+            let namespace = &Resource::Namespace(&ns);
+            self.authorize_as(
+                caller,
+                Action::ManageBindings,
+                namespace,
+                "read the audit log",
+            )?;
             return Ok(Some(vec![ns]));
         }
         let mine: Vec<Namespace> = self
@@ -253,7 +260,13 @@ impl Registry {
             .collect();
         if mine.is_empty() {
             // Says 401 or 403, as for any cluster-wide admin request.
-            self.authorize(caller, Action::ManageClusterBindings, &Resource::Cluster)?;
+            let cluster = &Resource::Cluster;
+            self.authorize_as(
+                caller,
+                Action::ManageClusterBindings,
+                cluster,
+                "read the audit log",
+            )?;
         }
         Ok(Some(mine))
     }

@@ -170,6 +170,54 @@ async fn admin_api_manages_bindings_tokens_and_pull_secrets() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
+/// A refusal says what was refused in words, the operation asked for
+/// rather than the permission it needs.
+#[tokio::test]
+async fn refusals_name_what_was_refused() {
+    let w = world().await;
+    let viewer = w.creds[2].1.clone();
+    for (uri, expected) in [
+        (
+            "/apis/admin/v1/namespaces",
+            "viewer may not list namespaces here",
+        ),
+        (
+            "/apis/admin/v1/namespaces/a/webhooks",
+            "viewer may not manage webhooks in namespace a",
+        ),
+        (
+            "/apis/admin/v1/namespaces/a/rolebindings",
+            "viewer may not manage role bindings in namespace a",
+        ),
+    ] {
+        let r = w
+            .client
+            .bare(Method::GET, uri, &[("authorization", &viewer)])
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        let message = r.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Before: "viewer may not CreateNamespace here" and the like.
+        assert_eq!(message, expected, "{uri}");
+    }
+    let r = w
+        .client
+        .bare(
+            Method::POST,
+            "/v2/a/app/blobs/uploads/",
+            &[("authorization", &viewer)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let message = r.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(message, "viewer may not push in a/app");
+}
+
 #[tokio::test]
 async fn admin_api_answers_bad_input_in_the_oci_envelope() {
     let w = world().await;
