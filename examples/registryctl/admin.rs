@@ -120,6 +120,10 @@ pub(crate) async fn run(g: &Global, command: Command, io: &mut Io<'_>) -> Result
             if g.json {
                 return print_json(io, &doc);
             }
+            if doc.namespaces.is_empty() {
+                return say!(io.err, "no namespaces");
+            }
+            // One name per line, as scripts read them.
             return doc
                 .namespaces
                 .iter()

@@ -83,6 +83,12 @@ fn stub() -> Router {
             }),
         )
         .route(
+            "/apis/admin/v1/namespaces",
+            get(|h: HeaderMap| async move {
+                guarded(&h, || Json(json!({"namespaces": []})).into_response())
+            }),
+        )
+        .route(
             "/apis/admin/v1/namespaces/{ns}/rolebindings",
             delete(
                 |h: HeaderMap, UrlPath(ns): UrlPath<String>, Query(q): Params| async move {
@@ -252,6 +258,12 @@ async fn login_admin_commands_and_logout_against_stub() {
     let o = run_admin(&["token", "create", "--name", "ci", "--expires", "12h"]).await;
     o.result.unwrap();
     assert_eq!(o.out, "rgt_\"ci\"_43200\n");
+
+    // None is said on stderr, as for every other list.
+    let o = run_admin(&["namespace", "list"]).await;
+    o.result.unwrap();
+    assert_eq!(o.out, "");
+    assert!(o.err.ends_with("\nno namespaces\n"), "{}", o.err);
 
     let o = run_admin(&["namespace", "delete", "missing"]).await;
     assert_eq!(

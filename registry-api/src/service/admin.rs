@@ -149,6 +149,7 @@ impl Registry {
         ns: &Namespace,
     ) -> RegistryResult<Vec<RoleBinding>> {
         let state = self.admin(caller, Action::ManageBindings, &Resource::Namespace(ns))?;
+        self.existing_namespace(ns).await?;
         Ok(state.store.list_role_bindings(Some(ns)).await?)
     }
 

@@ -46,6 +46,7 @@ impl Registry {
     ) -> RegistryResult<Vec<ServiceAccount>> {
         let resource = Resource::Namespace(ns);
         let state = self.admin(caller, Action::ManageServiceAccounts, &resource)?;
+        self.existing_namespace(ns).await?;
         Ok(state.store.list_service_accounts(Some(ns)).await?)
     }
 

@@ -99,6 +99,7 @@ impl Registry {
     /// A namespace's webhooks (registry-admin there).
     pub async fn webhooks(&self, caller: &Caller, ns: &Namespace) -> RegistryResult<WebhookList> {
         let events = self.manage_webhooks(caller, ns)?;
+        self.existing_namespace(ns).await?;
         let records = events.store.webhooks(Some(ns)).await?;
         Ok(WebhookList {
             items: records.iter().map(webhook_doc).collect(),

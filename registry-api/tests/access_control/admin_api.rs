@@ -218,6 +218,35 @@ async fn refusals_name_what_was_refused() {
     assert_eq!(message, "viewer may not push in a/app");
 }
 
+/// Listing what a namespace that does not exist holds is 404, as adding to
+/// it is, for the cluster admin; others learn nothing (403).
+#[tokio::test]
+async fn lists_of_a_missing_namespace_are_not_found() {
+    let w = world().await;
+    let (root, viewer) = (w.creds[5].1.clone(), w.creds[2].1.clone());
+    for what in ["rolebindings", "serviceaccounts", "webhooks"] {
+        let uri = format!("/apis/admin/v1/namespaces/nope/{what}");
+        // Before: 200 with an empty list.
+        let r = w
+            .client
+            .bare(Method::GET, &uri, &[("authorization", &root)])
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(r.code(), "NAME_UNKNOWN", "{uri}");
+        let r = w
+            .client
+            .bare(Method::GET, &uri, &[("authorization", &viewer)])
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+        let existing = format!("/apis/admin/v1/namespaces/a/{what}");
+        let r = w
+            .client
+            .bare(Method::GET, &existing, &[("authorization", &root)])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{existing}");
+    }
+}
+
 #[tokio::test]
 async fn admin_api_answers_bad_input_in_the_oci_envelope() {
     let w = world().await;
