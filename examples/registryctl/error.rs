@@ -1,6 +1,5 @@
 //! [`CliError`]: every way a command fails at run time (exit 1).
 
-use std::error::Error as _;
 use std::path::PathBuf;
 
 use registry::api::client::{ClientError, DockerConfigError};
@@ -117,13 +116,13 @@ pub(crate) enum CliError {
     #[error("login --oidc needs {0} (once: the context remembers it)")]
     OidcSetting(&'static str),
     /// The OpenID Connect issuer is misconfigured or unreachable.
-    #[error("OIDC issuer: {0}")]
+    #[error("OIDC issuer: {}", oidc_failure(.0))]
     Oidc(registry::auth::oidc::OidcError),
     /// The issuer offers no device authorization grant.
     #[error("OIDC issuer {0} offers no device authorization endpoint (RFC 8628) and token endpoint in its discovery document")]
     OidcNoDeviceFlow(String),
     /// A call to the issuer failed.
-    #[error("OIDC request to {endpoint} failed: {source}")]
+    #[error("OIDC request to {endpoint} failed: {}", oidc_failure(.source))]
     OidcRequest {
         endpoint: String,
         source: reqwest::Error,
@@ -158,8 +157,8 @@ pub(crate) enum CliError {
     Runtime(std::io::Error),
 }
 
-/// A client error with its causes, and a hint where the user can act.
-fn describe(e: &ClientError) -> String {
+/// An error with those of its causes its text does not already say.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -169,14 +168,94 @@ fn describe(e: &ClientError) -> String {
         }
         source = s.source();
     }
+    message
+}
+
+/// A failed call to the OIDC issuer with its causes (a refused connection,
+/// an untrusted certificate), and a hint where the user can act.
+fn oidc_failure(e: &(dyn std::error::Error + 'static)) -> String {
+    let message = with_causes(e);
+    let lower = message.to_ascii_lowercase();
+    match transport_hint(&lower) {
+        Some(_) if lower.contains("unknownissuer") => format!(
+            "{message} (the issuer's certificate is not signed by a CA this machine trusts: \
+             for a private CA pass --oidc-ca-file FILE)"
+        ),
+        Some(hint) => format!("{message}{hint}"),
+        None => message,
+    }
+}
+
+/// A client error with its causes, and a hint where the user can act.
+fn describe(e: &ClientError) -> String {
+    let mut message = with_causes(e);
     if let ClientError::Transport { .. } = e {
-        let lower = message.to_ascii_lowercase();
-        if lower.contains("certificate") || lower.contains("unknownissuer") {
-            message
-                .push_str(" (for a private CA pass --ca-file FILE; --insecure skips verification)");
-        } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
-            message.push_str(" (the server may speak plain HTTP: use http://... with --insecure)");
+        if let Some(hint) = transport_hint(&message.to_ascii_lowercase()) {
+            message.push_str(hint);
         }
     }
     message
+}
+
+/// What the user can do about a transport error, by its text.
+fn transport_hint(lower: &str) -> Option<&'static str> {
+    if lower.contains("not valid for name") || lower.contains("notvalidforname") {
+        Some(" (the server's certificate is for another host name: use a name it is issued for)")
+    } else if lower.contains("expired") && lower.contains("certificate") {
+        Some(" (the server's certificate has expired or is not yet valid: check the server's and this machine's clocks)")
+    } else if lower.contains("unknownissuer") || lower.contains("certificate") {
+        Some(" (the certificate is not signed by a CA this machine trusts: for a private CA pass --ca-file FILE with that CA; --insecure skips verification)")
+    } else if lower.contains("invalidcontenttype") || lower.contains("corrupt message") {
+        Some(" (the server may speak plain HTTP: use http://... with --insecure)")
+    } else if lower.contains("invalid http version") {
+        Some(" (the server may speak HTTPS: use https://... or host:port)")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transport_hint;
+
+    /// The hints for the texts rustls and hyper give these failures.
+    #[test]
+    fn transport_failures_get_the_hint_that_fits() {
+        let hint = |text: &str| transport_hint(&text.to_ascii_lowercase()).unwrap_or_default();
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("--ca-file"));
+        let other_name = "invalid peer certificate: certificate not valid for name \"127.0.0.1\"; \
+                          certificate is only valid for DnsName(\"other.example\")";
+        assert!(
+            hint(other_name).contains("another host name"),
+            "{}",
+            hint(other_name)
+        );
+        assert!(!hint(other_name).contains("--ca-file"));
+        let expired = "invalid peer certificate: certificate expired: verification time 1, \
+                       but certificate is not valid after 0";
+        assert!(hint(expired).contains("expired"));
+        let https = "client error (SendRequest): invalid HTTP version parsed";
+        assert!(hint(https).contains("use https://"), "{}", hint(https));
+        let http = "received corrupt message of type InvalidContentType";
+        assert!(hint(http).contains("use http://"));
+        assert_eq!(hint("connection refused"), "");
+    }
+
+    /// A failed call to the issuer says why, not only that it failed.
+    #[tokio::test]
+    async fn oidc_failures_keep_their_cause() {
+        // A port nothing listens on (bound then released).
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        drop(listener);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let source = reqwest::get(&url).await.unwrap_err();
+        let e = super::CliError::OidcRequest {
+            endpoint: url.clone(),
+            source,
+        };
+        let text = e.to_string().to_ascii_lowercase();
+        // Before: "... failed: error sending request for url (...)" only.
+        assert!(text.contains("connection refused"), "{text}");
+    }
 }
