@@ -30,7 +30,7 @@ pub enum UserNameError {
     #[error("user name is {0} bytes, longer than 64")]
     TooLong(usize),
     /// The name breaks the namespace-component grammar.
-    #[error("invalid user name: {0}")]
+    #[error("user name {0}")]
     Grammar(NameError),
 }
 

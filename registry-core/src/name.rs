@@ -11,27 +11,30 @@ pub const MAX_NAME_LEN: usize = 255;
 /// Longest tag accepted, in bytes.
 pub const MAX_TAG_LEN: usize = 128;
 
-/// Why a string is not a valid repository name.
+/// Why a string is not a valid repository name or namespace. The text
+/// says what is wrong with the name, not which kind of name it is: the
+/// caller says that ("invalid repository name \"Team/app\": contains
+/// invalid character 'T' …").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
     /// The name is empty.
-    #[error("repository name is empty")]
+    #[error("is empty")]
     Empty,
     /// The name is longer than [`MAX_NAME_LEN`].
-    #[error("repository name is {0} bytes, longer than 255")]
+    #[error("is {0} bytes, longer than 255")]
     TooLong(usize),
     /// The name has only one component; names are `namespace/stream[/more]`.
-    #[error("repository name needs a namespace: use <namespace>/<name>")]
+    #[error("needs a namespace: use <namespace>/<name>")]
     MissingNamespace,
     /// A path component is empty (`a//b`, leading or trailing `/`).
-    #[error("repository name has an empty path component")]
+    #[error("has an empty path component")]
     EmptyComponent,
     /// A character outside `[a-z0-9._-]` appears.
-    #[error("repository name contains invalid character {0:?}")]
+    #[error("contains invalid character {0:?} (names are lowercase letters and digits, separated by `.`, `_`, `__` or dashes)")]
     InvalidCharacter(char),
     /// A component starts or ends with a separator, or separators are
     /// combined in a way the grammar forbids (`a..b`, `a_-b`, `a___b`).
-    #[error("repository name component {0:?} has misplaced separators")]
+    #[error("component {0:?} has misplaced separators (`.`, `_`, `__` or dashes go between letters and digits)")]
     InvalidSeparator(String),
 }
 
