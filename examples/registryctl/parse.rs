@@ -64,10 +64,10 @@ pub fn parse_duration(s: &str) -> Result<u64, ArgError> {
 
 /// A duration like [`parse_duration`], but zero (`0`, `0s`) is allowed.
 pub fn parse_grace(s: &str) -> Result<u64, ArgError> {
-    if s.trim_end_matches(['s', 'm', 'h', 'd', 'w']) == "0" {
-        return Ok(0);
+    match s {
+        "0" | "0s" | "0m" | "0h" | "0d" | "0w" => Ok(0),
+        _ => parse_duration(s),
     }
-    parse_duration(s)
 }
 
 /// Validates a subject written `user:NAME`, `serviceaccount:NS:NAME` or

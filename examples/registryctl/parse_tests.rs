@@ -20,7 +20,11 @@ fn durations() {
     assert_eq!(parse_grace("0"), Ok(0));
     assert_eq!(parse_grace("0s"), Ok(0));
     assert_eq!(parse_grace("1h30m"), Ok(5400));
+    assert_eq!(parse_grace("0d"), Ok(0));
     assert!(parse_grace("soon").is_err());
+    // Before: accepted as 0.
+    assert!(parse_grace("0smhw").is_err());
+    assert!(parse_grace("0ss").is_err());
     assert!(parse_grace("").is_err());
 }
 

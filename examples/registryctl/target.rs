@@ -22,6 +22,9 @@ pub(crate) enum ServerError {
     /// A character that has no place in `host[:port]`.
     #[error("server {0:?} contains {1:?}: give host[:port] only")]
     Character(String, char),
+    /// A `:` with no port after it.
+    #[error("server {0:?} has an empty port: give host:PORT or leave out the ':'")]
+    EmptyPort(String),
     /// Host or port syntax.
     #[error("invalid server {0:?}: {1}")]
     Invalid(String, url::ParseError),
@@ -68,6 +71,11 @@ impl Server {
             .map_err(|e| ServerError::Invalid(input.to_owned(), e))?;
         if authority.is_empty() || url.host_str().is_none_or(str::is_empty) {
             return Err(ServerError::NoHost(input.to_owned()));
+        }
+        // `host:` parses (an empty port is the default one), but would be
+        // stored under a key no client looks up.
+        if authority.ends_with(':') {
+            return Err(ServerError::EmptyPort(input.to_owned()));
         }
         Ok(server)
     }

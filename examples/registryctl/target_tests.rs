@@ -71,6 +71,9 @@ fn rejects_bad_servers() {
         "host:notaport",
         "host:70000",
         "ho st",
+        "host:",
+        "http://127.0.0.1:",
+        "[::1]:",
     ] {
         assert!(Server::parse(bad).is_err(), "{bad:?} accepted");
     }

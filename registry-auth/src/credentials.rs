@@ -307,12 +307,17 @@ impl fmt::Display for AccessTokenId {
 }
 
 impl FromStr for AccessTokenId {
-    type Err = uuid::Error;
+    type Err = AccessTokenIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(AccessTokenId(s.parse()?))
+        s.parse().map(AccessTokenId).map_err(AccessTokenIdError)
     }
 }
+
+/// Why a string is not an [`AccessTokenId`]: it is no UUID.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a token id is a UUID such as 7b0e5d4e-8a51-4c2e-9a38-4a5b2c1d0e9f, as token listings show it ({0})")]
+pub struct AccessTokenIdError(uuid::Error);
 
 /// Why a string is not a valid token name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -444,6 +449,14 @@ impl<'de> Deserialize<'de> for TokenHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_ids_are_uuids_and_say_so() {
+        let id = AccessTokenId::generate();
+        assert_eq!(id.to_string().parse::<AccessTokenId>(), Ok(id));
+        let e = "nope".parse::<AccessTokenId>().unwrap_err().to_string();
+        assert!(e.starts_with("a token id is a UUID such as "), "{e}");
+    }
 
     #[test]
     fn passwords_hash_and_verify() {

@@ -98,8 +98,8 @@ pub use bootstrap::{
 pub use cached::{CachedAuthStore, DEFAULT_AUTH_CACHE_TTL};
 pub use change::AuthChange;
 pub use credentials::{
-    AccessToken, AccessTokenId, AccessTokenSecret, CredentialError, Password, PasswordHash,
-    PasswordHasher, TokenHash, TokenName, TokenNameError,
+    AccessToken, AccessTokenId, AccessTokenIdError, AccessTokenSecret, CredentialError, Password,
+    PasswordHash, PasswordHasher, TokenHash, TokenName, TokenNameError,
 };
 pub use identity::{Identity, ANONYMOUS_PROVIDER, LOCAL_PROVIDER};
 pub use login_cache::{LoginCache, LoginFingerprint};
