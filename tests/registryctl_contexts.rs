@@ -83,6 +83,17 @@ fn login_sets_the_context_and_context_use_switches() {
         err.contains("no current context") && err.contains("registryctl login"),
         "{err}"
     );
+    // An empty REGISTRY_SERVER is no server (before: `invalid server "": empty host`).
+    let err = fails(
+        ctl(
+            &auth_file,
+            &["namespace", "list"],
+            "",
+            &[("REGISTRY_SERVER", "")],
+        ),
+        "namespace list with an empty REGISTRY_SERVER",
+    );
+    assert!(err.contains("no current context"), "{err}");
 
     let login = |url: &str| {
         let args = [

@@ -63,7 +63,10 @@ impl Connection {
             .current
             .as_ref()
             .and_then(|c| contexts.contexts.get(c));
-        let named = g.server.as_deref().or(current.map(|c| c.server.as_str()));
+        // An empty `REGISTRY_SERVER` counts as unset, as an empty
+        // `DOCKER_CONFIG` does.
+        let given = g.server.as_deref().filter(|s| !s.trim().is_empty());
+        let named = given.or(current.map(|c| c.server.as_str()));
         let mut server = Server::parse(named.ok_or(CliError::NoServer)?)?;
         let context = contexts.contexts.get(server.key());
         // `--server host:port` names a context without repeating its scheme.
