@@ -322,6 +322,14 @@ pub(crate) async fn login(g: &Global, args: &Login, io: &mut Io<'_>) -> Result<(
         "{kept} for {key} saved in {}; current context: {key}",
         path.display()
     )?;
+    if let Some(helper) = auth.credential_helper(&key) {
+        say!(
+            io.err,
+            "warning: {} names the credential helper {helper:?} for {key}: docker asks that \
+             helper and does not see these credentials (podman, skopeo and registryctl do)",
+            path.display()
+        )?;
+    }
     if args.oidc.enabled {
         let minutes = oidc::lifetime(&password).map(|d| d.as_secs().div_ceil(60));
         say!(

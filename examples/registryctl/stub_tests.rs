@@ -223,6 +223,9 @@ async fn login_admin_commands_and_logout_against_stub() {
     .await;
     o.result.unwrap();
     assert_eq!(o.out, "Login Succeeded\n");
+    // docker would ask the credsStore and not see them: said.
+    let warning = format!("names the credential helper \"desktop\" for {key}: docker asks");
+    assert!(o.err.contains(&warning), "{}", o.err);
     let doc = read_json(&file);
     assert_eq!(doc["auths"][&key], json!({"auth": STANDARD.encode(GOOD)}));
     assert_eq!(doc["auths"]["quay.io"], json!({"auth": "eDp5"}));
