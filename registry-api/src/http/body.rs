@@ -34,8 +34,12 @@ use registry_storage::BoxError;
 struct IdleBody {
     inner: Body,
     idle: Duration,
-    /// Set while a read waits; cleared by every byte that arrives.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The timer, made when a read first waits and reset after that (a
+    /// long upload waits once per frame or so).
+    timer: Option<Pin<Box<Sleep>>>,
+    /// Whether the timer runs: set when a read waits, cleared by every byte
+    /// that arrives.
+    armed: bool,
 }
 
 impl http_body::Body for IdleBody {
@@ -50,18 +54,22 @@ impl http_body::Body for IdleBody {
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if frame.data_ref().is_some_and(|d| !d.is_empty()) {
-                    this.deadline = None;
+                    this.armed = false;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into_inner()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let idle = this.idle;
-                let deadline = this.deadline.get_or_insert_with(|| {
-                    Box::pin(tokio::time::sleep_until(Instant::now() + idle))
-                });
-                ready!(deadline.as_mut().poll(cx));
+                let (idle, deadline) = (this.idle, Instant::now() + this.idle);
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if !this.armed {
+                    timer.as_mut().reset(deadline);
+                    this.armed = true;
+                }
+                ready!(timer.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Box::new(BodyIdleTimeout { idle }))))
             }
         }
@@ -125,7 +133,8 @@ impl<S: Service<Request>> Service<Request> for IdleBodyService<S> {
             Body::new(IdleBody {
                 inner,
                 idle,
-                deadline: None,
+                timer: None,
+                armed: false,
             })
         }))
     }

@@ -18,7 +18,8 @@ fn fed() -> (mpsc::UnboundedSender<Bytes>, Body) {
     let body = Body::new(IdleBody {
         inner: Body::from_stream(stream),
         idle: IDLE,
-        deadline: None,
+        timer: None,
+        armed: false,
     });
     (tx, body)
 }
