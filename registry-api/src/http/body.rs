@@ -128,6 +128,10 @@ impl<S: Service<Request>> Service<Request> for IdleBodyService<S> {
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        // No body (a GET, a HEAD): nothing to wait for, nothing to wrap.
+        if http_body::Body::is_end_stream(request.body()) {
+            return self.inner.call(request);
+        }
         let idle = self.idle;
         self.inner.call(request.map(|inner| {
             Body::new(IdleBody {
