@@ -122,6 +122,13 @@ async fn bad_requests_and_callers_who_may_not_are_refused() {
         status(admin.mirror_sync(&cache(), &bad_name, |_| {}).await),
         Some(400)
     );
+    // One component: only Docker Hub has such names (`library/` added);
+    // before, a 200 with no event at all.
+    let one_component = MirrorSyncRequest::new("alpine", None, false);
+    assert_eq!(
+        status(admin.mirror_sync(&cache(), &one_component, |_| {}).await),
+        Some(400)
+    );
     let ok = MirrorSyncRequest::new("team/app", None, false);
     let not_proxy: Namespace = "team".parse().unwrap();
     assert_eq!(

@@ -112,7 +112,9 @@ impl Client {
     }
 
     /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size, `None` when the
-    /// repository does not have it.
+    /// repository does not have it. An answer without a `Content-Length`
+    /// is [`ClientError::Protocol`]: it says nothing of the size, and 0
+    /// would be a wrong one.
     pub async fn blob_size(
         &self,
         repo: &RepositoryName,
@@ -125,13 +127,15 @@ impl Client {
             .await
         {
             // `content_length()` is the (empty) body's length on a HEAD.
-            Ok(response) => Ok(Some(
-                response
-                    .headers()
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok()?.parse().ok())
-                    .unwrap_or(0),
-            )),
+            Ok(response) => response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok())
+                .map(Some)
+                .ok_or_else(|| ClientError::Protocol {
+                    url: url.to_string(),
+                    problem: "the blob's HEAD answer has no Content-Length",
+                }),
             Err(ClientError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -426,15 +430,46 @@ impl Client {
         })
     }
 
-    /// Every tag of a repository, following the pages.
+    /// Every tag of a repository, following the pages (see
+    /// [`tags_up_to`](Self::tags_up_to)).
     pub async fn all_tags(&self, repo: &RepositoryName) -> Result<Vec<Tag>, ClientError> {
+        self.tags_up_to(repo, usize::MAX).await
+    }
+
+    /// The first `limit` tags of a repository (or all, when fewer),
+    /// following the pages. A `Link` whose `last` does not move past the
+    /// previous one (a server that would send the same page for ever) is
+    /// [`ClientError::Protocol`].
+    pub async fn tags_up_to(
+        &self,
+        repo: &RepositoryName,
+        limit: usize,
+    ) -> Result<Vec<Tag>, ClientError> {
         let mut page = Page::first();
+        let mut previous: Option<String> = None;
         let mut all = Vec::new();
         loop {
             let Paged { page: list, next } = self.tags(repo, &page).await?;
             all.extend(list.tags);
+            if all.len() >= limit {
+                all.truncate(limit);
+                return Ok(all);
+            }
             match next {
-                Some(last) => page = Page::after(last),
+                Some(last)
+                    if previous
+                        .as_ref()
+                        .is_some_and(|p| last.as_str() <= p.as_str()) =>
+                {
+                    return Err(ClientError::Protocol {
+                        url: self.url(&v2(repo, &["tags", "list"]), &[]).to_string(),
+                        problem: "the tag list's next page does not start after the previous one",
+                    });
+                }
+                Some(last) => {
+                    previous = Some(last.clone());
+                    page = Page::after(last);
+                }
                 None => return Ok(all),
             }
         }

@@ -17,8 +17,8 @@ use super::ProxyNamespace;
 use crate::model::admin::{MirrorSyncEvent, MirrorSyncRequest, SyncedTag};
 use crate::service::{Caller, MaintenanceHandle, Registry, RegistryError, RegistryResult};
 
-/// Most upstream tags one sync looks at (a page of the upstream's list is
-/// fetched per 1000 tags; beyond this the rest is left for a narrower glob).
+/// Most upstream tags one sync looks at: the upstream's list is read no
+/// further (an endless one included); the glob picks among these.
 pub const MAX_SYNC_TAGS: usize = 10_000;
 
 /// A repository (and tag glob) a proxy namespace mirrors on a schedule:
@@ -133,6 +133,9 @@ impl Registry {
         })?;
         let repo = RepositoryName::from_parts(ns.as_str(), &request.repository)
             .map_err(|e| RegistryError::invalid_name("repository", e))?;
+        // A name the upstream cannot have (one component, but the upstream
+        // is not Docker Hub) is refused here, before the answer starts.
+        proxy.upstream_repo(&repo)?;
         let tags = request
             .tags
             .as_deref()
@@ -175,7 +178,7 @@ impl Registry {
         mut progress: impl FnMut(MirrorSyncEvent) -> bool + Send,
     ) -> RegistryResult<()> {
         let upstream_repo = proxy.upstream_repo(repo)?;
-        let listed = match proxy.client.all_tags(&upstream_repo).await {
+        let listed = match proxy.client.tags_up_to(&upstream_repo, MAX_SYNC_TAGS).await {
             Ok(tags) => tags,
             Err(e) => {
                 let error = proxy.refusal(

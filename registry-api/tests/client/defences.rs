@@ -178,3 +178,65 @@ async fn endless_or_oversized_answers_are_refused_at_a_bound() {
         "{gone:?}"
     );
 }
+
+/// A tag list whose `Link` never ends: with `last` that never moves, or
+/// with pages of new tags for ever.
+fn endless_tags() -> axum::Router {
+    use axum::extract::{Path, Query};
+    use std::collections::HashMap;
+    axum::Router::new().route(
+        "/v2/{ns}/{name}/tags/list",
+        get(
+            |Path((ns, name)): Path<(String, String)>,
+             Query(q): Query<HashMap<String, String>>| async move {
+                // Ten tags a page, after `last`.
+                let start: u64 = match (ns.as_str(), q.get("last")) {
+                    // The same page and cursor every time.
+                    ("stuck", _) | (_, None) => 0,
+                    (_, Some(last)) => last.trim_start_matches('t').parse::<u64>().unwrap() + 1,
+                };
+                let tags: Vec<String> = (start..start + 10).map(|i| format!("t{i:08}")).collect();
+                let last = tags.last().unwrap();
+                let link = format!("</v2/{ns}/{name}/tags/list?n=10&last={last}>; rel=\"next\"");
+                let body = serde_json::json!({"name": format!("{ns}/{name}"), "tags": tags});
+                ([("link", link)], axum::Json(body))
+            },
+        ),
+    )
+}
+
+#[tokio::test]
+async fn tag_lists_that_never_end_are_read_to_a_bound() {
+    let url = serve(endless_tags()).await;
+    let client = Client::builder(&url).build().unwrap();
+    // Before: listing went on for ever, growing.
+    let tags = client.tags_up_to(&repo("endless/app"), 25).await.unwrap();
+    assert_eq!(tags.len(), 25);
+    assert_eq!(tags[24].as_str(), "t00000024");
+    let stuck = client.all_tags(&repo("stuck/app")).await;
+    assert!(
+        matches!(&stuck, Err(ClientError::Protocol { problem, .. }) if problem.contains("does not start after")),
+        "{stuck:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_blob_head_without_a_length_is_no_size() {
+    let no_length = axum::Router::new().route(
+        "/v2/team/app/blobs/{digest}",
+        get(|| async {
+            let chunks = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"x"))]);
+            axum::body::Body::from_stream(chunks)
+        }),
+    );
+    let url = serve(no_length).await;
+    let client = Client::builder(&url).build().unwrap();
+    let size = client
+        .blob_size(&repo("team/app"), &Digest::sha256_of(b"x"))
+        .await;
+    // Before: Ok(Some(0)).
+    assert!(
+        matches!(&size, Err(ClientError::Protocol { problem, .. }) if problem.contains("Content-Length")),
+        "{size:?}"
+    );
+}
