@@ -30,6 +30,23 @@ struct Realm {
     service: Option<String>,
 }
 
+/// Most tokens a client keeps: one per scope (a proxy asks for one per
+/// upstream repository), so a bound, and past it an arbitrary one goes (it
+/// is fetched again when needed).
+const MAX_TOKENS: usize = 1024;
+
+impl TokenState {
+    /// Keeps `token` for `scope`, within [`MAX_TOKENS`].
+    fn keep(&mut self, scope: &str, token: String) {
+        if self.tokens.len() >= MAX_TOKENS && !self.tokens.contains_key(scope) {
+            if let Some(old) = self.tokens.keys().next().cloned() {
+                self.tokens.remove(&old);
+            }
+        }
+        self.tokens.insert(scope.to_owned(), token);
+    }
+}
+
 impl TokenCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, TokenState> {
         // The state is two maps updated in one step: a panic elsewhere
@@ -191,11 +208,7 @@ impl Client {
                     let fetched = self
                         .fetch_token(&realm, wanted.as_deref().unwrap_or(scope))
                         .await?;
-                    self.inner
-                        .tokens
-                        .lock()
-                        .tokens
-                        .insert(scope.to_owned(), fetched.clone());
+                    self.inner.tokens.lock().keep(scope, fetched.clone());
                     token = Some(fetched);
                     fresh = true;
                 }
@@ -267,11 +280,7 @@ impl Client {
             }
         };
         let token = self.fetch_token(&realm, scope).await?;
-        self.inner
-            .tokens
-            .lock()
-            .tokens
-            .insert(scope.to_owned(), token.clone());
+        self.inner.tokens.lock().keep(scope, token.clone());
         Ok(Some((token, true)))
     }
 
@@ -350,5 +359,22 @@ mod tests {
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None);
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(r#"Bearer realm="unterminated"#), None);
+    }
+
+    #[test]
+    fn tokens_kept_are_bounded() {
+        let mut state = TokenState::default();
+        // Before: one entry per scope ever asked for, never evicted.
+        for i in 0..(MAX_TOKENS * 3) {
+            state.keep(&format!("repository:r{i}:pull"), format!("t{i}"));
+        }
+        assert_eq!(state.tokens.len(), MAX_TOKENS);
+        let last = format!("repository:r{}:pull", MAX_TOKENS * 3 - 1);
+        let expected = format!("t{}", MAX_TOKENS * 3 - 1);
+        assert_eq!(state.tokens.get(&last), Some(&expected));
+        // A scope kept already is replaced in place.
+        state.keep(&last, "new".to_owned());
+        assert_eq!(state.tokens.len(), MAX_TOKENS);
+        assert_eq!(state.tokens[&last], "new");
     }
 }
