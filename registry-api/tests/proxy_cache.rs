@@ -100,6 +100,26 @@ async fn a_miss_is_fetched_and_stored_then_served_with_the_upstream_stopped() {
     assert!(metrics.contains("registry_proxy_requests_total{result=\"hit\"}"));
 }
 
+/// An upstream whose manifest `HEAD` has no `Docker-Content-Digest`: a
+/// moved tag is still seen after the TTL, through a `GET`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_tag_is_seen_when_the_upstream_head_has_no_digest() {
+    let upstream = Upstream::start().await;
+    upstream.front.mode.store(NO_HEAD_DIGEST, Ordering::SeqCst);
+    let (first, _) = upstream.push_image("v1", layer_of(1000, 1)).await;
+    let ttl = Duration::from_millis(300);
+    let down = Downstream::start(&upstream.url, ttl).await;
+    let bob = down.client("bob");
+    let (repo, v1) = (name("cache/team/app"), reference("v1"));
+    assert_eq!(bob.get_manifest(&repo, &v1).await.unwrap().digest, first);
+    let (second, _) = upstream.push_image("v1", layer_of(1000, 2)).await;
+    tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+    // Before: the old digest for ever, with a stale warning.
+    let pulled = bob.get_manifest(&repo, &v1).await.unwrap();
+    assert_eq!(pulled.digest, second);
+    assert!(upstream.front.manifest_heads.load(Ordering::SeqCst) >= 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_moved_tag_is_seen_after_its_ttl_and_not_before() {
     let upstream = Upstream::start().await;

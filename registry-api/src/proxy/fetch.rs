@@ -255,6 +255,9 @@ impl Registry {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return Err(FetchError::NotFound),
+                // A `HEAD` without `Docker-Content-Digest` (optional in
+                // the spec): the `GET` below says which manifest it is.
+                Err(crate::client::ClientError::Protocol { .. }) => {}
                 Err(e) => return Err(FetchError::of_client(e)),
             }
         }
