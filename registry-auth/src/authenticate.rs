@@ -267,6 +267,13 @@ impl Authenticator {
             None => None,
         };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        // A locked address is refused before anything is checked, a
+        // remembered success included: else a guesser whose address is
+        // locked would still learn the password from the one answer that
+        // is not 429, at the cost of an HMAC per guess.
+        if let Some(retry_after) = self.guard.failures().peer_locked(peer) {
+            return Err(AuthenticationError::RateLimited { retry_after });
+        }
         if let Some((user, hash)) = user.as_ref().zip(stored.as_ref()) {
             // A remembered success costs one HMAC and lets its owner in even
             // while someone else's guesses have locked the name.
@@ -281,6 +288,9 @@ impl Authenticator {
             }
         }
         if let Some(retry_after) = self.guard.failures().locked(username, peer) {
+            // Only the name is locked, and this was no remembered success:
+            // it counts against the address, which cannot go on asking.
+            self.guard.failures().failed(None, peer);
             return Err(AuthenticationError::RateLimited { retry_after });
         }
         let counted_name = name.as_ref().map(UserName::as_str);

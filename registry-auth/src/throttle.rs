@@ -201,6 +201,13 @@ impl FailedLogins {
         by_user.into_iter().chain(by_peer).max()
     }
 
+    /// How long `peer` (an address) is still locked, if it is.
+    pub fn peer_locked(&self, peer: Option<IpAddr>) -> Option<Duration> {
+        let now = Instant::now();
+        let c = self.counters();
+        peer.and_then(|p| c.peers.locked(&peer_key(p), now))
+    }
+
     /// Records a failed login. `user` is `None` for a name that is not
     /// even valid (counted against the address only).
     pub fn failed(&self, user: Option<&str>, peer: Option<IpAddr>) {
