@@ -380,7 +380,8 @@ async fn hash_new_password(
     state: &AuthState,
     password: Password,
 ) -> RegistryResult<registry_auth::PasswordHash> {
-    if password.expose().len() < MIN_PASSWORD_LEN {
+    // Characters, as the rule says, not bytes: "éééé" is four.
+    if password.expose().chars().count() < MIN_PASSWORD_LEN {
         return Err(RegistryError::invalid_name(
             "password",
             format!("it must have at least {MIN_PASSWORD_LEN} characters"),

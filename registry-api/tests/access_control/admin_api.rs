@@ -300,7 +300,25 @@ async fn admin_api_answers_bad_input_in_the_oci_envelope() {
             .unwrap()
             .starts_with("invalid "));
     }
-    // An empty body still creates a token with defaults.
-    let r = send(Method::POST, "/apis/admin/v1/tokens", "").await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    // An empty body still creates a token with defaults, twice in the same
+    // second too (before: the second was a 409, the default name taken).
+    for _ in 0..2 {
+        let r = send(Method::POST, "/apis/admin/v1/tokens", "").await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    }
+    // Four characters are too few, whatever their bytes (before: "éééé",
+    // eight bytes, was accepted).
+    let r = send(
+        Method::POST,
+        "/apis/admin/v1/users",
+        r#"{"name":"eve","password":"éééé"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json());
+    // A body past the limit: 413 (before: 400).
+    let huge: &'static str =
+        Box::leak(format!(r#"{{"name":"{}"}}"#, "a".repeat(3 << 20)).into_boxed_str());
+    let r = send(Method::POST, "/apis/admin/v1/namespaces", huge).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.code(), "UNSUPPORTED");
 }

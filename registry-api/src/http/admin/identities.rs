@@ -224,9 +224,13 @@ pub(crate) async fn create_token(
     SmallBody(body): SmallBody,
 ) -> ApiResult<Response> {
     let body: NewAccessToken = optional_json(&body)?;
-    let name = body
-        .name
-        .unwrap_or_else(|| format!("token-{}", OffsetDateTime::now_utc().unix_timestamp()));
+    // The default is unique: two tokens made in one second (a second
+    // `token-<seconds>`) no longer collide (409).
+    let name = body.name.unwrap_or_else(|| {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        format!("token-{now}-{}", &suffix[..8])
+    });
     let name: TokenName = name.parse().map_err(|e| invalid("token name", e))?;
     // Zero and negative lifetimes are refused by the service.
     let lifetime = body

@@ -141,6 +141,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             Ok(Json(value)) => Ok(JsonBody(value)),
             Err(e) => match stalled(&e) {
                 Some(timeout) => Err(stalled_answer(ErrorCode::Unsupported, timeout)),
+                // Past axum's body limit (2 MiB): 413, as elsewhere.
+                None if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+                    ErrorCode::Unsupported,
+                    format!("invalid request body: {}", e.body_text()),
+                )
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)),
                 None => Err(bad_request("request body", e.body_text())),
             },
         }
