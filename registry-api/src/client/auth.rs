@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use http::{header, StatusCode};
 use reqwest::{RequestBuilder, Response, Url};
@@ -21,7 +22,17 @@ pub(crate) struct TokenCache {
 #[derive(Debug, Default)]
 struct TokenState {
     realm: Option<Realm>,
-    tokens: HashMap<String, String>,
+    tokens: HashMap<String, Kept>,
+}
+
+/// A registry token kept for a scope.
+#[derive(Debug, Clone)]
+struct Kept {
+    token: String,
+    /// When it stops being used (a little before the token service said).
+    expires: Instant,
+    /// When it was kept: the oldest goes first when the cache is full.
+    kept: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,19 +42,55 @@ struct Realm {
 }
 
 /// Most tokens a client keeps: one per scope (a proxy asks for one per
-/// upstream repository), so a bound, and past it an arbitrary one goes (it
-/// is fetched again when needed).
+/// upstream repository), so a bound; past it the expired ones go, else
+/// the oldest (it is fetched again when needed).
 const MAX_TOKENS: usize = 1024;
 
+/// How long a token lives when the token service does not say
+/// (`expires_in`): 60 s, as the Docker token specification says.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+
+/// A token is not used in its last seconds: a request sent with it must
+/// still find it valid.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(5);
+
 impl TokenState {
-    /// Keeps `token` for `scope`, within [`MAX_TOKENS`].
-    fn keep(&mut self, scope: &str, token: String) {
+    /// Keeps `token` for `scope` until `lifetime` from now, within
+    /// [`MAX_TOKENS`].
+    fn keep(&mut self, scope: &str, token: String, lifetime: Duration) {
+        let now = Instant::now();
         if self.tokens.len() >= MAX_TOKENS && !self.tokens.contains_key(scope) {
-            if let Some(old) = self.tokens.keys().next().cloned() {
-                self.tokens.remove(&old);
+            self.tokens.retain(|_, kept| kept.expires > now);
+        }
+        if self.tokens.len() >= MAX_TOKENS && !self.tokens.contains_key(scope) {
+            let oldest = self
+                .tokens
+                .iter()
+                .min_by_key(|(_, kept)| kept.kept)
+                .map(|(scope, _)| scope.clone());
+            if let Some(oldest) = oldest {
+                self.tokens.remove(&oldest);
             }
         }
-        self.tokens.insert(scope.to_owned(), token);
+        let expires = now + lifetime.saturating_sub(EXPIRY_MARGIN);
+        self.tokens.insert(
+            scope.to_owned(),
+            Kept {
+                token,
+                expires,
+                kept: now,
+            },
+        );
+    }
+
+    /// The token kept for `scope`, unless it expired (then it goes).
+    fn token(&mut self, scope: &str) -> Option<String> {
+        let kept = self.tokens.get(scope)?;
+        if kept.expires <= Instant::now() {
+            self.tokens.remove(scope);
+            return None;
+        }
+        Some(kept.token.clone())
     }
 }
 
@@ -205,10 +252,13 @@ impl Client {
                         service,
                     };
                     self.inner.tokens.lock().realm = Some(realm.clone());
-                    let fetched = self
+                    let (fetched, lifetime) = self
                         .fetch_token(&realm, wanted.as_deref().unwrap_or(scope))
                         .await?;
-                    self.inner.tokens.lock().keep(scope, fetched.clone());
+                    self.inner
+                        .tokens
+                        .lock()
+                        .keep(scope, fetched.clone(), lifetime);
                     token = Some(fetched);
                     fresh = true;
                 }
@@ -270,26 +320,35 @@ impl Client {
     /// is known (`true`: just obtained); `None` before any challenge.
     async fn token_for(&self, scope: &str) -> Result<Option<(String, bool)>, ClientError> {
         let realm = {
-            let state = self.inner.tokens.lock();
-            if let Some(token) = state.tokens.get(scope) {
-                return Ok(Some((token.clone(), false)));
+            let mut state = self.inner.tokens.lock();
+            if let Some(token) = state.token(scope) {
+                return Ok(Some((token, false)));
             }
             match &state.realm {
                 Some(realm) => realm.clone(),
                 None => return Ok(None),
             }
         };
-        let token = self.fetch_token(&realm, scope).await?;
-        self.inner.tokens.lock().keep(scope, token.clone());
+        let (token, lifetime) = self.fetch_token(&realm, scope).await?;
+        self.inner
+            .tokens
+            .lock()
+            .keep(scope, token.clone(), lifetime);
         Ok(Some((token, true)))
     }
 
-    /// `GET realm?service=…&scope=…` with the credentials.
-    async fn fetch_token(&self, realm: &Realm, scope: &str) -> Result<String, ClientError> {
+    /// `GET realm?service=…&scope=…` with the credentials: the token and
+    /// how long it lives.
+    async fn fetch_token(
+        &self,
+        realm: &Realm,
+        scope: &str,
+    ) -> Result<(String, Duration), ClientError> {
         #[derive(Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
+            expires_in: Option<u64>,
         }
         let mut url = Url::parse(&realm.url).map_err(|source| ClientError::InvalidUrl {
             url: realm.url.clone(),
@@ -315,14 +374,18 @@ impl Client {
                 url: url.to_string(),
                 source,
             })?;
-        answer
+        let lifetime = answer
+            .expires_in
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        let token = answer
             .token
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
             .ok_or(ClientError::Protocol {
                 url: url.to_string(),
                 problem: "the token answer holds no token",
-            })
+            })?;
+        Ok((token, lifetime))
     }
 }
 
@@ -364,17 +427,43 @@ mod tests {
     #[test]
     fn tokens_kept_are_bounded() {
         let mut state = TokenState::default();
+        let hour = Duration::from_secs(3600);
         // Before: one entry per scope ever asked for, never evicted.
         for i in 0..(MAX_TOKENS * 3) {
-            state.keep(&format!("repository:r{i}:pull"), format!("t{i}"));
+            state.keep(&format!("repository:r{i}:pull"), format!("t{i}"), hour);
         }
         assert_eq!(state.tokens.len(), MAX_TOKENS);
         let last = format!("repository:r{}:pull", MAX_TOKENS * 3 - 1);
         let expected = format!("t{}", MAX_TOKENS * 3 - 1);
-        assert_eq!(state.tokens.get(&last), Some(&expected));
+        assert_eq!(state.token(&last), Some(expected));
+        // The oldest went first: the most recent ones are all there.
+        for i in (MAX_TOKENS * 2)..(MAX_TOKENS * 3) {
+            assert!(state.tokens.contains_key(&format!("repository:r{i}:pull")));
+        }
         // A scope kept already is replaced in place.
-        state.keep(&last, "new".to_owned());
+        state.keep(&last, "new".to_owned(), hour);
         assert_eq!(state.tokens.len(), MAX_TOKENS);
-        assert_eq!(state.tokens[&last], "new");
+        assert_eq!(state.token(&last).as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn expired_tokens_are_not_used_and_go_first() {
+        let mut state = TokenState::default();
+        let hour = Duration::from_secs(3600);
+        // Within the margin: expired as soon as kept.
+        state.keep("repository:old:pull", "old".into(), EXPIRY_MARGIN);
+        // Before: an expired token was sent (and refused) again and again.
+        assert_eq!(state.token("repository:old:pull"), None);
+        assert!(state.tokens.is_empty());
+        state.keep("repository:expired:pull", "x".into(), Duration::ZERO);
+        for i in 1..MAX_TOKENS {
+            state.keep(&format!("repository:r{i}:pull"), format!("t{i}"), hour);
+        }
+        assert_eq!(state.tokens.len(), MAX_TOKENS);
+        // Full: the expired one goes, not the oldest live one.
+        state.keep("repository:new:pull", "new".into(), hour);
+        assert_eq!(state.tokens.len(), MAX_TOKENS);
+        assert!(!state.tokens.contains_key("repository:expired:pull"));
+        assert_eq!(state.token("repository:r1:pull").as_deref(), Some("t1"));
     }
 }

@@ -18,6 +18,13 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json, \
     application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// Most pages of a tag list `Client::tags_up_to` reads.
+const MAX_TAG_PAGES: usize = 10_000;
+
+/// Most pages without a tag (yet with a next page) `Client::tags_up_to`
+/// reads.
+const MAX_EMPTY_TAG_PAGES: usize = 3;
+
 /// A pulled manifest: its exact bytes, media type and (verified) digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,6 +98,18 @@ fn content_digest(response: &Response) -> Option<Digest> {
         .ok()
 }
 
+/// A header holding a number (`Content-Length`), if present and valid.
+fn header_number(response: &Response, name: header::HeaderName) -> Option<u64> {
+    response
+        .headers()
+        .get(name)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Checks a digest the server reported against the one computed here.
 fn check_reported(response: &Response, expected: &Digest) -> Result<(), ClientError> {
     match content_digest(response) {
@@ -113,8 +132,9 @@ impl Client {
 
     /// `HEAD /v2/<name>/blobs/<digest>`: the blob's size, `None` when the
     /// repository does not have it. An answer without a `Content-Length`
-    /// is [`ClientError::Protocol`]: it says nothing of the size, and 0
-    /// would be a wrong one.
+    /// says nothing of the size (0 would be a wrong one): the size is then
+    /// asked with a one-byte ranged `GET`, and a registry that tells it
+    /// neither way is [`ClientError::Protocol`].
     pub async fn blob_size(
         &self,
         repo: &RepositoryName,
@@ -127,18 +147,53 @@ impl Client {
             .await
         {
             // `content_length()` is the (empty) body's length on a HEAD.
-            Ok(response) => response
-                .headers()
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .map(Some)
-                .ok_or_else(|| ClientError::Protocol {
-                    url: url.to_string(),
-                    problem: "the blob's HEAD answer has no Content-Length",
-                }),
+            Ok(response) => match header_number(&response, header::CONTENT_LENGTH) {
+                Some(size) => Ok(Some(size)),
+                // Not 0: the answer says nothing of the size. Its first
+                // byte's answer does.
+                None => self.blob_size_by_range(repo, digest).await,
+            },
             Err(ClientError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// A blob's size from `GET` with `Range: bytes=0-0`: the total of the
+    /// `Content-Range` of a 206, or the `Content-Length` of a 200 (whose
+    /// body is not read). Neither is [`ClientError::Protocol`].
+    async fn blob_size_by_range(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>, ClientError> {
+        let digest_text = digest.to_string();
+        let url = self.url(&v2(repo, &["blobs", &digest_text]), &[]);
+        let response = match self
+            .distribution(&pull_scope(repo), |http| {
+                http.get(url.clone()).header(header::RANGE, "bytes=0-0")
+            })
+            .await
+        {
+            Ok(response) => response,
+            Err(ClientError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = match response.status() {
+            StatusCode::PARTIAL_CONTENT => response
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit_once('/'))
+                .and_then(|(_, total)| total.trim().parse().ok()),
+            _ => header_number(&response, header::CONTENT_LENGTH),
+        };
+        // Dropped unread: at most a byte of a 206, a closed connection
+        // for a 200.
+        drop(response);
+        size.map(Some).ok_or_else(|| ClientError::Protocol {
+            url: url.to_string(),
+            problem: "the upstream tells no size of the blob (no Content-Length, no Content-Range)",
+        })
     }
 
     /// Pushes a blob in one request (`POST …/blobs/uploads/?digest=`); its
@@ -437,8 +492,12 @@ impl Client {
     }
 
     /// The first `limit` tags of a repository (or all, when fewer),
-    /// following the pages. A `Link` whose `last` does not move past the
-    /// previous one (a server that would send the same page for ever) is
+    /// following the pages; ask for one more than you keep to learn
+    /// whether there are more. The listing is bounded whatever the server
+    /// answers: a `Link` whose `last` does not move past the previous one
+    /// (a server that would send the same page for ever), more than
+    /// 3 pages without a tag that still link to a
+    /// next one, or more than 10 000 pages in all are
     /// [`ClientError::Protocol`].
     pub async fn tags_up_to(
         &self,
@@ -448,11 +507,26 @@ impl Client {
         let mut page = Page::first();
         let mut previous: Option<String> = None;
         let mut all = Vec::new();
+        let (mut pages, mut empty) = (0usize, 0usize);
+        let problem = |problem| ClientError::Protocol {
+            url: self.url(&v2(repo, &["tags", "list"]), &[]).to_string(),
+            problem,
+        };
         loop {
             let Paged { page: list, next } = self.tags(repo, &page).await?;
-            all.extend(list.tags);
+            pages += 1;
+            if list.tags.is_empty() {
+                empty += 1;
+            }
+            // Appended one by one: a page larger than asked for does not
+            // take the list past the limit even for a moment.
+            for tag in list.tags {
+                if all.len() >= limit {
+                    break;
+                }
+                all.push(tag);
+            }
             if all.len() >= limit {
-                all.truncate(limit);
                 return Ok(all);
             }
             match next {
@@ -461,10 +535,15 @@ impl Client {
                         .as_ref()
                         .is_some_and(|p| last.as_str() <= p.as_str()) =>
                 {
-                    return Err(ClientError::Protocol {
-                        url: self.url(&v2(repo, &["tags", "list"]), &[]).to_string(),
-                        problem: "the tag list's next page does not start after the previous one",
-                    });
+                    return Err(problem(
+                        "the tag list's next page does not start after the previous one",
+                    ));
+                }
+                Some(_) if empty > MAX_EMPTY_TAG_PAGES => {
+                    return Err(problem("the tag list goes on with pages holding no tag"));
+                }
+                Some(_) if pages >= MAX_TAG_PAGES => {
+                    return Err(problem("the tag list has too many pages"));
                 }
                 Some(last) => {
                     previous = Some(last.clone());

@@ -214,7 +214,7 @@ impl Registry {
             return Ok(());
         }
         let record = proxy.cached_record(repo, index, &manifest, stored.bytes, None, children);
-        match self.metadata().put_manifest(record).await {
+        match self.put_cached_manifest(proxy, record).await {
             // A child pruned between the check and the put: it is listed
             // when fetched again.
             Ok(_) | Err(StorageError::ManifestMissing { .. }) => Ok(()),

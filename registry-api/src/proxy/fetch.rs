@@ -313,7 +313,7 @@ impl Registry {
             tag.clone(),
             children,
         );
-        let stored = match self.metadata().put_manifest(record).await {
+        let stored = match self.put_cached_manifest(proxy, record).await {
             // A child pruned between the check and the put: stored without
             // children (it is listed when fetched again).
             Err(StorageError::ManifestMissing { .. }) => {
@@ -325,7 +325,7 @@ impl Registry {
                     tag,
                     Vec::new(),
                 );
-                self.metadata().put_manifest(record).await
+                self.put_cached_manifest(proxy, record).await
             }
             stored => stored,
         };
@@ -357,21 +357,6 @@ impl Registry {
         }
     }
 
-    /// Whether `repo` serves `digest` from the store (it links it), with
-    /// its size: the one recorded with the link, as for any repository.
-    pub(super) async fn cached_blob(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> RegistryResult<Option<BlobInfo>> {
-        let size = self.linked_blob_size(repo, digest).await?;
-        Ok(size.map(|size| BlobInfo {
-            digest: digest.clone(),
-            size,
-            modified: None,
-        }))
-    }
-
     /// Size of a blob of a proxy namespace: from the store when cached,
     /// else the upstream's `HEAD`.
     pub(crate) async fn proxy_stat_blob(
@@ -381,7 +366,7 @@ impl Registry {
         digest: &Digest,
     ) -> RegistryResult<BlobInfo> {
         let counters = &self.metrics().proxy;
-        if let Some(info) = self.cached_blob(repo, digest).await? {
+        if let Some(info) = self.cached_blob(proxy, repo, digest).await? {
             counters.record_hit();
             return Ok(info);
         }
@@ -423,7 +408,7 @@ impl Registry {
             digest: digest.clone(),
         };
         let counters = &self.metrics().proxy;
-        if self.cached_blob(repo, digest).await?.is_some() {
+        if self.cached_blob(proxy, repo, digest).await?.is_some() {
             counters.record_hit();
             return self.serve_blob(repo, digest, range).await;
         }
@@ -432,7 +417,7 @@ impl Registry {
             Joined::Follower(rx) => rx,
             Joined::Leader(leader) => {
                 // Finished by another request between the check and the join.
-                if self.cached_blob(repo, digest).await?.is_some() {
+                if self.cached_blob(proxy, repo, digest).await?.is_some() {
                     leader.finish(Ok(()));
                     counters.record_hit();
                     return self.serve_blob(repo, digest, range).await;
@@ -454,10 +439,51 @@ impl Registry {
                 rx.ok_or_else(|| RegistryError::internal("blob fetch ended before it started"))?
             }
         };
-        match tee::wait(waiting).await {
+        match tee::wait(waiting, self.limits().body_idle_timeout).await {
             Ok(()) => self.serve_blob(repo, digest, range).await,
             Err(e) => Err(proxy.refusal(e, unknown())),
         }
+    }
+
+    /// Whether a blob of `size` bytes announced by the upstream may be
+    /// fetched into `repo`: within [`ProxyConfig::max_blob_bytes`] and
+    /// what is left of the namespace's quota, when it has one.
+    ///
+    /// [`ProxyConfig::max_blob_bytes`]: super::ProxyConfig::max_blob_bytes
+    async fn check_fetch_size(
+        &self,
+        proxy: &ProxyNamespace,
+        repo: &RepositoryName,
+        size: u64,
+    ) -> Result<(), FetchError> {
+        let policy = self
+            .policy_of(repo)
+            .await
+            .map_err(|e| FetchError::local(e.to_string()))?;
+        if let Some(limit) = policy.quota_bytes {
+            let namespace = repo.to_namespace();
+            let usage = self
+                .metadata()
+                .namespace_usage(&namespace)
+                .await
+                .map_err(FetchError::stored)?
+                .bytes;
+            if size > limit.saturating_sub(usage) {
+                return Err(FetchError::OverQuota {
+                    namespace,
+                    usage,
+                    limit,
+                    needed: size,
+                });
+            }
+        }
+        let max = proxy.config.max_blob_bytes;
+        if size > max {
+            return Err(FetchError::upstream(format!(
+                "the upstream's blob is {size} bytes, more than the {max} this proxy fetches"
+            )));
+        }
+        Ok(())
     }
 
     /// Asks the upstream for the blob and starts the tee; the client's body
@@ -495,6 +521,13 @@ impl Registry {
             leader.finish(Err(e.clone()));
             return Err(e);
         };
+        // Refused before the body is read (dropping the answer closes the
+        // connection): an upstream cannot fill the disk past what the
+        // namespace may hold.
+        if let Err(e) = self.check_fetch_size(proxy, repo, size).await {
+            leader.finish(Err(e.clone()));
+            return Err(e);
+        }
         let tee = Tee {
             registry: self.clone(),
             repo: repo.clone(),
@@ -503,6 +536,9 @@ impl Registry {
             leader,
             client_idle: self.limits().body_idle_timeout,
             upstream: proxy.config.upstream_host(),
+            size,
+            min_rate: proxy.config.min_fetch_rate,
+            window: proxy.config.read_timeout,
         };
         let stream = tee.start(response.bytes_stream(), with_client);
         Ok(stream.map(|stream| BlobBody {

@@ -58,6 +58,7 @@
 mod children;
 mod fetch;
 mod inflight;
+mod links;
 mod sync;
 mod tee;
 
@@ -104,6 +105,19 @@ pub struct ProxyConfig {
     /// read (default 30 s): a stalled upstream fails the request instead
     /// of holding it.
     pub read_timeout: Duration,
+    /// Largest blob fetched from the upstream (default
+    /// [`DEFAULT_MAX_BLOB_BYTES`]): a larger `Content-Length` is refused
+    /// before the body is read, and a body longer than its
+    /// `Content-Length` is cut. A namespace quota, when set, bounds it
+    /// further (what is left of the quota).
+    pub max_blob_bytes: u64,
+    /// The least an upstream must send of a blob, in bytes a second
+    /// averaged over every `read_timeout` (default
+    /// [`DEFAULT_MIN_FETCH_RATE`]; 0 turns the check off): a fetch below it
+    /// is cut and stores nothing, so an upstream that trickles (never
+    /// silent for `read_timeout`) cannot hold the fetch, and the requests
+    /// waiting for it, for ever.
+    pub min_fetch_rate: u64,
     /// Repositories (and tag globs) to mirror ahead of time, every
     /// `sync_interval` ([`Registry::spawn_mirror_sync`](crate::Registry::spawn_mirror_sync)).
     pub sync: Vec<SyncRule>,
@@ -121,12 +135,21 @@ impl fmt::Debug for ProxyConfig {
             .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .field("tag_ttl", &self.tag_ttl)
             .field("hosts", &self.hosts)
+            .field("max_blob_bytes", &self.max_blob_bytes)
+            .field("min_fetch_rate", &self.min_fetch_rate)
             .finish_non_exhaustive()
     }
 }
 
 /// The default [`ProxyConfig::tag_ttl`].
 pub const DEFAULT_TAG_TTL: Duration = Duration::from_secs(300);
+
+/// The default [`ProxyConfig::max_blob_bytes`]: 32 GiB, above the largest
+/// layers real images have.
+pub const DEFAULT_MAX_BLOB_BYTES: u64 = 32 << 30;
+
+/// The default [`ProxyConfig::min_fetch_rate`]: 16 KiB/s.
+pub const DEFAULT_MIN_FETCH_RATE: u64 = 16 << 10;
 
 impl ProxyConfig {
     /// `namespace` standing for the registry at `upstream`, anonymously,
@@ -142,6 +165,8 @@ impl ProxyConfig {
             hosts: Vec::new(),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            max_blob_bytes: DEFAULT_MAX_BLOB_BYTES,
+            min_fetch_rate: DEFAULT_MIN_FETCH_RATE,
             sync: Vec::new(),
             sync_interval: None,
         }
@@ -246,6 +271,8 @@ pub(crate) struct ProxyNamespace {
     /// The index each child was last served in, to list the child in it
     /// once cached.
     pub(crate) parents: children::ParentHints,
+    /// Links a cached manifest's put made and is removing: not cached.
+    pub(crate) unverified: links::UnverifiedLinks,
     /// When each cached tag was last validated upstream.
     fresh: Mutex<HashMap<(RepositoryName, Tag), Instant>>,
 }
@@ -301,6 +328,7 @@ impl ProxyNamespace {
             manifests: Inflight::default(),
             blobs: tee::BlobFetches::default(),
             parents: children::ParentHints::default(),
+            unverified: links::UnverifiedLinks::default(),
             fresh: Mutex::default(),
         })
     }

@@ -164,8 +164,25 @@ impl Registry {
             tags,
             all_platforms,
         } = prepared;
-        self.sync_repository(&proxy, &repo, tags.as_ref(), all_platforms, progress)
-            .await
+        let mut progress = progress;
+        let mut reported = false;
+        let tracked = |event: MirrorSyncEvent| {
+            reported |= matches!(event, MirrorSyncEvent::Failed { .. });
+            progress(event)
+        };
+        let result = self
+            .sync_repository(&proxy, &repo, tags.as_ref(), all_platforms, tracked)
+            .await;
+        // Whatever went wrong is said in the answer: an HTTP caller sees
+        // the events only (its status was sent before the sync started).
+        if let Err(e) = &result {
+            if !reported {
+                progress(MirrorSyncEvent::Failed {
+                    message: e.to_string(),
+                });
+            }
+        }
+        result
     }
 
     /// The sync itself, for a caller already allowed (or the scheduler).
@@ -178,7 +195,12 @@ impl Registry {
         mut progress: impl FnMut(MirrorSyncEvent) -> bool + Send,
     ) -> RegistryResult<()> {
         let upstream_repo = proxy.upstream_repo(repo)?;
-        let listed = match proxy.client.tags_up_to(&upstream_repo, MAX_SYNC_TAGS).await {
+        // One more than is looked at: whether the list goes on.
+        let mut listed = match proxy
+            .client
+            .tags_up_to(&upstream_repo, MAX_SYNC_TAGS + 1)
+            .await
+        {
             Ok(tags) => tags,
             Err(e) => {
                 let error = proxy.refusal(
@@ -191,10 +213,11 @@ impl Registry {
                 return Err(error);
             }
         };
+        let cut = listed.len() > MAX_SYNC_TAGS;
+        listed.truncate(MAX_SYNC_TAGS);
         let tags: Vec<Tag> = listed
             .into_iter()
             .filter(|t| pattern.is_none_or(|p| p.matches(t)))
-            .take(MAX_SYNC_TAGS)
             .collect();
         let started = MirrorSyncEvent::Started {
             repository: repo.clone(),
@@ -203,6 +226,21 @@ impl Registry {
         };
         if !progress(started) {
             return Ok(());
+        }
+        if cut {
+            // Said as a report of no tag (not counted as a failed one).
+            let notice = format!(
+                "the upstream lists more than {MAX_SYNC_TAGS} tags: only its first \
+                 {MAX_SYNC_TAGS} were looked at (narrow the glob, or sync again later)"
+            );
+            tracing::warn!(repository = %repo, "mirror sync: {notice}");
+            let report = SyncedTag {
+                error: Some(notice),
+                ..SyncedTag::default()
+            };
+            if !progress(MirrorSyncEvent::Tag(report)) {
+                return Ok(());
+            }
         }
         let (mut synced, mut failed) = (0, 0);
         let (mut fetched, mut cached, mut bytes) = (0, 0, 0);
@@ -285,7 +323,7 @@ impl Registry {
                 pending.push(child);
             }
             for d in manifest.blob_references() {
-                if self.cached_blob(repo, &d.digest).await?.is_some() {
+                if self.cached_blob(proxy, repo, &d.digest).await?.is_some() {
                     report.blobs_cached += 1;
                     continue;
                 }
@@ -328,7 +366,7 @@ impl Registry {
                 rx
             }
         };
-        tee::wait(waiting)
+        tee::wait(waiting, self.limits().body_idle_timeout)
             .await
             .map_err(|e| proxy.refusal(e, unknown()))?;
         Ok(self.blobs().stat(digest).await?.ok_or_else(unknown)?.size)
@@ -391,6 +429,50 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any error of a sync is said in its events, even one before the
+    /// first (an HTTP caller sees nothing else: the status went first).
+    #[tokio::test]
+    async fn an_error_before_the_first_event_is_a_failed_event() {
+        let config = super::super::ProxyConfig::new(
+            "quay".parse().unwrap(),
+            "http://127.0.0.1:9".parse().unwrap(),
+        );
+        let registry = Registry::builder(registry_storage::Stores::in_memory())
+            .proxy(config)
+            .build()
+            .await
+            .unwrap();
+        let proxy = Arc::clone(
+            registry
+                .inner
+                .proxies
+                .of_namespace(&"quay".parse().unwrap())
+                .unwrap(),
+        );
+        // One component, on an upstream that is not Docker Hub: refused by
+        // `prepare_mirror_sync` over HTTP, here made past it.
+        let prepared = PreparedSync {
+            proxy,
+            repo: "quay/alpine".parse().unwrap(),
+            tags: None,
+            all_platforms: false,
+        };
+        let mut events = Vec::new();
+        let result = registry
+            .run_mirror_sync(prepared, |e| {
+                events.push(e);
+                true
+            })
+            .await;
+        assert!(result.is_err());
+        // Before: no event at all (an empty 200 answer).
+        assert!(
+            matches!(events.as_slice(), [MirrorSyncEvent::Failed { message }]
+                if message.contains("two or more components")),
+            "{events:?}"
+        );
+    }
 
     #[test]
     fn sync_rules_parse_or_say_why() {

@@ -18,6 +18,7 @@
 //! when it retries.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,15 @@ const CHANNEL_CHUNKS: usize = 16;
 pub(crate) type FetchResult = Result<(), FetchError>;
 
 type Key = (RepositoryName, Digest);
-type Entries = Arc<Mutex<HashMap<Key, watch::Receiver<Option<FetchResult>>>>>;
+type Entries = Arc<Mutex<HashMap<Key, Waiting>>>;
+
+/// A wait for the end of a fetch: its outcome, and how many bytes it has
+/// received so far (a waiter gives up on a fetch that stopped moving).
+#[derive(Debug, Clone)]
+pub(crate) struct Waiting {
+    rx: watch::Receiver<Option<FetchResult>>,
+    progress: Arc<AtomicU64>,
+}
 
 /// Blob fetches in flight, by repository and digest.
 #[derive(Debug, Default)]
@@ -51,7 +60,7 @@ pub(crate) enum Joined {
     /// No fetch was running: this request runs it.
     Leader(Leader),
     /// A fetch runs: wait for its end.
-    Follower(watch::Receiver<Option<FetchResult>>),
+    Follower(Waiting),
 }
 
 impl BlobFetches {
@@ -63,11 +72,19 @@ impl BlobFetches {
             return Joined::Follower(running.clone());
         }
         let (tx, rx) = watch::channel(None);
-        entries.insert(key.clone(), rx);
+        let progress = Arc::new(AtomicU64::new(0));
+        entries.insert(
+            key.clone(),
+            Waiting {
+                rx,
+                progress: Arc::clone(&progress),
+            },
+        );
         Joined::Leader(Leader {
             entries: Arc::clone(&self.entries),
             key,
             tx: Some(tx),
+            progress,
         })
     }
 }
@@ -78,12 +95,21 @@ pub(crate) struct Leader {
     entries: Entries,
     key: Key,
     tx: Option<watch::Sender<Option<FetchResult>>>,
+    progress: Arc<AtomicU64>,
 }
 
 impl Leader {
-    /// A receiver of this fetch's outcome.
-    pub(crate) fn subscribe(&self) -> Option<watch::Receiver<Option<FetchResult>>> {
-        self.tx.as_ref().map(watch::Sender::subscribe)
+    /// A wait for this fetch's outcome.
+    pub(crate) fn subscribe(&self) -> Option<Waiting> {
+        self.tx.as_ref().map(|tx| Waiting {
+            rx: tx.subscribe(),
+            progress: Arc::clone(&self.progress),
+        })
+    }
+
+    /// Records that the fetch has received `bytes` in all.
+    fn progressed(&self, bytes: u64) {
+        self.progress.store(bytes, Ordering::Relaxed);
     }
 
     /// Ends the fetch with `result`.
@@ -109,11 +135,77 @@ impl Drop for Leader {
     }
 }
 
-/// Waits for the end of a fetch.
-pub(crate) async fn wait(mut rx: watch::Receiver<Option<FetchResult>>) -> FetchResult {
-    match rx.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or(Err(FetchError::Aborted)),
-        Err(_) => Err(FetchError::Aborted),
+/// Waits for the end of a fetch, as long as the fetch receives bytes:
+/// a fetch that received none for `idle` (stuck, or not started yet after
+/// that long) is given up on, as an upstream failure the caller may retry.
+/// The fetch itself is cut when the upstream sends too little
+/// ([`Tee::min_rate`]), which wakes its waiters with that failure.
+pub(crate) async fn wait(waiting: Waiting, idle: Duration) -> FetchResult {
+    let Waiting { mut rx, progress } = waiting;
+    let mut seen = progress.load(Ordering::Relaxed);
+    loop {
+        match tokio::time::timeout(idle, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(outcome)) => return outcome.clone().unwrap_or(Err(FetchError::Aborted)),
+            Ok(Err(_)) => return Err(FetchError::Aborted),
+            Err(_) => {
+                let now = progress.load(Ordering::Relaxed);
+                if now == seen {
+                    return Err(FetchError::upstream(format!(
+                        "the upstream fetch of this blob received nothing for {} s",
+                        idle.as_secs()
+                    )));
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+/// The minimum pace of an upstream body: at least `rate` bytes a second
+/// over every `window` of time spent waiting for it (or what is left of
+/// the body, when less).
+struct Pace {
+    rate: u64,
+    window: Duration,
+    size: u64,
+    waited: Duration,
+    at_start: u64,
+}
+
+impl Pace {
+    fn new(rate: u64, window: Duration, size: u64) -> Self {
+        Pace {
+            rate,
+            window,
+            size,
+            waited: Duration::ZERO,
+            at_start: 0,
+        }
+    }
+
+    /// Counts `waited` more time waiting for the upstream, which has sent
+    /// `received` bytes in all; why the fetch must stop, when it must.
+    fn waited(&mut self, waited: Duration, received: u64) -> Option<String> {
+        if self.rate == 0 || self.window.is_zero() {
+            return None;
+        }
+        self.waited += waited;
+        if self.waited < self.window {
+            return None;
+        }
+        let wanted = (self.rate as f64 * self.waited.as_secs_f64()) as u64;
+        let wanted = wanted.min(self.size.saturating_sub(self.at_start));
+        let got = received.saturating_sub(self.at_start);
+        if got < wanted {
+            return Some(format!(
+                "the upstream sent {got} bytes in {:.0} s, less than the {} bytes/s a fetch needs",
+                self.waited.as_secs_f64(),
+                self.rate
+            ));
+        }
+        self.waited = Duration::ZERO;
+        self.at_start = received;
+        None
     }
 }
 
@@ -139,6 +231,15 @@ pub(crate) struct Tee {
     pub(crate) client_idle: Duration,
     /// The upstream's name, for logs.
     pub(crate) upstream: String,
+    /// The size the upstream announced (`Content-Length`), checked against
+    /// the limits before the fetch started: a body longer than it is cut.
+    pub(crate) size: u64,
+    /// The least the upstream must send per second, averaged over every
+    /// `window` spent waiting for it (the rest of the blob, when less):
+    /// a trickling upstream cannot hold the fetch and its waiters.
+    pub(crate) min_rate: u64,
+    /// See `min_rate`.
+    pub(crate) window: Duration,
 }
 
 impl Tee {
@@ -174,17 +275,35 @@ impl Tee {
         let mut held: Option<Bytes> = None;
         let mut failure: Option<String> = None;
         let mut patience = self.client_idle;
+        let mut received: u64 = 0;
+        let mut pace = Pace::new(self.min_rate, self.window, self.size);
         loop {
-            match body.next().await {
+            let asked = Instant::now();
+            let next = body.next().await;
+            let waited = asked.elapsed();
+            match next {
                 None => break,
                 Some(Err(e)) => {
                     failure = Some(format!("the upstream body failed: {e}"));
                     break;
                 }
                 Some(Ok(chunk)) => {
+                    received = received.saturating_add(chunk.len() as u64);
+                    if let Some(reason) = pace.waited(waited, received) {
+                        failure = Some(reason);
+                        break;
+                    }
                     if chunk.is_empty() {
                         continue;
                     }
+                    if received > self.size {
+                        failure = Some(format!(
+                            "the upstream sent more than the {} bytes it announced",
+                            self.size
+                        ));
+                        break;
+                    }
+                    self.leader.progressed(received);
                     // The store stopped reading: it failed, and says why below.
                     if store_tx.send(Ok(chunk.clone())).await.is_err() {
                         break;
@@ -293,5 +412,39 @@ impl Tee {
             }
             *client = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trickle_is_cut_after_a_window_and_a_steady_body_is_not() {
+        let second = Duration::from_secs(1);
+        // 1000 bytes/s over 10 s windows, of a 1 MB blob.
+        let mut trickle = Pace::new(1000, 10 * second, 1_000_000);
+        let mut received = 0;
+        let mut cut = None;
+        for step in 0..30 {
+            received += 1;
+            if let Some(reason) = trickle.waited(second, received) {
+                cut = Some((step, reason));
+                break;
+            }
+        }
+        let (step, reason) = cut.expect("cut");
+        assert_eq!(step, 9, "at the end of the first window");
+        assert!(reason.contains("less than the 1000 bytes/s"), "{reason}");
+
+        let mut steady = Pace::new(1000, 10 * second, 1_000_000);
+        for step in 1..100 {
+            assert!(steady.waited(second, step * 2000).is_none());
+        }
+        // The end of a small blob needs no more than what is left of it.
+        let mut small = Pace::new(1000, 10 * second, 500);
+        assert!(small.waited(20 * second, 500).is_none());
+        // Off when the rate is 0.
+        assert!(Pace::new(0, second, 10).waited(60 * second, 0).is_none());
     }
 }

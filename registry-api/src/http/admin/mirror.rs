@@ -37,9 +37,20 @@ pub(crate) async fn sync(
     // MAX_SYNC_TAGS) plus two.
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<MirrorSyncEvent>();
     tokio::spawn(async move {
-        let progress = |event: MirrorSyncEvent| tx.send(event).is_ok();
-        // Failures are reported as a `failed` event and logged there.
-        let _ = r.run_mirror_sync(prepared, progress).await;
+        let last_word = tx.clone();
+        let sync = tokio::spawn(async move {
+            let progress = |event: MirrorSyncEvent| tx.send(event).is_ok();
+            // Failures are reported as a `failed` event (`run_mirror_sync`
+            // sends one for any error) and logged there.
+            let _ = r.run_mirror_sync(prepared, progress).await;
+        });
+        // A sync task that died says so rather than ending the answer
+        // without a word.
+        if sync.await.is_err() {
+            let _ = last_word.send(MirrorSyncEvent::Failed {
+                message: "the sync stopped unexpectedly".into(),
+            });
+        }
     });
     let lines = futures::stream::unfold(rx, |mut rx| async move {
         let event = rx.recv().await?;
