@@ -98,6 +98,16 @@ fn content_digest(response: &Response) -> Option<Digest> {
         .ok()
 }
 
+/// An answer, or `None` for a 404: what asking whether something exists
+/// makes of a call.
+fn found(answer: Result<Response, ClientError>) -> Result<Option<Response>, ClientError> {
+    match answer {
+        Ok(response) => Ok(Some(response)),
+        Err(ClientError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// A header holding a number (`Content-Length`), if present and valid.
 fn header_number(response: &Response, name: header::HeaderName) -> Option<u64> {
     response
@@ -142,19 +152,18 @@ impl Client {
     ) -> Result<Option<u64>, ClientError> {
         let digest_text = digest.to_string();
         let url = self.url(&v2(repo, &["blobs", &digest_text]), &[]);
-        match self
+        let answer = self
             .distribution(&pull_scope(repo), |http| http.head(url.clone()))
-            .await
-        {
-            // `content_length()` is the (empty) body's length on a HEAD.
-            Ok(response) => match header_number(&response, header::CONTENT_LENGTH) {
-                Some(size) => Ok(Some(size)),
-                // Not 0: the answer says nothing of the size. Its first
-                // byte's answer does.
-                None => self.blob_size_by_range(repo, digest).await,
-            },
-            Err(ClientError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
+            .await;
+        let Some(response) = found(answer)? else {
+            return Ok(None);
+        };
+        // `content_length()` is the (empty) body's length on a HEAD.
+        match header_number(&response, header::CONTENT_LENGTH) {
+            Some(size) => Ok(Some(size)),
+            // Not 0: the answer says nothing of the size. Its first
+            // byte's answer does.
+            None => self.blob_size_by_range(repo, digest).await,
         }
     }
 
@@ -168,15 +177,13 @@ impl Client {
     ) -> Result<Option<u64>, ClientError> {
         let digest_text = digest.to_string();
         let url = self.url(&v2(repo, &["blobs", &digest_text]), &[]);
-        let response = match self
+        let answer = self
             .distribution(&pull_scope(repo), |http| {
                 http.get(url.clone()).header(header::RANGE, "bytes=0-0")
             })
-            .await
-        {
-            Ok(response) => response,
-            Err(ClientError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            .await;
+        let Some(response) = found(answer)? else {
+            return Ok(None);
         };
         let size = match response.status() {
             StatusCode::PARTIAL_CONTENT => response
@@ -437,16 +444,14 @@ impl Client {
     ) -> Result<Option<Digest>, ClientError> {
         let reference_text = reference.to_string();
         let url = self.url(&v2(repo, &["manifests", &reference_text]), &[]);
-        let response = match self
+        let answer = self
             .distribution(&pull_scope(repo), |http| {
                 http.head(url.clone())
                     .header(header::ACCEPT, MANIFEST_ACCEPT)
             })
-            .await
-        {
-            Ok(response) => response,
-            Err(ClientError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
+            .await;
+        let Some(response) = found(answer)? else {
+            return Ok(None);
         };
         match content_digest(&response) {
             Some(digest) => Ok(Some(digest)),

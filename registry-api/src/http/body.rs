@@ -199,11 +199,15 @@ impl<S: Send + Sync> FromRequest<S> for SmallBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
-        match read_body(request.into_body(), SMALL_BODY_LIMIT).await {
-            Ok(bytes) => Ok(SmallBody(bytes)),
-            Err(e) => Err(small_body_error(e)),
-        }
+        read_small_body(request.into_body()).await.map(SmallBody)
     }
+}
+
+/// Reads a [`SmallBody`]'s bytes, answering as it does.
+pub(crate) async fn read_small_body(body: Body) -> Result<Bytes, ApiError> {
+    read_body(body, SMALL_BODY_LIMIT)
+        .await
+        .map_err(small_body_error)
 }
 
 /// The answer to a [`SmallBody`] that could not be read.

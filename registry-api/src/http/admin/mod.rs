@@ -11,6 +11,7 @@ mod prune;
 mod usage;
 mod webhooks;
 
+use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -23,7 +24,7 @@ use serde::de::DeserializeOwned;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::http::body::{stalled, stalled_answer};
+use crate::http::body::read_small_body;
 use crate::http::error::{ApiError, ApiResult};
 use crate::service::{Registry, RegistryError};
 
@@ -137,18 +138,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // Read as every small body is (limit, stall and failure answered as
+        // for `SmallBody`), then parsed by axum's `Json` (content type, JSON).
+        let (parts, body) = req.into_parts();
+        let bytes = read_small_body(body).await?;
+        let req = Request::from_parts(parts, Body::from(bytes));
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(e) => match stalled(&e) {
-                Some(timeout) => Err(stalled_answer(ErrorCode::Unsupported, timeout)),
-                // Past axum's body limit (2 MiB): 413, as elsewhere.
-                None if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-                    ErrorCode::Unsupported,
-                    format!("invalid request body: {}", e.body_text()),
-                )
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)),
-                None => Err(bad_request("request body", e.body_text())),
-            },
+            Err(e) => Err(bad_request("request body", e.body_text())),
         }
     }
 }
